@@ -1,0 +1,131 @@
+//! What the reactor needs to know to start: threads, balancing, limits, IO sizes, listeners.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::protocol::ProtocolFactory;
+use crate::socket::ListenAddr;
+
+/// How accepted connections are spread over shards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// An acceptor thread hands each connection to the shard with the fewest live plus
+    /// in-flight connections (round-robin among ties).
+    #[default]
+    LeastLoaded,
+    /// An acceptor thread hands connections to shards in turn: a baseline to compare against.
+    RoundRobin,
+    /// Every shard binds its own `SO_REUSEPORT` listener and accepts for itself; the kernel
+    /// spreads connections by a hash of the 4-tuple.
+    ReusePort,
+}
+
+impl Balance {
+    /// Parses `least-loaded`, `round-robin` or `reuseport`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "least-loaded" => Some(Self::LeastLoaded),
+            "round-robin" => Some(Self::RoundRobin),
+            "reuseport" => Some(Self::ReusePort),
+            _ => None,
+        }
+    }
+
+    /// The name `parse` accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LeastLoaded => "least-loaded",
+            Self::RoundRobin => "round-robin",
+            Self::ReusePort => "reuseport",
+        }
+    }
+}
+
+/// One listening address and the protocol spoken on it.
+#[derive(Clone)]
+pub struct ListenerSpec {
+    /// A name for logs and metric labels.
+    pub name: String,
+    /// Where to listen.
+    pub addr: ListenAddr,
+    /// The kernel's accept queue length (`listen(2)` backlog).
+    pub backlog: u32,
+    /// Makes the protocol objects of this listener's connections.
+    pub protocol: Arc<dyn ProtocolFactory>,
+}
+
+impl std::fmt::Debug for ListenerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerSpec")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("backlog", &self.backlog)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The reactor's settings. [`Default`] gives sensible values and no listener.
+#[derive(Clone, Debug)]
+pub struct ReactorConfig {
+    /// Shard threads (event loops).
+    pub shards: usize,
+    /// How connections are spread over shards.
+    pub balance: Balance,
+    /// Pin shard `i` to core `i` (modulo the core count).
+    pub pin_cores: bool,
+    /// Open connections over all shards; above it accepting stops and the backlog holds the rest.
+    pub max_connections: usize,
+    /// Open connections on one shard.
+    pub max_connections_per_shard: Option<usize>,
+    /// Offload pool threads.
+    pub offload_threads: usize,
+    /// Offload jobs that may wait for a thread; more are refused at once.
+    pub offload_queue: usize,
+    /// Handoffs that may wait in one shard's inbox.
+    pub inbox_capacity: usize,
+    /// Connections accepted per listener before the acceptor looks at its other work.
+    pub accept_batch: usize,
+    /// Size of a pooled read buffer.
+    pub read_buffer: usize,
+    /// Unconsumed input a connection may hold; more closes it.
+    pub max_input: usize,
+    /// Bytes read from one connection per readiness event before the others get their turn.
+    pub read_budget: usize,
+    /// Pending output above which a connection's input is not read.
+    pub write_high_water: usize,
+    /// How long pending output may make no progress before the connection is closed.
+    pub write_timeout: Duration,
+    /// How long a closing connection's input is drained after its write side was shut down.
+    pub linger: Duration,
+    /// How long accepting pauses after `EMFILE`/`ENFILE`.
+    pub accept_backoff: Duration,
+    /// Resolution of each shard's timer wheel.
+    pub timer_tick: Duration,
+    /// The listeners, in order; their index is the `listener` of [`crate::ConnInfo`].
+    pub listeners: Vec<ListenerSpec>,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        Self {
+            shards: num_cpus::get().max(1),
+            balance: Balance::LeastLoaded,
+            pin_cores: false,
+            max_connections: 10_000,
+            max_connections_per_shard: None,
+            offload_threads: 4,
+            offload_queue: 1024,
+            inbox_capacity: 4096,
+            accept_batch: 64,
+            read_buffer: 16 * 1024,
+            max_input: 1024 * 1024,
+            read_budget: 256 * 1024,
+            write_high_water: 256 * 1024,
+            write_timeout: Duration::from_secs(30),
+            linger: Duration::from_secs(2),
+            accept_backoff: Duration::from_millis(100),
+            timer_tick: Duration::from_millis(10),
+            listeners: Vec::new(),
+        }
+    }
+}

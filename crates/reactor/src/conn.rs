@@ -1,0 +1,498 @@
+//! One connection and the IO rules that drive it.
+//!
+//! mio is edge-triggered: a readiness edge is reported once, so whoever stops reading before
+//! `WouldBlock` (budget spent, output above the high-water mark, waiting for a flush or a job)
+//! must come back by itself. The rule here: every pause that ends puts the connection on the
+//! shard's ready list, and a ready connection is read again before the next `poll`.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry};
+
+use crate::buffer::BufPool;
+use crate::offload::{Completion, OffloadSink};
+use crate::protocol::{Cx, Protocol, Step, Verb};
+use crate::socket::Stream;
+use crate::stats::{bump, CloseReason, ShardStats};
+use crate::timer::{TimerKey, TimerWheel};
+use crate::token::ConnToken;
+
+/// IO settings a shard applies to all its connections.
+#[derive(Clone, Debug)]
+pub(crate) struct IoConfig {
+    pub max_input: usize,
+    pub read_budget: usize,
+    pub write_high_water: usize,
+    pub write_timeout: Duration,
+    pub linger: Duration,
+}
+
+/// The shard's parts a connection borrows while it is driven.
+pub(crate) struct Env<'a> {
+    pub now: Instant,
+    pub shard: usize,
+    pub draining: bool,
+    pub registry: &'a Registry,
+    pub input_pool: &'a mut BufPool,
+    pub output_pool: &'a mut BufPool,
+    pub jobs: &'a mut OffloadSink,
+    pub stats: &'a ShardStats,
+    pub timers: &'a mut TimerWheel<ConnToken>,
+    pub ready: &'a mut Vec<ConnToken>,
+    pub scratch: &'a mut [u8],
+    pub io: &'a IoConfig,
+}
+
+/// Unconsumed input: `data[start..end]`. `data` stays fully initialised at its length, so
+/// reads go straight into it without zeroing; consumed bytes only move `start`.
+struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl InBuf {
+    fn unconsumed(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Makes room at the end: first by moving the unconsumed bytes to the front, then by
+    /// growing up to `max`. `false` when the buffer is full at `max`.
+    fn make_room(&mut self, max: usize) -> bool {
+        if self.end < self.data.len() {
+            return true;
+        }
+        if self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            return true;
+        }
+        if self.data.len() >= max {
+            return false;
+        }
+        let grown = (self.data.len() * 2).min(max);
+        self.data.resize(grown, 0);
+        true
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    Nothing,
+    Flush,
+    Completion,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// Output is being flushed; the protocol gets no more input.
+    Closing,
+    /// The write side is shut down; input is read and dropped until EOF or the linger deadline.
+    Lingering,
+}
+
+/// Outcome of driving a connection: `Err` closes it for the reason given.
+pub(crate) type Drive = Result<(), CloseReason>;
+
+pub(crate) struct Conn {
+    stream: Stream,
+    token: ConnToken,
+    pub listener: usize,
+    protocol: Box<dyn Protocol>,
+    input: Option<InBuf>,
+    out: Option<Vec<u8>>,
+    out_pos: usize,
+    deadline: Option<Instant>,
+    write_deadline: Option<Instant>,
+    linger_deadline: Option<Instant>,
+    armed: Option<(TimerKey, Instant)>,
+    wait: Wait,
+    phase: Phase,
+    peer_eof: bool,
+    eof_delivered: bool,
+    writable_registered: bool,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, token: ConnToken, listener: usize, protocol: Box<dyn Protocol>) -> Self {
+        Self {
+            stream,
+            token,
+            listener,
+            protocol,
+            input: None,
+            out: None,
+            out_pos: 0,
+            deadline: None,
+            write_deadline: None,
+            linger_deadline: None,
+            armed: None,
+            wait: Wait::Nothing,
+            phase: Phase::Open,
+            peer_eof: false,
+            eof_delivered: false,
+            writable_registered: false,
+        }
+    }
+
+    pub fn token(&self) -> ConnToken {
+        self.token
+    }
+
+    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
+        self.stream.register(registry, self.token.to_mio(), Interest::READABLE)
+    }
+
+    pub fn on_open(&mut self, env: &mut Env<'_>) -> Drive {
+        let verb = self.call(env, |p, cx| p.on_open(cx));
+        self.apply(verb, env)?;
+        self.settle(env)
+    }
+
+    /// Readable, read-closed or error readiness, or a turn from the ready list.
+    pub fn on_readable(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.phase == Phase::Lingering {
+            return self.discard_input(env);
+        }
+        let mut budget = env.io.read_budget;
+        while self.may_read(env.io) {
+            let Some(read) = self.read_once(env)? else {
+                break;
+            };
+            self.feed(env)?;
+            budget = budget.saturating_sub(read);
+            if budget == 0 {
+                bump(&env.stats.budget_yields, 1);
+                env.ready.push(self.token);
+                break;
+            }
+        }
+        self.settle(env)
+    }
+
+    pub fn on_writable(&mut self, env: &mut Env<'_>) -> Drive {
+        self.settle(env)
+    }
+
+    pub fn on_completion(&mut self, completion: Completion, env: &mut Env<'_>) -> Drive {
+        if self.wait == Wait::Completion {
+            self.wait = Wait::Nothing;
+            self.resume_reading(env);
+        }
+        let verb = self.call(env, |p, cx| p.on_completion(completion, cx));
+        self.apply(verb, env)?;
+        self.feed(env)?;
+        self.settle(env)
+    }
+
+    pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.phase != Phase::Open {
+            return Ok(());
+        }
+        let verb = self.call(env, |p, cx| p.on_drain(cx));
+        self.apply(verb, env)?;
+        self.settle(env)
+    }
+
+    /// The wheel fired for this connection: find out which deadline passed.
+    pub fn on_timer(&mut self, env: &mut Env<'_>) -> Drive {
+        self.armed = None;
+        let now = env.now;
+        if self.linger_deadline.is_some_and(|at| at <= now) {
+            return Err(CloseReason::Done);
+        }
+        if self.write_deadline.is_some_and(|at| at <= now) {
+            return Err(CloseReason::WriteTimeout);
+        }
+        if self.deadline.is_some_and(|at| at <= now) {
+            self.deadline = None;
+            let verb = self.call(env, |p, cx| p.on_deadline(cx));
+            self.apply(verb, env)?;
+        }
+        self.settle(env)
+    }
+
+    /// Gives back buffers and cancels the timer; the socket closes when `self` drops.
+    pub fn release(mut self, env: &mut Env<'_>) {
+        if let Some((key, _)) = self.armed.take() {
+            env.timers.cancel(key);
+        }
+        if let Some(buf) = self.input.take() {
+            env.input_pool.give(buf.data);
+        }
+        if let Some(out) = self.out.take() {
+            env.output_pool.give(out);
+        }
+    }
+
+    fn may_read(&self, io: &IoConfig) -> bool {
+        self.phase == Phase::Open
+            && self.wait == Wait::Nothing
+            && !self.peer_eof
+            && self.pending_output() <= io.write_high_water
+    }
+
+    /// One `read`; `Ok(None)` when the socket has nothing more (WouldBlock or EOF).
+    fn read_once(&mut self, env: &mut Env<'_>) -> Result<Option<usize>, CloseReason> {
+        let pool = &mut *env.input_pool;
+        let buf = self.input.get_or_insert_with(|| {
+            let mut data = pool.take();
+            let size = pool.buf_size();
+            data.resize(size, 0);
+            InBuf { data, start: 0, end: 0 }
+        });
+        if !buf.make_room(env.io.max_input) {
+            return Err(CloseReason::InputOverflow);
+        }
+        loop {
+            return match self.stream.read(&mut buf.data[buf.end..]) {
+                Ok(0) => {
+                    self.peer_eof = true;
+                    Ok(None)
+                }
+                Ok(n) => {
+                    buf.end += n;
+                    bump(&env.stats.bytes_in, n as u64);
+                    Ok(Some(n))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => Err(CloseReason::IoError),
+            };
+        }
+    }
+
+    /// Hands buffered input to the protocol unless it is waiting or closing.
+    fn feed(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.phase != Phase::Open || self.wait != Wait::Nothing {
+            return Ok(());
+        }
+        let Some(mut buf) = self.input.take() else {
+            return Ok(());
+        };
+        if buf.unconsumed() == 0 {
+            self.input = Some(buf);
+            return Ok(());
+        }
+        let step: Step = {
+            let input = &buf.data[buf.start..buf.end];
+            self.call(env, |p, cx| p.on_input(input, cx))
+        };
+        buf.start += step.consumed.min(buf.unconsumed());
+        if buf.start == buf.end {
+            buf.start = 0;
+            buf.end = 0;
+        }
+        self.input = Some(buf);
+        self.apply(step.verb, env)
+    }
+
+    fn apply(&mut self, verb: Verb, env: &mut Env<'_>) -> Drive {
+        match verb {
+            Verb::Read => {}
+            Verb::WaitFlush => self.wait = Wait::Flush,
+            Verb::AwaitCompletion => self.wait = Wait::Completion,
+            Verb::CloseAfterFlush => self.phase = Phase::Closing,
+            Verb::CloseNow => return Err(CloseReason::Aborted),
+        }
+        let _ = env;
+        Ok(())
+    }
+
+    /// After any event: write what is pending, resolve waits that the write ended, deliver a
+    /// pending EOF, move a closing connection on, give idle buffers back and re-arm the timer.
+    fn settle(&mut self, env: &mut Env<'_>) -> Drive {
+        loop {
+            self.flush(env)?;
+            if self.wait == Wait::Flush && self.pending_output() == 0 {
+                self.wait = Wait::Nothing;
+                self.resume_reading(env);
+                self.feed(env)?;
+                continue;
+            }
+            break;
+        }
+        self.deliver_eof(env)?;
+        self.advance_close(env)?;
+        self.release_idle_buffers(env);
+        self.sync_timer(env);
+        Ok(())
+    }
+
+    fn deliver_eof(&mut self, env: &mut Env<'_>) -> Drive {
+        if !self.peer_eof || self.eof_delivered || self.phase != Phase::Open || self.wait != Wait::Nothing {
+            return Ok(());
+        }
+        self.eof_delivered = true;
+        let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
+        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx));
+        self.apply(verb, env)?;
+        // No more input will come: a protocol that neither waits nor closes is done.
+        if self.phase == Phase::Open && self.wait == Wait::Nothing {
+            self.phase = Phase::Closing;
+        }
+        self.flush(env)
+    }
+
+    fn advance_close(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.phase != Phase::Closing || self.pending_output() > 0 {
+            return Ok(());
+        }
+        if self.peer_eof {
+            return Err(if self.eof_delivered { CloseReason::Peer } else { CloseReason::Done });
+        }
+        // Lingering close: shut our side so the peer sees the end of the response, then read
+        // and drop what it still sends, so that closing never resets a response in flight.
+        if self.stream.shutdown_write().is_err() {
+            return Err(CloseReason::Done);
+        }
+        self.phase = Phase::Lingering;
+        self.linger_deadline = Some(env.now + env.io.linger);
+        self.deadline = None;
+        self.discard_input(env)
+    }
+
+    fn discard_input(&mut self, env: &mut Env<'_>) -> Drive {
+        if let Some(buf) = self.input.take() {
+            env.input_pool.give(buf.data);
+        }
+        let mut budget = env.io.read_budget;
+        loop {
+            match self.stream.read(env.scratch) {
+                Ok(0) => return Err(CloseReason::Done),
+                Ok(n) => {
+                    bump(&env.stats.bytes_in, n as u64);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        env.ready.push(self.token);
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(CloseReason::Done),
+            }
+        }
+        self.sync_timer(env);
+        Ok(())
+    }
+
+    /// Writes pending output until done or `WouldBlock`; registers `WRITABLE` only then.
+    fn flush(&mut self, env: &mut Env<'_>) -> Drive {
+        let Some(out) = self.out.as_ref() else {
+            return Ok(());
+        };
+        let was_blocked_above_mark = self.pending_output() > env.io.write_high_water;
+        let mut progressed = false;
+        while self.out_pos < out.len() {
+            match self.stream.write(&out[self.out_pos..]) {
+                Ok(0) => return Err(CloseReason::IoError),
+                Ok(n) => {
+                    self.out_pos += n;
+                    progressed = true;
+                    bump(&env.stats.bytes_out, n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return self.wait_writable(progressed, was_blocked_above_mark, env);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(CloseReason::IoError),
+            }
+        }
+        self.out_pos = 0;
+        self.write_deadline = None;
+        if let Some(out) = self.out.take() {
+            env.output_pool.give(out);
+        }
+        if was_blocked_above_mark {
+            self.resume_reading(env);
+        }
+        Ok(())
+    }
+
+    fn wait_writable(&mut self, progressed: bool, was_above: bool, env: &mut Env<'_>) -> Drive {
+        if !self.writable_registered {
+            // WRITABLE stays registered from now on: with edge triggering it only reports when
+            // a full send buffer gains room, so leaving it costs nothing and saves a syscall.
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if self.stream.reregister(env.registry, self.token.to_mio(), interest).is_err() {
+                return Err(CloseReason::IoError);
+            }
+            self.writable_registered = true;
+        }
+        if progressed || self.write_deadline.is_none() {
+            self.write_deadline = Some(env.now + env.io.write_timeout);
+        }
+        let above = self.pending_output() > env.io.write_high_water;
+        if above && !was_above {
+            bump(&env.stats.read_paused, 1);
+        }
+        if was_above && !above {
+            self.resume_reading(env);
+        }
+        Ok(())
+    }
+
+    /// Reading stopped before `WouldBlock`, so no new edge may come: retry from the ready list.
+    fn resume_reading(&mut self, env: &mut Env<'_>) {
+        if !self.peer_eof && self.phase == Phase::Open {
+            env.ready.push(self.token);
+        }
+    }
+
+    fn release_idle_buffers(&mut self, env: &mut Env<'_>) {
+        if self.input.as_ref().is_some_and(|b| b.unconsumed() == 0) {
+            if let Some(buf) = self.input.take() {
+                env.input_pool.give(buf.data);
+            }
+        }
+    }
+
+    /// Keeps one wheel entry at or before the earliest deadline. A later deadline leaves an
+    /// earlier entry in place (it fires, finds nothing due, and re-arms), so moving an idle
+    /// deadline forward on every request costs no wheel operation.
+    fn sync_timer(&mut self, env: &mut Env<'_>) {
+        let earliest = [self.deadline, self.write_deadline, self.linger_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        match (earliest, self.armed) {
+            (None, Some((key, _))) => {
+                env.timers.cancel(key);
+                self.armed = None;
+            }
+            (Some(at), Some((_, armed_at))) if armed_at <= at => {}
+            (Some(at), armed) => {
+                if let Some((key, _)) = armed {
+                    env.timers.cancel(key);
+                }
+                self.armed = Some((env.timers.insert(at, self.token), at));
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// Calls the protocol with a [`Cx`] over this connection's buffers and deadline.
+    fn call<R>(&mut self, env: &mut Env<'_>, f: impl FnOnce(&mut dyn Protocol, &mut Cx<'_>) -> R) -> R {
+        let mut cx = Cx {
+            now: env.now,
+            shard: env.shard,
+            token: self.token,
+            out: &mut self.out,
+            out_written: self.out_pos,
+            buffered_input: self.input.as_ref().map_or(0, InBuf::unconsumed),
+            pool: &mut *env.output_pool,
+            deadline: &mut self.deadline,
+            jobs: &mut *env.jobs,
+            draining: env.draining,
+        };
+        f(self.protocol.as_mut(), &mut cx)
+    }
+
+    fn pending_output(&self) -> usize {
+        self.out.as_ref().map_or(0, |out| out.len() - self.out_pos)
+    }
+}

@@ -1,0 +1,95 @@
+//! A shard's one inbox: everything other threads send to a shard arrives here.
+//!
+//! Producers (the acceptor, offload workers, the control handle) push onto lock-free queues and
+//! then call [`Inbox::wake`]. The `wake_pending` flag makes that one `Waker` write per batch,
+//! however many producers and items: the first producer to flip it wakes the shard, the rest see
+//! it already set. The shard clears the flag *before* draining, so an item pushed after the
+//! drain began either is seen by that drain or flips the flag again and wakes the next one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+
+use crate::offload::Completion;
+use crate::shard::Control;
+use crate::socket::{PeerAddr, Stream};
+use crate::token::ConnToken;
+
+/// A freshly accepted connection on its way to a shard.
+pub(crate) struct Handoff {
+    pub stream: Stream,
+    pub peer: PeerAddr,
+    pub listener: usize,
+}
+
+pub(crate) struct Inbox {
+    /// Bounded: a full inbox tells the acceptor to try another shard.
+    handoffs: ArrayQueue<Handoff>,
+    /// Unbounded but in practice bounded by the offload queue plus its workers: a finished job
+    /// must never be refused.
+    completions: SegQueue<(ConnToken, Completion)>,
+    control: SegQueue<Control>,
+    waker: mio::Waker,
+    wake_pending: AtomicBool,
+}
+
+impl Inbox {
+    pub fn new(capacity: usize, waker: mio::Waker) -> Self {
+        Self {
+            handoffs: ArrayQueue::new(capacity.max(1)),
+            completions: SegQueue::new(),
+            control: SegQueue::new(),
+            waker,
+            wake_pending: AtomicBool::new(false),
+        }
+    }
+
+    /// Queues a connection without waking the shard; the acceptor wakes once per batch.
+    pub fn push_handoff(&self, handoff: Handoff) -> Result<(), Handoff> {
+        self.handoffs.push(handoff)
+    }
+
+    pub fn push_completion(&self, token: ConnToken, completion: Completion) {
+        self.completions.push((token, completion));
+        self.wake();
+    }
+
+    pub fn push_control(&self, control: Control) {
+        self.control.push(control);
+        self.wake();
+    }
+
+    pub fn wake(&self) {
+        if !self.wake_pending.swap(true, Ordering::SeqCst) {
+            // A failed wake leaves the shard to its poll timeout; nothing better can be done.
+            if let Err(error) = self.waker.wake() {
+                tracing::warn!(%error, "waking a shard failed");
+            }
+        }
+    }
+
+    /// Called by the shard before it drains the queues.
+    pub fn begin_drain(&self) {
+        self.wake_pending.store(false, Ordering::SeqCst);
+    }
+
+    pub fn pop_handoff(&self) -> Option<Handoff> {
+        self.handoffs.pop()
+    }
+
+    pub fn pop_completion(&self) -> Option<(ConnToken, Completion)> {
+        self.completions.pop()
+    }
+
+    pub fn pop_control(&self) -> Option<Control> {
+        self.control.pop()
+    }
+
+    pub fn has_room(&self) -> bool {
+        !self.handoffs.is_full()
+    }
+
+    pub fn handoffs_queued(&self) -> usize {
+        self.handoffs.len()
+    }
+}

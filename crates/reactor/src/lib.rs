@@ -1,0 +1,32 @@
+//! coreloop's engine: sharded event loops, an acceptor, timers, buffers and an offload pool.
+//!
+//! The reactor knows no protocol. It moves bytes between sockets and [`Protocol`] state
+//! machines, which see input bytes, an output buffer and a clock value, and never a socket.
+//! Start one with [`start`] and a [`ReactorConfig`]; the [`ReactorHandle`] reports addresses
+//! and counters and drains it. docs/ARCHITECTURE.md has the whole picture.
+
+mod accept;
+mod acceptor;
+pub mod buffer;
+mod config;
+mod conn;
+pub mod echo;
+pub mod frame;
+mod inbox;
+pub mod limits;
+pub mod offload;
+pub mod protocol;
+mod reactor;
+mod shard;
+mod socket;
+pub mod stats;
+pub mod testing;
+pub mod timer;
+pub mod token;
+
+pub use config::{Balance, ListenerSpec, ReactorConfig};
+pub use offload::{Completion, Job, JobFailure, JobId, JobOutput, Refused};
+pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
+pub use reactor::{start, ReactorHandle, StartError};
+pub use socket::ListenAddr;
+pub use stats::{CloseReason, PauseCause, Snapshot};

@@ -1,0 +1,198 @@
+//! The offload pool: M threads that run blocking jobs so that no shard loop ever stalls.
+//!
+//! A job carries its shard and connection token. Its result goes into that shard's inbox, whose
+//! waker is written at most once per batch (see [`crate::inbox`]). The job queue is bounded:
+//! when it is full, [`JobSink::submit`] refuses at once and the protocol answers "busy" instead of
+//! queueing without bound. A panicking job is caught and delivered as [`JobFailure::Panicked`].
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::inbox::Inbox;
+use crate::protocol::JobSink;
+use crate::token::ConnToken;
+
+/// What a job returns; the protocol downcasts it to the type its job produced.
+pub type JobOutput = Box<dyn Any + Send>;
+
+/// A blocking piece of work.
+pub type Job = Box<dyn FnOnce() -> JobOutput + Send>;
+
+/// Names a job among those of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JobId(pub u64);
+
+/// The job queue was full; nothing was queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused;
+
+/// Why a job produced no output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobFailure {
+    /// The job panicked; the message, when it was a string.
+    Panicked(String),
+}
+
+/// A finished job, delivered to [`crate::Protocol::on_completion`].
+#[derive(Debug)]
+pub struct Completion {
+    /// The id [`crate::Cx::offload`] returned.
+    pub job: JobId,
+    /// The job's output, or why there is none.
+    pub result: Result<JobOutput, JobFailure>,
+}
+
+/// Pool-wide counters, written by whichever thread saw the event.
+#[derive(Debug, Default)]
+pub struct OffloadStats {
+    /// Jobs that returned.
+    pub completed: AtomicU64,
+    /// Jobs that panicked.
+    pub panicked: AtomicU64,
+    /// Jobs refused because the queue was full.
+    pub refused: AtomicU64,
+}
+
+struct Task {
+    shard: usize,
+    token: ConnToken,
+    id: JobId,
+    job: Job,
+}
+
+/// The running pool.
+pub(crate) struct OffloadPool {
+    sender: Sender<Task>,
+    workers: Vec<JoinHandle<()>>,
+    exited: Receiver<()>,
+    pub stats: Arc<OffloadStats>,
+}
+
+impl OffloadPool {
+    pub fn start(threads: usize, queue: usize, inboxes: Arc<[Arc<Inbox>]>) -> std::io::Result<Self> {
+        let (sender, receiver) = crossbeam_channel::bounded::<Task>(queue.max(1));
+        let (exit_tx, exited) = crossbeam_channel::unbounded();
+        let stats = Arc::new(OffloadStats::default());
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads.max(1) {
+            let receiver = receiver.clone();
+            let inboxes = inboxes.clone();
+            let stats = stats.clone();
+            let exit_tx = exit_tx.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("coreloop-offload-{i}"))
+                .spawn(move || {
+                    run_worker(&receiver, &inboxes, &stats);
+                    let _ = exit_tx.send(());
+                })?;
+            workers.push(worker);
+        }
+        Ok(Self {
+            sender,
+            workers,
+            exited,
+            stats,
+        })
+    }
+
+    /// A submitter for one shard.
+    pub fn sink(&self, shard: usize) -> OffloadSink {
+        OffloadSink {
+            sender: self.sender.clone(),
+            shard,
+            next_id: 0,
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// Jobs queued and not yet picked up by a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.len()
+    }
+
+    /// Lets the workers finish and joins those that do by `deadline`; a job that hangs past it
+    /// leaves its thread detached rather than hanging the shutdown.
+    pub fn shutdown(self, deadline: Instant) {
+        let Self {
+            sender,
+            workers,
+            exited,
+            ..
+        } = self;
+        drop(sender);
+        let mut remaining = workers.len();
+        while remaining > 0 {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if exited.recv_timeout(wait).is_err() {
+                tracing::warn!(remaining, "offload jobs still running at the deadline; detaching");
+                return;
+            }
+            remaining -= 1;
+        }
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn run_worker(receiver: &Receiver<Task>, inboxes: &[Arc<Inbox>], stats: &OffloadStats) {
+    while let Ok(task) = receiver.recv() {
+        let result = catch_unwind(AssertUnwindSafe(task.job)).map_err(|panic| {
+            stats.panicked.fetch_add(1, Ordering::Relaxed);
+            JobFailure::Panicked(panic_message(panic.as_ref()))
+        });
+        if result.is_ok() {
+            stats.completed.fetch_add(1, Ordering::Relaxed);
+        }
+        let completion = Completion {
+            job: task.id,
+            result,
+        };
+        inboxes[task.shard].push_completion(task.token, completion);
+    }
+}
+
+/// The text of a panic payload, which is a `&str` or a `String` for `panic!` with a message.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// A shard's handle on the pool.
+pub(crate) struct OffloadSink {
+    sender: Sender<Task>,
+    shard: usize,
+    next_id: u64,
+    stats: Arc<OffloadStats>,
+}
+
+impl JobSink for OffloadSink {
+    fn submit(&mut self, token: ConnToken, job: Job) -> Result<JobId, Refused> {
+        let id = JobId(self.next_id);
+        self.next_id += 1;
+        let task = Task {
+            shard: self.shard,
+            token,
+            id,
+            job,
+        };
+        match self.sender.try_send(task) {
+            Ok(()) => Ok(id),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refused)
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The contract between the reactor and a protocol.
+//!
+//! A protocol is a sans-IO state machine over bytes. The shard hands it the bytes it has read and
+//! a [`Cx`] that holds the connection's write buffer, its deadline, the offload pool and the loop's
+//! `now`; the protocol answers with a [`Verb`]. It never sees a socket, an fd, a thread or a clock,
+//! so every edge case can be driven from a test with plain byte slices and a manual clock
+//! (see [`crate::testing::Harness`]).
+//!
+//! Three objects take part, from widest to narrowest:
+//! - [`ProtocolFactory`] (`Send + Sync`): one per listener, shared by every shard;
+//! - [`ConnFactory`]: one per listener per shard, made on the shard's own thread, so it may hold
+//!   shard-local state (`Rc`, caches such as the `Date` header) that its connections share;
+//! - [`Protocol`]: one per connection.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use crate::buffer::BufPool;
+use crate::offload::{Completion, Job, JobId, Refused};
+use crate::token::ConnToken;
+
+/// What the shard does next with a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Keep reading. Input left unconsumed is an incomplete message: it stays buffered and comes
+    /// back with the next bytes.
+    Read,
+    /// Stop handing over input until every pending output byte is written, then hand over what is
+    /// buffered again. Used to bound pipelined responses waiting for a slow reader.
+    WaitFlush,
+    /// A job was offloaded: hand over no input until its completion has been delivered.
+    AwaitCompletion,
+    /// Write what is pending, shut down the write side, drain the peer's input for a short while,
+    /// then close (lingering close: the peer reads the whole response, never a reset).
+    CloseAfterFlush,
+    /// Close at once; pending output is dropped.
+    CloseNow,
+}
+
+/// The result of handing input to a protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes of the input the protocol is done with.
+    pub consumed: usize,
+    /// What to do next.
+    pub verb: Verb,
+}
+
+impl Step {
+    /// A step that consumed `consumed` bytes.
+    pub fn new(consumed: usize, verb: Verb) -> Self {
+        Self { consumed, verb }
+    }
+}
+
+/// Where a connection came from.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    /// Index of the listener in the reactor's listener table.
+    pub listener: usize,
+    /// The peer's address; `None` for Unix sockets.
+    pub peer: Option<SocketAddr>,
+    /// The shard that owns the connection.
+    pub shard: usize,
+}
+
+/// A connection's protocol state machine. Every method gets the connection's [`Cx`].
+pub trait Protocol {
+    /// The connection was just accepted: a protocol that wants a first-byte deadline sets it here.
+    fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::Read
+    }
+
+    /// New input: `input` holds every byte not yet consumed, oldest first. The protocol consumes
+    /// what it can (all complete messages) and leaves the rest.
+    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step;
+
+    /// The peer shut down its write side; `unconsumed` bytes were still buffered.
+    fn on_eof(&mut self, unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+        let _ = (unconsumed, cx);
+        Verb::CloseAfterFlush
+    }
+
+    /// The deadline set with [`Cx::set_deadline`] has passed (it is cleared before this call).
+    fn on_deadline(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::CloseNow
+    }
+
+    /// An offloaded job finished, or failed.
+    fn on_completion(&mut self, completion: Completion, cx: &mut Cx<'_>) -> Verb {
+        let _ = (completion, cx);
+        Verb::CloseNow
+    }
+
+    /// The server started draining: finish what is in flight and say when to close. The default
+    /// closes once pending output is written.
+    fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::CloseAfterFlush
+    }
+}
+
+/// Makes the per-shard connection factories of one listener. Shared by all shards.
+pub trait ProtocolFactory: Send + Sync + 'static {
+    /// Called once on each shard's own thread when the shard starts (and after a replacement).
+    fn for_shard(&self, shard: usize) -> Box<dyn ConnFactory>;
+}
+
+/// Makes the protocol objects of one listener on one shard.
+pub trait ConnFactory {
+    /// A new connection was accepted.
+    fn open(&mut self, info: &ConnInfo) -> Box<dyn Protocol>;
+
+    /// Called by the shard loop at start and about once a second with the wall-clock time, so
+    /// that shard-local caches such as the HTTP `Date` header never read the clock themselves.
+    fn on_clock(&mut self, wall: SystemTime) {
+        let _ = wall;
+    }
+
+    /// A message sent to this listener on every shard with [`crate::ReactorHandle::broadcast`],
+    /// such as a live configuration change.
+    fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {
+        let _ = message;
+    }
+}
+
+/// Somewhere offloaded jobs go: the shard's offload pool, or a test harness.
+pub trait JobSink {
+    /// Queues `job` for the connection `token`; refused at once when the queue is full.
+    fn submit(&mut self, token: ConnToken, job: Job) -> Result<JobId, Refused>;
+}
+
+/// A protocol's view of its connection and of the shard, for the length of one call.
+pub struct Cx<'a> {
+    pub(crate) now: Instant,
+    pub(crate) shard: usize,
+    pub(crate) token: ConnToken,
+    pub(crate) out: &'a mut Option<Vec<u8>>,
+    pub(crate) out_written: usize,
+    pub(crate) buffered_input: usize,
+    pub(crate) pool: &'a mut BufPool,
+    pub(crate) deadline: &'a mut Option<Instant>,
+    pub(crate) jobs: &'a mut dyn JobSink,
+    pub(crate) draining: bool,
+}
+
+impl Cx<'_> {
+    /// The loop's time for this batch of events.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The shard that owns this connection.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// The connection's token, as carried by its completions.
+    pub fn token(&self) -> ConnToken {
+        self.token
+    }
+
+    /// The write buffer: append output here. It is taken from the shard's pool on first use and
+    /// returned once written, so an idle connection holds none.
+    pub fn out(&mut self) -> &mut Vec<u8> {
+        let pool = &mut *self.pool;
+        self.out.get_or_insert_with(|| pool.take())
+    }
+
+    /// Bytes written by the protocol and not yet sent.
+    pub fn pending_output(&self) -> usize {
+        self.out.as_ref().map_or(0, |out| out.len() - self.out_written)
+    }
+
+    /// Input received and not consumed, outside [`Protocol::on_input`] (where it is the input
+    /// itself): a partial message the peer is still sending.
+    pub fn buffered_input(&self) -> usize {
+        self.buffered_input
+    }
+
+    /// Sets (or moves) the connection's one protocol deadline; [`Protocol::on_deadline`] runs when
+    /// it passes.
+    pub fn set_deadline(&mut self, at: Instant) {
+        *self.deadline = Some(at);
+    }
+
+    /// Cancels the protocol deadline.
+    pub fn clear_deadline(&mut self) {
+        *self.deadline = None;
+    }
+
+    /// The protocol deadline, if one is set.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline
+    }
+
+    /// Runs `job` on the offload pool; its [`Completion`] comes back through
+    /// [`Protocol::on_completion`]. Return [`Verb::AwaitCompletion`] to wait for it.
+    pub fn offload(&mut self, job: Job) -> Result<JobId, Refused> {
+        self.jobs.submit(self.token, job)
+    }
+
+    /// True once the server has started draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+}

@@ -1,0 +1,381 @@
+//! A shard: one thread, one `mio::Poll`, one slab of connections, one timer wheel.
+//!
+//! `Shard::run` is the only caller of `poll` on its thread. Everything from other threads
+//! (handoffs, offload completions, control messages) arrives through the shard's [`Inbox`].
+
+use std::any::Any;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_utils::CachePadded;
+use mio::{Events, Poll};
+use slab::Slab;
+
+use crate::accept::{AcceptGate, LocalAccept};
+use crate::buffer::BufPool;
+use crate::conn::{Conn, Drive, Env, IoConfig};
+use crate::inbox::{Handoff, Inbox};
+use crate::offload::{Completion, OffloadSink};
+use crate::protocol::{ConnFactory, ConnInfo};
+use crate::stats::{bump, set, CloseReason, ShardStats};
+use crate::timer::TimerWheel;
+use crate::token::{ConnToken, Reserved};
+
+/// Messages to a shard from the reactor handle.
+pub(crate) enum Control {
+    /// Stop accepting, let connections finish, force-close what is left at the deadline.
+    Drain { deadline: Instant },
+    /// Pass a message to one listener's connection factory.
+    Message {
+        listener: usize,
+        message: Arc<dyn Any + Send + Sync>,
+    },
+}
+
+const EVENTS_CAPACITY: usize = 1024;
+const IDLE_POOL_BUFFERS: usize = 256;
+
+pub(crate) struct Shard {
+    pub id: usize,
+    pub poll: Poll,
+    pub inbox: Arc<Inbox>,
+    pub jobs: OffloadSink,
+    pub stats: Arc<CachePadded<ShardStats>>,
+    pub gate: Arc<AcceptGate>,
+    pub local_accept: Option<LocalAccept>,
+    pub io: IoConfig,
+    pub read_buffer: usize,
+    pub timer_tick: Duration,
+}
+
+struct Loop {
+    factories: Vec<Box<dyn ConnFactory>>,
+    conns: Slab<Conn>,
+    next_generation: u32,
+    timers: TimerWheel<ConnToken>,
+    input_pool: BufPool,
+    output_pool: BufPool,
+    ready: Vec<ConnToken>,
+    ready_scratch: Vec<ConnToken>,
+    fired: Vec<ConnToken>,
+    scratch: Vec<u8>,
+    draining: Option<Instant>,
+    next_clock: Instant,
+}
+
+impl Shard {
+    /// Runs the loop until drained. `factories` are made on this thread, one per listener.
+    pub fn run(mut self, factories: Vec<Box<dyn ConnFactory>>) {
+        let start = Instant::now();
+        let mut state = Loop {
+            factories,
+            conns: Slab::new(),
+            next_generation: 0,
+            timers: TimerWheel::new(start, self.timer_tick, 4096),
+            input_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
+            output_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
+            ready: Vec::new(),
+            ready_scratch: Vec::new(),
+            fired: Vec::new(),
+            scratch: vec![0; 4096],
+            draining: None,
+            next_clock: start,
+        };
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let now = Instant::now();
+            self.tick_clock(&mut state, now);
+            let timeout = self.poll_timeout(&state, now);
+            if let Err(error) = self.poll.poll(&mut events, timeout) {
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(shard = self.id, %error, "poll failed; shard stops");
+                    break;
+                }
+            }
+            let now = Instant::now();
+            bump(&self.stats.loop_iterations, 1);
+            bump(&self.stats.events, events.iter().count() as u64);
+            for event in events.iter() {
+                self.dispatch(&mut state, event, now);
+            }
+            self.accept_local(&mut state, now);
+            self.run_ready(&mut state, now);
+            self.expire_timers(&mut state, now);
+            if self.finished(&mut state, now) {
+                break;
+            }
+        }
+        self.close_all(&mut state, Instant::now(), CloseReason::Drain);
+    }
+
+    fn dispatch(&mut self, state: &mut Loop, event: &mio::event::Event, now: Instant) {
+        if let Some(token) = ConnToken::from_mio(event.token()) {
+            if event.is_writable() {
+                self.drive(state, token, now, |conn, env| conn.on_writable(env));
+            }
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                self.drive(state, token, now, |conn, env| conn.on_readable(env));
+            }
+            return;
+        }
+        match Reserved::from_mio(event.token()) {
+            Some(Reserved::Waker) => self.drain_inbox(state, now),
+            Some(Reserved::Listener(i)) => {
+                if let Some(local) = self.local_accept.as_mut() {
+                    local.mark_ready(i as usize);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Runs `f` on the live connection `token` names, then closes it if `f` says so. A token
+    /// whose generation does not match the slot's connection is stale and dropped here.
+    fn drive(
+        &mut self,
+        state: &mut Loop,
+        token: ConnToken,
+        now: Instant,
+        f: impl FnOnce(&mut Conn, &mut Env<'_>) -> Drive,
+    ) -> bool {
+        let (conns, parts) = split(state);
+        let Some(conn) = conns.get_mut(token.index()).filter(|c| c.token() == token) else {
+            bump(&self.stats.stale_events, 1);
+            return false;
+        };
+        let mut env = env(self, parts, now);
+        let outcome = f(conn, &mut env);
+        if let Err(reason) = outcome {
+            self.close(state, token, now, reason);
+        }
+        true
+    }
+
+    fn close(&mut self, state: &mut Loop, token: ConnToken, now: Instant, reason: CloseReason) {
+        let (conns, parts) = split(state);
+        let conn = conns.remove(token.index());
+        let active = conns.len() as u64;
+        let listener = conn.listener;
+        let mut env = env(self, parts, now);
+        conn.release(&mut env);
+        self.stats.closed(reason);
+        set(&self.stats.active, active);
+        let per_listener = &self.stats.listeners[listener].active;
+        set(per_listener, per_listener.load(Ordering::Relaxed).saturating_sub(1));
+        self.gate.capacity_freed();
+        if let Some(local) = self.local_accept.as_mut() {
+            local.capacity_freed();
+        }
+    }
+
+    fn drain_inbox(&mut self, state: &mut Loop, now: Instant) {
+        self.inbox.begin_drain();
+        let mut took = false;
+        while let Some(handoff) = self.inbox.pop_handoff() {
+            bump(&self.stats.handoffs_taken, 1);
+            took = true;
+            self.adopt(state, handoff, now);
+        }
+        if took {
+            self.gate.capacity_freed();
+        }
+        while let Some((token, completion)) = self.inbox.pop_completion() {
+            self.deliver(state, token, completion, now);
+        }
+        while let Some(control) = self.inbox.pop_control() {
+            match control {
+                Control::Drain { deadline } => self.start_drain(state, deadline, now),
+                Control::Message { listener, message } => {
+                    if let Some(factory) = state.factories.get_mut(listener) {
+                        factory.on_message(message.as_ref());
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, state: &mut Loop, token: ConnToken, completion: Completion, now: Instant) {
+        let delivered = self.drive(state, token, now, |conn, env| conn.on_completion(completion, env));
+        if delivered {
+            bump(&self.stats.completions, 1);
+        } else {
+            // `drive` counted it as a stale event; it is a stale completion.
+            let stale = &self.stats.stale_events;
+            set(stale, stale.load(Ordering::Relaxed).saturating_sub(1));
+            bump(&self.stats.stale_completions, 1);
+        }
+    }
+
+    /// Takes over an accepted connection: slot, token, registration, protocol.
+    fn adopt(&mut self, state: &mut Loop, handoff: Handoff, now: Instant) {
+        let Handoff {
+            stream,
+            peer,
+            listener,
+        } = handoff;
+        let entry = state.conns.vacant_entry();
+        let token = ConnToken::new(entry.key(), state.next_generation);
+        state.next_generation = state.next_generation.wrapping_add(1);
+        let info = ConnInfo {
+            listener,
+            peer,
+            shard: self.id,
+        };
+        let protocol = state.factories[listener].open(&info);
+        let mut conn = Conn::new(stream, token, listener, protocol);
+        if let Err(error) = conn.register(self.poll.registry()) {
+            tracing::warn!(shard = self.id, %error, "registering a connection failed; closing it");
+            return;
+        }
+        entry.insert(conn);
+        bump(&self.stats.accepted, 1);
+        set(&self.stats.active, state.conns.len() as u64);
+        bump(&self.stats.listeners[listener].accepted, 1);
+        bump(&self.stats.listeners[listener].active, 1);
+        self.drive(state, token, now, |conn, env| conn.on_open(env));
+        if state.draining.is_some() {
+            self.drive(state, token, now, |conn, env| conn.on_drain(env));
+        }
+    }
+
+    fn accept_local(&mut self, state: &mut Loop, now: Instant) {
+        let Some(mut local) = self.local_accept.take() else {
+            return;
+        };
+        if state.draining.is_none() {
+            let stats = self.stats.clone();
+            local.accept_ready(now, state.conns.len(), &stats, |handoff| {
+                self.adopt(state, handoff, now);
+            });
+        }
+        self.local_accept = Some(local);
+    }
+
+    fn run_ready(&mut self, state: &mut Loop, now: Instant) {
+        std::mem::swap(&mut state.ready, &mut state.ready_scratch);
+        let mut batch = std::mem::take(&mut state.ready_scratch);
+        for token in batch.drain(..) {
+            self.drive(state, token, now, |conn, env| conn.on_readable(env));
+        }
+        state.ready_scratch = batch;
+    }
+
+    fn expire_timers(&mut self, state: &mut Loop, now: Instant) {
+        let mut fired = std::mem::take(&mut state.fired);
+        state.timers.expire(now, |token| fired.push(token));
+        for token in fired.drain(..) {
+            self.drive(state, token, now, |conn, env| conn.on_timer(env));
+        }
+        state.fired = fired;
+    }
+
+    fn start_drain(&mut self, state: &mut Loop, deadline: Instant, now: Instant) {
+        if state.draining.is_some() {
+            return;
+        }
+        state.draining = Some(deadline);
+        if let Some(mut local) = self.local_accept.take() {
+            local.close(self.poll.registry());
+        }
+        let tokens: Vec<ConnToken> = state.conns.iter().map(|(_, c)| c.token()).collect();
+        for token in tokens {
+            self.drive(state, token, now, |conn, env| conn.on_drain(env));
+        }
+    }
+
+    /// A draining shard is done when its last connection closed, or at the deadline.
+    fn finished(&mut self, state: &mut Loop, now: Instant) -> bool {
+        let Some(deadline) = state.draining else {
+            return false;
+        };
+        if state.conns.is_empty() && self.inbox.handoffs_queued() == 0 {
+            return true;
+        }
+        if now >= deadline {
+            let open = state.conns.len();
+            tracing::info!(shard = self.id, open, "drain deadline reached; closing what is left");
+            return true;
+        }
+        false
+    }
+
+    fn close_all(&mut self, state: &mut Loop, now: Instant, reason: CloseReason) {
+        let tokens: Vec<ConnToken> = state.conns.iter().map(|(_, c)| c.token()).collect();
+        for token in tokens {
+            self.close(state, token, now, reason);
+        }
+    }
+
+    fn tick_clock(&mut self, state: &mut Loop, now: Instant) {
+        if now < state.next_clock {
+            return;
+        }
+        let wall = SystemTime::now();
+        for factory in &mut state.factories {
+            factory.on_clock(wall);
+        }
+        // Align to the next wall-clock second so a cached `Date` flips when the second does.
+        let into_second = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        state.next_clock = now + Duration::from_nanos(1_000_000_000 - u64::from(into_second));
+    }
+
+    fn poll_timeout(&self, state: &Loop, now: Instant) -> Option<Duration> {
+        if !state.ready.is_empty() || self.local_accept.as_ref().is_some_and(LocalAccept::has_work) {
+            return Some(Duration::ZERO);
+        }
+        let mut wake = state.next_clock;
+        if let Some(at) = state.timers.next_expiry() {
+            wake = wake.min(at);
+        }
+        if let Some(at) = self.local_accept.as_ref().and_then(LocalAccept::resume_at) {
+            wake = wake.min(at);
+        }
+        if let Some(at) = state.draining {
+            wake = wake.min(at);
+        }
+        Some(wake.saturating_duration_since(now))
+    }
+}
+
+struct Parts<'a> {
+    timers: &'a mut TimerWheel<ConnToken>,
+    input_pool: &'a mut BufPool,
+    output_pool: &'a mut BufPool,
+    ready: &'a mut Vec<ConnToken>,
+    scratch: &'a mut [u8],
+    draining: bool,
+}
+
+/// Borrows the connection slab and the rest of the loop state separately.
+fn split(state: &mut Loop) -> (&mut Slab<Conn>, Parts<'_>) {
+    let parts = Parts {
+        timers: &mut state.timers,
+        input_pool: &mut state.input_pool,
+        output_pool: &mut state.output_pool,
+        ready: &mut state.ready,
+        scratch: &mut state.scratch,
+        draining: state.draining.is_some(),
+    };
+    (&mut state.conns, parts)
+}
+
+fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant) -> Env<'a> {
+    Env {
+        now,
+        shard: shard.id,
+        draining: parts.draining,
+        registry: shard.poll.registry(),
+        input_pool: parts.input_pool,
+        output_pool: parts.output_pool,
+        jobs: &mut shard.jobs,
+        stats: &shard.stats,
+        timers: parts.timers,
+        ready: parts.ready,
+        scratch: parts.scratch,
+        io: &shard.io,
+    }
+}

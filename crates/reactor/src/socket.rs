@@ -1,0 +1,207 @@
+//! Listening and connected sockets: TCP over IPv4 and IPv6, and Unix domain sockets.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+/// Where a listener listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address; port 0 picks a free port.
+    Tcp(SocketAddr),
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// Parses `host:port`, `[v6]:port` or `unix:/path`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("a unix address needs a path, as in unix:/run/coreloop.sock".into());
+            }
+            return Ok(Self::Unix(PathBuf::from(path)));
+        }
+        text.parse()
+            .map(Self::Tcp)
+            .map_err(|_| format!("`{text}` is not host:port, [v6]:port or unix:/path"))
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The peer of an accepted connection.
+pub(crate) type PeerAddr = Option<SocketAddr>;
+
+/// A bound, listening socket.
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    /// Binds and listens. `reuse_port` lets several shards bind the same TCP address.
+    pub fn bind(addr: &ListenAddr, backlog: u32, reuse_port: bool) -> io::Result<Self> {
+        match addr {
+            ListenAddr::Tcp(addr) => bind_tcp(*addr, backlog, reuse_port).map(Self::Tcp),
+            ListenAddr::Unix(path) => bind_unix(path, backlog).map(Self::Unix),
+        }
+    }
+
+    /// The address actually bound (the real port when port 0 was asked for).
+    pub fn local_addr(&self, asked: &ListenAddr) -> io::Result<ListenAddr> {
+        match self {
+            Self::Tcp(listener) => listener.local_addr().map(ListenAddr::Tcp),
+            Self::Unix(_) => Ok(asked.clone()),
+        }
+    }
+
+    /// Accepts one connection (accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC) and sets TCP_NODELAY.
+    pub fn accept(&self) -> io::Result<(Stream, PeerAddr)> {
+        match self {
+            Self::Tcp(listener) => {
+                let (stream, peer) = listener.accept()?;
+                // Responses are written whole; Nagle would only delay the last segment.
+                let _ = stream.set_nodelay(true);
+                Ok((Stream::Tcp(stream), Some(peer)))
+            }
+            Self::Unix(listener) => {
+                let (stream, _) = listener.accept()?;
+                Ok((Stream::Unix(stream), None))
+            }
+        }
+    }
+
+    /// A second handle on the same socket, for shards sharing a Unix listener in reuseport mode.
+    pub fn try_clone(&self) -> io::Result<Self> {
+        let fd = match self {
+            Self::Tcp(listener) => socket2::SockRef::from(listener).try_clone()?,
+            Self::Unix(listener) => socket2::SockRef::from(listener).try_clone()?,
+        };
+        Ok(match self {
+            Self::Tcp(_) => Self::Tcp(TcpListener::from_std(fd.into())),
+            Self::Unix(_) => Self::Unix(UnixListener::from_std(fd.into())),
+        })
+    }
+
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        match self {
+            Self::Tcp(l) => l.register(registry, token, Interest::READABLE),
+            Self::Unix(l) => l.register(registry, token, Interest::READABLE),
+        }
+    }
+
+    pub fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        match self {
+            Self::Tcp(l) => l.deregister(registry),
+            Self::Unix(l) => l.deregister(registry),
+        }
+    }
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: u32, reuse_port: bool) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog_arg(backlog))?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+fn bind_unix(path: &Path, backlog: u32) -> io::Result<UnixListener> {
+    remove_stale_socket(path)?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog_arg(backlog))?;
+    Ok(UnixListener::from_std(socket.into()))
+}
+
+/// A socket file left by a process that died is in the way of `bind`; one that still has a
+/// listener behind it is not ours to remove.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("another process listens on {}", path.display()),
+        )),
+        Err(_) => std::fs::remove_file(path),
+    }
+}
+
+fn backlog_arg(backlog: u32) -> i32 {
+    i32::try_from(backlog).unwrap_or(i32::MAX)
+}
+
+/// A connected socket.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.shutdown(Shutdown::Write),
+            Self::Unix(s) => s.shutdown(Shutdown::Write),
+        }
+    }
+
+    pub fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.register(registry, token, interest),
+            Self::Unix(s) => s.register(registry, token, interest),
+        }
+    }
+
+    pub fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.reregister(registry, token, interest),
+            Self::Unix(s) => s.reregister(registry, token, interest),
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.read(buf),
+            Self::Unix(s) => s.read(buf),
+        }
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.write(buf),
+            Self::Unix(s) => s.write(buf),
+        }
+    }
+}

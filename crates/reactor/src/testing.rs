@@ -1,0 +1,174 @@
+//! Drives a [`Protocol`] without a socket: plain bytes in, output bytes out, a manual clock,
+//! and offloaded jobs run when the test says so. For protocol tests in this and other crates.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::buffer::BufPool;
+use crate::offload::{panic_message, Completion, Job, JobFailure, JobId, Refused};
+use crate::protocol::{Cx, JobSink, Protocol, Step, Verb};
+use crate::token::ConnToken;
+
+/// Collects jobs instead of running them.
+#[derive(Default)]
+struct QueuedJobs {
+    jobs: Vec<(JobId, Job)>,
+    next: u64,
+    refuse: bool,
+}
+
+impl JobSink for QueuedJobs {
+    fn submit(&mut self, _token: ConnToken, job: Job) -> Result<JobId, Refused> {
+        if self.refuse {
+            return Err(Refused);
+        }
+        let id = JobId(self.next);
+        self.next += 1;
+        self.jobs.push((id, job));
+        Ok(id)
+    }
+}
+
+/// One simulated connection. Input handed to [`push`](Self::push) is buffered like the shard
+/// buffers it: what the protocol leaves unconsumed comes back with the next bytes.
+pub struct Harness {
+    /// The clock the protocol sees; move it with [`advance`](Self::advance).
+    pub now: Instant,
+    /// What [`Cx::is_draining`] answers.
+    pub draining: bool,
+    /// The shard number the protocol sees.
+    pub shard: usize,
+    input: Vec<u8>,
+    out: Option<Vec<u8>>,
+    pool: BufPool,
+    deadline: Option<Instant>,
+    jobs: QueuedJobs,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness {
+    /// A fresh connection at an arbitrary `now`.
+    pub fn new() -> Self {
+        Self {
+            now: Instant::now(),
+            draining: false,
+            shard: 0,
+            input: Vec::new(),
+            out: None,
+            pool: BufPool::new(4096, 4),
+            deadline: None,
+            jobs: QueuedJobs::default(),
+        }
+    }
+
+    fn with_cx<R>(&mut self, f: impl FnOnce(&mut Cx<'_>) -> R) -> R {
+        let buffered_input = self.input.len();
+        let mut cx = Cx {
+            now: self.now,
+            shard: self.shard,
+            token: ConnToken::new(0, 0),
+            out: &mut self.out,
+            out_written: 0,
+            buffered_input,
+            pool: &mut self.pool,
+            deadline: &mut self.deadline,
+            jobs: &mut self.jobs,
+            draining: self.draining,
+        };
+        f(&mut cx)
+    }
+
+    /// Calls [`Protocol::on_open`].
+    pub fn open(&mut self, protocol: &mut dyn Protocol) -> Verb {
+        self.with_cx(|cx| protocol.on_open(cx))
+    }
+
+    /// Appends `bytes` to the buffered input and hands all of it to the protocol.
+    pub fn push(&mut self, protocol: &mut dyn Protocol, bytes: &[u8]) -> Verb {
+        self.input.extend_from_slice(bytes);
+        self.feed(protocol).verb
+    }
+
+    /// Hands the buffered input to the protocol again (as the shard does after a flush or a
+    /// completion) and returns the whole step.
+    pub fn feed(&mut self, protocol: &mut dyn Protocol) -> Step {
+        let input = std::mem::take(&mut self.input);
+        let step = self.with_cx(|cx| protocol.on_input(&input, cx));
+        assert!(step.consumed <= input.len(), "protocol consumed more than it was given");
+        self.input = input;
+        self.input.drain(..step.consumed);
+        step
+    }
+
+    /// Calls [`Protocol::on_eof`].
+    pub fn eof(&mut self, protocol: &mut dyn Protocol) -> Verb {
+        let unconsumed = self.input.len();
+        self.with_cx(|cx| protocol.on_eof(unconsumed, cx))
+    }
+
+    /// Calls [`Protocol::on_drain`].
+    pub fn drain(&mut self, protocol: &mut dyn Protocol) -> Verb {
+        self.draining = true;
+        self.with_cx(|cx| protocol.on_drain(cx))
+    }
+
+    /// Moves the clock on.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// The protocol's deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Fires the deadline if `now` has reached it, as the shard's timer wheel would.
+    pub fn fire_due_deadline(&mut self, protocol: &mut dyn Protocol) -> Option<Verb> {
+        let due = self.deadline.filter(|at| *at <= self.now)?;
+        let _ = due;
+        self.deadline = None;
+        Some(self.with_cx(|cx| protocol.on_deadline(cx)))
+    }
+
+    /// Makes the job queue refuse (as a full offload queue does) or accept again.
+    pub fn refuse_jobs(&mut self, refuse: bool) {
+        self.jobs.refuse = refuse;
+    }
+
+    /// Jobs submitted and not yet run.
+    pub fn queued_jobs(&self) -> usize {
+        self.jobs.jobs.len()
+    }
+
+    /// Runs every queued job on this thread, catching panics as the pool does.
+    pub fn run_jobs(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.jobs.jobs)
+            .into_iter()
+            .map(|(job, work)| Completion {
+                job,
+                result: catch_unwind(AssertUnwindSafe(work))
+                    .map_err(|panic| JobFailure::Panicked(panic_message(panic.as_ref()))),
+            })
+            .collect()
+    }
+
+    /// Delivers a completion with [`Protocol::on_completion`].
+    pub fn complete(&mut self, protocol: &mut dyn Protocol, completion: Completion) -> Verb {
+        self.with_cx(|cx| protocol.on_completion(completion, cx))
+    }
+
+    /// Everything written so far, taken out.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        self.out.take().unwrap_or_default()
+    }
+
+    /// Input bytes left unconsumed.
+    pub fn buffered(&self) -> usize {
+        self.input.len()
+    }
+}

@@ -1,0 +1,183 @@
+//! A hashed timer wheel: O(1) insert and cancel, expiry driven by the loop's `now`.
+//!
+//! Deadlines are rounded *up* to the wheel's tick, so an entry never fires before its deadline;
+//! it fires at the first [`TimerWheel::expire`] whose `now` reaches the tick, at most one tick
+//! late. Each slot holds an intrusive doubly-linked list threaded through one slab of entries,
+//! which is what makes cancel O(1). Entries further away than one rotation stay in their slot
+//! and are skipped until their own tick comes round.
+
+use std::time::{Duration, Instant};
+
+const NIL: u32 = u32::MAX;
+
+/// Names one inserted timer, for [`TimerWheel::cancel`]. A key whose timer already fired or was
+/// cancelled is recognised and ignored, even if its slot was reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerKey {
+    index: u32,
+    seq: u32,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    tick: u64,
+    seq: u32,
+    prev: u32,
+    next: u32,
+    value: T,
+}
+
+/// The wheel. `T` is what a timer carries back when it fires (usually a connection token).
+#[derive(Debug)]
+pub struct TimerWheel<T> {
+    start: Instant,
+    tick: Duration,
+    heads: Vec<u32>,
+    occupied: Vec<u64>,
+    entries: slab::Slab<Entry<T>>,
+    /// Every entry with a tick below this one has fired.
+    next_tick: u64,
+    next_seq: u32,
+}
+
+impl<T> TimerWheel<T> {
+    /// A wheel starting at `start` with `slots` slots (rounded up to a power of two) of `tick`
+    /// each.
+    pub fn new(start: Instant, tick: Duration, slots: usize) -> Self {
+        let slots = slots.max(64).next_power_of_two();
+        Self {
+            start,
+            tick: tick.max(Duration::from_micros(100)),
+            heads: vec![NIL; slots],
+            occupied: vec![0; slots / 64],
+            entries: slab::Slab::new(),
+            next_tick: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// Timers waiting to fire.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no timer is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Schedules `value` to come back from [`expire`](Self::expire) once `now >= at`.
+    pub fn insert(&mut self, at: Instant, value: T) -> TimerKey {
+        let tick = self.tick_at_or_after(at).max(self.next_tick);
+        let seq = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let slot = self.slot(tick);
+        let head = self.heads[slot];
+        let index = self.entries.insert(Entry {
+            tick,
+            seq,
+            prev: NIL,
+            next: head,
+            value,
+        }) as u32;
+        if head != NIL {
+            self.entries[head as usize].prev = index;
+        }
+        self.heads[slot] = index;
+        self.occupied[slot / 64] |= 1 << (slot % 64);
+        TimerKey { index, seq }
+    }
+
+    /// Cancels a timer; returns its value if it had neither fired nor been cancelled.
+    pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
+        match self.entries.get(key.index as usize) {
+            Some(entry) if entry.seq == key.seq => Some(self.unlink(key.index)),
+            _ => None,
+        }
+    }
+
+    /// Fires every timer whose deadline is at or before `now`, in no particular order.
+    pub fn expire(&mut self, now: Instant, mut fire: impl FnMut(T)) {
+        let Some(now_tick) = self.tick_at_or_before(now) else {
+            return;
+        };
+        if now_tick < self.next_tick {
+            return;
+        }
+        let slots = self.heads.len() as u64;
+        let last = now_tick.min(self.next_tick + slots - 1);
+        for tick in self.next_tick..=last {
+            let slot = self.slot(tick);
+            if self.occupied[slot / 64] & (1 << (slot % 64)) != 0 {
+                self.expire_slot(slot, now_tick, &mut fire);
+            }
+        }
+        self.next_tick = now_tick + 1;
+    }
+
+    /// The earliest moment at which [`expire`](Self::expire) may have something to fire: the
+    /// start of the next occupied slot's tick (possibly an entry a rotation later; then the
+    /// caller just wakes once for nothing).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let slots = self.heads.len() as u64;
+        (0..slots)
+            .map(|offset| self.next_tick + offset)
+            .find(|&tick| {
+                let slot = self.slot(tick);
+                self.occupied[slot / 64] & (1 << (slot % 64)) != 0
+            })
+            .map(|tick| self.instant_of(tick))
+    }
+
+    fn expire_slot(&mut self, slot: usize, now_tick: u64, fire: &mut impl FnMut(T)) {
+        let mut cursor = self.heads[slot];
+        while cursor != NIL {
+            let entry = &self.entries[cursor as usize];
+            let next = entry.next;
+            if entry.tick <= now_tick {
+                fire(self.unlink(cursor));
+            }
+            cursor = next;
+        }
+    }
+
+    fn unlink(&mut self, index: u32) -> T {
+        let entry = self.entries.remove(index as usize);
+        let slot = self.slot(entry.tick);
+        if entry.prev == NIL {
+            self.heads[slot] = entry.next;
+            if entry.next == NIL {
+                self.occupied[slot / 64] &= !(1 << (slot % 64));
+            }
+        } else {
+            self.entries[entry.prev as usize].next = entry.next;
+        }
+        if entry.next != NIL {
+            self.entries[entry.next as usize].prev = entry.prev;
+        }
+        entry.value
+    }
+
+    fn slot(&self, tick: u64) -> usize {
+        (tick as usize) & (self.heads.len() - 1)
+    }
+
+    fn tick_at_or_after(&self, at: Instant) -> u64 {
+        let since = at.saturating_duration_since(self.start).as_nanos();
+        let tick = self.tick.as_nanos();
+        since.div_ceil(tick) as u64
+    }
+
+    fn tick_at_or_before(&self, now: Instant) -> Option<u64> {
+        let since = now.checked_duration_since(self.start)?.as_nanos();
+        Some((since / self.tick.as_nanos()) as u64)
+    }
+
+    fn instant_of(&self, tick: u64) -> Instant {
+        let nanos = (self.tick.as_nanos() as u64).saturating_mul(tick);
+        self.start + Duration::from_nanos(nanos)
+    }
+}
