@@ -1,0 +1,68 @@
+//! What the machine allows: CPUs for `shards = "auto"` and the hard fd
+//! limit for `max_connections`. A value, not a global, so tests are
+//! deterministic and the server can decide when to sample it.
+
+use crate::defaults::{AUTO_MAX_CONNECTIONS_CAP, FD_MARGIN_BASE};
+use crate::schema::{Balance, MaxConnections, Server, Shards};
+
+/// The machine facts validation depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Host {
+    /// CPUs available to this process.
+    pub cpus: usize,
+    /// The hard `RLIMIT_NOFILE`; the server raises its soft limit to this.
+    /// `u64::MAX` when unlimited.
+    pub fd_hard_limit: u64,
+}
+
+impl Host {
+    /// This machine, now.
+    pub fn current() -> Host {
+        // If the limit cannot be read, do not refuse to start on a guess;
+        // the server's own setrlimit at start-up will report the real error.
+        let fd_hard_limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(_, hard)| hard);
+        Host { cpus: num_cpus::get().max(1), fd_hard_limit }
+    }
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host::current()
+    }
+}
+
+/// Shards to run: `auto` is one per CPU.
+pub(crate) fn shard_count(server: &Server, host: &Host) -> usize {
+    match server.shards {
+        Shards::Auto => host.cpus.max(1),
+        Shards::Count(n) => n as usize,
+    }
+}
+
+/// File descriptors that are not connections: stdio, epolls, wakers, logs,
+/// offloaded file reads, and the listening sockets (one per shard each with
+/// reuseport).
+pub(crate) fn fd_margin(server: &Server, host: &Host, listeners: usize) -> u64 {
+    let shards = shard_count(server, host) as u64;
+    let sockets_per_listener = if server.balance == Balance::ReusePort { shards } else { 1 };
+    FD_MARGIN_BASE + 2 * shards + listeners as u64 * sockets_per_listener
+}
+
+/// The global connection limit, with `auto` resolved; None when the fd
+/// limit leaves no room at all.
+pub(crate) fn connection_limit(server: &Server, host: &Host, listeners: usize) -> Option<u64> {
+    match server.max_connections {
+        MaxConnections::Limit(n) => Some(n),
+        MaxConnections::Auto => {
+            let room = host.fd_hard_limit.checked_sub(fd_margin(server, host, listeners))?;
+            (room > 0).then_some(room.min(AUTO_MAX_CONNECTIONS_CAP))
+        }
+    }
+}
+
+impl Host {
+    /// A machine with no fd limit, for checks that must not depend on this one.
+    pub(crate) fn unlimited() -> Host {
+        Host { cpus: 1, fd_hard_limit: u64::MAX }
+    }
+}
