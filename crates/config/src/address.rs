@@ -29,7 +29,10 @@ pub(crate) fn parse_address(text: &str) -> Result<Address, &'static str> {
         return Err("the port must be a number in 0..=65535");
     };
     if host == "localhost" {
-        return Ok(Address::Tcp(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))));
+        return Ok(Address::Tcp(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::LOCALHOST,
+            port,
+        ))));
     }
     Err("the host must be an IP address or localhost (names are not resolved)")
 }
@@ -74,7 +77,11 @@ mod tests {
 
     fn check(input: &str, expected: Result<&str, &str>) {
         let got = parse_address(input).map(|a| a.to_string());
-        assert_eq!(got.as_deref().map_err(|e| *e), expected, "parse_address({input:?})");
+        assert_eq!(
+            got.as_deref().map_err(|e| *e),
+            expected,
+            "parse_address({input:?})"
+        );
     }
 
     #[test]
@@ -85,11 +92,23 @@ mod tests {
         check("localhost:9000", Ok("127.0.0.1:9000"));
         check("unix:/run/coreloop.sock", Ok("unix:/run/coreloop.sock"));
         check("8080", Err("missing \":port\""));
-        check("::1:80", Err("an IPv6 address needs brackets, e.g. \"[::1]:8080\""));
-        check("127.0.0.1:99999", Err("the port must be a number in 0..=65535"));
-        check("example.com:80", Err("the host must be an IP address or localhost (names are not resolved)"));
+        check(
+            "::1:80",
+            Err("an IPv6 address needs brackets, e.g. \"[::1]:8080\""),
+        );
+        check(
+            "127.0.0.1:99999",
+            Err("the port must be a number in 0..=65535"),
+        );
+        check(
+            "example.com:80",
+            Err("the host must be an IP address or localhost (names are not resolved)"),
+        );
         check("unix:", Err("empty unix socket path"));
-        check(&format!("unix:/{}", "a".repeat(200)), Err("unix socket path longer than 107 bytes"));
+        check(
+            &format!("unix:/{}", "a".repeat(200)),
+            Err("unix socket path longer than 107 bytes"),
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@ use crate::defaults;
 use crate::error::ErrorKind;
 use crate::listener::listeners;
 use crate::reader::{Cx, TableReader, Value};
-use crate::schema::{AccessLog, Limits, LimitsPatch, Listener, Log, MaxConnections, Server, Shards, Timeouts, TimeoutsPatch};
+use crate::schema::{
+    AccessLog, Limits, LimitsPatch, Listener, Log, MaxConnections, Server, Shards, Timeouts,
+    TimeoutsPatch,
+};
 use crate::values::{boolean, duration, integer, integer32, keyword, size, string, wrong_type};
 
 /// A whole document, decoded; what failed keeps its default.
@@ -22,8 +25,7 @@ pub(crate) struct Decoded {
     pub(crate) listeners: Vec<Listener>,
 }
 
-const ZERO_DEADLINE: &str =
-    "must be greater than \"0s\"; a zero deadline would expire at once";
+const ZERO_DEADLINE: &str = "must be greater than \"0s\"; a zero deadline would expire at once";
 
 pub(crate) fn document(cx: &mut Cx<'_>, root: &Value<'_>, base_dir: Option<&Path>) -> Decoded {
     let mut t = TableReader::new(cx, "", root);
@@ -44,7 +46,13 @@ pub(crate) fn document(cx: &mut Cx<'_>, root: &Value<'_>, base_dir: Option<&Path
         None => Vec::new(),
     };
     t.finish(cx);
-    Decoded { server, timeouts, limits, log, listeners }
+    Decoded {
+        server,
+        timeouts,
+        limits,
+        log,
+        listeners,
+    }
 }
 
 /// Decodes `key` of `t` with `decode` if it is present.
@@ -70,10 +78,14 @@ fn server(cx: &mut Cx<'_>, v: &Value<'_>) -> Server {
         max_connections_per_shard: field(cx, &mut t, "max_connections_per_shard", |cx, p, v| {
             integer(cx, p, v, 1, 100_000_000)
         }),
-        offload_threads: field(cx, &mut t, "offload_threads", |cx, p, v| integer32(cx, p, v, 0, 1024))
-            .unwrap_or(d.offload_threads),
-        offload_queue: field(cx, &mut t, "offload_queue", |cx, p, v| integer32(cx, p, v, 1, 1_000_000))
-            .unwrap_or(d.offload_queue),
+        offload_threads: field(cx, &mut t, "offload_threads", |cx, p, v| {
+            integer32(cx, p, v, 0, 1024)
+        })
+        .unwrap_or(d.offload_threads),
+        offload_queue: field(cx, &mut t, "offload_queue", |cx, p, v| {
+            integer32(cx, p, v, 1, 1_000_000)
+        })
+        .unwrap_or(d.offload_queue),
     };
     t.finish(cx);
     server
@@ -129,22 +141,39 @@ fn positive_duration(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Durat
 pub(crate) fn limits(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> LimitsPatch {
     let mut t = TableReader::new(cx, path, v);
     let patch = LimitsPatch {
-        header_bytes: field(cx, &mut t, "header_bytes", |cx, p, v| size_in(cx, p, v, 256, 1 << 20)),
-        header_count: field(cx, &mut t, "header_count", |cx, p, v| integer32(cx, p, v, 1, 1024)),
-        uri_length: field(cx, &mut t, "uri_length", |cx, p, v| size_in(cx, p, v, 16, 1 << 20)),
-        body_bytes: field(cx, &mut t, "body_bytes", |cx, p, v| size_in(cx, p, v, 0, 1 << 40)),
-        pipeline_depth: field(cx, &mut t, "pipeline_depth", |cx, p, v| integer32(cx, p, v, 1, 1024)),
+        header_bytes: field(cx, &mut t, "header_bytes", |cx, p, v| {
+            size_in(cx, p, v, 256, 1 << 20)
+        }),
+        header_count: field(cx, &mut t, "header_count", |cx, p, v| {
+            integer32(cx, p, v, 1, 1024)
+        }),
+        uri_length: field(cx, &mut t, "uri_length", |cx, p, v| {
+            size_in(cx, p, v, 16, 1 << 20)
+        }),
+        body_bytes: field(cx, &mut t, "body_bytes", |cx, p, v| {
+            size_in(cx, p, v, 0, 1 << 40)
+        }),
+        pipeline_depth: field(cx, &mut t, "pipeline_depth", |cx, p, v| {
+            integer32(cx, p, v, 1, 1024)
+        }),
         write_high_water: field(cx, &mut t, "write_high_water", |cx, p, v| {
             size_in(cx, p, v, 1 << 10, 1 << 30)
         }),
-        max_requests_per_connection: field(cx, &mut t, "max_requests_per_connection", |cx, p, v| {
-            integer(cx, p, v, 0, i64::MAX as u64)
-        }),
+        max_requests_per_connection: field(
+            cx,
+            &mut t,
+            "max_requests_per_connection",
+            |cx, p, v| integer(cx, p, v, 0, i64::MAX as u64),
+        ),
         max_connection_age: field(cx, &mut t, "max_connection_age", |cx, p, v| {
             duration(cx, p, v).map(|d| (!d.is_zero()).then_some(d))
         }),
-        frame_max: field(cx, &mut t, "frame_max", |cx, p, v| size_in(cx, p, v, 16, 1 << 30)),
-        read_buffer: field(cx, &mut t, "read_buffer", |cx, p, v| size_in(cx, p, v, 512, 16 << 20)),
+        frame_max: field(cx, &mut t, "frame_max", |cx, p, v| {
+            size_in(cx, p, v, 16, 1 << 30)
+        }),
+        read_buffer: field(cx, &mut t, "read_buffer", |cx, p, v| {
+            size_in(cx, p, v, 512, 16 << 20)
+        }),
     };
     t.finish(cx);
     patch
@@ -153,7 +182,15 @@ pub(crate) fn limits(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> LimitsPatch 
 fn size_in(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, min: u64, max: u64) -> Option<u64> {
     let n = size(cx, path, v)?;
     if n < min || n > max {
-        cx.error(v.span(), path, ErrorKind::OutOfRange { value: i128::from(n), min, max });
+        cx.error(
+            v.span(),
+            path,
+            ErrorKind::OutOfRange {
+                value: i128::from(n),
+                min,
+                max,
+            },
+        );
         return None;
     }
     Some(n)
@@ -185,6 +222,12 @@ fn access_log(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<AccessLog> {
             "stderr" => Some(AccessLog::Stderr),
             file => Some(AccessLog::File(file.into())),
         },
-        other => wrong_type(cx, path, v, "true, false, \"stdout\", \"stderr\" or a file path", other),
+        other => wrong_type(
+            cx,
+            path,
+            v,
+            "true, false, \"stdout\", \"stderr\" or a file path",
+            other,
+        ),
     }
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::schema::{AccessLog, Balance, Limits, Log, LogFormat, LogLevel, MaxConnections, Server, Shards, Timeouts};
+use crate::schema::{
+    AccessLog, Balance, Limits, Log, LogFormat, LogLevel, MaxConnections, Server, Shards, Timeouts,
+};
 
 /// The embedded default configuration, documented key by key.
 pub(crate) const DEFAULT_TOML: &str = include_str!("../../../config/coreloop.toml");
@@ -62,5 +64,9 @@ pub(crate) fn limits() -> Limits {
 }
 
 pub(crate) fn log() -> Log {
-    Log { level: LogLevel::Info, format: LogFormat::Text, access_log: AccessLog::Off }
+    Log {
+        level: LogLevel::Info,
+        format: LogFormat::Text,
+        access_log: AccessLog::Off,
+    }
 }

@@ -54,11 +54,18 @@ pub enum ErrorKind {
     /// TOML syntax, as reported by the parser.
     Syntax(String),
     /// A key this table does not have.
-    UnknownKey { key: String, suggestion: Option<String>, allowed: Vec<String> },
+    UnknownKey {
+        key: String,
+        suggestion: Option<String>,
+        allowed: Vec<String>,
+    },
     /// A required key is absent.
     Missing { expected: &'static str },
     /// A value of the wrong TOML type.
-    WrongType { expected: &'static str, found: &'static str },
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
     /// A duration string that does not parse.
     BadDuration { text: String, reason: UnitError },
     /// A size string that does not parse.
@@ -66,7 +73,11 @@ pub enum ErrorKind {
     /// A listen address that does not parse.
     BadAddress { text: String, reason: &'static str },
     /// A word that is not one of a closed set.
-    UnknownWord { found: String, allowed: &'static [&'static str], suggestion: Option<String> },
+    UnknownWord {
+        found: String,
+        allowed: &'static [&'static str],
+        suggestion: Option<String>,
+    },
     /// A number outside its allowed range.
     OutOfRange { value: i128, min: u64, max: u64 },
     /// `shards = 0`.
@@ -74,9 +85,17 @@ pub enum ErrorKind {
     /// Two listeners with one name.
     DuplicateName { name: String, first: Loc },
     /// Two listeners that would bind the same address.
-    DuplicateAddress { address: String, first_name: String, first: Loc },
+    DuplicateAddress {
+        address: String,
+        first_name: String,
+        first: Loc,
+    },
     /// Two routes on one listener with the same path and a common method.
-    DuplicateRoute { path: String, methods: Vec<String>, first: Loc },
+    DuplicateRoute {
+        path: String,
+        methods: Vec<String>,
+        first: Loc,
+    },
     /// A route table with zero or several handlers.
     HandlerCount { found: Vec<String> },
     /// Routes on a listener whose protocol is not http.
@@ -86,9 +105,18 @@ pub enum ErrorKind {
     /// An HTTP status outside 100..=599.
     Status { status: i128 },
     /// max_connections the fd limit cannot hold.
-    FdLimit { max_connections: u64, needed: u64, margin: u64, hard_limit: u64 },
+    FdLimit {
+        max_connections: u64,
+        needed: u64,
+        margin: u64,
+        hard_limit: u64,
+    },
     /// `--listen NAME=...` for a NAME no listener has.
-    UnknownListener { name: String, suggestion: Option<String>, known: Vec<String> },
+    UnknownListener {
+        name: String,
+        suggestion: Option<String>,
+        known: Vec<String>,
+    },
     /// A rule with a fixed explanation (see the `rule` constants in validate.rs).
     Rule(&'static str),
 }
@@ -99,11 +127,18 @@ impl fmt::Display for ErrorKind {
         match self {
             Io(reason) => write!(f, "cannot read the file: {reason}"),
             Syntax(message) => write!(f, "TOML syntax error: {message}"),
-            UnknownKey { key, suggestion, allowed } => unknown_key(f, key, suggestion, allowed),
+            UnknownKey {
+                key,
+                suggestion,
+                allowed,
+            } => unknown_key(f, key, suggestion, allowed),
             Missing { expected } => write!(f, "missing required key; expected {expected}"),
             WrongType { expected, found } => write!(f, "expected {expected}, found {found}"),
             BadDuration { text, reason } => {
-                write!(f, "bad duration {text:?}: {reason}; expected {DURATION_FORMS}")
+                write!(
+                    f,
+                    "bad duration {text:?}: {reason}; expected {DURATION_FORMS}"
+                )
             }
             BadSize { text, reason } => {
                 write!(f, "bad size {text:?}: {reason}; expected {SIZE_FORMS}")
@@ -113,21 +148,34 @@ impl fmt::Display for ErrorKind {
                 "bad address {text:?}: {reason}; expected \"host:port\" with an IP or \
                  localhost, \"[::1]:port\" or \"unix:/path\""
             ),
-            UnknownWord { found, allowed, suggestion } => {
-                unknown_word(f, found, allowed, suggestion)
-            }
+            UnknownWord {
+                found,
+                allowed,
+                suggestion,
+            } => unknown_word(f, found, allowed, suggestion),
             OutOfRange { value, min, max } => {
                 write!(f, "{value} is out of range; allowed {min}..={max}")
             }
             ZeroShards => f.write_str("shards must be \"auto\" or a number >= 1, found 0"),
             DuplicateName { name, first } => {
-                write!(f, "duplicate listener name {name:?}; first defined at {first}")
+                write!(
+                    f,
+                    "duplicate listener name {name:?}; first defined at {first}"
+                )
             }
-            DuplicateAddress { address, first_name, first } => write!(
+            DuplicateAddress {
+                address,
+                first_name,
+                first,
+            } => write!(
                 f,
                 "address {address} is already used by listener {first_name:?} at {first}"
             ),
-            DuplicateRoute { path, methods, first } => write!(
+            DuplicateRoute {
+                path,
+                methods,
+                first,
+            } => write!(
                 f,
                 "duplicate route {path:?} for {}; first defined at {first}",
                 methods.join(", ")
@@ -139,7 +187,12 @@ impl fmt::Display for ErrorKind {
             ),
             FilesRoot { root, reason } => write!(f, "files root {root:?} {reason}"),
             Status { status } => write!(f, "status {status} is outside 100..=599"),
-            FdLimit { max_connections, needed, margin, hard_limit } => write!(
+            FdLimit {
+                max_connections,
+                needed,
+                margin,
+                hard_limit,
+            } => write!(
                 f,
                 "max_connections = {max_connections} needs {needed} file descriptors \
                  (one per connection plus {margin} for listeners, epoll and wakers) but the \
@@ -147,7 +200,11 @@ impl fmt::Display for ErrorKind {
                  LimitNOFILE= in a systemd unit, nofile in /etc/security/limits.conf) \
                  or lower max_connections"
             ),
-            UnknownListener { name, suggestion, known } => {
+            UnknownListener {
+                name,
+                suggestion,
+                known,
+            } => {
                 write!(f, "no listener is called {name:?}")?;
                 match suggestion {
                     Some(s) => write!(f, "; did you mean {s:?}?"),
@@ -180,7 +237,11 @@ fn unknown_word(
     suggestion: &Option<String>,
 ) -> fmt::Result {
     let quoted: Vec<String> = allowed.iter().map(|w| format!("{w:?}")).collect();
-    write!(f, "unknown value {found:?}; expected one of {}", quoted.join(", "))?;
+    write!(
+        f,
+        "unknown value {found:?}; expected one of {}",
+        quoted.join(", ")
+    )?;
     match suggestion {
         Some(s) => write!(f, " (did you mean {s:?}?)"),
         None => Ok(()),

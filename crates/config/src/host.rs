@@ -20,8 +20,12 @@ impl Host {
     pub fn current() -> Host {
         // If the limit cannot be read, do not refuse to start on a guess;
         // the server's own setrlimit at start-up will report the real error.
-        let fd_hard_limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(_, hard)| hard);
-        Host { cpus: num_cpus::get().max(1), fd_hard_limit }
+        let fd_hard_limit =
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(_, hard)| hard);
+        Host {
+            cpus: num_cpus::get().max(1),
+            fd_hard_limit,
+        }
     }
 }
 
@@ -44,7 +48,11 @@ pub(crate) fn shard_count(server: &Server, host: &Host) -> usize {
 /// reuseport).
 pub(crate) fn fd_margin(server: &Server, host: &Host, listeners: usize) -> u64 {
     let shards = shard_count(server, host) as u64;
-    let sockets_per_listener = if server.balance == Balance::ReusePort { shards } else { 1 };
+    let sockets_per_listener = if server.balance == Balance::ReusePort {
+        shards
+    } else {
+        1
+    };
     FD_MARGIN_BASE + 2 * shards + listeners as u64 * sockets_per_listener
 }
 
@@ -54,7 +62,9 @@ pub(crate) fn connection_limit(server: &Server, host: &Host, listeners: usize) -
     match server.max_connections {
         MaxConnections::Limit(n) => Some(n),
         MaxConnections::Auto => {
-            let room = host.fd_hard_limit.checked_sub(fd_margin(server, host, listeners))?;
+            let room = host
+                .fd_hard_limit
+                .checked_sub(fd_margin(server, host, listeners))?;
             (room > 0).then_some(room.min(AUTO_MAX_CONNECTIONS_CAP))
         }
     }
@@ -63,6 +73,9 @@ pub(crate) fn connection_limit(server: &Server, host: &Host, listeners: usize) -
 impl Host {
     /// A machine with no fd limit, for checks that must not depend on this one.
     pub(crate) fn unlimited() -> Host {
-        Host { cpus: 1, fd_hard_limit: u64::MAX }
+        Host {
+            cpus: 1,
+            fd_hard_limit: u64::MAX,
+        }
     }
 }

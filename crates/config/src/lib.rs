@@ -35,9 +35,9 @@ pub use error::{ConfigError, ConfigErrors, ErrorKind, Loc};
 pub use host::Host;
 pub use overrides::Override;
 pub use schema::{
-    AccessLog, Address, Balance, Files, Handler, Health, Limits, LimitsPatch, Listener, Log, LogFormat,
-    LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server, Shards, StaticResponse,
-    Timeouts, TimeoutsPatch,
+    AccessLog, Address, Balance, Files, Handler, Health, Limits, LimitsPatch, Listener, Log,
+    LogFormat, LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server, Shards,
+    StaticResponse, Timeouts, TimeoutsPatch,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size, UnitError};
 pub use values::Keyword;
@@ -83,10 +83,24 @@ impl Config {
         let path = path.as_ref();
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            let loc = Loc { origin: origin.as_str().into(), line: 1, col: 1 };
-            ConfigErrors::new(vec![ConfigError { loc, path: String::new(), kind: ErrorKind::Io(e.to_string()) }])
+            let loc = Loc {
+                origin: origin.as_str().into(),
+                line: 1,
+                col: 1,
+            };
+            ConfigErrors::new(vec![ConfigError {
+                loc,
+                path: String::new(),
+                kind: ErrorKind::Io(e.to_string()),
+            }])
         })?;
-        let base_dir = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        let base_dir = path.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        });
         Config::parse(&text, &origin, base_dir, host)
     }
 
@@ -96,8 +110,13 @@ impl Config {
             Ok(config) => config,
             // Only a machine whose fd limit cannot hold even the listeners
             // gets here; hand back the config and let start-up report it.
-            Err(_) => Config::parse(defaults::DEFAULT_TOML, "<embedded>", None, Host::unlimited())
-                .expect("the embedded default is valid on an unlimited host (tested)"),
+            Err(_) => Config::parse(
+                defaults::DEFAULT_TOML,
+                "<embedded>",
+                None,
+                Host::unlimited(),
+            )
+            .expect("the embedded default is valid on an unlimited host (tested)"),
         }
     }
 
@@ -127,7 +146,12 @@ impl Config {
         self.locs.of(path)
     }
 
-    fn parse(text: &str, origin: &str, base_dir: Option<&Path>, host: Host) -> Result<Config, ConfigErrors> {
+    fn parse(
+        text: &str,
+        origin: &str,
+        base_dir: Option<&Path>,
+        host: Host,
+    ) -> Result<Config, ConfigErrors> {
         let mut cx = Cx::new(text, origin);
         let (table, syntax) = DeTable::parse_recoverable(text);
         if !syntax.is_empty() {

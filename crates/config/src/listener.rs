@@ -33,7 +33,14 @@ pub(crate) fn listeners(
     };
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        out.push(listener(cx, &format!("listener[{i}]"), item, limits, timeouts, base_dir));
+        out.push(listener(
+            cx,
+            &format!("listener[{i}]"),
+            item,
+            limits,
+            timeouts,
+            base_dir,
+        ));
     }
     out
 }
@@ -50,13 +57,23 @@ fn listener(
     let name = required(cx, &mut t, "name", "a listener name such as \"web\"", name);
     let address = required(cx, &mut t, "address", ADDRESS_FORMS, address);
     let protocol = field(cx, &mut t, "protocol", keyword);
-    let backlog = field(cx, &mut t, "backlog", |cx, p, v| integer32(cx, p, v, 1, 65_535));
-    let limit_overrides = t.take(cx, "limits").map(|v| limits(cx, &t.child("limits"), v));
-    let timeout_overrides = t.take(cx, "timeouts").map(|v| timeouts(cx, &t.child("timeouts"), v));
+    let backlog = field(cx, &mut t, "backlog", |cx, p, v| {
+        integer32(cx, p, v, 1, 65_535)
+    });
+    let limit_overrides = t
+        .take(cx, "limits")
+        .map(|v| limits(cx, &t.child("limits"), v));
+    let timeout_overrides = t
+        .take(cx, "timeouts")
+        .map(|v| timeouts(cx, &t.child("timeouts"), v));
     let routes = match t.take(cx, "route") {
         Some(v) if protocol.is_some_and(|p| p != Protocol::Http) => {
             let protocol = crate::values::Keyword::name(protocol.unwrap_or(Protocol::Http));
-            cx.error(v.span(), &t.child("route"), ErrorKind::RoutesNeedHttp { protocol });
+            cx.error(
+                v.span(),
+                &t.child("route"),
+                ErrorKind::RoutesNeedHttp { protocol },
+            );
             Vec::new()
         }
         Some(v) => routes(cx, &t.child("route"), v, base_dir),
@@ -99,7 +116,9 @@ fn name(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<String> {
     let text = string(cx, path, v)?;
     let ok = !text.is_empty()
         && text.len() <= 64
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         cx.error(v.span(), path, ErrorKind::Rule(NAME_RULE));
         return None;
@@ -112,7 +131,14 @@ pub(crate) fn address(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Addr
     match parse_address(text) {
         Ok(address) => Some(address),
         Err(reason) => {
-            cx.error(v.span(), path, ErrorKind::BadAddress { text: text.to_string(), reason });
+            cx.error(
+                v.span(),
+                path,
+                ErrorKind::BadAddress {
+                    text: text.to_string(),
+                    reason,
+                },
+            );
             None
         }
     }

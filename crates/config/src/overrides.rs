@@ -112,14 +112,22 @@ fn apply(cx: &mut Cx<'_>, config: &mut Config, item: &Override, span: Range<usiz
 
 fn listen(cx: &mut Cx<'_>, config: &mut Config, text: &str, span: Range<usize>) {
     let Some((name, addr)) = text.split_once('=') else {
-        cx.error(span, "listener", ErrorKind::Rule("--listen takes NAME=ADDRESS, e.g. web=0.0.0.0:8080"));
+        cx.error(
+            span,
+            "listener",
+            ErrorKind::Rule("--listen takes NAME=ADDRESS, e.g. web=0.0.0.0:8080"),
+        );
         return;
     };
     let Some(i) = config.listeners.iter().position(|l| l.name == name) else {
         let known: Vec<String> = config.listeners.iter().map(|l| l.name.clone()).collect();
         let names: Vec<&str> = known.iter().map(String::as_str).collect();
         let suggestion = suggest(name, &names).map(str::to_string);
-        let kind = ErrorKind::UnknownListener { name: name.to_string(), suggestion, known };
+        let kind = ErrorKind::UnknownListener {
+            name: name.to_string(),
+            suggestion,
+            known,
+        };
         cx.error(span.start..span.start + name.len(), "listener", kind);
         return;
     };

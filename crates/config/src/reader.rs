@@ -39,7 +39,11 @@ impl Locations {
                 None => break,
             }
         }
-        self.at.get("").cloned().unwrap_or(Loc { origin: Arc::from("<unknown>"), line: 1, col: 1 })
+        self.at.get("").cloned().unwrap_or(Loc {
+            origin: Arc::from("<unknown>"),
+            line: 1,
+            col: 1,
+        })
     }
 
     pub(crate) fn has(&self, path: &str) -> bool {
@@ -65,7 +69,12 @@ pub(crate) struct Cx<'s> {
 
 impl<'s> Cx<'s> {
     pub(crate) fn new(src: &'s str, origin: &str) -> Self {
-        let mut cx = Cx { src, origin: Arc::from(origin), errors: Vec::new(), locs: Locations::default() };
+        let mut cx = Cx {
+            src,
+            origin: Arc::from(origin),
+            errors: Vec::new(),
+            locs: Locations::default(),
+        };
         let root = cx.loc(0..0);
         cx.locs.set("", root);
         cx
@@ -83,13 +92,21 @@ impl<'s> Cx<'s> {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let col = before[line_start..].chars().count() + 1;
-        Loc { origin: self.origin.clone(), line: clamp_u32(line), col: clamp_u32(col) }
+        Loc {
+            origin: self.origin.clone(),
+            line: clamp_u32(line),
+            col: clamp_u32(col),
+        }
     }
 
     pub(crate) fn error(&mut self, span: Range<usize>, path: &str, kind: ErrorKind) {
         let loc = self.loc(span);
         self.locs.mark_bad(path);
-        self.errors.push(ConfigError { loc, path: path.to_string(), kind });
+        self.errors.push(ConfigError {
+            loc,
+            path: path.to_string(),
+            kind,
+        });
     }
 
     pub(crate) fn record(&mut self, path: &str, span: Range<usize>) {
@@ -123,11 +140,23 @@ impl<'t, 'i> TableReader<'t, 'i> {
             DeValue::Table(table) => Some(table),
             other => {
                 let found = type_name(other);
-                cx.error(value.span(), path, ErrorKind::WrongType { expected: "a table", found });
+                cx.error(
+                    value.span(),
+                    path,
+                    ErrorKind::WrongType {
+                        expected: "a table",
+                        found,
+                    },
+                );
                 None
             }
         };
-        TableReader { path: path.to_string(), span: value.span(), table, asked: Vec::new() }
+        TableReader {
+            path: path.to_string(),
+            span: value.span(),
+            table,
+            asked: Vec::new(),
+        }
     }
 
     pub(crate) fn span(&self) -> Range<usize> {
@@ -166,7 +195,11 @@ impl<'t, 'i> TableReader<'t, 'i> {
             }
             let suggestion = suggest(name, &self.asked).map(str::to_string);
             let allowed = self.asked.iter().map(|k| k.to_string()).collect();
-            let kind = ErrorKind::UnknownKey { key: name.to_string(), suggestion, allowed };
+            let kind = ErrorKind::UnknownKey {
+                key: name.to_string(),
+                suggestion,
+                allowed,
+            };
             cx.error(key.span(), &self.child(name), kind);
         }
     }
@@ -192,7 +225,12 @@ pub(crate) fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     known
         .iter()
-        .map(|k| (edit_distance(&word.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                *k,
+            )
+        })
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
         .map(|(_, k)| k)

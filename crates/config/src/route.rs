@@ -13,11 +13,18 @@ use crate::schema::{Files, Handler, Health, Method, Route, RoutePath, StaticResp
 use crate::values::{boolean, integer, keyword, string, wrong_type};
 
 /// The handler keys, in the order they are documented.
-pub(crate) const HANDLERS: [&str; 7] = ["static", "json", "echo", "files", "health", "metrics", "delay"];
+pub(crate) const HANDLERS: [&str; 7] = [
+    "static", "json", "echo", "files", "health", "metrics", "delay",
+];
 
 const PATH_FORMS: &str = "a path such as \"/json\" (exact) or \"/static/*\" (prefix)";
 
-pub(crate) fn routes(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) -> Vec<Route> {
+pub(crate) fn routes(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Value<'_>,
+    base_dir: Option<&Path>,
+) -> Vec<Route> {
     let DeValue::Array(items) = v.get_ref() else {
         let expected = "an array of tables ([[listener.route]])";
         return wrong_type(cx, path, v, expected, v.get_ref()).unwrap_or_default();
@@ -37,10 +44,13 @@ pub(crate) fn routes(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Optio
 fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) -> Option<Route> {
     let mut t = TableReader::new(cx, path, v);
     let route_path = required(cx, &mut t, "path", PATH_FORMS, route_path);
-    let methods = field(cx, &mut t, "methods", methods).unwrap_or_else(|| vec![Method::Get, Method::Head]);
+    let methods =
+        field(cx, &mut t, "methods", methods).unwrap_or_else(|| vec![Method::Get, Method::Head]);
     let mut found = Vec::new();
     for key in HANDLERS {
-        let Some(value) = t.take(cx, key) else { continue };
+        let Some(value) = t.take(cx, key) else {
+            continue;
+        };
         let handler = handler(cx, &t.child(key), key, value, base_dir);
         found.push((key, value.span(), handler));
     }
@@ -55,7 +65,11 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
         return None;
     }
     let (_, _, handler) = found.pop()?;
-    Some(Route { path: route_path?, methods, handler: handler? })
+    Some(Route {
+        path: route_path?,
+        methods,
+        handler: handler?,
+    })
 }
 
 /// `/exact`, or `/prefix/*` for everything under `/prefix/`.
@@ -63,7 +77,10 @@ pub(crate) fn parse_route_path(text: &str) -> Result<RoutePath, &'static str> {
     if !text.starts_with('/') {
         return Err("a route path starts with \"/\"");
     }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') {
+    if text
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
         return Err("a route path has no query, fragment, spaces or control characters");
     }
     let (base, prefix) = match text.strip_suffix('*') {
@@ -75,11 +92,19 @@ pub(crate) fn parse_route_path(text: &str) -> Result<RoutePath, &'static str> {
     }
     // Segments between the slashes; a prefix or "/" itself ends in "/".
     let inner = base.strip_suffix('/').unwrap_or(base);
-    if inner.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..") {
+    if inner
+        .split('/')
+        .skip(1)
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err("a route path has no empty, \".\" or \"..\" segments");
     }
     let owned = base.to_string();
-    Ok(if prefix { RoutePath::Prefix(owned) } else { RoutePath::Exact(owned) })
+    Ok(if prefix {
+        RoutePath::Prefix(owned)
+    } else {
+        RoutePath::Exact(owned)
+    })
 }
 
 fn route_path(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<RoutePath> {
@@ -91,10 +116,20 @@ fn route_path(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<RoutePath> {
 
 fn methods(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Vec<Method>> {
     let DeValue::Array(items) = v.get_ref() else {
-        return wrong_type(cx, path, v, "an array of methods such as [\"GET\", \"HEAD\"]", v.get_ref());
+        return wrong_type(
+            cx,
+            path,
+            v,
+            "an array of methods such as [\"GET\", \"HEAD\"]",
+            v.get_ref(),
+        );
     };
     if items.is_empty() {
-        cx.error(v.span(), path, ErrorKind::Rule("list at least one method, or leave out the key"));
+        cx.error(
+            v.span(),
+            path,
+            ErrorKind::Rule("list at least one method, or leave out the key"),
+        );
         return None;
     }
     let mut out = Vec::new();
@@ -137,20 +172,26 @@ fn empty(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, handler: Handler) -> Option
 
 fn delay(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Handler> {
     let mut t = TableReader::new(cx, path, v);
-    let max_ms = t.take(cx, "max_ms").map(|v| integer(cx, &t.child("max_ms"), v, 1, 3_600_000));
+    let max_ms = t
+        .take(cx, "max_ms")
+        .map(|v| integer(cx, &t.child("max_ms"), v, 1, 3_600_000));
     t.finish(cx);
     let max_ms = match max_ms {
         Some(decoded) => decoded?,
         None => 10_000,
     };
-    Some(Handler::Delay { max: Duration::from_millis(max_ms) })
+    Some(Handler::Delay {
+        max: Duration::from_millis(max_ms),
+    })
 }
 
 fn static_response(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<StaticResponse> {
     let mut t = TableReader::new(cx, path, v);
     let status = field(cx, &mut t, "status", status).unwrap_or(200);
     let body_value = t.take(cx, "body");
-    let body = body_value.and_then(|v| string(cx, &t.child("body"), v)).unwrap_or_default();
+    let body = body_value
+        .and_then(|v| string(cx, &t.child("body"), v))
+        .unwrap_or_default();
     let content_type = field(cx, &mut t, "content_type", header_value)
         .unwrap_or_else(|| "text/plain; charset=utf-8".to_string());
     let headers = field(cx, &mut t, "headers", headers).unwrap_or_default();
@@ -163,7 +204,12 @@ fn static_response(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<StaticR
         return None;
     }
     let body = body.to_string();
-    Some(StaticResponse { status, body, content_type, headers })
+    Some(StaticResponse {
+        status,
+        body,
+        content_type,
+        headers,
+    })
 }
 
 fn status(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<u16> {
@@ -182,7 +228,13 @@ fn status(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<u16> {
 
 fn headers(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Vec<(String, String)>> {
     let DeValue::Table(table) = v.get_ref() else {
-        return wrong_type(cx, path, v, "a table of header names to strings", v.get_ref());
+        return wrong_type(
+            cx,
+            path,
+            v,
+            "a table of header names to strings",
+            v.get_ref(),
+        );
     };
     let mut out = Vec::new();
     for (name, value) in table.iter() {
@@ -217,7 +269,11 @@ fn header_name_rule(name: &str) -> Option<&'static str> {
 fn header_value(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<String> {
     let text = string(cx, path, v)?;
     if text.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-        cx.error(v.span(), path, ErrorKind::Rule("a header value cannot contain CR, LF or NUL"));
+        cx.error(
+            v.span(),
+            path,
+            ErrorKind::Rule("a header value cannot contain CR, LF or NUL"),
+        );
         return None;
     }
     Some(text.to_string())
@@ -225,14 +281,25 @@ fn header_value(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<String> {
 
 fn files(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) -> Option<Files> {
     let mut t = TableReader::new(cx, path, v);
-    let root = required(cx, &mut t, "root", "a directory path", |cx, p, v| root(cx, p, v, base_dir));
+    let root = required(cx, &mut t, "root", "a directory path", |cx, p, v| {
+        root(cx, p, v, base_dir)
+    });
     let index = field(cx, &mut t, "index", index).unwrap_or_else(|| Some("index.html".to_string()));
     let listing = field(cx, &mut t, "listing", boolean).unwrap_or(false);
     t.finish(cx);
-    Some(Files { root: root?, index, listing })
+    Some(Files {
+        root: root?,
+        index,
+        listing,
+    })
 }
 
-fn root(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) -> Option<std::path::PathBuf> {
+fn root(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Value<'_>,
+    base_dir: Option<&Path>,
+) -> Option<std::path::PathBuf> {
     let text = string(cx, path, v)?;
     let root = match base_dir {
         Some(base) if Path::new(text).is_relative() => base.join(text),
@@ -252,7 +319,11 @@ fn root(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) -> 
 fn index(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Option<String>> {
     let text = string(cx, path, v)?;
     if text.contains('/') || text == "." || text == ".." {
-        cx.error(v.span(), path, ErrorKind::Rule("index is a file name without \"/\", or \"\" for none"));
+        cx.error(
+            v.span(),
+            path,
+            ErrorKind::Rule("index is a file name without \"/\", or \"\" for none"),
+        );
         return None;
     }
     Some((!text.is_empty()).then(|| text.to_string()))
@@ -263,7 +334,11 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Result<RoutePath, &str>) {
-        assert_eq!(parse_route_path(input), expected, "parse_route_path({input:?})");
+        assert_eq!(
+            parse_route_path(input),
+            expected,
+            "parse_route_path({input:?})"
+        );
     }
 
     #[test]
@@ -276,10 +351,25 @@ mod tests {
         check("/static/*", prefix("/static/"));
         check("/*", prefix("/"));
         check("json", Err("a route path starts with \"/\""));
-        check("/a*", Err("\"*\" is only allowed at the end, after a \"/\": \"/prefix/*\""));
-        check("/*/x", Err("\"*\" is only allowed at the end, after a \"/\": \"/prefix/*\""));
-        check("/a?b", Err("a route path has no query, fragment, spaces or control characters"));
-        check("/a//b", Err("a route path has no empty, \".\" or \"..\" segments"));
-        check("/a/../b", Err("a route path has no empty, \".\" or \"..\" segments"));
+        check(
+            "/a*",
+            Err("\"*\" is only allowed at the end, after a \"/\": \"/prefix/*\""),
+        );
+        check(
+            "/*/x",
+            Err("\"*\" is only allowed at the end, after a \"/\": \"/prefix/*\""),
+        );
+        check(
+            "/a?b",
+            Err("a route path has no query, fragment, spaces or control characters"),
+        );
+        check(
+            "/a//b",
+            Err("a route path has no empty, \".\" or \"..\" segments"),
+        );
+        check(
+            "/a/../b",
+            Err("a route path has no empty, \".\" or \"..\" segments"),
+        );
     }
 }

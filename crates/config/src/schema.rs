@@ -289,7 +289,9 @@ pub enum Handler {
     /// Prometheus text exposition.
     Metrics,
     /// Answers after `?ms=N` milliseconds, capped at `max`.
-    Delay { max: Duration },
+    Delay {
+        max: Duration,
+    },
 }
 
 impl Handler {

@@ -90,12 +90,21 @@ pub fn format_duration(duration: Duration) -> String {
         // "0s" reads better than "0ms" for the common "disabled" value.
         return "0s".to_string();
     }
-    format_exact(millis, &[("h", 3_600_000), ("m", 60_000), ("s", 1_000)], "ms")
+    format_exact(
+        millis,
+        &[("h", 3_600_000), ("m", 60_000), ("s", 1_000)],
+        "ms",
+    )
 }
 
 /// Formats with the largest 1024-based unit that divides the value exactly.
 pub fn format_size(bytes: u64) -> String {
-    let units = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    let units = [
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
     format_exact(bytes, &units, "")
 }
 

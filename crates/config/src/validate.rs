@@ -17,7 +17,8 @@ const PIN_TOO_MANY: &str = "pin_cores = true needs shards <= the number of CPUs;
 const REUSEPORT_UNIX: &str = "balance = \"reuseport\" needs TCP listeners; \
      SO_REUSEPORT does not apply to unix sockets";
 const FILES_NEED_OFFLOAD: &str = "files routes read on the offload pool; set offload_threads >= 1";
-const URI_OVER_HEADER: &str = "uri_length must not exceed header_bytes: the request line is part of the head";
+const URI_OVER_HEADER: &str =
+    "uri_length must not exceed header_bytes: the request line is part of the head";
 const EMPTY_HTTP: &str = "an http listener needs at least one [[listener.route]]";
 
 /// What validation looks at.
@@ -41,7 +42,11 @@ pub(crate) fn validate(s: &Subject<'_>) -> Vec<ConfigError> {
 }
 
 fn push(s: &Subject<'_>, out: &mut Vec<ConfigError>, path: &str, kind: ErrorKind) {
-    out.push(ConfigError { loc: s.locs.of(path), path: path.to_string(), kind });
+    out.push(ConfigError {
+        loc: s.locs.of(path),
+        path: path.to_string(),
+        kind,
+    });
 }
 
 fn unique_names(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
@@ -53,7 +58,15 @@ fn unique_names(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
         }
         if let Some(&first) = seen.get(listener.name.as_str()) {
             let first = s.locs.of(&format!("listener[{first}].name"));
-            push(s, out, &path, ErrorKind::DuplicateName { name: listener.name.clone(), first });
+            push(
+                s,
+                out,
+                &path,
+                ErrorKind::DuplicateName {
+                    name: listener.name.clone(),
+                    first,
+                },
+            );
         } else {
             seen.insert(&listener.name, i);
         }
@@ -63,8 +76,13 @@ fn unique_names(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
 fn unique_addresses(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
     let good = |i: usize| !s.locs.is_bad(&format!("listener[{i}].address"));
     for (i, listener) in s.listeners.iter().enumerate().filter(|(i, _)| good(*i)) {
-        let earlier = s.listeners[..i].iter().enumerate().filter(|(j, _)| good(*j));
-        let clash = earlier.into_iter().find(|(_, other)| overlaps(&other.address, &listener.address));
+        let earlier = s.listeners[..i]
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| good(*j));
+        let clash = earlier
+            .into_iter()
+            .find(|(_, other)| overlaps(&other.address, &listener.address));
         if let Some((j, first)) = clash {
             let kind = ErrorKind::DuplicateAddress {
                 address: listener.address.to_string(),
@@ -85,19 +103,34 @@ fn listener_rules(s: &Subject<'_>, i: usize, listener: &Listener, out: &mut Vec<
         push(s, out, &format!("{path}.name"), ErrorKind::Rule(EMPTY_HTTP));
     }
     if s.server.balance == Balance::ReusePort && matches!(listener.address, Address::Unix(_)) {
-        push(s, out, &format!("{path}.address"), ErrorKind::Rule(REUSEPORT_UNIX));
+        push(
+            s,
+            out,
+            &format!("{path}.address"),
+            ErrorKind::Rule(REUSEPORT_UNIX),
+        );
     }
     if s.server.offload_threads == 0 {
         for (r, route) in listener.routes.iter().enumerate() {
             if matches!(route.handler, Handler::Files(_)) {
-                push(s, out, &format!("{path}.route[{r}].files"), ErrorKind::Rule(FILES_NEED_OFFLOAD));
+                push(
+                    s,
+                    out,
+                    &format!("{path}.route[{r}].files"),
+                    ErrorKind::Rule(FILES_NEED_OFFLOAD),
+                );
             }
         }
     }
     let limits = listener.effective_limits();
     if limits.uri_length > limits.header_bytes {
-        let own = listener.limit_overrides.uri_length.is_some() || listener.limit_overrides.header_bytes.is_some();
-        let at = if own { format!("{path}.limits.uri_length") } else { "limits.uri_length".to_string() };
+        let own = listener.limit_overrides.uri_length.is_some()
+            || listener.limit_overrides.header_bytes.is_some();
+        let at = if own {
+            format!("{path}.limits.uri_length")
+        } else {
+            "limits.uri_length".to_string()
+        };
         push(s, out, &at, ErrorKind::Rule(URI_OVER_HEADER));
     }
 }
@@ -118,7 +151,11 @@ fn unique_routes(s: &Subject<'_>, path: &str, listener: &Listener, out: &mut Vec
                 .collect();
             if route.path == earlier.path && !common.is_empty() {
                 let first = s.locs.of(&format!("{path}.route[{}].path", indices[m]));
-                let kind = ErrorKind::DuplicateRoute { path: route.path.to_string(), methods: common, first };
+                let kind = ErrorKind::DuplicateRoute {
+                    path: route.path.to_string(),
+                    methods: common,
+                    first,
+                };
                 push(s, out, &format!("{path}.route[{}].path", indices[k]), kind);
                 break;
             }
@@ -141,7 +178,12 @@ fn fd_limit(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
         MaxConnections::Limit(max_connections) => {
             let needed = max_connections.saturating_add(margin);
             if needed > hard_limit {
-                let kind = ErrorKind::FdLimit { max_connections, needed, margin, hard_limit };
+                let kind = ErrorKind::FdLimit {
+                    max_connections,
+                    needed,
+                    margin,
+                    hard_limit,
+                };
                 push(s, out, "server.max_connections", kind);
             }
         }

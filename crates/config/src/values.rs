@@ -25,7 +25,13 @@ pub(crate) fn boolean(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<bool
 }
 
 /// An integer within `min..=max`.
-pub(crate) fn integer(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, min: u64, max: u64) -> Option<u64> {
+pub(crate) fn integer(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Value<'_>,
+    min: u64,
+    max: u64,
+) -> Option<u64> {
     let DeValue::Integer(int) = v.get_ref() else {
         return wrong_type(cx, path, v, "an integer", v.get_ref());
     };
@@ -40,7 +46,13 @@ pub(crate) fn integer(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, min: u64, max:
 }
 
 /// Like [`integer`] for u32 fields.
-pub(crate) fn integer32(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, min: u32, max: u32) -> Option<u32> {
+pub(crate) fn integer32(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Value<'_>,
+    min: u32,
+    max: u32,
+) -> Option<u32> {
     integer(cx, path, v, u64::from(min), u64::from(max)).and_then(|n| u32::try_from(n).ok())
 }
 
@@ -48,12 +60,25 @@ pub(crate) fn integer32(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, min: u32, ma
 /// seconds or milliseconds? The unit says.
 pub(crate) fn duration(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Duration> {
     let DeValue::String(text) = v.get_ref() else {
-        return wrong_type(cx, path, v, "a duration string such as \"10s\" or \"250ms\"", v.get_ref());
+        return wrong_type(
+            cx,
+            path,
+            v,
+            "a duration string such as \"10s\" or \"250ms\"",
+            v.get_ref(),
+        );
     };
     match parse_duration(text) {
         Ok(d) => Some(d),
         Err(reason) => {
-            cx.error(v.span(), path, ErrorKind::BadDuration { text: text.to_string(), reason });
+            cx.error(
+                v.span(),
+                path,
+                ErrorKind::BadDuration {
+                    text: text.to_string(),
+                    reason,
+                },
+            );
             None
         }
     }
@@ -66,7 +91,14 @@ pub(crate) fn size(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<u64> {
         DeValue::String(text) => match parse_size(text) {
             Ok(n) => Some(n),
             Err(reason) => {
-                cx.error(v.span(), path, ErrorKind::BadSize { text: text.to_string(), reason });
+                cx.error(
+                    v.span(),
+                    path,
+                    ErrorKind::BadSize {
+                        text: text.to_string(),
+                        reason,
+                    },
+                );
                 None
             }
         },
@@ -81,7 +113,11 @@ pub(crate) fn keyword<K: Keyword>(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) ->
         Some(k) => Some(k),
         None => {
             let suggestion = suggest(text, K::NAMES).map(str::to_string);
-            let kind = ErrorKind::UnknownWord { found: text.to_string(), allowed: K::NAMES, suggestion };
+            let kind = ErrorKind::UnknownWord {
+                found: text.to_string(),
+                allowed: K::NAMES,
+                suggestion,
+            };
             cx.error(v.span(), path, kind);
             None
         }
@@ -120,7 +156,11 @@ pub trait Keyword: Copy + PartialEq + 'static {
 
 impl Keyword for Balance {
     const NAMES: &'static [&'static str] = &["least-loaded", "round-robin", "reuseport"];
-    const VALUES: &'static [Self] = &[Balance::LeastLoaded, Balance::RoundRobin, Balance::ReusePort];
+    const VALUES: &'static [Self] = &[
+        Balance::LeastLoaded,
+        Balance::RoundRobin,
+        Balance::ReusePort,
+    ];
 }
 
 impl Keyword for Protocol {
@@ -130,8 +170,13 @@ impl Keyword for Protocol {
 
 impl Keyword for LogLevel {
     const NAMES: &'static [&'static str] = &["trace", "debug", "info", "warn", "error"];
-    const VALUES: &'static [Self] =
-        &[LogLevel::Trace, LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error];
+    const VALUES: &'static [Self] = &[
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
 }
 
 impl Keyword for LogFormat {
@@ -140,7 +185,8 @@ impl Keyword for LogFormat {
 }
 
 impl Keyword for Method {
-    const NAMES: &'static [&'static str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+    const NAMES: &'static [&'static str] =
+        &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
     const VALUES: &'static [Self] = &[
         Method::Get,
         Method::Head,

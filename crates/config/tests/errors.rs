@@ -2,7 +2,10 @@
 
 use coreloop_config::{Config, Host, Override};
 
-const HOST: Host = Host { cpus: 2, fd_hard_limit: 1_000_000 };
+const HOST: Host = Host {
+    cpus: 2,
+    fd_hard_limit: 1_000_000,
+};
 
 /// A valid http listener to build cases on.
 const WEB: &str = r#"
@@ -21,7 +24,11 @@ fn check(input: &str, expected: &str) {
         Ok(config) => config.summary(),
         Err(errors) => errors.to_string(),
     };
-    assert_eq!(got, expected.trim(), "\n--- input ---\n{input}\n--- got ---\n{got}\n");
+    assert_eq!(
+        got,
+        expected.trim(),
+        "\n--- input ---\n{input}\n--- got ---\n{got}\n"
+    );
 }
 
 #[test]
@@ -125,7 +132,9 @@ fn duplicate_routes() {
 #[test]
 fn zero_shards_and_unknown_words() {
     check(
-        &format!("[server]\nshards = 0\nbalance = \"round_robin\"\n[log]\nlevel = \"verbose\"\n{WEB}"),
+        &format!(
+            "[server]\nshards = 0\nbalance = \"round_robin\"\n[log]\nlevel = \"verbose\"\n{WEB}"
+        ),
         r#"
 test.toml:2:10: server.shards: shards must be "auto" or a number >= 1, found 0
 test.toml:3:11: server.balance: unknown value "round_robin"; expected one of "least-loaded", "round-robin", "reuseport" (did you mean "round-robin"?)
@@ -171,7 +180,9 @@ fn route_handlers() {
         "test.toml:6:33: listener[0].route[0].static.body: statuses 1xx, 204 and 304 cannot have a body",
     );
     check(
-        &format!("{listener}[[listener.route]]\npath = \"/a*\"\nmethods = [\"get\"]\njson = {{}}\n"),
+        &format!(
+            "{listener}[[listener.route]]\npath = \"/a*\"\nmethods = [\"get\"]\njson = {{}}\n"
+        ),
         r#"
 test.toml:5:8: listener[0].route[0].path: "*" is only allowed at the end, after a "/": "/prefix/*"
 test.toml:6:12: listener[0].route[0].methods[0]: unknown value "get"; expected one of "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS" (did you mean "GET"?)
@@ -181,9 +192,14 @@ test.toml:6:12: listener[0].route[0].methods[0]: unknown value "get"; expected o
 
 #[test]
 fn max_connections_above_the_fd_limit() {
-    let host = Host { cpus: 2, fd_hard_limit: 4096 };
+    let host = Host {
+        cpus: 2,
+        fd_hard_limit: 4096,
+    };
     let input = format!("[server]\nmax_connections = 10000\n{WEB}");
-    let errors = Config::from_toml_str_on(&input, "test.toml", host).unwrap_err().to_string();
+    let errors = Config::from_toml_str_on(&input, "test.toml", host)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         errors,
         "test.toml:2:19: server.max_connections: max_connections = 10000 needs 10069 file \
@@ -201,15 +217,29 @@ fn toml_syntax_errors_have_positions() {
         "[server]\nshards = \n",
         "test.toml:2:10: TOML syntax error: string values must be quoted, expected literal string",
     );
-    check("[server\nshards = 1\n", "test.toml:1:8: TOML syntax error: unclosed table, expected `]`");
+    check(
+        "[server\nshards = 1\n",
+        "test.toml:1:8: TOML syntax error: unclosed table, expected `]`",
+    );
 }
 
 #[test]
 fn many_errors_are_reported_together_in_order() {
     let input = "[server]\nshards = 0\n[[listener]]\nname = \"bad name\"\naddress = \"x\"\nprotocol = \"echo\"\n";
     let errors = Config::from_toml_str_on(input, "test.toml", HOST).unwrap_err();
-    let lines: Vec<String> = errors.errors().iter().map(|e| format!("{}:{}", e.loc.line, e.path)).collect();
-    assert_eq!(lines, ["2:server.shards", "4:listener[0].name", "5:listener[0].address"]);
+    let lines: Vec<String> = errors
+        .errors()
+        .iter()
+        .map(|e| format!("{}:{}", e.loc.line, e.path))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "2:server.shards",
+            "4:listener[0].name",
+            "5:listener[0].address"
+        ]
+    );
 }
 
 #[test]
