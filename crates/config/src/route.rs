@@ -43,6 +43,10 @@ pub(crate) fn routes(
 
 fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) -> Option<Route> {
     let mut t = TableReader::new(cx, path, v);
+    if !v.get_ref().is_table() {
+        // Already reported; a missing path and handler would only echo it.
+        return None;
+    }
     let route_path = required(cx, &mut t, "path", PATH_FORMS, route_path);
     let methods =
         field(cx, &mut t, "methods", methods).unwrap_or_else(|| vec![Method::Get, Method::Head]);
@@ -56,6 +60,8 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
     }
     let span = t.span();
     t.finish(cx);
+    // Source order, so "found 2: a, b" reads like the file.
+    found.sort_by_key(|(_, span, _)| span.start);
     if found.len() != 1 {
         let names = found.iter().map(|(k, _, _)| k.to_string()).collect();
         // Point at the second handler when there are several: that is
