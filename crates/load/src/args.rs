@@ -1,0 +1,220 @@
+//! The command line: flags into a validated `Config`, and what to print where.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::{self, Config, ConfigError};
+use crate::target::{self, Protocol};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ProtocolArg {
+    Http,
+    Echo,
+}
+
+/// Drive HTTP/1.1 or echo load at 10k connections and beyond, and measure
+/// latency from the intended send time in open loop (--rate).
+#[derive(Debug, Parser)]
+#[command(name = "coreloop-load", version)]
+pub struct Args {
+    /// http://HOST:PORT/PATH, echo://HOST:PORT or unix:/PATH
+    target: String,
+    /// Connections to keep open, over all threads
+    #[arg(short = 'c', long, default_value_t = 100)]
+    connections: usize,
+    /// Client threads (default: number of cores)
+    #[arg(short = 't', long)]
+    threads: Option<usize>,
+    /// Measured time, e.g. 10s, 500ms, 2m
+    #[arg(short = 'd', long, default_value = "10s", value_parser = config::parse_duration)]
+    duration: Duration,
+    /// Time run but not counted, before the measured time
+    #[arg(long, default_value = "2s", value_parser = config::parse_duration)]
+    warmup: Duration,
+    /// New connections per second while ramping up (default: all at once)
+    #[arg(long, value_name = "N/s", value_parser = config::parse_rate)]
+    connect_rate: Option<f64>,
+    /// Total requests per second: open loop, latency from the intended send time
+    #[arg(long, value_name = "R", value_parser = config::parse_rate)]
+    rate: Option<f64>,
+    /// Requests in flight per connection
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// HTTP method
+    #[arg(short = 'm', long, default_value = "GET")]
+    method: String,
+    /// Extra request header 'Name: value' (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+    /// Request body: a string, or @FILE to read it from a file
+    #[arg(long, value_name = "STRING|@FILE")]
+    body: Option<String>,
+    /// Echo payload bytes per request
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Protocol for unix: targets (http:// and echo:// imply theirs)
+    #[arg(long, value_enum)]
+    protocol: Option<ProtocolArg>,
+    /// Local source addresses to spread connections over, e.g. 127.0.0.1-127.0.0.16
+    #[arg(long, value_name = "RANGE", value_parser = parse_sources)]
+    source_addrs: Option<Sources>,
+    /// Per-request timeout, counted from when the request is queued
+    #[arg(long, default_value = "5s", value_parser = config::parse_duration)]
+    timeout: Duration,
+    /// Stop after exactly N measured requests in total
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+    /// Write the report as JSON to FILE ('-' for stdout)
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Print the full percentile tables
+    #[arg(long)]
+    latency: bool,
+    /// Never draw the progress bar
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Sources(Vec<IpAddr>);
+
+fn parse_sources(s: &str) -> Result<Sources, String> {
+    config::parse_source_addrs(s).map(Sources)
+}
+
+/// What to do with the report besides printing it.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub json: Option<PathBuf>,
+    pub latency: bool,
+}
+
+impl Args {
+    /// Builds and validates the run's config.
+    pub fn into_config(self) -> Result<(Config, Output), ConfigError> {
+        let target = target::parse(&self.target).map_err(|e| ConfigError(e.to_string()))?;
+        let mut c = Config::new(target);
+        if let Some(p) = self.protocol {
+            c.protocol = match p {
+                ProtocolArg::Http => Protocol::Http,
+                ProtocolArg::Echo => Protocol::Echo,
+            };
+        }
+        c.connections = self.connections;
+        c.threads = self.threads.unwrap_or(c.threads);
+        c.duration = self.duration;
+        c.warmup = self.warmup;
+        c.connect_rate = self.connect_rate;
+        c.rate = self.rate;
+        c.pipeline = self.pipeline;
+        c.method = self.method;
+        c.headers = self.headers;
+        c.body = body(self.body.as_deref())?;
+        c.size = self.size;
+        c.source_addrs = self.source_addrs.map(|s| s.0).unwrap_or_default();
+        c.timeout = self.timeout;
+        c.requests = self.requests;
+        c.progress = !self.no_progress && self.json.as_deref() != Some("-".as_ref());
+        c.validate()?;
+        Ok((
+            c,
+            Output {
+                json: self.json,
+                latency: self.latency,
+            },
+        ))
+    }
+}
+
+fn body(arg: Option<&str>) -> Result<Vec<u8>, ConfigError> {
+    match arg {
+        None => Ok(Vec::new()),
+        Some(s) => match s.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read(path).map_err(|e| ConfigError(format!("--body @{path}: {e}")))
+            }
+            None => Ok(s.as_bytes().to_vec()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let all = std::iter::once("coreloop-load").chain(args.iter().copied());
+        let a = Args::try_parse_from(all).map_err(|e| e.to_string())?;
+        a.into_config().map(|(c, _)| c).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&["http://127.0.0.1:8080/"]).unwrap();
+        assert_eq!(c.connections, 100);
+        assert_eq!(c.duration, Duration::from_secs(10));
+        assert_eq!(c.warmup, Duration::from_secs(2));
+        assert_eq!(c.pipeline, 1);
+        assert!(c.rate.is_none());
+    }
+
+    #[test]
+    fn every_flag() {
+        let c = config(&[
+            "-c",
+            "10",
+            "-t",
+            "2",
+            "-d",
+            "3s",
+            "--warmup",
+            "0s",
+            "--connect-rate",
+            "100/s",
+            "--rate",
+            "500",
+            "--pipeline",
+            "4",
+            "-m",
+            "POST",
+            "-H",
+            "X-A: 1",
+            "--body",
+            "hi",
+            "--source-addrs",
+            "127.0.0.1-127.0.0.4",
+            "--timeout",
+            "250ms",
+            "--requests",
+            "99",
+            "--no-progress",
+            "http://127.0.0.1:1/x",
+        ])
+        .unwrap();
+        assert_eq!((c.connections, c.threads, c.pipeline), (10, 2, 4));
+        assert_eq!(c.rate, Some(500.0));
+        assert_eq!(c.connect_rate, Some(100.0));
+        assert_eq!(c.body, b"hi");
+        assert_eq!(c.source_addrs.len(), 4);
+        assert_eq!(c.timeout, Duration::from_millis(250));
+        assert_eq!(c.requests, Some(99));
+        assert!(!c.progress);
+    }
+
+    #[test]
+    fn unix_protocol_flag() {
+        let c = config(&["--protocol", "echo", "unix:/tmp/x.sock"]).unwrap();
+        assert_eq!(c.protocol, Protocol::Echo);
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(config(&["ftp://x"]).is_err());
+        assert!(config(&["--pipeline", "0", "http://127.0.0.1:1/"]).is_err());
+        assert!(config(&["--body", "@/nonexistent/file", "http://127.0.0.1:1/"]).is_err());
+        assert!(config(&["--rate", "-5", "http://127.0.0.1:1/"]).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! One client connection slot: its socket (replaced on reconnect), its
+//! requests in flight and its open-loop schedule.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+use socket2::{Domain, Socket, Type};
+
+use crate::framer::Framer;
+use crate::target::Endpoint;
+
+/// Longest wait between attempts after connect failures (doubling from 10 ms).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const EINPROGRESS: i32 = 115;
+
+/// A connected or connecting socket of either family.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// Starts a non-blocking connect, bound to `source` first if given.
+    pub fn connect(endpoint: &Endpoint, source: Option<IpAddr>) -> io::Result<Self> {
+        match endpoint {
+            Endpoint::Tcp(dest) => connect_tcp(*dest, source).map(Self::Tcp),
+            Endpoint::Unix(path) => UnixStream::connect(path).map(Self::Unix),
+        }
+    }
+
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        match self {
+            Self::Tcp(s) => registry.register(s, token, interest),
+            Self::Unix(s) => registry.register(s, token, interest),
+        }
+    }
+
+    pub fn deregister(&mut self, registry: &Registry) {
+        // The socket is dropped right after; a failure here changes nothing.
+        let _ = match self {
+            Self::Tcp(s) => registry.deregister(s),
+            Self::Unix(s) => registry.deregister(s),
+        };
+    }
+
+    /// `Ok(true)` once a non-blocking connect has completed, `Ok(false)`
+    /// while it is still under way, the connect's error otherwise.
+    pub fn connect_done(&self) -> io::Result<bool> {
+        let (err, peer) = match self {
+            Self::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+            Self::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+        };
+        if let Some(e) = err? {
+            return Err(e);
+        }
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.read(buf),
+            Self::Unix(s) => s.read(buf),
+        }
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => s.write(buf),
+            Self::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+fn connect_tcp(dest: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::for_address(dest), Type::STREAM.nonblocking(), None)?;
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ip) = source {
+        // Port 0: the kernel picks a free port per source address, so each
+        // address brings its own ephemeral port range.
+        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    match socket.connect(&dest.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// One request on the wire, or queued to be written.
+#[derive(Debug, Clone, Copy)]
+pub struct InFlight {
+    /// Latency is measured from here: the intended send time in open loop,
+    /// the moment it was queued in closed loop.
+    pub start: Instant,
+    /// When it was queued on this socket; the timeout counts from here.
+    pub queued: Instant,
+    /// Intended during the measured phase (not warm-up).
+    pub measured: bool,
+}
+
+/// Where a slot is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A connect timer is pending (first connect or back-off).
+    Waiting,
+    Connecting(Instant),
+    Open,
+    /// The run is over for this slot.
+    Done,
+}
+
+/// A connection slot. The slot outlives its sockets: the open-loop schedule
+/// and requests to retry carry over a reconnect.
+#[derive(Debug)]
+pub struct Conn {
+    /// Index over all threads; picks the source address and schedule phase.
+    pub global: usize,
+    /// Bumped on every new socket so stale events are dropped.
+    pub generation: u32,
+    pub stream: Option<Stream>,
+    pub phase: Phase,
+    pub ever_connected: bool,
+    pub framer: Framer,
+    /// Bytes of the current echo reply already checked.
+    pub echo_pos: usize,
+    pub in_flight: VecDeque<InFlight>,
+    /// Bytes of queued requests not yet written.
+    pub unwritten: usize,
+    /// Offset inside the current request of the next byte to write.
+    pub write_pos: usize,
+    /// Open loop: intended time of the next new request.
+    pub next_due: Option<Instant>,
+    /// Open loop: a send timer is in the heap for this slot.
+    pub send_timer: bool,
+    pub backoff: Duration,
+}
+
+impl Conn {
+    pub fn new(global: usize, pipeline: usize, expect_body: bool) -> Self {
+        Self {
+            global,
+            generation: 0,
+            stream: None,
+            phase: Phase::Waiting,
+            ever_connected: false,
+            framer: Framer::new(expect_body),
+            echo_pos: 0,
+            in_flight: VecDeque::with_capacity(pipeline),
+            unwritten: 0,
+            write_pos: 0,
+            next_due: None,
+            send_timer: false,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    /// The token for this slot's current socket: low 32 bits index, high 32 generation.
+    pub fn token(&self, local: usize) -> Token {
+        Token((self.generation as usize) << 32 | local)
+    }
+
+    /// Drops the socket and any partial response; requests in flight stay.
+    pub fn close(&mut self, registry: &Registry) {
+        if let Some(mut s) = self.stream.take() {
+            s.deregister(registry);
+        }
+        self.framer = Framer::new(self.expect_body());
+        self.echo_pos = 0;
+        self.unwritten = 0;
+        self.write_pos = 0;
+    }
+
+    fn expect_body(&self) -> bool {
+        // The framer was built with the run's setting; a fresh one keeps it.
+        self.framer.expects_body()
+    }
+
+    /// The back-off before the next attempt after a connect failure.
+    pub fn next_backoff(&mut self) -> Duration {
+        let d = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        d
+    }
+
+    /// Queues every request still in flight to be written again.
+    pub fn requeue(&mut self, unit: usize) {
+        self.unwritten = self.in_flight.len() * unit;
+        self.write_pos = 0;
+    }
+}
+
+/// Splits a token into slot index and generation.
+pub fn split_token(t: Token) -> (usize, u32) {
+    (t.0 & 0xffff_ffff, (t.0 >> 32) as u32)
+}

@@ -1,0 +1,243 @@
+//! Requests out, responses in, on one open connection: queueing, writing,
+//! reading until `WouldBlock`, framing and checking.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::conn::{Conn, InFlight};
+use crate::plan::Plan;
+use crate::stats::{ErrorKind, Stats};
+use crate::target::Protocol;
+
+/// Reads per readiness event before yielding to other connections; the
+/// connection then goes on the ready list, since no new edge will come.
+const READS_PER_EVENT: usize = 16;
+
+/// What the worker must do with a connection after an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Keep,
+    /// The read budget ran out before `WouldBlock`: serve again before polling.
+    More,
+    /// The server closed cleanly (or announced it would): reconnect and
+    /// write the unanswered requests again.
+    Reconnect,
+    /// Close; every request in flight failed with this kind.
+    Fail(ErrorKind),
+}
+
+/// A worker's mutable state that connection operations update.
+#[derive(Debug)]
+pub struct Env {
+    pub plan: Arc<Plan>,
+    pub stats: Stats,
+    /// Measured requests this worker may still start; `None` = no limit.
+    pub budget: Option<u64>,
+    /// Requests in flight over all this worker's connections.
+    pub in_flight: u64,
+    pub stopping: bool,
+}
+
+impl Env {
+    fn may_start(&self) -> bool {
+        !self.stopping && self.budget != Some(0)
+    }
+
+    fn start(&mut self, conn: &mut Conn, start: Instant, now: Instant) {
+        let measured = start >= self.plan.measure_start;
+        if measured {
+            self.stats.sent += 1;
+            if let Some(b) = self.budget.as_mut() {
+                *b -= 1;
+            }
+        }
+        conn.in_flight.push_back(InFlight {
+            start,
+            queued: now,
+            measured,
+        });
+        conn.unwritten += self.plan.batch.unit();
+        self.in_flight += 1;
+    }
+}
+
+/// Queues as many new requests as the mode allows: closed loop fills the
+/// pipeline; open loop sends the requests that are due, each stamped with
+/// its intended time so a late send counts as latency.
+pub fn fill(conn: &mut Conn, env: &mut Env, now: Instant) {
+    let depth = env.plan.pipeline;
+    while conn.in_flight.len() < depth && env.may_start() {
+        let start = match (env.plan.interval, conn.next_due) {
+            (None, _) => now,
+            (Some(interval), Some(due)) if due <= now => {
+                conn.next_due = Some(due + interval);
+                due
+            }
+            _ => return,
+        };
+        env.start(conn, start, now);
+    }
+}
+
+/// Open loop: the time a send timer should fire for this connection, if any.
+pub fn send_timer(conn: &Conn, env: &Env) -> Option<Instant> {
+    if conn.send_timer || conn.in_flight.len() >= env.plan.pipeline || !env.may_start() {
+        return None;
+    }
+    env.plan.interval.and(conn.next_due)
+}
+
+/// Writes queued request bytes until done or `WouldBlock`.
+pub fn flush(conn: &mut Conn, env: &mut Env) -> Verdict {
+    let unit = env.plan.batch.unit();
+    while conn.unwritten > 0 {
+        let Some(stream) = conn.stream.as_mut() else {
+            return Verdict::Keep;
+        };
+        let bytes = env.plan.batch.slice(conn.write_pos, conn.unwritten);
+        match stream.write(bytes) {
+            Ok(0) => return Verdict::Fail(ErrorKind::Write),
+            Ok(n) => {
+                conn.unwritten -= n;
+                conn.write_pos = (conn.write_pos + n) % unit;
+                env.stats.bytes_written += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Verdict::Fail(ErrorKind::Write),
+        }
+    }
+    Verdict::Keep
+}
+
+/// Reads until `WouldBlock` (or the per-event budget) into the worker's
+/// scratch buffer, framing every response that completes.
+pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], now: Instant) -> Verdict {
+    for _ in 0..READS_PER_EVENT {
+        let Some(stream) = conn.stream.as_mut() else {
+            return Verdict::Keep;
+        };
+        match stream.read(scratch) {
+            Ok(0) => return eof(conn, env, now),
+            Ok(n) => {
+                env.stats.bytes_read += n as u64;
+                let v = consume(conn, env, &scratch[..n], now);
+                if v != Verdict::Keep {
+                    return v;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Keep,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Verdict::Fail(ErrorKind::Read),
+        }
+    }
+    Verdict::More
+}
+
+fn eof(conn: &mut Conn, env: &mut Env, now: Instant) -> Verdict {
+    if env.plan.protocol == Protocol::Echo {
+        return eof_verdict(conn);
+    }
+    match conn.framer.finish() {
+        Ok(Some(r)) => {
+            if !complete(conn, env, r.status, now) {
+                return Verdict::Fail(ErrorKind::Malformed);
+            }
+            eof_verdict(conn)
+        }
+        Ok(None) => eof_verdict(conn),
+        Err(_) => Verdict::Fail(ErrorKind::Read),
+    }
+}
+
+/// A close with requests unanswered (and not announced) fails them as reads.
+fn eof_verdict(conn: &Conn) -> Verdict {
+    if conn.in_flight.is_empty() && conn.echo_pos == 0 {
+        Verdict::Reconnect
+    } else {
+        Verdict::Fail(ErrorKind::Read)
+    }
+}
+
+fn consume(conn: &mut Conn, env: &mut Env, data: &[u8], now: Instant) -> Verdict {
+    match env.plan.protocol {
+        Protocol::Http => consume_http(conn, env, data, now),
+        Protocol::Echo => consume_echo(conn, env, data, now),
+    }
+}
+
+fn consume_http(conn: &mut Conn, env: &mut Env, mut data: &[u8], now: Instant) -> Verdict {
+    while !data.is_empty() {
+        let (used, done) = match conn.framer.feed(data) {
+            Ok(step) => step,
+            Err(_) => return Verdict::Fail(ErrorKind::Malformed),
+        };
+        data = &data[used..];
+        let Some(r) = done else { continue };
+        if !complete(conn, env, r.status, now) {
+            return Verdict::Fail(ErrorKind::Malformed);
+        }
+        if r.close {
+            // Bytes after a closing response are not ours to frame.
+            return Verdict::Reconnect;
+        }
+    }
+    Verdict::Keep
+}
+
+/// Checks echoed bytes against the payload at the same offset.
+fn consume_echo(conn: &mut Conn, env: &mut Env, mut data: &[u8], now: Instant) -> Verdict {
+    let plan = Arc::clone(&env.plan);
+    let payload = plan.batch.one();
+    while !data.is_empty() {
+        if conn.in_flight.is_empty() {
+            return Verdict::Fail(ErrorKind::Malformed);
+        }
+        let k = (payload.len() - conn.echo_pos).min(data.len());
+        if data[..k] != payload[conn.echo_pos..conn.echo_pos + k] {
+            return Verdict::Fail(ErrorKind::Malformed);
+        }
+        conn.echo_pos += k;
+        data = &data[k..];
+        if conn.echo_pos == payload.len() {
+            conn.echo_pos = 0;
+            complete(conn, env, 200, now);
+        }
+    }
+    Verdict::Keep
+}
+
+/// Records the oldest request's answer; false if nothing was asked.
+fn complete(conn: &mut Conn, env: &mut Env, status: u16, now: Instant) -> bool {
+    let Some(req) = conn.in_flight.pop_front() else {
+        return false;
+    };
+    env.in_flight -= 1;
+    if req.measured {
+        let s = &mut env.stats;
+        s.responses += 1;
+        s.latency.record(now.saturating_duration_since(req.start));
+        if (200..300).contains(&status) {
+            s.ok += 1;
+        } else {
+            s.errors.status += 1;
+        }
+    }
+    true
+}
+
+/// Fails every request in flight on `conn` with `kind`.
+pub fn fail_all(conn: &mut Conn, env: &mut Env, kind: ErrorKind) {
+    for req in conn.in_flight.drain(..) {
+        env.in_flight -= 1;
+        if req.measured {
+            env.stats.errors.add(kind, 1);
+        }
+    }
+}
+
+/// Counts requests about to be written again after a clean close.
+pub fn note_retry(conn: &Conn, env: &mut Env) {
+    env.stats.retried += conn.in_flight.iter().filter(|r| r.measured).count() as u64;
+}

@@ -1,0 +1,449 @@
+//! One client thread: its own `Poll`, its share of the connections, timers
+//! for connects and open-loop sends, and its own statistics.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use mio::{Events, Poll};
+
+use crate::conn::{split_token, Conn, Phase, Stream};
+use crate::exchange::{self, Env, Verdict};
+use crate::plan::Plan;
+use crate::stats::{ErrorKind, Stats};
+
+const SCRATCH: usize = 64 * 1024;
+const EVENTS: usize = 1024;
+/// Longest sleep in `poll`, so phase changes are noticed without a timer.
+const MAX_POLL: Duration = Duration::from_millis(50);
+
+/// Responses completed so far per worker, read by the progress bar.
+#[derive(Debug)]
+pub struct Progress {
+    pub responses: Vec<CachePadded<AtomicU64>>,
+}
+
+impl Progress {
+    pub fn new(workers: usize) -> Self {
+        Self {
+            responses: (0..workers)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.responses
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Connect,
+    Send,
+}
+
+/// A worker thread's state. `run` is the only caller of `poll`.
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    conns: Vec<Conn>,
+    env: Env,
+    scratch: Vec<u8>,
+    timers: BinaryHeap<Reverse<(Instant, usize, Timer)>>,
+    ready: Vec<usize>,
+    measuring: bool,
+    next_scan: Instant,
+    drain_deadline: Option<Instant>,
+    stopped_at: Option<Instant>,
+    progress: Arc<Progress>,
+}
+
+/// What a worker hands back when it ends.
+#[derive(Debug)]
+pub struct Finished {
+    pub stats: Stats,
+    /// When it stopped starting requests (end of duration or budget spent).
+    pub stopped_at: Instant,
+    /// When the drain ended.
+    pub finished_at: Instant,
+}
+
+impl Worker {
+    /// Worker `id` of `plan.workers` takes global connections id, id + W, ...
+    pub fn new(
+        id: usize,
+        plan: Arc<Plan>,
+        budget: Option<u64>,
+        progress: Arc<Progress>,
+    ) -> io::Result<Self> {
+        let globals: Vec<usize> = (id..plan.connections).step_by(plan.workers).collect();
+        let conns: Vec<Conn> = globals
+            .iter()
+            .map(|&g| Conn::new(g, plan.pipeline, plan.expect_body))
+            .collect();
+        let mut timers = BinaryHeap::with_capacity(2 * conns.len() + 1);
+        for local in 0..conns.len() {
+            timers.push(Reverse((plan.first_connect(local), local, Timer::Connect)));
+        }
+        let next_scan = plan.t0;
+        Ok(Self {
+            id,
+            poll: Poll::new()?,
+            conns,
+            env: Env {
+                plan,
+                stats: Stats::default(),
+                budget,
+                in_flight: 0,
+                stopping: false,
+            },
+            scratch: vec![0; SCRATCH],
+            timers,
+            ready: Vec::new(),
+            measuring: false,
+            next_scan,
+            drain_deadline: None,
+            stopped_at: None,
+            progress,
+        })
+    }
+
+    /// Runs until the end of the measured phase (or the request budget) and
+    /// the drain after it; returns this worker's figures.
+    pub fn run(mut self) -> io::Result<Finished> {
+        let mut events = Events::with_capacity(EVENTS);
+        self.ready.reserve(self.conns.len());
+        loop {
+            let now = Instant::now();
+            self.tick(now);
+            if self.finished(now) {
+                break;
+            }
+            let timeout = self.poll_timeout(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                self.on_event(ev.token(), now);
+            }
+            self.serve_ready(now);
+            self.publish();
+        }
+        Ok(self.finish())
+    }
+
+    /// Phase changes, due timers and the timeout scan.
+    fn tick(&mut self, now: Instant) {
+        let plan = Arc::clone(&self.env.plan);
+        if !self.measuring && now >= plan.measure_start {
+            self.measuring = true;
+            self.env.stats.start_measuring();
+        }
+        if !self.env.stopping && (now >= plan.end || self.env.budget == Some(0)) {
+            self.begin_stop(now);
+        }
+        self.fire_timers(now);
+        if now >= self.next_scan {
+            self.scan_timeouts(now);
+            self.next_scan = now + scan_interval(plan.timeout);
+        }
+    }
+
+    fn begin_stop(&mut self, now: Instant) {
+        self.env.stopping = true;
+        self.stopped_at = Some(now);
+        let plan = Arc::clone(&self.env.plan);
+        self.drain_deadline = Some(now + plan.timeout + 2 * scan_interval(plan.timeout));
+        if let Some(interval) = plan.interval {
+            self.env.stats.backlog = self.conns.iter().map(|c| backlog(c, &plan, interval)).sum();
+        }
+        // Slots not yet connected will not be: close them so `finished` can see the end.
+        for c in &mut self.conns {
+            if c.phase != Phase::Open {
+                exchange::fail_all(c, &mut self.env, ErrorKind::Read);
+                c.close(self.poll.registry());
+                c.phase = Phase::Done;
+            }
+        }
+    }
+
+    fn finished(&self, now: Instant) -> bool {
+        if !self.env.stopping {
+            return false;
+        }
+        self.env.in_flight == 0 || self.drain_deadline.is_some_and(|d| now >= d)
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.ready.is_empty() {
+            return Duration::ZERO;
+        }
+        let plan = &self.env.plan;
+        let mut until = now + MAX_POLL;
+        if let Some(Reverse((t, _, _))) = self.timers.peek() {
+            until = until.min(*t);
+        }
+        until = until.min(self.next_scan);
+        if !self.measuring {
+            until = until.min(plan.measure_start);
+        }
+        if !self.env.stopping {
+            until = until.min(plan.end);
+        }
+        if let Some(d) = self.drain_deadline {
+            until = until.min(d);
+        }
+        until.saturating_duration_since(now)
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((t, local, kind))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match kind {
+                Timer::Connect => self.on_connect_timer(local, now),
+                Timer::Send => {
+                    self.conns[local].send_timer = false;
+                    self.pump(local, now);
+                }
+            }
+        }
+    }
+
+    fn on_connect_timer(&mut self, local: usize, now: Instant) {
+        if self.conns[local].phase != Phase::Waiting || self.env.stopping {
+            return;
+        }
+        self.connect(local, now);
+    }
+
+    /// Opens a new socket for slot `local`.
+    fn connect(&mut self, local: usize, now: Instant) {
+        let plan = Arc::clone(&self.env.plan);
+        let conn = &mut self.conns[local];
+        if conn.next_due.is_none() {
+            conn.next_due = plan.first_due(local, conn.global);
+        }
+        conn.generation = conn.generation.wrapping_add(1);
+        let token = conn.token(local);
+        let opened =
+            Stream::connect(&plan.endpoint, plan.source_for(conn.global)).and_then(|mut s| {
+                s.register(self.poll.registry(), token)?;
+                Ok(s)
+            });
+        match opened {
+            Ok(s) => {
+                conn.stream = Some(s);
+                conn.phase = Phase::Connecting(now);
+            }
+            Err(e) => self.connect_failed(local, &e, now),
+        }
+    }
+
+    fn connect_failed(&mut self, local: usize, e: &io::Error, now: Instant) {
+        self.env.stats.connect_failed(e);
+        let conn = &mut self.conns[local];
+        // Requests kept for a retry after a clean close are lost with the reconnect.
+        exchange::fail_all(conn, &mut self.env, ErrorKind::Read);
+        conn.close(self.poll.registry());
+        if self.env.stopping {
+            conn.phase = Phase::Done;
+            return;
+        }
+        conn.phase = Phase::Waiting;
+        let delay = conn.next_backoff();
+        self.timers
+            .push(Reverse((now + delay, local, Timer::Connect)));
+    }
+
+    fn on_event(&mut self, token: mio::Token, now: Instant) {
+        let (local, generation) = split_token(token);
+        let Some(conn) = self.conns.get(local) else {
+            return;
+        };
+        if conn.generation != generation {
+            return;
+        }
+        match conn.phase {
+            Phase::Connecting(since) => self.check_connected(local, since, now),
+            Phase::Open => self.pump(local, now),
+            Phase::Waiting | Phase::Done => {}
+        }
+    }
+
+    fn check_connected(&mut self, local: usize, since: Instant, now: Instant) {
+        let done = match self.conns[local].stream.as_ref() {
+            Some(s) => s.connect_done(),
+            None => return,
+        };
+        match done {
+            Ok(false) => {}
+            Err(e) => self.connect_failed(local, &e, now),
+            Ok(true) => {
+                let conn = &mut self.conns[local];
+                let stats = &mut self.env.stats;
+                stats
+                    .connect_time
+                    .record(now.saturating_duration_since(since));
+                stats.opened();
+                if conn.ever_connected {
+                    stats.reconnects += 1;
+                }
+                conn.ever_connected = true;
+                conn.phase = Phase::Open;
+                conn.backoff = Duration::from_millis(10);
+                conn.requeue(self.env.plan.batch.unit());
+                self.pump(local, now);
+            }
+        }
+    }
+
+    /// Reads what is there, queues what is due, writes what is queued.
+    fn pump(&mut self, local: usize, now: Instant) {
+        let conn = &mut self.conns[local];
+        if conn.phase != Phase::Open {
+            return;
+        }
+        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, now);
+        if v == Verdict::More {
+            self.ready.push(local);
+            v = Verdict::Keep;
+        }
+        if v == Verdict::Keep {
+            exchange::fill(conn, &mut self.env, now);
+            v = exchange::flush(conn, &mut self.env);
+        }
+        match v {
+            Verdict::Keep | Verdict::More => self.arm_send_timer(local),
+            Verdict::Reconnect => self.reconnect(local, now),
+            Verdict::Fail(kind) => self.fail(local, kind, now),
+        }
+    }
+
+    fn arm_send_timer(&mut self, local: usize) {
+        let conn = &mut self.conns[local];
+        if let Some(due) = exchange::send_timer(conn, &self.env) {
+            conn.send_timer = true;
+            self.timers.push(Reverse((due, local, Timer::Send)));
+        }
+    }
+
+    /// A clean close: unanswered requests are written again on the new socket
+    /// (also while draining, so they can still be answered).
+    fn reconnect(&mut self, local: usize, now: Instant) {
+        exchange::note_retry(&self.conns[local], &mut self.env);
+        self.drop_socket(local);
+        if self.env.stopping && self.conns[local].in_flight.is_empty() {
+            self.conns[local].phase = Phase::Done;
+            return;
+        }
+        self.connect(local, now);
+    }
+
+    fn fail(&mut self, local: usize, kind: ErrorKind, now: Instant) {
+        exchange::fail_all(&mut self.conns[local], &mut self.env, kind);
+        self.drop_socket(local);
+        if self.env.stopping {
+            self.conns[local].phase = Phase::Done;
+            return;
+        }
+        self.connect(local, now);
+    }
+
+    fn drop_socket(&mut self, local: usize) {
+        let conn = &mut self.conns[local];
+        if conn.phase == Phase::Open {
+            self.env.stats.open -= 1;
+        }
+        conn.close(self.poll.registry());
+        conn.phase = Phase::Waiting;
+    }
+
+    fn serve_ready(&mut self, now: Instant) {
+        // Swap out so connections that hit the budget again go on a fresh list.
+        let mut ready = std::mem::take(&mut self.ready);
+        for local in ready.drain(..) {
+            self.pump(local, now);
+        }
+        if self.ready.is_empty() {
+            self.ready = ready;
+        }
+    }
+
+    /// Fails requests that waited longer than the timeout, and connects that did.
+    fn scan_timeouts(&mut self, now: Instant) {
+        let timeout = self.env.plan.timeout;
+        for local in 0..self.conns.len() {
+            let conn = &self.conns[local];
+            match conn.phase {
+                Phase::Open => {
+                    let late = conn
+                        .in_flight
+                        .front()
+                        .is_some_and(|r| now.saturating_duration_since(r.queued) >= timeout);
+                    if late {
+                        self.fail(local, ErrorKind::Timeout, now);
+                    }
+                }
+                Phase::Connecting(since) if now.saturating_duration_since(since) >= timeout => {
+                    let e = io::Error::from_raw_os_error(110);
+                    self.connect_failed(local, &e, now);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn publish(&self) {
+        self.progress.responses[self.id].store(self.env.stats.responses, Ordering::Relaxed);
+    }
+
+    fn finish(mut self) -> Finished {
+        let left: u64 = self
+            .conns
+            .iter()
+            .flat_map(|c| c.in_flight.iter())
+            .filter(|r| r.measured)
+            .count() as u64;
+        self.env.stats.unfinished = left;
+        self.publish();
+        for c in &mut self.conns {
+            c.close(self.poll.registry());
+        }
+        let finished_at = Instant::now();
+        Finished {
+            stats: self.env.stats,
+            stopped_at: self.stopped_at.unwrap_or(finished_at),
+            finished_at,
+        }
+    }
+}
+
+/// Open loop: requests that fell due before the end but were never sent.
+fn backlog(c: &Conn, plan: &Plan, interval: Duration) -> u64 {
+    let Some(due) = c.next_due else { return 0 };
+    let from = due.max(plan.measure_start);
+    if from >= plan.end {
+        return 0;
+    }
+    let late = plan.end.duration_since(from);
+    (late.as_secs_f64() / interval.as_secs_f64()).floor() as u64 + 1
+}
+
+/// Timeouts are found by a scan; this bounds how late one can be noticed.
+fn scan_interval(timeout: Duration) -> Duration {
+    (timeout / 8).clamp(Duration::from_millis(1), Duration::from_millis(100))
+}

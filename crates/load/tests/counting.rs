@@ -1,0 +1,92 @@
+//! Exact counting: every request sent is a response counted, and the server
+//! saw exactly as many.
+
+use crate::support::{config, run, Behaviour, Server};
+
+#[test]
+fn keep_alive_counts_exactly() {
+    let server = Server::start(Behaviour::ok());
+    let mut c = config(&server.http_url());
+    c.connections = 8;
+    c.requests = Some(1000);
+    let r = run(&c);
+    assert_eq!(r.requests.sent, 1000);
+    assert_eq!(r.requests.completed, 1000);
+    assert_eq!(r.requests.ok, 1000);
+    assert_eq!(r.errors.total(), 0);
+    assert_eq!(server.received(), 1000);
+    assert_eq!(r.latency.count, 1000);
+}
+
+#[test]
+fn pipelined_depth_16_counts_exactly() {
+    let server = Server::start(Behaviour::ok());
+    let mut c = config(&server.http_url());
+    c.connections = 4;
+    c.pipeline = 16;
+    c.requests = Some(2003);
+    let r = run(&c);
+    assert_eq!(r.requests.sent, 2003);
+    assert_eq!(r.requests.completed, 2003);
+    assert_eq!(r.errors.total(), 0);
+    assert_eq!(server.received(), 2003);
+    assert_eq!(r.bytes_read, 2003 * crate::support::OK.len() as u64);
+}
+
+#[test]
+fn echo_counts_exactly() {
+    let server = Server::start(Behaviour::Echo);
+    let mut c = config(&format!("echo://{}", server.addr));
+    c.connections = 4;
+    c.pipeline = 4;
+    c.size = 100;
+    c.requests = Some(1000);
+    let r = run(&c);
+    assert_eq!(r.requests.sent, 1000);
+    assert_eq!(r.requests.completed, 1000);
+    assert_eq!(r.errors.total(), 0);
+    assert_eq!(server.bytes(), 100 * 1000);
+    assert_eq!(r.bytes_read, 100 * 1000);
+}
+
+#[test]
+fn open_loop_counts_exactly_and_reports_rate() {
+    let server = Server::start(Behaviour::ok());
+    let mut c = config(&server.http_url());
+    c.rate = Some(1000.0);
+    c.requests = Some(300);
+    let r = run(&c);
+    assert_eq!(r.requests.completed, 300);
+    assert_eq!(server.received(), 300);
+    let rate = r.rate.expect("open loop reports its rate");
+    assert_eq!(rate.requested_per_s, 1000.0);
+    // 300 requests at 1000/s take about 0.3 s; a generous band for a busy machine.
+    assert!(
+        rate.sent_per_s > 500.0 && rate.sent_per_s < 1500.0,
+        "sent {}/s",
+        rate.sent_per_s
+    );
+}
+
+#[test]
+fn duration_run_stops_on_time() {
+    let server = Server::start(Behaviour::ok());
+    let mut c = config(&server.http_url());
+    c.duration = std::time::Duration::from_millis(300);
+    c.warmup = std::time::Duration::from_millis(100);
+    let started = std::time::Instant::now();
+    let r = run(&c);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(r.requests.completed > 0);
+    assert_eq!(
+        r.requests.completed + r.requests.failed + r.requests.unfinished,
+        r.requests.sent
+    );
+    assert!(
+        r.elapsed_s >= 0.3 && r.elapsed_s < 2.0,
+        "elapsed {}",
+        r.elapsed_s
+    );
+    // The server also answered warm-up requests, which are not counted.
+    assert!(server.received() >= r.requests.completed);
+}

@@ -1,0 +1,313 @@
+//! A tiny single-threaded mio server with scripted behaviours, on 127.0.0.1
+//! port 0, that counts what it received. Being one thread, a stall stalls
+//! every connection, as a stuck server would.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use coreloop_load::Config;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// How the server answers.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// One fixed response per request head; close after it if `close`.
+    Http { response: Vec<u8>, close: bool },
+    /// Sends back every byte.
+    Echo,
+    /// Sends back every byte plus one: an echo server that corrupts.
+    CorruptEcho,
+    /// Answers 200, but once, after `after` requests, sleeps for `stall`.
+    StallOnce { after: u64, stall: Duration },
+    /// Writes half a response and closes.
+    CloseMidResponse,
+    /// Reads and never answers.
+    Blackhole,
+}
+
+impl Behaviour {
+    pub fn ok() -> Self {
+        Self::http(OK, false)
+    }
+
+    pub fn http(response: &str, close: bool) -> Self {
+        Self::Http {
+            response: response.as_bytes().to_vec(),
+            close,
+        }
+    }
+}
+
+pub const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!";
+
+/// A running test server; stops and joins on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    received: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start(behaviour: Behaviour) -> Server {
+        let mut listener =
+            TcpListener::bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let poll = Poll::new().unwrap();
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).unwrap());
+        let received = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut state = Loop {
+            poll,
+            listener,
+            conns: Vec::new(),
+            behaviour,
+            received: Arc::clone(&received),
+            bytes: Arc::clone(&bytes),
+            stop: Arc::clone(&stop),
+            stalled: false,
+        };
+        let handle = std::thread::spawn(move || state.run());
+        Server {
+            addr,
+            received,
+            bytes,
+            stop,
+            waker,
+            handle: Some(handle),
+        }
+    }
+
+    /// Request heads (HTTP) received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// Bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}/plaintext", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Conn {
+    stream: TcpStream,
+    input: Vec<u8>,
+    out: Vec<u8>,
+    closing: bool,
+    shut: bool,
+}
+
+struct Loop {
+    poll: Poll,
+    listener: TcpListener,
+    conns: Vec<Option<Conn>>,
+    behaviour: Behaviour,
+    received: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    stalled: bool,
+}
+
+impl Loop {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        // Bounded: the test that owns the server drops it, which sets `stop`.
+        while !self.stop.load(Ordering::SeqCst) {
+            if self
+                .poll
+                .poll(&mut events, Some(Duration::from_millis(100)))
+                .is_err()
+            {
+                continue;
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(i) => self.serve(i),
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let i = self
+                        .conns
+                        .iter()
+                        .position(Option::is_none)
+                        .unwrap_or(self.conns.len());
+                    if i == self.conns.len() {
+                        self.conns.push(None);
+                    }
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    self.poll
+                        .registry()
+                        .register(&mut stream, Token(i), interest)
+                        .unwrap();
+                    self.conns[i] = Some(Conn {
+                        stream,
+                        input: Vec::new(),
+                        out: Vec::new(),
+                        closing: false,
+                        shut: false,
+                    });
+                    self.serve(i);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn serve(&mut self, i: usize) {
+        let Some(mut conn) = self.conns.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        let alive = self.read_all(&mut conn) && flush(&mut conn);
+        if alive && conn.closing && conn.out.is_empty() && !conn.shut {
+            // Lingering close: FIN after the response, then drain until the
+            // client closes, so unread input does not turn into a reset.
+            let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+            conn.shut = true;
+        }
+        if alive {
+            self.conns[i] = Some(conn);
+        } else {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// Reads until WouldBlock; false once the peer is gone.
+    fn read_all(&mut self, conn: &mut Conn) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match conn.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.bytes.fetch_add(n as u64, Ordering::SeqCst);
+                    if conn.closing {
+                        continue;
+                    }
+                    conn.input.extend_from_slice(&buf[..n]);
+                    self.answer(conn);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn answer(&mut self, conn: &mut Conn) {
+        match self.behaviour {
+            Behaviour::Echo => return conn.out.append(&mut conn.input),
+            Behaviour::CorruptEcho => {
+                conn.out
+                    .extend(conn.input.drain(..).map(|b| b.wrapping_add(1)));
+                return;
+            }
+            _ => {}
+        }
+        while let Some(end) = find(&conn.input, b"\r\n\r\n") {
+            conn.input.drain(..end + 4);
+            let n = self.received.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.respond(conn, n) {
+                conn.closing = true;
+                return;
+            }
+        }
+    }
+
+    /// Appends the answer to request number `n`; true if the connection must close.
+    fn respond(&mut self, conn: &mut Conn, n: u64) -> bool {
+        match &self.behaviour {
+            Behaviour::Http { response, close } => {
+                conn.out.extend_from_slice(response);
+                *close
+            }
+            Behaviour::StallOnce { after, stall } => {
+                if n >= *after && !self.stalled {
+                    self.stalled = true;
+                    // The behaviour under test: a server that stops for a while.
+                    std::thread::sleep(*stall);
+                }
+                conn.out.extend_from_slice(OK.as_bytes());
+                false
+            }
+            Behaviour::CloseMidResponse => {
+                conn.out.extend_from_slice(&OK.as_bytes()[..OK.len() / 2]);
+                true
+            }
+            Behaviour::Blackhole | Behaviour::Echo | Behaviour::CorruptEcho => false,
+        }
+    }
+}
+
+/// Writes pending output; false if the peer is gone.
+fn flush(conn: &mut Conn) -> bool {
+    while !conn.out.is_empty() {
+        match conn.stream.write(&conn.out) {
+            Ok(n) => {
+                conn.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A quick test config: no warm-up, 2 threads, a bounded duration.
+pub fn config(url: &str) -> Config {
+    let mut c = Config::new(coreloop_load::target::parse(url).expect("test url"));
+    c.warmup = Duration::ZERO;
+    c.duration = Duration::from_secs(10);
+    c.threads = 2;
+    c.connections = 4;
+    c.timeout = Duration::from_secs(3);
+    c
+}
+
+/// Runs and returns the report, printing it so a failure shows the figures.
+pub fn run(c: &Config) -> coreloop_load::Report {
+    let r = coreloop_load::run(c).expect("run");
+    eprintln!("{}", r.text(true));
+    r
+}
