@@ -34,11 +34,27 @@ impl Stream {
         }
     }
 
+    /// Registers for both directions: writability reports the connect's end.
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         let interest = Interest::READABLE | Interest::WRITABLE;
         match self {
             Self::Tcp(s) => registry.register(s, token, interest),
             Self::Unix(s) => registry.register(s, token, interest),
+        }
+    }
+
+    /// Asks for writability only while output is stuck: on loopback every
+    /// byte the peer consumes raises a fresh EPOLLOUT edge, and waking for
+    /// those would cost a `poll` per response.
+    pub fn want_write(&mut self, registry: &Registry, token: Token, on: bool) -> io::Result<()> {
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        match self {
+            Self::Tcp(s) => registry.reregister(s, token, interest),
+            Self::Unix(s) => registry.reregister(s, token, interest),
         }
     }
 
@@ -144,6 +160,8 @@ pub struct Conn {
     pub next_due: Option<Instant>,
     /// Open loop: a send timer is in the heap for this slot.
     pub send_timer: bool,
+    /// WRITABLE is in the socket's registered interest.
+    pub write_interest: bool,
     pub backoff: Duration,
 }
 
@@ -162,6 +180,7 @@ impl Conn {
             write_pos: 0,
             next_due: None,
             send_timer: false,
+            write_interest: false,
             backoff: FIRST_BACKOFF,
         }
     }
@@ -180,6 +199,7 @@ impl Conn {
         self.echo_pos = 0;
         self.unwritten = 0;
         self.write_pos = 0;
+        self.write_interest = false;
     }
 
     fn expect_body(&self) -> bool {

@@ -123,6 +123,8 @@ pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], now: Instant) ->
             Ok(n) => {
                 env.stats.bytes_read += n as u64;
                 let v = consume(conn, env, &scratch[..n], now);
+                // No short-read shortcut: a FIN that came with the data raises
+                // no later edge, so only WouldBlock proves there is nothing left.
                 if v != Verdict::Keep {
                     return v;
                 }

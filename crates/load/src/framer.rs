@@ -192,12 +192,40 @@ impl Framer {
             State::Body(n) => Ok(self.skip_body(input, n)),
             State::ChunkData(n) => Ok(self.skip_chunk(input, n)),
             State::UntilClose => Ok(input.len()),
+            // Most head bytes are values nobody reads: skip to the line end.
+            State::Reason | State::Value(HeaderKind::Other) => self.skip_line(input),
             _ => {
                 self.head_byte_budget()?;
                 self.byte(input[0])?;
                 Ok(1)
             }
         }
+    }
+
+    /// Consumes up to (not including) the next LF, refusing control bytes.
+    fn skip_line(&mut self, input: &[u8]) -> Result<usize, FrameError> {
+        let end = input
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(input.len());
+        if end == 0 {
+            self.head_byte_budget()?;
+            self.byte(input[0])?;
+            return Ok(1);
+        }
+        let bad = |b: &u8| matches!(b, 0..=8 | 0x0a..=0x0c | 0x0e..=0x1f | 0x7f);
+        if input[..end].iter().any(bad) {
+            return Err(if self.state == State::Reason {
+                FrameError::StatusLine
+            } else {
+                FrameError::HeaderLine
+            });
+        }
+        self.head_bytes += end;
+        if self.head_bytes > MAX_HEAD {
+            return Err(FrameError::HeadTooLarge);
+        }
+        Ok(end)
     }
 
     fn head_byte_budget(&mut self) -> Result<(), FrameError> {

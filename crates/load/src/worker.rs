@@ -135,7 +135,8 @@ impl Worker {
             }
             let now = Instant::now();
             for ev in events.iter() {
-                self.on_event(ev.token(), now);
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                self.on_event(ev.token(), readable, now);
             }
             self.serve_ready(now);
             self.publish();
@@ -269,7 +270,7 @@ impl Worker {
             .push(Reverse((now + delay, local, Timer::Connect)));
     }
 
-    fn on_event(&mut self, token: mio::Token, now: Instant) {
+    fn on_event(&mut self, token: mio::Token, readable: bool, now: Instant) {
         let (local, generation) = split_token(token);
         let Some(conn) = self.conns.get(local) else {
             return;
@@ -279,8 +280,33 @@ impl Worker {
         }
         match conn.phase {
             Phase::Connecting(since) => self.check_connected(local, since, now),
-            Phase::Open => self.pump(local, now),
+            Phase::Open if readable => self.pump(local, now),
+            Phase::Open => self.on_writable(local, now),
             Phase::Waiting | Phase::Done => {}
+        }
+    }
+
+    fn on_writable(&mut self, local: usize, now: Instant) {
+        match exchange::flush(&mut self.conns[local], &mut self.env) {
+            Verdict::Fail(kind) => self.fail(local, kind, now),
+            _ => self.sync_interest(local, now),
+        }
+    }
+
+    /// Keeps WRITABLE registered exactly while output is pending.
+    fn sync_interest(&mut self, local: usize, now: Instant) {
+        let conn = &mut self.conns[local];
+        let want = conn.unwritten > 0;
+        if want == conn.write_interest {
+            return;
+        }
+        let token = conn.token(local);
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        match stream.want_write(self.poll.registry(), token, want) {
+            Ok(()) => conn.write_interest = want,
+            Err(_) => self.fail(local, ErrorKind::Write, now),
         }
     }
 
@@ -304,6 +330,8 @@ impl Worker {
                 }
                 conn.ever_connected = true;
                 conn.phase = Phase::Open;
+                // Registered for the connect; `sync_interest` drops WRITABLE if nothing is pending.
+                conn.write_interest = true;
                 conn.backoff = Duration::from_millis(10);
                 conn.requeue(self.env.plan.batch.unit());
                 self.pump(local, now);
@@ -327,7 +355,10 @@ impl Worker {
             v = exchange::flush(conn, &mut self.env);
         }
         match v {
-            Verdict::Keep | Verdict::More => self.arm_send_timer(local),
+            Verdict::Keep | Verdict::More => {
+                self.arm_send_timer(local);
+                self.sync_interest(local, now);
+            }
             Verdict::Reconnect => self.reconnect(local, now),
             Verdict::Fail(kind) => self.fail(local, kind, now),
         }
