@@ -194,12 +194,34 @@ impl Framer {
             State::UntilClose => Ok(input.len()),
             // Most head bytes are values nobody reads: skip to the line end.
             State::Reason | State::Value(HeaderKind::Other) => self.skip_line(input),
+            State::Name => self.name_run(input),
             _ => {
                 self.head_byte_budget()?;
                 self.byte(input[0])?;
                 Ok(1)
             }
         }
+    }
+
+    /// Takes header-name bytes up to (not including) the ':' or a non-token byte.
+    fn name_run(&mut self, input: &[u8]) -> Result<usize, FrameError> {
+        let end = input
+            .iter()
+            .position(|&b| !is_token(b))
+            .unwrap_or(input.len());
+        if end == 0 {
+            self.head_byte_budget()?;
+            self.byte(input[0])?;
+            return Ok(1);
+        }
+        for &b in &input[..end] {
+            self.push_name(b);
+        }
+        self.head_bytes += end;
+        if self.head_bytes > MAX_HEAD {
+            return Err(FrameError::HeadTooLarge);
+        }
+        Ok(end)
     }
 
     /// Consumes up to (not including) the next LF, refusing control bytes.
@@ -549,9 +571,37 @@ fn expect(ok: bool, next: State, err: FrameError, f: &mut Framer) -> Result<(), 
     Ok(())
 }
 
-/// RFC 9110 `tchar`.
+/// RFC 9110 `tchar`, as a table: this runs for every header-name byte.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN[b as usize]
 }
 
 fn trim(v: &[u8]) -> &[u8] {
