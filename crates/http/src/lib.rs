@@ -1,1 +1,41 @@
-//! Placeholder until its issue lands.
+//! HTTP/1.1 for coreloop: a sans-IO [`Protocol`](coreloop_reactor::Protocol) over the reactor,
+//! a router and built-in handlers.
+//!
+//! The protocol never touches a socket, a thread or a clock: it parses what the reactor hands
+//! it (httparse for tokens, RFC 9112 framing rules on top), appends responses to the
+//! connection's output buffer and answers with a verb. Blocking handlers (files, delay) run on
+//! the reactor's offload pool. See docs/HTTP.md for the behaviour in full.
+//!
+//! Wiring: build an [`HttpFactory`] from an [`HttpConfig`] and [`Route`]s, hand it to a
+//! `ListenerSpec`, read [`HttpFactory::stats`] for metrics, and broadcast
+//! [`HttpFactory::reload`]'s message to change routes and limits live.
+
+#![forbid(unsafe_code)]
+
+mod body;
+mod config;
+mod conn;
+mod error;
+mod exchange;
+mod factory;
+mod files;
+mod handlers;
+mod head;
+mod percent;
+mod response;
+mod router;
+mod stats;
+
+pub use body::{BodyDecoder, Chunked, ChunkedState, Progress};
+pub use config::{HttpConfig, HEADER_CAPACITY};
+pub use conn::HttpConn;
+pub use error::{Fault, HttpError, Refusal};
+pub use factory::{HttpFactory, HttpReload};
+pub use files::FilesSpec;
+pub use handlers::{CustomFn, Handler, MetricsHook, Request, Response, StaticSpec};
+pub use head::{parse as parse_head, Framing, Head, Method};
+pub use router::{Route, RouteError, RouteTable};
+pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
+
+#[cfg(test)]
+mod protocol_tests;

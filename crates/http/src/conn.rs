@@ -1,0 +1,359 @@
+//! One HTTP/1.1 connection as a [`Protocol`]: the request cycle, timeouts, pipelining, drain.
+//!
+//! Cycle: `Idle` (nothing of the next request yet) -> `Head` (bytes of a head) -> `Body` (when
+//! the request has one) -> answered inline, or `Awaiting` a job -> `Idle` again; any refusal or
+//! `Connection: close` goes to `Closed`, after which nothing else is ever answered.
+//!
+//! Deadlines, one at a time (RFC 9112 §9.5 leaves them to us):
+//! - header: from accept, from the end of the previous response when the next request is
+//!   already buffered, or from its first byte otherwise, to the end of its head: 408;
+//! - body: from the end of the head to the end of the body: 408;
+//! - idle: from the end of a response while nothing else is buffered: closed silently;
+//! - offload: from the submission of a job: 504.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use coreloop_reactor::{Completion, Cx, JobId, Protocol, Step, Verb};
+
+use crate::body::BodyDecoder;
+use crate::error::HttpError;
+use crate::factory::{Settings, Shared};
+use crate::handlers::{JobReply, Request};
+use crate::head::{self, Head};
+use crate::response::{write_reply, write_sized, Finish, Reply};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Idle,
+    Head,
+    Body,
+    Awaiting(JobId),
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    Header,
+    Body,
+    Idle,
+    Offload,
+}
+
+/// What handling one step of a request led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// Need more bytes.
+    Partial,
+    /// The head is in; the body comes next.
+    Continue,
+    /// A response was written; the next request may follow.
+    Answered,
+    /// A job runs; wait for it.
+    Await,
+    /// A response with `Connection: close` was written.
+    Close,
+}
+
+/// Where a request goes, decided from its head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Route { group: usize, entry: usize, prefix_len: usize },
+    NotAllowed { group: usize },
+    NotFound,
+    OptionsStar,
+}
+
+/// A request between its head and its response.
+pub(crate) struct Exchange {
+    pub target: Target,
+    /// The blocking work, built from the head (files, delay) or after the body (custom).
+    pub job: Option<Box<dyn FnOnce() -> JobReply + Send>>,
+    pub custom: Option<Request>,
+    pub decoder: Option<BodyDecoder>,
+    pub received: u64,
+    pub keep_alive: bool,
+    pub head_only: bool,
+    /// Answer now and close without reading the body (Expect: 100-continue to a handler that
+    /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
+    pub skip_body: bool,
+}
+
+/// The HTTP/1.1 protocol state of one connection.
+pub struct HttpConn {
+    pub(crate) shared: Rc<Shared>,
+    pub(crate) settings: Rc<Settings>,
+    pub(crate) phase: Phase,
+    timer: Option<Timer>,
+    opened: Option<Instant>,
+    pub(crate) started: Option<Instant>,
+    pub(crate) served: u64,
+    pub(crate) exchange: Option<Exchange>,
+    /// Body bytes for handlers that read them; capacity kept between requests.
+    pub(crate) body: Vec<u8>,
+    pub(crate) echo_type: Vec<u8>,
+    pub(crate) path: Vec<u8>,
+    peer_eof: bool,
+    /// `on_drain` came while a request was in progress: its response closes.
+    pub(crate) draining: bool,
+}
+
+impl HttpConn {
+    pub(crate) fn new(shared: Rc<Shared>) -> Self {
+        let settings = shared.settings.borrow().clone();
+        Self {
+            shared,
+            settings,
+            phase: Phase::Idle,
+            timer: None,
+            opened: None,
+            started: None,
+            served: 0,
+            exchange: None,
+            body: Vec::new(),
+            echo_type: Vec::new(),
+            path: Vec::new(),
+            peer_eof: false,
+            draining: false,
+        }
+    }
+
+    fn arm(&mut self, timer: Timer, cx: &mut Cx<'_>) {
+        let config = &self.settings.config;
+        let after = match timer {
+            Timer::Header => config.header_timeout,
+            Timer::Body => config.body_timeout,
+            Timer::Idle => config.idle_timeout,
+            Timer::Offload => config.offload_timeout,
+        };
+        self.timer = Some(timer);
+        cx.set_deadline(cx.now() + after);
+    }
+
+    /// The first bytes of a request: take the current settings and start the header clock.
+    fn begin_request(&mut self, cx: &mut Cx<'_>) {
+        if self.phase == Phase::Idle {
+            self.phase = Phase::Head;
+            self.settings = self.shared.settings.borrow().clone();
+            self.arm(Timer::Header, cx);
+        }
+        self.started.get_or_insert(cx.now());
+    }
+
+    fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
+        self.begin_request(cx);
+        let settings = self.settings.clone();
+        match head::parse(input, &settings.config) {
+            Ok(Some(head)) => {
+                let flow = self.on_head(&head, input.len() > head.len, cx);
+                (head.len, flow.unwrap_or_else(|error| self.refuse(error, cx)))
+            }
+            Ok(None) => (0, Flow::Partial),
+            Err(error) => (0, self.refuse(error, cx)),
+        }
+    }
+
+    fn on_head(&mut self, head: &Head<'_>, more: bool, cx: &mut Cx<'_>) -> Result<Flow, HttpError> {
+        let exchange = self.plan(head)?;
+        let reads = exchange.decoder.is_some() && !exchange.skip_body;
+        let wants_body = reads && self.reads_body(exchange.target);
+        self.exchange = Some(exchange);
+        if !reads {
+            return Ok(self.finish(cx));
+        }
+        if head.expect_continue && wants_body && !more {
+            cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.phase = Phase::Body;
+        self.arm(Timer::Body, cx);
+        Ok(Flow::Continue)
+    }
+
+    fn step_body(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Result<(usize, Flow), HttpError> {
+        let limit = self.settings.config.max_body_bytes;
+        let keep = self.exchange.as_ref().is_some_and(|e| self.reads_body(e.target));
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Err(HttpError::InvalidChunk);
+        };
+        let Some(decoder) = exchange.decoder.as_mut() else {
+            return Ok((0, self.finish(cx)));
+        };
+        let mut sink = keep.then_some(&mut self.body);
+        let progress = decoder.decode(input, &mut sink, &mut exchange.received, limit)?;
+        let flow = if progress.done { self.finish(cx) } else { Flow::Partial };
+        Ok((progress.consumed, flow))
+    }
+
+    /// Writes the response of a request that failed and closes (or, for a server-side failure
+    /// with a connection that can go on, just answers).
+    pub(crate) fn refuse(&mut self, error: HttpError, cx: &mut Cx<'_>) -> Flow {
+        let refusal = error.refusal();
+        tracing::debug!(status = refusal.status, fault = ?refusal.fault, "{error}");
+        let head_only = self.exchange.as_ref().is_some_and(|e| e.head_only);
+        let close = refusal.close || self.exchange.as_ref().is_none_or(|e| !e.keep_alive) || self.must_close(cx);
+        let extra: &[u8] = if refusal.status == 503 { b"Retry-After: 1\r\n" } else { b"" };
+        let reply = Reply {
+            status: refusal.status,
+            content_type: Some(b"text/plain"),
+            extra,
+            body: error.phrase().as_bytes(),
+        };
+        let finish = Finish { date: &self.shared.date.get(), close, head_only };
+        write_reply(cx.out(), &reply, finish);
+        self.body.clear();
+        self.done(refusal.status, close, cx)
+    }
+
+    /// Whether the response being written must end the connection (limits, drain).
+    pub(crate) fn must_close(&self, cx: &Cx<'_>) -> bool {
+        let config = &self.settings.config;
+        let limit = config.max_requests_per_connection;
+        let too_many = limit > 0 && self.served + 1 >= limit;
+        let too_old = match (config.max_connection_age, self.opened) {
+            (Some(age), Some(opened)) => cx.now().saturating_duration_since(opened) >= age,
+            _ => false,
+        };
+        too_many || too_old || self.draining || cx.is_draining()
+    }
+
+    /// Bookkeeping after a response: counters, then the next phase and its deadline.
+    pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
+        let started = self.started.take().unwrap_or(cx.now());
+        self.shared.stats.record(status, cx.now().saturating_duration_since(started));
+        self.served += 1;
+        self.exchange = None;
+        if close {
+            self.phase = Phase::Closed;
+            cx.clear_deadline();
+            return Flow::Close;
+        }
+        self.phase = Phase::Idle;
+        self.arm(Timer::Idle, cx);
+        Flow::Answered
+    }
+
+    pub(crate) fn arm_offload(&mut self, cx: &mut Cx<'_>) {
+        self.arm(Timer::Offload, cx);
+    }
+
+    /// A job's reply, or the failure that replaces it.
+    pub(crate) fn answer_job(&mut self, reply: Result<JobReply, HttpError>, cx: &mut Cx<'_>) -> Flow {
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => return self.refuse(error, cx),
+        };
+        let exchange = self.exchange.as_ref();
+        let head_only = exchange.is_some_and(|e| e.head_only);
+        let close = exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;
+        let view = Reply {
+            status: reply.status,
+            content_type: reply.content_type.as_deref(),
+            extra: &reply.extra,
+            body: &reply.body,
+        };
+        let finish = Finish { date: &self.shared.date.get(), close, head_only };
+        write_sized(cx.out(), &view, reply.length, finish);
+        self.done(reply.status, close, cx)
+    }
+}
+
+fn verb_after(flow: Flow) -> Verb {
+    match flow {
+        Flow::Await => Verb::AwaitCompletion,
+        Flow::Close => Verb::CloseAfterFlush,
+        Flow::Partial | Flow::Continue | Flow::Answered => Verb::Read,
+    }
+}
+
+impl Protocol for HttpConn {
+    fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+        // The header clock starts at accept: a client that connects and sends nothing is a
+        // slowloris too, and gets its 408.
+        self.opened = Some(cx.now());
+        self.phase = Phase::Head;
+        self.arm(Timer::Header, cx);
+        Verb::Read
+    }
+
+    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        let (mut pos, mut answered) = (0, 0);
+        loop {
+            let (used, flow) = match self.phase {
+                Phase::Closed => return Step::new(input.len(), Verb::CloseAfterFlush),
+                Phase::Awaiting(_) => return Step::new(pos, Verb::AwaitCompletion),
+                Phase::Body => self.step_body(&input[pos..], cx).unwrap_or_else(|e| (0, self.refuse(e, cx))),
+                Phase::Idle | Phase::Head if pos == input.len() => break,
+                Phase::Idle | Phase::Head => self.step_head(&input[pos..], cx),
+            };
+            pos += used;
+            match flow {
+                Flow::Partial => break,
+                Flow::Continue => {}
+                Flow::Answered => {
+                    answered += 1;
+                    let config = &self.settings.config;
+                    if answered >= config.max_pipeline_depth || cx.pending_output() >= config.max_pending_output {
+                        return Step::new(pos, Verb::WaitFlush);
+                    }
+                }
+                Flow::Await => return Step::new(pos, Verb::AwaitCompletion),
+                Flow::Close => return Step::new(input.len(), Verb::CloseAfterFlush),
+            }
+        }
+        Step::new(pos, Verb::Read)
+    }
+
+    fn on_eof(&mut self, _unconsumed: usize, _cx: &mut Cx<'_>) -> Verb {
+        self.peer_eof = true;
+        match self.phase {
+            // Let the job finish; its response is written and then the connection closes.
+            Phase::Awaiting(_) => Verb::AwaitCompletion,
+            _ => Verb::CloseAfterFlush,
+        }
+    }
+
+    fn on_deadline(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let flow = match (self.timer.take(), self.phase) {
+            (_, Phase::Closed) => Flow::Close,
+            (Some(Timer::Idle), Phase::Idle) => return Verb::CloseAfterFlush,
+            (Some(Timer::Offload), Phase::Awaiting(_)) => self.refuse(HttpError::HandlerTimeout, cx),
+            (Some(Timer::Body), _) => self.refuse(HttpError::BodyTimeout, cx),
+            _ => self.refuse(HttpError::HeaderTimeout, cx),
+        };
+        verb_after(flow)
+    }
+
+    fn on_completion(&mut self, completion: Completion, cx: &mut Cx<'_>) -> Verb {
+        let Phase::Awaiting(job) = self.phase else {
+            // A completion after its 504 (or after the connection began closing): ignored.
+            return match self.phase {
+                Phase::Closed => Verb::CloseAfterFlush,
+                _ => Verb::Read,
+            };
+        };
+        if completion.job != job {
+            return Verb::AwaitCompletion;
+        }
+        let reply = match completion.result {
+            Ok(output) => output.downcast::<JobReply>().map(|r| *r).map_err(|_| HttpError::HandlerPanicked),
+            Err(_) => Err(HttpError::HandlerPanicked),
+        };
+        let flow = self.answer_job(reply, cx);
+        if flow == Flow::Answered && cx.buffered_input() > 0 {
+            // The next request is already here: its header clock runs from now.
+            self.begin_request(cx);
+        }
+        verb_after(flow)
+    }
+
+    fn on_drain(&mut self, _cx: &mut Cx<'_>) -> Verb {
+        self.draining = true;
+        match self.phase {
+            Phase::Idle | Phase::Closed => Verb::CloseAfterFlush,
+            // Connected but nothing of a request yet: as idle as a connection gets.
+            Phase::Head if self.started.is_none() => Verb::CloseAfterFlush,
+            Phase::Head | Phase::Body => Verb::Read,
+            Phase::Awaiting(_) => Verb::AwaitCompletion,
+        }
+    }
+}

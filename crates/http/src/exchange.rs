@@ -1,0 +1,205 @@
+//! From a parsed head to a response: routing, handler dispatch, offload.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use coreloop_reactor::{Cx, Job};
+
+use crate::body::BodyDecoder;
+use crate::conn::{Exchange, Flow, HttpConn, Phase, Target};
+use crate::error::HttpError;
+use crate::files::{serve, FileAsk};
+use crate::handlers::{custom, delay_job, write_echo, write_json, write_metrics, Compiled, JobReply, Request};
+use crate::head::{Framing, Head, Method};
+use crate::percent::{decode_into, raw_offset};
+use crate::response::{write_reply, Finish, Reply};
+use crate::router::Lookup;
+
+impl HttpConn {
+    /// Routes the head and prepares what its response needs once the body is in.
+    pub(crate) fn plan(&mut self, head: &Head<'_>) -> Result<Exchange, HttpError> {
+        if let Framing::Length(length) = head.framing {
+            if length > self.settings.config.max_body_bytes {
+                return Err(HttpError::BodyTooLarge);
+            }
+        }
+        let target = self.route(head)?;
+        let mut exchange = Exchange {
+            target,
+            job: None,
+            custom: None,
+            decoder: BodyDecoder::new(head.framing),
+            received: 0,
+            keep_alive: head.keep_alive,
+            head_only: head.method == Method::Head,
+            skip_body: false,
+        };
+        self.prepare(head, &mut exchange);
+        if head.expect_continue && exchange.decoder.is_some() && !self.reads_body(target) {
+            exchange.skip_body = true;
+            exchange.keep_alive = false;
+        }
+        Ok(exchange)
+    }
+
+    fn route(&mut self, head: &Head<'_>) -> Result<Target, HttpError> {
+        if head.path == b"*" {
+            return Ok(Target::OptionsStar);
+        }
+        let path: &[u8] = if head.path.contains(&b'%') {
+            if !decode_into(head.path, &mut self.path) {
+                return Err(HttpError::InvalidTarget);
+            }
+            &self.path
+        } else {
+            head.path
+        };
+        Ok(match self.settings.routes.lookup(path, head.method_token) {
+            Lookup::Found { group, entry, prefix_len } => Target::Route { group, entry, prefix_len },
+            Lookup::NotAllowed { group } => Target::NotAllowed { group },
+            Lookup::NotFound => Target::NotFound,
+        })
+    }
+
+    fn handler(&self, target: Target) -> Option<&Compiled> {
+        match target {
+            Target::Route { group, entry, .. } => self.settings.routes.handler(group, entry),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn reads_body(&self, target: Target) -> bool {
+        self.handler(target).is_some_and(Compiled::reads_body)
+    }
+
+    /// Copies out of the head what a handler needs after the head's bytes are gone.
+    fn prepare(&mut self, head: &Head<'_>, exchange: &mut Exchange) {
+        self.body.clear();
+        let Target::Route { prefix_len, .. } = exchange.target else {
+            return;
+        };
+        let max_bytes = self.settings.config.max_file_bytes;
+        match self.handler(exchange.target).cloned() {
+            Some(Compiled::Files(root)) => {
+                let ask = FileAsk {
+                    root,
+                    rest: head.path[raw_offset(head.path, prefix_len)..].to_vec(),
+                    head_only: exchange.head_only,
+                    if_none_match: head.if_none_match.map(<[u8]>::to_vec),
+                    if_modified_since: head.if_modified_since.map(<[u8]>::to_vec),
+                    range: head.range.map(<[u8]>::to_vec),
+                    max_bytes,
+                };
+                exchange.job = Some(Box::new(move || serve(&ask)));
+            }
+            Some(Compiled::Delay { max }) => exchange.job = Some(Box::new(delay_job(head.query, max))),
+            Some(Compiled::Echo) => {
+                self.echo_type.clear();
+                self.echo_type.extend_from_slice(head.content_type.unwrap_or_default());
+            }
+            Some(Compiled::Custom { .. }) => exchange.custom = Some(custom_request(head, &self.path)),
+            _ => {}
+        }
+    }
+
+    /// The body is in (or there is none): answer, inline or through the offload pool.
+    pub(crate) fn finish(&mut self, cx: &mut Cx<'_>) -> Flow {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return self.refuse(HttpError::MalformedRequestLine, cx);
+        };
+        let (target, head_only, keep_alive) = (exchange.target, exchange.head_only, exchange.keep_alive);
+        if let Some(job) = exchange.job.take() {
+            return self.submit(job, cx);
+        }
+        let close = !keep_alive || self.must_close(cx);
+        let finish = Finish { date: &self.shared.date.get(), close, head_only };
+        let status = match self.handler(target).cloned() {
+            Some(Compiled::Custom { func, blocking }) => return self.run_custom(func, blocking, cx),
+            Some(handler) => self.inline(&handler, finish, cx),
+            None => self.unrouted(target, finish, cx),
+        };
+        self.done(status, close, cx)
+    }
+
+    fn inline(&mut self, handler: &Compiled, finish: Finish<'_>, cx: &mut Cx<'_>) -> u16 {
+        match handler {
+            Compiled::Prepared(prepared) => {
+                prepared.write(cx.out(), finish);
+                prepared.status()
+            }
+            Compiled::Ready { ready, draining } => {
+                let prepared = if cx.is_draining() || self.draining { draining } else { ready };
+                prepared.write(cx.out(), finish);
+                prepared.status()
+            }
+            Compiled::Json => write_json(cx.out(), &mut self.shared.scratch.borrow_mut(), finish),
+            Compiled::Echo => write_echo(cx.out(), &self.echo_type, &self.body, finish),
+            Compiled::Metrics(hook) => write_metrics(cx.out(), hook, finish),
+            // Blocking handlers carry a job and never get here; answer rather than panic.
+            Compiled::Files(_) | Compiled::Delay { .. } | Compiled::Custom { .. } => {
+                write_text(cx.out(), 500, b"", finish)
+            }
+        }
+    }
+
+    fn unrouted(&self, target: Target, finish: Finish<'_>, cx: &mut Cx<'_>) -> u16 {
+        match target {
+            Target::NotAllowed { group } => write_text(cx.out(), 405, self.settings.routes.allow(group), finish),
+            Target::OptionsStar => {
+                write_text(cx.out(), 200, b"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n", finish)
+            }
+            Target::Route { .. } | Target::NotFound => write_text(cx.out(), 404, b"", finish),
+        }
+    }
+
+    fn submit(&mut self, work: Box<dyn FnOnce() -> JobReply + Send>, cx: &mut Cx<'_>) -> Flow {
+        let job: Job = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
+        match cx.offload(job) {
+            Ok(id) => {
+                self.phase = Phase::Awaiting(id);
+                self.arm_offload(cx);
+                Flow::Await
+            }
+            Err(_) => self.refuse(HttpError::Overloaded, cx),
+        }
+    }
+
+    fn run_custom(&mut self, func: custom::CustomFn, blocking: bool, cx: &mut Cx<'_>) -> Flow {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return self.refuse(HttpError::HandlerPanicked, cx);
+        };
+        let head_only = exchange.head_only;
+        let mut request = exchange.custom.take().unwrap_or_default();
+        request.body = std::mem::take(&mut self.body);
+        if blocking {
+            return self.submit(Box::new(move || custom::run(&func, &request, head_only)), cx);
+        }
+        // Inline, a panic must not take the shard down: it fails this request alone.
+        match catch_unwind(AssertUnwindSafe(|| custom::run(&func, &request, head_only))) {
+            Ok(reply) => self.answer_job(Ok(reply), cx),
+            Err(_) => self.refuse(HttpError::HandlerPanicked, cx),
+        }
+    }
+}
+
+fn write_text(out: &mut Vec<u8>, status: u16, extra: &[u8], finish: Finish<'_>) -> u16 {
+    let body: &[u8] = match status {
+        404 => b"not found\n",
+        405 => b"method not allowed\n",
+        500 => b"internal error\n",
+        _ => b"",
+    };
+    write_reply(out, &Reply { status, content_type: Some(b"text/plain"), extra, body }, finish);
+    status
+}
+
+fn custom_request(head: &Head<'_>, decoded: &[u8]) -> Request {
+    let path = if head.path.contains(&b'%') { decoded } else { head.path };
+    Request {
+        method: head.method_token.to_owned(),
+        path: String::from_utf8_lossy(path).into_owned(),
+        query: String::from_utf8_lossy(head.query).into_owned(),
+        content_type: head.content_type.map(|t| String::from_utf8_lossy(t).into_owned()),
+        body: Vec::new(),
+    }
+}

@@ -1,0 +1,106 @@
+//! The factories the reactor calls, the per-shard state connections share, and live reload.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use coreloop_reactor::{ConnFactory, ConnInfo, Protocol, ProtocolFactory};
+use crossbeam_utils::CachePadded;
+
+use crate::config::HttpConfig;
+use crate::conn::HttpConn;
+use crate::response::{format_date, DateBytes};
+use crate::router::{Route, RouteError, RouteTable};
+use crate::stats::{HttpStats, ShardHttpStats};
+
+/// A config and its compiled routes: what a connection consults at each request.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub config: HttpConfig,
+    pub routes: RouteTable,
+}
+
+/// A live change of config and routes, made by [`HttpFactory::reload`] and delivered to every
+/// shard with `ReactorHandle::broadcast(listener, message)`.
+#[derive(Debug)]
+pub struct HttpReload {
+    settings: Arc<Settings>,
+}
+
+/// The HTTP protocol factory of one listener.
+#[derive(Debug)]
+pub struct HttpFactory {
+    current: Mutex<Arc<Settings>>,
+    stats: Arc<HttpStats>,
+}
+
+impl HttpFactory {
+    /// Compiles `routes` (pre-encoding static responses, canonicalizing file roots).
+    pub fn new(config: HttpConfig, routes: Vec<Route>) -> Result<Arc<Self>, RouteError> {
+        let settings = Arc::new(Settings { config, routes: RouteTable::new(routes)? });
+        Ok(Arc::new(Self { current: Mutex::new(settings), stats: Arc::default() }))
+    }
+
+    /// The per-shard counters of this listener, for the metrics scraper.
+    pub fn stats(&self) -> Arc<HttpStats> {
+        self.stats.clone()
+    }
+
+    /// Compiles a new config and route table and makes it current for shards started later;
+    /// broadcast the returned message to reach running shards. Connections keep going and use
+    /// the new settings from their next request on. An invalid table changes nothing.
+    pub fn reload(&self, config: HttpConfig, routes: Vec<Route>) -> Result<Arc<HttpReload>, RouteError> {
+        let settings = Arc::new(Settings { config, routes: RouteTable::new(routes)? });
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = settings.clone();
+        Ok(Arc::new(HttpReload { settings }))
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl ProtocolFactory for HttpFactory {
+    fn for_shard(&self, shard: usize) -> Box<dyn ConnFactory> {
+        let shared = Shared {
+            settings: RefCell::new(Rc::new((*self.settings()).clone())),
+            date: Cell::new(format_date(UNIX_EPOCH)),
+            stats: self.stats.for_shard(shard),
+            scratch: RefCell::new(Vec::new()),
+        };
+        Box::new(ShardFactory { shared: Rc::new(shared) })
+    }
+}
+
+/// State shared by the connections of one shard: never crosses threads, so no atomics on it
+/// (the settings are copied per shard so that taking them per request is a plain `Rc` clone).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub settings: RefCell<Rc<Settings>>,
+    pub date: Cell<DateBytes>,
+    pub stats: Arc<CachePadded<ShardHttpStats>>,
+    /// Serialization scratch (json), kept so its capacity is reused.
+    pub scratch: RefCell<Vec<u8>>,
+}
+
+struct ShardFactory {
+    shared: Rc<Shared>,
+}
+
+impl ConnFactory for ShardFactory {
+    fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
+        Box::new(HttpConn::new(self.shared.clone()))
+    }
+
+    fn on_clock(&mut self, wall: SystemTime) {
+        self.shared.date.set(format_date(wall));
+    }
+
+    fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {
+        if let Some(reload) = message.downcast_ref::<HttpReload>() {
+            *self.shared.settings.borrow_mut() = Rc::new((*reload.settings).clone());
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Built-in handlers, described by plain values ([`Handler`]) and compiled once ([`Compiled`]).
+//!
+//! A handler either answers inline on the shard (static, json, echo, health, metrics) or is
+//! blocking and runs on the offload pool (files, delay, custom with `blocking`): it then produces
+//! a [`JobReply`] that the connection encodes when the completion comes back.
+
+pub(crate) mod custom;
+mod inline;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use custom::{CustomFn, Request, Response};
+pub(crate) use inline::{write_echo, write_json, write_metrics};
+
+use crate::files::{FilesRoot, FilesSpec};
+use crate::response::{Prepared, Reply};
+
+/// Produces the metrics exposition text; filled in by the metrics crate.
+pub type MetricsHook = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// A fixed response, encoded once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticSpec {
+    /// Status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: String,
+    /// Further headers, e.g. `("Cache-Control", "max-age=60")`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What answers a route.
+#[derive(Clone)]
+pub enum Handler {
+    /// A fixed response, pre-encoded at config time.
+    Static(StaticSpec),
+    /// `{"message":"Hello, World!"}`, serialized per request.
+    Json,
+    /// The request body back, with the request's content type.
+    Echo,
+    /// A directory, served from the offload pool.
+    Files(FilesSpec),
+    /// 200 while the process runs (`/healthz`).
+    Health,
+    /// 200, or 503 once the server drains (`/readyz`).
+    Ready,
+    /// The metrics exposition, from a hook.
+    Metrics(MetricsHook),
+    /// Sleeps `?ms=N` (at most `max`) on the offload pool, then 200.
+    Delay {
+        /// The longest sleep granted.
+        max: Duration,
+    },
+    /// A function of the request; `blocking` ones run on the offload pool.
+    Custom {
+        /// The function.
+        func: CustomFn,
+        /// Whether it may block (then it runs on the offload pool).
+        blocking: bool,
+    },
+}
+
+impl Handler {
+    /// A 200 `text/plain` static response.
+    pub fn text(body: &str) -> Self {
+        Self::Static(StaticSpec {
+            status: 200,
+            content_type: "text/plain".to_owned(),
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Static(spec) => f.debug_tuple("Static").field(spec).finish(),
+            Self::Files(spec) => f.debug_tuple("Files").field(spec).finish(),
+            Self::Delay { max } => f.debug_struct("Delay").field("max", max).finish(),
+            Self::Custom { blocking, .. } => f.debug_struct("Custom").field("blocking", blocking).finish(),
+            Self::Json => f.write_str("Json"),
+            Self::Echo => f.write_str("Echo"),
+            Self::Health => f.write_str("Health"),
+            Self::Ready => f.write_str("Ready"),
+            Self::Metrics(_) => f.write_str("Metrics"),
+        }
+    }
+}
+
+/// A handler ready to serve.
+#[derive(Clone)]
+pub(crate) enum Compiled {
+    Prepared(Arc<Prepared>),
+    Json,
+    Echo,
+    Ready { ready: Arc<Prepared>, draining: Arc<Prepared> },
+    Metrics(MetricsHook),
+    Files(Arc<FilesRoot>),
+    Delay { max: Duration },
+    Custom { func: CustomFn, blocking: bool },
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Echo => f.write_str("Echo"),
+            _ => f.write_str("Compiled"),
+        }
+    }
+}
+
+impl Compiled {
+    /// Whether the handler reads the request body (and so earns a `100 Continue`).
+    pub fn reads_body(&self) -> bool {
+        matches!(self, Self::Echo | Self::Custom { .. })
+    }
+}
+
+/// A blocking handler's answer, encoded by the connection on completion.
+#[derive(Debug, Default)]
+pub(crate) struct JobReply {
+    pub status: u16,
+    pub content_type: Option<Vec<u8>>,
+    /// Header lines, each ending in CRLF.
+    pub extra: Vec<u8>,
+    pub body: Vec<u8>,
+    /// What `Content-Length` announces (differs from `body.len()` for HEAD).
+    pub length: u64,
+}
+
+impl JobReply {
+    pub fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            content_type: Some(b"text/plain".to_vec()),
+            extra: Vec::new(),
+            body: body.as_bytes().to_vec(),
+            length: body.len() as u64,
+        }
+    }
+}
+
+pub(crate) fn compile(handler: Handler) -> Result<Compiled, String> {
+    Ok(match handler {
+        Handler::Static(spec) => Compiled::Prepared(Arc::new(prepare_static(&spec)?)),
+        Handler::Json => Compiled::Json,
+        Handler::Echo => Compiled::Echo,
+        Handler::Health => Compiled::Prepared(Arc::new(plain(200, "ok\n"))),
+        Handler::Ready => Compiled::Ready {
+            ready: Arc::new(plain(200, "ready\n")),
+            draining: Arc::new(plain(503, "draining\n")),
+        },
+        Handler::Metrics(hook) => Compiled::Metrics(hook),
+        Handler::Files(spec) => Compiled::Files(Arc::new(FilesRoot::new(spec)?)),
+        Handler::Delay { max } => Compiled::Delay { max },
+        Handler::Custom { func, blocking } => Compiled::Custom { func, blocking },
+    })
+}
+
+fn plain(status: u16, body: &str) -> Prepared {
+    Prepared::new(&Reply { status, content_type: Some(b"text/plain"), extra: b"", body: body.as_bytes() })
+}
+
+fn prepare_static(spec: &StaticSpec) -> Result<Prepared, String> {
+    if !(200..=599).contains(&spec.status) {
+        return Err(format!("status {} is not a final status", spec.status));
+    }
+    let mut extra = Vec::new();
+    push_headers(&mut extra, &spec.headers)?;
+    check_value(&spec.content_type)?;
+    Ok(Prepared::new(&Reply {
+        status: spec.status,
+        content_type: Some(spec.content_type.as_bytes()),
+        extra: &extra,
+        body: &spec.body,
+    }))
+}
+
+/// Encodes configured headers, refusing the ones the protocol owns and any CR/LF injection.
+pub(crate) fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)]) -> Result<(), String> {
+    const OWNED: [&str; 6] = ["content-length", "transfer-encoding", "connection", "date", "server", "content-type"];
+    for (name, value) in headers {
+        let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token || OWNED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(format!("header name `{name}` is not allowed"));
+        }
+        check_value(value)?;
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(())
+}
+
+fn check_value(value: &str) -> Result<(), String> {
+    match value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        true => Err(format!("header value `{}` has a control character", value.escape_debug())),
+        false => Ok(()),
+    }
+}
+
+/// The delay handler's job: `ms=N` from the query, capped at `max`.
+pub(crate) fn delay_job(query: &[u8], max: Duration) -> impl FnOnce() -> JobReply + Send {
+    let asked = query
+        .split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(b"ms="))
+        .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let sleep = Duration::from_millis(asked).min(max);
+    move || {
+        std::thread::sleep(sleep);
+        JobReply::text(200, "ok\n")
+    }
+}

@@ -1,0 +1,355 @@
+//! Table tests of the protocol through the reactor's `Harness`: bytes in, bytes out, manual clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coreloop_reactor::testing::Harness;
+use coreloop_reactor::{ConnInfo, Protocol, ProtocolFactory, Verb};
+use proptest::prelude::*;
+
+use crate::{Handler, HttpConfig, HttpFactory, Request, Response, Route};
+
+fn routes() -> Vec<Route> {
+    let panics: crate::CustomFn = Arc::new(|_: &Request| -> Response { panic!("handler bug") });
+    vec![
+        Route::get("/plaintext", Handler::text("Hello, World!")),
+        Route::get("/json", Handler::Json),
+        Route { path: "/echo".into(), prefix: false, methods: vec!["POST".into()], handler: Handler::Echo },
+        Route::get("/readyz", Handler::Ready),
+        Route::get("/delay", Handler::Delay { max: Duration::from_secs(1) }),
+        Route::get("/panic", Handler::Custom { func: panics.clone(), blocking: true }),
+        Route::get("/panic-inline", Handler::Custom { func: panics, blocking: false }),
+    ]
+}
+
+fn config() -> HttpConfig {
+    HttpConfig { max_body_bytes: 64, max_uri_bytes: 64, max_header_bytes: 256, max_headers: 8, ..HttpConfig::default() }
+}
+
+fn open_with(config: HttpConfig) -> (Harness, Box<dyn Protocol>) {
+    let factory = HttpFactory::new(config, routes()).unwrap();
+    let mut conn_factory = factory.for_shard(0);
+    let mut protocol = conn_factory.open(&ConnInfo { listener: 0, peer: None, shard: 0 });
+    let mut harness = Harness::new();
+    assert_eq!(harness.open(protocol.as_mut()), Verb::Read);
+    (harness, protocol)
+}
+
+fn open() -> (Harness, Box<dyn Protocol>) {
+    open_with(config())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn statuses(output: &str) -> Vec<u16> {
+    output.match_indices("HTTP/1.1 ").filter_map(|(at, _)| output[at + 9..at + 12].parse().ok()).collect()
+}
+
+/// Feeds `request` whole and checks the one final status; refusals must close the connection
+/// with `Connection: close` and say nothing more.
+fn check(request: &[u8], expected: u16) {
+    let (mut harness, mut protocol) = open();
+    let verb = harness.push(protocol.as_mut(), request);
+    let output = text(&harness.take_output());
+    let finals: Vec<u16> = statuses(&output).into_iter().filter(|s| *s >= 200).collect();
+    assert_eq!(finals, vec![expected], "{:?}\n{output}", text(request));
+    if ![200, 404, 405].contains(&expected) {
+        assert!(output.contains("Connection: close\r\n"), "{output}");
+        assert_eq!(verb, Verb::CloseAfterFlush, "{output}");
+        let again = harness.push(protocol.as_mut(), b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!((again, harness.take_output().len()), (Verb::CloseAfterFlush, 0));
+    }
+}
+
+#[test]
+fn valid_requests() {
+    check(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+    check(b"GET /plaintext HTTP/1.0\r\n\r\n", 200);
+    check(b"GET http://example.com/plaintext?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+    check(b"GET /pl%61intext HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+    check(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+    check(b"GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n", 404);
+    check(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", 200);
+    check(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nT: 1\r\n\r\n", 200);
+    check(b"GET /plaintext HTTP/1.1\nHost: a\n\n", 200);
+}
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let (mut harness, mut protocol) = open();
+    harness.push(protocol.as_mut(), b"DELETE /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    let output = text(&harness.take_output());
+    assert!(output.starts_with("HTTP/1.1 405 "), "{output}");
+    assert!(output.contains("Allow: GET, HEAD\r\n"), "{output}");
+    assert!(!output.contains("Connection: close"), "{output}");
+}
+
+#[test]
+fn refusals() {
+    let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(100));
+    let big_header = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(300));
+    let many = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", "X: 1\r\n".repeat(9));
+    for (request, status) in [
+        (&b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n"[..], 413),
+        (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n", 413),
+        (long.as_bytes(), 414),
+        (big_header.as_bytes(), 431),
+        (many.as_bytes(), 431),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1 \r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\rHost: a\r\n\r\n", 400),
+        (b"GET /a\0 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET example.com HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ] {
+        check(request, status);
+    }
+}
+
+#[test]
+fn pipelined_requests_answer_in_order_and_wait_for_flush_at_depth() {
+    let config = HttpConfig { max_pipeline_depth: 3, ..config() };
+    let (mut harness, mut protocol) = open_with(config);
+    let one = b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
+    let nf = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+    let batch = [&one[..], nf, one, nf, one].concat();
+    assert_eq!(harness.push(protocol.as_mut(), &batch), Verb::WaitFlush);
+    assert_eq!(statuses(&text(&harness.take_output())), [200, 404, 200]);
+    let step = harness.feed(protocol.as_mut());
+    assert_eq!(step.verb, Verb::Read);
+    assert_eq!(statuses(&text(&harness.take_output())), [404, 200]);
+    assert_eq!(harness.buffered(), 0);
+}
+
+#[test]
+fn keep_alive_rules() {
+    let cases: [(&[u8], bool); 5] = [
+        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", false),
+        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true),
+        (b"GET /plaintext HTTP/1.0\r\n\r\n", true),
+        (b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
+        (b"GET /plaintext HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n", true),
+    ];
+    for (request, closes) in cases {
+        let (mut harness, mut protocol) = open();
+        let verb = harness.push(protocol.as_mut(), request);
+        let output = text(&harness.take_output());
+        assert_eq!(output.contains("Connection: close"), closes, "{output}");
+        assert_eq!(verb == Verb::CloseAfterFlush, closes);
+    }
+}
+
+#[test]
+fn request_and_age_limits_close_politely() {
+    let config = HttpConfig { max_requests_per_connection: 2, ..config() };
+    let (mut harness, mut protocol) = open_with(config);
+    let one = b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(harness.push(protocol.as_mut(), &[&one[..], one, one].concat()), Verb::CloseAfterFlush);
+    let output = text(&harness.take_output());
+    assert_eq!(statuses(&output), [200, 200]);
+    assert_eq!(output.matches("Connection: close").count(), 1);
+
+    let (mut harness, mut protocol) =
+        open_with(HttpConfig { max_connection_age: Some(Duration::from_secs(5)), ..self::config() });
+    assert_eq!(harness.push(protocol.as_mut(), one), Verb::Read);
+    harness.advance(Duration::from_secs(5));
+    assert_eq!(harness.push(protocol.as_mut(), one), Verb::CloseAfterFlush);
+    assert!(text(&harness.take_output()).ends_with("Connection: close\r\n\r\nHello, World!"));
+}
+
+#[test]
+fn head_gets_the_length_without_the_body() {
+    let (mut harness, mut protocol) = open();
+    harness.push(protocol.as_mut(), b"HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    let output = text(&harness.take_output());
+    assert!(output.contains("Content-Length: 13\r\n") && output.ends_with("\r\n\r\n"), "{output}");
+}
+
+#[test]
+fn expect_continue_only_when_the_body_is_read() {
+    let (mut harness, mut protocol) = open();
+    let head = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+    assert_eq!(harness.push(protocol.as_mut(), head), Verb::Read);
+    assert_eq!(text(&harness.take_output()), "HTTP/1.1 100 Continue\r\n\r\n");
+    harness.push(protocol.as_mut(), b"hi");
+    assert!(text(&harness.take_output()).ends_with("\r\n\r\nhi"));
+
+    let (mut harness, mut protocol) = open();
+    let head = b"POST /plaintext HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+    assert_eq!(harness.push(protocol.as_mut(), head), Verb::CloseAfterFlush);
+    let output = text(&harness.take_output());
+    assert_eq!(statuses(&output), [405]);
+    assert!(output.contains("Connection: close"));
+}
+
+#[test]
+fn a_body_one_byte_at_a_time_echoes_whole() {
+    let (mut harness, mut protocol) = open();
+    let request = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Type: text/x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+    for byte in request {
+        harness.push(protocol.as_mut(), &[*byte]);
+    }
+    let output = text(&harness.take_output());
+    assert!(output.contains("Content-Type: text/x\r\nContent-Length: 5\r\n"), "{output}");
+    assert!(output.ends_with("abcde"));
+}
+
+#[test]
+fn timeouts() {
+    // Nothing sent after connecting: 408.
+    let (mut harness, mut protocol) = open();
+    harness.advance(Duration::from_secs(10));
+    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(statuses(&text(&harness.take_output())), [408]);
+    // Idle after a response: closed without a response.
+    let (mut harness, mut protocol) = open();
+    harness.push(protocol.as_mut(), b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    harness.take_output();
+    harness.advance(Duration::from_secs(59));
+    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), None);
+    harness.advance(Duration::from_secs(1));
+    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert!(harness.take_output().is_empty());
+    // A body that stalls: 408.
+    let (mut harness, mut protocol) = open();
+    harness.push(protocol.as_mut(), b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    harness.advance(Duration::from_secs(30));
+    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(statuses(&text(&harness.take_output())), [408]);
+}
+
+#[test]
+fn offload_refused_timed_out_and_panicking() {
+    let delay = b"GET /delay?ms=5 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (mut harness, mut protocol) = open();
+    harness.refuse_jobs(true);
+    assert_eq!(harness.push(protocol.as_mut(), delay), Verb::Read);
+    let output = text(&harness.take_output());
+    assert!(output.starts_with("HTTP/1.1 503 ") && output.contains("Retry-After: 1\r\n"), "{output}");
+
+    let (mut harness, mut protocol) = open();
+    assert_eq!(harness.push(protocol.as_mut(), delay), Verb::AwaitCompletion);
+    harness.advance(Duration::from_secs(30));
+    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(statuses(&text(&harness.take_output())), [504]);
+    let late = harness.run_jobs().remove(0);
+    assert_eq!(harness.complete(protocol.as_mut(), late), Verb::CloseAfterFlush);
+    assert!(harness.take_output().is_empty());
+
+    let (mut harness, mut protocol) = open();
+    let two = b"GET /panic HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(harness.push(protocol.as_mut(), two), Verb::AwaitCompletion);
+    let failed = harness.run_jobs().remove(0);
+    assert_eq!(harness.complete(protocol.as_mut(), failed), Verb::Read);
+    assert_eq!(harness.feed(protocol.as_mut()).verb, Verb::Read);
+    assert_eq!(statuses(&text(&harness.take_output())), [500, 200]);
+
+    let (mut harness, mut protocol) = open();
+    assert_eq!(harness.push(protocol.as_mut(), b"GET /panic-inline HTTP/1.1\r\nHost: a\r\n\r\n"), Verb::Read);
+    assert_eq!(statuses(&text(&harness.take_output())), [500]);
+}
+
+#[test]
+fn drain_closes_idle_and_finishes_in_flight() {
+    let (mut harness, mut protocol) = open();
+    assert_eq!(harness.drain(protocol.as_mut()), Verb::CloseAfterFlush);
+
+    let (mut harness, mut protocol) = open();
+    harness.push(protocol.as_mut(), b"GET /readyz HTTP/1.1\r\n");
+    assert_eq!(harness.drain(protocol.as_mut()), Verb::Read);
+    assert_eq!(harness.push(protocol.as_mut(), b"Host: a\r\n\r\n"), Verb::CloseAfterFlush);
+    let output = text(&harness.take_output());
+    assert!(output.starts_with("HTTP/1.1 503 ") && output.contains("Connection: close"), "{output}");
+}
+
+/// Requests of real shapes: methods, targets, header sets, length and chunked bodies.
+fn request_shape() -> impl Strategy<Value = Vec<u8>> {
+    let target = prop::sample::select(vec!["/plaintext", "/json", "/echo", "/nothing", "/pl%61intext?x=1", "*"]);
+    let method = prop::sample::select(vec!["GET", "HEAD", "POST", "OPTIONS"]);
+    let body = prop::collection::vec(any::<u8>(), 0..20);
+    let chunks = prop::collection::vec(1usize..7, 0..4);
+    (method, target, body, any::<bool>(), chunks, any::<bool>()).prop_map(|(method, target, body, chunked, sizes, close)| {
+        let mut head = format!("{method} {target} HTTP/1.1\r\nHost: a\r\nContent-Type: text/x\r\n");
+        if close {
+            head.push_str("Connection: close\r\n");
+        }
+        let mut bytes;
+        if chunked {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+            bytes = head.into_bytes();
+            let mut rest = &body[..];
+            for size in sizes.into_iter().chain(std::iter::once(usize::MAX)) {
+                let take = size.min(rest.len());
+                bytes.extend_from_slice(format!("{take:x};e=1\r\n").as_bytes());
+                bytes.extend_from_slice(&rest[..take]);
+                bytes.extend_from_slice(b"\r\n");
+                rest = &rest[take..];
+            }
+            bytes.extend_from_slice(b"0\r\nTrailer: x\r\n\r\n");
+        } else {
+            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+            bytes = head.into_bytes();
+            bytes.extend_from_slice(&body);
+        }
+        bytes
+    })
+}
+
+/// Feeds `parts` in order as the reactor would and returns the output and last verb.
+fn feed_parts(parts: &[&[u8]]) -> (Vec<u8>, Verb) {
+    let (mut harness, mut protocol) = open_with(HttpConfig { max_body_bytes: 1024, ..config() });
+    let mut verb = Verb::Read;
+    let mut output = Vec::new();
+    for part in parts {
+        verb = harness.push(protocol.as_mut(), part);
+        while verb == Verb::WaitFlush {
+            output.extend(harness.take_output());
+            verb = harness.feed(protocol.as_mut()).verb;
+        }
+        output.extend(harness.take_output());
+        if verb == Verb::CloseAfterFlush {
+            break;
+        }
+    }
+    (output, verb)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Split at every byte boundary, two requests pipelined, the result is the one of the whole.
+    #[test]
+    fn any_split_parses_as_the_whole(first in request_shape(), second in request_shape()) {
+        let whole = [first, second].concat();
+        let expected = feed_parts(&[&whole]);
+        prop_assert!(!expected.0.is_empty());
+        for split in 0..=whole.len() {
+            let got = feed_parts(&[&whole[..split], &whole[split..]]);
+            prop_assert_eq!(&got, &expected, "split at {}", split);
+        }
+        let bytes: Vec<&[u8]> = whole.chunks(1).collect();
+        prop_assert_eq!(feed_parts(&bytes), expected);
+    }
+}
