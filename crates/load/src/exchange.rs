@@ -113,15 +113,18 @@ pub fn flush(conn: &mut Conn, env: &mut Env) -> Verdict {
 
 /// Reads until `WouldBlock` (or the per-event budget) into the worker's
 /// scratch buffer, framing every response that completes.
-pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], now: Instant) -> Verdict {
+pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8]) -> Verdict {
     for _ in 0..READS_PER_EVENT {
         let Some(stream) = conn.stream.as_mut() else {
             return Verdict::Keep;
         };
         match stream.read(scratch) {
-            Ok(0) => return eof(conn, env, now),
+            Ok(0) => return eof(conn, env, Instant::now()),
             Ok(n) => {
                 env.stats.bytes_read += n as u64;
+                // Stamp responses when their bytes arrive, not when the poll
+                // batch began: later events in a big batch would look faster.
+                let now = Instant::now();
                 let v = consume(conn, env, &scratch[..n], now);
                 // No short-read shortcut: a FIN that came with the data raises
                 // no later edge, so only WouldBlock proves there is nothing left.

@@ -268,16 +268,6 @@ impl Framer {
         n as usize
     }
 
-    fn skip_chunk(&mut self, input: &[u8], left: u64) -> usize {
-        let n = left.min(input.len() as u64);
-        self.state = if n == left {
-            State::ChunkDataCr
-        } else {
-            State::ChunkData(left - n)
-        };
-        n as usize
-    }
-
     fn byte(&mut self, b: u8) -> Result<(), FrameError> {
         match self.state {
             State::Version(i) => self.version(i, b),
@@ -499,68 +489,6 @@ impl Framer {
         }
         Ok(())
     }
-
-    fn chunk_size(&mut self, any: bool, b: u8) -> Result<(), FrameError> {
-        if let Some(d) = (b as char).to_digit(16) {
-            let n = self.number.unwrap_or(0);
-            let n = n
-                .checked_mul(16)
-                .and_then(|n| n.checked_add(u64::from(d)))
-                .ok_or(FrameError::ChunkSize)?;
-            self.number = Some(n);
-            self.state = State::ChunkSize { any: true };
-            return Ok(());
-        }
-        if !any {
-            return Err(FrameError::ChunkSize);
-        }
-        match b {
-            b';' | b' ' | b'\t' | b'\r' => {
-                self.state = State::ChunkExt;
-                Ok(())
-            }
-            b'\n' => self.chunk_line_end(),
-            _ => Err(FrameError::ChunkSize),
-        }
-    }
-
-    fn chunk_ext(&mut self, b: u8) -> Result<(), FrameError> {
-        match b {
-            b'\n' => self.chunk_line_end(),
-            0..=8 | 0x0a..=0x0c | 0x0e..=0x1f | 0x7f => Err(FrameError::ChunkSize),
-            _ => Ok(()),
-        }
-    }
-
-    fn chunk_line_end(&mut self) -> Result<(), FrameError> {
-        let n = self.number.take().unwrap_or(0);
-        // The head budget bounds each size line, not the sum over a long body.
-        self.head_bytes = 0;
-        self.state = if n == 0 {
-            State::TrailerStart
-        } else {
-            State::ChunkData(n)
-        };
-        Ok(())
-    }
-
-    fn chunk_data_end(&mut self, b: u8) -> Result<(), FrameError> {
-        match b {
-            b'\r' => self.state = State::ChunkDataLf,
-            b'\n' => self.state = State::ChunkSize { any: false },
-            _ => return Err(FrameError::ChunkSize),
-        }
-        Ok(())
-    }
-
-    fn trailer_start(&mut self, b: u8) -> Result<(), FrameError> {
-        match b {
-            b'\r' => self.state = State::TrailerEndLf,
-            b'\n' => self.end_message(),
-            _ => self.state = State::TrailerLine,
-        }
-        Ok(())
-    }
 }
 
 fn expect(ok: bool, next: State, err: FrameError, f: &mut Framer) -> Result<(), FrameError> {
@@ -620,5 +548,6 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+mod chunked;
 #[cfg(test)]
 mod tests;

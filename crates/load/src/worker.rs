@@ -138,7 +138,7 @@ impl Worker {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 self.on_event(ev.token(), readable, now);
             }
-            self.serve_ready(now);
+            self.serve_ready();
             self.publish();
         }
         Ok(self.finish())
@@ -218,7 +218,7 @@ impl Worker {
                 Timer::Connect => self.on_connect_timer(local, now),
                 Timer::Send => {
                     self.conns[local].send_timer = false;
-                    self.pump(local, now);
+                    self.pump(local);
                 }
             }
         }
@@ -280,7 +280,7 @@ impl Worker {
         }
         match conn.phase {
             Phase::Connecting(since) => self.check_connected(local, since, now),
-            Phase::Open if readable => self.pump(local, now),
+            Phase::Open if readable => self.pump(local),
             Phase::Open => self.on_writable(local, now),
             Phase::Waiting | Phase::Done => {}
         }
@@ -334,18 +334,20 @@ impl Worker {
                 conn.write_interest = true;
                 conn.backoff = Duration::from_millis(10);
                 conn.requeue(self.env.plan.batch.unit());
-                self.pump(local, now);
+                self.pump(local);
             }
         }
     }
 
     /// Reads what is there, queues what is due, writes what is queued.
-    fn pump(&mut self, local: usize, now: Instant) {
+    fn pump(&mut self, local: usize) {
         let conn = &mut self.conns[local];
         if conn.phase != Phase::Open {
             return;
         }
-        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, now);
+        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch);
+        // Closed loop measures from here, so take the time after the read.
+        let now = Instant::now();
         if v == Verdict::More {
             self.ready.push(local);
             v = Verdict::Keep;
@@ -403,11 +405,11 @@ impl Worker {
         conn.phase = Phase::Waiting;
     }
 
-    fn serve_ready(&mut self, now: Instant) {
+    fn serve_ready(&mut self) {
         // Swap out so connections that hit the budget again go on a fresh list.
         let mut ready = std::mem::take(&mut self.ready);
         for local in ready.drain(..) {
-            self.pump(local, now);
+            self.pump(local);
         }
         if self.ready.is_empty() {
             self.ready = ready;
