@@ -12,18 +12,28 @@ const PLAINTEXT: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: server\r\nUser-Agent
 
 fn respond(c: &mut Criterion) {
     let routes = vec![Route::get("/plaintext", Handler::text("Hello, World!"))];
-    let config = HttpConfig { max_pipeline_depth: 64, ..HttpConfig::default() };
+    let config = HttpConfig {
+        max_pipeline_depth: 64,
+        ..HttpConfig::default()
+    };
     let factory = HttpFactory::new(config, routes).unwrap();
     let mut group = c.benchmark_group("respond");
     for depth in [1usize, 16] {
         let batch = PLAINTEXT.repeat(depth);
-        let mut protocol = factory.for_shard(0).open(&ConnInfo { listener: 0, peer: None, shard: 0 });
+        let mut protocol = factory.for_shard(0).open(&ConnInfo {
+            listener: 0,
+            peer: None,
+            shard: 0,
+        });
         let mut harness = Harness::new();
         harness.open(protocol.as_mut());
         group.throughput(Throughput::Elements(depth as u64));
         group.bench_function(format!("plaintext_x{depth}"), |b| {
             b.iter(|| {
-                assert_eq!(harness.push(protocol.as_mut(), black_box(&batch)), Verb::Read);
+                assert_eq!(
+                    harness.push(protocol.as_mut(), black_box(&batch)),
+                    Verb::Read
+                );
                 let out = harness.take_output();
                 assert_eq!(out.len(), depth * 133);
                 assert_eq!(harness.buffered(), 0);
@@ -49,7 +59,14 @@ fn chunked(c: &mut Criterion) {
             sink.clear();
             let mut decoder = BodyDecoder::new(Framing::Chunked).unwrap();
             let mut received = 0;
-            let progress = decoder.decode(black_box(&body), &mut Some(&mut sink), &mut received, u64::MAX).unwrap();
+            let progress = decoder
+                .decode(
+                    black_box(&body),
+                    &mut Some(&mut sink),
+                    &mut received,
+                    u64::MAX,
+                )
+                .unwrap();
             assert!(progress.done && progress.consumed == body.len() && sink.len() == 64 * 1024);
         })
     });

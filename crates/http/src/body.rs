@@ -51,7 +51,13 @@ pub struct Chunked {
 
 impl Default for Chunked {
     fn default() -> Self {
-        Self { state: ChunkedState::Size, size: 0, digits: 0, remaining: 0, extra: 0 }
+        Self {
+            state: ChunkedState::Size,
+            size: 0,
+            digits: 0,
+            remaining: 0,
+            extra: 0,
+        }
     }
 }
 
@@ -159,7 +165,10 @@ impl BodyDecoder {
                 let take = usize::try_from(*remaining).map_or(input.len(), |r| r.min(input.len()));
                 keep(&input[..take], sink, received, limit)?;
                 *remaining -= take as u64;
-                Ok(Progress { consumed: take, done: *remaining == 0 })
+                Ok(Progress {
+                    consumed: take,
+                    done: *remaining == 0,
+                })
             }
             Self::Chunked(chunked) => decode_chunked(chunked, input, sink, received, limit),
         }
@@ -189,14 +198,23 @@ fn decode_chunked(
         chunked.step(input[at])?;
         at += 1;
         // A size announced past the limit is refused before any of its data arrives.
-        if chunked.state == ChunkedState::Data && received.saturating_add(chunked.remaining) > limit {
+        if chunked.state == ChunkedState::Data && received.saturating_add(chunked.remaining) > limit
+        {
             return Err(HttpError::BodyTooLarge);
         }
     }
-    Ok(Progress { consumed: at, done: chunked.state == ChunkedState::Done })
+    Ok(Progress {
+        consumed: at,
+        done: chunked.state == ChunkedState::Done,
+    })
 }
 
-fn keep(data: &[u8], sink: &mut Option<&mut Vec<u8>>, received: &mut u64, limit: u64) -> Result<(), HttpError> {
+fn keep(
+    data: &[u8],
+    sink: &mut Option<&mut Vec<u8>>,
+    received: &mut u64,
+    limit: u64,
+) -> Result<(), HttpError> {
     *received += data.len() as u64;
     if *received > limit {
         return Err(HttpError::BodyTooLarge);
@@ -220,10 +238,12 @@ mod tests {
             let mut outcome = Ok(false);
             for part in [&input[..split], &input[split..]] {
                 buffered.extend_from_slice(part);
-                outcome = decoder.decode(&buffered, &mut Some(&mut body), &mut received, 64).map(|p| {
-                    buffered.drain(..p.consumed);
-                    p.done
-                });
+                outcome = decoder
+                    .decode(&buffered, &mut Some(&mut body), &mut received, 64)
+                    .map(|p| {
+                        buffered.drain(..p.consumed);
+                        p.done
+                    });
                 if outcome.is_err() {
                     break;
                 }
@@ -241,8 +261,14 @@ mod tests {
     #[test]
     fn valid_chunked_bodies() {
         check(b"5\r\nhello\r\n0\r\n\r\n", Ok(b"hello"));
-        check(b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", Ok(b"hello world"));
-        check(b"00005\r\nhello\r\n0;x\r\nTrailer: dropped\r\n\r\n", Ok(b"hello"));
+        check(
+            b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            Ok(b"hello world"),
+        );
+        check(
+            b"00005\r\nhello\r\n0;x\r\nTrailer: dropped\r\n\r\n",
+            Ok(b"hello"),
+        );
         check(b"A\r\n0123456789\r\n0\r\n\r\n", Ok(b"0123456789"));
     }
 
@@ -279,9 +305,21 @@ mod tests {
         let mut decoder = BodyDecoder::new(Framing::Length(5)).unwrap();
         let mut body = Vec::new();
         let first = decoder.decode(b"hel", &mut Some(&mut body), &mut 0, 64);
-        assert_eq!(first, Ok(Progress { consumed: 3, done: false }));
+        assert_eq!(
+            first,
+            Ok(Progress {
+                consumed: 3,
+                done: false
+            })
+        );
         let second = decoder.decode(b"loGET /", &mut Some(&mut body), &mut 3, 64);
-        assert_eq!(second, Ok(Progress { consumed: 2, done: true }));
+        assert_eq!(
+            second,
+            Ok(Progress {
+                consumed: 2,
+                done: true
+            })
+        );
         assert_eq!(body, b"hello");
     }
 }

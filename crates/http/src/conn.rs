@@ -58,8 +58,14 @@ pub(crate) enum Flow {
 /// Where a request goes, decided from its head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
-    Route { group: usize, entry: usize, prefix_len: usize },
-    NotAllowed { group: usize },
+    Route {
+        group: usize,
+        entry: usize,
+        prefix_len: usize,
+    },
+    NotAllowed {
+        group: usize,
+    },
     NotFound,
     OptionsStar,
 }
@@ -146,7 +152,10 @@ impl HttpConn {
         match head::parse(input, &settings.config) {
             Ok(Some(head)) => {
                 let flow = self.on_head(&head, input.len() > head.len, cx);
-                (head.len, flow.unwrap_or_else(|error| self.refuse(error, cx)))
+                (
+                    head.len,
+                    flow.unwrap_or_else(|error| self.refuse(error, cx)),
+                )
             }
             Ok(None) => (0, Flow::Partial),
             Err(error) => (0, self.refuse(error, cx)),
@@ -171,7 +180,10 @@ impl HttpConn {
 
     fn step_body(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Result<(usize, Flow), HttpError> {
         let limit = self.settings.config.max_body_bytes;
-        let keep = self.exchange.as_ref().is_some_and(|e| self.reads_body(e.target));
+        let keep = self
+            .exchange
+            .as_ref()
+            .is_some_and(|e| self.reads_body(e.target));
         let Some(exchange) = self.exchange.as_mut() else {
             return Err(HttpError::InvalidChunk);
         };
@@ -180,7 +192,11 @@ impl HttpConn {
         };
         let mut sink = keep.then_some(&mut self.body);
         let progress = decoder.decode(input, &mut sink, &mut exchange.received, limit)?;
-        let flow = if progress.done { self.finish(cx) } else { Flow::Partial };
+        let flow = if progress.done {
+            self.finish(cx)
+        } else {
+            Flow::Partial
+        };
         Ok((progress.consumed, flow))
     }
 
@@ -190,15 +206,25 @@ impl HttpConn {
         let refusal = error.refusal();
         tracing::debug!(status = refusal.status, fault = ?refusal.fault, "{error}");
         let head_only = self.exchange.as_ref().is_some_and(|e| e.head_only);
-        let close = refusal.close || self.exchange.as_ref().is_none_or(|e| !e.keep_alive) || self.must_close(cx);
-        let extra: &[u8] = if refusal.status == 503 { b"Retry-After: 1\r\n" } else { b"" };
+        let close = refusal.close
+            || self.exchange.as_ref().map_or(true, |e| !e.keep_alive)
+            || self.must_close(cx);
+        let extra: &[u8] = if refusal.status == 503 {
+            b"Retry-After: 1\r\n"
+        } else {
+            b""
+        };
         let reply = Reply {
             status: refusal.status,
             content_type: Some(b"text/plain"),
             extra,
             body: error.phrase().as_bytes(),
         };
-        let finish = Finish { date: &self.shared.date.get(), close, head_only };
+        let finish = Finish {
+            date: &self.shared.date.get(),
+            close,
+            head_only,
+        };
         write_reply(cx.out(), &reply, finish);
         self.body.clear();
         self.done(refusal.status, close, cx)
@@ -219,7 +245,9 @@ impl HttpConn {
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
         let started = self.started.take().unwrap_or(cx.now());
-        self.shared.stats.record(status, cx.now().saturating_duration_since(started));
+        self.shared
+            .stats
+            .record(status, cx.now().saturating_duration_since(started));
         self.served += 1;
         self.exchange = None;
         if close {
@@ -237,21 +265,30 @@ impl HttpConn {
     }
 
     /// A job's reply, or the failure that replaces it.
-    pub(crate) fn answer_job(&mut self, reply: Result<JobReply, HttpError>, cx: &mut Cx<'_>) -> Flow {
+    pub(crate) fn answer_job(
+        &mut self,
+        reply: Result<JobReply, HttpError>,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
         let reply = match reply {
             Ok(reply) => reply,
             Err(error) => return self.refuse(error, cx),
         };
         let exchange = self.exchange.as_ref();
         let head_only = exchange.is_some_and(|e| e.head_only);
-        let close = exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;
+        let close =
+            exchange.map_or(true, |e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;
         let view = Reply {
             status: reply.status,
             content_type: reply.content_type.as_deref(),
             extra: &reply.extra,
             body: &reply.body,
         };
-        let finish = Finish { date: &self.shared.date.get(), close, head_only };
+        let finish = Finish {
+            date: &self.shared.date.get(),
+            close,
+            head_only,
+        };
         write_sized(cx.out(), &view, reply.length, finish);
         self.done(reply.status, close, cx)
     }
@@ -281,7 +318,9 @@ impl Protocol for HttpConn {
             let (used, flow) = match self.phase {
                 Phase::Closed => return Step::new(input.len(), Verb::CloseAfterFlush),
                 Phase::Awaiting(_) => return Step::new(pos, Verb::AwaitCompletion),
-                Phase::Body => self.step_body(&input[pos..], cx).unwrap_or_else(|e| (0, self.refuse(e, cx))),
+                Phase::Body => self
+                    .step_body(&input[pos..], cx)
+                    .unwrap_or_else(|e| (0, self.refuse(e, cx))),
                 Phase::Idle | Phase::Head if pos == input.len() => break,
                 Phase::Idle | Phase::Head => self.step_head(&input[pos..], cx),
             };
@@ -292,7 +331,9 @@ impl Protocol for HttpConn {
                 Flow::Answered => {
                     answered += 1;
                     let config = &self.settings.config;
-                    if answered >= config.max_pipeline_depth || cx.pending_output() >= config.max_pending_output {
+                    if answered >= config.max_pipeline_depth
+                        || cx.pending_output() >= config.max_pending_output
+                    {
                         return Step::new(pos, Verb::WaitFlush);
                     }
                 }
@@ -316,7 +357,9 @@ impl Protocol for HttpConn {
         let flow = match (self.timer.take(), self.phase) {
             (_, Phase::Closed) => Flow::Close,
             (Some(Timer::Idle), Phase::Idle) => return Verb::CloseAfterFlush,
-            (Some(Timer::Offload), Phase::Awaiting(_)) => self.refuse(HttpError::HandlerTimeout, cx),
+            (Some(Timer::Offload), Phase::Awaiting(_)) => {
+                self.refuse(HttpError::HandlerTimeout, cx)
+            }
             (Some(Timer::Body), _) => self.refuse(HttpError::BodyTimeout, cx),
             _ => self.refuse(HttpError::HeaderTimeout, cx),
         };
@@ -335,7 +378,10 @@ impl Protocol for HttpConn {
             return Verb::AwaitCompletion;
         }
         let reply = match completion.result {
-            Ok(output) => output.downcast::<JobReply>().map(|r| *r).map_err(|_| HttpError::HandlerPanicked),
+            Ok(output) => output
+                .downcast::<JobReply>()
+                .map(|r| *r)
+                .map_err(|_| HttpError::HandlerPanicked),
             Err(_) => Err(HttpError::HandlerPanicked),
         };
         let flow = self.answer_job(reply, cx);

@@ -74,7 +74,9 @@ impl HttpError {
             MalformedRequestLine | MalformedHeader | BadHost | LengthWithTransferEncoding => {
                 (400, Fault::Client, true)
             }
-            InvalidContentLength | ChunkedNotLast | InvalidChunk | InvalidTarget => (400, Fault::Client, true),
+            InvalidContentLength | ChunkedNotLast | InvalidChunk | InvalidTarget => {
+                (400, Fault::Client, true)
+            }
             UriTooLong => (414, Fault::Client, true),
             HeadersTooLarge | TooManyHeaders => (431, Fault::Client, true),
             BodyTooLarge => (413, Fault::Client, true),
@@ -87,7 +89,11 @@ impl HttpError {
             HandlerTimeout => (504, Fault::Server, true),
             HandlerPanicked => (500, Fault::Server, false),
         };
-        Refusal { status, fault, close }
+        Refusal {
+            status,
+            fault,
+            close,
+        }
     }
 
     /// A fixed phrase, for logs and as the response body.
@@ -134,6 +140,9 @@ mod tests {
         assert_eq!(HttpError::UriTooLong.refusal().status, 414);
         assert!(HttpError::InvalidChunk.refusal().close);
         let busy = HttpError::Overloaded.refusal();
-        assert_eq!((busy.status, busy.fault, busy.close), (503, Fault::Server, false));
+        assert_eq!(
+            (busy.status, busy.fault, busy.close),
+            (503, Fault::Server, false)
+        );
     }
 }

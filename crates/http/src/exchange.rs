@@ -9,7 +9,9 @@ use crate::body::BodyDecoder;
 use crate::conn::{Exchange, Flow, HttpConn, Phase, Target};
 use crate::error::HttpError;
 use crate::files::{serve, FileAsk};
-use crate::handlers::{custom, delay_job, write_echo, write_json, write_metrics, Compiled, JobReply, Request};
+use crate::handlers::{
+    custom, delay_job, write_echo, write_json, write_metrics, Compiled, JobReply, Request,
+};
 use crate::head::{Framing, Head, Method};
 use crate::percent::{decode_into, raw_offset};
 use crate::response::{write_reply, Finish, Reply};
@@ -55,7 +57,15 @@ impl HttpConn {
             head.path
         };
         Ok(match self.settings.routes.lookup(path, head.method_token) {
-            Lookup::Found { group, entry, prefix_len } => Target::Route { group, entry, prefix_len },
+            Lookup::Found {
+                group,
+                entry,
+                prefix_len,
+            } => Target::Route {
+                group,
+                entry,
+                prefix_len,
+            },
             Lookup::NotAllowed { group } => Target::NotAllowed { group },
             Lookup::NotFound => Target::NotFound,
         })
@@ -92,12 +102,17 @@ impl HttpConn {
                 };
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }
-            Some(Compiled::Delay { max }) => exchange.job = Some(Box::new(delay_job(head.query, max))),
+            Some(Compiled::Delay { max }) => {
+                exchange.job = Some(Box::new(delay_job(head.query, max)))
+            }
             Some(Compiled::Echo) => {
                 self.echo_type.clear();
-                self.echo_type.extend_from_slice(head.content_type.unwrap_or_default());
+                self.echo_type
+                    .extend_from_slice(head.content_type.unwrap_or_default());
             }
-            Some(Compiled::Custom { .. }) => exchange.custom = Some(custom_request(head, &self.path)),
+            Some(Compiled::Custom { .. }) => {
+                exchange.custom = Some(custom_request(head, &self.path))
+            }
             _ => {}
         }
     }
@@ -107,14 +122,21 @@ impl HttpConn {
         let Some(exchange) = self.exchange.as_mut() else {
             return self.refuse(HttpError::MalformedRequestLine, cx);
         };
-        let (target, head_only, keep_alive) = (exchange.target, exchange.head_only, exchange.keep_alive);
+        let (target, head_only, keep_alive) =
+            (exchange.target, exchange.head_only, exchange.keep_alive);
         if let Some(job) = exchange.job.take() {
             return self.submit(job, cx);
         }
         let close = !keep_alive || self.must_close(cx);
-        let finish = Finish { date: &self.shared.date.get(), close, head_only };
+        let finish = Finish {
+            date: &self.shared.date.get(),
+            close,
+            head_only,
+        };
         let status = match self.handler(target).cloned() {
-            Some(Compiled::Custom { func, blocking }) => return self.run_custom(func, blocking, cx),
+            Some(Compiled::Custom { func, blocking }) => {
+                return self.run_custom(func, blocking, cx)
+            }
             Some(handler) => self.inline(&handler, finish, cx),
             None => self.unrouted(target, finish, cx),
         };
@@ -128,7 +150,11 @@ impl HttpConn {
                 prepared.status()
             }
             Compiled::Ready { ready, draining } => {
-                let prepared = if cx.is_draining() || self.draining { draining } else { ready };
+                let prepared = if cx.is_draining() || self.draining {
+                    draining
+                } else {
+                    ready
+                };
                 prepared.write(cx.out(), finish);
                 prepared.status()
             }
@@ -144,10 +170,15 @@ impl HttpConn {
 
     fn unrouted(&self, target: Target, finish: Finish<'_>, cx: &mut Cx<'_>) -> u16 {
         match target {
-            Target::NotAllowed { group } => write_text(cx.out(), 405, self.settings.routes.allow(group), finish),
-            Target::OptionsStar => {
-                write_text(cx.out(), 200, b"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n", finish)
+            Target::NotAllowed { group } => {
+                write_text(cx.out(), 405, self.settings.routes.allow(group), finish)
             }
+            Target::OptionsStar => write_text(
+                cx.out(),
+                200,
+                b"Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS\r\n",
+                finish,
+            ),
             Target::Route { .. } | Target::NotFound => write_text(cx.out(), 404, b"", finish),
         }
     }
@@ -172,7 +203,10 @@ impl HttpConn {
         let mut request = exchange.custom.take().unwrap_or_default();
         request.body = std::mem::take(&mut self.body);
         if blocking {
-            return self.submit(Box::new(move || custom::run(&func, &request, head_only)), cx);
+            return self.submit(
+                Box::new(move || custom::run(&func, &request, head_only)),
+                cx,
+            );
         }
         // Inline, a panic must not take the shard down: it fails this request alone.
         match catch_unwind(AssertUnwindSafe(|| custom::run(&func, &request, head_only))) {
@@ -189,17 +223,32 @@ fn write_text(out: &mut Vec<u8>, status: u16, extra: &[u8], finish: Finish<'_>) 
         500 => b"internal error\n",
         _ => b"",
     };
-    write_reply(out, &Reply { status, content_type: Some(b"text/plain"), extra, body }, finish);
+    write_reply(
+        out,
+        &Reply {
+            status,
+            content_type: Some(b"text/plain"),
+            extra,
+            body,
+        },
+        finish,
+    );
     status
 }
 
 fn custom_request(head: &Head<'_>, decoded: &[u8]) -> Request {
-    let path = if head.path.contains(&b'%') { decoded } else { head.path };
+    let path = if head.path.contains(&b'%') {
+        decoded
+    } else {
+        head.path
+    };
     Request {
         method: head.method_token.to_owned(),
         path: String::from_utf8_lossy(path).into_owned(),
         query: String::from_utf8_lossy(head.query).into_owned(),
-        content_type: head.content_type.map(|t| String::from_utf8_lossy(t).into_owned()),
+        content_type: head
+            .content_type
+            .map(|t| String::from_utf8_lossy(t).into_owned()),
         body: Vec::new(),
     }
 }

@@ -39,8 +39,14 @@ pub struct HttpFactory {
 impl HttpFactory {
     /// Compiles `routes` (pre-encoding static responses, canonicalizing file roots).
     pub fn new(config: HttpConfig, routes: Vec<Route>) -> Result<Arc<Self>, RouteError> {
-        let settings = Arc::new(Settings { config, routes: RouteTable::new(routes)? });
-        Ok(Arc::new(Self { current: Mutex::new(settings), stats: Arc::default() }))
+        let settings = Arc::new(Settings {
+            config,
+            routes: RouteTable::new(routes)?,
+        });
+        Ok(Arc::new(Self {
+            current: Mutex::new(settings),
+            stats: Arc::default(),
+        }))
     }
 
     /// The per-shard counters of this listener, for the metrics scraper.
@@ -51,14 +57,24 @@ impl HttpFactory {
     /// Compiles a new config and route table and makes it current for shards started later;
     /// broadcast the returned message to reach running shards. Connections keep going and use
     /// the new settings from their next request on. An invalid table changes nothing.
-    pub fn reload(&self, config: HttpConfig, routes: Vec<Route>) -> Result<Arc<HttpReload>, RouteError> {
-        let settings = Arc::new(Settings { config, routes: RouteTable::new(routes)? });
+    pub fn reload(
+        &self,
+        config: HttpConfig,
+        routes: Vec<Route>,
+    ) -> Result<Arc<HttpReload>, RouteError> {
+        let settings = Arc::new(Settings {
+            config,
+            routes: RouteTable::new(routes)?,
+        });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = settings.clone();
         Ok(Arc::new(HttpReload { settings }))
     }
 
     fn settings(&self) -> Arc<Settings> {
-        self.current.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -70,7 +86,9 @@ impl ProtocolFactory for HttpFactory {
             stats: self.stats.for_shard(shard),
             scratch: RefCell::new(Vec::new()),
         };
-        Box::new(ShardFactory { shared: Rc::new(shared) })
+        Box::new(ShardFactory {
+            shared: Rc::new(shared),
+        })
     }
 }
 

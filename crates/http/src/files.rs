@@ -37,11 +37,16 @@ pub(crate) struct FilesRoot {
 
 impl FilesRoot {
     pub fn new(spec: FilesSpec) -> Result<Self, String> {
-        let root = fs::canonicalize(&spec.root).map_err(|e| format!("files root {}: {e}", spec.root.display()))?;
+        let root = fs::canonicalize(&spec.root)
+            .map_err(|e| format!("files root {}: {e}", spec.root.display()))?;
         if !root.is_dir() {
             return Err(format!("files root {} is not a directory", root.display()));
         }
-        Ok(Self { root, index: spec.index, listing: spec.listing })
+        Ok(Self {
+            root,
+            index: spec.index,
+            listing: spec.listing,
+        })
     }
 }
 
@@ -115,22 +120,38 @@ fn serve_file(ask: &FileAsk, path: &Path, meta: &fs::Metadata) -> JobReply {
     )
     .into_bytes();
     if not_modified(ask, &etag, modified) {
-        return JobReply { status: 304, extra, ..JobReply::default() };
+        return JobReply {
+            status: 304,
+            extra,
+            ..JobReply::default()
+        };
     }
     let (status, start, count) = match ask.range.as_deref().map(|r| parse_range(r, len)) {
         None | Some(RangeAsk::Ignore) => (200, 0, len),
         Some(RangeAsk::Unsatisfiable) => return unsatisfiable(extra, len),
         Some(RangeAsk::Bytes(start, end)) => {
-            extra.extend_from_slice(format!("Content-Range: bytes {start}-{end}/{len}\r\n").as_bytes());
+            extra.extend_from_slice(
+                format!("Content-Range: bytes {start}-{end}/{len}\r\n").as_bytes(),
+            );
             (206, start, end - start + 1)
         }
     };
     if count > ask.max_bytes {
         return JobReply::text(500, "file too large to serve\n");
     }
-    let body = if ask.head_only { Ok(Vec::new()) } else { read_range(path, start, count) };
+    let body = if ask.head_only {
+        Ok(Vec::new())
+    } else {
+        read_range(path, start, count)
+    };
     match body {
-        Ok(body) => JobReply { status, content_type: Some(content_type(path).to_vec()), extra, body, length: count },
+        Ok(body) => JobReply {
+            status,
+            content_type: Some(content_type(path).to_vec()),
+            extra,
+            body,
+            length: count,
+        },
         Err(_) => JobReply::text(500, "read failed\n"),
     }
 }
@@ -140,12 +161,17 @@ fn not_modified(ask: &FileAsk, etag: &str, modified: SystemTime) -> bool {
     if let Some(tags) = &ask.if_none_match {
         let strip = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
         let ours = strip(etag.as_bytes());
-        return tags.split(|&b| b == b',').map(trim).any(|t| t == b"*" || strip(t) == ours);
+        return tags
+            .split(|&b| b == b',')
+            .map(trim)
+            .any(|t| t == b"*" || strip(t) == ours);
     }
     let Some(since) = ask.if_modified_since.as_deref() else {
         return false;
     };
-    let since = std::str::from_utf8(since).ok().and_then(|s| httpdate::parse_http_date(s.trim()).ok());
+    let since = std::str::from_utf8(since)
+        .ok()
+        .and_then(|s| httpdate::parse_http_date(s.trim()).ok());
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     since.is_some_and(|since| secs(modified) <= secs(since))
 }
@@ -185,7 +211,10 @@ fn parse_range(value: &[u8], len: u64) -> RangeAsk {
 
 fn unsatisfiable(mut extra: Vec<u8>, len: u64) -> JobReply {
     extra.extend_from_slice(format!("Content-Range: bytes */{len}\r\n").as_bytes());
-    JobReply { extra, ..JobReply::text(416, "range not satisfiable\n") }
+    JobReply {
+        extra,
+        ..JobReply::text(416, "range not satisfiable\n")
+    }
 }
 
 fn read_range(path: &Path, start: u64, count: u64) -> std::io::Result<Vec<u8>> {
@@ -203,7 +232,10 @@ fn listing(dir: &Path) -> JobReply {
     let Ok(entries) = fs::read_dir(dir) else {
         return JobReply::text(500, "listing failed\n");
     };
-    let mut names: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     let mut html = String::from("<!doctype html>\n<ul>\n");
     for name in names {
@@ -222,12 +254,19 @@ fn listing(dir: &Path) -> JobReply {
 }
 
 fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A small extension table; unknown types are served as bytes.
 fn content_type(path: &Path) -> &'static [u8] {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let kind: &str = match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
@@ -257,7 +296,9 @@ mod tests {
 
     #[test]
     fn ranges() {
-        let check = |value: &str, expected: RangeAsk| assert_eq!(parse_range(value.as_bytes(), 10), expected, "{value}");
+        let check = |value: &str, expected: RangeAsk| {
+            assert_eq!(parse_range(value.as_bytes(), 10), expected, "{value}")
+        };
         check("bytes=0-4", RangeAsk::Bytes(0, 4));
         check("bytes=5-", RangeAsk::Bytes(5, 9));
         check("bytes=-3", RangeAsk::Bytes(7, 9));

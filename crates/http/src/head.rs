@@ -95,7 +95,9 @@ pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>
     if len > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
-    let (Some(method_token), Some(target), Some(minor)) = (request.method, request.path, request.version) else {
+    let (Some(method_token), Some(target), Some(minor)) =
+        (request.method, request.path, request.version)
+    else {
         return Err(HttpError::MalformedRequestLine);
     };
     if target.len() > config.max_uri_bytes {
@@ -141,13 +143,18 @@ fn map_parse_error(error: httparse::Error, input: &[u8]) -> HttpError {
         httparse::Error::HeaderName | httparse::Error::HeaderValue => HttpError::MalformedHeader,
         // A well-formed `HTTP/x.y` we do not speak is 505; anything else is garbage (400).
         httparse::Error::Version if names_a_version(input) => HttpError::UnsupportedVersion,
-        httparse::Error::NewLine if !first_line(input).contains(&b'\r') => HttpError::MalformedHeader,
+        httparse::Error::NewLine if !first_line(input).contains(&b'\r') => {
+            HttpError::MalformedHeader
+        }
         _ => HttpError::MalformedRequestLine,
     }
 }
 
 fn first_line(input: &[u8]) -> &[u8] {
-    let end = input.iter().position(|&b| b == b'\n').unwrap_or(input.len());
+    let end = input
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(input.len());
     &input[..end]
 }
 
@@ -158,7 +165,9 @@ fn names_a_version(input: &[u8]) -> bool {
         return false;
     };
     match &line[space + 1..] {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => major.is_ascii_digit() && minor.is_ascii_digit(),
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
+            major.is_ascii_digit() && minor.is_ascii_digit()
+        }
         [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
         _ => false,
     }
@@ -189,7 +198,9 @@ fn split_target(target: &str, method: Method) -> Result<(&[u8], &[u8]), HttpErro
 }
 
 fn absolute_path(target: &[u8]) -> Option<&[u8]> {
-    let has = |prefix: &[u8]| target.len() > prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix);
+    let has = |prefix: &[u8]| {
+        target.len() > prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
+    };
     let rest = if has(b"http://") {
         &target[7..]
     } else if has(b"https://") {
@@ -198,7 +209,10 @@ fn absolute_path(target: &[u8]) -> Option<&[u8]> {
         return None;
     };
     // The authority runs to the first `/` or `?`; an empty path means `/`.
-    let at = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+    let at = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
     (at > 0).then(|| &rest[at..])
 }
 
@@ -285,7 +299,11 @@ struct Codings {
 
 impl Codings {
     fn add(mut self, value: &[u8]) -> Self {
-        for coding in value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()) {
+        for coding in value
+            .split(|&b| b == b',')
+            .map(trim)
+            .filter(|c| !c.is_empty())
+        {
             let chunked = coding.eq_ignore_ascii_case(b"chunked");
             self.chunked += u32::from(chunked);
             self.other += u32::from(!chunked);

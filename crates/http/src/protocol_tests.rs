@@ -14,22 +14,54 @@ fn routes() -> Vec<Route> {
     vec![
         Route::get("/plaintext", Handler::text("Hello, World!")),
         Route::get("/json", Handler::Json),
-        Route { path: "/echo".into(), prefix: false, methods: vec!["POST".into()], handler: Handler::Echo },
+        Route {
+            path: "/echo".into(),
+            prefix: false,
+            methods: vec!["POST".into()],
+            handler: Handler::Echo,
+        },
         Route::get("/readyz", Handler::Ready),
-        Route::get("/delay", Handler::Delay { max: Duration::from_secs(1) }),
-        Route::get("/panic", Handler::Custom { func: panics.clone(), blocking: true }),
-        Route::get("/panic-inline", Handler::Custom { func: panics, blocking: false }),
+        Route::get(
+            "/delay",
+            Handler::Delay {
+                max: Duration::from_secs(1),
+            },
+        ),
+        Route::get(
+            "/panic",
+            Handler::Custom {
+                func: panics.clone(),
+                blocking: true,
+            },
+        ),
+        Route::get(
+            "/panic-inline",
+            Handler::Custom {
+                func: panics,
+                blocking: false,
+            },
+        ),
     ]
 }
 
 fn config() -> HttpConfig {
-    HttpConfig { max_body_bytes: 64, max_uri_bytes: 64, max_header_bytes: 256, max_headers: 8, ..HttpConfig::default() }
+    HttpConfig {
+        max_body_bytes: 64,
+        max_uri_bytes: 64,
+        max_header_bytes: 256,
+        max_headers: 8,
+        ..HttpConfig::default()
+    }
 }
 
 fn open_with(config: HttpConfig) -> (Harness, Box<dyn Protocol>) {
     let factory = HttpFactory::new(config, routes()).unwrap();
     let mut conn_factory = factory.for_shard(0);
-    let mut protocol = conn_factory.open(&ConnInfo { listener: 0, peer: None, shard: 0 });
+    let mut protocol = conn_factory.open(&ConnInfo {
+        listener: 0,
+        peer: None,
+        shard: 0,
+    });
     let mut harness = Harness::new();
     assert_eq!(harness.open(protocol.as_mut()), Verb::Read);
     (harness, protocol)
@@ -44,7 +76,10 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn statuses(output: &str) -> Vec<u16> {
-    output.match_indices("HTTP/1.1 ").filter_map(|(at, _)| output[at + 9..at + 12].parse().ok()).collect()
+    output
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| output[at + 9..at + 12].parse().ok())
+        .collect()
 }
 
 /// Feeds `request` whole and checks the one final status; refusals must close the connection
@@ -53,13 +88,22 @@ fn check(request: &[u8], expected: u16) {
     let (mut harness, mut protocol) = open();
     let verb = harness.push(protocol.as_mut(), request);
     let output = text(&harness.take_output());
-    let finals: Vec<u16> = statuses(&output).into_iter().filter(|s| *s >= 200).collect();
+    let finals: Vec<u16> = statuses(&output)
+        .into_iter()
+        .filter(|s| *s >= 200)
+        .collect();
     assert_eq!(finals, vec![expected], "{:?}\n{output}", text(request));
     if ![200, 404, 405].contains(&expected) {
         assert!(output.contains("Connection: close\r\n"), "{output}");
         assert_eq!(verb, Verb::CloseAfterFlush, "{output}");
-        let again = harness.push(protocol.as_mut(), b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!((again, harness.take_output().len()), (Verb::CloseAfterFlush, 0));
+        let again = harness.push(
+            protocol.as_mut(),
+            b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        assert_eq!(
+            (again, harness.take_output().len()),
+            (Verb::CloseAfterFlush, 0)
+        );
     }
 }
 
@@ -67,11 +111,17 @@ fn check(request: &[u8], expected: u16) {
 fn valid_requests() {
     check(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", 200);
     check(b"GET /plaintext HTTP/1.0\r\n\r\n", 200);
-    check(b"GET http://example.com/plaintext?x=1 HTTP/1.1\r\nHost: a\r\n\r\n", 200);
+    check(
+        b"GET http://example.com/plaintext?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        200,
+    );
     check(b"GET /pl%61intext HTTP/1.1\r\nHost: a\r\n\r\n", 200);
     check(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 200);
     check(b"GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n", 404);
-    check(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", 200);
+    check(
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi",
+        200,
+    );
     check(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;x=y\r\nhi\r\n0\r\nT: 1\r\n\r\n", 200);
     check(b"GET /plaintext HTTP/1.1\nHost: a\n\n", 200);
 }
@@ -79,7 +129,10 @@ fn valid_requests() {
 #[test]
 fn wrong_method_is_405_with_allow() {
     let (mut harness, mut protocol) = open();
-    harness.push(protocol.as_mut(), b"DELETE /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    harness.push(
+        protocol.as_mut(),
+        b"DELETE /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
     let output = text(&harness.take_output());
     assert!(output.starts_with("HTTP/1.1 405 "), "{output}");
     assert!(output.contains("Allow: GET, HEAD\r\n"), "{output}");
@@ -89,7 +142,10 @@ fn wrong_method_is_405_with_allow() {
 #[test]
 fn refusals() {
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(100));
-    let big_header = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "a".repeat(300));
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+        "a".repeat(300)
+    );
     let many = format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", "X: 1\r\n".repeat(9));
     for (request, status) in [
         (&b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n"[..], 413),
@@ -130,7 +186,10 @@ fn refusals() {
 
 #[test]
 fn pipelined_requests_answer_in_order_and_wait_for_flush_at_depth() {
-    let config = HttpConfig { max_pipeline_depth: 3, ..config() };
+    let config = HttpConfig {
+        max_pipeline_depth: 3,
+        ..config()
+    };
     let (mut harness, mut protocol) = open_with(config);
     let one = b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
     let nf = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -147,10 +206,19 @@ fn pipelined_requests_answer_in_order_and_wait_for_flush_at_depth() {
 fn keep_alive_rules() {
     let cases: [(&[u8], bool); 5] = [
         (b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n", false),
-        (b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true),
+        (
+            b"GET /plaintext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            true,
+        ),
         (b"GET /plaintext HTTP/1.0\r\n\r\n", true),
-        (b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
-        (b"GET /plaintext HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n", true),
+        (
+            b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET /plaintext HTTP/1.0\r\nConnection: Keep-Alive, close\r\n\r\n",
+            true,
+        ),
     ];
     for (request, closes) in cases {
         let (mut harness, mut protocol) = open();
@@ -163,16 +231,24 @@ fn keep_alive_rules() {
 
 #[test]
 fn request_and_age_limits_close_politely() {
-    let config = HttpConfig { max_requests_per_connection: 2, ..config() };
+    let config = HttpConfig {
+        max_requests_per_connection: 2,
+        ..config()
+    };
     let (mut harness, mut protocol) = open_with(config);
     let one = b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert_eq!(harness.push(protocol.as_mut(), &[&one[..], one, one].concat()), Verb::CloseAfterFlush);
+    assert_eq!(
+        harness.push(protocol.as_mut(), &[&one[..], one, one].concat()),
+        Verb::CloseAfterFlush
+    );
     let output = text(&harness.take_output());
     assert_eq!(statuses(&output), [200, 200]);
     assert_eq!(output.matches("Connection: close").count(), 1);
 
-    let (mut harness, mut protocol) =
-        open_with(HttpConfig { max_connection_age: Some(Duration::from_secs(5)), ..self::config() });
+    let (mut harness, mut protocol) = open_with(HttpConfig {
+        max_connection_age: Some(Duration::from_secs(5)),
+        ..self::config()
+    });
     assert_eq!(harness.push(protocol.as_mut(), one), Verb::Read);
     harness.advance(Duration::from_secs(5));
     assert_eq!(harness.push(protocol.as_mut(), one), Verb::CloseAfterFlush);
@@ -182,22 +258,33 @@ fn request_and_age_limits_close_politely() {
 #[test]
 fn head_gets_the_length_without_the_body() {
     let (mut harness, mut protocol) = open();
-    harness.push(protocol.as_mut(), b"HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    harness.push(
+        protocol.as_mut(),
+        b"HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
     let output = text(&harness.take_output());
-    assert!(output.contains("Content-Length: 13\r\n") && output.ends_with("\r\n\r\n"), "{output}");
+    assert!(
+        output.contains("Content-Length: 13\r\n") && output.ends_with("\r\n\r\n"),
+        "{output}"
+    );
 }
 
 #[test]
 fn expect_continue_only_when_the_body_is_read() {
     let (mut harness, mut protocol) = open();
-    let head = b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+    let head =
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
     assert_eq!(harness.push(protocol.as_mut(), head), Verb::Read);
-    assert_eq!(text(&harness.take_output()), "HTTP/1.1 100 Continue\r\n\r\n");
+    assert_eq!(
+        text(&harness.take_output()),
+        "HTTP/1.1 100 Continue\r\n\r\n"
+    );
     harness.push(protocol.as_mut(), b"hi");
     assert!(text(&harness.take_output()).ends_with("\r\n\r\nhi"));
 
     let (mut harness, mut protocol) = open();
-    let head = b"POST /plaintext HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+    let head =
+        b"POST /plaintext HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
     assert_eq!(harness.push(protocol.as_mut(), head), Verb::CloseAfterFlush);
     let output = text(&harness.take_output());
     assert_eq!(statuses(&output), [405]);
@@ -212,7 +299,10 @@ fn a_body_one_byte_at_a_time_echoes_whole() {
         harness.push(protocol.as_mut(), &[*byte]);
     }
     let output = text(&harness.take_output());
-    assert!(output.contains("Content-Type: text/x\r\nContent-Length: 5\r\n"), "{output}");
+    assert!(
+        output.contains("Content-Type: text/x\r\nContent-Length: 5\r\n"),
+        "{output}"
+    );
     assert!(output.ends_with("abcde"));
 }
 
@@ -221,22 +311,37 @@ fn timeouts() {
     // Nothing sent after connecting: 408.
     let (mut harness, mut protocol) = open();
     harness.advance(Duration::from_secs(10));
-    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(
+        harness.fire_due_deadline(protocol.as_mut()),
+        Some(Verb::CloseAfterFlush)
+    );
     assert_eq!(statuses(&text(&harness.take_output())), [408]);
     // Idle after a response: closed without a response.
     let (mut harness, mut protocol) = open();
-    harness.push(protocol.as_mut(), b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    harness.push(
+        protocol.as_mut(),
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
     harness.take_output();
     harness.advance(Duration::from_secs(59));
     assert_eq!(harness.fire_due_deadline(protocol.as_mut()), None);
     harness.advance(Duration::from_secs(1));
-    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(
+        harness.fire_due_deadline(protocol.as_mut()),
+        Some(Verb::CloseAfterFlush)
+    );
     assert!(harness.take_output().is_empty());
     // A body that stalls: 408.
     let (mut harness, mut protocol) = open();
-    harness.push(protocol.as_mut(), b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab");
+    harness.push(
+        protocol.as_mut(),
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab",
+    );
     harness.advance(Duration::from_secs(30));
-    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(
+        harness.fire_due_deadline(protocol.as_mut()),
+        Some(Verb::CloseAfterFlush)
+    );
     assert_eq!(statuses(&text(&harness.take_output())), [408]);
 }
 
@@ -247,15 +352,27 @@ fn offload_refused_timed_out_and_panicking() {
     harness.refuse_jobs(true);
     assert_eq!(harness.push(protocol.as_mut(), delay), Verb::Read);
     let output = text(&harness.take_output());
-    assert!(output.starts_with("HTTP/1.1 503 ") && output.contains("Retry-After: 1\r\n"), "{output}");
+    assert!(
+        output.starts_with("HTTP/1.1 503 ") && output.contains("Retry-After: 1\r\n"),
+        "{output}"
+    );
 
     let (mut harness, mut protocol) = open();
-    assert_eq!(harness.push(protocol.as_mut(), delay), Verb::AwaitCompletion);
+    assert_eq!(
+        harness.push(protocol.as_mut(), delay),
+        Verb::AwaitCompletion
+    );
     harness.advance(Duration::from_secs(30));
-    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), Some(Verb::CloseAfterFlush));
+    assert_eq!(
+        harness.fire_due_deadline(protocol.as_mut()),
+        Some(Verb::CloseAfterFlush)
+    );
     assert_eq!(statuses(&text(&harness.take_output())), [504]);
     let late = harness.run_jobs().remove(0);
-    assert_eq!(harness.complete(protocol.as_mut(), late), Verb::CloseAfterFlush);
+    assert_eq!(
+        harness.complete(protocol.as_mut(), late),
+        Verb::CloseAfterFlush
+    );
     assert!(harness.take_output().is_empty());
 
     let (mut harness, mut protocol) = open();
@@ -267,7 +384,13 @@ fn offload_refused_timed_out_and_panicking() {
     assert_eq!(statuses(&text(&harness.take_output())), [500, 200]);
 
     let (mut harness, mut protocol) = open();
-    assert_eq!(harness.push(protocol.as_mut(), b"GET /panic-inline HTTP/1.1\r\nHost: a\r\n\r\n"), Verb::Read);
+    assert_eq!(
+        harness.push(
+            protocol.as_mut(),
+            b"GET /panic-inline HTTP/1.1\r\nHost: a\r\n\r\n"
+        ),
+        Verb::Read
+    );
     assert_eq!(statuses(&text(&harness.take_output())), [500]);
 }
 
@@ -279,47 +402,66 @@ fn drain_closes_idle_and_finishes_in_flight() {
     let (mut harness, mut protocol) = open();
     harness.push(protocol.as_mut(), b"GET /readyz HTTP/1.1\r\n");
     assert_eq!(harness.drain(protocol.as_mut()), Verb::Read);
-    assert_eq!(harness.push(protocol.as_mut(), b"Host: a\r\n\r\n"), Verb::CloseAfterFlush);
+    assert_eq!(
+        harness.push(protocol.as_mut(), b"Host: a\r\n\r\n"),
+        Verb::CloseAfterFlush
+    );
     let output = text(&harness.take_output());
-    assert!(output.starts_with("HTTP/1.1 503 ") && output.contains("Connection: close"), "{output}");
+    assert!(
+        output.starts_with("HTTP/1.1 503 ") && output.contains("Connection: close"),
+        "{output}"
+    );
 }
 
 /// Requests of real shapes: methods, targets, header sets, length and chunked bodies.
 fn request_shape() -> impl Strategy<Value = Vec<u8>> {
-    let target = prop::sample::select(vec!["/plaintext", "/json", "/echo", "/nothing", "/pl%61intext?x=1", "*"]);
+    let target = prop::sample::select(vec![
+        "/plaintext",
+        "/json",
+        "/echo",
+        "/nothing",
+        "/pl%61intext?x=1",
+        "*",
+    ]);
     let method = prop::sample::select(vec!["GET", "HEAD", "POST", "OPTIONS"]);
     let body = prop::collection::vec(any::<u8>(), 0..20);
     let chunks = prop::collection::vec(1usize..7, 0..4);
-    (method, target, body, any::<bool>(), chunks, any::<bool>()).prop_map(|(method, target, body, chunked, sizes, close)| {
-        let mut head = format!("{method} {target} HTTP/1.1\r\nHost: a\r\nContent-Type: text/x\r\n");
-        if close {
-            head.push_str("Connection: close\r\n");
-        }
-        let mut bytes;
-        if chunked {
-            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
-            bytes = head.into_bytes();
-            let mut rest = &body[..];
-            for size in sizes.into_iter().chain(std::iter::once(usize::MAX)) {
-                let take = size.min(rest.len());
-                bytes.extend_from_slice(format!("{take:x};e=1\r\n").as_bytes());
-                bytes.extend_from_slice(&rest[..take]);
-                bytes.extend_from_slice(b"\r\n");
-                rest = &rest[take..];
+    (method, target, body, any::<bool>(), chunks, any::<bool>()).prop_map(
+        |(method, target, body, chunked, sizes, close)| {
+            let mut head =
+                format!("{method} {target} HTTP/1.1\r\nHost: a\r\nContent-Type: text/x\r\n");
+            if close {
+                head.push_str("Connection: close\r\n");
             }
-            bytes.extend_from_slice(b"0\r\nTrailer: x\r\n\r\n");
-        } else {
-            head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            bytes = head.into_bytes();
-            bytes.extend_from_slice(&body);
-        }
-        bytes
-    })
+            let mut bytes;
+            if chunked {
+                head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+                bytes = head.into_bytes();
+                let mut rest = &body[..];
+                for size in sizes.into_iter().chain(std::iter::once(usize::MAX)) {
+                    let take = size.min(rest.len());
+                    bytes.extend_from_slice(format!("{take:x};e=1\r\n").as_bytes());
+                    bytes.extend_from_slice(&rest[..take]);
+                    bytes.extend_from_slice(b"\r\n");
+                    rest = &rest[take..];
+                }
+                bytes.extend_from_slice(b"0\r\nTrailer: x\r\n\r\n");
+            } else {
+                head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+                bytes = head.into_bytes();
+                bytes.extend_from_slice(&body);
+            }
+            bytes
+        },
+    )
 }
 
 /// Feeds `parts` in order as the reactor would and returns the output and last verb.
 fn feed_parts(parts: &[&[u8]]) -> (Vec<u8>, Verb) {
-    let (mut harness, mut protocol) = open_with(HttpConfig { max_body_bytes: 1024, ..config() });
+    let (mut harness, mut protocol) = open_with(HttpConfig {
+        max_body_bytes: 1024,
+        ..config()
+    });
     let mut verb = Verb::Read;
     let mut output = Vec::new();
     for part in parts {

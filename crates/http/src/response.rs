@@ -120,7 +120,11 @@ pub fn write_sized(out: &mut Vec<u8>, reply: &Reply<'_>, length: u64, finish: Fi
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(reply.extra);
-    let body = if has_body(reply.status) && !finish.head_only { reply.body } else { &[] };
+    let body = if has_body(reply.status) && !finish.head_only {
+        reply.body
+    } else {
+        &[]
+    };
     write_tail(out, finish, body);
 }
 
@@ -160,8 +164,16 @@ impl Prepared {
             head.extend_from_slice(b"\r\n");
         }
         head.extend_from_slice(reply.extra);
-        let body = if has_body(reply.status) { reply.body.to_vec() } else { Vec::new() };
-        Self { status: reply.status, head, body }
+        let body = if has_body(reply.status) {
+            reply.body.to_vec()
+        } else {
+            Vec::new()
+        };
+        Self {
+            status: reply.status,
+            head,
+            body,
+        }
     }
 
     /// The status code.
@@ -190,10 +202,19 @@ mod tests {
 
     #[test]
     fn prepared_and_direct_encodings_agree() {
-        let reply = Reply { status: 200, content_type: Some(b"text/plain"), extra: b"X-A: b\r\n", body: b"hi" };
+        let reply = Reply {
+            status: 200,
+            content_type: Some(b"text/plain"),
+            extra: b"X-A: b\r\n",
+            body: b"hi",
+        };
         let date = format_date(UNIX_EPOCH);
         for (close, head_only) in [(false, false), (true, false), (false, true)] {
-            let finish = Finish { date: &date, close, head_only };
+            let finish = Finish {
+                date: &date,
+                close,
+                head_only,
+            };
             let (mut direct, mut prepared) = (Vec::new(), Vec::new());
             write_reply(&mut direct, &reply, finish);
             Prepared::new(&reply).write(&mut prepared, finish);

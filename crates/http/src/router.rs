@@ -19,7 +19,12 @@ pub struct Route {
 impl Route {
     /// An exact route for GET (and HEAD).
     pub fn get(path: &str, handler: Handler) -> Self {
-        Self { path: path.to_owned(), prefix: false, methods: vec!["GET".to_owned()], handler }
+        Self {
+            path: path.to_owned(),
+            prefix: false,
+            methods: vec!["GET".to_owned()],
+            handler,
+        }
     }
 }
 
@@ -58,11 +63,14 @@ pub struct RouteTable {
 }
 
 /// What the table says about a request.
-#[derive(Debug)]
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Lookup {
     /// A route serves it; `prefix_len` is the length of the matched (decoded) path prefix.
-    Found { group: usize, entry: usize, prefix_len: usize },
+    Found {
+        group: usize,
+        entry: usize,
+        prefix_len: usize,
+    },
     /// The path is known but not for this method: 405 with the group's `Allow`.
     NotAllowed { group: usize },
     /// 404.
@@ -75,13 +83,26 @@ impl RouteTable {
         let mut groups: Vec<Group> = Vec::new();
         for route in routes {
             check_route(&route)?;
-            let handler = compile(route.handler).map_err(|e| RouteError(format!("route {}: {e}", route.path)))?;
-            let methods = route.methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+            let handler = compile(route.handler)
+                .map_err(|e| RouteError(format!("route {}: {e}", route.path)))?;
+            let methods = route
+                .methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
             let entry = Entry { methods, handler };
             let path = route.path.into_bytes();
-            match groups.iter_mut().find(|g| g.path == path && g.prefix == route.prefix) {
+            match groups
+                .iter_mut()
+                .find(|g| g.path == path && g.prefix == route.prefix)
+            {
                 Some(group) => group.entries.push(entry),
-                None => groups.push(Group { path, prefix: route.prefix, entries: vec![entry], allow: Vec::new() }),
+                None => groups.push(Group {
+                    path,
+                    prefix: route.prefix,
+                    entries: vec![entry],
+                    allow: Vec::new(),
+                }),
             }
         }
         for group in &mut groups {
@@ -100,10 +121,17 @@ impl RouteTable {
         let group = &self.groups[index];
         let allowed = |entry: &&Entry| {
             entry.methods.is_empty()
-                || entry.methods.iter().any(|m| m == method || (method == "HEAD" && m == "GET"))
+                || entry
+                    .methods
+                    .iter()
+                    .any(|m| m == method || (method == "HEAD" && m == "GET"))
         };
         match group.entries.iter().position(|e| allowed(&e)) {
-            Some(entry) => Lookup::Found { group: index, entry, prefix_len: group.path.len() },
+            Some(entry) => Lookup::Found {
+                group: index,
+                entry,
+                prefix_len: group.path.len(),
+            },
             None => Lookup::NotAllowed { group: index },
         }
     }
@@ -131,11 +159,18 @@ fn matches(group: &Group, path: &[u8]) -> bool {
 
 fn check_route(route: &Route) -> Result<(), RouteError> {
     if !route.path.starts_with('/') {
-        return Err(RouteError(format!("route path `{}` must start with `/`", route.path)));
+        return Err(RouteError(format!(
+            "route path `{}` must start with `/`",
+            route.path
+        )));
     }
-    let token = |m: &String| !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-');
+    let token =
+        |m: &String| !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-');
     match route.methods.iter().find(|m| !token(m)) {
-        Some(bad) => Err(RouteError(format!("route {}: `{bad}` is not a method", route.path))),
+        Some(bad) => Err(RouteError(format!(
+            "route {}: `{bad}` is not a method",
+            route.path
+        ))),
         None => Ok(()),
     }
 }
@@ -161,9 +196,24 @@ mod tests {
         let text = |body: &str| Handler::text(body);
         RouteTable::new(vec![
             Route::get("/a", text("a")),
-            Route { path: "/a".into(), prefix: false, methods: vec!["post".into()], handler: Handler::Echo },
-            Route { path: "/static".into(), prefix: true, methods: vec![], handler: text("s") },
-            Route { path: "/static/deep".into(), prefix: true, methods: vec!["GET".into()], handler: text("d") },
+            Route {
+                path: "/a".into(),
+                prefix: false,
+                methods: vec!["post".into()],
+                handler: Handler::Echo,
+            },
+            Route {
+                path: "/static".into(),
+                prefix: true,
+                methods: vec![],
+                handler: text("s"),
+            },
+            Route {
+                path: "/static/deep".into(),
+                prefix: true,
+                methods: vec!["GET".into()],
+                handler: text("d"),
+            },
         ])
         .unwrap()
     }
@@ -171,11 +221,15 @@ mod tests {
     fn check(path: &str, method: &str, expected: &str) {
         let table = table();
         let got = match table.lookup(path.as_bytes(), method) {
-            Lookup::Found { group, entry, .. } if matches!(table.handler(group, entry), Some(Compiled::Echo)) => {
+            Lookup::Found { group, entry, .. }
+                if matches!(table.handler(group, entry), Some(Compiled::Echo)) =>
+            {
                 "echo".to_owned()
             }
             Lookup::Found { prefix_len, .. } => format!("found {prefix_len}"),
-            Lookup::NotAllowed { group } => String::from_utf8_lossy(table.allow(group)).trim().to_owned(),
+            Lookup::NotAllowed { group } => String::from_utf8_lossy(table.allow(group))
+                .trim()
+                .to_owned(),
             Lookup::NotFound => "404".to_owned(),
         };
         assert_eq!(got, expected, "{method} {path}");
@@ -198,7 +252,10 @@ mod tests {
     #[test]
     fn bad_routes_are_refused() {
         assert!(RouteTable::new(vec![Route::get("a", Handler::Json)]).is_err());
-        let bad_method = Route { methods: vec!["G T".into()], ..Route::get("/a", Handler::Json) };
+        let bad_method = Route {
+            methods: vec!["G T".into()],
+            ..Route::get("/a", Handler::Json)
+        };
         assert!(RouteTable::new(vec![bad_method]).is_err());
     }
 }

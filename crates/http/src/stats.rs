@@ -17,8 +17,8 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
 ];
 
 const BUCKET_MICROS: [u64; 14] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
-    5_000_000, 10_000_000,
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
 ];
 
 /// One shard's counters; written only by that shard.
@@ -39,7 +39,10 @@ impl ShardHttpStats {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         bump(&self.classes[class], 1);
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let bucket = BUCKET_MICROS.iter().position(|&b| micros <= b).unwrap_or(BUCKET_MICROS.len());
+        let bucket = BUCKET_MICROS
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(BUCKET_MICROS.len());
         bump(&self.buckets[bucket], 1);
         bump(&self.latency_micros, micros);
     }
@@ -69,7 +72,10 @@ pub struct HttpStats {
 impl HttpStats {
     /// The block of `shard`, made on first use (once per shard, off the hot path).
     pub fn for_shard(&self, shard: usize) -> Arc<CachePadded<ShardHttpStats>> {
-        let mut shards = self.shards.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shards = self
+            .shards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if shards.len() <= shard {
             shards.resize(shard + 1, None);
         }
@@ -78,14 +84,24 @@ impl HttpStats {
 
     /// Every shard's figures, by shard number.
     pub fn snapshot(&self) -> Vec<ShardHttpSnapshot> {
-        let shards = self.shards.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let live = shards.iter().enumerate().filter_map(|(i, s)| Some((i, s.as_ref()?)));
-        live.map(|(shard, stats)| snapshot_one(shard, stats)).collect()
+        let shards = self
+            .shards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i, s.as_ref()?)));
+        live.map(|(shard, stats)| snapshot_one(shard, stats))
+            .collect()
     }
 }
 
 fn snapshot_one(shard: usize, stats: &ShardHttpStats) -> ShardHttpSnapshot {
-    let mut snapshot = ShardHttpSnapshot { shard, ..Default::default() };
+    let mut snapshot = ShardHttpSnapshot {
+        shard,
+        ..Default::default()
+    };
     for (out, counter) in snapshot.responses_by_class.iter_mut().zip(&stats.classes) {
         *out = counter.load(Relaxed);
     }

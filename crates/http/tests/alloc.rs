@@ -14,13 +14,20 @@ use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: bench\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n";
+const REQUEST: &[u8] =
+    b"GET /plaintext HTTP/1.1\r\nHost: bench\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n";
 
 /// Drives `rounds` rounds of: one uncounted request (the harness hands the protocol a fresh
 /// 4 KiB output buffer after each `take_output`; the reactor's pool recycles it instead), then
 /// `batches` counted writes of `per_batch` requests that fit in that buffer, then an uncounted
 /// `take_output`. Returns requests counted and allocations seen.
-fn run(protocol: &mut dyn Protocol, harness: &mut Harness, per_batch: usize, batches: usize, rounds: usize) -> (usize, usize) {
+fn run(
+    protocol: &mut dyn Protocol,
+    harness: &mut Harness,
+    per_batch: usize,
+    batches: usize,
+    rounds: usize,
+) -> (usize, usize) {
     let batch = REQUEST.repeat(per_batch);
     let mut allocations = 0;
     for _ in 0..rounds {
@@ -52,21 +59,34 @@ impl CountResponses for Vec<u8> {
 fn static_route_requests_allocate_nothing_in_steady_state() {
     let routes = vec![Route::get("/plaintext", Handler::text("Hello, World!"))];
     let factory = HttpFactory::new(HttpConfig::default(), routes).unwrap();
-    let mut protocol = factory.for_shard(0).open(&ConnInfo { listener: 0, peer: None, shard: 0 });
+    let mut protocol = factory.for_shard(0).open(&ConnInfo {
+        listener: 0,
+        peer: None,
+        shard: 0,
+    });
     let mut harness = Harness::new();
     harness.open(protocol.as_mut());
     let region = Region::new(GLOBAL);
     let probe = std::hint::black_box(vec![1u8; 10]);
-    assert!(region.change().allocations > 0, "the counting allocator counts");
+    assert!(
+        region.change().allocations > 0,
+        "the counting allocator counts"
+    );
     drop(probe);
     // Warm-up: grows the harness's input buffer and anything lazily made.
     run(protocol.as_mut(), &mut harness, 16, 1, 4);
 
     let (requests, allocations) = run(protocol.as_mut(), &mut harness, 1, 25, 40);
     println!("keep-alive: {allocations} allocations for {requests} requests");
-    assert_eq!(allocations, 0, "keep-alive: {allocations} allocations for {requests} requests");
+    assert_eq!(
+        allocations, 0,
+        "keep-alive: {allocations} allocations for {requests} requests"
+    );
 
     let (requests, allocations) = run(protocol.as_mut(), &mut harness, 16, 1, 100);
     println!("pipelined x16: {allocations} allocations for {requests} requests");
-    assert_eq!(allocations, 0, "pipelined: {allocations} allocations for {requests} requests");
+    assert_eq!(
+        allocations, 0,
+        "pipelined: {allocations} allocations for {requests} requests"
+    );
 }

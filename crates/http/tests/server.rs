@@ -29,19 +29,41 @@ fn files_root() -> PathBuf {
 fn start(offload_threads: usize) -> (ReactorHandle, SocketAddr, Arc<HttpFactory>) {
     let routes = vec![
         Route::get("/plaintext", Handler::text("Hello, World!")),
-        Route { path: "/echo".into(), prefix: false, methods: vec!["POST".into()], handler: Handler::Echo },
+        Route {
+            path: "/echo".into(),
+            prefix: false,
+            methods: vec!["POST".into()],
+            handler: Handler::Echo,
+        },
         Route::get("/readyz", Handler::Ready),
-        Route::get("/delay", Handler::Delay { max: Duration::from_secs(5) }),
+        Route::get(
+            "/delay",
+            Handler::Delay {
+                max: Duration::from_secs(5),
+            },
+        ),
         Route {
             path: "/files".into(),
             prefix: true,
             methods: vec!["GET".into()],
-            handler: Handler::Files(FilesSpec { root: files_root(), index: Some("index.html".into()), listing: false }),
+            handler: Handler::Files(FilesSpec {
+                root: files_root(),
+                index: Some("index.html".into()),
+                listing: false,
+            }),
         },
     ];
-    let config = HttpConfig { header_timeout: Duration::from_millis(300), max_body_bytes: 1024, ..HttpConfig::default() };
+    let config = HttpConfig {
+        header_timeout: Duration::from_millis(300),
+        max_body_bytes: 1024,
+        ..HttpConfig::default()
+    };
     let factory = HttpFactory::new(config, routes).unwrap();
-    let mut reactor = ReactorConfig { shards: 2, offload_threads, ..ReactorConfig::default() };
+    let mut reactor = ReactorConfig {
+        shards: 2,
+        offload_threads,
+        ..ReactorConfig::default()
+    };
     reactor.listeners.push(ListenerSpec {
         name: "http".into(),
         addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
@@ -49,7 +71,9 @@ fn start(offload_threads: usize) -> (ReactorHandle, SocketAddr, Arc<HttpFactory>
         protocol: factory.clone(),
     });
     let handle = coreloop_reactor::start(reactor).unwrap();
-    let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else { panic!("tcp listener") };
+    let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {
+        panic!("tcp listener")
+    };
     (handle, addr, factory)
 }
 
@@ -75,7 +99,11 @@ struct Resp {
 
 impl Reader {
     fn new(stream: TcpStream) -> Self {
-        Self { stream, buf: Vec::new(), chunk: 64 * 1024 }
+        Self {
+            stream,
+            buf: Vec::new(),
+            chunk: 64 * 1024,
+        }
     }
 
     fn fill(&mut self) -> bool {
@@ -90,7 +118,11 @@ impl Reader {
             if let Some(at) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break at + 4;
             }
-            assert!(self.fill(), "eof inside a head: {}", String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.fill(),
+                "eof inside a head: {}",
+                String::from_utf8_lossy(&self.buf)
+            );
         };
         let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
         let status = head[9..12].parse().unwrap();
@@ -98,7 +130,11 @@ impl Reader {
             .lines()
             .find_map(|l| l.strip_prefix("Content-Length: "))
             .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-        let length = if status == 304 || head.starts_with("HTTP/1.1 1") { 0 } else { length };
+        let length = if status == 304 || head.starts_with("HTTP/1.1 1") {
+            0
+        } else {
+            length
+        };
         while self.buf.len() < end + length {
             assert!(self.fill(), "eof inside a body");
         }
@@ -131,9 +167,18 @@ fn a_thousand_pipelined_requests_in_one_write_come_back_in_order() {
     let mut reader = Reader::new(stream);
     for i in 0..1000 {
         let response = reader.response();
-        assert_eq!(response.status, if i % 2 == 0 { 200 } else { 404 }, "response {i}");
+        assert_eq!(
+            response.status,
+            if i % 2 == 0 { 200 } else { 404 },
+            "response {i}"
+        );
     }
-    let served: u64 = factory.stats().snapshot().iter().map(|s| s.responses_by_class[1]).sum();
+    let served: u64 = factory
+        .stats()
+        .snapshot()
+        .iter()
+        .map(|s| s.responses_by_class[1])
+        .sum();
     assert!(served >= 500, "stats counted {served}");
     handle.shutdown(Duration::from_secs(1));
 }
@@ -149,7 +194,10 @@ fn a_body_one_byte_at_a_time_and_a_reader_one_byte_at_a_time() {
     let mut reader = Reader::new(stream);
     reader.chunk = 1;
     let response = reader.response();
-    assert_eq!((response.status, response.body.as_slice()), (200, &b"hello world"[..]));
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"hello world"[..])
+    );
     assert!(response.head.contains("Content-Type: text/x\r\n"));
     handle.shutdown(Duration::from_secs(1));
 }
@@ -160,10 +208,19 @@ fn error_statuses_close_the_connection() {
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
     let cases: [(&[u8], u16); 8] = [
         (b"GET / HTTP/1.1\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        (b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n", 413),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n",
+            413,
+        ),
         (long.as_bytes(), 414),
-        (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: br, chunked\r\n\r\n", 501),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: br, chunked\r\n\r\n",
+            501,
+        ),
         (b"GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
         (b"GET /readyz HTTP/1.1\r\nHost: a\r\nX: y\r\n", 408),
         (b"", 408),
@@ -173,7 +230,12 @@ fn error_statuses_close_the_connection() {
         stream.write_all(request).unwrap();
         let mut reader = Reader::new(stream);
         let response = reader.response();
-        assert_eq!(response.status, status, "{}", String::from_utf8_lossy(request));
+        assert_eq!(
+            response.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(request)
+        );
         assert!(response.head.contains("Connection: close\r\n"));
         assert!(reader.closed(), "connection stays open after {status}");
     }
@@ -187,20 +249,60 @@ fn error_statuses_close_the_connection() {
 #[test]
 fn files_conditional_range_and_containment() {
     let (handle, addr, _) = start(2);
-    let get = |path: &str, extra: &str| exchange(addr, format!("GET {path} HTTP/1.1\r\nHost: a\r\n{extra}\r\n").as_bytes());
+    let get = |path: &str, extra: &str| {
+        exchange(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\n{extra}\r\n").as_bytes(),
+        )
+    };
     let full = get("/files/a.txt", "");
-    assert_eq!((full.status, full.body.as_slice()), (200, &b"hello files"[..]));
-    assert!(full.head.contains("Content-Type: text/plain; charset=utf-8\r\n"), "{}", full.head);
-    let etag = full.head.lines().find_map(|l| l.strip_prefix("ETag: ")).unwrap().to_owned();
-    let modified = full.head.lines().find_map(|l| l.strip_prefix("Last-Modified: ")).unwrap().to_owned();
-    assert_eq!(get("/files/a.txt", &format!("If-None-Match: {etag}\r\n")).status, 304);
-    assert_eq!(get("/files/a.txt", &format!("If-Modified-Since: {modified}\r\n")).status, 304);
+    assert_eq!(
+        (full.status, full.body.as_slice()),
+        (200, &b"hello files"[..])
+    );
+    assert!(
+        full.head
+            .contains("Content-Type: text/plain; charset=utf-8\r\n"),
+        "{}",
+        full.head
+    );
+    let etag = full
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: "))
+        .unwrap()
+        .to_owned();
+    let modified = full
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("Last-Modified: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        get("/files/a.txt", &format!("If-None-Match: {etag}\r\n")).status,
+        304
+    );
+    assert_eq!(
+        get(
+            "/files/a.txt",
+            &format!("If-Modified-Since: {modified}\r\n")
+        )
+        .status,
+        304
+    );
     let part = get("/files/a.txt", "Range: bytes=0-4\r\n");
     assert_eq!((part.status, part.body.as_slice()), (206, &b"hello"[..]));
     assert!(part.head.contains("Content-Range: bytes 0-4/11\r\n"));
     assert_eq!(get("/files/a.txt", "Range: bytes=50-\r\n").status, 416);
     assert_eq!(get("/files/sub/", "").body, b"<p>index</p>");
-    for escape in ["/files/../secret.txt", "/files/%2e%2e/secret.txt", "/files/..%2fsecret.txt", "/files/escape", "/files/sub/%2E%2E/%2e%2e/secret.txt", "/files/nope"] {
+    for escape in [
+        "/files/../secret.txt",
+        "/files/%2e%2e/secret.txt",
+        "/files/..%2fsecret.txt",
+        "/files/escape",
+        "/files/sub/%2E%2E/%2e%2e/secret.txt",
+        "/files/nope",
+    ] {
         assert_eq!(get(escape, "").status, 404, "{escape}");
     }
     handle.shutdown(Duration::from_secs(1));
@@ -209,8 +311,18 @@ fn files_conditional_range_and_containment() {
 /// Waits (bounded) until the shards have read `bytes` in all.
 fn wait_bytes_in(handle: &ReactorHandle, bytes: u64) {
     let deadline = Instant::now() + TIMEOUT;
-    while handle.snapshot().shards.iter().map(|s| s.bytes_in).sum::<u64>() < bytes {
-        assert!(Instant::now() < deadline, "the shards never read the request");
+    while handle
+        .snapshot()
+        .shards
+        .iter()
+        .map(|s| s.bytes_in)
+        .sum::<u64>()
+        < bytes
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the shards never read the request"
+        );
         std::thread::yield_now();
     }
 }
@@ -218,7 +330,10 @@ fn wait_bytes_in(handle: &ReactorHandle, bytes: u64) {
 #[test]
 fn readyz_flips_to_503_during_drain() {
     let (mut handle, addr, _) = start(2);
-    assert_eq!(exchange(addr, b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n").status, 200);
+    assert_eq!(
+        exchange(addr, b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n").status,
+        200
+    );
     let before: u64 = handle.snapshot().shards.iter().map(|s| s.bytes_in).sum();
     let mut stream = connect(addr);
     let first = b"GET /readyz HTTP/1.1\r\n";
@@ -239,7 +354,9 @@ fn slow_requests_never_stall_other_connections_of_their_shard() {
     let (handle, addr, _) = start(10);
     let mut slow: Vec<TcpStream> = (0..10).map(|_| connect(addr)).collect();
     for stream in &mut slow {
-        stream.write_all(b"GET /delay?ms=2000 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        stream
+            .write_all(b"GET /delay?ms=2000 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
     }
     let began = Instant::now();
     let mut fast: Vec<Reader> = (0..10).map(|_| Reader::new(connect(addr))).collect();
@@ -247,12 +364,21 @@ fn slow_requests_never_stall_other_connections_of_their_shard() {
     for i in 0..1000 {
         let reader = &mut fast[i % 10];
         let sent = Instant::now();
-        reader.stream.write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        reader
+            .stream
+            .write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
         assert_eq!(reader.response().status, 200);
         worst = worst.max(sent.elapsed());
     }
-    assert!(worst < Duration::from_millis(50), "slowest request took {worst:?}");
-    assert!(began.elapsed() < Duration::from_millis(2000), "the fast requests did not overlap the slow ones");
+    assert!(
+        worst < Duration::from_millis(50),
+        "slowest request took {worst:?}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_millis(2000),
+        "the fast requests did not overlap the slow ones"
+    );
     for stream in slow {
         let response = Reader::new(stream).response();
         assert_eq!(response.status, 200);

@@ -43,7 +43,9 @@ pub(crate) fn run(func: &CustomFn, request: &Request, head_only: bool) -> JobRep
     let mut extra = Vec::new();
     let content_type = response.content_type.as_deref().unwrap_or("");
     let valid = (200..=599).contains(&response.status)
-        && !content_type.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+        && !content_type
+            .bytes()
+            .any(|b| b == b'\r' || b == b'\n' || b == 0)
         && push_headers(&mut extra, &response.headers).is_ok();
     if !valid {
         return JobReply::text(500, "handler produced an invalid response\n");

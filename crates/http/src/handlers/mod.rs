@@ -81,7 +81,10 @@ impl std::fmt::Debug for Handler {
             Self::Static(spec) => f.debug_tuple("Static").field(spec).finish(),
             Self::Files(spec) => f.debug_tuple("Files").field(spec).finish(),
             Self::Delay { max } => f.debug_struct("Delay").field("max", max).finish(),
-            Self::Custom { blocking, .. } => f.debug_struct("Custom").field("blocking", blocking).finish(),
+            Self::Custom { blocking, .. } => f
+                .debug_struct("Custom")
+                .field("blocking", blocking)
+                .finish(),
             Self::Json => f.write_str("Json"),
             Self::Echo => f.write_str("Echo"),
             Self::Health => f.write_str("Health"),
@@ -97,11 +100,19 @@ pub(crate) enum Compiled {
     Prepared(Arc<Prepared>),
     Json,
     Echo,
-    Ready { ready: Arc<Prepared>, draining: Arc<Prepared> },
+    Ready {
+        ready: Arc<Prepared>,
+        draining: Arc<Prepared>,
+    },
     Metrics(MetricsHook),
     Files(Arc<FilesRoot>),
-    Delay { max: Duration },
-    Custom { func: CustomFn, blocking: bool },
+    Delay {
+        max: Duration,
+    },
+    Custom {
+        func: CustomFn,
+        blocking: bool,
+    },
 }
 
 impl std::fmt::Debug for Compiled {
@@ -162,7 +173,12 @@ pub(crate) fn compile(handler: Handler) -> Result<Compiled, String> {
 }
 
 fn plain(status: u16, body: &str) -> Prepared {
-    Prepared::new(&Reply { status, content_type: Some(b"text/plain"), extra: b"", body: body.as_bytes() })
+    Prepared::new(&Reply {
+        status,
+        content_type: Some(b"text/plain"),
+        extra: b"",
+        body: body.as_bytes(),
+    })
 }
 
 fn prepare_static(spec: &StaticSpec) -> Result<Prepared, String> {
@@ -182,9 +198,19 @@ fn prepare_static(spec: &StaticSpec) -> Result<Prepared, String> {
 
 /// Encodes configured headers, refusing the ones the protocol owns and any CR/LF injection.
 pub(crate) fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)]) -> Result<(), String> {
-    const OWNED: [&str; 6] = ["content-length", "transfer-encoding", "connection", "date", "server", "content-type"];
+    const OWNED: [&str; 6] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "date",
+        "server",
+        "content-type",
+    ];
     for (name, value) in headers {
-        let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token || OWNED.contains(&name.to_ascii_lowercase().as_str()) {
             return Err(format!("header name `{name}` is not allowed"));
         }
@@ -199,7 +225,10 @@ pub(crate) fn push_headers(out: &mut Vec<u8>, headers: &[(String, String)]) -> R
 
 fn check_value(value: &str) -> Result<(), String> {
     match value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        true => Err(format!("header value `{}` has a control character", value.escape_debug())),
+        true => Err(format!(
+            "header value `{}` has a control character",
+            value.escape_debug()
+        )),
         false => Ok(()),
     }
 }
