@@ -495,3 +495,48 @@ proptest! {
         prop_assert_eq!(feed_parts(&bytes), expected);
     }
 }
+
+#[test]
+fn a_reload_reaches_open_connections_at_their_next_request() {
+    let factory = HttpFactory::new(config(), routes()).unwrap();
+    let mut shard = factory.for_shard(0);
+    let mut protocol = shard.open(&ConnInfo {
+        listener: 0,
+        peer: None,
+        shard: 0,
+    });
+    let mut harness = Harness::new();
+    harness.open(protocol.as_mut());
+    let request = b"GET /new HTTP/1.1\r\nHost: a\r\n\r\n";
+    harness.push(protocol.as_mut(), request);
+    assert_eq!(statuses(&text(&harness.take_output())), [404]);
+    let bad = factory.reload(config(), vec![Route::get("no-slash", Handler::Json)]);
+    assert!(bad.is_err());
+    let message = factory
+        .reload(config(), vec![Route::get("/new", Handler::Json)])
+        .unwrap();
+    shard.on_message(message.as_ref());
+    assert_eq!(harness.push(protocol.as_mut(), request), Verb::Read);
+    let output = text(&harness.take_output());
+    assert!(
+        output.ends_with("{\"message\":\"Hello, World!\"}"),
+        "{output}"
+    );
+    let snapshot = factory.stats().snapshot();
+    assert_eq!(snapshot[0].responses_by_class, [0, 1, 0, 1, 0]);
+}
+
+#[test]
+fn the_date_comes_from_the_shard_clock() {
+    let factory = HttpFactory::new(config(), routes()).unwrap();
+    let mut shard = factory.for_shard(0);
+    shard.on_clock(std::time::UNIX_EPOCH + Duration::from_secs(784_111_777));
+    let mut protocol = shard.open(&ConnInfo {
+        listener: 0,
+        peer: None,
+        shard: 0,
+    });
+    let mut harness = Harness::new();
+    harness.push(protocol.as_mut(), b"GET /json HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(text(&harness.take_output()).contains("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
+}
