@@ -81,7 +81,8 @@ mod tests {
         let mut pool = BufPool::new(1024, 1);
         pool.give(Vec::with_capacity(1024 * 64));
         assert_eq!(pool.idle(), 0);
-        pool.give(pool_buf(&mut pool));
+        let buf = pool_buf(&mut pool);
+        pool.give(buf);
         pool.give(Vec::with_capacity(1024));
         assert_eq!(pool.idle(), 1);
     }

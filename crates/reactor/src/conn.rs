@@ -170,7 +170,16 @@ impl Conn {
                 break;
             }
         }
+        if self.pending_output() > env.io.write_high_water {
+            bump(&env.stats.read_paused, 1);
+        }
         self.settle(env)
+    }
+
+    /// `EPOLLERR`: the peer reset the connection (or it failed otherwise). Closed at once,
+    /// even while the protocol awaits a job and reads nothing: nobody is left to answer.
+    pub fn on_error(&mut self) -> Drive {
+        Err(CloseReason::IoError)
     }
 
     pub fn on_writable(&mut self, env: &mut Env<'_>) -> Drive {
@@ -426,11 +435,11 @@ impl Conn {
         if progressed || self.write_deadline.is_none() {
             self.write_deadline = Some(env.now + env.io.write_timeout);
         }
-        let above = self.pending_output() > env.io.write_high_water;
-        if above && !was_above {
-            bump(&env.stats.read_paused, 1);
+        let pending = self.pending_output() as u64;
+        if pending > env.stats.peak_output_buffered.load(std::sync::atomic::Ordering::Relaxed) {
+            crate::stats::set(&env.stats.peak_output_buffered, pending);
         }
-        if was_above && !above {
+        if was_above && self.pending_output() <= env.io.write_high_water {
             self.resume_reading(env);
         }
         Ok(())

@@ -16,15 +16,17 @@ use crate::socket::{PeerAddr, Stream};
 use crate::token::ConnToken;
 
 /// A freshly accepted connection on its way to a shard.
-pub(crate) struct Handoff {
-    pub stream: Stream,
-    pub peer: PeerAddr,
-    pub listener: usize,
+pub struct Handoff {
+    pub(crate) stream: Stream,
+    pub(crate) peer: PeerAddr,
+    pub(crate) listener: usize,
 }
 
-pub(crate) struct Inbox {
+/// A shard's inbox. `H` is what the acceptor hands over (a [`Handoff`] in the reactor; generic
+/// so that the handoff path can be benchmarked on its own).
+pub struct Inbox<H = Handoff> {
     /// Bounded: a full inbox tells the acceptor to try another shard.
-    handoffs: ArrayQueue<Handoff>,
+    handoffs: ArrayQueue<H>,
     /// Unbounded but in practice bounded by the offload queue plus its workers: a finished job
     /// must never be refused.
     completions: SegQueue<(ConnToken, Completion)>,
@@ -33,7 +35,8 @@ pub(crate) struct Inbox {
     wake_pending: AtomicBool,
 }
 
-impl Inbox {
+impl<H> Inbox<H> {
+    /// An inbox holding at most `capacity` handoffs, waking its shard through `waker`.
     pub fn new(capacity: usize, waker: mio::Waker) -> Self {
         Self {
             handoffs: ArrayQueue::new(capacity.max(1)),
@@ -45,20 +48,21 @@ impl Inbox {
     }
 
     /// Queues a connection without waking the shard; the acceptor wakes once per batch.
-    pub fn push_handoff(&self, handoff: Handoff) -> Result<(), Handoff> {
+    pub fn push_handoff(&self, handoff: H) -> Result<(), H> {
         self.handoffs.push(handoff)
     }
 
-    pub fn push_completion(&self, token: ConnToken, completion: Completion) {
+    pub(crate) fn push_completion(&self, token: ConnToken, completion: Completion) {
         self.completions.push((token, completion));
         self.wake();
     }
 
-    pub fn push_control(&self, control: Control) {
+    pub(crate) fn push_control(&self, control: Control) {
         self.control.push(control);
         self.wake();
     }
 
+    /// Wakes the shard unless a wake is already pending.
     pub fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::SeqCst) {
             // A failed wake leaves the shard to its poll timeout; nothing better can be done.
@@ -68,27 +72,30 @@ impl Inbox {
         }
     }
 
-    /// Called by the shard before it drains the queues.
+    /// Called by the shard, on its waker event, before it drains the queues.
     pub fn begin_drain(&self) {
         self.wake_pending.store(false, Ordering::SeqCst);
     }
 
-    pub fn pop_handoff(&self) -> Option<Handoff> {
+    /// The oldest handoff.
+    pub fn pop_handoff(&self) -> Option<H> {
         self.handoffs.pop()
     }
 
-    pub fn pop_completion(&self) -> Option<(ConnToken, Completion)> {
+    pub(crate) fn pop_completion(&self) -> Option<(ConnToken, Completion)> {
         self.completions.pop()
     }
 
-    pub fn pop_control(&self) -> Option<Control> {
+    pub(crate) fn pop_control(&self) -> Option<Control> {
         self.control.pop()
     }
 
+    /// False when a push would be refused.
     pub fn has_room(&self) -> bool {
         !self.handoffs.is_full()
     }
 
+    /// Handoffs waiting.
     pub fn handoffs_queued(&self) -> usize {
         self.handoffs.len()
     }

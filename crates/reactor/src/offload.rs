@@ -69,6 +69,8 @@ struct Task {
 /// The running pool.
 pub(crate) struct OffloadPool {
     sender: Sender<Task>,
+    /// Kept only to read the depth: a receiver does not keep the queue open, senders do.
+    receiver: Receiver<Task>,
     workers: Vec<JoinHandle<()>>,
     exited: Receiver<()>,
     pub stats: Arc<OffloadStats>,
@@ -95,6 +97,7 @@ impl OffloadPool {
         }
         Ok(Self {
             sender,
+            receiver,
             workers,
             exited,
             stats,
@@ -111,9 +114,9 @@ impl OffloadPool {
         }
     }
 
-    /// Jobs queued and not yet picked up by a worker.
-    pub fn queue_depth(&self) -> usize {
-        self.sender.len()
+    /// Reads the queue depth from anywhere without keeping the queue open.
+    pub fn depth_probe(&self) -> DepthProbe {
+        DepthProbe(self.receiver.clone())
     }
 
     /// Lets the workers finish and joins those that do by `deadline`; a job that hangs past it
@@ -123,8 +126,10 @@ impl OffloadPool {
             sender,
             workers,
             exited,
+            receiver,
             ..
         } = self;
+        drop(receiver);
         drop(sender);
         let mut remaining = workers.len();
         while remaining > 0 {
@@ -166,6 +171,16 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
         text.clone()
     } else {
         "non-string panic payload".to_owned()
+    }
+}
+
+/// Reads the offload queue depth.
+#[derive(Clone)]
+pub(crate) struct DepthProbe(Receiver<Task>);
+
+impl DepthProbe {
+    pub fn depth(&self) -> usize {
+        self.0.len()
     }
 }
 

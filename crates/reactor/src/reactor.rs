@@ -16,7 +16,7 @@ use crate::config::{Balance, ReactorConfig};
 use crate::conn::IoConfig;
 use crate::inbox::Inbox;
 use crate::limits::{check_fd_limit, raise_fd_limit, reserved_fds};
-use crate::offload::OffloadPool;
+use crate::offload::{DepthProbe, OffloadPool, OffloadStats};
 use crate::shard::{Control, Shard};
 use crate::socket::{ListenAddr, Listener};
 use crate::stats::{AcceptorStats, ShardStats, Snapshot};
@@ -78,6 +78,25 @@ pub struct ReactorHandle {
     drain_deadline: Option<Instant>,
 }
 
+/// Reads the reactor's counters from any thread, without blocking a shard.
+#[derive(Clone)]
+pub struct StatsReader {
+    shards: Arc<[Arc<CachePadded<ShardStats>>]>,
+    acceptor: Arc<AcceptorStats>,
+    offload: Option<(Arc<OffloadStats>, DepthProbe)>,
+}
+
+impl StatsReader {
+    /// Every counter, read now.
+    pub fn snapshot(&self) -> Snapshot {
+        let (stats, depth) = match &self.offload {
+            Some((stats, probe)) => (stats.clone(), probe.depth()),
+            None => (Arc::default(), 0),
+        };
+        Snapshot::gather(&self.shards, &self.acceptor, &stats, depth)
+    }
+}
+
 /// Starts the shards, the acceptor (unless reuseport) and the offload pool.
 pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     validate(&config)?;
@@ -103,7 +122,11 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         per_shard: config.max_connections_per_shard,
         shards: shard_stats.clone(),
     };
-    let (mut per_shard_listeners, shared_listeners, addrs) = bind_all(&config)?;
+    let Bound {
+        per_shard: mut per_shard_listeners,
+        shared: shared_listeners,
+        addrs,
+    } = bind_all(&config)?;
     let acceptor_stats = Arc::new(AcceptorStats::new(shards));
     let acceptor_stop = Arc::new(AtomicBool::new(false));
 
@@ -222,10 +245,18 @@ fn validate(config: &ReactorConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-type PerShard = Option<Vec<Vec<(usize, Listener)>>>;
+/// Bound listeners, each with its index in the listener table.
+struct Bound {
+    /// Reuseport mode: each shard's own listeners.
+    per_shard: Option<Vec<Vec<(usize, Listener)>>>,
+    /// Acceptor mode: the acceptor's listeners.
+    shared: Vec<(usize, Listener)>,
+    /// The real addresses, in listener order.
+    addrs: Vec<ListenAddr>,
+}
 
 /// Binds every listener: once for the acceptor, or once per shard with `SO_REUSEPORT`.
-fn bind_all(config: &ReactorConfig) -> Result<(PerShard, Vec<(usize, Listener)>, Vec<ListenAddr>), StartError> {
+fn bind_all(config: &ReactorConfig) -> Result<Bound, StartError> {
     let reuse = config.balance == Balance::ReusePort;
     let mut shared = Vec::new();
     let mut per_shard: Vec<Vec<(usize, Listener)>> = (0..config.shards).map(|_| Vec::new()).collect();
@@ -241,7 +272,7 @@ fn bind_all(config: &ReactorConfig) -> Result<(PerShard, Vec<(usize, Listener)>,
         if !reuse {
             shared.push((id, first));
         } else {
-            for (shard, listeners) in per_shard.iter_mut().enumerate().skip(1) {
+            for listeners in per_shard.iter_mut().skip(1) {
                 let listener = match &bound {
                     // Port 0 was resolved by the first bind; the others join that port.
                     ListenAddr::Tcp(_) => Listener::bind(&bound, spec.backlog, true),
@@ -249,14 +280,17 @@ fn bind_all(config: &ReactorConfig) -> Result<(PerShard, Vec<(usize, Listener)>,
                     ListenAddr::Unix(_) => first.try_clone(),
                 }
                 .map_err(bind_error)?;
-                let _ = shard;
                 listeners.push((id, listener));
             }
             per_shard[0].push((id, first));
         }
         addrs.push(bound);
     }
-    Ok((reuse.then_some(per_shard), shared, addrs))
+    Ok(Bound {
+        per_shard: reuse.then_some(per_shard),
+        shared,
+        addrs,
+    })
 }
 
 impl ReactorHandle {
@@ -277,11 +311,17 @@ impl ReactorHandle {
 
     /// Every counter, read now. Never blocks a shard.
     pub fn snapshot(&self) -> Snapshot {
-        let (depth, offload_stats) = match &self.offload {
-            Some(pool) => (pool.queue_depth(), pool.stats.clone()),
-            None => (0, Arc::default()),
-        };
-        Snapshot::gather(&self.shard_stats, &self.acceptor_stats, &offload_stats, depth)
+        self.stats_reader().snapshot()
+    }
+
+    /// A reader of the counters that may outlive the handle (for a final report after
+    /// [`wait`](Self::wait), or for a metrics scraper on another thread).
+    pub fn stats_reader(&self) -> StatsReader {
+        StatsReader {
+            shards: self.shard_stats.clone(),
+            acceptor: self.acceptor_stats.clone(),
+            offload: self.offload.as_ref().map(|pool| (pool.stats.clone(), pool.depth_probe())),
+        }
     }
 
     /// Sends `message` to listener `listener`'s connection factory on every shard.

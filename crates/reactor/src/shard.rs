@@ -111,10 +111,14 @@ impl Shard {
 
     fn dispatch(&mut self, state: &mut Loop, event: &mio::event::Event, now: Instant) {
         if let Some(token) = ConnToken::from_mio(event.token()) {
+            if event.is_error() {
+                self.drive(state, token, now, |conn, _| conn.on_error());
+                return;
+            }
             if event.is_writable() {
                 self.drive(state, token, now, |conn, env| conn.on_writable(env));
             }
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
+            if event.is_readable() || event.is_read_closed() {
                 self.drive(state, token, now, |conn, env| conn.on_readable(env));
             }
             return;

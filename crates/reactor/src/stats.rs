@@ -174,6 +174,7 @@ pub(crate) struct ShardStats {
     pub completions: AtomicU64,
     pub budget_yields: AtomicU64,
     pub read_paused: AtomicU64,
+    pub peak_output_buffered: AtomicU64,
     pub listeners: Box<[ListenerStats]>,
     pub accept: AcceptStats,
 }
@@ -194,6 +195,7 @@ impl ShardStats {
             completions: AtomicU64::new(0),
             budget_yields: AtomicU64::new(0),
             read_paused: AtomicU64::new(0),
+            peak_output_buffered: AtomicU64::new(0),
             listeners: (0..listeners).map(|_| ListenerStats::default()).collect(),
             accept: AcceptStats::default(),
         })
@@ -219,6 +221,7 @@ impl ShardStats {
             completions: get(&self.completions),
             budget_yields: get(&self.budget_yields),
             read_paused: get(&self.read_paused),
+            peak_output_buffered: get(&self.peak_output_buffered),
             listeners: self
                 .listeners
                 .iter()
@@ -272,6 +275,9 @@ pub struct ShardSnapshot {
     pub budget_yields: u64,
     /// Times reading paused because pending output passed the high-water mark.
     pub read_paused: u64,
+    /// The most output one connection held unwritten, seen at a short write (bounded by the
+    /// high-water mark plus one read's worth of protocol output).
+    pub peak_output_buffered: u64,
     /// Per listener, in listener order.
     pub listeners: Vec<ListenerSnapshot>,
     /// This shard's own accept path (reuseport mode only).

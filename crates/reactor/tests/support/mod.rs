@@ -1,0 +1,133 @@
+//! Shared pieces of the reactor's socket tests: starting a reactor, bounded waits, a small
+//! deterministic RNG, and a many-connection echo client on mio.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coreloop_reactor::{Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig, ReactorHandle};
+use mio::{Events, Interest, Poll, Token};
+
+pub mod swarm;
+
+/// Starts a reactor with one listener on `addr`.
+pub fn start(
+    shards: usize,
+    balance: Balance,
+    addr: ListenAddr,
+    protocol: Arc<dyn ProtocolFactory>,
+    tune: impl FnOnce(&mut ReactorConfig),
+) -> ReactorHandle {
+    let mut config = ReactorConfig {
+        shards,
+        balance,
+        offload_threads: 2,
+        ..ReactorConfig::default()
+    };
+    config.listeners.push(ListenerSpec {
+        name: "test".into(),
+        addr,
+        backlog: 2048,
+        protocol,
+    });
+    tune(&mut config);
+    coreloop_reactor::start(config).expect("reactor starts")
+}
+
+pub fn loopback() -> ListenAddr {
+    ListenAddr::parse("127.0.0.1:0").unwrap()
+}
+
+pub fn unix_addr(name: &str) -> ListenAddr {
+    let path = std::env::temp_dir().join(format!("coreloop-{}-{name}.sock", std::process::id()));
+    ListenAddr::Unix(path)
+}
+
+pub fn tcp_addr(handle: &ReactorHandle) -> std::net::SocketAddr {
+    match &handle.local_addrs()[0] {
+        ListenAddr::Tcp(addr) => *addr,
+        other => panic!("not a TCP listener: {other}"),
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes; the description says what was awaited.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A blocking TCP client with a read timeout, so no test can hang on a read.
+pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+}
+
+/// Reads exactly `n` bytes or fails with what was read so far.
+pub fn read_exact(stream: &mut impl Read, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    stream.read_exact(&mut buf).unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+    buf
+}
+
+/// Reads until EOF (bounded by the stream's read timeout).
+pub fn read_to_end(stream: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+pub fn write_all(stream: &mut impl Write, bytes: &[u8]) {
+    stream.write_all(bytes).expect("write");
+}
+
+/// xorshift64*: deterministic test data and splits without a dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `low..=high`.
+    pub fn range(&mut self, low: usize, high: usize) -> usize {
+        low + (self.next() % (high - low + 1) as u64) as usize
+    }
+
+    /// Roughly log-uniform in `1..=max`: as many tiny payloads as huge ones.
+    pub fn log_size(&mut self, max: usize) -> usize {
+        let bits = usize::BITS - max.leading_zeros();
+        let top = 1usize << self.range(0, bits as usize - 1);
+        self.range(top, (top * 2 - 1).min(max))
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// One poll that returns readiness for a single mio source, for the swarm.
+pub fn poll_once(poll: &mut Poll, events: &mut Events, timeout: Duration) {
+    poll.poll(events, Some(timeout)).expect("poll");
+}
+
+pub fn interest_both() -> Interest {
+    Interest::READABLE | Interest::WRITABLE
+}
+
+pub fn token(i: usize) -> Token {
+    Token(i)
+}
