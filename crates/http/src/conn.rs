@@ -207,7 +207,7 @@ impl HttpConn {
         tracing::debug!(status = refusal.status, fault = ?refusal.fault, "{error}");
         let head_only = self.exchange.as_ref().is_some_and(|e| e.head_only);
         let close = refusal.close
-            || self.exchange.as_ref().map_or(true, |e| !e.keep_alive)
+            || self.exchange.as_ref().is_none_or(|e| !e.keep_alive)
             || self.must_close(cx);
         let extra: &[u8] = if refusal.status == 503 {
             b"Retry-After: 1\r\n"
@@ -276,8 +276,7 @@ impl HttpConn {
         };
         let exchange = self.exchange.as_ref();
         let head_only = exchange.is_some_and(|e| e.head_only);
-        let close =
-            exchange.map_or(true, |e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;
+        let close = exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;
         let view = Reply {
             status: reply.status,
             content_type: reply.content_type.as_deref(),

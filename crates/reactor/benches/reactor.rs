@@ -39,7 +39,8 @@ fn handoff(c: &mut Criterion) {
             };
             let mut taken = 0u64;
             while taken < BATCH * 100 {
-                poll.poll(&mut events, Some(Duration::from_millis(100))).unwrap();
+                poll.poll(&mut events, Some(Duration::from_millis(100)))
+                    .unwrap();
                 inbox.begin_drain();
                 while inbox.pop_handoff().is_some() {
                     taken += 1;

@@ -37,13 +37,18 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut words = std::env::args().skip(1);
     while let Some(flag) = words.next() {
-        let mut value = || words.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+        let mut value = || {
+            words
+                .next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
         match flag.as_str() {
             "--addr" => args.addr = ListenAddr::parse(&value()?)?,
             "--shards" => args.config.shards = number(&value()?)?,
             "--balance" => {
                 let text = value()?;
-                args.config.balance = Balance::parse(&text).ok_or(format!("unknown balance `{text}`\n{USAGE}"))?;
+                args.config.balance =
+                    Balance::parse(&text).ok_or(format!("unknown balance `{text}`\n{USAGE}"))?;
             }
             "--protocol" => args.frame = value()? == "frame",
             "--max-connections" => args.config.max_connections = number(&value()?)?,
@@ -56,11 +61,14 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn number(text: &str) -> Result<usize, String> {
-    text.parse().map_err(|_| format!("`{text}` is not a number"))
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a number"))
 }
 
 fn main() {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -97,6 +105,9 @@ fn main() {
     reactor.wait();
     for shard in stats.snapshot().shards {
         let closed: u64 = shard.closed.iter().sum();
-        println!("shard={} accepted={} closed={}", shard.shard, shard.accepted, closed);
+        println!(
+            "shard={} accepted={} closed={}",
+            shard.shard, shard.accepted, closed
+        );
     }
 }

@@ -52,7 +52,10 @@ pub(crate) struct RateLimitedLog {
 
 impl RateLimitedLog {
     pub fn warn(&mut self, now: Instant, what: &str, error: &io::Error) {
-        if self.last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+        if self
+            .last
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
             self.suppressed += 1;
             return;
         }
@@ -137,7 +140,12 @@ pub(crate) struct LocalAccept {
 }
 
 impl LocalAccept {
-    pub fn new(listeners: Vec<(usize, Listener)>, limits: Limits, batch: usize, backoff: Duration) -> Self {
+    pub fn new(
+        listeners: Vec<(usize, Listener)>,
+        limits: Limits,
+        batch: usize,
+        backoff: Duration,
+    ) -> Self {
         let ready = vec![true; listeners.len()];
         Self {
             listeners,
@@ -207,7 +215,12 @@ impl LocalAccept {
             let mut accepted = 0;
             while self.ready[slot] && accepted < self.batch {
                 if self.at_limit(active) {
-                    self.begin_pause(now, PauseCause::ConnectionLimit, Some(now + LIMIT_RECHECK), stats);
+                    self.begin_pause(
+                        now,
+                        PauseCause::ConnectionLimit,
+                        Some(now + LIMIT_RECHECK),
+                        stats,
+                    );
                     return;
                 }
                 let (listener_id, listener) = &self.listeners[slot];
@@ -224,8 +237,14 @@ impl LocalAccept {
                     Err(error) => match classify(&error) {
                         AcceptFailure::Drained => self.ready[slot] = false,
                         AcceptFailure::Exhausted => {
-                            self.log.warn(now, "accept: out of file descriptors; pausing", &error);
-                            self.begin_pause(now, PauseCause::FdLimit, Some(now + self.backoff), stats);
+                            self.log
+                                .warn(now, "accept: out of file descriptors; pausing", &error);
+                            self.begin_pause(
+                                now,
+                                PauseCause::FdLimit,
+                                Some(now + self.backoff),
+                                stats,
+                            );
                             return;
                         }
                         AcceptFailure::Transient => stats.accept.error(),
@@ -240,7 +259,13 @@ impl LocalAccept {
             || self.limits.total_active() >= self.limits.global
     }
 
-    fn begin_pause(&mut self, now: Instant, cause: PauseCause, until: Option<Instant>, stats: &ShardStats) {
+    fn begin_pause(
+        &mut self,
+        now: Instant,
+        cause: PauseCause,
+        until: Option<Instant>,
+        stats: &ShardStats,
+    ) {
         stats.accept.paused(cause);
         self.pause = Some(Pause {
             since: now,

@@ -50,7 +50,10 @@ struct State {
 impl Acceptor {
     pub fn run(mut self) {
         for (slot, (_, listener)) in self.listeners.iter_mut().enumerate() {
-            if let Err(error) = listener.register(self.poll.registry(), Reserved::Listener(slot as u32).to_mio()) {
+            if let Err(error) = listener.register(
+                self.poll.registry(),
+                Reserved::Listener(slot as u32).to_mio(),
+            ) {
                 tracing::error!(%error, "acceptor: registering a listener failed");
             }
         }
@@ -87,7 +90,9 @@ impl Acceptor {
 
     fn timeout(&self, state: &State, now: Instant) -> Option<Duration> {
         match state.pause {
-            Some(Pause { until: Some(at), .. }) => Some(at.saturating_duration_since(now)),
+            Some(Pause {
+                until: Some(at), ..
+            }) => Some(at.saturating_duration_since(now)),
             Some(Pause { until: None, .. }) => Some(ROOM_RECHECK),
             None if state.ready.iter().any(|r| *r) => Some(Duration::ZERO),
             None => None,
@@ -147,7 +152,9 @@ impl Acceptor {
                 Err(error) => match classify(&error) {
                     AcceptFailure::Drained => state.ready[slot] = false,
                     AcceptFailure::Exhausted => {
-                        state.log.warn(now, "accept: out of file descriptors; pausing", &error);
+                        state
+                            .log
+                            .warn(now, "accept: out of file descriptors; pausing", &error);
                         self.begin_pause(state, now, PauseCause::FdLimit, Some(now + self.backoff));
                         return false;
                     }
@@ -190,7 +197,9 @@ impl Acceptor {
     fn in_flight_total(&self, state: &State) -> usize {
         (0..self.inboxes.len())
             .map(|shard| {
-                let taken = self.limits.shards[shard].handoffs_taken.load(Ordering::Relaxed);
+                let taken = self.limits.shards[shard]
+                    .handoffs_taken
+                    .load(Ordering::Relaxed);
                 state.pushed[shard].saturating_sub(taken) as usize
             })
             .sum()
@@ -217,7 +226,13 @@ impl Acceptor {
         Err(handoff)
     }
 
-    fn begin_pause(&self, state: &mut State, now: Instant, cause: PauseCause, until: Option<Instant>) {
+    fn begin_pause(
+        &self,
+        state: &mut State,
+        now: Instant,
+        cause: PauseCause,
+        until: Option<Instant>,
+    ) {
         self.stats.accept.paused(cause);
         if until.is_none() {
             // Raise the flag before sleeping; the re-check in `end_pause` closes the race
@@ -260,7 +275,9 @@ impl Acceptor {
     }
 
     fn has_room(&self, state: &State) -> bool {
-        state.pause.is_none_or(|pause| self.has_room_for(pause.cause, state))
+        state
+            .pause
+            .is_none_or(|pause| self.has_room_for(pause.cause, state))
     }
 
     fn has_room_for(&self, cause: PauseCause, state: &State) -> bool {

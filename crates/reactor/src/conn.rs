@@ -117,7 +117,12 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, token: ConnToken, listener: usize, protocol: Box<dyn Protocol>) -> Self {
+    pub fn new(
+        stream: Stream,
+        token: ConnToken,
+        listener: usize,
+        protocol: Box<dyn Protocol>,
+    ) -> Self {
         Self {
             stream,
             token,
@@ -143,7 +148,8 @@ impl Conn {
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        self.stream.register(registry, self.token.to_mio(), Interest::READABLE)
+        self.stream
+            .register(registry, self.token.to_mio(), Interest::READABLE)
     }
 
     pub fn on_open(&mut self, env: &mut Env<'_>) -> Drive {
@@ -251,7 +257,11 @@ impl Conn {
             let mut data = pool.take();
             let size = pool.buf_size();
             data.resize(size, 0);
-            InBuf { data, start: 0, end: 0 }
+            InBuf {
+                data,
+                start: 0,
+                end: 0,
+            }
         });
         if !buf.make_room(env.io.max_input) {
             return Err(CloseReason::InputOverflow);
@@ -332,7 +342,11 @@ impl Conn {
     }
 
     fn deliver_eof(&mut self, env: &mut Env<'_>) -> Drive {
-        if !self.peer_eof || self.eof_delivered || self.phase != Phase::Open || self.wait != Wait::Nothing {
+        if !self.peer_eof
+            || self.eof_delivered
+            || self.phase != Phase::Open
+            || self.wait != Wait::Nothing
+        {
             return Ok(());
         }
         self.eof_delivered = true;
@@ -351,7 +365,11 @@ impl Conn {
             return Ok(());
         }
         if self.peer_eof {
-            return Err(if self.eof_delivered { CloseReason::Peer } else { CloseReason::Done });
+            return Err(if self.eof_delivered {
+                CloseReason::Peer
+            } else {
+                CloseReason::Done
+            });
         }
         // Lingering close: shut our side so the peer sees the end of the response, then read
         // and drop what it still sends, so that closing never resets a response in flight.
@@ -427,7 +445,11 @@ impl Conn {
             // WRITABLE stays registered from now on: with edge triggering it only reports when
             // a full send buffer gains room, so leaving it costs nothing and saves a syscall.
             let interest = Interest::READABLE | Interest::WRITABLE;
-            if self.stream.reregister(env.registry, self.token.to_mio(), interest).is_err() {
+            if self
+                .stream
+                .reregister(env.registry, self.token.to_mio(), interest)
+                .is_err()
+            {
                 return Err(CloseReason::IoError);
             }
             self.writable_registered = true;
@@ -436,7 +458,12 @@ impl Conn {
             self.write_deadline = Some(env.now + env.io.write_timeout);
         }
         let pending = self.pending_output() as u64;
-        if pending > env.stats.peak_output_buffered.load(std::sync::atomic::Ordering::Relaxed) {
+        if pending
+            > env
+                .stats
+                .peak_output_buffered
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             crate::stats::set(&env.stats.peak_output_buffered, pending);
         }
         if was_above && self.pending_output() <= env.io.write_high_water {
@@ -485,7 +512,11 @@ impl Conn {
     }
 
     /// Calls the protocol with a [`Cx`] over this connection's buffers and deadline.
-    fn call<R>(&mut self, env: &mut Env<'_>, f: impl FnOnce(&mut dyn Protocol, &mut Cx<'_>) -> R) -> R {
+    fn call<R>(
+        &mut self,
+        env: &mut Env<'_>,
+        f: impl FnOnce(&mut dyn Protocol, &mut Cx<'_>) -> R,
+    ) -> R {
         let mut cx = Cx {
             now: env.now,
             shard: env.shard,

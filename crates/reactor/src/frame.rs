@@ -21,7 +21,9 @@ pub enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooLarge { len, max } => write!(f, "frame of {len} bytes exceeds the maximum of {max}"),
+            Self::TooLarge { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the maximum of {max}")
+            }
         }
     }
 }
@@ -55,7 +57,9 @@ impl FrameCodec {
             });
         }
         let frame_len = HEADER_LEN + len;
-        Ok(input.get(HEADER_LEN..frame_len).map(|payload| (payload, frame_len)))
+        Ok(input
+            .get(HEADER_LEN..frame_len)
+            .map(|payload| (payload, frame_len)))
     }
 
     /// Appends `payload` as one frame; `Err` when it is over the maximum.
@@ -146,7 +150,9 @@ mod tests {
 
     fn frame(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        FrameCodec::new(usize::MAX >> 1).encode(payload, &mut out).unwrap();
+        FrameCodec::new(usize::MAX >> 1)
+            .encode(payload, &mut out)
+            .unwrap();
         out
     }
 
@@ -163,7 +169,13 @@ mod tests {
         check(b"\0\0\0\x02ab", Ok(Some((b"ab", 6))));
         check(b"\0\0\0\x02abcd", Ok(Some((b"ab", 6))));
         check(b"\0\0\0\x09", Err(FrameError::TooLarge { len: 9, max: 8 }));
-        check(b"\xff\xff\xff\xff", Err(FrameError::TooLarge { len: u32::MAX as u64, max: 8 }));
+        check(
+            b"\xff\xff\xff\xff",
+            Err(FrameError::TooLarge {
+                len: u32::MAX as u64,
+                max: 8,
+            }),
+        );
     }
 
     #[test]

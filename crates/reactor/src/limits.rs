@@ -44,7 +44,10 @@ mod tests {
 
     #[test]
     fn a_limit_that_fits_passes_and_one_that_does_not_says_what_would() {
-        let limit = FdLimit { soft: 1000, hard: 1000 };
+        let limit = FdLimit {
+            soft: 1000,
+            hard: 1000,
+        };
         assert!(check_fd_limit(limit, 900, 100).is_ok());
         let error = check_fd_limit(limit, 901, 100).unwrap_err();
         assert!(error.contains("needs 1001 file descriptors"), "{error}");

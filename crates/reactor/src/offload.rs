@@ -77,7 +77,11 @@ pub(crate) struct OffloadPool {
 }
 
 impl OffloadPool {
-    pub fn start(threads: usize, queue: usize, inboxes: Arc<[Arc<Inbox>]>) -> std::io::Result<Self> {
+    pub fn start(
+        threads: usize,
+        queue: usize,
+        inboxes: Arc<[Arc<Inbox>]>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = crossbeam_channel::bounded::<Task>(queue.max(1));
         let (exit_tx, exited) = crossbeam_channel::unbounded();
         let stats = Arc::new(OffloadStats::default());
@@ -135,7 +139,10 @@ impl OffloadPool {
         while remaining > 0 {
             let wait = deadline.saturating_duration_since(Instant::now());
             if exited.recv_timeout(wait).is_err() {
-                tracing::warn!(remaining, "offload jobs still running at the deadline; detaching");
+                tracing::warn!(
+                    remaining,
+                    "offload jobs still running at the deadline; detaching"
+                );
                 return;
             }
             remaining -= 1;

@@ -172,7 +172,9 @@ impl Cx<'_> {
 
     /// Bytes written by the protocol and not yet sent.
     pub fn pending_output(&self) -> usize {
-        self.out.as_ref().map_or(0, |out| out.len() - self.out_written)
+        self.out
+            .as_ref()
+            .map_or(0, |out| out.len() - self.out_written)
     }
 
     /// Input received and not consumed, outside [`Protocol::on_input`] (where it is the input

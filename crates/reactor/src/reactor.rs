@@ -46,7 +46,11 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Config(message) | Self::FdLimit(message) => f.write_str(message),
-            Self::Bind { listener, addr, error } => {
+            Self::Bind {
+                listener,
+                addr,
+                error,
+            } => {
                 write!(f, "listener `{listener}` cannot listen on {addr}: {error}")
             }
             Self::Io(error) => write!(f, "starting the reactor failed: {error}"),
@@ -151,7 +155,11 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         (Some(acceptor), gate)
     };
 
-    let offload = OffloadPool::start(config.offload_threads, config.offload_queue, inboxes.clone())?;
+    let offload = OffloadPool::start(
+        config.offload_threads,
+        config.offload_queue,
+        inboxes.clone(),
+    )?;
     let io = IoConfig {
         max_input: config.max_input.max(config.read_buffer),
         read_budget: config.read_budget.max(1),
@@ -159,7 +167,11 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         write_timeout: config.write_timeout,
         linger: config.linger,
     };
-    let cores = if config.pin_cores { core_affinity::get_core_ids() } else { None };
+    let cores = if config.pin_cores {
+        core_affinity::get_core_ids()
+    } else {
+        None
+    };
     let mut threads = Vec::with_capacity(shards);
     for (id, poll) in polls.into_iter().enumerate() {
         let local_accept = match per_shard_listeners.as_mut() {
@@ -175,8 +187,14 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
             }
             None => None,
         };
-        let specs: Vec<_> = config.listeners.iter().map(|l| l.protocol.clone()).collect();
-        let core = cores.as_ref().and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
+        let specs: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| l.protocol.clone())
+            .collect();
+        let core = cores
+            .as_ref()
+            .and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
         let shard = Shard {
             id,
             poll,
@@ -240,7 +258,9 @@ fn validate(config: &ReactorConfig) -> Result<(), StartError> {
         return Err(StartError::Config("at least one listener is needed".into()));
     }
     if config.max_connections == 0 {
-        return Err(StartError::Config("max_connections must be at least 1".into()));
+        return Err(StartError::Config(
+            "max_connections must be at least 1".into(),
+        ));
     }
     Ok(())
 }
@@ -259,7 +279,8 @@ struct Bound {
 fn bind_all(config: &ReactorConfig) -> Result<Bound, StartError> {
     let reuse = config.balance == Balance::ReusePort;
     let mut shared = Vec::new();
-    let mut per_shard: Vec<Vec<(usize, Listener)>> = (0..config.shards).map(|_| Vec::new()).collect();
+    let mut per_shard: Vec<Vec<(usize, Listener)>> =
+        (0..config.shards).map(|_| Vec::new()).collect();
     let mut addrs = Vec::new();
     for (id, spec) in config.listeners.iter().enumerate() {
         let bind_error = |error| StartError::Bind {
@@ -320,7 +341,10 @@ impl ReactorHandle {
         StatsReader {
             shards: self.shard_stats.clone(),
             acceptor: self.acceptor_stats.clone(),
-            offload: self.offload.as_ref().map(|pool| (pool.stats.clone(), pool.depth_probe())),
+            offload: self
+                .offload
+                .as_ref()
+                .map(|pool| (pool.stats.clone(), pool.depth_probe())),
         }
     }
 

@@ -166,7 +166,10 @@ impl Shard {
         self.stats.closed(reason);
         set(&self.stats.active, active);
         let per_listener = &self.stats.listeners[listener].active;
-        set(per_listener, per_listener.load(Ordering::Relaxed).saturating_sub(1));
+        set(
+            per_listener,
+            per_listener.load(Ordering::Relaxed).saturating_sub(1),
+        );
         self.gate.capacity_freed();
         if let Some(local) = self.local_accept.as_mut() {
             local.capacity_freed();
@@ -199,8 +202,16 @@ impl Shard {
         }
     }
 
-    fn deliver(&mut self, state: &mut Loop, token: ConnToken, completion: Completion, now: Instant) {
-        let delivered = self.drive(state, token, now, |conn, env| conn.on_completion(completion, env));
+    fn deliver(
+        &mut self,
+        state: &mut Loop,
+        token: ConnToken,
+        completion: Completion,
+        now: Instant,
+    ) {
+        let delivered = self.drive(state, token, now, |conn, env| {
+            conn.on_completion(completion, env)
+        });
         if delivered {
             bump(&self.stats.completions, 1);
         } else {
@@ -298,7 +309,11 @@ impl Shard {
         }
         if now >= deadline {
             let open = state.conns.len();
-            tracing::info!(shard = self.id, open, "drain deadline reached; closing what is left");
+            tracing::info!(
+                shard = self.id,
+                open,
+                "drain deadline reached; closing what is left"
+            );
             return true;
         }
         false
@@ -328,7 +343,12 @@ impl Shard {
     }
 
     fn poll_timeout(&self, state: &Loop, now: Instant) -> Option<Duration> {
-        if !state.ready.is_empty() || self.local_accept.as_ref().is_some_and(LocalAccept::has_work) {
+        if !state.ready.is_empty()
+            || self
+                .local_accept
+                .as_ref()
+                .is_some_and(LocalAccept::has_work)
+        {
             return Some(Duration::ZERO);
         }
         let mut wake = state.next_clock;

@@ -177,14 +177,24 @@ impl Stream {
         }
     }
 
-    pub fn register(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.register(registry, token, interest),
             Self::Unix(s) => s.register(registry, token, interest),
         }
     }
 
-    pub fn reregister(&mut self, registry: &Registry, token: Token, interest: Interest) -> io::Result<()> {
+    pub fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.reregister(registry, token, interest),
             Self::Unix(s) => s.reregister(registry, token, interest),

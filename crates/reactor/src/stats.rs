@@ -13,7 +13,10 @@ use crossbeam_utils::CachePadded;
 /// Adds `n` to a counter that only the calling thread writes.
 #[inline]
 pub(crate) fn bump(counter: &AtomicU64, n: u64) {
-    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
 }
 
 #[inline]
@@ -337,7 +340,11 @@ impl Snapshot {
         offload: &crate::offload::OffloadStats,
         queue_depth: usize,
     ) -> Self {
-        let shards: Vec<ShardSnapshot> = shards.iter().enumerate().map(|(i, s)| s.snapshot(i)).collect();
+        let shards: Vec<ShardSnapshot> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.snapshot(i))
+            .collect();
         let mut accept = acceptor.accept.snapshot();
         for shard in &shards {
             accept.add(&shard.accept);

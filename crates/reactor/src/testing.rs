@@ -99,7 +99,10 @@ impl Harness {
     pub fn feed(&mut self, protocol: &mut dyn Protocol) -> Step {
         let input = std::mem::take(&mut self.input);
         let step = self.with_cx(|cx| protocol.on_input(&input, cx));
-        assert!(step.consumed <= input.len(), "protocol consumed more than it was given");
+        assert!(
+            step.consumed <= input.len(),
+            "protocol consumed more than it was given"
+        );
         self.input = input;
         self.input.drain(..step.consumed);
         step

@@ -93,7 +93,12 @@ mod tests {
 
     #[test]
     fn conn_tokens_round_trip_and_never_look_reserved() {
-        for (index, generation) in [(0, 0), (1, 7), (123_456, u32::MAX), (u32::MAX as usize - 1, 3)] {
+        for (index, generation) in [
+            (0, 0),
+            (1, 7),
+            (123_456, u32::MAX),
+            (u32::MAX as usize - 1, 3),
+        ] {
             let token = ConnToken::new(index, generation);
             let mio = token.to_mio();
             assert_eq!(ConnToken::from_mio(mio), Some(token));
@@ -103,7 +108,11 @@ mod tests {
 
     #[test]
     fn reserved_tokens_round_trip_and_never_look_like_connections() {
-        for reserved in [Reserved::Waker, Reserved::Listener(0), Reserved::Listener(41)] {
+        for reserved in [
+            Reserved::Waker,
+            Reserved::Listener(0),
+            Reserved::Listener(41),
+        ] {
             let mio = reserved.to_mio();
             assert_eq!(Reserved::from_mio(mio), Some(reserved));
             assert_eq!(ConnToken::from_mio(mio), None);

@@ -45,7 +45,13 @@ fn open(addr: std::net::SocketAddr) -> (TcpStream, usize) {
 
 #[test]
 fn least_loaded_spreads_evenly_and_refills_the_shard_that_lost_connections() {
-    let reactor = support::start(4, Balance::LeastLoaded, support::loopback(), Arc::new(ShardTeller), |_| {});
+    let reactor = support::start(
+        4,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(ShardTeller),
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
     let mut held: Vec<(TcpStream, usize)> = (0..400).map(|_| open(addr)).collect();
     let mut per_shard = [0usize; 4];
@@ -65,14 +71,19 @@ fn least_loaded_spreads_evenly_and_refills_the_shard_that_lost_connections() {
         keep
     });
     let expect = per_shard[emptied] as u64 - 50;
-    support::wait_until(Duration::from_secs(10), "the shard to see 50 closes", || {
-        reactor.snapshot().shards[emptied].active == expect
-    });
+    support::wait_until(
+        Duration::from_secs(10),
+        "the shard to see 50 closes",
+        || reactor.snapshot().shards[emptied].active == expect,
+    );
 
-    let refill: Vec<usize> = (0..50).map(|_| open(addr)).map(|(s, shard)| {
-        held.push((s, shard));
-        shard
-    }).collect();
+    let refill: Vec<usize> = (0..50)
+        .map(|_| open(addr))
+        .map(|(s, shard)| {
+            held.push((s, shard));
+            shard
+        })
+        .collect();
     assert!(
         refill.iter().all(|shard| *shard == emptied),
         "the 50 new connections should all go to shard {emptied}: {refill:?}"
@@ -82,7 +93,13 @@ fn least_loaded_spreads_evenly_and_refills_the_shard_that_lost_connections() {
 
 #[test]
 fn round_robin_rotates_regardless_of_load() {
-    let reactor = support::start(3, Balance::RoundRobin, support::loopback(), Arc::new(ShardTeller), |_| {});
+    let reactor = support::start(
+        3,
+        Balance::RoundRobin,
+        support::loopback(),
+        Arc::new(ShardTeller),
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
     let shards: Vec<usize> = (0..9).map(|_| open(addr).1).collect();
     assert_eq!(shards, [0, 1, 2, 0, 1, 2, 0, 1, 2]);

@@ -17,7 +17,13 @@ const PAYLOAD: usize = 256 * 1024;
 
 #[test]
 fn echo_traffic_in_flight_at_drain_completes_before_exit() {
-    let mut reactor = support::start(2, Balance::LeastLoaded, support::loopback(), Arc::new(EchoFactory), |_| {});
+    let mut reactor = support::start(
+        2,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
     let (halfway_tx, halfway_rx) = crossbeam_channel::unbounded();
     let (go_tx, go_rx) = crossbeam_channel::unbounded::<()>();
@@ -30,10 +36,13 @@ fn echo_traffic_in_flight_at_drain_completes_before_exit() {
                 let mut stream = support::connect(addr);
                 let mut reader = stream.try_clone().unwrap();
                 let expected = payload.clone();
-                let read = std::thread::spawn(move || support::read_exact(&mut reader, expected.len()) == expected);
+                let read = std::thread::spawn(move || {
+                    support::read_exact(&mut reader, expected.len()) == expected
+                });
                 stream.write_all(&payload[..PAYLOAD / 2]).unwrap();
                 halfway.send(()).unwrap();
-                go.recv_timeout(Duration::from_secs(20)).expect("the drain to start");
+                go.recv_timeout(Duration::from_secs(20))
+                    .expect("the drain to start");
                 stream.write_all(&payload[PAYLOAD / 2..]).unwrap();
                 let intact = read.join().unwrap();
                 stream.shutdown(std::net::Shutdown::Write).unwrap();
@@ -44,7 +53,9 @@ fn echo_traffic_in_flight_at_drain_completes_before_exit() {
         })
         .collect();
     for _ in 0..CLIENTS {
-        halfway_rx.recv_timeout(Duration::from_secs(20)).expect("every client halfway");
+        halfway_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("every client halfway");
     }
 
     let started = Instant::now();
@@ -65,15 +76,28 @@ fn echo_traffic_in_flight_at_drain_completes_before_exit() {
         assert!(intact, "client {i} got its echo back damaged or short");
         assert!(clean_end, "client {i} saw a reset instead of a clean end");
     }
-    assert!(took < Duration::from_secs(15), "the drain waited for its deadline: {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "the drain waited for its deadline: {took:?}"
+    );
     let snapshot = stats.snapshot();
-    let forced: u64 = snapshot.shards.iter().map(|s| s.closed_for(CloseReason::Drain)).sum();
+    let forced: u64 = snapshot
+        .shards
+        .iter()
+        .map(|s| s.closed_for(CloseReason::Drain))
+        .sum();
     assert_eq!(forced, 0, "no connection should have needed force-closing");
 }
 
 #[test]
 fn the_drain_deadline_force_closes_what_is_left() {
-    let mut reactor = support::start(1, Balance::ReusePort, support::loopback(), Arc::new(EchoFactory), |_| {});
+    let mut reactor = support::start(
+        1,
+        Balance::ReusePort,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
     let mut idle = support::connect(addr);
     support::write_all(&mut idle, b"hi");
@@ -88,14 +112,22 @@ fn the_drain_deadline_force_closes_what_is_left() {
 
 #[test]
 fn frame_connections_close_at_a_frame_boundary_when_draining() {
-    let mut reactor = support::start(1, Balance::LeastLoaded, support::loopback(), Arc::new(FrameEchoFactory { max: 1024 }), |_| {});
+    let mut reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(FrameEchoFactory { max: 1024 }),
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
     let mut client = support::connect(addr);
     // Half a frame is in flight when the drain starts.
     support::write_all(&mut client, &[0, 0, 0, 5, b'h', b'e']);
-    support::wait_until(Duration::from_secs(5), "the server to read the half frame", || {
-        reactor.snapshot().shards[0].bytes_in == 6
-    });
+    support::wait_until(
+        Duration::from_secs(5),
+        "the server to read the half frame",
+        || reactor.snapshot().shards[0].bytes_in == 6,
+    );
     reactor.begin_drain(Instant::now() + Duration::from_secs(10));
     support::write_all(&mut client, b"llo");
     let answer = support::read_to_end(&mut client).expect("a clean end after the frame");

@@ -39,7 +39,10 @@ fn run(balance: Balance, addr: ListenAddr, seed: u64) {
         "{balance:?} on {bound}: {outcome:?}"
     );
     let snapshot = reactor.snapshot();
-    assert_eq!(snapshot.shards.iter().map(|s| s.accepted).sum::<u64>(), CLIENTS as u64);
+    assert_eq!(
+        snapshot.shards.iter().map(|s| s.accepted).sum::<u64>(),
+        CLIENTS as u64
+    );
     assert!(
         snapshot.shards.iter().all(|s| s.accepted > 0),
         "{balance:?}: a shard got no connection: {snapshot:?}"
@@ -49,7 +52,11 @@ fn run(balance: Balance, addr: ListenAddr, seed: u64) {
 
 #[test]
 fn echo_over_tcp_in_every_balancing_mode() {
-    for (seed, balance) in [(1, Balance::LeastLoaded), (2, Balance::RoundRobin), (3, Balance::ReusePort)] {
+    for (seed, balance) in [
+        (1, Balance::LeastLoaded),
+        (2, Balance::RoundRobin),
+        (3, Balance::ReusePort),
+    ] {
         run(balance, support::loopback(), seed);
     }
 }
@@ -67,7 +74,11 @@ fn echo_over_ipv6_loopback() {
 
 #[test]
 fn echo_over_a_unix_socket_in_every_balancing_mode() {
-    for (seed, balance) in [(5, Balance::LeastLoaded), (6, Balance::RoundRobin), (7, Balance::ReusePort)] {
+    for (seed, balance) in [
+        (5, Balance::LeastLoaded),
+        (6, Balance::RoundRobin),
+        (7, Balance::ReusePort),
+    ] {
         run(balance, support::unix_addr(&format!("echo-{seed}")), seed);
     }
 }

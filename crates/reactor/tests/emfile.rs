@@ -26,11 +26,17 @@ fn child_server() {
         return; // only meaningful as the child of the test below
     }
     rlimit::setrlimit(rlimit::Resource::NOFILE, FD_LIMIT, FD_LIMIT).expect("lowering the fd limit");
-    let reactor = support::start(1, Balance::LeastLoaded, support::loopback(), Arc::new(EchoFactory), |c| {
-        c.max_connections = 64;
-        c.offload_threads = 1;
-        c.accept_backoff = Duration::from_millis(50);
-    });
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |c| {
+            c.max_connections = 64;
+            c.offload_threads = 1;
+            c.accept_backoff = Duration::from_millis(50);
+        },
+    );
     let mut hoard = Vec::new();
     while let Ok(file) = std::fs::File::open("/dev/null") {
         hoard.push(file);
@@ -42,7 +48,11 @@ fn child_server() {
             "free" => hoard.clear(),
             "stats" => {
                 let snapshot = reactor.snapshot();
-                println!("paused={} active={}", snapshot.accept.paused[0], snapshot.active());
+                println!(
+                    "paused={} active={}",
+                    snapshot.accept.paused[0],
+                    snapshot.active()
+                );
             }
             _ => break,
         }
@@ -77,7 +87,10 @@ fn out_of_fds_pauses_without_spinning_and_recovers_when_fds_free_up() {
             return line[at..].to_owned();
         }
     };
-    let addr: std::net::SocketAddr = reply().trim_start_matches("addr=").parse().expect("an address");
+    let addr: std::net::SocketAddr = reply()
+        .trim_start_matches("addr=")
+        .parse()
+        .expect("an address");
 
     // More clients than fds: the kernel's backlog holds those the server cannot take.
     let mut clients: Vec<_> = (0..CLIENTS).map(|_| support::connect(addr)).collect();
@@ -92,21 +105,34 @@ fn out_of_fds_pauses_without_spinning_and_recovers_when_fds_free_up() {
         };
         (number("paused="), number("active="))
     };
-    support::wait_until(Duration::from_secs(10), "accepting to pause on EMFILE", || stats().0 >= 1);
+    support::wait_until(
+        Duration::from_secs(10),
+        "accepting to pause on EMFILE",
+        || stats().0 >= 1,
+    );
 
     // Saturated: one second of wall time should cost the child almost no CPU.
     let before = cpu_seconds(child.id());
     std::thread::sleep(Duration::from_secs(1));
     let spent = cpu_seconds(child.id()) - before;
-    assert!(spent < 0.25, "the child spent {spent}s of CPU in 1s while out of fds: a busy loop");
+    assert!(
+        spent < 0.25,
+        "the child spent {spent}s of CPU in 1s while out of fds: a busy loop"
+    );
     let (_, active) = stats();
-    assert!(active < CLIENTS as u64, "only {SPARE_FDS} spare fds, yet {active} connections");
+    assert!(
+        active < CLIENTS as u64,
+        "only {SPARE_FDS} spare fds, yet {active} connections"
+    );
 
     writeln!(orders, "free").unwrap();
     for (i, client) in clients.iter_mut().enumerate() {
         let message = format!("client {i}");
         support::write_all(client, message.as_bytes());
-        assert_eq!(support::read_exact(client, message.len()), message.as_bytes());
+        assert_eq!(
+            support::read_exact(client, message.len()),
+            message.as_bytes()
+        );
     }
     writeln!(orders, "quit").unwrap();
     let status = child.wait().expect("the child exits");

@@ -11,7 +11,13 @@ use coreloop_reactor::{Balance, CloseReason};
 
 #[test]
 fn frames_echo_and_an_oversized_frame_closes_the_connection() {
-    let reactor = support::start(1, Balance::LeastLoaded, support::loopback(), Arc::new(FrameEchoFactory { max: 100 }), |_| {});
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(FrameEchoFactory { max: 100 }),
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
     let mut client = support::connect(addr);
     let mut wire = Vec::new();
@@ -28,7 +34,10 @@ fn frames_echo_and_an_oversized_frame_closes_the_connection() {
     // Closed at once: either a clean end or a reset, but never another byte.
     let mut rest = Vec::new();
     let _ = client.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "no bytes may follow an oversized frame: {rest:?}");
+    assert!(
+        rest.is_empty(),
+        "no bytes may follow an oversized frame: {rest:?}"
+    );
     support::wait_until(Duration::from_secs(5), "the close to be counted", || {
         reactor.snapshot().shards[0].closed_for(CloseReason::Aborted) == 1
     });

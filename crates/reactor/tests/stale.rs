@@ -84,7 +84,13 @@ fn a_late_completion_for_a_closed_connection_does_not_reach_the_slots_new_owner(
     let factory = Arc::new(WorkerFactory {
         release: Mutex::new(released),
     });
-    let reactor = support::start(1, Balance::LeastLoaded, support::loopback(), factory, |_| {});
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        factory,
+        |_| {},
+    );
     let addr = support::tcp_addr(&reactor);
 
     let mut first = support::connect(addr);
@@ -92,24 +98,38 @@ fn a_late_completion_for_a_closed_connection_does_not_reach_the_slots_new_owner(
     support::write_all(&mut first, b"job");
     assert_eq!(read_line(&mut first), "queued\n");
     // A reset, not a FIN: the server closes at once instead of waiting to answer.
-    socket2::SockRef::from(&first).set_linger(Some(Duration::ZERO)).unwrap();
+    socket2::SockRef::from(&first)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
     drop(first);
-    support::wait_until(Duration::from_secs(10), "the first connection to close", || {
-        reactor.snapshot().shards[0].active == 0
-    });
+    support::wait_until(
+        Duration::from_secs(10),
+        "the first connection to close",
+        || reactor.snapshot().shards[0].active == 0,
+    );
 
     let mut second = support::connect(addr);
     let second_slot = read_line(&mut second);
     let slot_of = |line: &str| line.split_whitespace().next().unwrap().to_owned();
-    assert_eq!(slot_of(&first_slot), slot_of(&second_slot), "the slot should be reused");
+    assert_eq!(
+        slot_of(&first_slot),
+        slot_of(&second_slot),
+        "the slot should be reused"
+    );
     assert_ne!(first_slot, second_slot, "with a new generation");
 
     release.send(()).unwrap();
-    support::wait_until(Duration::from_secs(10), "the stale completion to be dropped", || {
-        reactor.snapshot().shards[0].stale_completions == 1
-    });
+    support::wait_until(
+        Duration::from_secs(10),
+        "the stale completion to be dropped",
+        || reactor.snapshot().shards[0].stale_completions == 1,
+    );
     support::write_all(&mut second, b"ping");
-    assert_eq!(read_line(&mut second), "b:ping\n", "nothing may arrive before our own answer");
+    assert_eq!(
+        read_line(&mut second),
+        "b:ping\n",
+        "nothing may arrive before our own answer"
+    );
     assert_eq!(reactor.snapshot().shards[0].completions, 0);
     reactor.shutdown(Duration::from_secs(2));
 }

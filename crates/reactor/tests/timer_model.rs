@@ -80,7 +80,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
 fn check_expiry(model: &mut Model, fired: &[u64], now: Instant) -> Result<(), TestCaseError> {
     for id in fired {
         let at = model.pending.remove(id);
-        prop_assert!(at.is_some(), "timer {} fired twice, or after being cancelled", id);
+        prop_assert!(
+            at.is_some(),
+            "timer {} fired twice, or after being cancelled",
+            id
+        );
         prop_assert!(at.unwrap() <= now, "timer {} fired early", id);
     }
     for (id, at) in &model.pending {
@@ -106,6 +110,10 @@ fn next_expiry_is_never_later_than_the_earliest_deadline() {
     wheel.insert(start + Duration::from_millis(2_000), 1);
     wheel.insert(start + Duration::from_millis(35), 2);
     let next = wheel.next_expiry().expect("a pending timer");
-    assert!(next <= start + Duration::from_millis(40), "{:?}", next - start);
+    assert!(
+        next <= start + Duration::from_millis(40),
+        "{:?}",
+        next - start
+    );
     assert!(next >= start + Duration::from_millis(35));
 }

@@ -7,7 +7,9 @@ use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coreloop_reactor::{Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig, ReactorHandle};
+use coreloop_reactor::{
+    Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig, ReactorHandle,
+};
 use mio::{Events, Interest, Poll, Token};
 
 pub mod swarm;
@@ -56,7 +58,10 @@ pub fn tcp_addr(handle: &ReactorHandle) -> std::net::SocketAddr {
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -64,15 +69,21 @@ pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
 /// A blocking TCP client with a read timeout, so no test can hang on a read.
 pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
     let stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream
 }
 
 /// Reads exactly `n` bytes or fails with what was read so far.
 pub fn read_exact(stream: &mut impl Read, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
-    stream.read_exact(&mut buf).unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+    stream
+        .read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
     buf
 }
 

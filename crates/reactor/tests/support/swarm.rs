@@ -81,7 +81,9 @@ pub fn echo_all(addr: &ListenAddr, payloads: Vec<Vec<u8>>, seed: u64, limit: Dur
         .map(|(i, payload)| {
             let mut socket = Socket::connect(addr).expect("connect");
             let interest = Interest::READABLE | Interest::WRITABLE;
-            poll.registry().register(socket.source(), Token(i), interest).expect("register");
+            poll.registry()
+                .register(socket.source(), Token(i), interest)
+                .expect("register");
             Client {
                 socket,
                 received: Vec::with_capacity(payload.len()),
@@ -97,7 +99,8 @@ pub fn echo_all(addr: &ListenAddr, payloads: Vec<Vec<u8>>, seed: u64, limit: Dur
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + limit;
     while done < clients.len() && Instant::now() < deadline {
-        poll.poll(&mut events, Some(Duration::from_millis(100))).expect("poll");
+        poll.poll(&mut events, Some(Duration::from_millis(100)))
+            .expect("poll");
         for event in events.iter() {
             let client = &mut clients[event.token().0];
             let was_done = client.received.len() >= client.payload.len();
@@ -130,8 +133,14 @@ pub fn echo_all(addr: &ListenAddr, payloads: Vec<Vec<u8>>, seed: u64, limit: Dur
 /// Writes random-sized chunks until the socket is full, then reads until it is empty.
 fn pump(client: &mut Client, buf: &mut [u8]) {
     while client.sent < client.payload.len() {
-        let chunk = client.chunk_seed.range(1, 64 * 1024).min(client.payload.len() - client.sent);
-        match client.socket.write(&client.payload[client.sent..client.sent + chunk]) {
+        let chunk = client
+            .chunk_seed
+            .range(1, 64 * 1024)
+            .min(client.payload.len() - client.sent);
+        match client
+            .socket
+            .write(&client.payload[client.sent..client.sent + chunk])
+        {
             Ok(n) => client.sent += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => panic!("client write failed: {e}"),
