@@ -82,3 +82,56 @@ fn echo_over_a_unix_socket_in_every_balancing_mode() {
         run(balance, support::unix_addr(&format!("echo-{seed}")), seed);
     }
 }
+
+#[test]
+fn several_listeners_with_their_own_protocols_share_the_shards() {
+    use coreloop_reactor::frame::FrameEchoFactory;
+    use coreloop_reactor::ListenerSpec;
+    let mut reactor = support::start(
+        2,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |c| {
+            c.listeners.push(ListenerSpec {
+                name: "frames".into(),
+                addr: support::unix_addr("frames"),
+                backlog: 64,
+                protocol: Arc::new(FrameEchoFactory { max: 64 }),
+            });
+        },
+    );
+    let addrs = reactor.local_addrs().to_vec();
+    let echo = swarm::echo_all(
+        &addrs[0],
+        vec![b"plain bytes".to_vec(); 20],
+        9,
+        Duration::from_secs(10),
+    );
+    assert!(
+        echo.mismatched.is_empty() && echo.unfinished.is_empty(),
+        "{echo:?}"
+    );
+    let frame = [0, 0, 0, 3, b'a', b'b', b'c'];
+    let frames = swarm::echo_all(
+        &addrs[1],
+        vec![frame.to_vec(); 20],
+        10,
+        Duration::from_secs(10),
+    );
+    assert!(
+        frames.mismatched.is_empty() && frames.unfinished.is_empty(),
+        "{frames:?}"
+    );
+    let snapshot = reactor.snapshot();
+    let per_listener = |l: usize| {
+        snapshot
+            .shards
+            .iter()
+            .map(|s| s.listeners[l].accepted)
+            .sum::<u64>()
+    };
+    assert_eq!((per_listener(0), per_listener(1)), (20, 20));
+    reactor.begin_drain(std::time::Instant::now() + Duration::from_secs(2));
+    reactor.wait();
+}
