@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use coreloop_reactor::{Completion, Cx, JobId, Protocol, Step, Verb};
 
+use crate::access::{AccessRecord, ACCESS_PATH_MAX};
 use crate::body::BodyDecoder;
 use crate::error::HttpError;
 use crate::factory::{Settings, Shared};
@@ -102,6 +103,11 @@ pub struct HttpConn {
     peer_eof: bool,
     /// `on_drain` came while a request was in progress: its response closes.
     pub(crate) draining: bool,
+    /// Access log only (empty otherwise): the request's method, target, and the pending
+    /// output when its response began. Capacity is kept between requests.
+    log_method: Vec<u8>,
+    log_path: Vec<u8>,
+    log_mark: usize,
 }
 
 impl HttpConn {
@@ -121,6 +127,9 @@ impl HttpConn {
             path: Vec::new(),
             peer_eof: false,
             draining: false,
+            log_method: Vec::new(),
+            log_path: Vec::new(),
+            log_mark: 0,
         }
     }
 
@@ -142,6 +151,8 @@ impl HttpConn {
             self.phase = Phase::Head;
             self.settings = self.shared.settings.borrow().clone();
             self.arm(Timer::Header, cx);
+            self.log_method.clear();
+            self.log_path.clear();
         }
         self.started.get_or_insert(cx.now());
     }
@@ -163,6 +174,9 @@ impl HttpConn {
     }
 
     fn on_head(&mut self, head: &Head<'_>, more: bool, cx: &mut Cx<'_>) -> Result<Flow, HttpError> {
+        if self.shared.access_log.is_some() {
+            self.note_request(head, cx);
+        }
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
@@ -203,6 +217,7 @@ impl HttpConn {
     /// Writes the response of a request that failed and closes (or, for a server-side failure
     /// with a connection that can go on, just answers).
     pub(crate) fn refuse(&mut self, error: HttpError, cx: &mut Cx<'_>) -> Flow {
+        self.log_mark = cx.pending_output();
         let refusal = error.refusal();
         tracing::debug!(status = refusal.status, fault = ?refusal.fault, "{error}");
         let head_only = self.exchange.as_ref().is_some_and(|e| e.head_only);
@@ -245,9 +260,18 @@ impl HttpConn {
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
         let started = self.started.take().unwrap_or(cx.now());
-        self.shared
-            .stats
-            .record(status, cx.now().saturating_duration_since(started));
+        let duration = cx.now().saturating_duration_since(started);
+        self.shared.stats.record(status, duration);
+        if let Some(log) = &self.shared.access_log {
+            (log.0)(&AccessRecord {
+                shard: cx.shard(),
+                method: &self.log_method,
+                path: &self.log_path,
+                status,
+                bytes: cx.pending_output().saturating_sub(self.log_mark) as u64,
+                duration,
+            });
+        }
         self.served += 1;
         self.exchange = None;
         if close {
@@ -258,6 +282,17 @@ impl HttpConn {
         self.phase = Phase::Idle;
         self.arm(Timer::Idle, cx);
         Flow::Answered
+    }
+
+    /// Copies what the access log needs from the head (the head's bytes go away before the
+    /// response is done, e.g. while a job runs).
+    fn note_request(&mut self, head: &Head<'_>, cx: &Cx<'_>) {
+        self.log_method.clear();
+        self.log_method.extend_from_slice(head.method_token.as_bytes());
+        self.log_path.clear();
+        let path = &head.path[..head.path.len().min(ACCESS_PATH_MAX)];
+        self.log_path.extend_from_slice(path);
+        self.log_mark = cx.pending_output();
     }
 
     pub(crate) fn arm_offload(&mut self, cx: &mut Cx<'_>) {
@@ -274,6 +309,8 @@ impl HttpConn {
             Ok(reply) => reply,
             Err(error) => return self.refuse(error, cx),
         };
+        // Output queued before may have been written while the job ran: measure from here.
+        self.log_mark = cx.pending_output();
         let exchange = self.exchange.as_ref();
         let head_only = exchange.is_some_and(|e| e.head_only);
         let close = exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use coreloop_reactor::{ConnFactory, ConnInfo, Protocol, ProtocolFactory};
 use crossbeam_utils::CachePadded;
 
+use crate::access::{AccessLog, AccessLogHook};
 use crate::config::HttpConfig;
 use crate::conn::HttpConn;
 use crate::response::{format_date, DateBytes};
@@ -34,11 +35,22 @@ pub struct HttpReload {
 pub struct HttpFactory {
     current: Mutex<Arc<Settings>>,
     stats: Arc<HttpStats>,
+    access_log: Option<AccessLog>,
 }
 
 impl HttpFactory {
     /// Compiles `routes` (pre-encoding static responses, canonicalizing file roots).
     pub fn new(config: HttpConfig, routes: Vec<Route>) -> Result<Arc<Self>, RouteError> {
+        Self::with_access_log(config, routes, None)
+    }
+
+    /// Like [`HttpFactory::new`], with a hook that receives a record of every response
+    /// (it stays across reloads).
+    pub fn with_access_log(
+        config: HttpConfig,
+        routes: Vec<Route>,
+        access_log: Option<AccessLogHook>,
+    ) -> Result<Arc<Self>, RouteError> {
         let settings = Arc::new(Settings {
             config,
             routes: RouteTable::new(routes)?,
@@ -46,6 +58,7 @@ impl HttpFactory {
         Ok(Arc::new(Self {
             current: Mutex::new(settings),
             stats: Arc::default(),
+            access_log: access_log.map(AccessLog),
         }))
     }
 
@@ -85,6 +98,7 @@ impl ProtocolFactory for HttpFactory {
             date: Cell::new(format_date(UNIX_EPOCH)),
             stats: self.stats.for_shard(shard),
             scratch: RefCell::new(Vec::new()),
+            access_log: self.access_log.clone(),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -101,6 +115,7 @@ pub(crate) struct Shared {
     pub stats: Arc<CachePadded<ShardHttpStats>>,
     /// Serialization scratch (json), kept so its capacity is reused.
     pub scratch: RefCell<Vec<u8>>,
+    pub access_log: Option<AccessLog>,
 }
 
 struct ShardFactory {

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod body;
 mod config;
 mod conn;
@@ -26,6 +27,7 @@ mod response;
 mod router;
 mod stats;
 
+pub use access::{AccessLogHook, AccessRecord, ACCESS_PATH_MAX};
 pub use body::{BodyDecoder, Chunked, ChunkedState, Progress};
 pub use config::{HttpConfig, HEADER_CAPACITY};
 pub use conn::HttpConn;

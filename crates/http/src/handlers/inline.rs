@@ -52,12 +52,14 @@ pub(crate) fn write_echo(
     200
 }
 
-/// The Prometheus text exposition from the hook (version 0.0.4 of the format).
+/// The metrics exposition from the hook. coreloop-metrics writes it with `prometheus-client`,
+/// whose text encoder speaks OpenMetrics 1.0 (`# EOF`, counter families without `_total`), so
+/// it is labelled as such; Prometheus picks its parser by this type.
 pub(crate) fn write_metrics(out: &mut Vec<u8>, hook: &MetricsHook, finish: Finish<'_>) -> u16 {
     let text = hook();
     let reply = Reply {
         status: 200,
-        content_type: Some(b"text/plain; version=0.0.4"),
+        content_type: Some(b"application/openmetrics-text; version=1.0.0; charset=utf-8"),
         extra: b"",
         body: text.as_bytes(),
     };

@@ -1,0 +1,101 @@
+//! Standard `process_*` figures, read from `/proc/self` at scrape time (no libc: plain files).
+
+use std::fs;
+
+/// Clock ticks per second of `/proc/<pid>/stat` times. `sysconf(_SC_CLK_TCK)` is 100 on every
+/// Linux architecture we run on (USER_HZ is fixed by the kernel ABI), and asking needs libc.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// The process at one moment; a figure that could not be read is `None` and is left out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessSnapshot {
+    /// `process_resident_memory_bytes`.
+    pub resident_bytes: Option<u64>,
+    /// `process_open_fds`.
+    pub open_fds: Option<u64>,
+    /// `process_max_fds` (the soft limit).
+    pub max_fds: Option<u64>,
+    /// `process_cpu_seconds_total` (user + system).
+    pub cpu_seconds: Option<f64>,
+    /// `process_start_time_seconds` (Unix time).
+    pub start_time_seconds: Option<f64>,
+}
+
+/// Reads `/proc/self`.
+pub fn snapshot() -> ProcessSnapshot {
+    let stat = fs::read_to_string("/proc/self/stat").ok();
+    let fields = stat.as_deref().map(stat_fields);
+    let field = |i: usize| -> Option<f64> { fields.as_ref()?.get(i)?.parse().ok() };
+    let cpu_seconds = field(13)
+        .zip(field(14))
+        .map(|(user, system)| (user + system) / CLOCK_TICKS);
+    let start_time_seconds = boot_time().and_then(|boot| Some(boot + field(21)? / CLOCK_TICKS));
+    ProcessSnapshot {
+        resident_bytes: status_kib("VmRSS:").map(|kib| kib * 1024),
+        open_fds: fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|dir| dir.count() as u64),
+        max_fds: max_open_files(),
+        cpu_seconds,
+        start_time_seconds,
+    }
+}
+
+/// The fields of `/proc/self/stat` after the command name (which may hold spaces and
+/// parentheses, so split after the last `)`), numbered as in proc(5) minus one.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // proc(5) numbers from 1 and the first two (pid, comm) are gone: pad them back.
+    let mut fields = vec!["", ""];
+    fields.extend(rest.split_whitespace());
+    fields
+}
+
+fn status_kib(key: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn max_open_files() -> Option<u64> {
+    let limits = fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line["Max open files".len()..].split_whitespace().next()?;
+    match soft {
+        "unlimited" => Some(u64::MAX),
+        n => n.parse().ok(),
+    }
+}
+
+fn boot_time() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("btime "))?;
+    line["btime ".len()..].trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let p = snapshot();
+        assert!(p.resident_bytes.unwrap() > 0);
+        assert!(p.open_fds.unwrap() >= 3);
+        assert!(p.max_fds.unwrap() >= p.open_fds.unwrap());
+        assert!(p.cpu_seconds.unwrap() >= 0.0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = p.start_time_seconds.unwrap();
+        assert!(start <= now + 1.0 && start > now - 86_400.0 * 365.0);
+    }
+
+    #[test]
+    fn a_command_name_with_parentheses_does_not_shift_fields() {
+        let fields = stat_fields("42 (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13");
+        assert_eq!(fields[2], "S");
+        assert_eq!(fields[13], "12");
+    }
+}
