@@ -7,6 +7,7 @@
 
 mod accept;
 mod acceptor;
+pub mod activation;
 pub mod buffer;
 mod config;
 mod conn;
@@ -23,6 +24,10 @@ pub mod stats;
 pub mod testing;
 pub mod timer;
 pub mod token;
+
+// The one place with `unsafe`; see its SAFETY notes.
+#[allow(unsafe_code)]
+mod sys;
 
 pub use config::{Balance, ListenerSpec, ReactorConfig};
 pub use offload::{Completion, Job, JobFailure, JobId, JobOutput, Refused};

@@ -231,7 +231,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         .iter()
         .filter_map(|a| match a {
             ListenAddr::Unix(path) => Some(path.clone()),
-            ListenAddr::Tcp(_) => None,
+            ListenAddr::Tcp(_) | ListenAddr::Inherited(_) => None,
         })
         .collect();
     Ok(ReactorHandle {
@@ -294,11 +294,14 @@ fn bind_all(config: &ReactorConfig) -> Result<Bound, StartError> {
             shared.push((id, first));
         } else {
             for listeners in per_shard.iter_mut().skip(1) {
-                let listener = match &bound {
+                let listener = match (&spec.addr, &bound) {
                     // Port 0 was resolved by the first bind; the others join that port.
-                    ListenAddr::Tcp(_) => Listener::bind(&bound, spec.backlog, true),
-                    // Unix sockets have no SO_REUSEPORT: the shards share one socket.
-                    ListenAddr::Unix(_) => first.try_clone(),
+                    (ListenAddr::Tcp(_), ListenAddr::Tcp(_)) => {
+                        Listener::bind(&bound, spec.backlog, true)
+                    }
+                    // Unix sockets have no SO_REUSEPORT, and an inherited socket is the only
+                    // one there is: the shards share it.
+                    _ => first.try_clone(),
                 }
                 .map_err(bind_error)?;
                 listeners.push((id, listener));

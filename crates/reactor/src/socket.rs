@@ -16,11 +16,17 @@ pub enum ListenAddr {
     Tcp(SocketAddr),
     /// A Unix domain socket path.
     Unix(PathBuf),
+    /// A listening socket passed by systemd socket activation, by its name
+    /// (`FileDescriptorName=`); see [`crate::activation`].
+    Inherited(String),
 }
 
 impl ListenAddr {
-    /// Parses `host:port`, `[v6]:port` or `unix:/path`.
+    /// Parses `host:port`, `[v6]:port`, `unix:/path` or `systemd:NAME`.
     pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(name) = text.strip_prefix("systemd:") {
+            return Ok(Self::Inherited(name.to_owned()));
+        }
         if let Some(path) = text.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err("a unix address needs a path, as in unix:/run/coreloop.sock".into());
@@ -38,6 +44,7 @@ impl std::fmt::Display for ListenAddr {
         match self {
             Self::Tcp(addr) => write!(f, "{addr}"),
             Self::Unix(path) => write!(f, "unix:{}", path.display()),
+            Self::Inherited(name) => write!(f, "systemd:{name}"),
         }
     }
 }
@@ -57,6 +64,7 @@ impl Listener {
         match addr {
             ListenAddr::Tcp(addr) => bind_tcp(*addr, backlog, reuse_port).map(Self::Tcp),
             ListenAddr::Unix(path) => bind_unix(path, backlog).map(Self::Unix),
+            ListenAddr::Inherited(name) => adopt(crate::activation::take(name)?),
         }
     }
 
@@ -64,7 +72,10 @@ impl Listener {
     pub fn local_addr(&self, asked: &ListenAddr) -> io::Result<ListenAddr> {
         match self {
             Self::Tcp(listener) => listener.local_addr().map(ListenAddr::Tcp),
-            Self::Unix(_) => Ok(asked.clone()),
+            Self::Unix(listener) => match listener.local_addr()?.as_pathname() {
+                Some(path) => Ok(ListenAddr::Unix(path.to_owned())),
+                None => Ok(asked.clone()),
+            },
         }
     }
 
@@ -108,6 +119,30 @@ impl Listener {
             Self::Tcp(l) => l.deregister(registry),
             Self::Unix(l) => l.deregister(registry),
         }
+    }
+}
+
+/// Makes an inherited listening socket ours: non-blocking, close-on-exec, and of a kind we serve.
+fn adopt(fd: std::os::fd::OwnedFd) -> io::Result<Listener> {
+    let socket = Socket::from(fd);
+    if socket.r#type()? != Type::STREAM {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an inherited socket is not a stream socket",
+        ));
+    }
+    socket.set_nonblocking(true)?;
+    socket.set_cloexec(true)?;
+    let local = socket.local_addr()?;
+    if local.is_unix() {
+        Ok(Listener::Unix(UnixListener::from_std(socket.into())))
+    } else if local.as_socket().is_some() {
+        Ok(Listener::Tcp(TcpListener::from_std(socket.into())))
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "an inherited socket is neither TCP nor Unix",
+        ))
     }
 }
 

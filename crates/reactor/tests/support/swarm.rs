@@ -30,6 +30,7 @@ impl Socket {
                 stream.set_nonblocking(true)?;
                 Socket::Unix(UnixStream::from_std(stream))
             }
+            ListenAddr::Inherited(name) => panic!("cannot connect to inherited socket `{name}`"),
         })
     }
 

@@ -1,0 +1,46 @@
+//! The only module of the workspace with `unsafe`: taking ownership of file descriptors that
+//! systemd passed to this process by socket activation (sd_listen_fds(3)).
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// systemd passes the sockets as fds 3, 4, ... (`SD_LISTEN_FDS_START`).
+const LISTEN_FDS_START: RawFd = 3;
+
+/// The sockets systemd passed, with their names (`FileDescriptorName=`, default the socket
+/// unit's name). The variables are removed whatever happens, so neither a second call nor a
+/// child process can take the same fds again. Empty when the variables are absent or meant
+/// for another process (`LISTEN_PID`).
+pub(crate) fn take_listen_fds() -> Vec<(String, OwnedFd)> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let count = std::env::var("LISTEN_FDS").ok();
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(name);
+    }
+    let ours = pid.and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let count: RawFd = count
+        .and_then(|n| n.parse().ok())
+        .filter(|_| ours)
+        .unwrap_or(0);
+    let mut names = names.split(':');
+    (0..count)
+        .filter_map(|i| {
+            let fd = LISTEN_FDS_START + i;
+            let name = names
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("unknown")
+                .to_owned();
+            // An fd that is not open cannot be owned; /proc tells without touching it.
+            if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+                tracing::warn!(fd, %name, "systemd passed an fd that is not open; ignoring it");
+                return None;
+            }
+            // SAFETY: `fd` is open (checked above) and was passed to this very process by the
+            // service manager (LISTEN_PID matched); nothing else in the process owns it, and
+            // the variables were removed above, so it is taken exactly once.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            Some((name, owned))
+        })
+        .collect()
+}

@@ -1,0 +1,82 @@
+//! systemd socket activation: under `systemd-socket-activate` the reactor adopts the passed
+//! listening socket by its name and serves on it.
+//!
+//! The server is this same test binary, started by `systemd-socket-activate` with
+//! `CORELOOP_ACTIVATED_CHILD` set; it runs only `activated_child`, and stops when its stdin
+//! closes.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coreloop_reactor::echo::EchoFactory;
+use coreloop_reactor::{activation, Balance, ListenAddr};
+
+const CHILD_ENV: &str = "CORELOOP_ACTIVATED_CHILD";
+
+#[test]
+fn activated_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return; // only meaningful as the child of the test below
+    }
+    assert_eq!(activation::inherited_names(), ["greeting"]);
+    let addr = ListenAddr::Inherited("greeting".into());
+    let reactor = support::start(2, Balance::ReusePort, addr, Arc::new(EchoFactory), |_| {});
+    let _ = std::io::stdin().read_line(&mut String::new());
+    reactor.shutdown(Duration::from_secs(1));
+}
+
+fn free_port() -> u16 {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_inherited_socket_is_adopted_by_name_and_served() {
+    let Ok(tool) = which("systemd-socket-activate") else {
+        panic!("systemd-socket-activate is missing: .ci/setup installs Debian's systemd package");
+    };
+    let port = free_port();
+    let mut activator = Command::new(tool)
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg("--fdname=greeting")
+        .arg(format!("--setenv={CHILD_ENV}=1"))
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "activated_child", "--nocapture"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("systemd-socket-activate starts");
+    // The activator listens at once and starts the server on the first connection.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut client = None;
+    support::wait_until(Duration::from_secs(10), "the activator to listen", || {
+        client = std::net::TcpStream::connect(addr).ok();
+        client.is_some()
+    });
+    let mut client = client.unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    support::write_all(&mut client, b"activated");
+    assert_eq!(support::read_exact(&mut client, 9), b"activated");
+    drop(client);
+    drop(activator.stdin.take());
+    let output = activator.wait_with_output().expect("the server exits");
+    assert!(
+        output.status.success(),
+        "server failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.exists())
+        .ok_or(())
+}
