@@ -288,7 +288,8 @@ impl HttpConn {
     /// response is done, e.g. while a job runs).
     fn note_request(&mut self, head: &Head<'_>, cx: &Cx<'_>) {
         self.log_method.clear();
-        self.log_method.extend_from_slice(head.method_token.as_bytes());
+        self.log_method
+            .extend_from_slice(head.method_token.as_bytes());
         self.log_path.clear();
         let path = &head.path[..head.path.len().min(ACCESS_PATH_MAX)];
         self.log_path.extend_from_slice(path);

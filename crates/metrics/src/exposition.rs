@@ -73,7 +73,10 @@ impl Scrape {
         self.listeners.get(index).cloned().unwrap_or_default()
     }
 
-    fn per_shard(&self, value: impl Fn(&coreloop_reactor::stats::ShardSnapshot) -> u64) -> Vec<(Labels, u64)> {
+    fn per_shard(
+        &self,
+        value: impl Fn(&coreloop_reactor::stats::ShardSnapshot) -> u64,
+    ) -> Vec<(Labels, u64)> {
         let shards = self.reactor.shards.iter();
         shards
             .map(|s| (vec![("shard", s.shard.to_string())], value(s)))
@@ -82,15 +85,30 @@ impl Scrape {
 
     fn build(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let info = vec![(vec![("version", self.version.to_owned())], 1u64)];
-        gauge(e, "coreloop_build_info", "The running version; always 1.", &info)?;
+        gauge(
+            e,
+            "coreloop_build_info",
+            "The running version; always 1.",
+            &info,
+        )?;
         let shards = vec![(Labels::new(), self.reactor.shards.len() as u64)];
-        gauge(e, "coreloop_shards", "Shard threads (event loops).", &shards)?;
+        gauge(
+            e,
+            "coreloop_shards",
+            "Shard threads (event loops).",
+            &shards,
+        )?;
         let (ok, failed) = self.reloads;
         let reloads = vec![
             (vec![("result", "success".to_owned())], ok),
             (vec![("result", "failure".to_owned())], failed),
         ];
-        counter(e, "coreloop_config_reloads", "SIGHUP reloads by result.", &reloads)?;
+        counter(
+            e,
+            "coreloop_config_reloads",
+            "SIGHUP reloads by result.",
+            &reloads,
+        )?;
         let dropped = vec![(Labels::new(), self.access_log_dropped)];
         let help = "Access-log lines dropped because the writer fell behind.";
         counter(e, "coreloop_access_log_dropped", help, &dropped)
@@ -108,7 +126,12 @@ impl Scrape {
                 accepted.push((labels, listener.accepted));
             }
         }
-        gauge(e, "coreloop_connections_active", "Open connections.", &active)?;
+        gauge(
+            e,
+            "coreloop_connections_active",
+            "Open connections.",
+            &active,
+        )?;
         let help = "Connections accepted.";
         counter(e, "coreloop_connections_accepted", help, &accepted)?;
         let mut closed = Vec::new();
@@ -155,12 +178,14 @@ impl Scrape {
                     ("shard", shard.shard.to_string()),
                 ];
                 let buckets = buckets(shard);
-                family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                    shard.latency_sum_seconds,
-                    shard.latency_count,
-                    &buckets,
-                    None,
-                )?;
+                family
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(
+                        shard.latency_sum_seconds,
+                        shard.latency_count,
+                        &buckets,
+                        None,
+                    )?;
             }
         }
         Ok(())
@@ -168,7 +193,12 @@ impl Scrape {
 
     fn bytes(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let received = self.per_shard(|s| s.bytes_in);
-        counter(e, "coreloop_received_bytes", "Bytes read from peers.", &received)?;
+        counter(
+            e,
+            "coreloop_received_bytes",
+            "Bytes read from peers.",
+            &received,
+        )?;
         let sent = self.per_shard(|s| s.bytes_out);
         counter(e, "coreloop_sent_bytes", "Bytes written to peers.", &sent)
     }
@@ -191,7 +221,12 @@ impl Scrape {
             .zip(accept.paused)
             .map(|(c, n)| (cause(c), n))
             .collect();
-        counter(e, "coreloop_accept_paused", "Times accepting paused, by cause.", &paused)?;
+        counter(
+            e,
+            "coreloop_accept_paused",
+            "Times accepting paused, by cause.",
+            &paused,
+        )?;
         let seconds: Vec<_> = PauseCause::ALL
             .iter()
             .zip(accept.paused_seconds)
@@ -217,7 +252,12 @@ impl Scrape {
             (outcome("panicked"), r.offload_panicked),
             (outcome("refused"), r.offload_refused),
         ];
-        counter(e, "coreloop_offload_jobs", "Offload jobs, by outcome.", &jobs)
+        counter(
+            e,
+            "coreloop_offload_jobs",
+            "Offload jobs, by outcome.",
+            &jobs,
+        )
     }
 
     fn loops(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -238,14 +278,29 @@ impl Scrape {
         let p = &self.process;
         let one = |v: Option<u64>| v.map(|v| vec![(Labels::new(), v)]).unwrap_or_default();
         let help = "Resident memory size in bytes.";
-        gauge(e, "process_resident_memory_bytes", help, &one(p.resident_bytes))?;
-        gauge(e, "process_open_fds", "Open file descriptors.", &one(p.open_fds))?;
+        gauge(
+            e,
+            "process_resident_memory_bytes",
+            help,
+            &one(p.resident_bytes),
+        )?;
+        gauge(
+            e,
+            "process_open_fds",
+            "Open file descriptors.",
+            &one(p.open_fds),
+        )?;
         let help = "The soft limit on open file descriptors.";
         gauge(e, "process_max_fds", help, &one(p.max_fds))?;
-        let cpu: Vec<_> = p.cpu_seconds.map(|v| (Labels::new(), v)).into_iter().collect();
+        let cpu: Vec<_> = p
+            .cpu_seconds
+            .map(|v| (Labels::new(), v))
+            .into_iter()
+            .collect();
         let help = "User and system CPU time spent, in seconds.";
         counter(e, "process_cpu_seconds", help, &cpu)?;
-        let start: Vec<_> = (p.start_time_seconds.map(|v| (Labels::new(), v)).into_iter()).collect();
+        let start: Vec<_> =
+            (p.start_time_seconds.map(|v| (Labels::new(), v)).into_iter()).collect();
         let help = "Start time of the process since the Unix epoch, in seconds.";
         gauge(e, "process_start_time_seconds", help, &start)
     }
@@ -278,8 +333,12 @@ where
 {
     let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, value) in samples {
-        let mut metric = family.encode_family(labels)?;
-        metric.encode_counter::<NoLabelSet, V, f64>(value, None)?;
+        if labels.is_empty() {
+            family.encode_counter::<NoLabelSet, V, f64>(value, None)?;
+        } else {
+            let mut metric = family.encode_family(labels)?;
+            metric.encode_counter::<NoLabelSet, V, f64>(value, None)?;
+        }
     }
     Ok(())
 }
@@ -295,7 +354,11 @@ where
 {
     let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in samples {
-        family.encode_family(labels)?.encode_gauge(value)?;
+        if labels.is_empty() {
+            family.encode_gauge(value)?;
+        } else {
+            family.encode_family(labels)?.encode_gauge(value)?;
+        }
     }
     Ok(())
 }

@@ -45,14 +45,16 @@ impl ServerStats {
         self.access_log_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn reloads(&self) -> (u64, u64) {
+    /// Reloads so far: (applied, refused).
+    pub fn reloads(&self) -> (u64, u64) {
         (
             self.reloads_ok.load(Ordering::Relaxed),
             self.reloads_failed.load(Ordering::Relaxed),
         )
     }
 
-    fn dropped(&self) -> u64 {
+    /// Access-log lines dropped so far.
+    pub fn dropped(&self) -> u64 {
         self.access_log_dropped.load(Ordering::Relaxed)
     }
 }

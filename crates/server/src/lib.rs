@@ -1,7 +1,28 @@
-//! Placeholder until its issue lands.
+//! The `coreloop` binary: command line, logging, wiring the config onto the reactor and the
+//! protocols, signals (drain, reload), systemd notification and the access-log writer.
+//!
+//! Exit codes: 0 clean stop (including a finished drain); 1 runtime failure (a listener that
+//! cannot bind, a drain cut short by a second signal); 2 usage or configuration error.
+
+#![forbid(unsafe_code)]
+
+mod access_log;
+mod cli;
+mod logging;
+mod notify;
+mod reload;
+mod serve;
+mod signals;
+mod wiring;
+
+/// Exit code: stopped cleanly.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: failed while running (bind, drain cut short).
+pub const EXIT_RUNTIME: i32 = 1;
+/// Exit code: bad command line or configuration.
+pub const EXIT_USAGE: i32 = 2;
 
 /// Entry point of the `coreloop` binary; returns the process exit code.
 pub fn main() -> i32 {
-    eprintln!("coreloop: not built yet");
-    2
+    cli::run()
 }

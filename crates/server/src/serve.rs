@@ -1,0 +1,184 @@
+//! `coreloop serve`: start, announce, then react to signals until drained.
+
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use coreloop_config::{format_duration, Config};
+use coreloop_http::MetricsHook;
+use coreloop_metrics::{ServerStats, Sources};
+use coreloop_reactor::{ReactorHandle, StartError};
+
+use crate::access_log;
+use crate::cli::{self, ServeArgs};
+use crate::notify::Notifier;
+use crate::reload::Reloader;
+use crate::signals::{self, Event};
+use crate::{logging, wiring, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+
+/// Runs the server; returns the exit code.
+pub(crate) fn run(args: &ServeArgs) -> i32 {
+    let config = match cli::load(args) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{}", cli::with_newline(&errors.to_string()));
+            return EXIT_USAGE;
+        }
+    };
+    let log = logging::init(config.log.level, config.log.format);
+    let stats = Arc::new(ServerStats::default());
+    let (access_hook, access_writer) =
+        match access_log::start(&config.log.access_log, stats.clone()) {
+            Ok(Some((hook, writer))) => (Some(hook), Some(writer)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                tracing::error!(
+                    "log.access_log: cannot open {:?}: {e}",
+                    config.log.access_log
+                );
+                return EXIT_RUNTIME;
+            }
+        };
+    // The metrics route is wired before the reactor exists; its sources arrive after start.
+    let sources: Arc<OnceLock<Sources>> = Arc::default();
+    let metrics: MetricsHook = {
+        let sources = sources.clone();
+        Arc::new(move || {
+            sources
+                .get()
+                .map(coreloop_metrics::render)
+                .unwrap_or_default()
+        })
+    };
+    let wired = match wiring::build(&config, &metrics, access_hook.as_ref()) {
+        Ok(wired) => wired,
+        Err(message) => {
+            tracing::error!("{message}");
+            return EXIT_USAGE;
+        }
+    };
+    let (events, inbox) = mpsc::channel();
+    // Before anything is announced: from here SIGTERM drains instead of killing.
+    if let Err(e) = signals::forward(events.clone()) {
+        tracing::error!("installing signal handlers failed: {e}");
+        return EXIT_RUNTIME;
+    }
+    let handle = match coreloop_reactor::start(wired.reactor) {
+        Ok(handle) => handle,
+        Err(error) => {
+            report_start_error(&config, &error);
+            return EXIT_RUNTIME;
+        }
+    };
+    let _ = sources.set(Sources {
+        reactor: handle.stats_reader(),
+        listeners: handle.listener_names().to_vec(),
+        http: wired.http.iter().map(|(i, f)| (*i, f.stats())).collect(),
+        server: stats.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+    });
+    announce(&config, &handle);
+    let notifier = Notifier::from_env();
+    notifier.ready();
+    let reloader = Reloader {
+        args: args.clone(),
+        started: config.clone(),
+        current: config,
+        http: wired.http,
+        metrics,
+        log,
+        stats,
+    };
+    let code = main_loop(handle, reloader, &notifier, &events, &inbox);
+    if let Some(writer) = access_writer {
+        writer.stop();
+    }
+    code
+}
+
+/// One line per listener that tests and operators can grep, with the real bound address.
+fn announce(config: &Config, handle: &ReactorHandle) {
+    let names = handle.listener_names();
+    for (i, (name, addr)) in names.iter().zip(handle.local_addrs()).enumerate() {
+        let protocol = config
+            .listeners
+            .get(i)
+            .map_or("?", |l| protocol_name(l.protocol));
+        tracing::info!("listening name={name} protocol={protocol} address={addr}");
+    }
+    tracing::info!(
+        "coreloop {} running: {} shards, pid {}",
+        env!("CARGO_PKG_VERSION"),
+        handle.shards(),
+        std::process::id()
+    );
+}
+
+fn protocol_name(protocol: coreloop_config::Protocol) -> &'static str {
+    match protocol {
+        coreloop_config::Protocol::Http => "http",
+        coreloop_config::Protocol::Echo => "echo",
+        coreloop_config::Protocol::Frame => "frame",
+    }
+}
+
+/// A bind failure names the listener, the address and where the config set it.
+fn report_start_error(config: &Config, error: &StartError) {
+    if let StartError::Bind { listener, .. } = error {
+        if let Some(i) = config.listeners.iter().position(|l| &l.name == listener) {
+            let loc = config.location_of(&format!("listener[{i}].address"));
+            tracing::error!("{error} (address set at {loc})");
+            return;
+        }
+    }
+    tracing::error!("{error}");
+}
+
+fn main_loop(
+    handle: ReactorHandle,
+    mut reloader: Reloader,
+    notifier: &Notifier,
+    events: &mpsc::Sender<Event>,
+    inbox: &mpsc::Receiver<Event>,
+) -> i32 {
+    let mut running = Some(handle);
+    while let Ok(event) = inbox.recv() {
+        match event {
+            Event::Reload => match &running {
+                Some(handle) => reloader.reload(handle, notifier),
+                None => tracing::warn!("SIGHUP while draining: ignored"),
+            },
+            Event::Stop(signal) => {
+                let Some(mut handle) = running.take() else {
+                    tracing::warn!(
+                        "second {}: exiting without finishing the drain",
+                        signals::name(signal)
+                    );
+                    return EXIT_RUNTIME;
+                };
+                let drain = reloader.current.timeouts.drain;
+                notifier.stopping();
+                tracing::info!(
+                    "{}: draining (deadline {}); send it again to exit at once",
+                    signals::name(signal),
+                    format_duration(drain)
+                );
+                handle.begin_drain(Instant::now() + drain);
+                let events = events.clone();
+                std::thread::Builder::new()
+                    .name("drain".into())
+                    .spawn(move || {
+                        handle.wait();
+                        let _ = events.send(Event::Drained);
+                    })
+                    .map_err(|e| tracing::error!("drain thread: {e}"))
+                    .ok();
+            }
+            Event::Drained => {
+                tracing::info!("drained; exiting");
+                return EXIT_OK;
+            }
+        }
+    }
+    EXIT_RUNTIME
+}

@@ -1,0 +1,227 @@
+//! The configuration mapped onto the reactor and the protocols: one function per seam, so a
+//! reload builds exactly what a start builds.
+
+use std::sync::Arc;
+
+use coreloop_config::{self as config, Config, Health};
+use coreloop_http::{
+    AccessLogHook, FilesSpec, Handler, HttpConfig, HttpFactory, MetricsHook, Route, StaticSpec,
+};
+use coreloop_reactor::echo::EchoFactory;
+use coreloop_reactor::frame::FrameEchoFactory;
+use coreloop_reactor::limits;
+use coreloop_reactor::{Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig};
+
+/// What the server keeps of each listener after start: its HTTP factory, for stats and reload.
+pub(crate) struct Wired {
+    pub reactor: ReactorConfig,
+    /// `(listener index, factory)` of every HTTP listener.
+    pub http: Vec<(usize, Arc<HttpFactory>)>,
+}
+
+/// Builds the reactor's config and every listener's protocol factory.
+pub(crate) fn build(
+    config: &Config,
+    metrics: &MetricsHook,
+    access_log: Option<&AccessLogHook>,
+) -> Result<Wired, String> {
+    let mut http = Vec::new();
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for (index, listener) in config.listeners.iter().enumerate() {
+        let protocol: Arc<dyn ProtocolFactory> = match listener.protocol {
+            config::Protocol::Http => {
+                let (cfg, routes) = http_settings(listener, metrics);
+                let factory = HttpFactory::with_access_log(cfg, routes, access_log.cloned())
+                    .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+                http.push((index, factory.clone()));
+                factory
+            }
+            config::Protocol::Echo => Arc::new(EchoFactory),
+            config::Protocol::Frame => Arc::new(FrameEchoFactory {
+                max: to_usize(listener.effective_limits().frame_max),
+            }),
+        };
+        listeners.push(ListenerSpec {
+            name: listener.name.clone(),
+            addr: listen_addr(&listener.address),
+            backlog: listener.backlog,
+            protocol,
+        });
+    }
+    Ok(Wired {
+        reactor: reactor_config(config, listeners),
+        http,
+    })
+}
+
+/// The reactor-wide settings. IO sizes and the write timeout and linger are per reactor, so the
+/// global `[limits]`/`[timeouts]` apply (per-listener overrides reach the HTTP settings only).
+fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfig {
+    let defaults = ReactorConfig::default();
+    let server = &config.server;
+    let limits = &config.limits;
+    // Unconsumed input: at least a whole request head, or a whole frame, on any listener.
+    let max_input = config
+        .listeners
+        .iter()
+        .map(|l| {
+            let limits = l.effective_limits();
+            limits.header_bytes.max(limits.frame_max.saturating_add(16))
+        })
+        .map(to_usize)
+        .fold(defaults.max_input, usize::max);
+    ReactorConfig {
+        shards: config.shard_count(),
+        balance: balance(server.balance),
+        pin_cores: server.pin_cores,
+        max_connections: connection_limit(config),
+        max_connections_per_shard: server.max_connections_per_shard.map(to_usize),
+        offload_threads: server.offload_threads as usize,
+        offload_queue: server.offload_queue as usize,
+        read_buffer: to_usize(limits.read_buffer),
+        max_input,
+        write_high_water: to_usize(limits.write_high_water),
+        write_timeout: config.timeouts.write,
+        linger: config.timeouts.linger,
+        listeners,
+        ..defaults
+    }
+}
+
+/// `max_connections`, with `"auto"` held to what the reactor's own fd reserve leaves (the
+/// config crate's margin is a little smaller than the reactor's, which would refuse to start).
+fn connection_limit(config: &Config) -> usize {
+    let wanted = config.connection_limit();
+    if config.server.max_connections != config::MaxConnections::Auto {
+        return to_usize(wanted);
+    }
+    let reserve = limits::reserved_fds(config.shard_count(), config.listeners.len());
+    match limits::raise_fd_limit() {
+        Ok(limit) => to_usize(wanted.min(limit.hard.saturating_sub(reserve)).max(1)),
+        Err(_) => to_usize(wanted),
+    }
+}
+
+/// One HTTP listener's protocol settings and routes, with its overrides applied.
+pub(crate) fn http_settings(
+    listener: &config::Listener,
+    metrics: &MetricsHook,
+) -> (HttpConfig, Vec<Route>) {
+    let limits = listener.effective_limits();
+    let timeouts = listener.effective_timeouts();
+    let cfg = HttpConfig {
+        max_header_bytes: to_usize(limits.header_bytes),
+        max_headers: limits.header_count as usize,
+        max_uri_bytes: to_usize(limits.uri_length),
+        max_body_bytes: limits.body_bytes,
+        max_pipeline_depth: (limits.pipeline_depth as usize).max(1),
+        max_pending_output: to_usize(limits.write_high_water),
+        max_requests_per_connection: limits.max_requests_per_connection,
+        max_connection_age: limits.max_connection_age,
+        header_timeout: timeouts.header,
+        body_timeout: timeouts.body,
+        idle_timeout: timeouts.idle,
+        offload_timeout: timeouts.offload,
+        ..HttpConfig::default()
+    };
+    let routes = listener.routes.iter().map(|r| route(r, metrics)).collect();
+    (cfg, routes)
+}
+
+fn route(route: &config::Route, metrics: &MetricsHook) -> Route {
+    let (path, prefix) = match &route.path {
+        config::RoutePath::Exact(path) => (path.clone(), false),
+        // The config's "/a/*" is stored as "/a/"; the router's prefix ending in `/` matches
+        // everything below it, as the config promises.
+        config::RoutePath::Prefix(prefix) => (prefix.clone(), true),
+    };
+    Route {
+        path,
+        prefix,
+        methods: route
+            .methods
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        handler: handler(&route.handler, metrics),
+    }
+}
+
+fn handler(handler: &config::Handler, metrics: &MetricsHook) -> Handler {
+    match handler {
+        config::Handler::Static(s) => Handler::Static(StaticSpec {
+            status: s.status,
+            content_type: s.content_type.clone(),
+            headers: s.headers.clone(),
+            body: s.body.clone().into_bytes(),
+        }),
+        config::Handler::Json => Handler::Json,
+        config::Handler::Echo => Handler::Echo,
+        config::Handler::Files(f) => Handler::Files(FilesSpec {
+            root: f.root.clone(),
+            index: f.index.clone(),
+            listing: f.listing,
+        }),
+        config::Handler::Health(Health::Live) => Handler::Health,
+        config::Handler::Health(Health::Ready) => Handler::Ready,
+        config::Handler::Metrics => Handler::Metrics(metrics.clone()),
+        config::Handler::Delay { max } => Handler::Delay { max: *max },
+    }
+}
+
+pub(crate) fn listen_addr(address: &config::Address) -> ListenAddr {
+    match address {
+        config::Address::Tcp(addr) => ListenAddr::Tcp(*addr),
+        config::Address::Unix(path) => ListenAddr::Unix(path.clone()),
+    }
+}
+
+fn balance(balance: config::Balance) -> Balance {
+    match balance {
+        config::Balance::LeastLoaded => Balance::LeastLoaded,
+        config::Balance::RoundRobin => Balance::RoundRobin,
+        config::Balance::ReusePort => Balance::ReusePort,
+    }
+}
+
+/// Config sizes are u64; on a 64-bit target they always fit, elsewhere they saturate.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook() -> MetricsHook {
+        Arc::new(String::new)
+    }
+
+    #[test]
+    fn the_default_maps_every_listener_and_route() {
+        let config = Config::embedded_default();
+        let wired = build(&config, &hook(), None).unwrap();
+        assert_eq!(wired.reactor.listeners.len(), 2);
+        assert_eq!(wired.http.len(), 1);
+        assert_eq!(wired.reactor.shards, config.shard_count());
+        assert!(wired.reactor.max_input >= 8 * 1024);
+        let (cfg, routes) = http_settings(&config.listeners[0], &hook());
+        assert_eq!(cfg.max_header_bytes, 8 * 1024);
+        assert_eq!(cfg.max_pipeline_depth, 16);
+        assert_eq!(routes.len(), 7);
+        assert!(matches!(routes[0].handler, Handler::Static(_)));
+    }
+
+    #[test]
+    fn listener_overrides_reach_its_http_settings_only() {
+        let text = Config::default_toml().replace(
+            "[listener.limits]\n",
+            "[listener.limits]\nheader_bytes = \"2KiB\"\n",
+        );
+        let config = Config::from_toml_str(&text, "t.toml").unwrap();
+        let (cfg, _) = http_settings(&config.listeners[0], &hook());
+        assert_eq!(cfg.max_header_bytes, 2048);
+        let wired = build(&config, &hook(), None).unwrap();
+        assert_eq!(wired.reactor.read_buffer, 4096);
+    }
+}
