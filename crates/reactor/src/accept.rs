@@ -11,9 +11,8 @@ use crossbeam_utils::CachePadded;
 use mio::Registry;
 
 use crate::inbox::Handoff;
-use crate::socket::Listener;
+use crate::listener_set::ListenerSet;
 use crate::stats::{PauseCause, ShardStats};
-use crate::token::Reserved;
 
 // errno values (Linux) of the accept failures that are handled rather than logged as errors.
 const ENOMEM: i32 = 12;
@@ -91,9 +90,14 @@ impl AcceptGate {
 
     pub fn capacity_freed(&self) {
         if self.waiting.load(Ordering::Relaxed) && self.waiting.swap(false, Ordering::SeqCst) {
-            if let Some(waker) = &self.waker {
-                let _ = waker.wake();
-            }
+            self.wake();
+        }
+    }
+
+    /// Wakes the acceptor (to stop, or to pick up a listener command).
+    pub fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            let _ = waker.wake();
         }
     }
 }
@@ -129,9 +133,7 @@ const LIMIT_RECHECK: Duration = Duration::from_millis(50);
 
 /// A shard's own listeners in reuseport mode.
 pub(crate) struct LocalAccept {
-    pub listeners: Vec<(usize, Listener)>,
-    /// Listeners that may have connections waiting: set by readiness, cleared by `WouldBlock`.
-    ready: Vec<bool>,
+    pub listeners: ListenerSet,
     pause: Option<Pause>,
     limits: Limits,
     batch: usize,
@@ -140,16 +142,9 @@ pub(crate) struct LocalAccept {
 }
 
 impl LocalAccept {
-    pub fn new(
-        listeners: Vec<(usize, Listener)>,
-        limits: Limits,
-        batch: usize,
-        backoff: Duration,
-    ) -> Self {
-        let ready = vec![true; listeners.len()];
+    pub fn new(listeners: ListenerSet, limits: Limits, batch: usize, backoff: Duration) -> Self {
         Self {
             listeners,
-            ready,
             pause: None,
             limits,
             batch: batch.max(1),
@@ -158,22 +153,9 @@ impl LocalAccept {
         }
     }
 
-    pub fn register(&mut self, registry: &Registry) -> io::Result<()> {
-        for (slot, (_, listener)) in self.listeners.iter_mut().enumerate() {
-            listener.register(registry, Reserved::Listener(slot as u32).to_mio())?;
-        }
-        Ok(())
-    }
-
-    pub fn mark_ready(&mut self, slot: usize) {
-        if let Some(ready) = self.ready.get_mut(slot) {
-            *ready = true;
-        }
-    }
-
     /// True when a listener should be accepted from without waiting for an event.
     pub fn has_work(&self) -> bool {
-        self.pause.is_none() && self.ready.iter().any(|r| *r)
+        self.pause.is_none() && self.listeners.any_ready()
     }
 
     pub fn resume_at(&self) -> Option<Instant> {
@@ -192,11 +174,7 @@ impl LocalAccept {
     }
 
     pub fn close(&mut self, registry: &Registry) {
-        for (_, listener) in &mut self.listeners {
-            let _ = listener.deregister(registry);
-        }
-        self.listeners.clear();
-        self.ready.clear();
+        self.listeners.close_all(registry);
     }
 
     /// Accepts from every ready listener, at most `batch` each, unless paused or at a limit.
@@ -213,7 +191,7 @@ impl LocalAccept {
         let mut active = active;
         for slot in 0..self.listeners.len() {
             let mut accepted = 0;
-            while self.ready[slot] && accepted < self.batch {
+            while self.listeners.is_ready(slot) && accepted < self.batch {
                 if self.at_limit(active) {
                     self.begin_pause(
                         now,
@@ -223,19 +201,19 @@ impl LocalAccept {
                     );
                     return;
                 }
-                let (listener_id, listener) = &self.listeners[slot];
-                match listener.accept() {
+                let (listener, outcome) = self.listeners.accept(slot);
+                match outcome {
                     Ok((stream, peer)) => {
                         accepted += 1;
                         active += 1;
                         adopt(Handoff {
                             stream,
                             peer,
-                            listener: *listener_id,
+                            listener,
                         });
                     }
                     Err(error) => match classify(&error) {
-                        AcceptFailure::Drained => self.ready[slot] = false,
+                        AcceptFailure::Drained => self.listeners.set_drained(slot),
                         AcceptFailure::Exhausted => {
                             self.log
                                 .warn(now, "accept: out of file descriptors; pausing", &error);

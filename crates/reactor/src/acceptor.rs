@@ -10,11 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::SegQueue;
 use mio::{Events, Poll};
 
 use crate::accept::{classify, AcceptFailure, AcceptGate, Limits, Pause, RateLimitedLog};
 use crate::config::Balance;
 use crate::inbox::{Handoff, Inbox};
+use crate::listener_set::ListenerSet;
 use crate::socket::Listener;
 use crate::stats::{bump, AcceptorStats, PauseCause};
 use crate::token::Reserved;
@@ -23,9 +25,16 @@ use crate::token::Reserved;
 /// no shard woke it: a safety net, not the mechanism.
 const ROOM_RECHECK: Duration = Duration::from_millis(250);
 
+/// A change to the acceptor's listeners, sent by the reactor handle (a reload).
+pub(crate) enum AcceptorCommand {
+    Add { id: usize, listener: Listener },
+    Remove { id: usize },
+}
+
 pub(crate) struct Acceptor {
     pub poll: Poll,
     pub listeners: Vec<(usize, Listener)>,
+    pub commands: Arc<SegQueue<AcceptorCommand>>,
     pub inboxes: Arc<[Arc<Inbox>]>,
     pub balance: Balance,
     pub limits: Limits,
@@ -37,7 +46,7 @@ pub(crate) struct Acceptor {
 }
 
 struct State {
-    ready: Vec<bool>,
+    listeners: ListenerSet,
     pushed: Vec<u64>,
     cursor: usize,
     pause: Option<Pause>,
@@ -49,17 +58,15 @@ struct State {
 
 impl Acceptor {
     pub fn run(mut self) {
-        for (slot, (_, listener)) in self.listeners.iter_mut().enumerate() {
-            if let Err(error) = listener.register(
-                self.poll.registry(),
-                Reserved::Listener(slot as u32).to_mio(),
-            ) {
+        let mut listeners = ListenerSet::default();
+        for (id, listener) in std::mem::take(&mut self.listeners) {
+            if let Err(error) = listeners.add(self.poll.registry(), id, listener) {
                 tracing::error!(%error, "acceptor: registering a listener failed");
             }
         }
         let shards = self.inboxes.len();
         let mut state = State {
-            ready: vec![true; self.listeners.len()],
+            listeners,
             pushed: vec![0; shards],
             cursor: 0,
             pause: None,
@@ -78,13 +85,30 @@ impl Acceptor {
             }
             for event in events.iter() {
                 if let Some(Reserved::Listener(slot)) = Reserved::from_mio(event.token()) {
-                    state.ready[slot as usize] = true;
+                    state.listeners.mark_ready(slot as usize);
                 }
             }
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
+            self.apply_commands(&mut state);
             self.accept_batch(&mut state, Instant::now());
+        }
+    }
+
+    fn apply_commands(&self, state: &mut State) {
+        while let Some(command) = self.commands.pop() {
+            let registry = self.poll.registry();
+            match command {
+                AcceptorCommand::Add { id, listener } => {
+                    if let Err(error) = state.listeners.add(registry, id, listener) {
+                        tracing::error!(%error, listener = id, "acceptor: registering a new listener failed");
+                    }
+                }
+                AcceptorCommand::Remove { id } => {
+                    state.listeners.remove(registry, id);
+                }
+            }
         }
     }
 
@@ -94,7 +118,7 @@ impl Acceptor {
                 until: Some(at), ..
             }) => Some(at.saturating_duration_since(now)),
             Some(Pause { until: None, .. }) => Some(ROOM_RECHECK),
-            None if state.ready.iter().any(|r| *r) => Some(Duration::ZERO),
+            None if state.listeners.any_ready() => Some(Duration::ZERO),
             None => None,
         }
     }
@@ -102,7 +126,7 @@ impl Acceptor {
     /// One batch: at most `batch` accepts per listener, then one wake per shard that got any.
     fn accept_batch(&mut self, state: &mut State, now: Instant) {
         if self.end_pause(state, now) {
-            for slot in 0..self.listeners.len() {
+            for slot in 0..state.listeners.len() {
                 if !self.accept_from(state, slot, now) {
                     break;
                 }
@@ -128,20 +152,20 @@ impl Acceptor {
     /// Accepts from one listener; `false` when accepting must pause.
     fn accept_from(&mut self, state: &mut State, slot: usize, now: Instant) -> bool {
         let mut accepted = 0;
-        while state.ready[slot] && accepted < self.batch {
+        while state.listeners.is_ready(slot) && accepted < self.batch {
             let Some(shard) = self.pick(state) else {
                 self.begin_pause(state, now, PauseCause::ConnectionLimit, None);
                 return false;
             };
-            let (listener_id, listener) = &self.listeners[slot];
-            match listener.accept() {
+            let (listener, outcome) = state.listeners.accept(slot);
+            match outcome {
                 Ok((stream, peer)) => {
                     accepted += 1;
                     bump(&self.stats.accepted, 1);
                     let handoff = Handoff {
                         stream,
                         peer,
-                        listener: *listener_id,
+                        listener,
                     };
                     if let Err(handoff) = self.push(state, shard, handoff) {
                         state.held = Some(handoff);
@@ -150,7 +174,7 @@ impl Acceptor {
                     }
                 }
                 Err(error) => match classify(&error) {
-                    AcceptFailure::Drained => state.ready[slot] = false,
+                    AcceptFailure::Drained => state.listeners.set_drained(slot),
                     AcceptFailure::Exhausted => {
                         state
                             .log

@@ -2,20 +2,24 @@
 
 use std::any::Any;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use mio::{Poll, Waker};
 
 use crate::accept::{AcceptGate, Limits, LocalAccept};
-use crate::acceptor::Acceptor;
+use crate::acceptor::{Acceptor, AcceptorCommand};
+use crate::bind::{bind, Bound};
+use crate::config::ListenerSpec;
 use crate::config::{Balance, ReactorConfig};
 use crate::conn::IoConfig;
 use crate::inbox::Inbox;
 use crate::limits::{check_fd_limit, raise_fd_limit, reserved_fds};
+use crate::listener_set::ListenerSet;
 use crate::offload::{DepthProbe, OffloadPool, OffloadStats};
 use crate::shard::{Control, Shard};
 use crate::socket::{ListenAddr, Listener};
@@ -68,8 +72,12 @@ impl From<io::Error> for StartError {
 
 /// Controls a running reactor: addresses, statistics, messages, drain and join.
 pub struct ReactorHandle {
-    addrs: Vec<ListenAddr>,
+    /// Per listener id; `None` once removed.
+    addrs: Vec<Option<ListenAddr>>,
     names: Vec<String>,
+    config_for_binding: BindSettings,
+    commands: Arc<SegQueue<AcceptorCommand>>,
+    listener_slots: Arc<AtomicUsize>,
     inboxes: Arc<[Arc<Inbox>]>,
     shard_stats: Arc<[Arc<CachePadded<ShardStats>>]>,
     acceptor_stats: Arc<AcceptorStats>,
@@ -78,14 +86,26 @@ pub struct ReactorHandle {
     acceptor_stop: Arc<AtomicBool>,
     gate: Arc<AcceptGate>,
     offload: Option<OffloadPool>,
-    unix_paths: Vec<std::path::PathBuf>,
     drain_deadline: Option<Instant>,
 }
+
+/// What binding a listener added at run time needs to know.
+#[derive(Clone, Copy)]
+struct BindSettings {
+    shards: usize,
+    reuse_port: bool,
+}
+
+/// Listener ids run from 0 to this, over the reactor's whole life (ids of removed listeners
+/// are not reused, so a late handoff never meets another listener's protocol). Fixed so that
+/// the per-shard counters can be plain arrays.
+pub const MAX_LISTENERS: usize = 64;
 
 /// Reads the reactor's counters from any thread, without blocking a shard.
 #[derive(Clone)]
 pub struct StatsReader {
     shards: Arc<[Arc<CachePadded<ShardStats>>]>,
+    listener_slots: Arc<AtomicUsize>,
     acceptor: Arc<AcceptorStats>,
     offload: Option<(Arc<OffloadStats>, DepthProbe)>,
 }
@@ -97,7 +117,8 @@ impl StatsReader {
             Some((stats, probe)) => (stats.clone(), probe.depth()),
             None => (Arc::default(), 0),
         };
-        Snapshot::gather(&self.shards, &self.acceptor, &stats, depth)
+        let listeners = self.listener_slots.load(Ordering::SeqCst);
+        Snapshot::gather(&self.shards, listeners, &self.acceptor, &stats, depth)
     }
 }
 
@@ -119,22 +140,37 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     }
     let inboxes: Arc<[Arc<Inbox>]> = inboxes.into();
     let shard_stats: Arc<[Arc<CachePadded<ShardStats>>]> = (0..shards)
-        .map(|_| Arc::new(ShardStats::new(config.listeners.len())))
+        .map(|_| Arc::new(ShardStats::new(MAX_LISTENERS)))
         .collect();
     let limits = Limits {
         global: config.max_connections,
         per_shard: config.max_connections_per_shard,
         shards: shard_stats.clone(),
     };
-    let Bound {
-        per_shard: mut per_shard_listeners,
-        shared: shared_listeners,
-        addrs,
-    } = bind_all(&config)?;
+    let reuse_port = config.balance == Balance::ReusePort;
+    let mut shared_listeners = Vec::new();
+    let mut per_shard_listeners: Vec<ListenerSet> =
+        (0..shards).map(|_| ListenerSet::default()).collect();
+    let mut addrs = Vec::new();
+    for (id, spec) in config.listeners.iter().enumerate() {
+        let (bound, addr) = bind(spec, shards, reuse_port)?;
+        match bound {
+            Bound::Shared(listener) => shared_listeners.push((id, listener)),
+            Bound::PerShard(listeners) => {
+                for ((set, poll), listener) in
+                    per_shard_listeners.iter_mut().zip(&polls).zip(listeners)
+                {
+                    set.add(poll.registry(), id, listener)?;
+                }
+            }
+        }
+        addrs.push(addr);
+    }
+    let commands = Arc::new(SegQueue::new());
     let acceptor_stats = Arc::new(AcceptorStats::new(shards));
     let acceptor_stop = Arc::new(AtomicBool::new(false));
 
-    let (acceptor, gate) = if config.balance == Balance::ReusePort {
+    let (acceptor, gate) = if reuse_port {
         (None, Arc::new(AcceptGate::new(None)))
     } else {
         let poll = Poll::new()?;
@@ -143,6 +179,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         let acceptor = Acceptor {
             poll,
             listeners: shared_listeners,
+            commands: commands.clone(),
             inboxes: inboxes.clone(),
             balance: config.balance,
             limits: limits.clone(),
@@ -173,20 +210,15 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         None
     };
     let mut threads = Vec::with_capacity(shards);
-    for (id, poll) in polls.into_iter().enumerate() {
-        let local_accept = match per_shard_listeners.as_mut() {
-            Some(all) => {
-                let mut local = LocalAccept::new(
-                    std::mem::take(&mut all[id]),
-                    limits.clone(),
-                    config.accept_batch,
-                    config.accept_backoff,
-                );
-                local.register(poll.registry())?;
-                Some(local)
-            }
-            None => None,
-        };
+    for ((id, poll), listeners) in polls.into_iter().enumerate().zip(per_shard_listeners) {
+        let local_accept = reuse_port.then(|| {
+            LocalAccept::new(
+                listeners,
+                limits.clone(),
+                config.accept_batch,
+                config.accept_backoff,
+            )
+        });
         let specs: Vec<_> = config
             .listeners
             .iter()
@@ -214,7 +246,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
                     core_affinity::set_for_current(core);
                 }
                 // Made here so that a factory may keep shard-local, non-Send state.
-                let factories = specs.iter().map(|f| f.for_shard(id)).collect();
+                let factories = specs.iter().map(|f| Some(f.for_shard(id))).collect();
                 shard.run(factories);
             })?;
         threads.push(thread);
@@ -227,16 +259,12 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         ),
         None => None,
     };
-    let unix_paths = addrs
-        .iter()
-        .filter_map(|a| match a {
-            ListenAddr::Unix(path) => Some(path.clone()),
-            ListenAddr::Tcp(_) | ListenAddr::Inherited(_) => None,
-        })
-        .collect();
     Ok(ReactorHandle {
-        addrs,
+        addrs: addrs.into_iter().map(Some).collect(),
         names: config.listeners.iter().map(|l| l.name.clone()).collect(),
+        config_for_binding: BindSettings { shards, reuse_port },
+        commands,
+        listener_slots: Arc::new(AtomicUsize::new(config.listeners.len())),
         inboxes,
         shard_stats,
         acceptor_stats,
@@ -245,7 +273,6 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         acceptor_stop,
         gate,
         offload: Some(offload),
-        unix_paths,
         drain_deadline: None,
     })
 }
@@ -257,6 +284,11 @@ fn validate(config: &ReactorConfig) -> Result<(), StartError> {
     if config.listeners.is_empty() {
         return Err(StartError::Config("at least one listener is needed".into()));
     }
+    if config.listeners.len() > MAX_LISTENERS {
+        return Err(StartError::Config(format!(
+            "at most {MAX_LISTENERS} listeners are supported"
+        )));
+    }
     if config.max_connections == 0 {
         return Err(StartError::Config(
             "max_connections must be at least 1".into(),
@@ -265,67 +297,83 @@ fn validate(config: &ReactorConfig) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Bound listeners, each with its index in the listener table.
-struct Bound {
-    /// Reuseport mode: each shard's own listeners.
-    per_shard: Option<Vec<Vec<(usize, Listener)>>>,
-    /// Acceptor mode: the acceptor's listeners.
-    shared: Vec<(usize, Listener)>,
-    /// The real addresses, in listener order.
-    addrs: Vec<ListenAddr>,
-}
-
-/// Binds every listener: once for the acceptor, or once per shard with `SO_REUSEPORT`.
-fn bind_all(config: &ReactorConfig) -> Result<Bound, StartError> {
-    let reuse = config.balance == Balance::ReusePort;
-    let mut shared = Vec::new();
-    let mut per_shard: Vec<Vec<(usize, Listener)>> =
-        (0..config.shards).map(|_| Vec::new()).collect();
-    let mut addrs = Vec::new();
-    for (id, spec) in config.listeners.iter().enumerate() {
-        let bind_error = |error| StartError::Bind {
-            listener: spec.name.clone(),
-            addr: spec.addr.clone(),
-            error,
-        };
-        let first = Listener::bind(&spec.addr, spec.backlog, reuse).map_err(bind_error)?;
-        let bound = first.local_addr(&spec.addr).map_err(bind_error)?;
-        if !reuse {
-            shared.push((id, first));
-        } else {
-            for listeners in per_shard.iter_mut().skip(1) {
-                let listener = match (&spec.addr, &bound) {
-                    // Port 0 was resolved by the first bind; the others join that port.
-                    (ListenAddr::Tcp(_), ListenAddr::Tcp(_)) => {
-                        Listener::bind(&bound, spec.backlog, true)
-                    }
-                    // Unix sockets have no SO_REUSEPORT, and an inherited socket is the only
-                    // one there is: the shards share it.
-                    _ => first.try_clone(),
-                }
-                .map_err(bind_error)?;
-                listeners.push((id, listener));
-            }
-            per_shard[0].push((id, first));
-        }
-        addrs.push(bound);
-    }
-    Ok(Bound {
-        per_shard: reuse.then_some(per_shard),
-        shared,
-        addrs,
-    })
-}
-
 impl ReactorHandle {
-    /// The bound addresses, in listener order (real ports when port 0 was asked for).
-    pub fn local_addrs(&self) -> &[ListenAddr] {
-        &self.addrs
+    /// The bound addresses of the listeners given at start, in order (real ports when port 0
+    /// was asked for). See [`listener_addr`](Self::listener_addr) for listeners added later.
+    pub fn local_addrs(&self) -> Vec<ListenAddr> {
+        self.addrs.iter().flatten().cloned().collect()
     }
 
-    /// The listener names, in listener order.
+    /// The bound address of listener `id`; `None` if there is none or it was removed.
+    pub fn listener_addr(&self, id: usize) -> Option<&ListenAddr> {
+        self.addrs.get(id).and_then(Option::as_ref)
+    }
+
+    /// The listener names by id, removed ones included.
     pub fn listener_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Binds a new listener and starts accepting on it; returns its id and real address.
+    /// Existing connections are not touched.
+    pub fn add_listener(&mut self, spec: ListenerSpec) -> Result<(usize, ListenAddr), StartError> {
+        let id = self.names.len();
+        if id >= MAX_LISTENERS {
+            return Err(StartError::Config(format!(
+                "at most {MAX_LISTENERS} listeners over the server's life; restart to add more"
+            )));
+        }
+        let settings = self.config_for_binding;
+        let (bound, addr) = bind(&spec, settings.shards, settings.reuse_port)?;
+        self.names.push(spec.name.clone());
+        self.addrs.push(Some(addr.clone()));
+        self.listener_slots
+            .store(self.names.len(), Ordering::SeqCst);
+        // Shards learn the protocol first, so a connection handed over from the new listener
+        // finds its factory (a shard also re-checks its control queue before giving up).
+        let mut per_shard: Vec<Option<Listener>> = match bound {
+            Bound::Shared(listener) => {
+                for inbox in self.inboxes.iter() {
+                    inbox.push_control(Control::AddListener {
+                        id,
+                        factory: spec.protocol.clone(),
+                        listener: None,
+                    });
+                }
+                self.commands.push(AcceptorCommand::Add { id, listener });
+                self.gate.wake();
+                return Ok((id, addr));
+            }
+            Bound::PerShard(listeners) => listeners.into_iter().map(Some).collect(),
+        };
+        for (inbox, listener) in self.inboxes.iter().zip(per_shard.iter_mut()) {
+            inbox.push_control(Control::AddListener {
+                id,
+                factory: spec.protocol.clone(),
+                listener: listener.take(),
+            });
+        }
+        Ok((id, addr))
+    }
+
+    /// Stops accepting on listener `id` and closes its socket; its connections carry on.
+    /// `false` if there is no such listener.
+    pub fn remove_listener(&mut self, id: usize) -> bool {
+        let Some(addr) = self.addrs.get_mut(id).and_then(Option::take) else {
+            return false;
+        };
+        if self.config_for_binding.reuse_port {
+            for inbox in self.inboxes.iter() {
+                inbox.push_control(Control::RemoveListener { id });
+            }
+        } else {
+            self.commands.push(AcceptorCommand::Remove { id });
+            self.gate.wake();
+        }
+        if let ListenAddr::Unix(path) = addr {
+            let _ = std::fs::remove_file(path);
+        }
+        true
     }
 
     /// The number of shards.
@@ -343,6 +391,7 @@ impl ReactorHandle {
     pub fn stats_reader(&self) -> StatsReader {
         StatsReader {
             shards: self.shard_stats.clone(),
+            listener_slots: self.listener_slots.clone(),
             acceptor: self.acceptor_stats.clone(),
             offload: self
                 .offload
@@ -370,8 +419,7 @@ impl ReactorHandle {
         }
         self.drain_deadline = Some(deadline);
         self.acceptor_stop.store(true, Ordering::SeqCst);
-        self.gate.set_waiting();
-        self.gate.capacity_freed();
+        self.gate.wake();
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
@@ -389,8 +437,10 @@ impl ReactorHandle {
         if let Some(pool) = self.offload.take() {
             pool.shutdown(deadline.max(Instant::now() + Duration::from_millis(100)));
         }
-        for path in &self.unix_paths {
-            let _ = std::fs::remove_file(path);
+        for addr in self.addrs.iter().flatten() {
+            if let ListenAddr::Unix(path) = addr {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 

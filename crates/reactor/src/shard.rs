@@ -17,7 +17,8 @@ use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
 use crate::inbox::{Handoff, Inbox};
 use crate::offload::{Completion, OffloadSink};
-use crate::protocol::{ConnFactory, ConnInfo};
+use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
+use crate::socket::Listener;
 use crate::stats::{bump, set, CloseReason, ShardStats};
 use crate::timer::TimerWheel;
 use crate::token::{ConnToken, Reserved};
@@ -31,6 +32,14 @@ pub(crate) enum Control {
         listener: usize,
         message: Arc<dyn Any + Send + Sync>,
     },
+    /// A listener was added: its protocol, and in reuseport mode this shard's own socket.
+    AddListener {
+        id: usize,
+        factory: Arc<dyn ProtocolFactory>,
+        listener: Option<Listener>,
+    },
+    /// A listener was removed (reuseport mode: close this shard's socket for it).
+    RemoveListener { id: usize },
 }
 
 const EVENTS_CAPACITY: usize = 1024;
@@ -50,7 +59,8 @@ pub(crate) struct Shard {
 }
 
 struct Loop {
-    factories: Vec<Box<dyn ConnFactory>>,
+    /// By listener id; `None` for an id this shard has not heard of yet.
+    factories: Vec<Option<Box<dyn ConnFactory>>>,
     conns: Slab<Conn>,
     next_generation: u32,
     timers: TimerWheel<ConnToken>,
@@ -66,7 +76,7 @@ struct Loop {
 
 impl Shard {
     /// Runs the loop until drained. `factories` are made on this thread, one per listener.
-    pub fn run(mut self, factories: Vec<Box<dyn ConnFactory>>) {
+    pub fn run(mut self, factories: Vec<Option<Box<dyn ConnFactory>>>) {
         let start = Instant::now();
         let mut state = Loop {
             factories,
@@ -127,7 +137,7 @@ impl Shard {
             Some(Reserved::Waker) => self.drain_inbox(state, now),
             Some(Reserved::Listener(i)) => {
                 if let Some(local) = self.local_accept.as_mut() {
-                    local.mark_ready(i as usize);
+                    local.listeners.mark_ready(i as usize);
                 }
             }
             None => {}
@@ -176,8 +186,56 @@ impl Shard {
         }
     }
 
+    fn drain_control(&mut self, state: &mut Loop, now: Instant) {
+        while let Some(control) = self.inbox.pop_control() {
+            match control {
+                Control::Drain { deadline } => self.start_drain(state, deadline, now),
+                Control::Message { listener, message } => {
+                    if let Some(Some(factory)) = state.factories.get_mut(listener) {
+                        factory.on_message(message.as_ref());
+                    }
+                }
+                Control::AddListener {
+                    id,
+                    factory,
+                    listener,
+                } => self.add_listener(state, id, factory.as_ref(), listener),
+                Control::RemoveListener { id } => {
+                    if let Some(local) = self.local_accept.as_mut() {
+                        local.listeners.remove(self.poll.registry(), id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn add_listener(
+        &mut self,
+        state: &mut Loop,
+        id: usize,
+        factory: &dyn ProtocolFactory,
+        listener: Option<Listener>,
+    ) {
+        if state.factories.len() <= id {
+            state.factories.resize_with(id + 1, || None);
+        }
+        let mut made = factory.for_shard(self.id);
+        made.on_clock(SystemTime::now());
+        state.factories[id] = Some(made);
+        let (Some(listener), Some(local)) = (listener, self.local_accept.as_mut()) else {
+            return;
+        };
+        if state.draining.is_some() {
+            return; // dropped: a draining shard accepts nothing new
+        }
+        if let Err(error) = local.listeners.add(self.poll.registry(), id, listener) {
+            tracing::error!(shard = self.id, listener = id, %error, "registering a new listener failed");
+        }
+    }
+
     fn drain_inbox(&mut self, state: &mut Loop, now: Instant) {
         self.inbox.begin_drain();
+        self.drain_control(state, now);
         let mut took = false;
         while let Some(handoff) = self.inbox.pop_handoff() {
             bump(&self.stats.handoffs_taken, 1);
@@ -190,16 +248,8 @@ impl Shard {
         while let Some((token, completion)) = self.inbox.pop_completion() {
             self.deliver(state, token, completion, now);
         }
-        while let Some(control) = self.inbox.pop_control() {
-            match control {
-                Control::Drain { deadline } => self.start_drain(state, deadline, now),
-                Control::Message { listener, message } => {
-                    if let Some(factory) = state.factories.get_mut(listener) {
-                        factory.on_message(message.as_ref());
-                    }
-                }
-            }
-        }
+        // Control first: a handoff from a listener added just now needs its factory.
+        self.drain_control(state, now);
     }
 
     fn deliver(
@@ -229,6 +279,10 @@ impl Shard {
             peer,
             listener,
         } = handoff;
+        if !matches!(state.factories.get(listener), Some(Some(_))) {
+            // The listener's AddListener may have been queued after this shard last looked.
+            self.drain_control(state, now);
+        }
         let entry = state.conns.vacant_entry();
         let token = ConnToken::new(entry.key(), state.next_generation);
         state.next_generation = state.next_generation.wrapping_add(1);
@@ -237,7 +291,15 @@ impl Shard {
             peer,
             shard: self.id,
         };
-        let protocol = state.factories[listener].open(&info);
+        let Some(Some(factory)) = state.factories.get_mut(listener) else {
+            tracing::error!(
+                shard = self.id,
+                listener,
+                "a connection for an unknown listener; closing it"
+            );
+            return;
+        };
+        let protocol = factory.open(&info);
         let mut conn = Conn::new(stream, token, listener, protocol);
         if let Err(error) = conn.register(self.poll.registry()) {
             tracing::warn!(shard = self.id, %error, "registering a connection failed; closing it");
@@ -331,7 +393,7 @@ impl Shard {
             return;
         }
         let wall = SystemTime::now();
-        for factory in &mut state.factories {
+        for factory in state.factories.iter_mut().flatten() {
             factory.on_clock(wall);
         }
         // Align to the next wall-clock second so a cached `Date` flips when the second does.

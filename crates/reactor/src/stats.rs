@@ -208,7 +208,7 @@ impl ShardStats {
         bump(&self.closed[reason.index()], 1);
     }
 
-    pub fn snapshot(&self, shard: usize) -> ShardSnapshot {
+    pub fn snapshot(&self, shard: usize, listeners: usize) -> ShardSnapshot {
         ShardSnapshot {
             shard,
             active: get(&self.active),
@@ -228,6 +228,7 @@ impl ShardStats {
             listeners: self
                 .listeners
                 .iter()
+                .take(listeners)
                 .map(|l| ListenerSnapshot {
                     active: get(&l.active),
                     accepted: get(&l.accepted),
@@ -336,6 +337,7 @@ pub struct Snapshot {
 impl Snapshot {
     pub(crate) fn gather(
         shards: &[std::sync::Arc<CachePadded<ShardStats>>],
+        listeners: usize,
         acceptor: &AcceptorStats,
         offload: &crate::offload::OffloadStats,
         queue_depth: usize,
@@ -343,7 +345,7 @@ impl Snapshot {
         let shards: Vec<ShardSnapshot> = shards
             .iter()
             .enumerate()
-            .map(|(i, s)| s.snapshot(i))
+            .map(|(i, s)| s.snapshot(i, listeners))
             .collect();
         let mut accept = acceptor.accept.snapshot();
         for shard in &shards {
