@@ -536,3 +536,4 @@ impl Conn {
         self.out.as_ref().map_or(0, |out| out.len() - self.out_pos)
     }
 }
+
