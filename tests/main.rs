@@ -1,1 +1,11 @@
-//! Black-box tests: they start the real binaries and speak to them over real sockets.
+//! Black-box tests: they start the real `coreloop` binary and speak to it over real sockets
+//! on loopback. Every wait is bounded; a failing test prints the server's stderr tail.
+
+mod support;
+
+mod check_config;
+mod cli;
+mod drain;
+mod metrics;
+mod reload;
+mod serve;

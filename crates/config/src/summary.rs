@@ -1,4 +1,4 @@
-//! The one-line summary printed by `coreloop --check` and at start-up.
+//! The one-line summary printed by `coreloop check-config` and at start-up.
 
 use crate::schema::{MaxConnections, Shards};
 use crate::values::Keyword;

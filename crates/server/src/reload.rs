@@ -32,8 +32,9 @@ impl Reloader {
     /// Reloads, telling systemd before and after.
     pub fn reload(&mut self, reactor: &ReactorHandle, notifier: &Notifier) {
         notifier.reloading();
-        let ok = self.try_reload(reactor);
-        self.stats.reload(ok);
+        // try_reload counts the outcome before logging it, so a log line seen means the
+        // counter has moved.
+        self.try_reload(reactor);
         notifier.ready();
     }
 
@@ -51,6 +52,7 @@ impl Reloader {
                 for error in errors.errors() {
                     tracing::error!("reload: {error}");
                 }
+                self.stats.reload(false);
                 tracing::error!(
                     "reload refused: {} error(s) in {origin}; the running configuration stays",
                     errors.len()
@@ -59,6 +61,8 @@ impl Reloader {
             }
         };
         if !self.apply_http(&new, reactor) {
+            self.stats.reload(false);
+            tracing::error!("reload refused: a listener's routes did not compile");
             return false;
         }
         if new.log.level != self.current.log.level && !self.log.set_level(new.log.level) {
@@ -68,6 +72,7 @@ impl Reloader {
             tracing::warn!("reload: {change} needs a restart; not applied");
         }
         self.current = new;
+        self.stats.reload(true);
         tracing::info!("configuration reloaded from {origin}");
         true
     }

@@ -1,0 +1,156 @@
+//! `coreloop check-config`: each kind of mistake with its exact message, line and column.
+
+use crate::support::{default_toml, run, TempDir};
+
+/// Edits the default, checks it, and expects exit 2 and exactly `expected` (with `FILE` for
+/// the path) on stderr.
+fn check(from: &str, to: &str, expected: &str) {
+    let text = default_toml();
+    assert!(text.contains(from), "`{from}` not in the default");
+    let dir = TempDir::new();
+    let path = dir.write("bad.toml", &text.replacen(from, to, 1));
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(out.stdout.is_empty());
+    let expected = expected.replace("FILE", path.to_str().unwrap());
+    assert_eq!(stderr.trim_end(), expected);
+}
+
+#[test]
+fn a_number_out_of_range() {
+    check(
+        "shards = \"auto\"",
+        "shards = 0",
+        "FILE:16:10: server.shards: shards must be \"auto\" or a number >= 1, found 0",
+    );
+}
+
+#[test]
+fn an_unknown_keyword() {
+    check(
+        "balance = \"least-loaded\"",
+        "balance = \"fastest\"",
+        "FILE:20:11: server.balance: unknown value \"fastest\"; expected one of \"least-loaded\", \"round-robin\", \"reuseport\"",
+    );
+}
+
+#[test]
+fn a_bad_duration() {
+    check(
+        "header = \"10s\"",
+        "header = \"10 parsecs\"",
+        "FILE:36:10: timeouts.header: bad duration \"10 parsecs\": unknown unit \"parsecs\"; expected a whole number with unit ms, s, m or h, e.g. \"250ms\", \"10s\", \"1m\", \"0s\"",
+    );
+}
+
+#[test]
+fn a_bad_size() {
+    check(
+        "header_bytes = \"8KiB\"",
+        "header_bytes = \"8QB\"",
+        "FILE:55:16: limits.header_bytes: bad size \"8QB\": unknown unit \"QB\"; expected a whole number of bytes with optional unit B, KiB, MiB, GiB, TiB (1024-based) or kB, MB, GB, TB (1000-based), e.g. 512, \"8KiB\", \"1MB\"",
+    );
+}
+
+#[test]
+fn a_bad_address() {
+    check(
+        "address = \"127.0.0.1:8080\"",
+        "address = \"nowhere\"",
+        "FILE:88:11: listener[0].address: bad address \"nowhere\": missing \":port\"; expected \"host:port\" with an IP or localhost, \"[::1]:port\" or \"unix:/path\"",
+    );
+}
+
+#[test]
+fn an_unknown_protocol() {
+    check(
+        "protocol = \"echo\"",
+        "protocol = \"gopher\"",
+        "FILE:140:12: listener[1].protocol: unknown value \"gopher\"; expected one of \"http\", \"echo\", \"frame\"",
+    );
+}
+
+#[test]
+fn a_misspelt_key() {
+    check(
+        "pin_cores = false",
+        "pin_cores = false\npin_corse = true",
+        "FILE:23:1: server.pin_corse: unknown key \"pin_corse\"; did you mean \"pin_cores\"?",
+    );
+}
+
+#[test]
+fn a_wrong_type() {
+    check(
+        "pin_cores = false",
+        "pin_cores = \"yes\"",
+        "FILE:22:13: server.pin_cores: expected true or false, found a string",
+    );
+}
+
+#[test]
+fn a_duplicate_listener_name() {
+    check(
+        "name = \"echo\"",
+        "name = \"web\"",
+        "FILE:138:8: listener[1].name: duplicate listener name \"web\"; first defined at FILE:87:8",
+    );
+}
+
+#[test]
+fn two_listeners_on_one_address() {
+    check(
+        "address = \"127.0.0.1:9000\"",
+        "address = \"127.0.0.1:8080\"",
+        "FILE:139:11: listener[1].address: address 127.0.0.1:8080 is already used by listener \"web\" at FILE:88:11",
+    );
+}
+
+#[test]
+fn a_route_with_two_handlers() {
+    check(
+        "json = {}",
+        "json = {}\necho = {}",
+        "FILE:115:8: listener[0].route[1]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay); found 2: json, echo",
+    );
+}
+
+#[test]
+fn a_relative_route_path() {
+    check(
+        "path = \"/json\"",
+        "path = \"json\"",
+        "FILE:113:8: listener[0].route[1].path: a route path starts with \"/\"",
+    );
+}
+
+#[test]
+fn an_unknown_log_level() {
+    check(
+        "level = \"info\"",
+        "level = \"loud\"",
+        "FILE:78:9: log.level: unknown value \"loud\"; expected one of \"trace\", \"debug\", \"info\", \"warn\", \"error\"",
+    );
+}
+
+#[test]
+fn a_syntax_error_is_located() {
+    let text = default_toml().replacen("\n[server]\n", "\n[server\n", 1);
+    let dir = TempDir::new();
+    let path = dir.write("bad.toml", &text);
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:14:", path.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_file_exits_2() {
+    let out = run(&["check-config", "/nonexistent/coreloop.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("/nonexistent/coreloop.toml:1:1:"));
+}

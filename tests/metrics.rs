@@ -1,0 +1,151 @@
+//! The exposition: counters move by exactly what the client did, and docs/METRICS.md agrees.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::support::{config, repo_file, Conn, Exposition, Server};
+
+fn scrape_on(conn: &mut Conn) -> Exposition {
+    let response = conn.get("/metrics");
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    Exposition::parse(&response.text())
+}
+
+#[test]
+fn requests_and_connections_are_counted_exactly() {
+    let server = Server::start(&config(&[]));
+    let web = server.addr("web");
+    let mut scraper = Conn::open(web);
+    let before = scrape_on(&mut scraper);
+    let mut conn = Conn::open(web);
+    for i in 0..20 {
+        let path = if i % 4 == 0 { "/missing" } else { "/plaintext" };
+        conn.get(path);
+    }
+    // Each shard holds what the client holds: held connections plus the scraper and `conn`.
+    let held: Vec<Conn> = (0..6)
+        .map(|_| {
+            let mut c = Conn::open(web);
+            assert_eq!(c.get("/healthz").status, 200);
+            c
+        })
+        .collect();
+    let after = scrape_on(&mut scraper);
+    let total = |e: &Exposition, code| {
+        e.sum(
+            "coreloop_http_requests_total",
+            &[("listener", "web"), ("code", code)],
+        )
+    };
+    // The first scrape's own response is counted once it is written, so it shows up now.
+    assert_eq!(
+        total(&after, "2xx") - total(&before, "2xx"),
+        15.0 + 6.0 + 1.0
+    );
+    assert_eq!(total(&after, "4xx") - total(&before, "4xx"), 5.0);
+    let active = after.sum("coreloop_connections_active", &[("listener", "web")]);
+    assert_eq!(active, (held.len() + 2) as f64);
+    let per_shard: f64 = (0..2)
+        .map(|s| {
+            let shard = s.to_string();
+            after.sum(
+                "coreloop_connections_active",
+                &[("listener", "web"), ("shard", &shard)],
+            )
+        })
+        .sum();
+    assert_eq!(per_shard, active);
+    let count = after.sum(
+        "coreloop_http_request_duration_seconds_count",
+        &[("listener", "web")],
+    );
+    assert_eq!(count, total(&after, "2xx") + total(&after, "4xx"));
+    assert!(after.sum("process_open_fds", &[]) > 0.0);
+    assert!(after.sum("coreloop_received_bytes_total", &[]) > 0.0);
+    promtool_if_installed(&scraper_text(&mut scraper));
+}
+
+fn scraper_text(conn: &mut Conn) -> String {
+    conn.get("/metrics").text()
+}
+
+/// `promtool check metrics` when it is on PATH (optional: the test does not need it).
+fn promtool_if_installed(text: &str) {
+    use std::io::Write;
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `name -> (type, labels)` from the tables of docs/METRICS.md.
+fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
+    let text = std::fs::read_to_string(repo_file("docs/METRICS.md")).unwrap();
+    let mut metrics = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_owned();
+        let kind = cells[2].to_owned();
+        let labels = cells[3]
+            .split(',')
+            .map(|l| l.trim().trim_matches('`').to_owned())
+            .filter(|l| !l.is_empty() && l != "-")
+            .collect();
+        metrics.insert(name, (kind, labels));
+    }
+    metrics
+}
+
+#[test]
+fn docs_list_exactly_the_exposed_metrics() {
+    let server = Server::start(&config(&[]));
+    let mut conn = Conn::open(server.addr("web"));
+    conn.get("/plaintext");
+    let exposed = scrape_on(&mut conn);
+    let docs = documented();
+    let mut exposed_names = BTreeSet::new();
+    for (family, kind) in &exposed.types {
+        let name = match kind.as_str() {
+            "counter" => format!("{family}_total"),
+            _ => family.clone(),
+        };
+        exposed_names.insert(name.clone());
+        let (doc_kind, doc_labels) = docs
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} is exposed but not in docs/METRICS.md"));
+        assert_eq!(doc_kind, kind, "{name}: type");
+        let labels: BTreeSet<String> = exposed
+            .samples
+            .iter()
+            .filter(|(sample, _, _)| exposed.family_of(sample).as_deref() == Some(family))
+            .flat_map(|(_, labels, _)| labels.iter().map(|(k, _)| k.clone()))
+            .filter(|k| k != "le")
+            .collect();
+        assert_eq!(&labels, doc_labels, "{name}: labels");
+    }
+    let documented: BTreeSet<String> = docs.keys().cloned().collect();
+    assert_eq!(
+        documented, exposed_names,
+        "docs/METRICS.md and the exposition differ"
+    );
+}
