@@ -356,13 +356,16 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
     Conn::open(addr).get(path)
 }
 
+/// A sample: name, sorted labels, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
 /// Families and samples of an OpenMetrics/Prometheus text exposition.
 #[derive(Debug, Default)]
 pub struct Exposition {
     /// family name -> type
     pub types: HashMap<String, String>,
     /// (sample name, sorted labels, value)
-    pub samples: Vec<(String, Vec<(String, String)>, f64)>,
+    pub samples: Vec<Sample>,
 }
 
 impl Exposition {
@@ -417,7 +420,7 @@ impl Exposition {
     }
 }
 
-fn parse_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+fn parse_sample(line: &str) -> Sample {
     let (name, labels, value) = match line.find('{') {
         Some(open) => {
             let close = line.rfind('}').expect("unclosed labels");

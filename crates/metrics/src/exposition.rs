@@ -369,8 +369,10 @@ mod tests {
 
     #[test]
     fn cumulative_buckets_become_per_bucket_counts() {
-        let mut shard = ShardHttpSnapshot::default();
-        shard.latency_cumulative = [1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4];
+        let shard = ShardHttpSnapshot {
+            latency_cumulative: [1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4],
+            ..Default::default()
+        };
         let b = buckets(&shard);
         assert_eq!(b.len(), LATENCY_BUCKETS.len() + 1);
         assert_eq!((b[0].1, b[1].1, b[2].1), (1, 2, 0));

@@ -96,6 +96,6 @@ mod tests {
     fn a_command_name_with_parentheses_does_not_shift_fields() {
         let fields = stat_fields("42 (a) b) S 1 2 3 4 5 6 7 8 9 10 11 12 13");
         assert_eq!(fields[2], "S");
-        assert_eq!(fields[13], "12");
+        assert_eq!(fields[13], "11"); // proc(5) field 14, utime
     }
 }
