@@ -50,7 +50,7 @@ fn no_config_file_runs_the_embedded_default_with_overrides() {
         "<embedded>".into(),
         2,
     );
-    assert!(server.stderr().contains("running: 1 shards"));
+    server.wait_for("running: 1 shards", 1);
     assert_eq!(
         get(server.addr("web"), "/plaintext").text(),
         "Hello, World!"
