@@ -3,6 +3,7 @@
 
 mod support;
 
+mod activation;
 mod check_config;
 mod cli;
 mod drain;

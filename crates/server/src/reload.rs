@@ -2,11 +2,11 @@
 //! timeouts of HTTP listeners, the log level) and warn about what needs a restart. An invalid
 //! file changes nothing and every error is logged.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use coreloop_config::Config;
-use coreloop_http::{HttpFactory, MetricsHook};
-use coreloop_metrics::ServerStats;
+use coreloop_config::{self as config, Config};
+use coreloop_http::{AccessLogHook, HttpFactory, MetricsHook};
+use coreloop_metrics::{ServerStats, Sources};
 use coreloop_reactor::ReactorHandle;
 
 use crate::cli::{self, ServeArgs};
@@ -14,23 +14,53 @@ use crate::logging::LogControl;
 use crate::notify::Notifier;
 use crate::wiring;
 
+/// A listener the reactor runs, as the configuration described it.
+pub(crate) struct RunningListener {
+    /// Its id in the reactor.
+    pub id: usize,
+    pub config: config::Listener,
+    /// Its HTTP factory, for live route changes and stats.
+    pub http: Option<Arc<HttpFactory>>,
+}
+
 /// What a reload needs, kept by the main loop.
 pub(crate) struct Reloader {
     pub args: ServeArgs,
-    /// The configuration the reactor was started with: listeners and `[server]` are compared
-    /// with this one, since those do not change until a restart.
+    /// The configuration the reactor was started with: `[server]` and the reactor-wide keys
+    /// are compared with this one, since those do not change until a restart.
     pub started: Config,
     /// The configuration now in force (drain timeout, log level).
     pub current: Config,
-    pub http: Vec<(usize, Arc<HttpFactory>)>,
+    pub listeners: Vec<RunningListener>,
     pub metrics: MetricsHook,
+    pub access_log: Option<AccessLogHook>,
     pub log: LogControl,
     pub stats: Arc<ServerStats>,
+    /// What a scrape reads; refreshed when listeners come or go.
+    pub sources: Arc<Mutex<Option<Sources>>>,
+}
+
+/// A listener of the new configuration, compiled but not yet started.
+struct Planned {
+    config: config::Listener,
+    spec: coreloop_reactor::ListenerSpec,
+    http: Option<Arc<HttpFactory>>,
+}
+
+/// Everything a reload will do, worked out before anything changes, so that an error in any
+/// listener leaves the running configuration untouched.
+struct Plan {
+    /// `(listener id, message)` for HTTP listeners that stay.
+    route_changes: Vec<(usize, Arc<dyn std::any::Any + Send + Sync>)>,
+    /// Ids of listeners to stop (removed, or replaced by a listener with another address,
+    /// protocol or backlog).
+    remove: Vec<usize>,
+    add: Vec<Planned>,
 }
 
 impl Reloader {
     /// Reloads, telling systemd before and after.
-    pub fn reload(&mut self, reactor: &ReactorHandle, notifier: &Notifier) {
+    pub fn reload(&mut self, reactor: &mut ReactorHandle, notifier: &Notifier) {
         notifier.reloading();
         // try_reload counts the outcome before logging it, so a log line seen means the
         // counter has moved.
@@ -38,7 +68,7 @@ impl Reloader {
         notifier.ready();
     }
 
-    fn try_reload(&mut self, reactor: &ReactorHandle) -> bool {
+    fn try_reload(&mut self, reactor: &mut ReactorHandle) -> bool {
         let origin = self
             .args
             .config
@@ -60,11 +90,16 @@ impl Reloader {
                 return false;
             }
         };
-        if !self.apply_http(&new, reactor) {
-            self.stats.reload(false);
-            tracing::error!("reload refused: a listener's routes did not compile");
-            return false;
-        }
+        let plan = match self.plan(&new) {
+            Ok(plan) => plan,
+            Err(message) => {
+                self.stats.reload(false);
+                tracing::error!("reload refused: {message}; the running configuration stays");
+                return false;
+            }
+        };
+        let started_all = self.apply(plan, reactor);
+        self.refresh_sources(reactor);
         if new.log.level != self.current.log.level && !self.log.set_level(new.log.level) {
             tracing::warn!("reload: RUST_LOG is set, so log.level is not applied");
         }
@@ -72,56 +107,124 @@ impl Reloader {
             tracing::warn!("reload: {change} needs a restart; not applied");
         }
         self.current = new;
-        self.stats.reload(true);
-        tracing::info!("configuration reloaded from {origin}");
-        true
+        self.stats.reload(started_all);
+        if started_all {
+            tracing::info!("configuration reloaded from {origin}");
+        } else {
+            tracing::error!(
+                "configuration reloaded from {origin}, but a new listener did not start"
+            );
+        }
+        started_all
     }
 
-    /// Compiles and broadcasts the new settings of every running HTTP listener.
-    fn apply_http(&self, new: &Config, reactor: &ReactorHandle) -> bool {
-        let mut ok = true;
-        for (index, factory) in &self.http {
-            let name = &self.started.listeners[*index].name;
-            let Some(listener) = new.listener(name) else {
-                continue; // Removed: reported by restart_needed; it keeps serving as it was.
-            };
-            if listener.protocol != coreloop_config::Protocol::Http {
-                continue;
+    /// Compiles every listener of `new` against what runs now.
+    fn plan(&self, new: &Config) -> Result<Plan, String> {
+        let mut plan = Plan {
+            route_changes: Vec::new(),
+            remove: Vec::new(),
+            add: Vec::new(),
+        };
+        for running in &self.listeners {
+            match new.listener(&running.config.name) {
+                None => plan.remove.push(running.id),
+                Some(l) if same_socket(&running.config, l) => {
+                    if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
+                        let (cfg, routes) = wiring::http_settings(l, &self.metrics);
+                        let message = factory
+                            .reload(cfg, routes)
+                            .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+                        plan.route_changes.push((running.id, message));
+                    }
+                }
+                Some(_) => plan.remove.push(running.id),
             }
-            let (cfg, routes) = wiring::http_settings(listener, &self.metrics);
-            match factory.reload(cfg, routes) {
-                Ok(message) => reactor.broadcast(*index, message),
+        }
+        for l in &new.listeners {
+            let keeps = self
+                .listeners
+                .iter()
+                .any(|r| r.config.name == l.name && same_socket(&r.config, l));
+            if !keeps {
+                let (spec, http) =
+                    wiring::listener_spec(l, &self.metrics, self.access_log.as_ref())?;
+                plan.add.push(Planned {
+                    config: l.clone(),
+                    spec,
+                    http,
+                });
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Carries a plan out; `false` when a new listener could not start.
+    fn apply(&mut self, plan: Plan, reactor: &mut ReactorHandle) -> bool {
+        for (id, message) in plan.route_changes {
+            reactor.broadcast(id, message);
+        }
+        for id in plan.remove {
+            reactor.remove_listener(id);
+            if let Some(at) = self.listeners.iter().position(|r| r.id == id) {
+                let gone = self.listeners.remove(at);
+                tracing::info!(
+                    "stopped listening name={} address={}",
+                    gone.config.name,
+                    gone.config.address
+                );
+            }
+        }
+        let mut all_started = true;
+        for planned in plan.add {
+            let protocol = crate::serve::protocol_name(planned.config.protocol);
+            match reactor.add_listener(planned.spec) {
+                Ok((id, addr)) => {
+                    tracing::info!(
+                        "listening name={} protocol={protocol} address={addr}",
+                        planned.config.name
+                    );
+                    self.listeners.push(RunningListener {
+                        id,
+                        config: planned.config,
+                        http: planned.http,
+                    });
+                }
                 Err(error) => {
-                    tracing::error!("reload: listener `{name}`: {error}; it keeps its routes");
-                    ok = false;
+                    tracing::error!("reload: {error}");
+                    all_started = false;
                 }
             }
         }
-        ok
+        all_started
     }
+
+    fn refresh_sources(&self, reactor: &ReactorHandle) {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sources) = sources.as_mut() {
+            sources.listeners = reactor.listener_names().to_vec();
+            sources.http = http_stats(&self.listeners);
+        }
+    }
+}
+
+/// The HTTP stats of the running listeners, by listener id, for the metrics.
+pub(crate) fn http_stats(
+    listeners: &[RunningListener],
+) -> Vec<(usize, Arc<coreloop_http::HttpStats>)> {
+    listeners
+        .iter()
+        .filter_map(|r| r.http.as_ref().map(|f| (r.id, f.stats())))
+        .collect()
+}
+
+/// A listener keeps its socket across a reload when nothing about the socket changed.
+fn same_socket(old: &config::Listener, new: &config::Listener) -> bool {
+    old.address == new.address && old.protocol == new.protocol && old.backlog == new.backlog
 }
 
 /// What differs between the started and the new configuration and cannot change live.
 fn restart_needed(started: &Config, new: &Config) -> Vec<String> {
     let mut changes = Vec::new();
-    for l in &new.listeners {
-        match started.listener(&l.name) {
-            None => changes.push(format!("new listener `{}` ({})", l.name, l.address)),
-            Some(old) if old.address != l.address => changes.push(format!(
-                "listener `{}` address {} -> {}",
-                l.name, old.address, l.address
-            )),
-            Some(old) if old.protocol != l.protocol || old.backlog != l.backlog => {
-                changes.push(format!("listener `{}` protocol or backlog", l.name))
-            }
-            Some(_) => {}
-        }
-    }
-    for l in &started.listeners {
-        if new.listener(&l.name).is_none() {
-            changes.push(format!("removing listener `{}` ({})", l.name, l.address));
-        }
-    }
     let (a, b) = (&started.server, &new.server);
     let server = [
         ("server.shards", a.shards != b.shards),
@@ -172,15 +275,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listener_and_server_changes_are_named() {
+    fn server_changes_are_named() {
         let started = Config::embedded_default();
-        let text = Config::default_toml()
-            .replace("name = \"echo\"", "name = \"echo2\"")
-            .replace("shards = \"auto\"", "shards = 3");
+        let text = Config::default_toml().replace("shards = \"auto\"", "shards = 3");
         let new = Config::from_toml_str(&text, "t.toml").unwrap();
         let changes = restart_needed(&started, &new).join("; ");
-        assert!(changes.contains("new listener `echo2`"), "{changes}");
-        assert!(changes.contains("removing listener `echo`"), "{changes}");
         assert!(changes.contains("`server.shards`"), "{changes}");
         assert!(restart_needed(&started, &started).is_empty());
     }

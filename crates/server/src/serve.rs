@@ -1,7 +1,7 @@
 //! `coreloop serve`: start, announce, then react to signals until drained.
 
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use coreloop_config::{format_duration, Config};
@@ -12,7 +12,7 @@ use coreloop_reactor::{ReactorHandle, StartError};
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
 use crate::notify::Notifier;
-use crate::reload::Reloader;
+use crate::reload::{http_stats, Reloader, RunningListener};
 use crate::signals::{self, Event};
 use crate::{logging, wiring, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 
@@ -39,13 +39,16 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
                 return EXIT_RUNTIME;
             }
         };
-    // The metrics route is wired before the reactor exists; its sources arrive after start.
-    let sources: Arc<OnceLock<Sources>> = Arc::default();
+    // The metrics route is wired before the reactor exists; its sources arrive after start
+    // and change when a reload adds or removes listeners. The lock is taken by scrapes and
+    // reloads only, never by a shard's own work.
+    let sources: Arc<Mutex<Option<Sources>>> = Arc::default();
     let metrics: MetricsHook = {
         let sources = sources.clone();
         Arc::new(move || {
-            sources
-                .get()
+            let current = sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            current
+                .as_ref()
                 .map(coreloop_metrics::render)
                 .unwrap_or_default()
         })
@@ -70,10 +73,24 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
             return EXIT_RUNTIME;
         }
     };
-    let _ = sources.set(Sources {
+    let listeners: Vec<RunningListener> = config
+        .listeners
+        .iter()
+        .enumerate()
+        .map(|(id, l)| RunningListener {
+            id,
+            config: l.clone(),
+            http: wired
+                .http
+                .iter()
+                .find(|(i, _)| *i == id)
+                .map(|(_, f)| f.clone()),
+        })
+        .collect();
+    *sources.lock().unwrap_or_else(|p| p.into_inner()) = Some(Sources {
         reactor: handle.stats_reader(),
         listeners: handle.listener_names().to_vec(),
-        http: wired.http.iter().map(|(i, f)| (*i, f.stats())).collect(),
+        http: http_stats(&listeners),
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });
@@ -84,10 +101,12 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         args: args.clone(),
         started: config.clone(),
         current: config,
-        http: wired.http,
+        listeners,
         metrics,
+        access_log: access_hook,
         log,
         stats,
+        sources,
     };
     let code = main_loop(handle, reloader, &notifier, &events, &inbox);
     if let Some(writer) = access_writer {
@@ -114,7 +133,7 @@ fn announce(config: &Config, handle: &ReactorHandle) {
     );
 }
 
-fn protocol_name(protocol: coreloop_config::Protocol) -> &'static str {
+pub(crate) fn protocol_name(protocol: coreloop_config::Protocol) -> &'static str {
     match protocol {
         coreloop_config::Protocol::Http => "http",
         coreloop_config::Protocol::Echo => "echo",
@@ -144,7 +163,7 @@ fn main_loop(
     let mut running = Some(handle);
     while let Ok(event) = inbox.recv() {
         match event {
-            Event::Reload => match &running {
+            Event::Reload => match running.as_mut() {
                 Some(handle) => reloader.reload(handle, notifier),
                 None => tracing::warn!("SIGHUP while draining: ignored"),
             },

@@ -9,7 +9,7 @@ use coreloop_http::{
 };
 use coreloop_reactor::echo::EchoFactory;
 use coreloop_reactor::frame::FrameEchoFactory;
-use coreloop_reactor::limits;
+use coreloop_reactor::{activation, limits};
 use coreloop_reactor::{Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig};
 
 /// What the server keeps of each listener after start: its HTTP factory, for stats and reload.
@@ -28,30 +28,53 @@ pub(crate) fn build(
     let mut http = Vec::new();
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
-        let protocol: Arc<dyn ProtocolFactory> = match listener.protocol {
-            config::Protocol::Http => {
-                let (cfg, routes) = http_settings(listener, metrics);
-                let factory = HttpFactory::with_access_log(cfg, routes, access_log.cloned())
-                    .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
-                http.push((index, factory.clone()));
-                factory
-            }
-            config::Protocol::Echo => Arc::new(EchoFactory),
-            config::Protocol::Frame => Arc::new(FrameEchoFactory {
-                max: to_usize(listener.effective_limits().frame_max),
-            }),
-        };
-        listeners.push(ListenerSpec {
-            name: listener.name.clone(),
-            addr: listen_addr(&listener.address),
-            backlog: listener.backlog,
-            protocol,
-        });
+        let (spec, factory) = listener_spec(listener, metrics, access_log)?;
+        if let Some(factory) = factory {
+            http.push((index, factory));
+        }
+        listeners.push(spec);
     }
     Ok(Wired {
         reactor: reactor_config(config, listeners),
         http,
     })
+}
+
+/// One listener for the reactor, and its HTTP factory when it speaks HTTP. A listener whose
+/// name matches a socket passed by systemd socket activation takes that socket instead of
+/// binding its address.
+pub(crate) fn listener_spec(
+    listener: &config::Listener,
+    metrics: &MetricsHook,
+    access_log: Option<&AccessLogHook>,
+) -> Result<(ListenerSpec, Option<Arc<HttpFactory>>), String> {
+    let mut http = None;
+    let protocol: Arc<dyn ProtocolFactory> = match listener.protocol {
+        config::Protocol::Http => {
+            let (cfg, routes) = http_settings(listener, metrics);
+            let factory = HttpFactory::with_access_log(cfg, routes, access_log.cloned())
+                .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+            http = Some(factory.clone());
+            factory
+        }
+        config::Protocol::Echo => Arc::new(EchoFactory),
+        config::Protocol::Frame => Arc::new(FrameEchoFactory {
+            max: to_usize(listener.effective_limits().frame_max),
+        }),
+    };
+    let inherited = activation::inherited_names().contains(&listener.name);
+    let addr = if inherited {
+        ListenAddr::Inherited(listener.name.clone())
+    } else {
+        listen_addr(&listener.address)
+    };
+    let spec = ListenerSpec {
+        name: listener.name.clone(),
+        addr,
+        backlog: listener.backlog,
+        protocol,
+    };
+    Ok((spec, http))
 }
 
 /// The reactor-wide settings. IO sizes and the write timeout and linger are per reactor, so the
@@ -216,7 +239,7 @@ mod tests {
     fn listener_overrides_reach_its_http_settings_only() {
         let text = Config::default_toml().replace(
             "[listener.limits]\n",
-            "[listener.limits]\nheader_bytes = \"2KiB\"\n",
+            "[listener.limits]\nheader_bytes = \"2KiB\"\nuri_length = \"1KiB\"\n",
         );
         let config = Config::from_toml_str(&text, "t.toml").unwrap();
         let (cfg, _) = http_settings(&config.listeners[0], &hook());
