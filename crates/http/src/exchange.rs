@@ -111,7 +111,7 @@ impl HttpConn {
                     .extend_from_slice(head.content_type.unwrap_or_default());
             }
             Some(Compiled::Custom { .. }) => {
-                exchange.custom = Some(custom_request(head, &self.path))
+                exchange.custom = Some(Box::new(custom_request(head, &self.path)))
             }
             _ => {}
         }
@@ -200,7 +200,7 @@ impl HttpConn {
             return self.refuse(HttpError::HandlerPanicked, cx);
         };
         let head_only = exchange.head_only;
-        let mut request = exchange.custom.take().unwrap_or_default();
+        let mut request = *exchange.custom.take().unwrap_or_default();
         request.body = std::mem::take(&mut self.body);
         if blocking {
             return self.submit(

@@ -48,23 +48,28 @@ pub(crate) struct Env<'a> {
 /// reads go straight into it without zeroing; consumed bytes only move `start`.
 struct InBuf {
     data: Vec<u8>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 impl InBuf {
     fn unconsumed(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start as usize..self.end as usize]
     }
 
     /// Makes room at the end: first by moving the unconsumed bytes to the front, then by
     /// growing up to `max`. `false` when the buffer is full at `max`.
     fn make_room(&mut self, max: usize) -> bool {
-        if self.end < self.data.len() {
+        if (self.end as usize) < self.data.len() {
             return true;
         }
         if self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
+            self.data
+                .copy_within(self.start as usize..self.end as usize, 0);
             self.end -= self.start;
             self.start = 0;
             return true;
@@ -72,7 +77,8 @@ impl InBuf {
         if self.data.len() >= max {
             return false;
         }
-        let grown = (self.data.len() * 2).min(max);
+        // Offsets are u32: input is capped far below 4 GiB (max_input).
+        let grown = (self.data.len() * 2).min(max).min(u32::MAX as usize);
         self.data.resize(grown, 0);
         true
     }
@@ -100,14 +106,15 @@ pub(crate) type Drive = Result<(), CloseReason>;
 pub(crate) struct Conn {
     stream: Stream,
     token: ConnToken,
-    pub listener: usize,
+    listener: u16,
     protocol: Box<dyn Protocol>,
     input: Option<InBuf>,
     out: Option<Vec<u8>>,
     out_pos: usize,
     deadline: Option<Instant>,
-    write_deadline: Option<Instant>,
-    linger_deadline: Option<Instant>,
+    /// The write timeout while output waits, or the linger deadline once lingering (a
+    /// lingering connection has no output left, so the two never overlap).
+    io_deadline: Option<Instant>,
     armed: Option<(TimerKey, Instant)>,
     wait: Wait,
     phase: Phase,
@@ -126,14 +133,14 @@ impl Conn {
         Self {
             stream,
             token,
-            listener,
+            // Listener ids are below MAX_LISTENERS.
+            listener: listener as u16,
             protocol,
             input: None,
             out: None,
             out_pos: 0,
             deadline: None,
-            write_deadline: None,
-            linger_deadline: None,
+            io_deadline: None,
             armed: None,
             wait: Wait::Nothing,
             phase: Phase::Open,
@@ -141,6 +148,10 @@ impl Conn {
             eof_delivered: false,
             writable_registered: false,
         }
+    }
+
+    pub fn listener(&self) -> usize {
+        usize::from(self.listener)
     }
 
     pub fn token(&self) -> ConnToken {
@@ -216,11 +227,12 @@ impl Conn {
     pub fn on_timer(&mut self, env: &mut Env<'_>) -> Drive {
         self.armed = None;
         let now = env.now;
-        if self.linger_deadline.is_some_and(|at| at <= now) {
-            return Err(CloseReason::Done);
-        }
-        if self.write_deadline.is_some_and(|at| at <= now) {
-            return Err(CloseReason::WriteTimeout);
+        if self.io_deadline.is_some_and(|at| at <= now) {
+            return Err(if self.phase == Phase::Lingering {
+                CloseReason::Done
+            } else {
+                CloseReason::WriteTimeout
+            });
         }
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
@@ -267,13 +279,13 @@ impl Conn {
             return Err(CloseReason::InputOverflow);
         }
         loop {
-            return match self.stream.read(&mut buf.data[buf.end..]) {
+            return match self.stream.read(&mut buf.data[buf.end as usize..]) {
                 Ok(0) => {
                     self.peer_eof = true;
                     Ok(None)
                 }
                 Ok(n) => {
-                    buf.end += n;
+                    buf.end += n as u32;
                     bump(&env.stats.bytes_in, n as u64);
                     Ok(Some(n))
                 }
@@ -297,10 +309,10 @@ impl Conn {
             return Ok(());
         }
         let step: Step = {
-            let input = &buf.data[buf.start..buf.end];
+            let input = buf.bytes();
             self.call(env, |p, cx| p.on_input(input, cx))
         };
-        buf.start += step.consumed.min(buf.unconsumed());
+        buf.start += step.consumed.min(buf.unconsumed()) as u32;
         if buf.start == buf.end {
             buf.start = 0;
             buf.end = 0;
@@ -377,7 +389,7 @@ impl Conn {
             return Err(CloseReason::Done);
         }
         self.phase = Phase::Lingering;
-        self.linger_deadline = Some(env.now + env.io.linger);
+        self.io_deadline = Some(env.now + env.io.linger);
         self.deadline = None;
         self.discard_input(env)
     }
@@ -430,7 +442,7 @@ impl Conn {
             }
         }
         self.out_pos = 0;
-        self.write_deadline = None;
+        self.io_deadline = None;
         if let Some(out) = self.out.take() {
             env.output_pool.give(out);
         }
@@ -454,8 +466,8 @@ impl Conn {
             }
             self.writable_registered = true;
         }
-        if progressed || self.write_deadline.is_none() {
-            self.write_deadline = Some(env.now + env.io.write_timeout);
+        if progressed || self.io_deadline.is_none() {
+            self.io_deadline = Some(env.now + env.io.write_timeout);
         }
         let pending = self.pending_output() as u64;
         if pending
@@ -491,7 +503,7 @@ impl Conn {
     /// earlier entry in place (it fires, finds nothing due, and re-arms), so moving an idle
     /// deadline forward on every request costs no wheel operation.
     fn sync_timer(&mut self, env: &mut Env<'_>) {
-        let earliest = [self.deadline, self.write_deadline, self.linger_deadline]
+        let earliest = [self.deadline, self.io_deadline]
             .into_iter()
             .flatten()
             .min();
@@ -537,3 +549,13 @@ impl Conn {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    /// Every idle connection costs this much in the shard's slab; docs/BENCHMARKS.md (S4)
+    /// has the measured bytes per idle connection. A guard, not a timing.
+    #[test]
+    fn a_connection_stays_small() {
+        let size = std::mem::size_of::<super::Conn>();
+        assert!(size <= 176, "Conn grew to {size} bytes");
+    }
+}

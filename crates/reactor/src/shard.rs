@@ -170,7 +170,7 @@ impl Shard {
         let (conns, parts) = split(state);
         let conn = conns.remove(token.index());
         let active = conns.len() as u64;
-        let listener = conn.listener;
+        let listener = conn.listener();
         let mut env = env(self, parts, now);
         conn.release(&mut env);
         self.stats.closed(reason);
