@@ -16,9 +16,15 @@ pub fn config_toml(data: &[u8]) {
     let lines: Vec<&str> = text.split('\n').collect();
     for error in errors.errors() {
         let (line, col) = (error.loc.line as usize, error.loc.col as usize);
-        assert!(line >= 1 && line <= lines.len(), "line out of the text: {error}");
+        assert!(
+            line >= 1 && line <= lines.len(),
+            "line out of the text: {error}"
+        );
         let width = lines[line - 1].chars().count();
-        assert!(col >= 1 && col <= width + 1, "column out of line {line} ({width} chars): {error}");
+        assert!(
+            col >= 1 && col <= width + 1,
+            "column out of line {line} ({width} chars): {error}"
+        );
         let _ = error.to_string();
     }
 }

@@ -10,7 +10,11 @@ pub fn frame_codec(data: &[u8]) {
     let Some((&first, stream)) = data.split_first() else {
         return;
     };
-    let max = if first == 255 { usize::MAX >> 1 } else { usize::from(first) };
+    let max = if first == 255 {
+        usize::MAX >> 1
+    } else {
+        usize::from(first)
+    };
     let codec = FrameCodec::new(max);
     let mut at = 0;
     loop {
@@ -19,7 +23,9 @@ pub fn frame_codec(data: &[u8]) {
             Ok(Some((payload, frame_len))) => {
                 assert!(payload.len() <= max && frame_len == HEADER_LEN + payload.len());
                 let mut again = Vec::new();
-                codec.encode(payload, &mut again).expect("a decoded payload re-encodes");
+                codec
+                    .encode(payload, &mut again)
+                    .expect("a decoded payload re-encodes");
                 assert_eq!(again, &rest[..frame_len], "re-encoding differs");
                 at += frame_len;
             }
@@ -31,7 +37,9 @@ pub fn frame_codec(data: &[u8]) {
                 break;
             }
             Err(FrameError::TooLarge { len, max: said }) => {
-                let header = rest.first_chunk::<HEADER_LEN>().expect("a refusal has a header");
+                let header = rest
+                    .first_chunk::<HEADER_LEN>()
+                    .expect("a refusal has a header");
                 assert_eq!((len, said), (u64::from(u32::from_be_bytes(*header)), max));
                 assert!(len as usize > max);
                 break;

@@ -37,13 +37,19 @@ pub fn http_head(data: &[u8]) {
         let head = match parse_head(data, &config) {
             Ok(Some(head)) => head,
             Ok(None) => {
-                assert!(data.len() <= config.max_header_bytes, "incomplete past the limit");
+                assert!(
+                    data.len() <= config.max_header_bytes,
+                    "incomplete past the limit"
+                );
                 continue;
             }
             Err(_) => continue,
         };
         assert!(head.len <= data.len() && head.len <= config.max_header_bytes);
-        assert!(ends_in_empty_line(&data[..head.len]), "head does not end in an empty line");
+        assert!(
+            ends_in_empty_line(&data[..head.len]),
+            "head does not end in an empty line"
+        );
         assert!(head.path.len() + head.query.len() < config.max_uri_bytes + 1);
         assert!(head.minor <= 1, "minor version {}", head.minor);
         if head.minor == 0 {
@@ -57,11 +63,20 @@ pub fn http_head(data: &[u8]) {
             if prefix == Err(HttpError::UriTooLong) && !crate::strict() {
                 continue; // Known finding: regressions/http_head/README.md.
             }
-            assert_eq!(prefix, Ok(None), "prefix of {cut} bytes of a {}-byte head", head.len);
+            assert_eq!(
+                prefix,
+                Ok(None),
+                "prefix of {cut} bytes of a {}-byte head",
+                head.len
+            );
         }
         let again = parse_head(&data[..head.len], &config);
         let again = again.map(|h| h.map(|h| format!("{h:?}")));
-        assert_eq!(again, Ok(Some(format!("{head:?}"))), "reparse of the head alone");
+        assert_eq!(
+            again,
+            Ok(Some(format!("{head:?}"))),
+            "reparse of the head alone"
+        );
     }
 }
 
@@ -98,15 +113,26 @@ fn decode_chunked(parts: &[&[u8]]) -> Decoded {
         given += part.len();
         let result = decoder.decode(&buffered, &mut Some(&mut body), &mut received, LIMIT);
         outcome = result.map(|progress| {
-            assert!(progress.consumed <= buffered.len(), "consumed more than given");
+            assert!(
+                progress.consumed <= buffered.len(),
+                "consumed more than given"
+            );
             buffered.drain(..progress.consumed);
             total += progress.consumed;
             progress.done
         });
         // On an error nothing says how much was consumed: compare with what was given.
         let used = if outcome.is_ok() { total } else { given };
-        assert!(body.len() <= used, "{} body bytes from {used} input bytes", body.len());
-        assert_eq!(received, body.len() as u64, "received count differs from the body");
+        assert!(
+            body.len() <= used,
+            "{} body bytes from {used} input bytes",
+            body.len()
+        );
+        assert_eq!(
+            received,
+            body.len() as u64,
+            "received count differs from the body"
+        );
         assert!(received <= LIMIT, "body past its limit");
         if outcome != Ok(false) {
             break;
@@ -146,7 +172,12 @@ fn routes() -> Vec<Route> {
         },
         Route::get("/readyz", Handler::Ready),
         Route::get("/healthz", Handler::Health),
-        Route::get("/delay", Handler::Delay { max: Duration::ZERO }),
+        Route::get(
+            "/delay",
+            Handler::Delay {
+                max: Duration::ZERO,
+            },
+        ),
         Route {
             path: "/custom".into(),
             prefix: true,
@@ -214,7 +245,10 @@ impl Driver {
                 }
                 Verb::AwaitCompletion => {
                     let completions = self.harness.run_jobs();
-                    assert!(!completions.is_empty(), "AwaitCompletion with no job queued");
+                    assert!(
+                        !completions.is_empty(),
+                        "AwaitCompletion with no job queued"
+                    );
                     let mut last = Verb::Read;
                     for completion in completions {
                         last = self.harness.complete(self.conn.as_mut(), completion);

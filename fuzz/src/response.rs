@@ -50,7 +50,9 @@ fn parse_stream(out: &[u8]) -> Result<(), String> {
         let mut next = vec![end];
         if let Some(length) = head.content_length {
             // GET: the body follows. HEAD: nothing follows (next stays `end`).
-            let with_body = usize::try_from(length).ok().and_then(|l| end.checked_add(l));
+            let with_body = usize::try_from(length)
+                .ok()
+                .and_then(|l| end.checked_add(l));
             match with_body {
                 Some(e) if e <= out.len() => next.push(e),
                 _ if length > 0 => {
@@ -89,8 +91,7 @@ fn parse_head(bytes: &[u8]) -> Result<ResponseHead, String> {
         if name.eq_ignore_ascii_case(b"content-length") {
             lengths += 1;
             content_length = Some(decimal(value).ok_or("bad Content-Length value")?);
-        } else if name.eq_ignore_ascii_case(b"connection") && value.eq_ignore_ascii_case(b"close")
-        {
+        } else if name.eq_ignore_ascii_case(b"connection") && value.eq_ignore_ascii_case(b"close") {
             close = true;
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             return Err("Transfer-Encoding in a response (every body has a length)".into());
@@ -119,15 +120,19 @@ fn status_line(line: &[u8]) -> Result<u16, String> {
         .strip_prefix(b"HTTP/1.1 ")
         .ok_or("status line does not start with `HTTP/1.1 `")?;
     let (code, reason) = match rest {
-        [a, b, c, b' ', reason @ ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
-            (u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'), reason)
-        }
+        [a, b, c, b' ', reason @ ..] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => (
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'),
+            reason,
+        ),
         _ => return Err("status code is not three digits and a space".into()),
     };
     if !(100..=599).contains(&code) {
         return Err(format!("status {code} out of range"));
     }
-    if !reason.iter().all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+    if !reason
+        .iter()
+        .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+    {
         return Err("control byte in the reason phrase".into());
     }
     Ok(code)
