@@ -29,7 +29,9 @@ pub enum ChunkedState {
     DataLf,
     /// At the start of a trailer line (or of the final empty line).
     Trailer,
-    /// Inside a trailer field line, which is read and dropped.
+    /// Inside a trailer field's name (a token), before its colon.
+    TrailerName,
+    /// Inside a trailer field line's value, which is read and dropped.
     TrailerLine,
     /// CR of a trailer line seen.
     TrailerLf,
@@ -82,9 +84,13 @@ impl Chunked {
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => Size,
             (Trailer, b'\r') => EndLf,
-            (Trailer | TrailerLine, b'\n' | 0) => return Err(HttpError::InvalidChunk),
+            // Postmortem: trailers were dropped unparsed, so obs-fold, a missing colon or a
+            // space before it passed here though the same line is refused in a head.
+            (Trailer | TrailerName, _) if is_tchar(byte) => self.extra_byte(TrailerName)?,
+            (TrailerName, b':') => self.extra_byte(TrailerLine)?,
+            (TrailerLine, b'\n' | 0) => return Err(HttpError::InvalidChunk),
             (TrailerLine, b'\r') => TrailerLf,
-            (Trailer | TrailerLine, _) => self.extra_byte(TrailerLine)?,
+            (TrailerLine, _) => self.extra_byte(TrailerLine)?,
             (TrailerLf, b'\n') => Trailer,
             (EndLf, b'\n') => Done,
             _ => return Err(HttpError::InvalidChunk),
@@ -121,6 +127,11 @@ impl Chunked {
             _ => ChunkedState::Data,
         }
     }
+}
+
+/// A `tchar` of RFC 9110 §5.6.2: what a field name is made of.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 /// Decodes one request body.
@@ -287,6 +298,20 @@ mod tests {
             b"1ffffffffffffffff\r\n",
             b"0\r\nTrailer\n\r\n",
             b"5;a\nb\r\nhello\r\n",
+        ] {
+            check(bad, Err(HttpError::InvalidChunk));
+        }
+    }
+
+    #[test]
+    fn malformed_trailer_fields_are_refused_like_head_fields() {
+        for bad in [
+            &b"0\r\nX-T 1\r\n\r\n"[..],
+            b"0\r\nX-T : 1\r\n\r\n",
+            b"0\r\nX-T: 1\r\n folded\r\n\r\n",
+            b"0\r\n: 1\r\n\r\n",
+            b"0\r\nX\x01T: 1\r\n\r\n",
+            b"0\r\nX-T: a\x00\r\n\r\n",
         ] {
             check(bad, Err(HttpError::InvalidChunk));
         }
