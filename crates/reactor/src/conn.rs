@@ -169,17 +169,27 @@ impl Conn {
         self.settle(env)
     }
 
-    /// Readable, read-closed or error readiness, or a turn from the ready list.
-    pub fn on_readable(&mut self, env: &mut Env<'_>) -> Drive {
+    /// Readable or read-closed readiness, or a turn from the ready list.
+    ///
+    /// A read that fills less than the room it was offered has emptied the socket's receive
+    /// queue, so the loop stops there instead of paying a second `read` for `EAGAIN`: on Linux
+    /// every segment that arrives later raises a new edge (epoll's callback runs per arrival,
+    /// not per empty-to-ready transition). The exception is a FIN already queued with the data
+    /// (`peer_closed_hint`, from `EPOLLRDHUP`): its edge has been consumed, so read on to the
+    /// end. Turns from the ready list pass `true` and read until `WouldBlock`.
+    pub fn on_readable(&mut self, env: &mut Env<'_>, peer_closed_hint: bool) -> Drive {
         if self.phase == Phase::Lingering {
             return self.discard_input(env);
         }
         let mut budget = env.io.read_budget;
         while self.may_read(env.io) {
-            let Some(read) = self.read_once(env)? else {
+            let Some((read, drained)) = self.read_once(env)? else {
                 break;
             };
             self.feed(env)?;
+            if drained && !peer_closed_hint {
+                break;
+            }
             budget = budget.saturating_sub(read);
             if budget == 0 {
                 bump(&env.stats.budget_yields, 1);
@@ -262,8 +272,9 @@ impl Conn {
             && self.pending_output() <= io.write_high_water
     }
 
-    /// One `read`; `Ok(None)` when the socket has nothing more (WouldBlock or EOF).
-    fn read_once(&mut self, env: &mut Env<'_>) -> Result<Option<usize>, CloseReason> {
+    /// One `read`: the bytes read, and whether they fell short of the room offered (the
+    /// receive queue is empty); `Ok(None)` when the socket has nothing more (WouldBlock, EOF).
+    fn read_once(&mut self, env: &mut Env<'_>) -> Result<Option<(usize, bool)>, CloseReason> {
         let pool = &mut *env.input_pool;
         let buf = self.input.get_or_insert_with(|| {
             let mut data = pool.take();
@@ -278,6 +289,7 @@ impl Conn {
         if !buf.make_room(env.io.max_input) {
             return Err(CloseReason::InputOverflow);
         }
+        let room = buf.data.len() - buf.end as usize;
         loop {
             return match self.stream.read(&mut buf.data[buf.end as usize..]) {
                 Ok(0) => {
@@ -287,7 +299,7 @@ impl Conn {
                 Ok(n) => {
                     buf.end += n as u32;
                     bump(&env.stats.bytes_in, n as u64);
-                    Ok(Some(n))
+                    Ok(Some((n, n < room)))
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -129,7 +129,10 @@ impl Shard {
                 self.drive(state, token, now, |conn, env| conn.on_writable(env));
             }
             if event.is_readable() || event.is_read_closed() {
-                self.drive(state, token, now, |conn, env| conn.on_readable(env));
+                let peer_closed = event.is_read_closed();
+                self.drive(state, token, now, |conn, env| {
+                    conn.on_readable(env, peer_closed)
+                });
             }
             return;
         }
@@ -333,7 +336,7 @@ impl Shard {
         std::mem::swap(&mut state.ready, &mut state.ready_scratch);
         let mut batch = std::mem::take(&mut state.ready_scratch);
         for token in batch.drain(..) {
-            self.drive(state, token, now, |conn, env| conn.on_readable(env));
+            self.drive(state, token, now, |conn, env| conn.on_readable(env, true));
         }
         state.ready_scratch = batch;
     }
