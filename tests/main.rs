@@ -4,6 +4,7 @@
 mod support;
 
 mod activation;
+mod adversarial;
 mod check_config;
 mod cli;
 mod drain;

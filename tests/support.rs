@@ -95,8 +95,31 @@ impl Server {
 
     /// Runs the binary with `args` and waits for `listeners` announcements.
     pub fn spawn(args: &[&str], dir: TempDir, config: PathBuf, listeners: usize) -> Server {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut command = Command::new(BIN);
+        command.args(args);
+        Server::spawn_command(command, dir, config, listeners)
+    }
+
+    /// Serves `toml` with the binary run by `wrapper` (e.g. `["prlimit", "--nofile=256:256"]`,
+    /// which execs it: the pid stays the server's).
+    pub fn start_under(wrapper: &[&str], toml: &str) -> Server {
+        let dir = TempDir::new();
+        let config = dir.write("coreloop.toml", toml);
+        let listeners = toml.matches("[[listener]]").count();
+        let mut command = Command::new(wrapper[0]);
+        command.args(&wrapper[1..]).arg(BIN).arg("--config").arg(&config);
+        Server::spawn_command(command, dir, config, listeners)
+    }
+
+    /// Runs `command` (the binary, perhaps behind a wrapper) and waits for `listeners`
+    /// announcements.
+    pub fn spawn_command(
+        mut command: Command,
+        dir: TempDir,
+        config: PathBuf,
+        listeners: usize,
+    ) -> Server {
+        let mut child = command
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())

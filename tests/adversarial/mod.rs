@@ -1,0 +1,8 @@
+//! Adversaries against the real binary on loopback: slow clients, floods, fd exhaustion,
+//! hostile bytes, stalling handlers, and signals under load. Each test is bounded in time and
+//! in connections (the CI machine has 2 cores); `benches/adversaries.sh` runs the same
+//! scenarios larger and prints the figures quoted in docs/BENCHMARKS.md.
+
+mod clients;
+mod process;
+mod slowloris;
