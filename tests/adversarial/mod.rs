@@ -5,4 +5,5 @@
 
 mod clients;
 mod process;
+mod slow;
 mod slowloris;
