@@ -4,6 +4,8 @@
 //! scenarios larger and prints the figures quoted in docs/BENCHMARKS.md.
 
 mod clients;
+mod fd_limit;
+mod floods;
 mod process;
 mod slow;
 mod slowloris;
