@@ -60,9 +60,6 @@ pub fn http_head(data: &[u8]) {
         for _ in 0..4 {
             let cut = rng.below(head.len as u64) as usize;
             let prefix = parse_head(&data[..cut], &config).map(|h| h.map(|h| h.len));
-            if prefix == Err(HttpError::UriTooLong) && !crate::strict() {
-                continue; // Known finding: regressions/http_head/README.md.
-            }
             assert_eq!(
                 prefix,
                 Ok(None),
@@ -322,17 +319,14 @@ pub fn http_protocol(data: &[u8]) {
             _ => {}
         }
     }
-    let by_eof = driver.closed_at.is_none();
-    if by_eof {
+    if driver.closed_at.is_none() {
         let verb = driver.harness.eof(driver.conn.as_mut());
         driver.settle(verb);
     }
     // With nothing written there is nothing to flush: the shard goes straight to lingering
-    // close, which cancels the protocol's deadline. A close on EOF is left out until the known
-    // finding in regressions/http_protocol/README.md is fixed (EOF with a partial request, then
-    // the header deadline writes a 408 after the close); set FUZZ_STRICT=1 to check it.
+    // close, which cancels the protocol's deadline.
     let may_pend = driver.closed_at.is_none() || !driver.out.is_empty();
-    if rng.below(2) == 0 && may_pend && (!by_eof || crate::strict()) {
+    if rng.below(2) == 0 && may_pend {
         driver.wait(Duration::from_secs(120));
     }
     driver.collect();

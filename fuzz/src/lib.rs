@@ -18,10 +18,3 @@ pub use frame::frame_codec;
 pub use http::{http_chunked, http_head, http_protocol};
 pub use response::check_responses;
 pub use split::{pieces, Rng};
-
-/// `FUZZ_STRICT=1` also checks the properties that known open findings break (see
-/// `regressions/*/README.md`); without it those cases are let through so the fuzzer keeps
-/// looking for new ones. Drop the exemption once the finding is fixed.
-pub fn strict() -> bool {
-    std::env::var_os("FUZZ_STRICT").is_some_and(|v| v == "1")
-}

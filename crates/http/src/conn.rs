@@ -382,12 +382,19 @@ impl Protocol for HttpConn {
         Step::new(pos, Verb::Read)
     }
 
-    fn on_eof(&mut self, _unconsumed: usize, _cx: &mut Cx<'_>) -> Verb {
+    fn on_eof(&mut self, _unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
         self.peer_eof = true;
         match self.phase {
             // Let the job finish; its response is written and then the connection closes.
             Phase::Awaiting(_) => Verb::AwaitCompletion,
-            _ => Verb::CloseAfterFlush,
+            // Nothing more can arrive, so no deadline may answer for a request that will never
+            // complete (found by fuzzing: a 408 after the close; regression below).
+            _ => {
+                self.phase = Phase::Closed;
+                self.timer = None;
+                cx.clear_deadline();
+                Verb::CloseAfterFlush
+            }
         }
     }
 

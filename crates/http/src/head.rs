@@ -124,12 +124,20 @@ pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>
     Ok(Some(head))
 }
 
-/// An incomplete head becomes an error once it is longer than any valid one could be.
+/// An incomplete head becomes an error once it is longer than any valid one could be. Only
+/// what the complete head would be refused for counts, so the answer never depends on how the
+/// bytes were split (a method token may be of any length: measure the target itself).
 fn check_partial(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
-    let line_done = input.contains(&b'\n');
-    // Method and version around the target take at most this much besides it.
-    if !line_done && input.len() > config.max_uri_bytes + 32 {
-        return Err(HttpError::UriTooLong);
+    let line = first_line(input);
+    if let Some(space) = line.iter().position(|&b| b == b' ') {
+        let rest = &line[space + 1..];
+        let target = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .map_or(rest, |end| &rest[..end]);
+        if target.len() > config.max_uri_bytes {
+            return Err(HttpError::UriTooLong);
+        }
     }
     if input.len() > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);

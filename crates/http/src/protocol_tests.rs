@@ -540,3 +540,46 @@ fn the_date_comes_from_the_shard_clock() {
     harness.push(protocol.as_mut(), b"GET /json HTTP/1.1\r\nHost: a\r\n\r\n");
     assert!(text(&harness.take_output()).contains("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"));
 }
+
+/// Regression (fuzz/regressions/http_protocol/eof-then-header-deadline-writes-408): EOF in the
+/// middle of a second request left the header deadline armed, and its 408 was written after
+/// the protocol had already said close.
+#[test]
+fn eof_mid_request_disarms_the_header_deadline() {
+    let (mut harness, mut protocol) = open();
+    let verb = harness.push(
+        protocol.as_mut(),
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGE",
+    );
+    assert_eq!(verb, Verb::Read);
+    assert_eq!(statuses(&text(&harness.take_output())), vec![200]);
+    assert_eq!(harness.eof(protocol.as_mut()), Verb::CloseAfterFlush);
+    harness.advance(Duration::from_secs(3600));
+    assert_eq!(harness.fire_due_deadline(protocol.as_mut()), None);
+    assert!(
+        harness.take_output().is_empty(),
+        "nothing may follow the close"
+    );
+}
+
+/// Regression (fuzz/regressions/http_head/long-method-split-gets-414): a partial head was
+/// refused as "URI too long" by its length alone, though the long part was the method, so the
+/// answer depended on where the bytes were split.
+#[test]
+fn a_long_method_gets_the_same_answer_whole_and_split() {
+    let mut request = b"H".to_vec();
+    request.extend(std::iter::repeat_n(b'Q', 80));
+    request.extend_from_slice(b"D /plaintext HTTP/1.1\r\nHost: a\r\n\r\n");
+    let whole = {
+        let (mut harness, mut protocol) = open();
+        harness.push(protocol.as_mut(), &request);
+        statuses(&text(&harness.take_output()))
+    };
+    for split in 1..request.len() {
+        let (mut harness, mut protocol) = open();
+        harness.push(protocol.as_mut(), &request[..split]);
+        harness.push(protocol.as_mut(), &request[split..]);
+        let output = statuses(&text(&harness.take_output()));
+        assert_eq!(output, whole, "split at {split}");
+    }
+}

@@ -338,7 +338,12 @@ impl Conn {
             Verb::Read => {}
             Verb::WaitFlush => self.wait = Wait::Flush,
             Verb::AwaitCompletion => self.wait = Wait::Completion,
-            Verb::CloseAfterFlush => self.phase = Phase::Closing,
+            // A closing protocol is done: its deadline could only answer a request that will
+            // never complete, after the response that said close.
+            Verb::CloseAfterFlush => {
+                self.phase = Phase::Closing;
+                self.deadline = None;
+            }
             Verb::CloseNow => return Err(CloseReason::Aborted),
         }
         let _ = env;
