@@ -4,8 +4,10 @@
 //! scenarios larger and prints the figures quoted in docs/BENCHMARKS.md.
 
 mod clients;
+mod corpus;
 mod fd_limit;
 mod floods;
+mod offload;
 mod process;
 mod slow;
 mod slowloris;
