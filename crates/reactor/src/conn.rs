@@ -6,6 +6,7 @@
 //! shard's ready list, and a ready connection is read again before the next `poll`.
 
 use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry};
@@ -164,7 +165,7 @@ impl Conn {
     }
 
     pub fn on_open(&mut self, env: &mut Env<'_>) -> Drive {
-        let verb = self.call(env, |p, cx| p.on_open(cx));
+        let verb = self.call(env, |p, cx| p.on_open(cx))?;
         self.apply(verb, env)?;
         self.settle(env)
     }
@@ -218,7 +219,7 @@ impl Conn {
             self.wait = Wait::Nothing;
             self.resume_reading(env);
         }
-        let verb = self.call(env, |p, cx| p.on_completion(completion, cx));
+        let verb = self.call(env, |p, cx| p.on_completion(completion, cx))?;
         self.apply(verb, env)?;
         self.feed(env)?;
         self.settle(env)
@@ -228,7 +229,7 @@ impl Conn {
         if self.phase != Phase::Open {
             return Ok(());
         }
-        let verb = self.call(env, |p, cx| p.on_drain(cx));
+        let verb = self.call(env, |p, cx| p.on_drain(cx))?;
         self.apply(verb, env)?;
         self.settle(env)
     }
@@ -246,7 +247,7 @@ impl Conn {
         }
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
-            let verb = self.call(env, |p, cx| p.on_deadline(cx));
+            let verb = self.call(env, |p, cx| p.on_deadline(cx))?;
             self.apply(verb, env)?;
         }
         self.settle(env)
@@ -322,7 +323,14 @@ impl Conn {
         }
         let step: Step = {
             let input = buf.bytes();
-            self.call(env, |p, cx| p.on_input(input, cx))
+            let step = self.call(env, |p, cx| p.on_input(input, cx));
+            match step {
+                Ok(step) => step,
+                Err(reason) => {
+                    env.input_pool.give(buf.data);
+                    return Err(reason);
+                }
+            }
         };
         buf.start += step.consumed.min(buf.unconsumed()) as u32;
         if buf.start == buf.end {
@@ -380,7 +388,7 @@ impl Conn {
         }
         self.eof_delivered = true;
         let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
-        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx));
+        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
         self.apply(verb, env)?;
         // No more input will come: a protocol that neither waits nor closes is done.
         if self.phase == Phase::Open && self.wait == Wait::Nothing {
@@ -540,12 +548,15 @@ impl Conn {
         }
     }
 
-    /// Calls the protocol with a [`Cx`] over this connection's buffers and deadline.
+    /// Calls the protocol with a [`Cx`] over this connection's buffers and deadline. A panic
+    /// in the protocol closes this connection alone (`CloseReason::Panicked`): the shard and
+    /// its other connections live on. The protocol object is dropped with the connection, so
+    /// no state a panic may have left half-updated is used again.
     fn call<R>(
         &mut self,
         env: &mut Env<'_>,
         f: impl FnOnce(&mut dyn Protocol, &mut Cx<'_>) -> R,
-    ) -> R {
+    ) -> Result<R, CloseReason> {
         let mut cx = Cx {
             now: env.now,
             shard: env.shard,
@@ -558,7 +569,12 @@ impl Conn {
             jobs: &mut *env.jobs,
             draining: env.draining,
         };
-        f(self.protocol.as_mut(), &mut cx)
+        let protocol = self.protocol.as_mut();
+        catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx))).map_err(|panic| {
+            let message = crate::offload::panic_message(panic.as_ref());
+            tracing::error!(shard = env.shard, %message, "a protocol panicked; closing its connection");
+            CloseReason::Panicked
+        })
     }
 
     fn pending_output(&self) -> usize {

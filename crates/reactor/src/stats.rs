@@ -46,11 +46,13 @@ pub enum CloseReason {
     InputOverflow,
     /// Still open at the drain deadline.
     Drain,
+    /// The protocol panicked (a bug); only this connection was closed.
+    Panicked,
 }
 
 impl CloseReason {
     /// Every reason, in the order of [`ShardSnapshot::closed`].
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         Self::Done,
         Self::Peer,
         Self::Aborted,
@@ -58,6 +60,7 @@ impl CloseReason {
         Self::WriteTimeout,
         Self::InputOverflow,
         Self::Drain,
+        Self::Panicked,
     ];
 
     /// A metric label value.
@@ -70,6 +73,7 @@ impl CloseReason {
             Self::WriteTimeout => "write_timeout",
             Self::InputOverflow => "input_overflow",
             Self::Drain => "drain",
+            Self::Panicked => "panicked",
         }
     }
 
@@ -166,7 +170,7 @@ pub(crate) struct ListenerStats {
 pub(crate) struct ShardStats {
     pub active: AtomicU64,
     pub accepted: AtomicU64,
-    pub closed: [AtomicU64; 7],
+    pub closed: [AtomicU64; 8],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub handoffs_taken: AtomicU64,
@@ -258,7 +262,7 @@ pub struct ShardSnapshot {
     /// Connections taken over so far (from the acceptor, or accepted itself in reuseport mode).
     pub accepted: u64,
     /// Connections closed, by [`CloseReason::ALL`] order.
-    pub closed: [u64; 7],
+    pub closed: [u64; 8],
     /// Bytes read from peers.
     pub bytes_in: u64,
     /// Bytes written to peers.
