@@ -98,3 +98,61 @@ fn a_limit_beyond_the_fd_table_is_refused_at_start() {
         Ok(_) => panic!("a limit of 100 million connections was accepted"),
     }
 }
+
+/// Consumes nothing: every byte stays buffered, as a protocol waiting for a message that
+/// never ends would leave it.
+struct Hoarder;
+
+impl coreloop_reactor::Protocol for Hoarder {
+    fn on_input(
+        &mut self,
+        _input: &[u8],
+        _cx: &mut coreloop_reactor::Cx<'_>,
+    ) -> coreloop_reactor::Step {
+        coreloop_reactor::Step::new(0, coreloop_reactor::Verb::Read)
+    }
+}
+
+impl coreloop_reactor::ProtocolFactory for Hoarder {
+    fn for_shard(&self, _shard: usize) -> Box<dyn coreloop_reactor::ConnFactory> {
+        Box::new(Hoarder)
+    }
+}
+
+impl coreloop_reactor::ConnFactory for Hoarder {
+    fn open(&mut self, _info: &coreloop_reactor::ConnInfo) -> Box<dyn coreloop_reactor::Protocol> {
+        Box::new(Hoarder)
+    }
+}
+
+#[test]
+fn unconsumed_input_past_max_input_closes_the_connection() {
+    use std::io::Write;
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(Hoarder),
+        |c| {
+            c.read_buffer = 4096;
+            c.max_input = 64 * 1024;
+        },
+    );
+    let addr = support::tcp_addr(&reactor);
+    let mut client = support::connect(addr);
+    client
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let chunk = vec![b'z'; 16 * 1024];
+    // The server holds 64 KiB and then closes; writing on eventually fails (or fills the
+    // kernel buffers, which also ends the loop).
+    for _ in 0..64 {
+        if client.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    support::wait_until(Duration::from_secs(10), "the overflow close", || {
+        reactor.snapshot().shards[0].closed_for(coreloop_reactor::CloseReason::InputOverflow) == 1
+    });
+    reactor.shutdown(Duration::from_secs(1));
+}
