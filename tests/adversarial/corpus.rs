@@ -52,7 +52,10 @@ fn heads(out: &[u8]) -> Vec<(String, bool)> {
         .skip(1)
         .map(|r| {
             let head = r.split("\r\n\r\n").next().unwrap_or("");
-            (r.get(..3).unwrap_or("").to_owned(), head.contains("\r\nConnection: close"))
+            (
+                r.get(..3).unwrap_or("").to_owned(),
+                head.contains("\r\nConnection: close"),
+            )
         })
         .collect()
 }
@@ -80,13 +83,20 @@ fn check(addr: SocketAddr, name: &str, bytes: &[u8]) -> Result<(), String> {
 
 #[test]
 fn every_hostile_request_gets_its_status_and_a_close_and_nothing_more() {
-    let server = Server::start(&config(&[("body_bytes = \"1MiB\"", "body_bytes = \"64KiB\"")]));
+    let server = Server::start(&config(&[(
+        "body_bytes = \"1MiB\"",
+        "body_bytes = \"64KiB\"",
+    )]));
     let web = server.addr("web");
     let files = corpus();
     assert!(files.len() >= 150, "{} files in tests/corpus", files.len());
     let failures: Vec<String> = files
         .iter()
-        .filter_map(|(name, bytes)| check(web, name, bytes).err().map(|e| format!("{name}: {e}")))
+        .filter_map(|(name, bytes)| {
+            check(web, name, bytes)
+                .err()
+                .map(|e| format!("{name}: {e}"))
+        })
         .collect();
     assert!(
         failures.is_empty(),

@@ -19,6 +19,7 @@ const LIMIT: usize = 170;
 const EXTRA: usize = 230;
 /// CPU ticks (1/100 s) the saturated server may use in one second: near idle.
 const IDLE_TICKS: u64 = 10;
+const _: () = assert!(LIMIT + EXTRA > FDS, "offer more connections than fds");
 
 #[test]
 fn saturated_past_its_fd_limit_the_server_idles_and_recovers() {
@@ -26,13 +27,15 @@ fn saturated_past_its_fd_limit_the_server_idles_and_recovers() {
     let server = Server::start_under(
         &["prlimit", &nofile],
         &config(&[
-            ("max_connections = 2000", &format!("max_connections = {LIMIT}")),
+            (
+                "max_connections = 2000",
+                &format!("max_connections = {LIMIT}"),
+            ),
             ("keepalive_grace = \"1s\"", "keepalive_grace = \"1m\""),
         ]),
     );
     let (web, pid) = (server.addr("web"), server.pid());
     let (mut swarm, mut early) = held_past_the_limit(web, LIMIT, EXTRA);
-    assert!(LIMIT + EXTRA > FDS);
     let before = cpu_ticks(pid);
     let window = std::time::Instant::now();
     // A bounded observation window: the server must not spin while the backlog waits.
@@ -44,13 +47,19 @@ fn saturated_past_its_fd_limit_the_server_idles_and_recovers() {
         fds,
         window.elapsed()
     );
-    assert!(used <= IDLE_TICKS, "{used} ticks of CPU in 1 s while saturated: a busy loop?");
+    assert!(
+        used <= IDLE_TICKS,
+        "{used} ticks of CPU in 1 s while saturated: a busy loop?"
+    );
     let e = scrape_on(&mut early);
     let paused = e.sum("coreloop_accept_paused_total", &[]);
     assert!(paused >= 1.0, "accepting never paused");
     eprintln!(
         "fd limit: paused by connection_limit {}, fd_limit {}; accept errors fd_limit {}",
-        e.sum("coreloop_accept_paused_total", &[("cause", "connection_limit")]),
+        e.sum(
+            "coreloop_accept_paused_total",
+            &[("cause", "connection_limit")]
+        ),
         e.sum("coreloop_accept_paused_total", &[("cause", "fd_limit")]),
         e.sum("coreloop_accept_errors_total", &[("kind", "fd_limit")]),
     );

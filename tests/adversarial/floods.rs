@@ -60,13 +60,22 @@ fn connect_and_close_churn_leaves_the_server_serving_with_no_fds_left_over() {
         "churn: {made} connects in {CHURN_FOR:?} ({:.0}/s); slowest normal request {worst:?}",
         made as f64 / CHURN_FOR.as_secs_f64()
     );
-    assert!(worst < Duration::from_secs(1), "a normal request took {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "a normal request took {worst:?}"
+    );
     let e = scrape_on(&mut normal);
     let accepted = e.sum("coreloop_connections_accepted_total", &[]);
-    assert!(accepted >= made as f64, "{accepted} accepted of {made} connects");
+    assert!(
+        accepted >= made as f64,
+        "{accepted} accepted of {made} connects"
+    );
     drop(normal);
     let fds = wait_fds_back(pid, baseline, Duration::from_secs(5));
-    assert!(fds <= baseline, "{fds} fds open after the churn, {baseline} before");
+    assert!(
+        fds <= baseline,
+        "{fds} fds open after the churn, {baseline} before"
+    );
 }
 
 /// Sends a request on each of `extra` connections beyond the limit held by `held`; checks
@@ -78,14 +87,21 @@ pub fn held_past_the_limit(addr: SocketAddr, limit: usize, extra: usize) -> (Swa
     swarm.write_each(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
     let answered = |p: &[Peer]| p.iter().filter(|p| p.answered()).count();
     let full = swarm.pump_until(WAIT, |p| answered(p) >= limit - 1);
-    assert!(full, "only {} served below the limit", answered(&swarm.peers));
+    assert!(
+        full,
+        "only {} served below the limit",
+        answered(&swarm.peers)
+    );
     // The limit holds: nothing more is served while they stay open (a bounded look).
     swarm.pump_until(Duration::from_millis(300), |p| answered(p) > limit - 1);
     // The reactor may admit one connection per shard past the limit (a publication race,
     // reported to the lead; limit_exact.rs is the failing test, kept out of the suite).
     let served = answered(&swarm.peers);
     let over = served - (limit - 1);
-    assert!(over <= SHARDS, "served {over} past max_connections ({limit}, early one included)");
+    assert!(
+        over <= SHARDS,
+        "served {over} past max_connections ({limit}, early one included)"
+    );
     (swarm, early)
 }
 
@@ -111,7 +127,10 @@ pub fn release_and_serve_the_rest(swarm: &mut Swarm) -> Duration {
 #[test]
 fn connections_past_max_connections_wait_in_the_backlog_and_are_served_later() {
     let server = Server::start(&config(&[
-        ("max_connections = 2000", &format!("max_connections = {LIMIT}")),
+        (
+            "max_connections = 2000",
+            &format!("max_connections = {LIMIT}"),
+        ),
         ("keepalive_grace = \"1s\"", "keepalive_grace = \"1m\""),
     ]));
     let web = server.addr("web");
@@ -120,15 +139,33 @@ fn connections_past_max_connections_wait_in_the_backlog_and_are_served_later() {
     let sent = Instant::now();
     let e = scrape_on(&mut early);
     let took = sent.elapsed();
-    assert!(took < Duration::from_millis(500), "scrape at the limit took {took:?}");
+    assert!(
+        took < Duration::from_millis(500),
+        "scrape at the limit took {took:?}"
+    );
     let active = e.sum("coreloop_connections_active", &[]);
     let over = active - LIMIT as f64;
-    assert!((0.0..=SHARDS as f64).contains(&over), "{active} active at the limit");
-    let paused = e.sum("coreloop_accept_paused_total", &[("cause", "connection_limit")]);
-    assert!(paused >= 1.0, "accept_paused_total{{cause=connection_limit}} = {paused}");
+    assert!(
+        (0.0..=SHARDS as f64).contains(&over),
+        "{active} active at the limit"
+    );
+    let paused = e.sum(
+        "coreloop_accept_paused_total",
+        &[("cause", "connection_limit")],
+    );
+    assert!(
+        paused >= 1.0,
+        "accept_paused_total{{cause=connection_limit}} = {paused}"
+    );
     let served_in = release_and_serve_the_rest(&mut swarm);
-    eprintln!("hold: {LIMIT} held, {EXTRA} waited; served {served_in:?} after release; paused {paused}");
+    eprintln!(
+        "hold: {LIMIT} held, {EXTRA} waited; served {served_in:?} after release; paused {paused}"
+    );
     let e = scrape_on(&mut early);
     let accepted = e.sum("coreloop_connections_accepted_total", &[]);
-    assert_eq!(accepted, (LIMIT + EXTRA) as f64, "every connection accepted once");
+    assert_eq!(
+        accepted,
+        (LIMIT + EXTRA) as f64,
+        "every connection accepted once"
+    );
 }

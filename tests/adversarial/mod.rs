@@ -9,5 +9,6 @@ mod fd_limit;
 mod floods;
 mod offload;
 mod process;
+mod signals;
 mod slow;
 mod slowloris;

@@ -18,7 +18,8 @@ fn a_stalled_offload_job_fails_alone_with_504() {
     let began = Instant::now();
     let mut stalled: Vec<Conn> = (0..STALLED).map(|_| Conn::open(web)).collect();
     for conn in &mut stalled {
-        conn.send("GET /delay?ms=2500 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        conn.send("GET /delay?ms=2500 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
     }
     // Meanwhile: fast requests on the same shards, and offloaded ones on the free threads.
     let mut normal = Conn::open(web);
@@ -39,9 +40,18 @@ fn a_stalled_offload_job_fails_alone_with_504() {
         "offload: {STALLED} stalled jobs got 504 after {timed_out:?}; plaintext p99 {p99:?}, \
          a pooled job meanwhile {pooled_took:?}"
     );
-    assert!(timed_out < Duration::from_millis(2000), "504 came after {timed_out:?}");
-    assert!(p99 < Duration::from_millis(200), "plaintext p99 {p99:?} beside stalled jobs");
-    assert!(pooled_took < Duration::from_millis(400), "a free pool thread took {pooled_took:?}");
+    assert!(
+        timed_out < Duration::from_millis(2000),
+        "504 came after {timed_out:?}"
+    );
+    assert!(
+        p99 < Duration::from_millis(200),
+        "plaintext p99 {p99:?} beside stalled jobs"
+    );
+    assert!(
+        pooled_took < Duration::from_millis(400),
+        "a free pool thread took {pooled_took:?}"
+    );
     // The stalled jobs end on their own and free their threads; their late completions reach
     // connections the protocol has already answered, and are discarded there.
     let freed = poll_until(Duration::from_secs(6), || {
@@ -51,9 +61,14 @@ fn a_stalled_offload_job_fails_alone_with_504() {
     assert!(freed, "the stalled jobs never completed");
     let mut all: Vec<Conn> = (0..4).map(|_| Conn::open(web)).collect();
     for conn in &mut all {
-        conn.send("GET /delay?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        conn.send("GET /delay?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
     }
     for conn in &mut all {
-        assert_eq!(conn.read_response().unwrap().status, 200, "every pool thread is back");
+        assert_eq!(
+            conn.read_response().unwrap().status,
+            200,
+            "every pool thread is back"
+        );
     }
 }

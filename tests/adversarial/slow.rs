@@ -47,7 +47,10 @@ fn a_body_sent_a_byte_at_a_time_is_closed_at_the_body_deadline() {
     let took = began.elapsed();
     eprintln!("slow body x{SLOW_BODIES}: all closed after {took:?}");
     assert_eq!(slow.count(|p| p.closed), SLOW_BODIES, "open after {took:?}");
-    assert!(took >= Duration::from_millis(900), "closed before the deadline: {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed before the deadline: {took:?}"
+    );
     for peer in &slow.peers {
         assert_eq!(peer.statuses(), [408], "a slow body's answer");
     }
@@ -104,7 +107,13 @@ fn slow_readers_cost_bounded_memory_and_are_closed_at_the_write_deadline() {
         closed(&server, "write_timeout") - timeouts_before >= SLOW_READERS as f64
     });
     let moved = closed(&server, "write_timeout") - timeouts_before;
-    eprintln!("slow readers: {moved} write timeouts after {:?}", began.elapsed());
-    assert!(all_closed, "only {moved} of {SLOW_READERS} closed by the write timeout");
+    eprintln!(
+        "slow readers: {moved} write timeouts after {:?}",
+        began.elapsed()
+    );
+    assert!(
+        all_closed,
+        "only {moved} of {SLOW_READERS} closed by the write timeout"
+    );
     readers.pump();
 }

@@ -89,17 +89,32 @@ fn slowloris_is_closed_at_the_header_deadline_and_others_keep_their_latency() {
     let open = SLOW - tricklers.count(|p| p.closed) - silent.count(|p| p.closed);
     assert_eq!(open, 0, "slow connections still open after {all_closed:?}");
     let first_close = first_close.unwrap();
-    assert!(first_close >= HEADER - Duration::from_millis(100), "closed early: {first_close:?}");
+    assert!(
+        first_close >= HEADER - Duration::from_millis(100),
+        "closed early: {first_close:?}"
+    );
     for peer in tricklers.peers.iter().chain(&silent.peers) {
         let statuses = peer.statuses();
         assert_eq!(statuses, [408], "a slow connection's answer");
     }
-    assert!(loaded_p99 < P99_BOUND, "normal p99 {loaded_p99:?} under slowloris");
+    assert!(
+        loaded_p99 < P99_BOUND,
+        "normal p99 {loaded_p99:?} under slowloris"
+    );
     drop((tricklers, silent));
     let fds = wait_fds_back(pid, baseline, Duration::from_secs(5));
-    assert!(fds <= baseline, "{fds} fds open, {baseline} before the slow connections");
+    assert!(
+        fds <= baseline,
+        "{fds} fds open, {baseline} before the slow connections"
+    );
     let after = refusals(&server);
     let (answered, closed) = (after.0 - before.0, after.1 - before.1);
-    assert!(answered >= SLOW as f64, "{answered} 4xx counted, not {SLOW} (408)");
-    assert!(closed >= SLOW as f64, "closed_total{{reason=done}} moved by {closed}, not {SLOW}");
+    assert!(
+        answered >= SLOW as f64,
+        "{answered} 4xx counted, not {SLOW} (408)"
+    );
+    assert!(
+        closed >= SLOW as f64,
+        "closed_total{{reason=done}} moved by {closed}, not {SLOW}"
+    );
 }
