@@ -107,7 +107,11 @@ impl Server {
         let config = dir.write("coreloop.toml", toml);
         let listeners = toml.matches("[[listener]]").count();
         let mut command = Command::new(wrapper[0]);
-        command.args(&wrapper[1..]).arg(BIN).arg("--config").arg(&config);
+        command
+            .args(&wrapper[1..])
+            .arg(BIN)
+            .arg("--config")
+            .arg(&config);
         Server::spawn_command(command, dir, config, listeners)
     }
 
