@@ -1,5 +1,7 @@
 //! From a parsed head to a response: routing, handler dispatch, offload.
 
+use std::rc::Rc;
+
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -8,6 +10,7 @@ use coreloop_reactor::{Cx, Job};
 use crate::body::BodyDecoder;
 use crate::conn::{Exchange, Flow, HttpConn, Phase, Target};
 use crate::error::HttpError;
+use crate::factory::Settings;
 use crate::files::{serve, FileAsk};
 use crate::handlers::{
     custom, delay_job, write_echo, write_json, write_metrics, Compiled, JobReply, Request,
@@ -72,10 +75,7 @@ impl HttpConn {
     }
 
     fn handler(&self, target: Target) -> Option<&Compiled> {
-        match target {
-            Target::Route { group, entry, .. } => self.settings.routes.handler(group, entry),
-            _ => None,
-        }
+        handler_of(&self.settings, target)
     }
 
     pub(crate) fn reads_body(&self, target: Target) -> bool {
@@ -89,10 +89,13 @@ impl HttpConn {
             return;
         };
         let max_bytes = self.settings.config.max_file_bytes;
-        match self.handler(exchange.target).cloned() {
+        // Borrowed through our own handle on the settings (an `Rc` clone, no atomics), not
+        // cloned: cloning a compiled handler bumped an `Arc` on every request.
+        let settings = Rc::clone(&self.settings);
+        match handler_of(&settings, exchange.target) {
             Some(Compiled::Files(root)) => {
                 let ask = FileAsk {
-                    root,
+                    root: root.clone(),
                     rest: head.path[raw_offset(head.path, prefix_len)..].to_vec(),
                     head_only: exchange.head_only,
                     if_none_match: head.if_none_match.map(<[u8]>::to_vec),
@@ -103,7 +106,7 @@ impl HttpConn {
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }
             Some(Compiled::Delay { max }) => {
-                exchange.job = Some(Box::new(delay_job(head.query, max)))
+                exchange.job = Some(Box::new(delay_job(head.query, *max)))
             }
             Some(Compiled::Echo) => {
                 self.echo_type.clear();
@@ -133,11 +136,12 @@ impl HttpConn {
             close,
             head_only,
         };
-        let status = match self.handler(target).cloned() {
+        let settings = Rc::clone(&self.settings);
+        let status = match handler_of(&settings, target) {
             Some(Compiled::Custom { func, blocking }) => {
-                return self.run_custom(func, blocking, cx)
+                return self.run_custom(func.clone(), *blocking, cx)
             }
-            Some(handler) => self.inline(&handler, finish, cx),
+            Some(handler) => self.inline(handler, finish, cx),
             None => self.unrouted(target, finish, cx),
         };
         self.done(status, close, cx)
@@ -250,5 +254,13 @@ fn custom_request(head: &Head<'_>, decoded: &[u8]) -> Request {
             .content_type
             .map(|t| String::from_utf8_lossy(t).into_owned()),
         body: Vec::new(),
+    }
+}
+
+/// The compiled handler a routed target names.
+fn handler_of(settings: &Settings, target: Target) -> Option<&Compiled> {
+    match target {
+        Target::Route { group, entry, .. } => settings.routes.handler(group, entry),
+        _ => None,
     }
 }

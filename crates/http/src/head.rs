@@ -84,10 +84,13 @@ pub struct Head<'a> {
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
 pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>>, HttpError> {
-    let mut storage = [httparse::EMPTY_HEADER; HEADER_CAPACITY];
+    // Left uninitialised: filling 128 empty headers (4 KiB) for every request cost more than
+    // parsing the request itself (15% of a pipelined run's CPU in a profile).
+    let mut storage =
+        [const { std::mem::MaybeUninit::<httparse::Header<'a>>::uninit() }; HEADER_CAPACITY];
     let max = config.max_headers.clamp(1, HEADER_CAPACITY);
-    let mut request = httparse::Request::new(&mut storage[..max]);
-    let len = match request.parse(input) {
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(input, &mut storage[..max]) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return check_partial(input, config).map(|()| None),
         Err(error) => return Err(map_parse_error(error, input)),
