@@ -1,13 +1,8 @@
-//! NOT in the suite (left out of mod.rs on purpose; reported to the lead, who owns the
-//! reactor): `max_connections` is exceeded by one connection per shard now and then.
-//!
-//! Cause: `Shard::drain_inbox` bumps `handoffs_taken` before `adopt` publishes the new
-//! `active` count, and both are `Relaxed`. The acceptor's `pick` sums `active + (pushed -
-//! taken)`; between the two stores it sees the handoff neither in flight nor active, and
-//! admits one more. Fix (reactor): publish `active` first, then `taken` with `Release`, and
-//! read `taken` with `Acquire` before `active`.
-//!
-//! Fails about one run in three on 2 cores; five rounds make it near-certain.
+//! Regression: `max_connections` was exceeded by one connection per shard now and then.
+//! `Shard::drain_inbox` bumped `handoffs_taken` before `adopt` published the new `active`, both
+//! `Relaxed`, so the acceptor could see a handoff neither in flight nor active and admit one
+//! more. Now `active` is published first and `taken` with `Release`, read with `Acquire` first.
+//! It failed about one run in three on 2 cores; five rounds made it near-certain.
 
 use std::time::Duration;
 
@@ -18,7 +13,10 @@ use crate::support::{config, Conn, Server};
 fn max_connections_is_never_exceeded() {
     let limit = 100;
     let server = Server::start(&config(&[
-        ("max_connections = 2000", &format!("max_connections = {limit}")),
+        (
+            "max_connections = 2000",
+            &format!("max_connections = {limit}"),
+        ),
         ("keepalive_grace = \"1s\"", "keepalive_grace = \"1m\""),
     ]));
     let web = server.addr("web");
@@ -31,7 +29,10 @@ fn max_connections_is_never_exceeded() {
         swarm.pump_until(Duration::from_secs(5), |p| answered(p) >= limit - 1);
         swarm.pump_until(Duration::from_millis(300), |p| answered(p) > limit - 1);
         let served = answered(&swarm.peers) + 1;
-        assert_eq!(served, limit, "round {round}: {served} open at once, limit {limit}");
+        assert_eq!(
+            served, limit,
+            "round {round}: {served} open at once, limit {limit}"
+        );
         drop((swarm, early));
         let idle = super::process::poll_until(Duration::from_secs(5), || {
             crate::support::scrape(web).sum("coreloop_connections_active", &[]) <= 1.0

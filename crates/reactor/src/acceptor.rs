@@ -191,7 +191,10 @@ impl Acceptor {
 
     /// The shard to hand the next connection to, or `None` when every shard is at its limit.
     fn pick(&self, state: &State) -> Option<usize> {
-        if self.limits.total_active() + self.in_flight_total(state) >= self.limits.global {
+        let total: u64 = (0..self.inboxes.len())
+            .map(|shard| self.load(state, shard))
+            .sum();
+        if total >= self.limits.global as u64 {
             return None;
         }
         let shards = self.inboxes.len();
@@ -212,21 +215,14 @@ impl Acceptor {
         best.map(|(shard, _)| shard)
     }
 
+    /// A shard's live plus in-flight connections. The shard publishes `active` before
+    /// `handoffs_taken` (Release); reading `taken` first (Acquire) means a connection that is
+    /// no longer in flight is already seen as active, never as neither (which let one
+    /// connection too many past `max_connections`).
     fn load(&self, state: &State, shard: usize) -> u64 {
         let stats = &self.limits.shards[shard];
-        let taken = stats.handoffs_taken.load(Ordering::Relaxed);
+        let taken = stats.handoffs_taken.load(Ordering::Acquire);
         stats.active.load(Ordering::Relaxed) + state.pushed[shard].saturating_sub(taken)
-    }
-
-    fn in_flight_total(&self, state: &State) -> usize {
-        (0..self.inboxes.len())
-            .map(|shard| {
-                let taken = self.limits.shards[shard]
-                    .handoffs_taken
-                    .load(Ordering::Relaxed);
-                state.pushed[shard].saturating_sub(taken) as usize
-            })
-            .sum()
     }
 
     /// Pushes to `first`, or to the next shard whose inbox has room.

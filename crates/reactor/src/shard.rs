@@ -241,9 +241,11 @@ impl Shard {
         self.drain_control(state, now);
         let mut took = false;
         while let Some(handoff) = self.inbox.pop_handoff() {
-            bump(&self.stats.handoffs_taken, 1);
             took = true;
             self.adopt(state, handoff, now);
+            // After `adopt` published `active`: see `Acceptor::load` for why the order counts.
+            let taken = &self.stats.handoffs_taken;
+            taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
         }
         if took {
             self.gate.capacity_freed();
