@@ -1,11 +1,8 @@
-//! NOT in the suite (left out of mod.rs on purpose, reported): SIGTERM while coreloop-load
-//! drives 1,000 connections loses requests. Measured: errors.read 847 of 53,931 sent,
-//! requests.retried 0. At the drain every connection with no request *in user space* is
-//! closed as idle (`HttpConn::on_drain`: Phase::Idle -> CloseAfterFlush), but on a busy
-//! shard most of them have a request already in the kernel's receive buffer, written before
-//! the signal; the lingering close discards it and the client sees EOF instead of a response.
-//! Fix (not done): at the drain, read what is pending first (reactor), or keep idle
-//! connections for a short grace and answer what arrives with `Connection: close` (http).
+//! Regression: SIGTERM while coreloop-load drove 1,000 connections lost requests (errors.read
+//! 847 of 53,931). At the drain every connection with no request in user space was closed as
+//! idle, though many had a request in the kernel's receive buffer, written before the signal.
+//! Now the reactor reads what is pending before `on_drain`, and HTTP keeps an idle connection
+//! for a short grace (`drain_grace`), answering what arrives with `Connection: close`.
 
 use std::time::Duration;
 
@@ -18,7 +15,8 @@ fn sigterm_under_a_thousand_connections_loses_nothing() {
     let child = load(server.addr("web"), 3);
     let web = server.addr("web");
     let loaded = super::process::poll_until(Duration::from_secs(5), || {
-        crate::support::scrape(web).sum("coreloop_http_requests_total", &[("code", "2xx")]) >= 5000.0
+        crate::support::scrape(web).sum("coreloop_http_requests_total", &[("code", "2xx")])
+            >= 5000.0
     });
     assert!(loaded);
     server.signal("TERM");

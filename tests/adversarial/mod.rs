@@ -4,9 +4,12 @@
 //! scenarios larger and prints the figures quoted in docs/BENCHMARKS.md.
 
 mod clients;
+mod close_reason;
 mod corpus;
+mod drain_race;
 mod fd_limit;
 mod floods;
+mod limit_exact;
 mod offload;
 mod process;
 mod signals;

@@ -20,13 +20,15 @@ const HEADER: Duration = Duration::from_secs(1);
 const TRICKLE: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
 
 /// (4xx responses, connections closed after their last response). A 408 close is counted as
-/// `done`, not `aborted`: the reactor names the reason from the verb alone (see
-/// close_reason.rs, a failing test kept out of the suite and reported).
+/// `aborted`: HTTP marks its refusals with `Cx::refuse` (see close_reason.rs).
 fn refusals(server: &Server) -> (f64, f64) {
     let e = scrape(server.addr("web"));
     (
         e.sum("coreloop_http_requests_total", &[("code", "4xx")]),
-        e.sum("coreloop_connections_closed_total", &[("reason", "done")]),
+        e.sum(
+            "coreloop_connections_closed_total",
+            &[("reason", "aborted")],
+        ),
     )
 }
 
@@ -115,6 +117,6 @@ fn slowloris_is_closed_at_the_header_deadline_and_others_keep_their_latency() {
     );
     assert!(
         closed >= SLOW as f64,
-        "closed_total{{reason=done}} moved by {closed}, not {SLOW}"
+        "closed_total{{reason=aborted}} moved by {closed}, not {SLOW}"
     );
 }

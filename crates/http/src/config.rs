@@ -33,6 +33,10 @@ pub struct HttpConfig {
     pub idle_timeout: Duration,
     /// An offloaded handler answers 504 after this.
     pub offload_timeout: Duration,
+    /// While the server drains, an idle keep-alive connection stays open this long, so that a
+    /// request already on its way is answered (with `Connection: close`) instead of meeting
+    /// a closed socket.
+    pub drain_grace: Duration,
     /// Bytes a file response may have (the file handler reads it whole on the offload pool).
     pub max_file_bytes: u64,
 }
@@ -51,6 +55,7 @@ impl Default for HttpConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            drain_grace: Duration::from_millis(500),
             offload_timeout: Duration::from_secs(30),
             max_file_bytes: 64 * 1024 * 1024,
         }

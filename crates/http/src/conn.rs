@@ -134,6 +134,13 @@ impl HttpConn {
         }
     }
 
+    fn drain_grace(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let at = cx.now() + self.settings.config.drain_grace;
+        self.timer = Some(Timer::Idle);
+        cx.set_deadline(cx.deadline().map_or(at, |current| current.min(at)));
+        Verb::Read
+    }
+
     fn arm(&mut self, timer: Timer, cx: &mut Cx<'_>) {
         let config = &self.settings.config;
         let after = match timer {
@@ -243,6 +250,9 @@ impl HttpConn {
         };
         write_reply(cx.out(), &reply, finish);
         self.body.clear();
+        if close {
+            cx.refuse();
+        }
         self.done(refusal.status, close, cx)
     }
 
@@ -402,6 +412,10 @@ impl Protocol for HttpConn {
         let flow = match (self.timer.take(), self.phase) {
             (_, Phase::Closed) => Flow::Close,
             (Some(Timer::Idle), Phase::Idle) => return Verb::CloseAfterFlush,
+            // The drain grace of a connection that never sent a byte.
+            (Some(Timer::Idle), Phase::Head) if self.started.is_none() => {
+                return Verb::CloseAfterFlush
+            }
             (Some(Timer::Offload), Phase::Awaiting(_)) => {
                 self.refuse(HttpError::HandlerTimeout, cx)
             }
@@ -437,12 +451,15 @@ impl Protocol for HttpConn {
         verb_after(flow)
     }
 
-    fn on_drain(&mut self, _cx: &mut Cx<'_>) -> Verb {
+    fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
         self.draining = true;
         match self.phase {
-            Phase::Idle | Phase::Closed => Verb::CloseAfterFlush,
-            // Connected but nothing of a request yet: as idle as a connection gets.
-            Phase::Head if self.started.is_none() => Verb::CloseAfterFlush,
+            Phase::Closed => Verb::CloseAfterFlush,
+            // Idle, or connected with nothing of a request yet: a request may be on the wire
+            // already (sent before the client could know), so answer for a short grace, each
+            // response saying `Connection: close`, then close.
+            Phase::Idle => self.drain_grace(cx),
+            Phase::Head if self.started.is_none() => self.drain_grace(cx),
             Phase::Head | Phase::Body => Verb::Read,
             Phase::Awaiting(_) => Verb::AwaitCompletion,
         }

@@ -122,6 +122,8 @@ pub(crate) struct Conn {
     peer_eof: bool,
     eof_delivered: bool,
     writable_registered: bool,
+    /// The protocol called `Cx::refuse`: the close counts as `Aborted`.
+    refused: bool,
 }
 
 impl Conn {
@@ -148,6 +150,7 @@ impl Conn {
             peer_eof: false,
             eof_delivered: false,
             writable_registered: false,
+            refused: false,
         }
     }
 
@@ -226,6 +229,11 @@ impl Conn {
     }
 
     pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
+        // A request sent before the drain may still sit unread in the kernel: hand it over
+        // first, so the protocol does not take a busy connection for an idle one.
+        if self.phase == Phase::Open && self.may_read(env.io) {
+            self.on_readable(env, true)?;
+        }
         if self.phase != Phase::Open {
             return Ok(());
         }
@@ -240,7 +248,7 @@ impl Conn {
         let now = env.now;
         if self.io_deadline.is_some_and(|at| at <= now) {
             return Err(if self.phase == Phase::Lingering {
-                CloseReason::Done
+                self.finished()
             } else {
                 CloseReason::WriteTimeout
             });
@@ -402,16 +410,16 @@ impl Conn {
             return Ok(());
         }
         if self.peer_eof {
-            return Err(if self.eof_delivered {
+            return Err(if self.eof_delivered && !self.refused {
                 CloseReason::Peer
             } else {
-                CloseReason::Done
+                self.finished()
             });
         }
         // Lingering close: shut our side so the peer sees the end of the response, then read
         // and drop what it still sends, so that closing never resets a response in flight.
         if self.stream.shutdown_write().is_err() {
-            return Err(CloseReason::Done);
+            return Err(self.finished());
         }
         self.phase = Phase::Lingering;
         self.io_deadline = Some(env.now + env.io.linger);
@@ -426,7 +434,7 @@ impl Conn {
         let mut budget = env.io.read_budget;
         loop {
             match self.stream.read(env.scratch) {
-                Ok(0) => return Err(CloseReason::Done),
+                Ok(0) => return Err(self.finished()),
                 Ok(n) => {
                     bump(&env.stats.bytes_in, n as u64);
                     budget = budget.saturating_sub(n);
@@ -437,7 +445,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(CloseReason::Done),
+                Err(_) => return Err(self.finished()),
             }
         }
         self.sync_timer(env);
@@ -568,6 +576,7 @@ impl Conn {
             deadline: &mut self.deadline,
             jobs: &mut *env.jobs,
             draining: env.draining,
+            refused: &mut self.refused,
         };
         let protocol = self.protocol.as_mut();
         catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx))).map_err(|panic| {
@@ -575,6 +584,15 @@ impl Conn {
             tracing::error!(shard = env.shard, %message, "a protocol panicked; closing its connection");
             CloseReason::Panicked
         })
+    }
+
+    /// The reason for a close the protocol asked for.
+    fn finished(&self) -> CloseReason {
+        if self.refused {
+            CloseReason::Aborted
+        } else {
+            CloseReason::Done
+        }
     }
 
     fn pending_output(&self) -> usize {

@@ -145,6 +145,7 @@ pub struct Cx<'a> {
     pub(crate) deadline: &'a mut Option<Instant>,
     pub(crate) jobs: &'a mut dyn JobSink,
     pub(crate) draining: bool,
+    pub(crate) refused: &'a mut bool,
 }
 
 impl Cx<'_> {
@@ -208,5 +209,11 @@ impl Cx<'_> {
     /// True once the server has started draining.
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+
+    /// Marks the close this connection is heading for as a refusal (bad input, a protocol
+    /// timeout), so it is counted as `CloseReason::Aborted` rather than `Done`.
+    pub fn refuse(&mut self) {
+        *self.refused = true;
     }
 }

@@ -36,7 +36,8 @@ pub enum CloseReason {
     Done,
     /// The peer closed first.
     Peer,
-    /// The protocol closed it at once (bad input, a timeout it enforces).
+    /// The protocol refused the peer (bad input, a timeout it enforces): it closed at once,
+    /// or after its refusal was flushed (`Cx::refuse`).
     Aborted,
     /// A read or write failed (reset, broken pipe).
     IoError,

@@ -43,6 +43,7 @@ pub struct Harness {
     pool: BufPool,
     deadline: Option<Instant>,
     jobs: QueuedJobs,
+    refused: bool,
 }
 
 impl Default for Harness {
@@ -63,6 +64,7 @@ impl Harness {
             pool: BufPool::new(4096, 4),
             deadline: None,
             jobs: QueuedJobs::default(),
+            refused: false,
         }
     }
 
@@ -79,6 +81,7 @@ impl Harness {
             deadline: &mut self.deadline,
             jobs: &mut self.jobs,
             draining: self.draining,
+            refused: &mut self.refused,
         };
         f(&mut cx)
     }
@@ -168,6 +171,11 @@ impl Harness {
     /// Everything written so far, taken out.
     pub fn take_output(&mut self) -> Vec<u8> {
         self.out.take().unwrap_or_default()
+    }
+
+    /// Whether the protocol called [`Cx::refuse`].
+    pub fn refused(&self) -> bool {
+        self.refused
     }
 
     /// Input bytes left unconsumed.
