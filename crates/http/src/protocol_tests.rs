@@ -396,8 +396,31 @@ fn offload_refused_timed_out_and_panicking() {
 
 #[test]
 fn drain_closes_idle_and_finishes_in_flight() {
+    // Idle: kept for the drain grace, then closed without a word.
     let (mut harness, mut protocol) = open();
-    assert_eq!(harness.drain(protocol.as_mut()), Verb::CloseAfterFlush);
+    assert_eq!(harness.drain(protocol.as_mut()), Verb::Read);
+    let grace = harness.deadline().expect("the drain grace") - harness.now;
+    assert!(grace <= HttpConfig::default().drain_grace, "{grace:?}");
+    harness.advance(grace);
+    assert_eq!(
+        harness.fire_due_deadline(protocol.as_mut()),
+        Some(Verb::CloseAfterFlush)
+    );
+    assert!(harness.take_output().is_empty());
+
+    // Idle, and a request arrives within the grace: answered, with Connection: close.
+    let (mut harness, mut protocol) = open();
+    assert_eq!(harness.drain(protocol.as_mut()), Verb::Read);
+    let verb = harness.push(
+        protocol.as_mut(),
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert_eq!(verb, Verb::CloseAfterFlush);
+    let output = text(&harness.take_output());
+    assert!(
+        output.starts_with("HTTP/1.1 200 ") && output.contains("Connection: close"),
+        "{output}"
+    );
 
     let (mut harness, mut protocol) = open();
     harness.push(protocol.as_mut(), b"GET /readyz HTTP/1.1\r\n");
