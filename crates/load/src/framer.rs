@@ -137,6 +137,14 @@ impl Framer {
     /// bytes were used and the response if one ended; call again with the rest.
     pub fn feed(&mut self, input: &[u8]) -> Result<(usize, Option<Response>), FrameError> {
         let mut i = 0;
+        if self.is_idle() {
+            if let Some(used) = self.whole_head(input) {
+                i = used;
+                if let Some(done) = self.take_done() {
+                    return Ok((i, Some(done)));
+                }
+            }
+        }
         while i < input.len() {
             let used = self.step(&input[i..])?;
             i += used;
@@ -551,3 +559,4 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 mod chunked;
 #[cfg(test)]
 mod tests;
+mod whole;

@@ -288,3 +288,118 @@ proptest! {
         prop_assert!(got.iter().all(|r| *r == ok(200)));
     }
 }
+
+/// nginx's answer to the benchmark's request, the head the fast path is for.
+const NGINX: &str =
+    "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 23 Nov 2026 12:04:35 GMT\r\n\
+    Content-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, World!";
+
+#[test]
+fn whole_head_takes_the_fast_path() {
+    let mut f = Framer::new(true);
+    let head = NGINX.len() - "Hello, World!".len();
+    assert_eq!(f.whole_head(NGINX.as_bytes()), Some(head));
+    assert_eq!(f.state, State::Body(13));
+    // A head cut short, a bare LF and an interim response are left to the byte path.
+    for input in [
+        &NGINX[..head - 1],
+        "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+    ] {
+        let mut f = Framer::new(true);
+        assert_eq!(f.whole_head(input.as_bytes()), None, "{input:?}");
+        assert!(f.is_idle(), "{input:?}");
+    }
+}
+
+#[test]
+fn pipelined_nginx_split_at_every_boundary() {
+    let input = NGINX.repeat(3);
+    let expected = [ok(200); 3];
+    check(&input, false, &expected, None);
+    for cut in 0..=input.len() {
+        let got = frame_at(input.as_bytes(), &[cut]);
+        assert_eq!(got, expected, "cut at {cut}");
+    }
+    for a in 0..=NGINX.len() {
+        for b in a..=NGINX.len() + 20 {
+            let got = frame_at(input.as_bytes(), &[a, b]);
+            assert_eq!(got, expected, "cuts at {a} and {b}");
+        }
+    }
+}
+
+/// Status lines, field lines, head ends and bodies, valid and not, for
+/// comparing the fast path with the byte path.
+const STATUS: &[&str] = &[
+    "HTTP/1.1 200 OK\r\n",
+    "HTTP/1.0 200 OK\r\n",
+    "HTTP/1.1 204 No Content\r\n",
+    "HTTP/1.1 304\r\n",
+    "HTTP/1.1 101 Switching\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n",
+    "HTTP/1.1 2x0 OK\r\n",
+    "HTTP/1.1 200 O\rK\r\n",
+    "HTTP/1.1 200 OK\n",
+    "HTTP/1.1 200 \u{e9}t\u{e9}\r\n",
+    "HTTP/1.1 200\tOK\r\n",
+    "HTTP/2.0 200 OK\r\n",
+];
+const FIELDS: &[&str] = &[
+    "Content-Length: 5\r\n",
+    "content-length:5\r\n",
+    "CONTENT-LENGTH: 5 \r\n",
+    "Content-Length: 1 2\r\n",
+    "Content-Length: 6\r\n",
+    "Content-Length: x\r\n",
+    "Content-Length:\r\n",
+    "Content-Length: 99999999999999999999999\r\n",
+    "Transfer-Encoding: chunked\r\n",
+    "Transfer-Encoding: gzip, CHUNKED \r\n",
+    "Transfer-Encoding: chunked, gzip\r\n",
+    "Connection: close\r\n",
+    "Connection: Keep-Alive\r\n",
+    "Connection:                              close\r\n",
+    "X-A: b\tc\r\n",
+    "X-Bad: a\x01b\r\n",
+    "Bad Header: x\r\n",
+    ": empty\r\n",
+    "Server: nginx\n",
+    "X: a\rb\r\n",
+    "X-Del: \x7f\r\n",
+    "Content-Length-Not: 3\r\n",
+    "A-Very-Long-Header-Name-Over-Twenty: 1\r\n",
+];
+const ENDS: &[&str] = &["\r\n", "\n", "\r\r\n", ""];
+const BODIES: &[&str] = &["", "hello", "hellohello12", "5\r\nhello\r\n0\r\n\r\n", "x"];
+
+fn response_from(parts: &(usize, Vec<usize>, usize, usize)) -> String {
+    let (status, fields, end, body) = parts;
+    let mut s = STATUS[*status].to_string();
+    for &i in fields {
+        s.push_str(FIELDS[i]);
+    }
+    s.push_str(ENDS[*end]);
+    s.push_str(BODIES[*body]);
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Fed whole, heads go through the fast path; fed a byte at a time,
+    /// never. Both must give the same responses and the same error.
+    #[test]
+    fn fast_path_agrees_with_byte_path(
+        responses in prop::collection::vec(
+            (0..STATUS.len(), prop::collection::vec(0..FIELDS.len(), 0..5), 0..ENDS.len(), 0..BODIES.len()),
+            1..4,
+        ),
+        eof in any::<bool>(),
+    ) {
+        let input: String = responses.iter().map(response_from).collect();
+        let whole = frame(input.as_bytes(), input.len(), eof);
+        let bytes = frame(input.as_bytes(), 1, eof);
+        prop_assert_eq!(whole, bytes, "input {:?}", input);
+    }
+}

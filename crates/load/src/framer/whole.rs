@@ -1,0 +1,164 @@
+//! The fast path for a response head that arrived whole, with CRLF line
+//! ends: a line at a time instead of a state per byte.
+//!
+//! It accepts only heads the byte path accepts, with the same outcome.
+//! Anything else (bare LF, a lone CR, control bytes, an interim 1xx, a head
+//! cut by the read, any doubt) returns `None` before touching the framer,
+//! and the byte path takes the same bytes from the start, so every error
+//! still has one source. Profiled against nginx with 16-deep pipelining the
+//! byte path cost ~60 steps per 161-byte head, 15% of the client's CPU.
+
+use super::{is_token, FrameError, Framer, VALUE_CAP, VERSION};
+
+/// Heads longer than this take the byte path, which enforces `MAX_HEAD`.
+const WHOLE_MAX: usize = 8 * 1024;
+
+/// Bytes that end the scan of a line: the C0 controls and DEL.
+const CTL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i < 0x20 || i == 0x7f;
+        i += 1;
+    }
+    t
+};
+
+/// What the header fields of one head say about framing.
+#[derive(Default)]
+struct Fields {
+    content_length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Framer {
+    /// Frames a complete head at the start of `input` if the framer is
+    /// between responses; returns the bytes of the head it consumed.
+    pub(super) fn whole_head(&mut self, input: &[u8]) -> Option<usize> {
+        let (minor, status, mut at) = status_line(input)?;
+        if (100..200).contains(&status) && status != 101 {
+            // Interim responses are rare; the byte path resets for them.
+            return None;
+        }
+        let mut fields = Fields::default();
+        loop {
+            let end = line_end(input, at)?;
+            if end == at {
+                at += 2;
+                break;
+            }
+            field(&input[at..end], &mut fields)?;
+            at = end + 2;
+            if at > WHOLE_MAX {
+                return None;
+            }
+        }
+        self.minor = minor;
+        self.status = status;
+        self.content_length = fields.content_length;
+        self.chunked = fields.chunked;
+        self.conn_close = fields.close;
+        self.conn_keep_alive = fields.keep_alive;
+        self.head_bytes = at;
+        self.end_head().ok()?;
+        Some(at)
+    }
+}
+
+/// `HTTP/1.x SSS[ reason]CRLF`: the minor version, the status and where the
+/// first field line starts.
+fn status_line(input: &[u8]) -> Option<(u8, u16, usize)> {
+    let head = input.get(..13)?;
+    if !head.starts_with(VERSION) || head[8] != b' ' {
+        return None;
+    }
+    let digit = |b: u8| b.is_ascii_digit().then(|| b - b'0');
+    let minor = digit(head[7])?;
+    let mut status = 0u16;
+    for &b in &head[9..12] {
+        status = status * 10 + u16::from(digit(b)?);
+    }
+    let end = match head[12] {
+        b' ' => line_end(input, 13)?,
+        b'\r' => line_end(input, 12)?,
+        _ => return None,
+    };
+    Some((minor, status, end + 2))
+}
+
+/// Index of the CR of the CRLF ending the line that starts at `from`. `None`
+/// if the line is cut off or holds a control byte other than HTAB.
+fn line_end(input: &[u8], from: usize) -> Option<usize> {
+    let rest = input.get(from..)?;
+    let mut i = 0;
+    loop {
+        let b = *rest.get(i)?;
+        if CTL[b as usize] {
+            if b == b'\r' && rest.get(i + 1) == Some(&b'\n') {
+                return Some(from + i);
+            }
+            if b != b'\t' {
+                return None;
+            }
+        }
+        i += 1;
+    }
+}
+
+/// One field line without its CRLF: `token ":" value`.
+fn field(line: &[u8], f: &mut Fields) -> Option<()> {
+    let colon = line.iter().position(|&b| !is_token(b))?;
+    if colon == 0 || line[colon] != b':' {
+        return None;
+    }
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if name.eq_ignore_ascii_case(b"content-length") {
+        let n = content_length(value).ok()?;
+        if f.content_length.is_some_and(|old| old != n) {
+            return None;
+        }
+        f.content_length = Some(n);
+        return Some(());
+    }
+    // The byte path keeps the first VALUE_CAP bytes of these values.
+    let kept = &value[..value.len().min(VALUE_CAP)];
+    if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        f.chunked = ends_with_ignore_case(super::trim(kept), b"chunked");
+    } else if name.eq_ignore_ascii_case(b"connection") {
+        f.close |= contains_ignore_case(kept, b"close");
+        f.keep_alive |= contains_ignore_case(kept, b"keep-alive");
+    }
+    Some(())
+}
+
+/// Digits with SP and HTAB ignored, as the byte path reads them.
+fn content_length(value: &[u8]) -> Result<u64, FrameError> {
+    let mut n: Option<u64> = None;
+    for &b in value {
+        if b == b' ' || b == b'\t' {
+            continue;
+        }
+        if !b.is_ascii_digit() {
+            return Err(FrameError::ContentLength);
+        }
+        n = n
+            .unwrap_or(0)
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')));
+        if n.is_none() {
+            return Err(FrameError::ContentLength);
+        }
+    }
+    n.ok_or(FrameError::ContentLength)
+}
+
+fn ends_with_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay[hay.len() - needle.len()..].eq_ignore_ascii_case(needle)
+}
+
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
