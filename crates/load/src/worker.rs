@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
 use crate::conn::{split_token, Conn, Phase, Stream};
-use crate::exchange::{self, Env, Verdict};
+use crate::exchange::{self, Env, ReadUntil, Verdict};
 use crate::plan::Plan;
 use crate::stats::{ErrorKind, Stats};
 
@@ -136,7 +136,12 @@ impl Worker {
             let now = Instant::now();
             for ev in events.iter() {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                self.on_event(ev.token(), readable, now);
+                let until = if ev.is_read_closed() || ev.is_error() {
+                    ReadUntil::WouldBlock
+                } else {
+                    ReadUntil::ShortRead
+                };
+                self.on_event(ev.token(), readable.then_some(until), now);
             }
             self.serve_ready();
             self.publish();
@@ -218,7 +223,7 @@ impl Worker {
                 Timer::Connect => self.on_connect_timer(local, now),
                 Timer::Send => {
                     self.conns[local].send_timer = false;
-                    self.pump(local);
+                    self.pump(local, ReadUntil::WouldBlock);
                 }
             }
         }
@@ -270,7 +275,8 @@ impl Worker {
             .push(Reverse((now + delay, local, Timer::Connect)));
     }
 
-    fn on_event(&mut self, token: mio::Token, readable: bool, now: Instant) {
+    /// `readable` is how far to read when the event reports input.
+    fn on_event(&mut self, token: mio::Token, readable: Option<ReadUntil>, now: Instant) {
         let (local, generation) = split_token(token);
         let Some(conn) = self.conns.get(local) else {
             return;
@@ -280,8 +286,10 @@ impl Worker {
         }
         match conn.phase {
             Phase::Connecting(since) => self.check_connected(local, since, now),
-            Phase::Open if readable => self.pump(local),
-            Phase::Open => self.on_writable(local, now),
+            Phase::Open => match readable {
+                Some(until) => self.pump(local, until),
+                None => self.on_writable(local, now),
+            },
             Phase::Waiting | Phase::Done => {}
         }
     }
@@ -334,18 +342,18 @@ impl Worker {
                 conn.write_interest = true;
                 conn.backoff = Duration::from_millis(10);
                 conn.requeue(self.env.plan.batch.unit());
-                self.pump(local);
+                self.pump(local, ReadUntil::WouldBlock);
             }
         }
     }
 
     /// Reads what is there, queues what is due, writes what is queued.
-    fn pump(&mut self, local: usize) {
+    fn pump(&mut self, local: usize, until: ReadUntil) {
         let conn = &mut self.conns[local];
         if conn.phase != Phase::Open {
             return;
         }
-        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch);
+        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until);
         // Closed loop measures from here, so take the time after the read.
         let now = Instant::now();
         if v == Verdict::More {
@@ -409,7 +417,8 @@ impl Worker {
         // Swap out so connections that hit the budget again go on a fresh list.
         let mut ready = std::mem::take(&mut self.ready);
         for local in ready.drain(..) {
-            self.pump(local);
+            // The budget ran out on full reads; only `WouldBlock` ends this.
+            self.pump(local, ReadUntil::WouldBlock);
         }
         if self.ready.is_empty() {
             self.ready = ready;
