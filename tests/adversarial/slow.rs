@@ -9,7 +9,14 @@ use super::process::{poll_until, rss_bytes};
 use crate::support::{config, scrape, Conn, Server};
 
 const SLOW_BODIES: usize = 20;
-const SLOW_READERS: usize = 100;
+/// Slow readers: 100 in the suite; `CORELOOP_SLOW_READERS=N` for a larger run
+/// (benches/adversaries.sh).
+fn slow_readers() -> usize {
+    std::env::var("CORELOOP_SLOW_READERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100)
+}
 /// The large static response the readers ask for.
 const BIG: usize = 64 * 1024;
 /// Resident memory one slow reader may cost the server: `write_high_water` (64 KiB) plus the
@@ -60,7 +67,12 @@ fn a_body_sent_a_byte_at_a_time_is_closed_at_the_body_deadline() {
 
 #[test]
 fn slow_readers_cost_bounded_memory_and_are_closed_at_the_write_deadline() {
-    let server = Server::start(&with_big_route(&[("write = \"30s\"", "write = \"2s\"")]));
+    let readers_wanted = slow_readers();
+    let limit = format!("max_connections = {}", readers_wanted + 200);
+    let server = Server::start(&with_big_route(&[
+        ("write = \"30s\"", "write = \"2s\""),
+        ("max_connections = 2000", &limit),
+    ]));
     let (web, pid) = (server.addr("web"), server.pid());
     // Warm up: pools, the big route's first copy, a scrape.
     let mut warm = Conn::open(web);
@@ -70,7 +82,7 @@ fn slow_readers_cost_bounded_memory_and_are_closed_at_the_write_deadline() {
     drop(warm);
     let timeouts_before = closed(&server, "write_timeout");
     let rss_before = rss_bytes(pid);
-    let mut readers = Swarm::connect(web, SLOW_READERS);
+    let mut readers = Swarm::connect(web, readers_wanted);
     let requests = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n".repeat(200);
     let began = Instant::now();
     // Write until no reader takes more (their send and the server's receive buffers full,
@@ -89,9 +101,9 @@ fn slow_readers_cost_bounded_memory_and_are_closed_at_the_write_deadline() {
         stable
     });
     let growth = rss_peak.saturating_sub(rss_before);
-    let per_reader = growth / SLOW_READERS as u64;
+    let per_reader = growth / readers_wanted as u64;
     eprintln!(
-        "slow readers x{SLOW_READERS}: RSS {} KiB -> {} KiB, {} KiB per reader (settled {settled} after {:?})",
+        "slow readers x{readers_wanted}: RSS {} KiB -> {} KiB, {} KiB per reader (settled {settled} after {:?})",
         rss_before / 1024,
         rss_peak / 1024,
         per_reader / 1024,
@@ -104,7 +116,7 @@ fn slow_readers_cost_bounded_memory_and_are_closed_at_the_write_deadline() {
     // The write deadline closes every one of them; the server keeps serving meanwhile.
     assert_eq!(Conn::open(web).get("/plaintext").status, 200);
     let all_closed = poll_until(Duration::from_secs(8), || {
-        closed(&server, "write_timeout") - timeouts_before >= SLOW_READERS as f64
+        closed(&server, "write_timeout") - timeouts_before >= readers_wanted as f64
     });
     let moved = closed(&server, "write_timeout") - timeouts_before;
     eprintln!(
@@ -113,7 +125,7 @@ fn slow_readers_cost_bounded_memory_and_are_closed_at_the_write_deadline() {
     );
     assert!(
         all_closed,
-        "only {moved} of {SLOW_READERS} closed by the write timeout"
+        "only {moved} of {readers_wanted} closed by the write timeout"
     );
     readers.pump();
 }
