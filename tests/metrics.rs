@@ -9,7 +9,7 @@ fn scrape_on(conn: &mut Conn) -> Exposition {
     assert_eq!(response.status, 200);
     assert_eq!(
         response.header("content-type"),
-        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        Some("text/plain; version=0.0.4; charset=utf-8")
     );
     Exposition::parse(&response.text())
 }
@@ -125,10 +125,8 @@ fn docs_list_exactly_the_exposed_metrics() {
     let docs = documented();
     let mut exposed_names = BTreeSet::new();
     for (family, kind) in &exposed.types {
-        let name = match kind.as_str() {
-            "counter" => format!("{family}_total"),
-            _ => family.clone(),
-        };
+        // In the 0.0.4 format a counter's family is named with its `_total`.
+        let name = family.clone();
         exposed_names.insert(name.clone());
         let (doc_kind, doc_labels) = docs
             .get(&name)
@@ -147,5 +145,41 @@ fn docs_list_exactly_the_exposed_metrics() {
     assert_eq!(
         documented, exposed_names,
         "docs/METRICS.md and the exposition differ"
+    );
+}
+
+#[test]
+fn the_exposition_passes_promtool() {
+    let server = Server::start(&config(&[]));
+    let mut conn = Conn::open(server.addr("web"));
+    conn.get("/plaintext");
+    let text = conn.get("/metrics").text();
+    let promtool = std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("promtool"))
+                .find(|p| p.exists())
+        })
+        .expect("promtool is missing: .ci/setup installs it from Debian's prometheus package");
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

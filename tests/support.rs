@@ -396,16 +396,14 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// Parses strictly enough to catch a malformed line: every sample belongs to a declared
-    /// family, labels are `k="v"` pairs, values are numbers, and `# EOF` ends it.
+    /// Parses the 0.0.4 text format strictly enough to catch a malformed line: every sample
+    /// belongs to a declared family, labels are `k="v"` pairs, values are numbers, and there
+    /// is no OpenMetrics `# EOF`.
     pub fn parse(text: &str) -> Exposition {
         let mut e = Exposition::default();
-        let mut eof = false;
         for line in text.lines() {
-            assert!(!eof, "content after # EOF: {line}");
-            if line == "# EOF" {
-                eof = true;
-            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            assert_ne!(line, "# EOF", "OpenMetrics text where 0.0.4 was promised");
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
                 e.types.insert(name.to_owned(), kind.to_owned());
             } else if line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
@@ -413,7 +411,6 @@ impl Exposition {
                 e.samples.push(parse_sample(line));
             }
         }
-        assert!(eof, "no # EOF");
         for (name, _, _) in &e.samples {
             assert!(e.family_of(name).is_some(), "sample {name} has no # TYPE");
         }

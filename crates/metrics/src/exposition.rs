@@ -12,8 +12,9 @@ use coreloop_reactor::{CloseReason, PauseCause, Snapshot};
 use crate::process::{self, ProcessSnapshot};
 use crate::Sources;
 
-/// The content type of [`render`]'s text (OpenMetrics 1.0, which Prometheus negotiates).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of [`render`]'s text: the Prometheus text format 0.0.4, which every
+/// scraper and `promtool check metrics` read.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
@@ -39,7 +40,44 @@ pub fn render(sources: &Sources) -> String {
     let mut text = String::with_capacity(16 * 1024);
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-    text
+    openmetrics_to_prometheus(&text)
+}
+
+/// prometheus-client writes OpenMetrics 1.0 text. The two formats differ, for what we expose,
+/// in two ways: an OpenMetrics counter family is named without `_total` in its `HELP`/`TYPE`
+/// lines (its samples carry it), and the text ends with `# EOF`. Rewriting those gives the
+/// 0.0.4 text format that `promtool check metrics` accepts.
+fn openmetrics_to_prometheus(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" {
+            continue;
+        }
+        match descriptor(line) {
+            Some((kind, name, rest)) if counters.contains(name) => {
+                out.push_str(&format!("# {kind} {name}_total{rest}"));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Splits `# HELP name rest` or `# TYPE name rest` into its parts (`rest` keeps its space).
+fn descriptor(line: &str) -> Option<(&str, &str, &str)> {
+    let rest = line.strip_prefix("# ")?;
+    let (kind, rest) = rest.split_once(' ')?;
+    if kind != "HELP" && kind != "TYPE" {
+        return None;
+    }
+    let end = rest.find(' ').unwrap_or(rest.len());
+    Some((kind, &rest[..end], &rest[end..]))
 }
 
 /// One scrape's worth of figures, owned.

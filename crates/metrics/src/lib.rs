@@ -3,9 +3,9 @@
 //!
 //! Nothing here runs on a shard. A scrape reads `Relaxed` atomics that each shard publishes
 //! (see `coreloop_reactor::stats`), so it never takes a lock a shard could wait on and never
-//! stalls one. The exposition is written with the `prometheus-client` crate's encoder, which
-//! speaks the OpenMetrics 1.0 text format (served as `application/openmetrics-text`);
-//! docs/METRICS.md lists every family.
+//! stalls one. The exposition is written with the `prometheus-client` crate's encoder (which
+//! speaks OpenMetrics 1.0) and served as the Prometheus text format 0.0.4, which
+//! `promtool check metrics` accepts; docs/METRICS.md lists every family.
 
 #![forbid(unsafe_code)]
 

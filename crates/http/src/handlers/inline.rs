@@ -59,7 +59,7 @@ pub(crate) fn write_metrics(out: &mut Vec<u8>, hook: &MetricsHook, finish: Finis
     let text = hook();
     let reply = Reply {
         status: 200,
-        content_type: Some(b"application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        content_type: Some(b"text/plain; version=0.0.4; charset=utf-8"),
         extra: b"",
         body: text.as_bytes(),
     };
