@@ -162,6 +162,8 @@ pub struct Conn {
     pub send_timer: bool,
     /// WRITABLE is in the socket's registered interest.
     pub write_interest: bool,
+    /// On the worker's list of connections to write after this poll batch.
+    pub write_queued: bool,
     pub backoff: Duration,
 }
 
@@ -181,6 +183,7 @@ impl Conn {
             next_due: None,
             send_timer: false,
             write_interest: false,
+            write_queued: false,
             backoff: FIRST_BACKOFF,
         }
     }
