@@ -96,6 +96,14 @@ CONF
     wait_up $CORELOOP_PORT
 }
 
+restart_servers() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    PIDS=()
+    start_nginx
+    start_coreloop
+}
+
 wait_up() {
     for _ in $(seq 100); do
         curl -fs "http://127.0.0.1:$1/plaintext" >/dev/null 2>&1 && return
@@ -122,6 +130,7 @@ measure() {  # $1 client, $2 server pid, $3 port, $4 connections, $5 pipeline, $
         timeout $((SECS + 30)) taskset -c 0 wrk -t1 -c"$4" -d"${SECS}s" --latency "${script[@]}" "$url" -- "$5" \
             >"$WORK/out.txt" 2>&1 || true
         rps=$(grep -oP 'Requests/sec:\s*\K[0-9.]+' "$WORK/out.txt" || echo 0)
+        grep -E 'Socket errors|Non-2xx' "$WORK/out.txt" >&2 || true
         p99=$(awk '$1 == "99%" { v = $2; u = v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
               print v * (u == "ms" ? 1000 : (u == "s" ? 1000000 : 1)) }' "$WORK/out.txt")
     else
@@ -210,11 +219,14 @@ if [[ " $SCENARIOS " == *" S5 "* ]]; then
         port=$NGINX_PORT; [[ $server == coreloop ]] && port=$CORELOOP_PORT
         timeout $((SECS + 30)) taskset -c 0 "$LOAD" -t 1 -c 256 -d "${SECS}s" --warmup 1s --rate "$rate" \
             --no-progress --json "$WORK/s5.json" "http://127.0.0.1:$port/plaintext" >/dev/null 2>&1 || true
-        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency"];
-print(f"| {sys.argv[2]} | {l[\"p50_us\"]} | {l[\"p99_us\"]} | {l[\"p99_9_us\"]} | {r[\"requests_per_s\"]:.0f} |")' "$WORK/s5.json" "$server"
+        python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency"]
+print("| %s | %s | %s | %s | %.0f |" % (sys.argv[2], l["p50_us"], l["p99_us"], l["p99_9_us"], r["requests_per_s"]))' "$WORK/s5.json" "$server"
     done
 fi
 if [[ " $SCENARIOS " == *" S4 "* ]]; then
+    # Fresh servers: memory the earlier scenarios' 10,000 connections left in pools and
+    # slabs would otherwise be counted as the baseline.
+    restart_servers
     echo
     echo "S4: idle keep-alive connections, server RSS:"
     echo "| server | connections | RSS before KiB | RSS after KiB | bytes per connection |"
