@@ -96,19 +96,64 @@ pub struct HttpConn {
     opened: Option<Instant>,
     pub(crate) started: Option<Instant>,
     pub(crate) served: u64,
-    pub(crate) exchange: Option<Exchange>,
-    /// Body bytes for handlers that read them; capacity kept between requests.
-    pub(crate) body: Vec<u8>,
-    pub(crate) echo_type: Vec<u8>,
-    pub(crate) path: Vec<u8>,
+    /// Boxed from the shard's pool while a request is in progress, like `scratch`.
+    pub(crate) exchange: Option<Box<Exchange>>,
+    /// The request's buffers, from the shard's pool while a request is in progress and
+    /// back in it once the connection is idle: an idle connection owns none.
+    pub(crate) scratch: Option<Box<Scratch>>,
     peer_eof: bool,
     /// `on_drain` came while a request was in progress: its response closes.
     pub(crate) draining: bool,
+}
+
+/// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
+/// connection holds them nor a steady state allocates them.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Body bytes for handlers that read them.
+    pub body: Vec<u8>,
+    pub echo_type: Vec<u8>,
+    /// The percent-decoded path.
+    pub path: Vec<u8>,
     /// Access log only (empty otherwise): the request's method, target, and the pending
-    /// output when its response began. Capacity is kept between requests.
-    log_method: Vec<u8>,
-    log_path: Vec<u8>,
-    log_mark: usize,
+    /// output when its response began.
+    pub log_method: Vec<u8>,
+    pub log_path: Vec<u8>,
+    pub log_mark: usize,
+}
+
+impl Scratch {
+    /// Empties every buffer, keeping capacity.
+    pub(crate) fn clear(&mut self) {
+        self.body.clear();
+        self.echo_type.clear();
+        self.path.clear();
+        self.log_method.clear();
+        self.log_path.clear();
+        self.log_mark = 0;
+    }
+
+    /// Bytes of capacity held.
+    pub(crate) fn capacity(&self) -> usize {
+        [
+            &self.body,
+            &self.echo_type,
+            &self.path,
+            &self.log_method,
+            &self.log_path,
+        ]
+        .iter()
+        .map(|v| v.capacity())
+        .sum()
+    }
+}
+
+/// The connection's scratch, taken from the pool if it has none.
+pub(crate) fn scratch_of<'a>(
+    slot: &'a mut Option<Box<Scratch>>,
+    shared: &Shared,
+) -> &'a mut Scratch {
+    slot.get_or_insert_with(|| shared.take_scratch())
 }
 
 impl HttpConn {
@@ -123,14 +168,20 @@ impl HttpConn {
             started: None,
             served: 0,
             exchange: None,
-            body: Vec::new(),
-            echo_type: Vec::new(),
-            path: Vec::new(),
+            scratch: None,
             peer_eof: false,
             draining: false,
-            log_method: Vec::new(),
-            log_path: Vec::new(),
-            log_mark: 0,
+        }
+    }
+
+    /// This request's buffers.
+    pub(crate) fn scratch(&mut self) -> &mut Scratch {
+        scratch_of(&mut self.scratch, &self.shared)
+    }
+
+    fn release_scratch(&mut self) {
+        if let Some(scratch) = self.scratch.take() {
+            self.shared.give_scratch(scratch);
         }
     }
 
@@ -159,8 +210,9 @@ impl HttpConn {
             self.phase = Phase::Head;
             self.settings = self.shared.settings.borrow().clone();
             self.arm(Timer::Header, cx);
-            self.log_method.clear();
-            self.log_path.clear();
+            let scratch = self.scratch();
+            scratch.log_method.clear();
+            scratch.log_path.clear();
         }
         self.started.get_or_insert(cx.now());
     }
@@ -188,7 +240,7 @@ impl HttpConn {
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
-        self.exchange = Some(exchange);
+        self.exchange = Some(self.shared.boxed_exchange(exchange));
         if !reads {
             return Ok(self.finish(cx));
         }
@@ -212,7 +264,7 @@ impl HttpConn {
         let Some(decoder) = exchange.decoder.as_mut() else {
             return Ok((0, self.finish(cx)));
         };
-        let mut sink = keep.then_some(&mut self.body);
+        let mut sink = keep.then(|| &mut scratch_of(&mut self.scratch, &self.shared).body);
         let progress = decoder.decode(input, &mut sink, &mut exchange.received, limit)?;
         let flow = if progress.done {
             self.finish(cx)
@@ -225,7 +277,7 @@ impl HttpConn {
     /// Writes the response of a request that failed and closes (or, for a server-side failure
     /// with a connection that can go on, just answers).
     pub(crate) fn refuse(&mut self, error: HttpError, cx: &mut Cx<'_>) -> Flow {
-        self.log_mark = cx.pending_output();
+        self.scratch().log_mark = cx.pending_output();
         let refusal = error.refusal();
         tracing::debug!(status = refusal.status, fault = ?refusal.fault, "{error}");
         let head_only = self.exchange.as_ref().is_some_and(|e| e.head_only);
@@ -249,7 +301,7 @@ impl HttpConn {
             head_only,
         };
         write_reply(cx.out(), &reply, finish);
-        self.body.clear();
+        self.scratch().body.clear();
         if close {
             cx.refuse();
         }
@@ -273,18 +325,21 @@ impl HttpConn {
         let started = self.started.take().unwrap_or(cx.now());
         let duration = cx.now().saturating_duration_since(started);
         self.shared.stats.record(status, duration);
-        if let Some(log) = &self.shared.access_log {
+        if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
             (log.0)(&AccessRecord {
                 shard: cx.shard(),
-                method: &self.log_method,
-                path: &self.log_path,
+                method: &scratch.log_method,
+                path: &scratch.log_path,
                 status,
-                bytes: cx.pending_output().saturating_sub(self.log_mark) as u64,
+                bytes: cx.pending_output().saturating_sub(scratch.log_mark) as u64,
                 duration,
             });
         }
         self.served += 1;
-        self.exchange = None;
+        if let Some(exchange) = self.exchange.take() {
+            self.shared.give_exchange(exchange);
+        }
+        self.release_scratch();
         if close {
             self.phase = Phase::Closed;
             cx.clear_deadline();
@@ -298,13 +353,15 @@ impl HttpConn {
     /// Copies what the access log needs from the head (the head's bytes go away before the
     /// response is done, e.g. while a job runs).
     fn note_request(&mut self, head: &Head<'_>, cx: &Cx<'_>) {
-        self.log_method.clear();
-        self.log_method
+        let scratch = self.scratch();
+        scratch.log_method.clear();
+        scratch
+            .log_method
             .extend_from_slice(head.method_token.as_bytes());
-        self.log_path.clear();
+        scratch.log_path.clear();
         let path = &head.path[..head.path.len().min(ACCESS_PATH_MAX)];
-        self.log_path.extend_from_slice(path);
-        self.log_mark = cx.pending_output();
+        scratch.log_path.extend_from_slice(path);
+        scratch.log_mark = cx.pending_output();
     }
 
     pub(crate) fn arm_offload(&mut self, cx: &mut Cx<'_>) {
@@ -322,7 +379,7 @@ impl HttpConn {
             Err(error) => return self.refuse(error, cx),
         };
         // Output queued before may have been written while the job ran: measure from here.
-        self.log_mark = cx.pending_output();
+        self.scratch().log_mark = cx.pending_output();
         let exchange = self.exchange.as_ref();
         let head_only = exchange.is_some_and(|e| e.head_only);
         let close = exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;

@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use coreloop_reactor::{Cx, Job};
 
 use crate::body::BodyDecoder;
-use crate::conn::{Exchange, Flow, HttpConn, Phase, Target};
+use crate::conn::{scratch_of, Exchange, Flow, HttpConn, Phase, Target};
 use crate::error::HttpError;
 use crate::factory::Settings;
 use crate::files::{serve, FileAsk};
@@ -52,10 +52,11 @@ impl HttpConn {
             return Ok(Target::OptionsStar);
         }
         let path: &[u8] = if head.path.contains(&b'%') {
-            if !decode_into(head.path, &mut self.path) {
+            let decoded = &mut scratch_of(&mut self.scratch, &self.shared).path;
+            if !decode_into(head.path, decoded) {
                 return Err(HttpError::InvalidTarget);
             }
-            &self.path
+            decoded
         } else {
             head.path
         };
@@ -84,7 +85,7 @@ impl HttpConn {
 
     /// Copies out of the head what a handler needs after the head's bytes are gone.
     fn prepare(&mut self, head: &Head<'_>, exchange: &mut Exchange) {
-        self.body.clear();
+        self.scratch().body.clear();
         let Target::Route { prefix_len, .. } = exchange.target else {
             return;
         };
@@ -109,12 +110,12 @@ impl HttpConn {
                 exchange.job = Some(Box::new(delay_job(head.query, *max)))
             }
             Some(Compiled::Echo) => {
-                self.echo_type.clear();
-                self.echo_type
-                    .extend_from_slice(head.content_type.unwrap_or_default());
+                let echo_type = &mut self.scratch().echo_type;
+                echo_type.clear();
+                echo_type.extend_from_slice(head.content_type.unwrap_or_default());
             }
             Some(Compiled::Custom { .. }) => {
-                exchange.custom = Some(Box::new(custom_request(head, &self.path)))
+                exchange.custom = Some(Box::new(custom_request(head, &self.scratch().path)))
             }
             _ => {}
         }
@@ -163,7 +164,10 @@ impl HttpConn {
                 prepared.status()
             }
             Compiled::Json => write_json(cx.out(), &mut self.shared.scratch.borrow_mut(), finish),
-            Compiled::Echo => write_echo(cx.out(), &self.echo_type, &self.body, finish),
+            Compiled::Echo => {
+                let scratch = scratch_of(&mut self.scratch, &self.shared);
+                write_echo(cx.out(), &scratch.echo_type, &scratch.body, finish)
+            }
             Compiled::Metrics(hook) => write_metrics(cx.out(), hook, finish),
             // Blocking handlers carry a job and never get here; answer rather than panic.
             Compiled::Files(_) | Compiled::Delay { .. } | Compiled::Custom { .. } => {
@@ -205,7 +209,7 @@ impl HttpConn {
         };
         let head_only = exchange.head_only;
         let mut request = *exchange.custom.take().unwrap_or_default();
-        request.body = std::mem::take(&mut self.body);
+        request.body = std::mem::take(&mut self.scratch().body);
         if blocking {
             return self.submit(
                 Box::new(move || custom::run(&func, &request, head_only)),

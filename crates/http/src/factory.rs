@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::access::{AccessLog, AccessLogHook};
 use crate::config::HttpConfig;
-use crate::conn::HttpConn;
+use crate::conn::{Exchange, HttpConn, Scratch};
 use crate::response::{format_date, DateBytes};
 use crate::router::{Route, RouteError, RouteTable};
 use crate::stats::{HttpStats, ShardHttpStats};
@@ -99,6 +99,8 @@ impl ProtocolFactory for HttpFactory {
             stats: self.stats.for_shard(shard),
             scratch: RefCell::new(Vec::new()),
             access_log: self.access_log.clone(),
+            scratch_pool: RefCell::new(Vec::new()),
+            exchange_pool: RefCell::new(Vec::new()),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -108,7 +110,6 @@ impl ProtocolFactory for HttpFactory {
 
 /// State shared by the connections of one shard: never crosses threads, so no atomics on it
 /// (the settings are copied per shard so that taking them per request is a plain `Rc` clone).
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub settings: RefCell<Rc<Settings>>,
     pub date: Cell<DateBytes>,
@@ -116,6 +117,52 @@ pub(crate) struct Shared {
     /// Serialization scratch (json), kept so its capacity is reused.
     pub scratch: RefCell<Vec<u8>>,
     pub access_log: Option<AccessLog>,
+    /// Per-request buffers of connections that are between requests. Boxed because the boxes
+    /// themselves move between the pool and connections: no allocation per request.
+    #[allow(clippy::vec_box)]
+    pub scratch_pool: RefCell<Vec<Box<Scratch>>>,
+    /// The same for the state of a request in progress.
+    #[allow(clippy::vec_box)]
+    pub exchange_pool: RefCell<Vec<Box<Exchange>>>,
+}
+
+/// Idle per-request buffers a shard keeps, and the capacity past which one is dropped instead
+/// (one large body should not stay pinned in the pool).
+const SCRATCH_POOL: usize = 256;
+const SCRATCH_KEPT_BYTES: usize = 64 * 1024;
+
+impl Shared {
+    pub(crate) fn take_scratch(&self) -> Box<Scratch> {
+        self.scratch_pool.borrow_mut().pop().unwrap_or_default()
+    }
+
+    pub(crate) fn boxed_exchange(&self, exchange: Exchange) -> Box<Exchange> {
+        match self.exchange_pool.borrow_mut().pop() {
+            Some(mut boxed) => {
+                *boxed = exchange;
+                boxed
+            }
+            None => Box::new(exchange),
+        }
+    }
+
+    pub(crate) fn give_exchange(&self, mut exchange: Box<Exchange>) {
+        // What a request owned beyond its plain fields goes now, not when the box is reused.
+        exchange.job = None;
+        exchange.custom = None;
+        let mut pool = self.exchange_pool.borrow_mut();
+        if pool.len() < SCRATCH_POOL {
+            pool.push(exchange);
+        }
+    }
+
+    pub(crate) fn give_scratch(&self, mut scratch: Box<Scratch>) {
+        let mut pool = self.scratch_pool.borrow_mut();
+        if pool.len() < SCRATCH_POOL && scratch.capacity() <= SCRATCH_KEPT_BYTES {
+            scratch.clear();
+            pool.push(scratch);
+        }
+    }
 }
 
 struct ShardFactory {

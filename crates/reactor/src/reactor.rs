@@ -238,6 +238,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
             io: io.clone(),
             read_buffer: config.read_buffer,
             timer_tick: config.timer_tick,
+            slab_capacity: slab_capacity(&config),
         };
         let thread = std::thread::Builder::new()
             .name(format!("coreloop-shard-{id}"))
@@ -275,6 +276,15 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         offload: Some(offload),
         drain_deadline: None,
     })
+}
+
+/// The most connections one shard can hold, capped so the reservation stays modest.
+fn slab_capacity(config: &ReactorConfig) -> usize {
+    const MOST: usize = 256 * 1024;
+    let per_shard = config
+        .max_connections_per_shard
+        .unwrap_or(config.max_connections);
+    per_shard.min(config.max_connections).min(MOST)
 }
 
 fn validate(config: &ReactorConfig) -> Result<(), StartError> {

@@ -56,6 +56,7 @@ pub(crate) struct Shard {
     pub io: IoConfig,
     pub read_buffer: usize,
     pub timer_tick: Duration,
+    pub slab_capacity: usize,
 }
 
 struct Loop {
@@ -80,7 +81,10 @@ impl Shard {
         let start = Instant::now();
         let mut state = Loop {
             factories,
-            conns: Slab::new(),
+            // Reserved up front: untouched pages cost no memory, and the slab never grows by
+            // copying (a copy touches every entry, and the old block's pages stay counted
+            // until it is freed), so resident memory follows the live connections.
+            conns: Slab::with_capacity(self.slab_capacity),
             next_generation: 0,
             timers: TimerWheel::new(start, self.timer_tick, 4096),
             input_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
