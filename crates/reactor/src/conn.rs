@@ -111,12 +111,15 @@ pub(crate) struct Conn {
     protocol: Box<dyn Protocol>,
     input: Option<InBuf>,
     out: Option<Vec<u8>>,
-    out_pos: usize,
+    /// Bytes of `out` already written. u32: a connection's pending output above 4 GiB is
+    /// refused in `flush` (no protocol of ours comes near it; the high-water mark is KiB).
+    out_pos: u32,
     deadline: Option<Instant>,
     /// The write timeout while output waits, or the linger deadline once lingering (a
     /// lingering connection has no output left, so the two never overlap).
     io_deadline: Option<Instant>,
-    armed: Option<(TimerKey, Instant)>,
+    /// The one wheel entry this connection has, at or before its earliest deadline.
+    armed: Option<TimerKey>,
     wait: Wait,
     phase: Phase,
     peer_eof: bool,
@@ -263,7 +266,7 @@ impl Conn {
 
     /// Gives back buffers and cancels the timer; the socket closes when `self` drops.
     pub fn release(mut self, env: &mut Env<'_>) {
-        if let Some((key, _)) = self.armed.take() {
+        if let Some(key) = self.armed.take() {
             env.timers.cancel(key);
         }
         if let Some(buf) = self.input.take() {
@@ -457,13 +460,16 @@ impl Conn {
         let Some(out) = self.out.as_ref() else {
             return Ok(());
         };
+        if out.len() > u32::MAX as usize {
+            return Err(CloseReason::Aborted);
+        }
         let was_blocked_above_mark = self.pending_output() > env.io.write_high_water;
         let mut progressed = false;
-        while self.out_pos < out.len() {
-            match self.stream.write(&out[self.out_pos..]) {
+        while (self.out_pos as usize) < out.len() {
+            match self.stream.write(&out[self.out_pos as usize..]) {
                 Ok(0) => return Err(CloseReason::IoError),
                 Ok(n) => {
-                    self.out_pos += n;
+                    self.out_pos += n as u32;
                     progressed = true;
                     bump(&env.stats.bytes_out, n as u64);
                 }
@@ -541,16 +547,16 @@ impl Conn {
             .flatten()
             .min();
         match (earliest, self.armed) {
-            (None, Some((key, _))) => {
+            (None, Some(key)) => {
                 env.timers.cancel(key);
                 self.armed = None;
             }
-            (Some(at), Some((_, armed_at))) if armed_at <= at => {}
+            (Some(at), Some(key)) if env.timers.fires_by(key, at) => {}
             (Some(at), armed) => {
-                if let Some((key, _)) = armed {
+                if let Some(key) = armed {
                     env.timers.cancel(key);
                 }
-                self.armed = Some((env.timers.insert(at, self.token), at));
+                self.armed = Some(env.timers.insert(at, self.token));
             }
             (None, None) => {}
         }
@@ -570,7 +576,7 @@ impl Conn {
             shard: env.shard,
             token: self.token,
             out: &mut self.out,
-            out_written: self.out_pos,
+            out_written: self.out_pos as usize,
             buffered_input: self.input.as_ref().map_or(0, InBuf::unconsumed),
             pool: &mut *env.output_pool,
             deadline: &mut self.deadline,
@@ -596,7 +602,9 @@ impl Conn {
     }
 
     fn pending_output(&self) -> usize {
-        self.out.as_ref().map_or(0, |out| out.len() - self.out_pos)
+        self.out
+            .as_ref()
+            .map_or(0, |out| out.len() - self.out_pos as usize)
     }
 }
 
@@ -607,6 +615,6 @@ mod tests {
     #[test]
     fn a_connection_stays_small() {
         let size = std::mem::size_of::<super::Conn>();
-        assert!(size <= 176, "Conn grew to {size} bytes");
+        assert!(size <= 160, "Conn grew to {size} bytes");
     }
 }

@@ -96,6 +96,17 @@ impl<T> TimerWheel<T> {
         }
     }
 
+    /// True when the timer `key` is pending and fires no later than a timer inserted for `at`
+    /// would: the caller can keep it instead of re-arming.
+    pub fn fires_by(&self, key: TimerKey, at: Instant) -> bool {
+        match self.entries.get(key.index as usize) {
+            Some(entry) if entry.seq == key.seq => {
+                entry.tick <= self.tick_at_or_after(at).max(self.next_tick)
+            }
+            _ => false,
+        }
+    }
+
     /// Fires every timer whose deadline is at or before `now`, in no particular order.
     pub fn expire(&mut self, now: Instant, mut fire: impl FnMut(T)) {
         let Some(now_tick) = self.tick_at_or_before(now) else {
