@@ -129,6 +129,12 @@ pub(crate) struct Conn {
     refused: bool,
 }
 
+impl crate::table::Keyed for Conn {
+    fn token(&self) -> ConnToken {
+        self.token
+    }
+}
+
 impl Conn {
     pub fn new(
         stream: Stream,
@@ -159,10 +165,6 @@ impl Conn {
 
     pub fn listener(&self) -> usize {
         usize::from(self.listener)
-    }
-
-    pub fn token(&self) -> ConnToken {
-        self.token
     }
 
     pub fn register(&mut self, registry: &Registry) -> io::Result<()> {

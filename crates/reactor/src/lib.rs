@@ -23,6 +23,7 @@ mod reactor;
 mod shard;
 mod socket;
 pub mod stats;
+pub mod table;
 pub mod testing;
 pub mod timer;
 pub mod token;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
-use slab::Slab;
 
 use crate::accept::{AcceptGate, LocalAccept};
 use crate::buffer::BufPool;
@@ -20,6 +19,7 @@ use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
 use crate::socket::Listener;
 use crate::stats::{bump, set, CloseReason, ShardStats};
+use crate::table::ConnTable;
 use crate::timer::TimerWheel;
 use crate::token::{ConnToken, Reserved};
 
@@ -62,8 +62,7 @@ pub(crate) struct Shard {
 struct Loop {
     /// By listener id; `None` for an id this shard has not heard of yet.
     factories: Vec<Option<Box<dyn ConnFactory>>>,
-    conns: Slab<Conn>,
-    next_generation: u32,
+    conns: ConnTable<Conn>,
     timers: TimerWheel<ConnToken>,
     input_pool: BufPool,
     output_pool: BufPool,
@@ -84,8 +83,7 @@ impl Shard {
             // Reserved up front: untouched pages cost no memory, and the slab never grows by
             // copying (a copy touches every entry, and the old block's pages stay counted
             // until it is freed), so resident memory follows the live connections.
-            conns: Slab::with_capacity(self.slab_capacity),
-            next_generation: 0,
+            conns: ConnTable::with_capacity(self.slab_capacity),
             timers: TimerWheel::new(start, self.timer_tick, 4096),
             input_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
             output_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
@@ -161,7 +159,7 @@ impl Shard {
         f: impl FnOnce(&mut Conn, &mut Env<'_>) -> Drive,
     ) -> bool {
         let (conns, parts) = split(state);
-        let Some(conn) = conns.get_mut(token.index()).filter(|c| c.token() == token) else {
+        let Some(conn) = conns.get_mut(token) else {
             bump(&self.stats.stale_events, 1);
             return false;
         };
@@ -175,7 +173,9 @@ impl Shard {
 
     fn close(&mut self, state: &mut Loop, token: ConnToken, now: Instant, reason: CloseReason) {
         let (conns, parts) = split(state);
-        let conn = conns.remove(token.index());
+        let Some(conn) = conns.remove(token) else {
+            return;
+        };
         let active = conns.len() as u64;
         let listener = conn.listener();
         let mut env = env(self, parts, now);
@@ -292,9 +292,6 @@ impl Shard {
             // The listener's AddListener may have been queued after this shard last looked.
             self.drain_control(state, now);
         }
-        let entry = state.conns.vacant_entry();
-        let token = ConnToken::new(entry.key(), state.next_generation);
-        state.next_generation = state.next_generation.wrapping_add(1);
         let info = ConnInfo {
             listener,
             peer,
@@ -309,12 +306,21 @@ impl Shard {
             return;
         };
         let protocol = factory.open(&info);
-        let mut conn = Conn::new(stream, token, listener, protocol);
-        if let Err(error) = conn.register(self.poll.registry()) {
-            tracing::warn!(shard = self.id, %error, "registering a connection failed; closing it");
+        let registry = self.poll.registry();
+        let shard = self.id;
+        let adopted = state.conns.insert_with(|token| {
+            let mut conn = Conn::new(stream, token, listener, protocol);
+            match conn.register(registry) {
+                Ok(()) => Some(conn),
+                Err(error) => {
+                    tracing::warn!(shard, %error, "registering a connection failed; closing it");
+                    None
+                }
+            }
+        });
+        let Some(token) = adopted else {
             return;
-        }
-        entry.insert(conn);
+        };
         bump(&self.stats.accepted, 1);
         set(&self.stats.active, state.conns.len() as u64);
         bump(&self.stats.listeners[listener].accepted, 1);
@@ -364,7 +370,7 @@ impl Shard {
         if let Some(mut local) = self.local_accept.take() {
             local.close(self.poll.registry());
         }
-        let tokens: Vec<ConnToken> = state.conns.iter().map(|(_, c)| c.token()).collect();
+        let tokens = state.conns.tokens();
         for token in tokens {
             self.drive(state, token, now, |conn, env| conn.on_drain(env));
         }
@@ -391,7 +397,7 @@ impl Shard {
     }
 
     fn close_all(&mut self, state: &mut Loop, now: Instant, reason: CloseReason) {
-        let tokens: Vec<ConnToken> = state.conns.iter().map(|(_, c)| c.token()).collect();
+        let tokens = state.conns.tokens();
         for token in tokens {
             self.close(state, token, now, reason);
         }
@@ -446,7 +452,7 @@ struct Parts<'a> {
 }
 
 /// Borrows the connection slab and the rest of the loop state separately.
-fn split(state: &mut Loop) -> (&mut Slab<Conn>, Parts<'_>) {
+fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     let parts = Parts {
         timers: &mut state.timers,
         input_pool: &mut state.input_pool,
