@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry};
 
 use crate::buffer::BufPool;
+use crate::inbuf::InBuf;
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{Cx, Protocol, Step, Verb};
 use crate::socket::Stream;
@@ -43,46 +44,6 @@ pub(crate) struct Env<'a> {
     pub ready: &'a mut Vec<ConnToken>,
     pub scratch: &'a mut [u8],
     pub io: &'a IoConfig,
-}
-
-/// Unconsumed input: `data[start..end]`. `data` stays fully initialised at its length, so
-/// reads go straight into it without zeroing; consumed bytes only move `start`.
-struct InBuf {
-    data: Vec<u8>,
-    start: u32,
-    end: u32,
-}
-
-impl InBuf {
-    fn unconsumed(&self) -> usize {
-        (self.end - self.start) as usize
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.data[self.start as usize..self.end as usize]
-    }
-
-    /// Makes room at the end: first by moving the unconsumed bytes to the front, then by
-    /// growing up to `max`. `false` when the buffer is full at `max`.
-    fn make_room(&mut self, max: usize) -> bool {
-        if (self.end as usize) < self.data.len() {
-            return true;
-        }
-        if self.start > 0 {
-            self.data
-                .copy_within(self.start as usize..self.end as usize, 0);
-            self.end -= self.start;
-            self.start = 0;
-            return true;
-        }
-        if self.data.len() >= max {
-            return false;
-        }
-        // Offsets are u32: input is capped far below 4 GiB (max_input).
-        let grown = (self.data.len() * 2).min(max).min(u32::MAX as usize);
-        self.data.resize(grown, 0);
-        true
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,6 +15,7 @@ mod conn;
 pub mod echo;
 pub mod frame;
 pub mod inbox;
+mod inbuf;
 pub mod limits;
 mod listener_set;
 pub mod offload;
