@@ -3,6 +3,8 @@
 # core 0 and nginx (1 worker) to core 1; alternating rounds A B A B, medians.
 # Bounded: every client run is under `timeout`; nginx is stopped on exit.
 # Usage: benches/load/compare.sh [ROUNDS] [SECONDS]
+# Pipelined rows: coreloop-load --pipeline-mode window, then batch (wrk's pipeline.lua
+# is a batch); RSS_TOOLS=" " skips the RSS part.
 # Env: LOAD_BIN (default: cargo build --release --bin coreloop-load), PORT (8089).
 set -euo pipefail
 
@@ -80,10 +82,10 @@ run_wrk() {  # $1 = depth; prints "rps cpu"
     echo "$(grep -oP 'Requests/sec:\s*\K[0-9.]+' <<<"$out") $(grep -oP 'CPU=\K[0-9.]+' <<<"$out")"
 }
 
-run_load() {  # $1 = depth; prints "rps cpu"
+run_load() {  # $1 = depth, $2 = pipeline mode; prints "rps cpu"
     local out
     out=$(cpu_of timeout $((SECS + 20)) taskset -c 0 "$BIN" -t 1 -c $CONNS -d ${SECS}s --warmup 0s \
-        --pipeline "$1" --no-progress --json - "$URL")
+        --pipeline "$1" --pipeline-mode "$2" --no-progress --json - "$URL")
     local rps
     rps=$(python3 -c 'import json,sys; t=sys.stdin.read(); print(json.loads(t[:t.rindex("}")+1])["requests_per_s"])' <<<"${out%CPU=*}")
     echo "$rps $(grep -oP 'CPU=\K[0-9.]+' <<<"$out")"
@@ -91,10 +93,10 @@ run_load() {  # $1 = depth; prints "rps cpu"
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-compare() {  # $1 = label, $2 = depth
+compare() {  # $1 = label, $2 = depth, $3 = coreloop-load pipeline mode (default window)
     local lr=() lc=() wr=() wc=()
     for round in $(seq "$ROUNDS"); do
-        read -r r c < <(run_load "$2"); lr+=("$r"); lc+=("$c")
+        read -r r c < <(run_load "$2" "${3:-window}"); lr+=("$r"); lc+=("$c")
         echo "  round $round coreloop-load: $r req/s, $c CPU-s" >&2
         read -r r c < <(run_wrk "$2"); wr+=("$r"); wc+=("$c")
         echo "  round $round wrk:           $r req/s, $c CPU-s" >&2
@@ -140,6 +142,7 @@ echo "| scenario | coreloop-load req/s | wrk req/s | ratio | coreloop-load req p
 echo "|---|---|---|---|---|---|---|"
 compare "keep-alive, $CONNS conns" 1
 compare "pipelined x$DEPTH, $CONNS conns" "$DEPTH"
+compare "pipelined x$DEPTH batch, $CONNS conns" "$DEPTH" batch
 echo
 echo "| client | connections | RSS KiB | req/s |"
 echo "|---|---|---|---|"

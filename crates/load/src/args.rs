@@ -6,13 +6,19 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::config::{self, Config, ConfigError};
+use crate::config::{self, Config, ConfigError, PipelineMode};
 use crate::target::{self, Protocol};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ProtocolArg {
     Http,
     Echo,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PipelineModeArg {
+    Window,
+    Batch,
 }
 
 /// Drive HTTP/1.1 or echo load at 10k connections and beyond, and measure
@@ -43,6 +49,10 @@ pub struct Args {
     /// Requests in flight per connection
     #[arg(long, default_value_t = 1)]
     pipeline: usize,
+    /// Closed loop: window = one new request per response; batch = write
+    /// --pipeline requests, the next batch when all are answered (like wrk)
+    #[arg(long, value_enum, default_value = "window")]
+    pipeline_mode: PipelineModeArg,
     /// HTTP method
     #[arg(short = 'm', long, default_value = "GET")]
     method: String,
@@ -110,6 +120,10 @@ impl Args {
         c.connect_rate = self.connect_rate;
         c.rate = self.rate;
         c.pipeline = self.pipeline;
+        c.pipeline_mode = match self.pipeline_mode {
+            PipelineModeArg::Window => PipelineMode::Window,
+            PipelineModeArg::Batch => PipelineMode::Batch,
+        };
         c.method = self.method;
         c.headers = self.headers;
         c.body = body(self.body.as_deref())?;
@@ -158,6 +172,7 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(10));
         assert_eq!(c.warmup, Duration::from_secs(2));
         assert_eq!(c.pipeline, 1);
+        assert_eq!(c.pipeline_mode, PipelineMode::Window);
         assert!(c.rate.is_none());
     }
 
@@ -202,6 +217,45 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_millis(250));
         assert_eq!(c.requests, Some(99));
         assert!(!c.progress);
+    }
+
+    #[test]
+    fn pipeline_mode_flag() {
+        let check = |mode: &str, expected| {
+            let c = config(&[
+                "--pipeline",
+                "16",
+                "--pipeline-mode",
+                mode,
+                "http://127.0.0.1:1/",
+            ]);
+            assert_eq!(c.unwrap().pipeline_mode, expected, "--pipeline-mode {mode}");
+        };
+        check("window", PipelineMode::Window);
+        check("batch", PipelineMode::Batch);
+    }
+
+    #[test]
+    fn pipeline_mode_refusals() {
+        let err = config(&["--pipeline-mode", "bulk", "http://127.0.0.1:1/"]).unwrap_err();
+        assert!(err.contains("--pipeline-mode"), "{err}");
+        let open = [
+            "--rate",
+            "100",
+            "--pipeline-mode",
+            "batch",
+            "http://127.0.0.1:1/",
+        ];
+        let err = config(&open).unwrap_err();
+        assert!(err.contains("closed loop only"), "{err}");
+        let window = [
+            "--rate",
+            "100",
+            "--pipeline-mode",
+            "window",
+            "http://127.0.0.1:1/",
+        ];
+        assert!(config(&window).is_ok());
     }
 
     #[test]

@@ -9,6 +9,17 @@ use crate::target::{Endpoint, Protocol, Target};
 /// pre-encoded batch (pipeline + 1 copies of the request).
 pub const MAX_PIPELINE: usize = 1024;
 
+/// How a closed-loop connection refills its pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PipelineMode {
+    /// Keep `pipeline` requests in flight: one new request per response.
+    #[default]
+    Window,
+    /// Write `pipeline` requests at once and the next batch only when all of
+    /// them are answered, as wrk's pipeline script does. Closed loop only.
+    Batch,
+}
+
 /// A validated run description.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +35,7 @@ pub struct Config {
     /// Requests per second over all connections (open loop); `None` = closed loop.
     pub rate: Option<f64>,
     pub pipeline: usize,
+    pub pipeline_mode: PipelineMode,
     pub method: String,
     /// Extra header lines, each `Name: value`.
     pub headers: Vec<String>,
@@ -63,6 +75,7 @@ impl Config {
             connect_rate: None,
             rate: None,
             pipeline: 1,
+            pipeline_mode: PipelineMode::Window,
             method: "GET".to_string(),
             headers: Vec::new(),
             body: Vec::new(),
@@ -82,6 +95,9 @@ impl Config {
         }
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
             return fail("--pipeline must be from 1 to 1024");
+        }
+        if self.rate.is_some() && self.pipeline_mode == PipelineMode::Batch {
+            return fail("--pipeline-mode batch is for closed loop only (--rate sends each request when it is due)");
         }
         if self.protocol == Protocol::Echo && self.size == 0 {
             return fail("--size must be at least 1 byte");

@@ -63,9 +63,16 @@ impl Env {
 }
 
 /// Queues as many new requests as the mode allows: closed loop fills the
-/// pipeline; open loop sends the requests that are due, each stamped with
-/// its intended time so a late send counts as latency.
+/// pipeline (in batch mode only once it is empty); open loop sends the
+/// requests that are due, each stamped with its intended time so a late send
+/// counts as latency.
 pub fn fill(conn: &mut Conn, env: &mut Env, now: Instant) {
+    // Batch mode: against nginx, which answers each pipelined request in its
+    // own segment, a window refill writes ~15 small segments per 16 requests
+    // and a batch refill one (docs/BENCHMARKS.md, coreloop-load versus wrk).
+    if env.plan.refill_when_empty && !conn.in_flight.is_empty() {
+        return;
+    }
     let depth = env.plan.pipeline;
     while conn.in_flight.len() < depth && env.may_start() {
         let start = match (env.plan.interval, conn.next_due) {

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, PipelineMode};
 use crate::request::Batch;
 use crate::target::{Endpoint, Protocol};
 
@@ -15,6 +15,9 @@ pub struct Plan {
     pub protocol: Protocol,
     pub batch: Batch,
     pub pipeline: usize,
+    /// Closed loop, `--pipeline-mode batch`: refill a connection only when
+    /// nothing is in flight on it.
+    pub refill_when_empty: bool,
     pub expect_body: bool,
     pub connections: usize,
     pub workers: usize,
@@ -39,6 +42,7 @@ impl Plan {
             protocol: config.protocol,
             batch: Batch::new(config)?,
             pipeline: config.pipeline,
+            refill_when_empty: config.pipeline_mode == PipelineMode::Batch && config.rate.is_none(),
             expect_body: !config.method.eq_ignore_ascii_case("HEAD"),
             connections,
             workers,

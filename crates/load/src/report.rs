@@ -58,6 +58,8 @@ pub struct Report {
     pub mode: String,
     pub threads: usize,
     pub pipeline: usize,
+    /// `"window"` or `"batch"` (`--pipeline-mode`).
+    pub pipeline_mode: String,
     pub warmup_s: f64,
     pub elapsed_s: f64,
     pub requests: Requests,
@@ -97,9 +99,9 @@ impl Report {
     fn write_text(&self, s: &mut String, full: bool) -> std::fmt::Result {
         writeln!(
             s,
-            "{} {}: {} threads, {} connections, {}, pipeline {}, {:.2}s measured after {:.2}s warm-up",
+            "{} {}: {} threads, {} connections, {}, pipeline {} ({}), {:.2}s measured after {:.2}s warm-up",
             self.protocol, self.target, self.threads, self.connections.requested, self.mode, self.pipeline,
-            self.elapsed_s, self.warmup_s
+            self.pipeline_mode, self.elapsed_s, self.warmup_s
         )?;
         let r = &self.requests;
         writeln!(

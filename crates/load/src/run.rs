@@ -150,6 +150,12 @@ fn build(config: &Config, plan: &Plan, finished: &[Finished], notes: Vec<String>
         .to_string(),
         threads: plan.workers,
         pipeline: plan.pipeline,
+        pipeline_mode: if plan.refill_when_empty {
+            "batch"
+        } else {
+            "window"
+        }
+        .to_string(),
         warmup_s: config.warmup.as_secs_f64(),
         elapsed_s: elapsed,
         requests: requests(&stats),

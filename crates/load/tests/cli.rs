@@ -21,6 +21,15 @@ fn usage_errors_exit_two() {
     assert_eq!(code(&["ftp://127.0.0.1:1/"]), 2);
     assert_eq!(code(&["--pipeline", "0", "http://127.0.0.1:1/"]), 2);
     assert_eq!(code(&["-d", "ten", "http://127.0.0.1:1/"]), 2);
+    assert_eq!(code(&["--pipeline-mode", "bulk", "http://127.0.0.1:1/"]), 2);
+    let open = [
+        "--rate",
+        "10",
+        "--pipeline-mode",
+        "batch",
+        "http://127.0.0.1:1/",
+    ];
+    assert_eq!(code(&open), 2);
 }
 
 #[test]
@@ -49,6 +58,7 @@ fn json_report_has_the_documented_fields() {
     let v: serde_json::Value = serde_json::from_str(&text).expect("valid json");
     assert_eq!(v["requests"]["completed"], 50);
     assert_eq!(v["errors"]["connect"], 0);
+    assert_eq!(v["pipeline_mode"], "window");
     for key in [
         "requests_per_s",
         "latency",

@@ -1,6 +1,8 @@
 //! Exact counting: every request sent is a response counted, and the server
 //! saw exactly as many.
 
+use coreloop_load::config::PipelineMode;
+
 use crate::support::{config, run, Behaviour, Server};
 
 #[test]
@@ -31,6 +33,44 @@ fn pipelined_depth_16_counts_exactly() {
     assert_eq!(r.errors.total(), 0);
     assert_eq!(server.received(), 2003);
     assert_eq!(r.bytes_read, 2003 * crate::support::OK.len() as u64);
+}
+
+#[test]
+fn pipelined_batch_mode_counts_exactly() {
+    let server = Server::start(Behaviour::ok());
+    let mut c = config(&server.http_url());
+    c.connections = 4;
+    c.pipeline = 16;
+    c.pipeline_mode = PipelineMode::Batch;
+    // Not a multiple of 16: the last batch of some connection is partial.
+    c.requests = Some(2003);
+    let r = run(&c);
+    assert_eq!(r.pipeline_mode, "batch");
+    assert_eq!(r.requests.sent, 2003);
+    assert_eq!(r.requests.completed, 2003);
+    assert_eq!(r.requests.failed + r.requests.unfinished, 0);
+    assert_eq!(r.errors.total(), 0);
+    assert_eq!(server.received(), 2003);
+    assert_eq!(r.latency.count, 2003);
+    assert_eq!(r.bytes_read, 2003 * crate::support::OK.len() as u64);
+}
+
+#[test]
+fn pipelined_batch_mode_duration_run_adds_up() {
+    let server = Server::start(Behaviour::ok());
+    let mut c = config(&server.http_url());
+    c.connections = 4;
+    c.pipeline = 16;
+    c.pipeline_mode = PipelineMode::Batch;
+    c.duration = std::time::Duration::from_millis(200);
+    c.warmup = std::time::Duration::from_millis(50);
+    let r = run(&c);
+    assert!(r.requests.completed > 0);
+    assert_eq!(
+        r.requests.completed + r.requests.failed + r.requests.unfinished,
+        r.requests.sent
+    );
+    assert_eq!(r.latency.count, r.requests.completed);
 }
 
 #[test]
