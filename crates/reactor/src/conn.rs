@@ -135,7 +135,7 @@ impl Conn {
 
     pub fn on_open(&mut self, env: &mut Env<'_>) -> Drive {
         let verb = self.call(env, |p, cx| p.on_open(cx))?;
-        self.apply(verb, env)?;
+        self.apply(verb)?;
         self.settle(env)
     }
 
@@ -189,7 +189,7 @@ impl Conn {
             self.resume_reading(env);
         }
         let verb = self.call(env, |p, cx| p.on_completion(completion, cx))?;
-        self.apply(verb, env)?;
+        self.apply(verb)?;
         self.feed(env)?;
         self.settle(env)
     }
@@ -204,7 +204,7 @@ impl Conn {
             return Ok(());
         }
         let verb = self.call(env, |p, cx| p.on_drain(cx))?;
-        self.apply(verb, env)?;
+        self.apply(verb)?;
         self.settle(env)
     }
 
@@ -222,7 +222,7 @@ impl Conn {
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
             let verb = self.call(env, |p, cx| p.on_deadline(cx))?;
-            self.apply(verb, env)?;
+            self.apply(verb)?;
         }
         self.settle(env)
     }
@@ -312,10 +312,10 @@ impl Conn {
             buf.end = 0;
         }
         self.input = Some(buf);
-        self.apply(step.verb, env)
+        self.apply(step.verb)
     }
 
-    fn apply(&mut self, verb: Verb, env: &mut Env<'_>) -> Drive {
+    fn apply(&mut self, verb: Verb) -> Drive {
         match verb {
             Verb::Read => {}
             Verb::WaitFlush => self.wait = Wait::Flush,
@@ -328,7 +328,6 @@ impl Conn {
             }
             Verb::CloseNow => return Err(CloseReason::Aborted),
         }
-        let _ = env;
         Ok(())
     }
 
@@ -363,7 +362,7 @@ impl Conn {
         self.eof_delivered = true;
         let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
         let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
-        self.apply(verb, env)?;
+        self.apply(verb)?;
         // No more input will come: a protocol that neither waits nor closes is done.
         if self.phase == Phase::Open && self.wait == Wait::Nothing {
             self.phase = Phase::Closing;

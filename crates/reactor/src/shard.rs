@@ -150,8 +150,22 @@ impl Shard {
     }
 
     /// Runs `f` on the live connection `token` names, then closes it if `f` says so. A token
-    /// whose generation does not match the slot's connection is stale and dropped here.
+    /// whose generation does not match the slot's connection is stale: dropped, and counted
+    /// as a stale event.
     fn drive(
+        &mut self,
+        state: &mut Loop,
+        token: ConnToken,
+        now: Instant,
+        f: impl FnOnce(&mut Conn, &mut Env<'_>) -> Drive,
+    ) {
+        if !self.try_drive(state, token, now, f) {
+            bump(&self.stats.stale_events, 1);
+        }
+    }
+
+    /// [`drive`](Self::drive) without the counting: `false` when `token` is stale.
+    fn try_drive(
         &mut self,
         state: &mut Loop,
         token: ConnToken,
@@ -160,7 +174,6 @@ impl Shard {
     ) -> bool {
         let (conns, parts) = split(state);
         let Some(conn) = conns.get_mut(token) else {
-            bump(&self.stats.stale_events, 1);
             return false;
         };
         let mut env = env(self, parts, now);
@@ -268,17 +281,15 @@ impl Shard {
         completion: Completion,
         now: Instant,
     ) {
-        let delivered = self.drive(state, token, now, |conn, env| {
+        let delivered = self.try_drive(state, token, now, |conn, env| {
             conn.on_completion(completion, env)
         });
-        if delivered {
-            bump(&self.stats.completions, 1);
+        let counter = if delivered {
+            &self.stats.completions
         } else {
-            // `drive` counted it as a stale event; it is a stale completion.
-            let stale = &self.stats.stale_events;
-            set(stale, stale.load(Ordering::Relaxed).saturating_sub(1));
-            bump(&self.stats.stale_completions, 1);
-        }
+            &self.stats.stale_completions
+        };
+        bump(counter, 1);
     }
 
     /// Takes over an accepted connection: slot, token, registration, protocol.

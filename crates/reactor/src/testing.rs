@@ -135,8 +135,7 @@ impl Harness {
 
     /// Fires the deadline if `now` has reached it, as the shard's timer wheel would.
     pub fn fire_due_deadline(&mut self, protocol: &mut dyn Protocol) -> Option<Verb> {
-        let due = self.deadline.filter(|at| *at <= self.now)?;
-        let _ = due;
+        self.deadline.filter(|at| *at <= self.now)?;
         self.deadline = None;
         Some(self.with_cx(|cx| protocol.on_deadline(cx)))
     }
