@@ -51,13 +51,7 @@ fn a_client_that_never_reads_is_held_at_the_high_water_mark_while_others_are_ser
 
     // Meanwhile on the same shard, other clients get their echo promptly.
     for i in 0..20 {
-        let mut client = support::connect(addr);
-        let message = format!("client {i} says hello");
-        support::write_all(&mut client, message.as_bytes());
-        assert_eq!(
-            support::read_exact(&mut client, message.len()),
-            message.as_bytes()
-        );
+        support::echoed(addr, &format!("client {i} says hello"));
     }
 
     let peak = reactor.snapshot().shards[0].peak_output_buffered as usize;

@@ -28,16 +28,7 @@ fn closed_connections_leave_no_fd_behind() {
     let baseline = open_fds();
     for round in 0..3 {
         let clients: Vec<_> = (0..100)
-            .map(|i| {
-                let mut client = support::connect(addr);
-                let message = format!("r{round} c{i}");
-                support::write_all(&mut client, message.as_bytes());
-                assert_eq!(
-                    support::read_exact(&mut client, message.len()),
-                    message.as_bytes()
-                );
-                client
-            })
+            .map(|i| support::echoed(addr, &format!("r{round} c{i}")))
             .collect();
         drop(clients);
         support::wait_until(Duration::from_secs(10), "every connection to close", || {

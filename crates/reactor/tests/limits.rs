@@ -21,16 +21,7 @@ fn check_limit(balance: Balance, tune: impl FnOnce(&mut ReactorConfig), limit: u
     let reactor = support::start(2, balance, support::loopback(), Arc::new(EchoFactory), tune);
     let addr = support::tcp_addr(&reactor);
     let mut held: Vec<_> = (0..limit)
-        .map(|i| {
-            let mut client = support::connect(addr);
-            let message = format!("held {i}");
-            support::write_all(&mut client, message.as_bytes());
-            assert_eq!(
-                support::read_exact(&mut client, message.len()),
-                message.as_bytes()
-            );
-            client
-        })
+        .map(|i| support::echoed(addr, &format!("held {i}")))
         .collect();
 
     // One more connects (the backlog takes it) but is not served while the limit holds.

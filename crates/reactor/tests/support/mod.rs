@@ -78,6 +78,15 @@ pub fn connect(addr: std::net::SocketAddr) -> std::net::TcpStream {
     stream
 }
 
+/// Connects to an echo server, sends `message` and checks it comes back; the connection stays
+/// open for the caller.
+pub fn echoed(addr: std::net::SocketAddr, message: &str) -> std::net::TcpStream {
+    let mut client = connect(addr);
+    write_all(&mut client, message.as_bytes());
+    assert_eq!(read_exact(&mut client, message.len()), message.as_bytes());
+    client
+}
+
 /// Reads exactly `n` bytes or fails with what was read so far.
 pub fn read_exact(stream: &mut impl Read, n: usize) -> Vec<u8> {
     let mut buf = vec![0; n];
