@@ -133,6 +133,8 @@ impl Args {
         c.requests = self.requests;
         c.progress = !self.no_progress && self.json.as_deref() != Some("-".as_ref());
         c.validate()?;
+        // A malformed -H or method is a command-line error, found before the run.
+        crate::request::Batch::new(&c)?;
         Ok((
             c,
             Output {

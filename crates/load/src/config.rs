@@ -47,6 +47,8 @@ pub struct Config {
     /// Stop after exactly this many measured requests over all threads.
     pub requests: Option<u64>,
     pub progress: bool,
+    /// Worker processes (`--processes`); each runs its share of the load.
+    pub processes: usize,
 }
 
 /// A configuration the run cannot honour, with the phrase to show.
@@ -84,6 +86,7 @@ impl Config {
             timeout: Duration::from_secs(5),
             requests: None,
             progress: false,
+            processes: 1,
         }
     }
 
@@ -92,6 +95,9 @@ impl Config {
         let fail = |m: &str| Err(ConfigError(m.to_string()));
         if self.connections == 0 || self.threads == 0 {
             return fail("--connections and --threads must be at least 1");
+        }
+        if self.processes == 0 || self.processes > self.connections {
+            return fail("--processes must be from 1 to the number of connections");
         }
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
             return fail("--pipeline must be from 1 to 1024");

@@ -151,6 +151,8 @@ pub struct Conn {
     pub framer: Framer,
     /// Bytes of the current echo reply already checked.
     pub echo_pos: usize,
+    /// Bytes of the response being framed so far, credited to its request.
+    pub response_bytes: u64,
     pub in_flight: VecDeque<InFlight>,
     /// Bytes of queued requests not yet written.
     pub unwritten: usize,
@@ -177,6 +179,7 @@ impl Conn {
             ever_connected: false,
             framer: Framer::new(expect_body),
             echo_pos: 0,
+            response_bytes: 0,
             in_flight: VecDeque::with_capacity(pipeline),
             unwritten: 0,
             write_pos: 0,
@@ -200,6 +203,7 @@ impl Conn {
         }
         self.framer = Framer::new(self.expect_body());
         self.echo_pos = 0;
+        self.response_bytes = 0;
         self.unwritten = 0;
         self.write_pos = 0;
         self.write_interest = false;

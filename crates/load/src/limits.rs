@@ -82,6 +82,15 @@ pub fn explain(causes: &ConnectCauses) -> Vec<String> {
             causes.fd_limit
         ));
     }
+    if causes.timeout > 0 {
+        notes.push(format!(
+            "{} connects timed out while opening: the server's accept backlog probably \
+             overflowed (the kernel drops SYNs while the queue is full); open connections \
+             more slowly with --connect-rate N/s, or raise the server's listen backlog and \
+             net.core.somaxconn",
+            causes.timeout
+        ));
+    }
     if causes.refused > 0 {
         notes.push(format!(
             "{} connects were refused: is the server listening, and is its accept backlog large enough?",

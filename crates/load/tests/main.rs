@@ -7,3 +7,5 @@ mod counting;
 mod errors;
 mod framing;
 mod omission;
+mod overload;
+mod reporting;
