@@ -80,9 +80,19 @@ pub struct Args {
     /// Write the report as JSON to FILE ('-' for stdout)
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency distribution, per-second charts)
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     /// Print the full percentile tables
     #[arg(long)]
     latency: bool,
+    /// Worker processes, each with its own share of connections, source
+    /// addresses and rate (and its own fd limit); one merged report
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    processes: usize,
+    /// Internal: run as worker process I of --processes (started by the parent)
+    #[arg(long, hide = true, value_name = "I")]
+    worker_index: Option<usize>,
     /// Never draw the progress bar
     #[arg(long)]
     no_progress: bool,
@@ -99,7 +109,10 @@ fn parse_sources(s: &str) -> Result<Sources, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Output {
     pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
     pub latency: bool,
+    /// Worker process `I` of `config.processes`: JSON to stdout, nothing else.
+    pub worker_index: Option<usize>,
 }
 
 impl Args {
@@ -132,6 +145,7 @@ impl Args {
         c.timeout = self.timeout;
         c.requests = self.requests;
         c.progress = !self.no_progress && self.json.as_deref() != Some("-".as_ref());
+        c.processes = self.processes;
         c.validate()?;
         // A malformed -H or method is a command-line error, found before the run.
         crate::request::Batch::new(&c)?;
@@ -139,7 +153,9 @@ impl Args {
             c,
             Output {
                 json: self.json,
+                html: self.report,
                 latency: self.latency,
+                worker_index: self.worker_index,
             },
         ))
     }

@@ -14,9 +14,12 @@ mod exchange;
 pub mod exit;
 pub mod framer;
 pub mod histogram;
+pub mod html;
 mod limits;
+mod merge_cli;
 mod plan;
 mod probe;
+mod procs;
 mod progress;
 pub mod report;
 mod request;
@@ -63,6 +66,9 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    if argv.get(1).is_some_and(|a| a == "merge") {
+        return merge_cli::main(&argv[1..]);
+    }
     let parsed = match args::Args::try_parse_from(&argv) {
         Ok(a) => a,
         Err(e) => {
@@ -81,7 +87,12 @@ where
             return exit::USAGE;
         }
     };
-    match run_until(&config, stop) {
+    let result = match output.worker_index {
+        Some(i) => return worker_process(&config, i, stop),
+        None if config.processes > 1 => procs::parent(&config, &argv[1..], &stop),
+        None => run_until(&config, stop),
+    };
+    match result {
         Ok(report) => emit(&report, &output),
         Err(e) => {
             eprintln!("coreloop-load: {e}");
@@ -90,15 +101,46 @@ where
     }
 }
 
+/// A worker process of `--processes`: its report goes to stdout as one JSON line.
+fn worker_process(config: &Config, i: usize, stop: Arc<AtomicBool>) -> i32 {
+    if i >= config.processes {
+        eprintln!("coreloop-load: --worker-index {i} is not below --processes");
+        return exit::USAGE;
+    }
+    let report = match procs::child(config, i, stop) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("coreloop-load: worker process {i}: {e}");
+            return exit::for_error(&e);
+        }
+    };
+    let written = serde_json::to_string(&report)
+        .map_err(std::io::Error::other)
+        .and_then(|j| writeln!(std::io::stdout(), "{j}"));
+    match written {
+        Ok(()) => exit::for_report(&report),
+        Err(e) => {
+            eprintln!("coreloop-load: worker process {i}: cannot write its report: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
 /// Prints the summary (to stderr when JSON goes to stdout), writes JSON, and
 /// returns the exit status the report calls for.
-fn emit(report: &Report, output: &args::Output) -> i32 {
+pub(crate) fn emit(report: &Report, output: &args::Output) -> i32 {
     let text = report.text(output.latency);
     let json_to_stdout = output.json.as_deref() == Some("-".as_ref());
     if json_to_stdout {
         eprint!("{text}");
     } else {
         print!("{text}");
+    }
+    if let Some(path) = &output.html {
+        if let Err(e) = html::write(path, &[(String::new(), report.clone())]) {
+            eprintln!("coreloop-load: cannot write {}: {e}", path.display());
+            return exit::FAILURE;
+        }
     }
     let Some(path) = &output.json else {
         return exit::for_report(report);

@@ -54,9 +54,21 @@ pub fn run(config: &Config) -> Result<Report, RunError> {
 /// starts, requests in flight get the usual drain, and the report covers the
 /// measured time so far.
 pub fn run_until(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
+    run_gated(config, stop, &mut || Ok(()))
+}
+
+/// As `run_until`; `gate` is called once the target answered and the limits
+/// are set, right before the clock starts (worker processes wait there for
+/// their parent's start signal).
+pub fn run_gated(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    gate: &mut dyn FnMut() -> Result<(), RunError>,
+) -> Result<Report, RunError> {
     config.validate().map_err(RunError::Config)?;
     probe::reachable(config).map_err(RunError::Unreachable)?;
     let notes = limits::prepare(config);
+    gate()?;
     let started_at = rfc3339(SystemTime::now());
     let t0 = Instant::now();
     let plan = Arc::new(Plan::new(config, t0).map_err(RunError::Config)?);

@@ -8,4 +8,5 @@ mod errors;
 mod framing;
 mod omission;
 mod overload;
+mod processes;
 mod reporting;
