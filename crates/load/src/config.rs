@@ -49,6 +49,11 @@ pub struct Config {
     pub progress: bool,
     /// Worker processes (`--processes`); each runs its share of the load.
     pub processes: usize,
+    /// Connections of the worker processes before this one (`--processes`):
+    /// offsets this process's per-connection source ports.
+    pub first_global: usize,
+    /// Wall-clock start (`--start-at`), so runs on several machines overlap.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// A configuration the run cannot honour, with the phrase to show.
@@ -87,6 +92,8 @@ impl Config {
             requests: None,
             progress: false,
             processes: 1,
+            first_global: 0,
+            start_at: None,
         }
     }
 
@@ -98,6 +105,10 @@ impl Config {
         }
         if self.processes == 0 || self.processes > self.connections {
             return fail("--processes must be from 1 to the number of connections");
+        }
+        let day = std::time::SystemTime::now() + Duration::from_secs(86_400);
+        if self.start_at.is_some_and(|t| t > day) {
+            return fail("--start-at must be within the next 24 hours");
         }
         if self.requests.is_some_and(|n| n < self.processes as u64) {
             return fail("--requests must be at least --processes");
@@ -156,6 +167,9 @@ impl Config {
         let mut c = self.clone();
         c.processes = 1;
         c.connections = split(self.connections as u64, i, n) as usize;
+        c.first_global = (0..i)
+            .map(|j| split(self.connections as u64, j, n) as usize)
+            .sum();
         let part = c.connections as f64 / self.connections as f64;
         c.threads = (self.threads / n).max(1);
         c.rate = self.rate.map(|r| r * part);

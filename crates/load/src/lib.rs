@@ -101,6 +101,25 @@ where
     }
 }
 
+/// The HTML report of `report`, with the `--compare` reports on the same axes.
+fn write_html(
+    path: &std::path::Path,
+    report: &Report,
+    compare: &[std::path::PathBuf],
+) -> Result<(), String> {
+    let label = if compare.is_empty() {
+        String::new()
+    } else {
+        "this run".to_string()
+    };
+    let mut all = vec![(label, report.clone())];
+    for f in compare {
+        let r = merge_cli::read(f).map_err(|e| format!("--compare {}: {e}", f.display()))?;
+        all.push((f.display().to_string(), r));
+    }
+    html::write(path, &all).map_err(|e| e.to_string())
+}
+
 /// A worker process of `--processes`: its report goes to stdout as one JSON line.
 fn worker_process(config: &Config, i: usize, stop: Arc<AtomicBool>) -> i32 {
     if i >= config.processes {
@@ -137,7 +156,7 @@ pub(crate) fn emit(report: &Report, output: &args::Output) -> i32 {
         print!("{text}");
     }
     if let Some(path) = &output.html {
-        if let Err(e) = html::write(path, &[(String::new(), report.clone())]) {
+        if let Err(e) = write_html(path, report, &output.compare) {
             eprintln!("coreloop-load: cannot write {}: {e}", path.display());
             return exit::FAILURE;
         }

@@ -58,10 +58,16 @@ fn port_note(config: &Config) -> Option<String> {
 }
 
 fn ephemeral_ports() -> Option<u64> {
+    let (lo, hi) = ephemeral_range()?;
+    Some(u64::from(hi - lo) + 1)
+}
+
+/// `net.ipv4.ip_local_port_range`, low and high port.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
     let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = s.split_ascii_whitespace().map(|n| n.parse::<u64>().ok());
+    let mut it = s.split_ascii_whitespace().map(|n| n.parse::<u16>().ok());
     let (lo, hi) = (it.next()??, it.next()??);
-    Some(hi.saturating_sub(lo) + 1)
+    (lo > 0 && lo <= hi).then_some((lo, hi))
 }
 
 /// After the run: what the connect failures mean and what to do about them.

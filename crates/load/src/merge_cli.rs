@@ -65,6 +65,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             &Output {
                 json: a.json,
                 html: a.report,
+                compare: Vec::new(),
                 latency: a.latency,
                 worker_index: None,
             },
@@ -76,7 +77,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     }
 }
 
-fn read(path: &PathBuf) -> Result<Report, String> {
+pub fn read(path: &std::path::Path) -> Result<Report, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     serde_json::from_str(&text).map_err(|e| format!("not a coreloop-load JSON report: {e}"))
 }

@@ -69,6 +69,13 @@ pub fn run_gated(
     probe::reachable(config).map_err(RunError::Unreachable)?;
     let notes = limits::prepare(config);
     gate()?;
+    if let Some(at) = config.start_at {
+        // Waiting for the agreed start is the point here: runs on several
+        // machines must overlap for their merged report to mean anything.
+        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+            thread::sleep(wait);
+        }
+    }
     let started_at = rfc3339(SystemTime::now());
     let t0 = Instant::now();
     let plan = Arc::new(Plan::new(config, t0).map_err(RunError::Config)?);

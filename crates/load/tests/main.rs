@@ -8,5 +8,6 @@ mod errors;
 mod framing;
 mod omission;
 mod overload;
+mod pictures;
 mod processes;
 mod reporting;

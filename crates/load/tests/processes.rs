@@ -172,3 +172,72 @@ fn merge_refuses_what_is_not_a_report() {
         Some(2)
     );
 }
+
+#[test]
+fn start_at_waits_for_the_agreed_second() {
+    let server = Server::start(Behaviour::ok());
+    let url = server.http_url();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = (now + 2).to_string();
+    let args = [
+        "-c",
+        "1",
+        "-t",
+        "1",
+        "--warmup",
+        "0s",
+        "--requests",
+        "10",
+        "--start-at",
+        &at,
+        "--no-progress",
+        "--json",
+        "-",
+        &url,
+    ];
+    let v = run_bin(&args, BOUND).json();
+    let expected =
+        coreloop_load::report::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(now + 2));
+    let started = v["started_at"].as_str().unwrap();
+    assert!(
+        started >= expected.as_str(),
+        "started {started}, agreed {expected}"
+    );
+}
+
+#[test]
+fn processes_with_source_addresses_bind_their_own_ports() {
+    let server = Server::start(Behaviour::ok());
+    let url = server.http_url();
+    let args = [
+        "--processes",
+        "2",
+        "-c",
+        "8",
+        "-t",
+        "2",
+        "--warmup",
+        "0s",
+        "--requests",
+        "400",
+        "--source-addrs",
+        "127.0.0.1-127.0.0.2",
+        "--no-progress",
+        "--json",
+        "-",
+        &url,
+    ];
+    let out = run_bin(&args, BOUND);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(n(&v["requests"]["completed"]), 400);
+    assert_eq!(n(&v["connections"]["opened"]), 8);
+    assert_eq!(n(&v["errors"]["connect"]), 0);
+    assert_eq!(
+        v["settings"]["source_addrs"],
+        serde_json::json!(["127.0.0.1", "127.0.0.2"])
+    );
+}
