@@ -29,13 +29,33 @@ impl PartialEq for Hist {
 }
 
 impl Hist {
+    /// A histogram for one second of a series: 2 significant digits, grown
+    /// only as far as the largest value recorded. A full-range 3-digit
+    /// histogram is 184 KiB, which per second and thread would make an hour's
+    /// run hold gigabytes; this one is a few KiB.
+    pub fn coarse() -> Self {
+        let mut h =
+            Histogram::new_with_bounds(1, 2, 2).expect("constant histogram bounds are valid");
+        h.auto(true);
+        Self(h)
+    }
+
     pub fn record(&mut self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(MAX_US);
         self.record_us(us);
     }
 
     pub fn record_us(&mut self, us: u64) {
-        self.0.saturating_record(us.clamp(1, MAX_US));
+        self.record_n(us, 1);
+    }
+
+    /// `record` grows a `coarse` histogram; `saturating_record` would not
+    /// (it clamps to the current range), so it is only the fallback.
+    fn record_n(&mut self, us: u64, n: u64) {
+        let v = us.clamp(1, MAX_US);
+        if self.0.record_n(v, n).is_err() {
+            self.0.saturating_record_n(v, n);
+        }
     }
 
     pub fn reset(&mut self) {
@@ -85,16 +105,24 @@ impl Hist {
     /// Reads what `encode` (or another HdrHistogram tool) wrote; values are
     /// re-recorded into our bounds so any two decoded histograms merge.
     pub fn decode(text: &str) -> Result<Hist, String> {
+        Self::decode_into(text, Hist::default())
+    }
+
+    /// As `decode`, into a `coarse` histogram (one second of a series).
+    pub fn decode_coarse(text: &str) -> Result<Hist, String> {
+        Self::decode_into(text, Hist::coarse())
+    }
+
+    fn decode_into(text: &str, mut h: Hist) -> Result<Hist, String> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|e| format!("histogram is not base64: {e}"))?;
         let read: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(|e| format!("histogram is not HdrHistogram V2: {e:?}"))?;
-        let mut h = Hist::default();
         for v in read.iter_recorded() {
             let value = read.highest_equivalent(v.value_iterated_to());
-            h.0.saturating_record_n(value.clamp(1, MAX_US), v.count_at_value());
+            h.record_n(value, v.count_at_value());
         }
         Ok(h)
     }
@@ -204,6 +232,28 @@ mod tests {
             assert_eq!(back, h, "values {values:?}");
             assert_eq!(back.summary(), h.summary());
         }
+    }
+
+    #[test]
+    fn coarse_histograms_stay_small_and_round_trip() {
+        let mut h = Hist::coarse();
+        for us in [3, 250, 20_000, 1_500_000] {
+            h.record_us(us);
+        }
+        assert!(
+            h.0.distinct_values() < 4096,
+            "{} counts",
+            h.0.distinct_values()
+        );
+        let back = Hist::decode_coarse(&h.encode()).unwrap();
+        assert_eq!(back, h);
+        let mut full = Hist::default();
+        full.merge(&h);
+        assert_eq!(full.len(), 4);
+        let max = h.quantile(1.0);
+        assert!(max.abs_diff(1_500_000) < 15_000, "grew to the max: {max}");
+        assert!(full.quantile(1.0).abs_diff(max) < 15_000);
+        assert!(h.quantile(0.5) >= 250, "p50 {}", h.quantile(0.5));
     }
 
     #[test]

@@ -10,13 +10,24 @@ use crate::histogram::Hist;
 const MAX_SECONDS: usize = 86_400;
 
 /// One second of the measured phase.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Second {
     /// Measured requests answered in this second (any status).
     pub completed: u64,
     /// Measured requests that failed in this second (read, write, timeout, malformed).
     pub failed: u64,
+    /// `Hist::coarse`: 2 significant digits.
     pub latency: Hist,
+}
+
+impl Default for Second {
+    fn default() -> Self {
+        Self {
+            completed: 0,
+            failed: 0,
+            latency: Hist::coarse(),
+        }
+    }
 }
 
 /// Seconds since the start of the measured phase. A slot is created the
@@ -35,6 +46,8 @@ impl Series {
         &mut self.seconds[i]
     }
 
+    /// The histogram grows (an allocation) only when a latency beyond its
+    /// range so far arrives: a handful of times per second at most.
     pub fn completed(&mut self, start: Instant, now: Instant, latency: Duration) {
         let s = self.slot(start, now);
         s.completed += 1;

@@ -98,7 +98,7 @@ impl Tally {
             let slot = &mut series.seconds[i];
             slot.completed += sec.completed;
             slot.failed += sec.failed;
-            slot.latency.merge(&Hist::decode(&sec.histogram)?);
+            slot.latency.merge(&Hist::decode_coarse(&sec.histogram)?);
         }
         let latency = Hist::decode(&r.histograms.latency)?;
         if latency.len() != r.requests.completed {
