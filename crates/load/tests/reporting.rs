@@ -393,3 +393,61 @@ fn a_second_sigint_quits_at_once() {
     };
     assert_eq!(status.code(), Some(130));
 }
+
+/// The progress bar only draws on a terminal: `script` gives the run one.
+#[test]
+fn progress_bar_labels_the_warmup() {
+    let server = Server::start(Behaviour::ok());
+    let command = format!("{BIN} -c 2 -t 1 --warmup 1s -d 500ms {}", server.http_url());
+    let child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux/bsdutils (.ci/setup installs it)");
+    let out = wait_bounded(child, BOUND, &["under script"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let screen = out.stdout.replace('\r', "\n");
+    assert!(screen.contains("warm-up"), "{screen}");
+    assert!(screen.contains("measuring"), "{screen}");
+}
+
+#[test]
+fn sigint_stops_every_worker_process_and_merges_what_they_measured() {
+    let server = Server::start(Behaviour::ok());
+    let url = server.http_url();
+    let child = Command::new(BIN)
+        .args([
+            "--processes",
+            "2",
+            "-c",
+            "4",
+            "-t",
+            "2",
+            "--warmup",
+            "0s",
+            "-d",
+            "120s",
+            "--no-progress",
+            "--json",
+            "-",
+            &url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start coreloop-load");
+    wait_until("requests at the server", || server.received() > 200);
+    // Only the parent gets it (no terminal): it must pass it on.
+    interrupt(child.id());
+    let out = wait_bounded(child, BOUND, &["--processes sigint"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["processes"], 2);
+    let completed = v["requests"]["completed"].as_u64().unwrap();
+    assert!(completed > 200, "{completed}");
+    assert_eq!(v["requests"]["sent"], completed, "drained: nothing lost");
+}
