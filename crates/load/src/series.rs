@@ -7,7 +7,7 @@ use crate::histogram::Hist;
 
 /// A series never grows past this many seconds (a 24 h run); later results
 /// go into the last second so the memory stays bounded.
-const MAX_SECONDS: usize = 86_400;
+pub const MAX_SECONDS: usize = 86_400;
 
 /// One second of the measured phase.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::cpu::CpuTime;
 use crate::histogram::{round, Hist};
-use crate::series::{Second, Series};
+use crate::series::{Second, Series, MAX_SECONDS};
 use crate::stats::{ConnectCauses, Errors, Stats, Warmup};
 
 use super::{
@@ -91,6 +91,11 @@ impl Tally {
     pub fn from_report(r: &Report) -> Result<Self, String> {
         let mut series = Series::default();
         for sec in &r.series {
+            // A report's own runs never pass MAX_SECONDS; a bigger index
+            // would only make `merge` allocate for it.
+            if sec.t_s >= MAX_SECONDS as u64 {
+                return Err(format!("series second {} is beyond {MAX_SECONDS}", sec.t_s));
+            }
             let i = sec.t_s as usize;
             if series.seconds.len() <= i {
                 series.seconds.resize_with(i + 1, Second::default);
