@@ -310,3 +310,47 @@ pub fn note_retry(conn: &Conn, env: &mut Env) {
     env.stats.retried += again;
     env.stats.bytes_written += again * env.plan.batch.unit() as u64;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every position of a due time and of `now` around the start of the
+    /// measured phase (interval 10 ms, warm-up 1 s).
+    #[test]
+    fn warmup_backlog_is_skipped_exactly_once_measuring_began() {
+        let mut c = crate::Config::new(crate::target::parse("http://127.0.0.1:1/").unwrap());
+        c.warmup = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let plan = Arc::new(Plan::new(&c, t0).unwrap());
+        let begin = plan.measure_start;
+        let ms = Duration::from_millis;
+        let step = ms(10);
+        // (due, now) -> (returned due, skipped)
+        let cases = [
+            (begin - ms(500), begin - ms(1), begin - ms(500), 0), // still warming up
+            (begin - ms(500), begin, begin, 50),                  // lands exactly on the start
+            (begin - ms(505), begin + ms(3), begin + ms(5), 51),  // lands just inside
+            (begin - ms(1), begin + ms(900), begin + ms(9), 1),   // one behind
+            (begin, begin + ms(20), begin, 0),                    // already measured
+            (begin + ms(7), begin + ms(20), begin + ms(7), 0),
+        ];
+        for (due, now, want, skipped) in cases {
+            let mut env = Env {
+                plan: Arc::clone(&plan),
+                stats: Stats::default(),
+                budget: None,
+                in_flight: 0,
+                stopping: false,
+            };
+            let got = skip_warmup(&mut env, due, step, now);
+            assert_eq!(
+                (got, env.stats.warmup.skipped),
+                (want, skipped),
+                "due {:?} now {:?} (relative to the start)",
+                due.checked_duration_since(begin),
+                now.checked_duration_since(begin)
+            );
+        }
+    }
+}
