@@ -80,9 +80,26 @@ pub struct Args {
     /// Write the report as JSON to FILE ('-' for stdout)
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write a self-contained HTML report (latency distribution, per-second charts)
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
+    /// With --report: also draw this earlier JSON report on the same axes (repeatable)
+    #[arg(long, value_name = "REPORT.json", requires = "report")]
+    compare: Vec<PathBuf>,
     /// Print the full percentile tables
     #[arg(long)]
     latency: bool,
+    /// Worker processes, each with its own share of connections, source
+    /// addresses and rate (and its own fd limit); one merged report
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    processes: usize,
+    /// Start at this wall-clock time (Unix seconds, e.g. `$(date -d '+30 sec' +%s)`),
+    /// so runs started on several machines overlap for `merge`
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    start_at: Option<u64>,
+    /// Internal: run as worker process I of --processes (started by the parent)
+    #[arg(long, hide = true, value_name = "I")]
+    worker_index: Option<usize>,
     /// Never draw the progress bar
     #[arg(long)]
     no_progress: bool,
@@ -99,7 +116,12 @@ fn parse_sources(s: &str) -> Result<Sources, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Output {
     pub json: Option<PathBuf>,
+    pub html: Option<PathBuf>,
+    /// Earlier reports drawn with this one in the HTML report.
+    pub compare: Vec<PathBuf>,
     pub latency: bool,
+    /// Worker process `I` of `config.processes`: JSON to stdout, nothing else.
+    pub worker_index: Option<usize>,
 }
 
 impl Args {
@@ -132,12 +154,21 @@ impl Args {
         c.timeout = self.timeout;
         c.requests = self.requests;
         c.progress = !self.no_progress && self.json.as_deref() != Some("-".as_ref());
+        c.processes = self.processes;
+        c.start_at = self
+            .start_at
+            .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s));
         c.validate()?;
+        // A malformed -H or method is a command-line error, found before the run.
+        crate::request::Batch::new(&c)?;
         Ok((
             c,
             Output {
                 json: self.json,
+                html: self.report,
+                compare: self.compare,
                 latency: self.latency,
+                worker_index: self.worker_index,
             },
         ))
     }
@@ -256,6 +287,30 @@ mod tests {
             "http://127.0.0.1:1/",
         ];
         assert!(config(&window).is_ok());
+    }
+
+    /// The shipped Kubernetes Job runs a command this parser accepts.
+    #[test]
+    fn kubernetes_example_command_parses() {
+        let yaml = include_str!("../../../config/examples/kubernetes/coreloop-load-job.yaml");
+        assert!(yaml.contains("parallelism: 4") && yaml.contains("completionMode: Indexed"));
+        let start = yaml.find("exec coreloop-load").expect("the load command");
+        let end = start + yaml[start..].find("resources:").expect("after the command");
+        let soon = std::time::SystemTime::now() + Duration::from_secs(90);
+        let secs = soon
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let command = yaml[start..end]
+            .replace("${START_AT}", &secs.to_string())
+            .replace("${JOB_COMPLETION_INDEX}", "0")
+            // Resolved at parse time; the cluster's name does not resolve here.
+            .replace("coreloop.bench.svc.cluster.local", "127.0.0.1")
+            .replace('"', "");
+        let words: Vec<&str> = command.split_whitespace().skip(2).collect();
+        let c = config(&words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
+        assert_eq!((c.processes, c.connections), (2, 25_000));
+        assert!(c.start_at.is_some());
     }
 
     #[test]

@@ -47,6 +47,13 @@ pub struct Config {
     /// Stop after exactly this many measured requests over all threads.
     pub requests: Option<u64>,
     pub progress: bool,
+    /// Worker processes (`--processes`); each runs its share of the load.
+    pub processes: usize,
+    /// Connections of the worker processes before this one (`--processes`):
+    /// offsets this process's per-connection source ports.
+    pub first_global: usize,
+    /// Wall-clock start (`--start-at`), so runs on several machines overlap.
+    pub start_at: Option<std::time::SystemTime>,
 }
 
 /// A configuration the run cannot honour, with the phrase to show.
@@ -84,6 +91,9 @@ impl Config {
             timeout: Duration::from_secs(5),
             requests: None,
             progress: false,
+            processes: 1,
+            first_global: 0,
+            start_at: None,
         }
     }
 
@@ -92,6 +102,16 @@ impl Config {
         let fail = |m: &str| Err(ConfigError(m.to_string()));
         if self.connections == 0 || self.threads == 0 {
             return fail("--connections and --threads must be at least 1");
+        }
+        if self.processes == 0 || self.processes > self.connections {
+            return fail("--processes must be from 1 to the number of connections");
+        }
+        let day = std::time::SystemTime::now() + Duration::from_secs(86_400);
+        if self.start_at.is_some_and(|t| t > day) {
+            return fail("--start-at must be within the next 24 hours");
+        }
+        if self.requests.is_some_and(|n| n < self.processes as u64) {
+            return fail("--requests must be at least --processes");
         }
         if self.pipeline == 0 || self.pipeline > MAX_PIPELINE {
             return fail("--pipeline must be from 1 to 1024");
@@ -137,6 +157,35 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Worker process `i`'s part of the run: its share of the connections,
+    /// threads, request budget, source addresses and (at the same
+    /// per-connection interval) of the rate and connect rate.
+    pub fn share(&self, i: usize) -> Config {
+        let n = self.processes;
+        let mut c = self.clone();
+        c.processes = 1;
+        c.connections = split(self.connections as u64, i, n) as usize;
+        c.first_global = (0..i)
+            .map(|j| split(self.connections as u64, j, n) as usize)
+            .sum();
+        let part = c.connections as f64 / self.connections as f64;
+        c.threads = (self.threads / n).max(1);
+        c.rate = self.rate.map(|r| r * part);
+        c.connect_rate = self.connect_rate.map(|r| r * part);
+        c.requests = self.requests.map(|q| split(q, i, n));
+        if self.source_addrs.len() >= n {
+            c.source_addrs = self
+                .source_addrs
+                .iter()
+                .skip(i)
+                .step_by(n)
+                .copied()
+                .collect();
+        }
+        c.progress = false;
+        c
     }
 
     /// Threads actually started: never more than connections.
@@ -247,5 +296,39 @@ mod tests {
         c.pipeline = 16;
         c.source_addrs = vec!["::1".parse().unwrap()];
         assert!(c.validate().is_err());
+    }
+}
+
+/// Part `i` of `total` split `n` ways, the remainder spread over the first parts.
+pub fn split(total: u64, i: usize, n: usize) -> u64 {
+    let n = n as u64;
+    total / n + u64::from((i as u64) < total % n)
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_to_the_whole() {
+        let mut c = Config::new(crate::target::parse("http://127.0.0.1:1/").unwrap());
+        c.connections = 30_001;
+        c.threads = 4;
+        c.processes = 3;
+        c.rate = Some(3000.0);
+        c.requests = Some(1_000_000);
+        c.source_addrs = crate::config::parse_source_addrs("127.0.0.1-127.0.0.7").unwrap();
+        let parts: Vec<Config> = (0..3).map(|i| c.share(i)).collect();
+        assert_eq!(parts.iter().map(|p| p.connections).sum::<usize>(), 30_001);
+        assert_eq!(
+            parts.iter().map(|p| p.requests.unwrap()).sum::<u64>(),
+            1_000_000
+        );
+        let rate: f64 = parts.iter().map(|p| p.rate.unwrap()).sum();
+        assert!((rate - 3000.0).abs() < 1e-6, "{rate}");
+        let mut addrs: Vec<_> = parts.iter().flat_map(|p| p.source_addrs.clone()).collect();
+        addrs.sort();
+        assert_eq!(addrs, c.source_addrs, "each address in exactly one share");
+        assert!(parts.iter().all(|p| p.processes == 1 && p.threads == 1));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UnixStream};
@@ -17,6 +17,8 @@ use crate::target::Endpoint;
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const EINPROGRESS: i32 = 115;
+const EADDRINUSE: i32 = 98;
+const EADDRNOTAVAIL: i32 = 99;
 
 /// A connected or connecting socket of either family.
 #[derive(Debug)]
@@ -27,7 +29,7 @@ pub enum Stream {
 
 impl Stream {
     /// Starts a non-blocking connect, bound to `source` first if given.
-    pub fn connect(endpoint: &Endpoint, source: Option<IpAddr>) -> io::Result<Self> {
+    pub fn connect(endpoint: &Endpoint, source: Option<SocketAddr>) -> io::Result<Self> {
         match endpoint {
             Endpoint::Tcp(dest) => connect_tcp(*dest, source).map(Self::Tcp),
             Endpoint::Unix(path) => UnixStream::connect(path).map(Self::Unix),
@@ -98,13 +100,32 @@ impl Stream {
     }
 }
 
-fn connect_tcp(dest: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+fn connect_tcp(dest: SocketAddr, source: Option<SocketAddr>) -> io::Result<TcpStream> {
+    match connect_from(dest, source) {
+        // The chosen port was taken (see `connect_from`): let the kernel pick.
+        Err(e) if source.is_some_and(|s| s.port() != 0) && port_taken(&e) => {
+            connect_from(dest, source.map(|s| SocketAddr::new(s.ip(), 0)))
+        }
+        other => other,
+    }
+}
+
+/// Binds before connect so each source address brings its own ports. The
+/// port is chosen by the caller (one per connection slot): with port 0 the
+/// kernel searches the range for a free port on every bind, which at 15,000
+/// sockets per address cost 11 s of system time and stalled the connects
+/// for 25 s (docs/BENCHMARKS.md, 30,000 connections). SO_REUSEADDR lets the
+/// chosen port be bound while an earlier run's socket on it sits in
+/// TIME_WAIT; if the kernel then finds the four-tuple still in use, connect
+/// fails with EADDRNOTAVAIL and `connect_tcp` falls back to port 0.
+fn connect_from(dest: SocketAddr, source: Option<SocketAddr>) -> io::Result<TcpStream> {
     let socket = Socket::new(Domain::for_address(dest), Type::STREAM.nonblocking(), None)?;
     socket.set_tcp_nodelay(true)?;
-    if let Some(ip) = source {
-        // Port 0: the kernel picks a free port per source address, so each
-        // address brings its own ephemeral port range.
-        socket.bind(&SocketAddr::new(ip, 0).into())?;
+    if let Some(src) = source {
+        if src.port() != 0 {
+            socket.set_reuse_address(true)?;
+        }
+        socket.bind(&src.into())?;
     }
     match socket.connect(&dest.into()) {
         Ok(()) => {}
@@ -112,6 +133,10 @@ fn connect_tcp(dest: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream
         Err(e) => return Err(e),
     }
     Ok(TcpStream::from_std(socket.into()))
+}
+
+fn port_taken(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(EADDRINUSE) | Some(EADDRNOTAVAIL))
 }
 
 /// One request on the wire, or queued to be written.
@@ -151,6 +176,8 @@ pub struct Conn {
     pub framer: Framer,
     /// Bytes of the current echo reply already checked.
     pub echo_pos: usize,
+    /// Bytes of the response being framed so far, credited to its request.
+    pub response_bytes: u64,
     pub in_flight: VecDeque<InFlight>,
     /// Bytes of queued requests not yet written.
     pub unwritten: usize,
@@ -177,6 +204,7 @@ impl Conn {
             ever_connected: false,
             framer: Framer::new(expect_body),
             echo_pos: 0,
+            response_bytes: 0,
             in_flight: VecDeque::with_capacity(pipeline),
             unwritten: 0,
             write_pos: 0,
@@ -200,6 +228,7 @@ impl Conn {
         }
         self.framer = Framer::new(self.expect_body());
         self.echo_pos = 0;
+        self.response_bytes = 0;
         self.unwritten = 0;
         self.write_pos = 0;
         self.write_interest = false;

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::conn::{Conn, InFlight};
 use crate::plan::Plan;
@@ -48,9 +48,12 @@ impl Env {
         let measured = start >= self.plan.measure_start;
         if measured {
             self.stats.sent += 1;
+            self.stats.bytes_written += self.plan.batch.unit() as u64;
             if let Some(b) = self.budget.as_mut() {
                 *b -= 1;
             }
+        } else {
+            self.stats.warmup.sent += 1;
         }
         conn.in_flight.push_back(InFlight {
             start,
@@ -78,6 +81,11 @@ pub fn fill(conn: &mut Conn, env: &mut Env, now: Instant) {
         let start = match (env.plan.interval, conn.next_due) {
             (None, _) => now,
             (Some(interval), Some(due)) if due <= now => {
+                let due = skip_warmup(env, due, interval, now);
+                if due > now {
+                    conn.next_due = Some(due);
+                    return;
+                }
                 conn.next_due = Some(due + interval);
                 due
             }
@@ -85,6 +93,22 @@ pub fn fill(conn: &mut Conn, env: &mut Env, now: Instant) {
         };
         env.start(conn, start, now);
     }
+}
+
+/// Open loop, once measuring has begun: the warm-up's unsent requests are
+/// dropped from the schedule (counted in `warmup.skipped`), so every
+/// measured request is due in the measured phase and a backlog built in the
+/// warm-up neither starves the measured phase nor hides in its figures.
+fn skip_warmup(env: &mut Env, due: Instant, interval: Duration, now: Instant) -> Instant {
+    let begin = env.plan.measure_start;
+    if due >= begin || now < begin {
+        return due;
+    }
+    let behind = begin.duration_since(due).as_nanos();
+    let step = interval.as_nanos().max(1);
+    let n = behind.div_ceil(step);
+    env.stats.warmup.skipped += n as u64;
+    due + Duration::from_nanos((n * step) as u64)
 }
 
 /// Open loop: the time a send timer should fire for this connection, if any.
@@ -108,7 +132,6 @@ pub fn flush(conn: &mut Conn, env: &mut Env) -> Verdict {
             Ok(n) => {
                 conn.unwritten -= n;
                 conn.write_pos = (conn.write_pos + n) % unit;
-                env.stats.bytes_written += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -143,7 +166,6 @@ pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], until: ReadUntil
         match stream.read(scratch) {
             Ok(0) => return eof(conn, env, Instant::now()),
             Ok(n) => {
-                env.stats.bytes_read += n as u64;
                 // Stamp responses when their bytes arrive, not when the poll
                 // batch began: later events in a big batch would look faster.
                 let now = Instant::now();
@@ -199,6 +221,7 @@ fn consume_http(conn: &mut Conn, env: &mut Env, mut data: &[u8], now: Instant) -
             Err(_) => return Verdict::Fail(ErrorKind::Malformed),
         };
         data = &data[used..];
+        conn.response_bytes += used as u64;
         let Some(r) = done else { continue };
         if !complete(conn, env, r.status, now) {
             return Verdict::Fail(ErrorKind::Malformed);
@@ -224,6 +247,7 @@ fn consume_echo(conn: &mut Conn, env: &mut Env, mut data: &[u8], now: Instant) -
             return Verdict::Fail(ErrorKind::Malformed);
         }
         conn.echo_pos += k;
+        conn.response_bytes += k as u64;
         data = &data[k..];
         if conn.echo_pos == payload.len() {
             conn.echo_pos = 0;
@@ -233,36 +257,100 @@ fn consume_echo(conn: &mut Conn, env: &mut Env, mut data: &[u8], now: Instant) -
     Verdict::Keep
 }
 
-/// Records the oldest request's answer; false if nothing was asked.
+/// Records the oldest request's answer; false if nothing was asked. Its
+/// bytes (the response's head and body, interim responses included) count
+/// with the phase the request belongs to.
 fn complete(conn: &mut Conn, env: &mut Env, status: u16, now: Instant) -> bool {
     let Some(req) = conn.in_flight.pop_front() else {
         return false;
     };
     env.in_flight -= 1;
-    if req.measured {
-        let s = &mut env.stats;
-        s.responses += 1;
-        s.latency.record(now.saturating_duration_since(req.start));
-        if (200..300).contains(&status) {
-            s.ok += 1;
-        } else {
-            s.errors.status += 1;
-        }
+    let bytes = std::mem::take(&mut conn.response_bytes);
+    let s = &mut env.stats;
+    if !req.measured {
+        s.warmup.completed += 1;
+        return true;
+    }
+    let latency = now.saturating_duration_since(req.start);
+    s.responses += 1;
+    s.bytes_read += bytes;
+    s.latency.record(latency);
+    s.series.completed(env.plan.measure_start, now, latency);
+    if env.plan.protocol == Protocol::Http {
+        s.statuses.count(status);
+    }
+    if (200..300).contains(&status) {
+        s.ok += 1;
+    } else {
+        s.errors.status += 1;
     }
     true
 }
 
 /// Fails every request in flight on `conn` with `kind`.
 pub fn fail_all(conn: &mut Conn, env: &mut Env, kind: ErrorKind) {
+    let mut measured = 0;
     for req in conn.in_flight.drain(..) {
         env.in_flight -= 1;
-        if req.measured {
-            env.stats.errors.add(kind, 1);
-        }
+        measured += u64::from(req.measured);
+    }
+    conn.response_bytes = 0;
+    if measured > 0 {
+        env.stats.errors.add(kind, measured);
+        env.stats
+            .series
+            .failed(env.plan.measure_start, Instant::now(), measured);
     }
 }
 
-/// Counts requests about to be written again after a clean close.
+/// Counts requests about to be written again after a clean close; their
+/// bytes are written again too.
 pub fn note_retry(conn: &Conn, env: &mut Env) {
-    env.stats.retried += conn.in_flight.iter().filter(|r| r.measured).count() as u64;
+    let again = conn.in_flight.iter().filter(|r| r.measured).count() as u64;
+    env.stats.retried += again;
+    env.stats.bytes_written += again * env.plan.batch.unit() as u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every position of a due time and of `now` around the start of the
+    /// measured phase (interval 10 ms, warm-up 1 s).
+    #[test]
+    fn warmup_backlog_is_skipped_exactly_once_measuring_began() {
+        let mut c = crate::Config::new(crate::target::parse("http://127.0.0.1:1/").unwrap());
+        c.warmup = Duration::from_secs(1);
+        let t0 = Instant::now();
+        let plan = Arc::new(Plan::new(&c, t0).unwrap());
+        let begin = plan.measure_start;
+        let ms = Duration::from_millis;
+        let step = ms(10);
+        // (due, now) -> (returned due, skipped)
+        let cases = [
+            (begin - ms(500), begin - ms(1), begin - ms(500), 0), // still warming up
+            (begin - ms(500), begin, begin, 50),                  // lands exactly on the start
+            (begin - ms(505), begin + ms(3), begin + ms(5), 51),  // lands just inside
+            (begin - ms(1), begin + ms(900), begin + ms(9), 1),   // one behind
+            (begin, begin + ms(20), begin, 0),                    // already measured
+            (begin + ms(7), begin + ms(20), begin + ms(7), 0),
+        ];
+        for (due, now, want, skipped) in cases {
+            let mut env = Env {
+                plan: Arc::clone(&plan),
+                stats: Stats::default(),
+                budget: None,
+                in_flight: 0,
+                stopping: false,
+            };
+            let got = skip_warmup(&mut env, due, step, now);
+            assert_eq!(
+                (got, env.stats.warmup.skipped),
+                (want, skipped),
+                "due {:?} now {:?} (relative to the start)",
+                due.checked_duration_since(begin),
+                now.checked_duration_since(begin)
+            );
+        }
+    }
 }

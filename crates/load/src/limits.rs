@@ -58,10 +58,16 @@ fn port_note(config: &Config) -> Option<String> {
 }
 
 fn ephemeral_ports() -> Option<u64> {
+    let (lo, hi) = ephemeral_range()?;
+    Some(u64::from(hi - lo) + 1)
+}
+
+/// `net.ipv4.ip_local_port_range`, low and high port.
+pub fn ephemeral_range() -> Option<(u16, u16)> {
     let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    let mut it = s.split_ascii_whitespace().map(|n| n.parse::<u64>().ok());
+    let mut it = s.split_ascii_whitespace().map(|n| n.parse::<u16>().ok());
     let (lo, hi) = (it.next()??, it.next()??);
-    Some(hi.saturating_sub(lo) + 1)
+    (lo > 0 && lo <= hi).then_some((lo, hi))
 }
 
 /// After the run: what the connect failures mean and what to do about them.
@@ -80,6 +86,15 @@ pub fn explain(causes: &ConnectCauses) -> Vec<String> {
             "{} connects failed with EMFILE/ENFILE: out of file descriptors (limit {soft}); \
              raise it with `ulimit -n` (and the hard limit) or use fewer connections",
             causes.fd_limit
+        ));
+    }
+    if causes.timeout > 0 {
+        notes.push(format!(
+            "{} connects timed out while opening: the server's accept backlog probably \
+             overflowed (the kernel drops SYNs while the queue is full); open connections \
+             more slowly with --connect-rate N/s, or raise the server's listen backlog and \
+             net.core.somaxconn",
+            causes.timeout
         ));
     }
     if causes.refused > 0 {

@@ -1,6 +1,6 @@
 //! The read-only facts every worker shares: what to send, where, and when.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError, PipelineMode};
@@ -29,6 +29,11 @@ pub struct Plan {
     pub measure_start: Instant,
     pub end: Instant,
     pub timeout: Duration,
+    /// With `--source-addrs`: the ephemeral port range, from which each
+    /// connection is given its own port (see `source_for`).
+    pub ports: Option<(u16, u16)>,
+    /// Connections of the worker processes before this one (`--processes`).
+    pub first_global: usize,
 }
 
 impl Plan {
@@ -56,15 +61,25 @@ impl Plan {
             measure_start,
             end: measure_start + config.duration,
             timeout: config.timeout,
+            ports: (!config.source_addrs.is_empty())
+                .then(crate::limits::ephemeral_range)
+                .flatten(),
+            first_global: config.first_global,
         })
     }
 
     /// The source address for the connection with global index `global`.
-    pub fn source_for(&self, global: usize) -> Option<IpAddr> {
+    pub fn source_for(&self, global: usize) -> Option<SocketAddr> {
         if self.source_addrs.is_empty() {
             return None;
         }
-        Some(self.source_addrs[global % self.source_addrs.len()])
+        let n = self.source_addrs.len();
+        let ip = self.source_addrs[global % n];
+        let port = self.ports.map_or(0, |(lo, hi)| {
+            let range = usize::from(hi - lo) + 1;
+            lo + ((self.first_global + global) / n % range) as u16
+        });
+        Some(SocketAddr::new(ip, port))
     }
 
     /// When the `local`-th connection of a worker first tries to connect.
@@ -81,5 +96,34 @@ impl Plan {
         let interval = self.interval?;
         let offset = interval.mul_f64(global as f64 / self.connections as f64);
         Some(self.first_connect(local) + offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each slot gets its own source port, so no bind searches the range.
+    #[test]
+    fn source_ports_are_distinct_per_address() {
+        let mut c = Config::new(crate::target::parse("http://127.0.0.1:1/").unwrap());
+        c.connections = 5000;
+        c.source_addrs = crate::config::parse_source_addrs("127.0.0.1-127.0.0.2").unwrap();
+        let plan = Plan::new(&c, Instant::now()).unwrap();
+        let Some((lo, hi)) = plan.ports else {
+            return; // no /proc here: every bind uses port 0
+        };
+        let mut seen = std::collections::HashSet::new();
+        for g in 0..c.connections {
+            let a = plan.source_for(g).unwrap();
+            assert!((lo..=hi).contains(&a.port()), "{a}");
+            assert!(seen.insert(a), "{a} given twice");
+        }
+        let mut second = c.clone();
+        second.processes = 2;
+        let other = Plan::new(&second.share(1), Instant::now()).unwrap();
+        assert_eq!(other.first_global, 2500);
+        c.source_addrs.clear();
+        assert_eq!(Plan::new(&c, Instant::now()).unwrap().source_for(0), None);
     }
 }

@@ -12,6 +12,7 @@ use crate::plan::Plan;
 pub struct Bar {
     bar: Option<ProgressBar>,
     t0: Instant,
+    measure_start: Instant,
 }
 
 impl Bar {
@@ -20,25 +21,61 @@ impl Bar {
         let total = plan.end.saturating_duration_since(plan.t0).as_millis() as u64;
         let bar = on.then(|| {
             let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}") {
+            if let Ok(style) =
+                ProgressStyle::with_template("{prefix:>9} {bar:40} {elapsed}/{duration} {msg}")
+            {
                 b.set_style(style);
             }
             b
         });
-        Self { bar, t0: plan.t0 }
+        Self {
+            bar,
+            t0: plan.t0,
+            measure_start: plan.measure_start,
+        }
     }
 
     pub fn update(&self, responses: u64) {
         let Some(b) = &self.bar else { return };
-        let elapsed = self.t0.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.t0);
         b.set_position(elapsed.as_millis() as u64);
+        b.set_prefix(phase_label(now < self.measure_start));
         let rate = responses as f64 / elapsed.as_secs_f64().max(1e-3);
         b.set_message(format!("{responses} responses, {rate:.0}/s"));
+    }
+
+    /// Prints a line without tearing the bar.
+    pub fn suspend(&self, f: impl FnOnce()) {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
     }
 
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// What the bar's prefix says: the warm-up is not part of the measurement.
+fn phase_label(warming_up: bool) -> &'static str {
+    if warming_up {
+        "warm-up"
+    } else {
+        "measuring"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_is_labelled() {
+        assert_eq!(phase_label(true), "warm-up");
+        assert_eq!(phase_label(false), "measuring");
     }
 }

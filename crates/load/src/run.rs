@@ -1,18 +1,19 @@
 //! One run: start the workers, show progress, merge their figures into a report.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::{Config, ConfigError};
 use crate::cpu::CpuTime;
 use crate::limits;
 use crate::plan::Plan;
+use crate::probe;
 use crate::progress::Bar;
-use crate::report::{ratio, Connections, RateReport, Report, Requests};
+use crate::report::{rfc3339, Report, Settings, Tally};
 use crate::stats::Stats;
-use crate::target::{Endpoint, Protocol};
 use crate::worker::{Finished, Progress, Worker};
 
 /// How often the progress bar and the CPU sample are refreshed.
@@ -22,6 +23,9 @@ const TICK: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub enum RunError {
     Config(ConfigError),
+    /// The target refused or did not answer the connection made before the
+    /// run (as wrk does, the run does not start).
+    Unreachable(String),
     /// The OS refused a poller or a thread.
     Setup(std::io::Error),
     /// A worker thread panicked or its poller failed.
@@ -32,6 +36,7 @@ impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Config(e) => write!(f, "{e}"),
+            Self::Unreachable(e) => write!(f, "{e}"),
             Self::Setup(e) => write!(f, "cannot start the client threads: {e}"),
             Self::Worker(e) => write!(f, "a client thread failed: {e}"),
         }
@@ -42,11 +47,39 @@ impl std::error::Error for RunError {}
 
 /// Runs the load described by `config` and reports what it measured.
 pub fn run(config: &Config) -> Result<Report, RunError> {
+    run_until(config, Arc::new(AtomicBool::new(false)))
+}
+
+/// As `run`, but setting `stop` ends the run early (SIGINT): no new request
+/// starts, requests in flight get the usual drain, and the report covers the
+/// measured time so far.
+pub fn run_until(config: &Config, stop: Arc<AtomicBool>) -> Result<Report, RunError> {
+    run_gated(config, stop, &mut || Ok(()))
+}
+
+/// As `run_until`; `gate` is called once the target answered and the limits
+/// are set, right before the clock starts (worker processes wait there for
+/// their parent's start signal).
+pub fn run_gated(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    gate: &mut dyn FnMut() -> Result<(), RunError>,
+) -> Result<Report, RunError> {
     config.validate().map_err(RunError::Config)?;
+    probe::reachable(config).map_err(RunError::Unreachable)?;
     let notes = limits::prepare(config);
+    gate()?;
+    if let Some(at) = config.start_at {
+        // Waiting for the agreed start is the point here: runs on several
+        // machines must overlap for their merged report to mean anything.
+        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+            thread::sleep(wait);
+        }
+    }
+    let started_at = rfc3339(SystemTime::now());
     let t0 = Instant::now();
     let plan = Arc::new(Plan::new(config, t0).map_err(RunError::Config)?);
-    let progress = Arc::new(Progress::new(plan.workers));
+    let progress = Arc::new(Progress::new(plan.workers, stop));
     let cpu_start = CpuTime::now();
     let (done_tx, done_rx) = crossbeam_channel::bounded(plan.workers);
     let mut handles = Vec::with_capacity(plan.workers);
@@ -79,11 +112,13 @@ pub fn run(config: &Config) -> Result<Report, RunError> {
             Err(_) => return Err(RunError::Worker("panicked".to_string())),
         }
     }
-    let mut report = build(config, &plan, &finished, notes);
+    let mut tally = tally(config, &plan, &finished, notes);
+    tally.started_at = started_at;
+    tally.interrupted = progress.stop_requested();
     if let (Some(start), Some(end)) = (cpu_measured, CpuTime::now()) {
-        report.set_cpu(end.since(&start));
+        tally.cpu = Some(end.since(&start));
     }
-    Ok(report)
+    Ok(tally.report())
 }
 
 /// Worker `id`'s share of a request budget, spreading the remainder.
@@ -103,6 +138,7 @@ fn watch(
 ) -> Option<CpuTime> {
     let bar = Bar::new(config, plan);
     let mut cpu_at_measure = None;
+    let mut told = false;
     let mut left = plan.workers;
     while left > 0 {
         match done.recv_timeout(TICK) {
@@ -113,13 +149,19 @@ fn watch(
         if cpu_at_measure.is_none() && Instant::now() >= plan.measure_start {
             cpu_at_measure = CpuTime::now();
         }
+        if !told && progress.stop_requested() {
+            told = true;
+            bar.suspend(|| {
+                eprintln!("coreloop-load: interrupted; finishing the requests in flight (interrupt again to quit at once)");
+            });
+        }
         bar.update(progress.total());
     }
     bar.finish();
     cpu_at_measure
 }
 
-fn build(config: &Config, plan: &Plan, finished: &[Finished], notes: Vec<String>) -> Report {
+fn tally(config: &Config, plan: &Plan, finished: &[Finished], notes: Vec<String>) -> Tally {
     let mut stats = Stats::default();
     for f in finished {
         stats.merge(&f.stats);
@@ -137,84 +179,11 @@ fn build(config: &Config, plan: &Plan, finished: &[Finished], notes: Vec<String>
     let sending = last(|f| f.stopped_at)
         .saturating_duration_since(plan.measure_start)
         .as_secs_f64();
-    let mut all_notes = notes;
-    all_notes.extend(limits::explain(&stats.connect_causes));
-    Report {
-        target: describe(config),
-        protocol: protocol_name(config.protocol).to_string(),
-        mode: if config.rate.is_some() {
-            "open loop"
-        } else {
-            "closed loop"
-        }
-        .to_string(),
-        threads: plan.workers,
-        pipeline: plan.pipeline,
-        pipeline_mode: if plan.refill_when_empty {
-            "batch"
-        } else {
-            "window"
-        }
-        .to_string(),
-        warmup_s: config.warmup.as_secs_f64(),
-        elapsed_s: elapsed,
-        requests: requests(&stats),
-        requests_per_s: ratio(stats.responses as f64, elapsed),
-        bytes_read: stats.bytes_read,
-        bytes_written: stats.bytes_written,
-        read_bytes_per_s: ratio(stats.bytes_read as f64, elapsed),
-        written_bytes_per_s: ratio(stats.bytes_written as f64, elapsed),
-        latency: stats.latency.summary(),
-        connections: connections(config, &stats),
-        errors: stats.errors,
-        rate: config.rate.map(|r| RateReport {
-            requested_per_s: r,
-            sent_per_s: ratio(stats.sent as f64, sending),
-            completed_per_s: ratio(stats.responses as f64, elapsed),
-            backlog: stats.backlog,
-        }),
-        cpu: None,
-        notes: all_notes,
-    }
-}
-
-fn requests(s: &Stats) -> Requests {
-    Requests {
-        sent: s.sent,
-        completed: s.responses,
-        ok: s.ok,
-        failed: s.errors.failed_requests(),
-        retried: s.retried,
-        unfinished: s.unfinished,
-    }
-}
-
-fn connections(config: &Config, s: &Stats) -> Connections {
-    Connections {
-        requested: config.connections,
-        opened: s.connects,
-        reconnects: s.reconnects,
-        peak_open: s.peak_open,
-        connect_time: s.connect_time.summary(),
-        connect_failures: s.connect_causes,
-    }
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Http => "http",
-        Protocol::Echo => "echo",
-    }
-}
-
-fn describe(config: &Config) -> String {
-    match (&config.target.endpoint, config.protocol) {
-        (Endpoint::Unix(p), _) => format!("unix:{}", p.display()),
-        (Endpoint::Tcp(a), Protocol::Echo) => format!("echo://{a}"),
-        (Endpoint::Tcp(_), Protocol::Http) => {
-            format!("http://{}{}", config.target.host, config.target.path)
-        }
-    }
+    let mut t = Tally::from_stats(&stats, Settings::of(config), sending);
+    t.elapsed_s = elapsed;
+    t.notes = notes;
+    t.notes.extend(limits::explain(&stats.connect_causes));
+    t
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Per-thread counters and histograms, merged once the threads finish.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io;
 
 use crate::histogram::Hist;
+use crate::series::Series;
 
 /// How a request (or, for `Connect`, a connection attempt) failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +18,7 @@ pub enum ErrorKind {
 }
 
 /// Errors by kind. `status` counts responses that arrived but were not 2xx.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Errors {
     pub connect: u64,
     pub read: u64,
@@ -47,7 +49,7 @@ impl Errors {
         self.read + self.write + self.timeout + self.malformed
     }
 
-    fn merge(&mut self, o: &Errors) {
+    pub fn merge(&mut self, o: &Errors) {
         self.connect += o.connect;
         self.read += o.read;
         self.write += o.write;
@@ -58,7 +60,7 @@ impl Errors {
 }
 
 /// Why connection attempts failed: the causes a user can act on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectCauses {
     pub refused: u64,
     /// EADDRNOTAVAIL: out of local ports for this source address.
@@ -80,7 +82,7 @@ impl ConnectCauses {
         }
     }
 
-    fn merge(&mut self, o: &ConnectCauses) {
+    pub fn merge(&mut self, o: &ConnectCauses) {
         self.refused += o.refused;
         self.addr_not_available += o.addr_not_available;
         self.fd_limit += o.fd_limit;
@@ -89,8 +91,69 @@ impl ConnectCauses {
     }
 }
 
-/// Everything one worker counts. Request figures cover the measured phase
-/// only (by intended send time); connection figures cover the whole run.
+/// Response counts by status code (100-999), one fixed table per worker so
+/// counting never allocates.
+#[derive(Debug, Clone)]
+pub struct Statuses(Box<[u64]>);
+
+impl Default for Statuses {
+    fn default() -> Self {
+        Self(vec![0; 1000].into_boxed_slice())
+    }
+}
+
+impl Statuses {
+    pub fn count(&mut self, status: u16) {
+        // The framer only returns three-digit codes; anything else lands on 0.
+        let i = if (100..1000).contains(&status) {
+            usize::from(status)
+        } else {
+            0
+        };
+        self.0[i] += 1;
+    }
+
+    pub fn merge(&mut self, o: &Statuses) {
+        for (a, b) in self.0.iter_mut().zip(o.0.iter()) {
+            *a += b;
+        }
+    }
+
+    /// The codes seen, as the report's `"200": n` map.
+    pub fn to_map(&self) -> BTreeMap<String, u64> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(code, n)| (code.to_string(), *n))
+            .collect()
+    }
+}
+
+/// Requests that were due during the warm-up: never in the measured figures,
+/// but accounted for so none of them vanishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warmup {
+    /// Warm-up requests started.
+    pub sent: u64,
+    /// Of those, answered (during or after the warm-up).
+    pub completed: u64,
+    /// Open loop: due during the warm-up but still unsent when measuring
+    /// began; dropped from the schedule, so the measured phase starts on time.
+    pub skipped: u64,
+}
+
+impl Warmup {
+    pub fn merge(&mut self, o: &Warmup) {
+        self.sent += o.sent;
+        self.completed += o.completed;
+        self.skipped += o.skipped;
+    }
+}
+
+/// Everything one worker counts. Request figures cover the requests due
+/// (open loop) or started (closed loop) in the measured phase; connection
+/// figures cover the whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
     pub sent: u64,
@@ -111,16 +174,12 @@ pub struct Stats {
     pub unfinished: u64,
     pub latency: Hist,
     pub connect_time: Hist,
+    pub statuses: Statuses,
+    pub warmup: Warmup,
+    pub series: Series,
 }
 
 impl Stats {
-    /// Forgets the warm-up's byte counts. Request figures need no reset:
-    /// they only ever count requests intended in the measured phase.
-    pub fn start_measuring(&mut self) {
-        self.bytes_read = 0;
-        self.bytes_written = 0;
-    }
-
     pub fn opened(&mut self) {
         self.connects += 1;
         self.open += 1;
@@ -149,5 +208,8 @@ impl Stats {
         self.unfinished += o.unfinished;
         self.latency.merge(&o.latency);
         self.connect_time.merge(&o.connect_time);
+        self.statuses.merge(&o.statuses);
+        self.warmup.merge(&o.warmup);
+        self.series.merge(&o.series);
     }
 }

@@ -4,7 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,19 +21,27 @@ const EVENTS: usize = 1024;
 /// Longest sleep in `poll`, so phase changes are noticed without a timer.
 const MAX_POLL: Duration = Duration::from_millis(50);
 
-/// Responses completed so far per worker, read by the progress bar.
+/// What the workers share with the thread that watches them: responses
+/// completed so far per worker (read by the progress bar), and the request
+/// to stop early (SIGINT, or the parent of a worker process).
 #[derive(Debug)]
 pub struct Progress {
     pub responses: Vec<CachePadded<AtomicU64>>,
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Progress {
-    pub fn new(workers: usize) -> Self {
+    pub fn new(workers: usize, stop: Arc<AtomicBool>) -> Self {
         Self {
             responses: (0..workers)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
                 .collect(),
+            stop,
         }
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     pub fn total(&self) -> u64 {
@@ -161,9 +169,9 @@ impl Worker {
         let plan = Arc::clone(&self.env.plan);
         if !self.measuring && now >= plan.measure_start {
             self.measuring = true;
-            self.env.stats.start_measuring();
         }
-        if !self.env.stopping && (now >= plan.end || self.env.budget == Some(0)) {
+        let over = now >= plan.end || self.env.budget == Some(0) || self.progress.stop_requested();
+        if !self.env.stopping && over {
             self.begin_stop(now);
         }
         self.fire_timers(now);
@@ -179,7 +187,21 @@ impl Worker {
         let plan = Arc::clone(&self.env.plan);
         self.drain_deadline = Some(now + plan.timeout + 2 * scan_interval(plan.timeout));
         if let Some(interval) = plan.interval {
-            self.env.stats.backlog = self.conns.iter().map(|c| backlog(c, &plan, interval)).sum();
+            let end = now.min(plan.end);
+            self.env.stats.backlog = self
+                .conns
+                .iter()
+                .map(|c| backlog(c, &plan, interval, end))
+                .sum();
+            // Warm-up requests still unsent on a connection that never got
+            // to send in the measured phase were skipped too.
+            if now >= plan.measure_start {
+                self.env.stats.warmup.skipped += self
+                    .conns
+                    .iter()
+                    .map(|c| unsent_warmup(c, &plan, interval))
+                    .sum::<u64>();
+            }
         }
         // Slots not yet connected will not be: close them so `finished` can see the end.
         for c in &mut self.conns {
@@ -506,15 +528,29 @@ impl Worker {
     }
 }
 
-/// Open loop: requests that fell due before the end but were never sent.
-fn backlog(c: &Conn, plan: &Plan, interval: Duration) -> u64 {
+/// Open loop: measured requests that fell due before `end` (the end of the
+/// duration, or when the run was stopped) but were never sent.
+fn backlog(c: &Conn, plan: &Plan, interval: Duration, end: Instant) -> u64 {
     let Some(due) = c.next_due else { return 0 };
     let from = due.max(plan.measure_start);
-    if from >= plan.end {
+    if from >= end {
         return 0;
     }
-    let late = plan.end.duration_since(from);
+    let late = end.duration_since(from);
     (late.as_secs_f64() / interval.as_secs_f64()).floor() as u64 + 1
+}
+
+/// Open loop: warm-up requests of `c` that were due but never sent.
+fn unsent_warmup(c: &Conn, plan: &Plan, interval: Duration) -> u64 {
+    match c.next_due {
+        Some(due) if due < plan.measure_start => {
+            plan.measure_start
+                .duration_since(due)
+                .as_nanos()
+                .div_ceil(interval.as_nanos().max(1)) as u64
+        }
+        _ => 0,
+    }
 }
 
 /// Timeouts are found by a scan; this bounds how late one can be noticed.

@@ -5,22 +5,16 @@ use std::time::Duration;
 use crate::support::{config, run, Behaviour, Server};
 
 #[test]
-fn connection_refused_is_a_connect_error() {
+fn refused_target_is_unreachable_before_the_run() {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut c = config(&format!("http://127.0.0.1:{port}/"));
-    c.duration = Duration::from_millis(300);
-    let r = run(&c);
-    assert!(r.errors.connect > 0);
-    assert_eq!(r.connections.connect_failures.refused, r.errors.connect);
-    assert_eq!(r.requests.sent, 0);
-    assert!(
-        r.notes.iter().any(|n| n.contains("refused")),
-        "{:?}",
-        r.notes
-    );
+    let c = config(&format!("http://127.0.0.1:{port}/"));
+    match coreloop_load::run(&c) {
+        Err(coreloop_load::RunError::Unreachable(e)) => assert!(e.contains("refused"), "{e}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
 }
 
 #[test]

@@ -7,3 +7,7 @@ mod counting;
 mod errors;
 mod framing;
 mod omission;
+mod overload;
+mod pictures;
+mod processes;
+mod reporting;

@@ -2,12 +2,13 @@
 //! port 0, that counts what it received. Being one thread, a stall stalls
 //! every connection, as a stuck server would.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use coreloop_load::Config;
 use mio::net::{TcpListener, TcpStream};
@@ -31,6 +32,14 @@ pub enum Behaviour {
     CloseMidResponse,
     /// Reads and never answers.
     Blackhole,
+    /// Answers 200 to each request `service` after it arrived, all
+    /// connections at once: a server with a known service time, whose
+    /// throughput is `connections / service` at one request in flight each.
+    Delay { service: Duration },
+    /// Answers 200, except every `n`-th request, which is never answered.
+    SilentEvery(u64),
+    /// Answers each request with the status of the next entry, in turn.
+    Statuses(Vec<u16>),
 }
 
 impl Behaviour {
@@ -80,6 +89,8 @@ impl Server {
             bytes: Arc::clone(&bytes),
             stop: Arc::clone(&stop),
             stalled: false,
+            delayed: VecDeque::new(),
+            current: 0,
         };
         let handle = std::thread::spawn(move || state.run());
         Server {
@@ -134,6 +145,10 @@ struct Loop {
     bytes: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     stalled: bool,
+    /// `Delay`: (when to answer, connection index), in arrival order.
+    delayed: VecDeque<(Instant, usize)>,
+    /// The connection `serve` is working on.
+    current: usize,
 }
 
 impl Loop {
@@ -141,11 +156,13 @@ impl Loop {
         let mut events = Events::with_capacity(256);
         // Bounded: the test that owns the server drops it, which sets `stop`.
         while !self.stop.load(Ordering::SeqCst) {
-            if self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(100)))
-                .is_err()
-            {
+            let mut wait = Duration::from_millis(100);
+            if let Some((due, _)) = self.delayed.front() {
+                wait = wait.min(due.saturating_duration_since(Instant::now()));
+            }
+            let polled = self.poll.poll(&mut events, Some(wait));
+            self.answer_delayed();
+            if polled.is_err() {
                 continue;
             }
             for ev in events.iter() {
@@ -155,6 +172,21 @@ impl Loop {
                     Token(i) => self.serve(i),
                 }
             }
+        }
+    }
+
+    /// Writes the answers whose service time is over.
+    fn answer_delayed(&mut self) {
+        let now = Instant::now();
+        while let Some(&(due, i)) = self.delayed.front() {
+            if due > now {
+                return;
+            }
+            self.delayed.pop_front();
+            if let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) {
+                conn.out.extend_from_slice(OK.as_bytes());
+            }
+            self.serve(i);
         }
     }
 
@@ -195,6 +227,7 @@ impl Loop {
         let Some(mut conn) = self.conns.get_mut(i).and_then(Option::take) else {
             return;
         };
+        self.current = i;
         let alive = self.read_all(&mut conn) && flush(&mut conn);
         if alive && conn.closing && conn.out.is_empty() && !conn.shut {
             // Lingering close: FIN after the response, then drain until the
@@ -270,6 +303,23 @@ impl Loop {
                 conn.out.extend_from_slice(&OK.as_bytes()[..OK.len() / 2]);
                 true
             }
+            Behaviour::Delay { service } => {
+                let due = Instant::now() + *service;
+                self.delayed.push_back((due, self.current));
+                false
+            }
+            Behaviour::SilentEvery(k) => {
+                if n % k != 0 {
+                    conn.out.extend_from_slice(OK.as_bytes());
+                }
+                false
+            }
+            Behaviour::Statuses(codes) => {
+                let code = codes[(n as usize - 1) % codes.len()];
+                let r = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+                conn.out.extend_from_slice(r.as_bytes());
+                false
+            }
             Behaviour::Blackhole | Behaviour::Echo | Behaviour::CorruptEcho => false,
         }
     }
@@ -310,4 +360,74 @@ pub fn run(c: &Config) -> coreloop_load::Report {
     let r = coreloop_load::run(c).expect("run");
     eprintln!("{}", r.text(true));
     r
+}
+
+/// The coreloop-load binary built with this crate (the same entry point as
+/// the workspace's `coreloop-load`).
+pub const BIN: &str = env!("CARGO_BIN_EXE_coreloop-load-dev");
+
+/// A finished run of the real binary.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The JSON report the run wrote with `--json -`.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs the binary to the end, with a bound on how long that may take.
+pub fn run_bin(args: &[&str], bound: Duration) -> Outcome {
+    let child = std::process::Command::new(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start coreloop-load");
+    wait_bounded(child, bound, args)
+}
+
+/// Waits for `child`, killing it (and failing) past `bound`.
+pub fn wait_bounded(mut child: std::process::Child, bound: Duration, what: &[&str]) -> Outcome {
+    let deadline = Instant::now() + bound;
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    let o = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let e = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("coreloop-load {what:?} ran past {bound:?}");
+        }
+        // Polling a child's exit status: std has no wait with a timeout.
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let outcome = Outcome {
+        code: status.code(),
+        stdout: o.join().unwrap_or_default(),
+        stderr: e.join().unwrap_or_default(),
+    };
+    eprintln!(
+        "coreloop-load {what:?} -> {:?}\n{}",
+        outcome.code, outcome.stderr
+    );
+    outcome
 }
