@@ -88,3 +88,36 @@ fn listeners_are_added_and_removed_live() {
         1.0
     );
 }
+
+/// Issue 10: a reload that changed `frame_max` on a frame listener logged "configuration
+/// reloaded" and silently kept the old limit. Now the warning names the key and the listener,
+/// and the old limit is what still holds.
+#[test]
+fn a_frame_max_change_is_named_not_silently_skipped() {
+    use std::io::{Read, Write};
+    let frames = [
+        ("protocol = \"echo\"", "protocol = \"frame\""),
+        ("frame_max = \"1MiB\"", "frame_max = \"64\""),
+    ];
+    let server = Server::start(&config(&frames));
+    let bigger = config(&[frames[0], ("frame_max = \"1MiB\"", "frame_max = \"1KiB\"")]);
+    std::fs::write(&server.config, bigger).unwrap();
+    server.signal("HUP");
+    server.wait_for("configuration reloaded", 1);
+    assert!(
+        server
+            .stderr()
+            .contains("reload: `limits.frame_max` of listener `echo` needs a restart; not applied"),
+        "{}",
+        server.stderr()
+    );
+    // A 100-byte frame is over the limit still in force: the connection is closed.
+    let mut conn = std::net::TcpStream::connect(server.addr("echo")).unwrap();
+    conn.set_read_timeout(Some(crate::support::WAIT)).unwrap();
+    let mut frame = 100u32.to_be_bytes().to_vec();
+    frame.extend([b'x'; 100]);
+    conn.write_all(&frame).unwrap();
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "a frame over the old limit was echoed");
+}

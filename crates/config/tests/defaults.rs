@@ -126,7 +126,7 @@ fn example_overrides_are_merged() {
         .listener("frames")
         .unwrap_or_else(|| panic!("no frames listener"));
     assert_eq!(frames.effective_limits().frame_max, 64 << 10);
-    assert_eq!(frames.effective_timeouts().idle, Duration::from_secs(3600));
+    assert_eq!(frames.effective_timeouts().write, Duration::from_secs(300));
     assert_eq!(frames.effective_timeouts().header, config.timeouts.header);
 
     let files = Config::load_on(dir.join("files.toml"), HOST).unwrap_or_else(|e| panic!("{e}"));

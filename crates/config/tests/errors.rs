@@ -276,3 +276,45 @@ fn overrides_are_validated_like_the_file() {
 test.toml:12:11: listener[1].address: address 127.0.0.1:9000 is already used by listener "web" at <command line>:1:49"#
     );
 }
+
+/// Issue 10: a file that would serve nothing fails like `serve` would, located at its start.
+#[test]
+fn no_listener_or_an_empty_file() {
+    let rule = "no [[listener]]: nothing would be served; add one, e.g. [[listener]] \
+                name = \"web\" address = \"127.0.0.1:8080\" with a [[listener.route]]";
+    check("", &format!("test.toml:1:1: {rule}"));
+    check("[server]\nshards = 2\n", &format!("test.toml:1:1: {rule}"));
+}
+
+/// Issue 10: `offload_threads = 0` was accepted and one thread started anyway.
+#[test]
+fn offload_threads_zero_is_refused() {
+    check(
+        &format!("[server]\noffload_threads = 0\n{WEB}"),
+        "test.toml:2:19: server.offload_threads: offload_threads must be at least 1: the offload \
+         pool always runs (delay and files handlers use it); there is no way to turn it off",
+    );
+}
+
+/// Issue 10: a per-listener key that cannot act on this listener is refused, not ignored.
+#[test]
+fn per_listener_keys_that_would_do_nothing() {
+    check(
+        &format!("{WEB}[listener.timeouts]\nkeepalive_grace = \"2s\"\n"),
+        "test.toml:10:19: listener[0].timeouts.keepalive_grace: timeouts.keepalive_grace is \
+         server-wide and cannot be set per listener; set it in [timeouts]",
+    );
+    check(
+        "[[listener]]\nname = \"e\"\naddress = \"127.0.0.1:9000\"\nprotocol = \"echo\"\n\
+         [listener.limits]\nheader_count = 10\n[listener.timeouts]\nidle = \"1s\"\n",
+        r#"
+test.toml:6:16: listener[0].limits.header_count: limits.header_count acts on protocol = "http" listeners only, and this one is "echo": it would do nothing here
+test.toml:8:8: listener[0].timeouts.idle: timeouts.idle acts on protocol = "http" listeners only, and this one is "echo": it would do nothing here
+"#,
+    );
+    check(
+        &format!("{WEB}[listener.limits]\nframe_max = \"1KiB\"\n"),
+        "test.toml:10:13: listener[0].limits.frame_max: limits.frame_max acts on protocol = \
+         \"frame\" listeners only, and this one is \"http\": it would do nothing here",
+    );
+}

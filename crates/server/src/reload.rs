@@ -103,7 +103,7 @@ impl Reloader {
         if new.log.level != self.current.log.level && !self.log.set_level(new.log.level) {
             tracing::warn!("reload: RUST_LOG is set, so log.level is not applied");
         }
-        for change in restart_needed(&self.started, &new) {
+        for change in restart_needed(&self.started, &self.listeners, &new) {
             tracing::warn!("reload: {change} needs a restart; not applied");
         }
         self.current = new;
@@ -222,51 +222,28 @@ fn same_socket(old: &config::Listener, new: &config::Listener) -> bool {
     old.address == new.address && old.protocol == new.protocol && old.backlog == new.backlog
 }
 
-/// What differs between the started and the new configuration and cannot change live.
-fn restart_needed(started: &Config, new: &Config) -> Vec<String> {
-    let mut changes = Vec::new();
-    let (a, b) = (&started.server, &new.server);
-    let server = [
-        ("server.shards", a.shards != b.shards),
-        ("server.balance", a.balance != b.balance),
-        ("server.pin_cores", a.pin_cores != b.pin_cores),
-        (
-            "server.max_connections",
-            a.max_connections != b.max_connections,
-        ),
-        (
-            "server.max_connections_per_shard",
-            a.max_connections_per_shard != b.max_connections_per_shard,
-        ),
-        (
-            "server.offload_threads",
-            a.offload_threads != b.offload_threads,
-        ),
-        ("server.offload_queue", a.offload_queue != b.offload_queue),
-        (
-            "limits.read_buffer",
-            started.limits.read_buffer != new.limits.read_buffer,
-        ),
-        (
-            "timeouts.write",
-            started.timeouts.write != new.timeouts.write,
-        ),
-        (
-            "timeouts.linger",
-            started.timeouts.linger != new.timeouts.linger,
-        ),
-        ("log.format", started.log.format != new.log.format),
-        (
-            "log.access_log",
-            started.log.access_log != new.log.access_log,
-        ),
-    ];
-    changes.extend(
-        server
-            .into_iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(key, _)| format!("`{key}`")),
-    );
+/// What differs between the running and the new configuration and takes effect only at a
+/// restart, by the key table: global keys against the started configuration, per-listener
+/// keys against each listener that keeps its socket.
+fn restart_needed(started: &Config, running: &[RunningListener], new: &Config) -> Vec<String> {
+    let mut changes: Vec<String> = started
+        .restart_changes(new)
+        .into_iter()
+        .map(|key| format!("`{key}`"))
+        .collect();
+    for r in running {
+        let Some(l) = new.listener(&r.config.name) else {
+            continue;
+        };
+        if same_socket(&r.config, l) {
+            changes.extend(
+                r.config
+                    .restart_changes(l)
+                    .into_iter()
+                    .map(|key| format!("`{key}` of listener `{}`", l.name)),
+            );
+        }
+    }
     changes
 }
 
@@ -274,13 +251,36 @@ fn restart_needed(started: &Config, new: &Config) -> Vec<String> {
 mod tests {
     use super::*;
 
+    fn running(config: &Config) -> Vec<RunningListener> {
+        let listeners = config.listeners.iter().enumerate();
+        listeners
+            .map(|(id, l)| RunningListener {
+                id,
+                config: l.clone(),
+                http: None,
+            })
+            .collect()
+    }
+
     #[test]
     fn server_changes_are_named() {
         let started = Config::embedded_default();
         let text = Config::default_toml().replace("shards = \"auto\"", "shards = 3");
         let new = Config::from_toml_str(&text, "t.toml").unwrap();
-        let changes = restart_needed(&started, &new).join("; ");
+        let changes = restart_needed(&started, &running(&started), &new).join("; ");
         assert!(changes.contains("`server.shards`"), "{changes}");
-        assert!(restart_needed(&started, &started).is_empty());
+        assert!(restart_needed(&started, &running(&started), &started).is_empty());
+    }
+
+    /// Issue 10: a reload changed `frame_max` on a frame listener, logged "configuration
+    /// reloaded" and applied nothing, silently.
+    #[test]
+    fn a_frame_max_change_on_a_kept_frame_listener_is_named() {
+        let frames = Config::default_toml().replace("protocol = \"echo\"", "protocol = \"frame\"");
+        let started = Config::from_toml_str(&frames, "t.toml").unwrap();
+        let text = frames.replace("frame_max = \"1MiB\"", "frame_max = \"2MiB\"");
+        let new = Config::from_toml_str(&text, "t.toml").unwrap();
+        let changes = restart_needed(&started, &running(&started), &new);
+        assert_eq!(changes, ["`limits.frame_max` of listener `echo`"]);
     }
 }
