@@ -11,3 +11,4 @@ mod drain;
 mod metrics;
 mod reload;
 mod serve;
+mod shutdown;
