@@ -121,3 +121,35 @@ fn a_frame_max_change_is_named_not_silently_skipped() {
     let _ = conn.read_to_end(&mut rest);
     assert!(rest.is_empty(), "a frame over the old limit was echoed");
 }
+
+/// A live key (by the key table) takes effect at the reload, with no restart: here the
+/// header field limit of a listener, on a connection opened before the reload.
+#[test]
+fn an_http_limit_changes_live() {
+    let fields = |n: usize| {
+        let extra: String = (1..n).map(|i| format!("X-F{i}: v\r\n")).collect();
+        format!("GET /plaintext HTTP/1.1\r\nHost: t\r\n{extra}\r\n")
+    };
+    let limit = |n: u32| {
+        config(&[(
+            "[listener.limits]\n",
+            &format!("[listener.limits]\nheader_count = {n}\n"),
+        )])
+    };
+    let server = Server::start(&limit(4));
+    let mut conn = Conn::open(server.addr("web"));
+    assert_eq!(conn.get("/plaintext").status, 200);
+    std::fs::write(&server.config, limit(8)).unwrap();
+    server.signal("HUP");
+    server.wait_for("configuration reloaded", 1);
+    assert!(
+        !server.stderr().contains("needs a restart"),
+        "{}",
+        server.stderr()
+    );
+    conn.send(&fields(8)).unwrap();
+    assert_eq!(conn.read_response().unwrap().status, 200);
+    let mut fresh = Conn::open(server.addr("web"));
+    fresh.send(&fields(9)).unwrap();
+    assert_eq!(fresh.read_response().unwrap().status, 431);
+}

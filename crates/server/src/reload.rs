@@ -283,4 +283,140 @@ mod tests {
         let changes = restart_needed(&started, &running(&started), &new);
         assert_eq!(changes, ["`limits.frame_max` of listener `echo`"]);
     }
+
+    /// An edit of the default file (with the echo listener speaking frames, so every
+    /// per-listener key acts on some listener) for every key a reload compares.
+    const EDITS: &[(&str, &str, &str)] = &[
+        ("server.shards", "shards = \"auto\"", "shards = 3"),
+        (
+            "server.balance",
+            "balance = \"least-loaded\"",
+            "balance = \"round-robin\"",
+        ),
+        ("server.pin_cores", "pin_cores = false", "pin_cores = true"),
+        (
+            "server.max_connections",
+            "max_connections = \"auto\"",
+            "max_connections = 100",
+        ),
+        (
+            "server.max_connections_per_shard",
+            "# max_connections_per_shard = 25000",
+            "max_connections_per_shard = 5",
+        ),
+        (
+            "server.offload_threads",
+            "offload_threads = 4",
+            "offload_threads = 2",
+        ),
+        (
+            "server.offload_queue",
+            "offload_queue = 1024",
+            "offload_queue = 10",
+        ),
+        ("timeouts.header", "header = \"10s\"", "header = \"1s\""),
+        ("timeouts.body", "body = \"30s\"", "body = \"1s\""),
+        ("timeouts.idle", "idle = \"60s\"", "idle = \"1s\""),
+        ("timeouts.write", "write = \"30s\"", "write = \"1s\""),
+        ("timeouts.drain", "drain = \"30s\"", "drain = \"1s\""),
+        (
+            "timeouts.keepalive_grace",
+            "keepalive_grace = \"1s\"",
+            "keepalive_grace = \"2s\"",
+        ),
+        ("timeouts.linger", "linger = \"5s\"", "linger = \"1s\""),
+        ("timeouts.offload", "offload = \"10s\"", "offload = \"1s\""),
+        (
+            "limits.header_bytes",
+            "header_bytes = \"8KiB\"",
+            "header_bytes = \"9KiB\"",
+        ),
+        (
+            "limits.header_count",
+            "header_count = 64",
+            "header_count = 65",
+        ),
+        (
+            "limits.uri_length",
+            "uri_length = \"4KiB\"",
+            "uri_length = \"3KiB\"",
+        ),
+        (
+            "limits.body_bytes",
+            "body_bytes = \"1MiB\"",
+            "body_bytes = \"2MiB\"",
+        ),
+        (
+            "limits.pipeline_depth",
+            "pipeline_depth = 16",
+            "pipeline_depth = 8",
+        ),
+        (
+            "limits.write_high_water",
+            "write_high_water = \"64KiB\"",
+            "write_high_water = \"32KiB\"",
+        ),
+        (
+            "limits.max_requests_per_connection",
+            "max_requests_per_connection = 0",
+            "max_requests_per_connection = 5",
+        ),
+        (
+            "limits.max_connection_age",
+            "max_connection_age = \"0s\"",
+            "max_connection_age = \"1m\"",
+        ),
+        (
+            "limits.frame_max",
+            "frame_max = \"1MiB\"",
+            "frame_max = \"2MiB\"",
+        ),
+        (
+            "limits.read_buffer",
+            "read_buffer = \"4KiB\"",
+            "read_buffer = \"8KiB\"",
+        ),
+        ("log.level", "level = \"info\"", "level = \"debug\""),
+        ("log.format", "format = \"text\"", "format = \"json\""),
+        (
+            "log.access_log",
+            "access_log = false",
+            "access_log = \"stderr\"",
+        ),
+    ];
+
+    /// Walks the key table: a reload names exactly the restart keys it cannot apply, for
+    /// global keys and for each listener's merged value alike, and never a live one.
+    #[test]
+    fn every_restart_key_is_named_and_no_live_key_is() {
+        let host = config::Host {
+            cpus: 4,
+            fd_hard_limit: 1 << 20,
+        };
+        let base = Config::default_toml().replace("protocol = \"echo\"", "protocol = \"frame\"");
+        let started = Config::from_toml_str_on(&base, "t.toml", host).unwrap();
+        for key in config::KEYS
+            .iter()
+            .filter(|k| k.scope != config::Scope::Listener)
+        {
+            let (_, from, to) = EDITS
+                .iter()
+                .find(|(path, _, _)| *path == key.path)
+                .unwrap_or_else(|| panic!("no edit for {}", key.path));
+            assert!(base.contains(from), "{from}");
+            let text = base.replacen(from, to, 1);
+            let new =
+                Config::from_toml_str_on(&text, "t.toml", host).unwrap_or_else(|e| panic!("{e}"));
+            let named = restart_needed(&started, &running(&started), &new);
+            let names_it = named
+                .iter()
+                .any(|n| n.starts_with(&format!("`{}`", key.path)));
+            assert_eq!(
+                names_it,
+                key.reload == config::Reload::Restart,
+                "{}: {named:?}",
+                key.path
+            );
+        }
+    }
 }
