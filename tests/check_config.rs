@@ -261,3 +261,26 @@ fn print_keys_lists_the_key_table() {
         "{text}"
     );
 }
+
+/// Issue 10: keys that would do nothing where they are written are refused, located, with why.
+#[test]
+fn per_listener_keys_that_would_do_nothing_are_refused() {
+    check(
+        "[listener.timeouts]\n",
+        "[listener.timeouts]\nkeepalive_grace = \"2s\"\n",
+        "FILE:95:19: listener[0].timeouts.keepalive_grace: timeouts.keepalive_grace is \
+         server-wide and cannot be set per listener; set it in [timeouts]",
+    );
+    check(
+        "protocol = \"echo\"\nbacklog = 1024\n",
+        "protocol = \"echo\"\nbacklog = 1024\n[listener.limits]\nheader_count = 10\n",
+        "FILE:143:16: listener[1].limits.header_count: limits.header_count acts on protocol = \
+         \"http\" listeners only, and this one is \"echo\": it would do nothing here",
+    );
+    check(
+        "offload_threads = 4",
+        "offload_threads = 0",
+        "FILE:30:19: server.offload_threads: offload_threads must be at least 1: the offload \
+         pool always runs (delay and files handlers use it); there is no way to turn it off",
+    );
+}
