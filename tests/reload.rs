@@ -72,7 +72,7 @@ fn listeners_are_added_and_removed_live() {
     assert_eq!(&buf, b"new");
     // The acceptor closes the removed socket after the reload is logged: wait for it
     // (bounded), rather than race it.
-    let closed = crate::keys::eventually(|| std::net::TcpStream::connect(old_echo).is_err());
+    let closed = crate::support::eventually(|| std::net::TcpStream::connect(old_echo).is_err());
     assert!(closed, "the removed listener still accepts");
     // A connection the removed listener had accepted carries on.
     kept.write_all(b"old").unwrap();

@@ -17,8 +17,8 @@ mod trace;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
+pub use crate::support::eventually;
 use crate::support::{run, scrape, WAIT};
 
 macro_rules! effects {
@@ -127,18 +127,6 @@ pub fn closed_now(conn: &TcpStream) -> bool {
     };
     conn.set_nonblocking(false).unwrap();
     closed
-}
-
-/// Polls `done` every 10 ms for at most [`WAIT`].
-pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + WAIT;
-    while std::time::Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
 }
 
 /// A metric summed over the labels given, scraped from `web` over a fresh connection.
