@@ -130,7 +130,12 @@ impl Reloader {
                 None => plan.remove.push(running.id),
                 Some(l) if same_socket(&running.config, l) => {
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
-                        let (cfg, routes) = wiring::http_settings(l, &self.metrics);
+                        let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
+                        // write_high_water is restart-only (the reactor's half is fixed with
+                        // the socket): the protocol's half keeps the running value with it.
+                        let (running_cfg, _) =
+                            wiring::http_settings(&running.config, &self.metrics);
+                        cfg.max_pending_output = running_cfg.max_pending_output;
                         let message = factory
                             .reload(cfg, routes)
                             .map_err(|e| format!("listener `{}`: {e}", l.name))?;
