@@ -21,7 +21,7 @@ fn embedded_default_validates() {
     assert_eq!(
         config.summary(),
         "ok: 2 listeners (web http 127.0.0.1:8080, echo echo 127.0.0.1:9000), 7 routes, \
-         shards=auto(2), balance=least-loaded, max_connections=auto(999930)"
+         shards=auto(2), balance=least-loaded, max_connections=auto(999924)"
     );
     // And on this machine, whatever its limits.
     assert_eq!(Config::embedded_default().listeners.len(), 2);

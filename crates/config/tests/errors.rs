@@ -125,7 +125,7 @@ fn duplicate_routes() {
     // A prefix next to the same exact path is not a duplicate.
     check(
         &format!("{WEB}\n[[listener.route]]\npath = \"/*\"\njson = {{}}\n"),
-        "ok: 1 listener (web http 127.0.0.1:8080), 2 routes, shards=auto(2), balance=least-loaded, max_connections=auto(999931)",
+        "ok: 1 listener (web http 127.0.0.1:8080), 2 routes, shards=auto(2), balance=least-loaded, max_connections=auto(999927)",
     );
 }
 
@@ -202,13 +202,13 @@ fn max_connections_above_the_fd_limit() {
         .to_string();
     assert_eq!(
         errors,
-        "test.toml:2:19: server.max_connections: max_connections = 10000 needs 10069 file \
-         descriptors (one per connection plus 69 for listeners, epoll and wakers) but the hard \
+        "test.toml:2:19: server.max_connections: max_connections = 10000 needs 10073 file \
+         descriptors (one per connection plus 73 for listeners, epoll and wakers) but the hard \
          RLIMIT_NOFILE is 4096; raise it (ulimit -Hn as root, LimitNOFILE= in a systemd unit, \
          nofile in /etc/security/limits.conf) or lower max_connections"
     );
     let auto = Config::from_toml_str_on(WEB, "test.toml", host).map(|c| c.connection_limit());
-    assert_eq!(auto, Ok(4096 - 69));
+    assert_eq!(auto, Ok(4096 - 73));
 }
 
 #[test]
@@ -258,7 +258,7 @@ fn overrides_are_validated_like_the_file() {
     ]);
     assert_eq!(
         ok.map(|c| c.summary()).unwrap_or_else(|e| e.to_string()),
-        "ok: 2 listeners (web http 0.0.0.0:8081, echo echo 127.0.0.1:9000), 1 route, shards=4, balance=reuseport, max_connections=auto(999920)"
+        "ok: 2 listeners (web http 0.0.0.0:8081, echo echo 127.0.0.1:9000), 1 route, shards=4, balance=reuseport, max_connections=auto(999914)"
     );
     let bad = base
         .with_overrides(&[
