@@ -1,32 +1,26 @@
 //! `[log]`: level, format, access log.
 
-use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
 
 use crate::support::{config, get, Server, TempDir};
 
 /// At `warn`, info lines (the `listening` announcements) are not written; an error line is.
 #[test]
 pub fn log_level_filters_lines() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("address = \"127.0.0.1:{port}\"");
+    let dir = TempDir::new();
+    // A unix socket: no announcement to read the address from at this level, and no port
+    // to pick in advance.
+    let socket = dir.0.join("web.sock");
+    let address = format!("address = \"unix:{}\"", socket.display());
     let text = config(&[
         ("level = \"info\"", "level = \"warn\""),
         ("address = \"127.0.0.1:0\"", &address),
     ]);
-    let dir = TempDir::new();
     let path = dir.write("coreloop.toml", &text);
-    // No `listening` line to wait for at this level: wait until the port answers instead
-    // (the signal handlers are installed before any listener is bound).
+    // Wait until the socket answers instead (the signal handlers are installed before any
+    // listener is bound).
     let server = Server::spawn(&["--config", path.to_str().unwrap()], dir, path.clone(), 0);
-    assert!(super::eventually(|| std::net::TcpStream::connect((
-        "127.0.0.1",
-        port
-    ))
-    .is_ok()));
+    assert!(super::eventually(|| UnixStream::connect(&socket).is_ok()));
     std::fs::write(
         &path,
         text.replace("balance = \"least-loaded\"", "balance = \"x\""),
