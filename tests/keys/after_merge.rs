@@ -97,7 +97,7 @@ pub fn header_count_holds_up_to_the_configured_maximum() {
     let header = "[listener.limits]\n";
     let server = Server::start(&config(&[(
         header,
-        "[listener.limits]\nheader_count = 1024\n",
+        "[listener.limits]\nheader_count = 1024\nheader_bytes = \"64KiB\"\n",
     )]));
     for n in [200, 1024] {
         let mut conn = Conn::open(server.addr("web"));
