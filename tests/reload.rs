@@ -194,3 +194,30 @@ fn a_backlog_change_rebinds_the_same_address_every_time() {
         assert_eq!(&back, b"still here");
     }
 }
+
+/// `log.level` is live: a reload to `warn` silences its own info line at once.
+#[test]
+fn the_log_level_changes_live() {
+    let server = Server::start(&config(&[]));
+    let quiet = config(&[("level = \"info\"", "level = \"warn\"")]);
+    std::fs::write(&server.config, &quiet).unwrap();
+    server.signal("HUP");
+    let applied = || {
+        let metrics = scrape(server.addr("web"));
+        metrics.sum("coreloop_config_reloads_total", &[("result", "success")])
+    };
+    assert!(crate::support::eventually(|| applied() == 1.0));
+    // A refused reload logs at error level, after the first reload was done.
+    let broken = quiet.replace("balance = \"least-loaded\"", "balance = \"x\"");
+    std::fs::write(&server.config, broken).unwrap();
+    server.signal("HUP");
+    server.wait_for("reload refused", 1);
+    assert!(
+        !server.stderr().contains("configuration reloaded"),
+        "{}",
+        server.stderr()
+    );
+    let metrics = scrape(server.addr("web"));
+    let applied = metrics.sum("coreloop_config_reloads_total", &[("result", "success")]);
+    assert_eq!(applied, 1.0);
+}
