@@ -95,6 +95,18 @@ pub fn pipelined_writes(server: &Server, n: usize) -> Vec<i64> {
     for _ in 0..n {
         assert_eq!(conn.read_response().unwrap().status, 200);
     }
+    // A write reaches the client before strace has logged its return; one more round trip
+    // takes the shard (and so strace) past the last of them. HEAD: a shorter response, so it
+    // is never taken for one of the n.
+    conn.send("HEAD /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut chunk = [0u8; 256];
+        let n = std::io::Read::read(&mut conn.stream, &mut chunk).unwrap();
+        assert!(n > 0, "closed before the HEAD response");
+        head.extend_from_slice(&chunk[..n]);
+    }
     returns(&trace.finish(), "sendto")
 }
 
@@ -106,16 +118,13 @@ pub fn pipeline_depth_bounds_responses_per_write() {
         "[listener.limits]\npipeline_depth = 1\n",
     )]));
     let writes = pipelined_writes(&one, 8);
-    assert_eq!(
-        writes.len(),
-        8,
-        "one write per response at depth 1: {writes:?}"
-    );
     let response = writes.iter().max().copied().unwrap();
+    let whole = writes.iter().filter(|&&n| n == response).count();
+    assert_eq!(whole, 8, "one write per response at depth 1: {writes:?}");
     let deep = Server::start(&config(&[]));
     let writes = pipelined_writes(&deep, 8);
     assert!(
-        writes.len() < 8 && writes.iter().any(|&n| n > response),
+        writes.iter().any(|&n| n >= 2 * response),
         "at depth 16 responses share writes ({response} bytes each): {writes:?}"
     );
 }
