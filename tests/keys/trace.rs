@@ -53,6 +53,14 @@ impl Trace {
     }
 }
 
+impl Drop for Trace {
+    /// A test that failed while tracing must not leave strace attached.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The return values of every completed `call` in `trace` (e.g. bytes written by `sendto`).
 pub fn returns(trace: &str, call: &str) -> Vec<i64> {
     trace
