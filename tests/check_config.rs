@@ -154,3 +154,133 @@ fn a_missing_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("/nonexistent/coreloop.toml:1:1:"));
 }
+
+/// Runs `coreloop ARGS...` with `FILE` replaced by a file holding `text`; returns (exit code,
+/// stdout, stderr with the path written as FILE).
+fn run_on(text: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = TempDir::new();
+    let path = dir.write("c.toml", text);
+    let file = path.to_str().unwrap();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "FILE" { file } else { a })
+        .collect();
+    let out = run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(file, "FILE");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+const NO_LISTENER: &str = "FILE:1:1: no [[listener]]: nothing would be served; add one, e.g. \
+     [[listener]] name = \"web\" address = \"127.0.0.1:8080\" with a [[listener.route]]\n";
+
+/// Issue 10: `check-config` said "ok" for a file that `serve` could not run.
+#[test]
+fn a_file_without_listeners_fails_as_serve_does() {
+    let no_listeners = default_toml();
+    let no_listeners = &no_listeners[..no_listeners.find("[[listener]]").unwrap()];
+    for text in ["", no_listeners] {
+        let checked = run_on(text, &["check-config", "FILE"]);
+        assert_eq!(checked, (Some(2), String::new(), NO_LISTENER.to_owned()));
+        let served = run_on(text, &["--config", "FILE"]);
+        assert_eq!(served, checked, "serve and check-config disagree");
+    }
+}
+
+/// Issue 10: `check-config` took no overrides, so the command line that runs was never checked.
+#[test]
+fn overrides_are_checked_as_serve_applies_them() {
+    let text = crate::support::config(&[]);
+    let (code, stdout, stderr) = run_on(
+        &text,
+        &[
+            "check-config",
+            "FILE",
+            "--shards",
+            "3",
+            "--listen",
+            "echo=127.0.0.1:9999",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("echo echo 127.0.0.1:9999"), "{stdout}");
+    assert!(stdout.contains(", shards=3, "), "{stdout}");
+
+    let (code, stdout, stderr) = run_on(
+        &text,
+        &[
+            "check-config",
+            "FILE",
+            "--balance",
+            "fastest",
+            "--listen",
+            "wbe=127.0.0.1:1",
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert!(stdout.is_empty());
+    assert_eq!(
+        stderr,
+        "<command line>:1:11: server.balance: unknown value \"fastest\"; expected one of \
+         \"least-loaded\", \"round-robin\", \"reuseport\"\n\
+         <command line>:1:28: listener: no listener is called \"wbe\"; did you mean \"web\"?\n"
+    );
+    // The same command line refused by `serve`, with the same words.
+    let served = run_on(
+        &text,
+        &[
+            "--config",
+            "FILE",
+            "--balance",
+            "fastest",
+            "--listen",
+            "wbe=127.0.0.1:1",
+        ],
+    );
+    assert_eq!(served.2, stderr);
+}
+
+#[test]
+fn print_keys_lists_the_key_table() {
+    let out = run(&["print-keys"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("key\treload\tper-listener\tprotocols\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nlimits.frame_max\trestart\tyes\tframe\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntimeouts.keepalive_grace\trestart\tno\tall\n"),
+        "{text}"
+    );
+}
+
+/// Issue 10: keys that would do nothing where they are written are refused, located, with why.
+#[test]
+fn per_listener_keys_that_would_do_nothing_are_refused() {
+    check(
+        "[listener.timeouts]\n",
+        "[listener.timeouts]\nkeepalive_grace = \"2s\"\n",
+        "FILE:95:19: listener[0].timeouts.keepalive_grace: timeouts.keepalive_grace is \
+         server-wide and cannot be set per listener; set it in [timeouts]",
+    );
+    check(
+        "protocol = \"echo\"\nbacklog = 1024\n",
+        "protocol = \"echo\"\nbacklog = 1024\n[listener.limits]\nheader_count = 10\n",
+        "FILE:143:16: listener[1].limits.header_count: limits.header_count acts on protocol = \
+         \"http\" listeners only, and this one is \"echo\": it would do nothing here",
+    );
+    check(
+        "offload_threads = 4",
+        "offload_threads = 0",
+        "FILE:30:19: server.offload_threads: offload_threads must be at least 1: the offload \
+         pool always runs (delay and files handlers use it); there is no way to turn it off",
+    );
+}

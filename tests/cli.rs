@@ -10,6 +10,7 @@ fn help_and_version_exit_0() {
     for word in [
         "check-config",
         "print-config",
+        "print-keys",
         "--config",
         "--listen",
         "--shards",
@@ -28,6 +29,8 @@ fn help_and_version_exit_0() {
 fn usage_errors_exit_2() {
     assert_eq!(run(&["--no-such-flag"]).status.code(), Some(2));
     assert_eq!(run(&["check-config"]).status.code(), Some(2));
+    let check = run(&["check-config", "/dev/null", "--shards", "zero"]);
+    assert_eq!(check.status.code(), Some(2));
     let bad = run(&["--shards", "zero", "--listen", "web=127.0.0.1:0"]);
     assert_eq!(bad.status.code(), Some(2));
     let text = String::from_utf8_lossy(&bad.stderr);

@@ -8,6 +8,8 @@ mod adversarial;
 mod check_config;
 mod cli;
 mod drain;
+mod keys;
 mod metrics;
 mod reload;
 mod serve;
+mod shutdown;

@@ -25,6 +25,11 @@ pub(crate) struct Decoded {
     pub(crate) listeners: Vec<Listener>,
 }
 
+/// The reactor always runs its pool (the `delay` and `files` handlers, and any protocol, may
+/// offload), so a zero here could only be a promise it does not keep.
+const NO_OFFLOAD: &str = "offload_threads must be at least 1: the offload pool always runs \
+     (delay and files handlers use it); there is no way to turn it off";
+
 const ZERO_DEADLINE: &str = "must be greater than \"0s\"; a zero deadline would expire at once";
 
 pub(crate) fn document(cx: &mut Cx<'_>, root: &Value<'_>, base_dir: Option<&Path>) -> Decoded {
@@ -78,10 +83,8 @@ fn server(cx: &mut Cx<'_>, v: &Value<'_>) -> Server {
         max_connections_per_shard: field(cx, &mut t, "max_connections_per_shard", |cx, p, v| {
             integer(cx, p, v, 1, 100_000_000)
         }),
-        offload_threads: field(cx, &mut t, "offload_threads", |cx, p, v| {
-            integer32(cx, p, v, 0, 1024)
-        })
-        .unwrap_or(d.offload_threads),
+        offload_threads: field(cx, &mut t, "offload_threads", offload_threads)
+            .unwrap_or(d.offload_threads),
         offload_queue: field(cx, &mut t, "offload_queue", |cx, p, v| {
             integer32(cx, p, v, 1, 1_000_000)
         })
@@ -89,6 +92,14 @@ fn server(cx: &mut Cx<'_>, v: &Value<'_>) -> Server {
     };
     t.finish(cx);
     server
+}
+
+fn offload_threads(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<u32> {
+    if matches!(v.get_ref(), DeValue::Integer(i) if i.as_str() == "0") {
+        cx.error(v.span(), path, ErrorKind::Rule(NO_OFFLOAD));
+        return None;
+    }
+    integer32(cx, path, v, 1, 1024)
 }
 
 pub(crate) fn shards(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Shards> {

@@ -117,6 +117,14 @@ pub enum ErrorKind {
         suggestion: Option<String>,
         known: Vec<String>,
     },
+    /// A server-wide key written in `[listener.limits]` or `[listener.timeouts]`.
+    NotPerListener { key: &'static str },
+    /// A per-listener key on a listener whose protocol it does not act on.
+    WrongProtocol {
+        key: &'static str,
+        applies: &'static str,
+        protocol: &'static str,
+    },
     /// A rule with a fixed explanation (see the `rule` constants in validate.rs).
     Rule(&'static str),
 }
@@ -211,6 +219,20 @@ impl fmt::Display for ErrorKind {
                     None => write!(f, "; listeners: {}", known.join(", ")),
                 }
             }
+            NotPerListener { key } => write!(
+                f,
+                "{key} is server-wide and cannot be set per listener; set it in [{}]",
+                key.split('.').next().unwrap_or_default()
+            ),
+            WrongProtocol {
+                key,
+                applies,
+                protocol,
+            } => write!(
+                f,
+                "{key} acts on protocol = \"{applies}\" listeners only, and this one is \
+                 \"{protocol}\": it would do nothing here"
+            ),
             Rule(text) => f.write_str(text),
         }
     }

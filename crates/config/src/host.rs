@@ -3,7 +3,7 @@
 //! deterministic and the server can decide when to sample it.
 
 use crate::defaults::{AUTO_MAX_CONNECTIONS_CAP, FD_MARGIN_BASE};
-use crate::schema::{Balance, MaxConnections, Server, Shards};
+use crate::schema::{MaxConnections, Server, Shards};
 
 /// The machine facts validation depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +43,15 @@ pub(crate) fn shard_count(server: &Server, host: &Host) -> usize {
     }
 }
 
-/// File descriptors that are not connections: stdio, epolls, wakers, logs,
-/// offloaded file reads, and the listening sockets (one per shard each with
-/// reuseport).
+/// File descriptors that are not connections: stdio, logs and offloaded file reads, an epoll,
+/// a waker and a timer per shard, and the listening sockets, counted as if each listener had
+/// one per shard plus the acceptor's (so a reload that switches nothing cannot run out). The
+/// reactor reserves exactly this much at start (`coreloop_reactor::limits::reserved_fds`; a
+/// test in the server crate holds the two equal), so `check-config` prints the limit the
+/// server runs with.
 pub(crate) fn fd_margin(server: &Server, host: &Host, listeners: usize) -> u64 {
     let shards = shard_count(server, host) as u64;
-    let sockets_per_listener = if server.balance == Balance::ReusePort {
-        shards
-    } else {
-        1
-    };
-    FD_MARGIN_BASE + 2 * shards + listeners as u64 * sockets_per_listener
+    FD_MARGIN_BASE + 3 * shards + listeners as u64 * (shards + 1)
 }
 
 /// The global connection limit, with `auto` resolved; None when the fd

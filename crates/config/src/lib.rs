@@ -16,6 +16,7 @@ mod decode;
 mod defaults;
 mod error;
 mod host;
+mod keys;
 mod listener;
 mod overrides;
 mod reader;
@@ -33,6 +34,7 @@ use toml::Spanned;
 
 pub use error::{ConfigError, ConfigErrors, ErrorKind, Loc};
 pub use host::Host;
+pub use keys::{key_at, key_table, Applies, Key, Reload, Scope, KEYS};
 pub use overrides::Override;
 pub use schema::{
     AccessLog, Address, Balance, Files, Handler, Health, Limits, LimitsPatch, Listener, Log,

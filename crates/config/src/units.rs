@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// Why a duration or size string was refused. The phrase is fixed; the caller
-/// adds which forms are allowed (see [`DURATION_FORMS`], [`SIZE_FORMS`]).
+/// adds which forms are allowed (e.g. "a whole number with unit ms, s, m or h").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnitError {
     /// Nothing but whitespace.

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use crate::address::overlaps;
 use crate::error::{ConfigError, ErrorKind};
 use crate::host::{connection_limit, fd_margin, shard_count, Host};
+use crate::keys::{Applies, Scope, KEYS};
 use crate::reader::Locations;
-use crate::schema::{Address, Balance, Handler, Listener, MaxConnections, Protocol, Server};
+use crate::schema::{Address, Balance, Listener, MaxConnections, Protocol, Server};
+use crate::values::Keyword;
 
 const NO_FDS: &str = "the hard RLIMIT_NOFILE leaves no file descriptors for connections; \
      raise it (ulimit -Hn as root, LimitNOFILE= in a systemd unit)";
@@ -16,7 +18,8 @@ const PIN_TOO_MANY: &str = "pin_cores = true needs shards <= the number of CPUs;
      set shards = \"auto\" or pin_cores = false";
 const REUSEPORT_UNIX: &str = "balance = \"reuseport\" needs TCP listeners; \
      SO_REUSEPORT does not apply to unix sockets";
-const FILES_NEED_OFFLOAD: &str = "files routes read on the offload pool; set offload_threads >= 1";
+const NO_LISTENER: &str = "no [[listener]]: nothing would be served; add one, e.g. \
+     [[listener]] name = \"web\" address = \"127.0.0.1:8080\" with a [[listener.route]]";
 const URI_OVER_HEADER: &str =
     "uri_length must not exceed header_bytes: the request line is part of the head";
 const EMPTY_HTTP: &str = "an http listener needs at least one [[listener.route]]";
@@ -31,6 +34,9 @@ pub(crate) struct Subject<'a> {
 
 pub(crate) fn validate(s: &Subject<'_>) -> Vec<ConfigError> {
     let mut out = Vec::new();
+    if s.listeners.is_empty() && !s.locs.is_bad("listener") {
+        push(s, &mut out, "", ErrorKind::Rule(NO_LISTENER));
+    }
     unique_names(s, &mut out);
     unique_addresses(s, &mut out);
     for (i, listener) in s.listeners.iter().enumerate() {
@@ -110,17 +116,8 @@ fn listener_rules(s: &Subject<'_>, i: usize, listener: &Listener, out: &mut Vec<
             ErrorKind::Rule(REUSEPORT_UNIX),
         );
     }
-    if s.server.offload_threads == 0 {
-        for (r, route) in listener.routes.iter().enumerate() {
-            if matches!(route.handler, Handler::Files(_)) {
-                push(
-                    s,
-                    out,
-                    &format!("{path}.route[{r}].files"),
-                    ErrorKind::Rule(FILES_NEED_OFFLOAD),
-                );
-            }
-        }
+    if protocol_ok {
+        override_scopes(s, &path, listener, out);
     }
     let limits = listener.effective_limits();
     if limits.uri_length > limits.header_bytes {
@@ -132,6 +129,31 @@ fn listener_rules(s: &Subject<'_>, i: usize, listener: &Listener, out: &mut Vec<
             "limits.uri_length".to_string()
         };
         push(s, out, &at, ErrorKind::Rule(URI_OVER_HEADER));
+    }
+}
+
+/// A `[listener.limits]`/`[listener.timeouts]` key must be one that may be set per listener
+/// and that acts on this listener's protocol: anything else would be accepted and do nothing.
+fn override_scopes(s: &Subject<'_>, path: &str, listener: &Listener, out: &mut Vec<ConfigError>) {
+    for key in KEYS.iter().filter(|k| k.scope != Scope::Listener) {
+        let at = format!("{path}.{}", key.path);
+        if !s.locs.has(&at) || s.locs.is_bad(&at) {
+            continue;
+        }
+        if key.scope == Scope::Global {
+            let kind = ErrorKind::NotPerListener { key: key.path };
+            push(s, out, &at, kind);
+        } else if !key.applies.to(listener.protocol) {
+            let kind = ErrorKind::WrongProtocol {
+                key: key.path,
+                applies: match key.applies {
+                    Applies::Frame => "frame",
+                    _ => "http",
+                },
+                protocol: listener.protocol.name(),
+            };
+            push(s, out, &at, kind);
+        }
     }
 }
 

@@ -21,7 +21,7 @@ fn embedded_default_validates() {
     assert_eq!(
         config.summary(),
         "ok: 2 listeners (web http 127.0.0.1:8080, echo echo 127.0.0.1:9000), 7 routes, \
-         shards=auto(2), balance=least-loaded, max_connections=auto(999930)"
+         shards=auto(2), balance=least-loaded, max_connections=auto(999924)"
     );
     // And on this machine, whatever its limits.
     assert_eq!(Config::embedded_default().listeners.len(), 2);
@@ -126,7 +126,7 @@ fn example_overrides_are_merged() {
         .listener("frames")
         .unwrap_or_else(|| panic!("no frames listener"));
     assert_eq!(frames.effective_limits().frame_max, 64 << 10);
-    assert_eq!(frames.effective_timeouts().idle, Duration::from_secs(3600));
+    assert_eq!(frames.effective_timeouts().write, Duration::from_secs(300));
     assert_eq!(frames.effective_timeouts().header, config.timeouts.header);
 
     let files = Config::load_on(dir.join("files.toml"), HOST).unwrap_or_else(|e| panic!("{e}"));

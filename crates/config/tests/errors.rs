@@ -125,7 +125,7 @@ fn duplicate_routes() {
     // A prefix next to the same exact path is not a duplicate.
     check(
         &format!("{WEB}\n[[listener.route]]\npath = \"/*\"\njson = {{}}\n"),
-        "ok: 1 listener (web http 127.0.0.1:8080), 2 routes, shards=auto(2), balance=least-loaded, max_connections=auto(999931)",
+        "ok: 1 listener (web http 127.0.0.1:8080), 2 routes, shards=auto(2), balance=least-loaded, max_connections=auto(999927)",
     );
 }
 
@@ -202,13 +202,13 @@ fn max_connections_above_the_fd_limit() {
         .to_string();
     assert_eq!(
         errors,
-        "test.toml:2:19: server.max_connections: max_connections = 10000 needs 10069 file \
-         descriptors (one per connection plus 69 for listeners, epoll and wakers) but the hard \
+        "test.toml:2:19: server.max_connections: max_connections = 10000 needs 10073 file \
+         descriptors (one per connection plus 73 for listeners, epoll and wakers) but the hard \
          RLIMIT_NOFILE is 4096; raise it (ulimit -Hn as root, LimitNOFILE= in a systemd unit, \
          nofile in /etc/security/limits.conf) or lower max_connections"
     );
     let auto = Config::from_toml_str_on(WEB, "test.toml", host).map(|c| c.connection_limit());
-    assert_eq!(auto, Ok(4096 - 69));
+    assert_eq!(auto, Ok(4096 - 73));
 }
 
 #[test]
@@ -258,7 +258,7 @@ fn overrides_are_validated_like_the_file() {
     ]);
     assert_eq!(
         ok.map(|c| c.summary()).unwrap_or_else(|e| e.to_string()),
-        "ok: 2 listeners (web http 0.0.0.0:8081, echo echo 127.0.0.1:9000), 1 route, shards=4, balance=reuseport, max_connections=auto(999920)"
+        "ok: 2 listeners (web http 0.0.0.0:8081, echo echo 127.0.0.1:9000), 1 route, shards=4, balance=reuseport, max_connections=auto(999914)"
     );
     let bad = base
         .with_overrides(&[
@@ -274,5 +274,47 @@ fn overrides_are_validated_like_the_file() {
 <command line>:1:21: listener: no listener is called "wbe"; did you mean "web"?
 <command line>:1:76: log.level: unknown value "loud"; expected one of "trace", "debug", "info", "warn", "error"
 test.toml:12:11: listener[1].address: address 127.0.0.1:9000 is already used by listener "web" at <command line>:1:49"#
+    );
+}
+
+/// Issue 10: a file that would serve nothing fails like `serve` would, located at its start.
+#[test]
+fn no_listener_or_an_empty_file() {
+    let rule = "no [[listener]]: nothing would be served; add one, e.g. [[listener]] \
+                name = \"web\" address = \"127.0.0.1:8080\" with a [[listener.route]]";
+    check("", &format!("test.toml:1:1: {rule}"));
+    check("[server]\nshards = 2\n", &format!("test.toml:1:1: {rule}"));
+}
+
+/// Issue 10: `offload_threads = 0` was accepted and one thread started anyway.
+#[test]
+fn offload_threads_zero_is_refused() {
+    check(
+        &format!("[server]\noffload_threads = 0\n{WEB}"),
+        "test.toml:2:19: server.offload_threads: offload_threads must be at least 1: the offload \
+         pool always runs (delay and files handlers use it); there is no way to turn it off",
+    );
+}
+
+/// Issue 10: a per-listener key that cannot act on this listener is refused, not ignored.
+#[test]
+fn per_listener_keys_that_would_do_nothing() {
+    check(
+        &format!("{WEB}[listener.timeouts]\nkeepalive_grace = \"2s\"\n"),
+        "test.toml:10:19: listener[0].timeouts.keepalive_grace: timeouts.keepalive_grace is \
+         server-wide and cannot be set per listener; set it in [timeouts]",
+    );
+    check(
+        "[[listener]]\nname = \"e\"\naddress = \"127.0.0.1:9000\"\nprotocol = \"echo\"\n\
+         [listener.limits]\nheader_count = 10\n[listener.timeouts]\nidle = \"1s\"\n",
+        r#"
+test.toml:6:16: listener[0].limits.header_count: limits.header_count acts on protocol = "http" listeners only, and this one is "echo": it would do nothing here
+test.toml:8:8: listener[0].timeouts.idle: timeouts.idle acts on protocol = "http" listeners only, and this one is "echo": it would do nothing here
+"#,
+    );
+    check(
+        &format!("{WEB}[listener.limits]\nframe_max = \"1KiB\"\n"),
+        "test.toml:10:13: listener[0].limits.frame_max: limits.frame_max acts on protocol = \
+         \"frame\" listeners only, and this one is \"http\": it would do nothing here",
     );
 }

@@ -25,13 +25,19 @@ struct Cli {
 enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
-    /// Validate a configuration file: exit 0 and a one-line summary, or exit 2 and every error.
+    /// Validate a configuration file with the same overrides `serve` takes: exit 0 and a
+    /// one-line summary, or exit 2 and every error.
     CheckConfig {
         /// The file to check.
         path: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Print the embedded default configuration, documented key by key.
     PrintConfig,
+    /// Print every configuration key: whether a reload applies it, whether it may be set per
+    /// listener, and which protocols it acts on.
+    PrintKeys,
 }
 
 /// What `serve` takes: a file and overrides of a few keys.
@@ -40,6 +46,13 @@ pub(crate) struct ServeArgs {
     /// The configuration file; without it the embedded default (`coreloop print-config`) runs.
     #[arg(long, short = 'c', value_name = "PATH")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    overrides: Overrides,
+}
+
+/// The keys the command line may override, for `serve` and `check-config` alike.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct Overrides {
     /// Override `server.shards`: "auto" or a number.
     #[arg(long, value_name = "auto|N")]
     shards: Option<String>,
@@ -57,6 +70,12 @@ pub(crate) struct ServeArgs {
 impl ServeArgs {
     /// The overrides, in a fixed order (they are applied again at every reload).
     pub fn overrides(&self) -> Vec<Override> {
+        self.overrides.list()
+    }
+}
+
+impl Overrides {
+    fn list(&self) -> Vec<Override> {
         let mut overrides = Vec::new();
         overrides.extend(self.shards.clone().map(Override::Shards));
         overrides.extend(self.balance.clone().map(Override::Balance));
@@ -83,16 +102,25 @@ pub(crate) fn run() -> i32 {
     match cli.command {
         None => serve::run(&cli.serve),
         Some(Command::Serve(args)) => serve::run(&args),
-        Some(Command::CheckConfig { path }) => check_config(&path),
+        Some(Command::CheckConfig { path, overrides }) => check_config(path, overrides),
         Some(Command::PrintConfig) => {
             print!("{}", Config::default_toml());
+            EXIT_OK
+        }
+        Some(Command::PrintKeys) => {
+            print!("{}", coreloop_config::key_table());
             EXIT_OK
         }
     }
 }
 
-fn check_config(path: &std::path::Path) -> i32 {
-    match Config::load(path) {
+/// Checks what `serve` with the same file and overrides would run, by the same loader.
+fn check_config(path: PathBuf, overrides: Overrides) -> i32 {
+    let args = ServeArgs {
+        config: Some(path),
+        overrides,
+    };
+    match load(&args) {
         Ok(config) => {
             println!("{}", config.summary());
             EXIT_OK

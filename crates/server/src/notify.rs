@@ -1,14 +1,18 @@
 //! systemd's readiness protocol (sd_notify(3)): datagrams of `KEY=VALUE` lines to the socket
 //! named by `NOTIFY_SOCKET`, a path or, with a leading `@`, an abstract name. Without the
-//! variable every call does nothing. Failures are logged once and otherwise ignored: a
-//! notification is advice to the service manager, never a reason to stop serving.
+//! variable every call does nothing. The first failure is logged, later ones only counted
+//! (the count is logged when the server stops): a notification is advice to the service
+//! manager, never a reason to stop serving nor to flood the log.
 
+use std::cell::Cell;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
 /// Where notifications go, if anywhere.
 pub(crate) struct Notifier {
     target: Option<(UnixDatagram, SocketAddr)>,
+    /// Failed sends so far; only the first is logged. The main thread alone notifies.
+    failures: Cell<u64>,
 }
 
 impl Notifier {
@@ -31,7 +35,10 @@ impl Notifier {
                 }
             }
         });
-        Self { target }
+        Self {
+            target,
+            failures: Cell::new(0),
+        }
     }
 
     /// `READY=1`: every listener is bound and every shard runs (also the end of a reload).
@@ -56,38 +63,71 @@ impl Notifier {
     fn send(&self, message: &str) {
         if let Some((socket, addr)) = &self.target {
             if let Err(e) = socket.send_to_addr(message.as_bytes(), addr) {
-                tracing::warn!("systemd notification failed: {e}");
+                self.failed(&e);
             }
+        }
+    }
+
+    /// Counts a failure; logs only the first, so a gone service manager cannot fill the log.
+    fn failed(&self, error: &std::io::Error) -> bool {
+        let n = self.failures.get() + 1;
+        self.failures.set(n);
+        if n == 1 {
+            tracing::warn!("systemd notification failed: {error} (later failures are not logged)");
+        }
+        n == 1
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        let n = self.failures.get();
+        if n > 1 {
+            tracing::warn!("systemd notifications: {n} failed in all");
         }
     }
 }
 
-/// CLOCK_MONOTONIC in microseconds. std gives no raw reading and unsafe (libc) is forbidden
-/// here, but on Linux `Instant` is that clock and its `Debug` shows `tv_sec` and `tv_nsec`;
-/// if that ever changes the field is left out (systemd then takes its own reading).
+/// CLOCK_MONOTONIC in microseconds, the clock systemd compares `MONOTONIC_USEC` with.
 fn monotonic_usec() -> Option<u64> {
-    let debug = format!("{:?}", std::time::Instant::now());
-    let number = |key: &str| -> Option<u64> {
-        let rest = &debug[debug.find(key)? + key.len()..];
-        let digits: String = rest
-            .trim_start_matches([':', ' '])
-            .chars()
-            .take_while(char::is_ascii_digit)
-            .collect();
-        digits.parse().ok()
-    };
-    Some(number("tv_sec")? * 1_000_000 + number("tv_nsec")? / 1_000)
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = u64::try_from(now.tv_sec).ok()?;
+    let micros = u64::try_from(now.tv_nsec).ok()? / 1_000;
+    secs.checked_mul(1_000_000)?.checked_add(micros)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// /proc/uptime is CLOCK_BOOTTIME, which runs ahead of CLOCK_MONOTONIC by the time the
+    /// machine was suspended: a reading must sit at or below it (at its 10 ms resolution), and
+    /// an Instant-derived guess must not be wildly off either.
     #[test]
-    fn monotonic_reading_is_plausible_and_moves_forward() {
-        let a = monotonic_usec().expect("Instant's Debug shows tv_sec and tv_nsec");
-        let b = monotonic_usec().unwrap();
-        assert!(b >= a);
+    fn monotonic_reading_is_the_kernel_clock() {
+        let before = monotonic_usec().unwrap();
+        let uptime = std::fs::read_to_string("/proc/uptime").unwrap();
+        let boot_secs: f64 = uptime.split(' ').next().unwrap().parse().unwrap();
+        let after = monotonic_usec().unwrap();
+        assert!(after >= before);
+        let boot_usec = (boot_secs * 1e6) as u64;
+        assert!(
+            before <= boot_usec + 10_000,
+            "{before} > uptime {boot_usec}"
+        );
+        assert!(before > 0);
+    }
+
+    #[test]
+    fn only_the_first_failure_is_logged() {
+        let notifier = Notifier {
+            target: None,
+            failures: Cell::new(0),
+        };
+        let error = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let logged: Vec<bool> = (0..3).map(|_| notifier.failed(&error)).collect();
+        assert_eq!(logged, [true, false, false]);
+        assert_eq!(notifier.failures.get(), 3);
     }
 
     #[test]
@@ -102,6 +142,7 @@ mod tests {
                 UnixDatagram::unbound().unwrap(),
                 SocketAddr::from_pathname(&path).unwrap(),
             )),
+            failures: Cell::new(0),
         };
         notifier.ready();
         let mut buf = [0u8; 256];

@@ -175,7 +175,8 @@ fn main_loop(
                     );
                     return EXIT_RUNTIME;
                 };
-                let drain = reloader.current.timeouts.drain;
+                // Restart-only by the key table: the deadline the listeners were set up with.
+                let drain = reloader.started.timeouts.drain;
                 notifier.stopping();
                 tracing::info!(
                     "{}: draining (deadline {}); send it again to exit at once",

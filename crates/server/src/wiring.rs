@@ -111,8 +111,9 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
     }
 }
 
-/// `max_connections`, with `"auto"` held to what the reactor's own fd reserve leaves (the
-/// config crate's margin is a little smaller than the reactor's, which would refuse to start).
+/// `max_connections`, with `"auto"` held to what the fd limit leaves after the reactor's
+/// reserve now (the same formula as the config's margin, but the limit is read again here,
+/// after the soft limit was raised).
 fn connection_limit(config: &Config) -> usize {
     let wanted = config.connection_limit();
     if config.server.max_connections != config::MaxConnections::Auto {
@@ -246,5 +247,38 @@ mod tests {
         assert_eq!(cfg.max_header_bytes, 2048);
         let wired = build(&config, &hook(), None).unwrap();
         assert_eq!(wired.reactor.read_buffer, 4096);
+    }
+
+    /// Issue 10 section 8: check-config printed 19930 where the server ran with 19924. The
+    /// config's fd margin and the reactor's reserve are one formula, for every shape.
+    #[test]
+    fn the_config_margin_is_the_reactor_reserve() {
+        for (shards, listeners, balance) in [
+            (1, 1, "least-loaded"),
+            (2, 2, "least-loaded"),
+            (8, 3, "reuseport"),
+        ] {
+            let host = config::Host {
+                cpus: 8,
+                fd_hard_limit: 100_000,
+            };
+            let text = Config::default_toml()
+                .replace("shards = \"auto\"", &format!("shards = {shards}"))
+                .replace(
+                    "balance = \"least-loaded\"",
+                    &format!("balance = \"{balance}\""),
+                );
+            let extra: String = (2..listeners)
+                .map(|i| format!("[[listener]]\nname = \"e{i}\"\naddress = \"127.0.0.1:{}\"\nprotocol = \"echo\"\n", 9100 + i))
+                .collect();
+            let config =
+                Config::from_toml_str_on(&format!("{text}{extra}"), "t.toml", host).unwrap();
+            let reserve = limits::reserved_fds(shards, config.listeners.len());
+            assert_eq!(
+                config.connection_limit(),
+                100_000 - reserve,
+                "{shards} shards, {listeners} listeners, {balance}"
+            );
+        }
     }
 }

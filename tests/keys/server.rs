@@ -1,0 +1,146 @@
+//! `[server]`: threads, balancing, connection limits, the offload pool.
+
+use std::net::TcpStream;
+
+use super::{connect, count_threads, echoed, eventually, metric};
+use crate::support::{config, Conn, Server};
+
+#[test]
+pub fn shards_is_the_number_of_shard_threads() {
+    let server = Server::start(&config(&[("shards = 2", "shards = 3")]));
+    assert_eq!(count_threads(server.pid(), "coreloop-shard"), 3);
+    assert_eq!(metric(server.addr("web"), "coreloop_shards", &[]), 3.0);
+}
+
+/// Open connections per shard, from a scrape on `scraper` (itself a connection).
+fn per_shard(scraper: &mut Conn) -> Vec<f64> {
+    let text = scraper.get("/metrics").text();
+    let e = crate::support::Exposition::parse(&text);
+    (0..2)
+        .map(|s| e.sum("coreloop_connections_active", &[("shard", &s.to_string())]))
+        .collect()
+}
+
+/// Which shard each connection lands on, for a sequence where the policies differ: with the
+/// scraper on shard 0 and a connection that came and went on shard 1, least-loaded sends the
+/// next one to the empty shard 1, round-robin to shard 0 (its turn).
+fn third_connection_lands(balance: &str) -> Vec<f64> {
+    let server = Server::start(&config(&[(
+        "balance = \"least-loaded\"",
+        &format!("balance = \"{balance}\""),
+    )]));
+    let mut scraper = Conn::open(server.addr("web"));
+    assert_eq!(per_shard(&mut scraper), [1.0, 0.0]);
+    let mut first = super::connect(server.addr("echo"));
+    echoed(&mut first, b"1");
+    assert_eq!(per_shard(&mut scraper), [1.0, 1.0]);
+    drop(first);
+    assert!(eventually(|| per_shard(&mut scraper) == [1.0, 0.0]));
+    let mut third: TcpStream = connect(server.addr("echo"));
+    echoed(&mut third, b"3");
+    per_shard(&mut scraper)
+}
+
+#[test]
+pub fn least_loaded_and_round_robin_pick_differently() {
+    assert_eq!(third_connection_lands("least-loaded"), [1.0, 1.0]);
+    assert_eq!(third_connection_lands("round-robin"), [2.0, 0.0]);
+}
+
+#[test]
+pub fn reuseport_runs_no_acceptor() {
+    let acceptor = |balance: &str| {
+        let edit = format!("balance = \"{balance}\"");
+        let server = Server::start(&config(&[("balance = \"least-loaded\"", &edit)]));
+        count_threads(server.pid(), "coreloop-accept")
+    };
+    assert_eq!(acceptor("least-loaded"), 1);
+    assert_eq!(acceptor("reuseport"), 0);
+}
+
+#[test]
+pub fn pin_cores_gives_each_shard_one_cpu() {
+    let cpus = |pin: &str| {
+        let server = Server::start(&config(&[
+            ("shards = 2", "shards = 1"),
+            ("pin_cores = false", pin),
+        ]));
+        let all = super::named_threads(server.pid());
+        let shard = all
+            .iter()
+            .find(|(c, _)| c.starts_with("coreloop-shard"))
+            .unwrap();
+        shard.1.clone()
+    };
+    assert_eq!(cpus("pin_cores = true"), "0");
+    let free = cpus("pin_cores = false");
+    assert!(
+        free != "0" || std::thread::available_parallelism().unwrap().get() == 1,
+        "an unpinned shard may run on every CPU, found {free}"
+    );
+}
+
+/// Fills the server with `held` echo connections beside the scraper: accepting pauses when
+/// the limit is reached, and one more connection is served only once one of them goes.
+fn limit_holds(edits: &[(&str, &str)], held: usize) {
+    let server = Server::start(&config(edits));
+    let mut scraper = Conn::open(server.addr("web"));
+    let mut paused = || {
+        let e = crate::support::Exposition::parse(&scraper.get("/metrics").text());
+        e.sum(
+            "coreloop_accept_paused_total",
+            &[("cause", "connection_limit")],
+        )
+    };
+    assert_eq!(paused(), 0.0);
+    let mut conns: Vec<TcpStream> = (0..held).map(|_| connect(server.addr("echo"))).collect();
+    for conn in &mut conns {
+        echoed(conn, b"x");
+    }
+    let mut waiting = connect(server.addr("echo"));
+    assert!(eventually(|| paused() >= 1.0), "accepting never paused");
+    drop(conns.pop());
+    echoed(&mut waiting, b"served once a slot is free");
+}
+
+#[test]
+pub fn max_connections_pauses_accepting() {
+    limit_holds(&[("max_connections = 2000", "max_connections = 3")], 2);
+}
+
+#[test]
+pub fn max_connections_per_shard_pauses_accepting() {
+    let edit = "max_connections_per_shard = 2\n";
+    limit_holds(&[("# max_connections_per_shard = 25000\n", edit)], 3);
+}
+
+#[test]
+pub fn offload_threads_is_the_pool_size() {
+    let server = Server::start(&config(&[("offload_threads = 4", "offload_threads = 2")]));
+    assert_eq!(count_threads(server.pid(), "coreloop-offl"), 2);
+}
+
+/// One thread and a queue of one hold two jobs: of three concurrent ones, at least one is
+/// refused at once (which one depends on how fast the thread takes the first).
+#[test]
+pub fn a_full_offload_queue_refuses_with_503() {
+    let server = Server::start(&config(&[
+        ("offload_threads = 4", "offload_threads = 1"),
+        ("offload_queue = 1024", "offload_queue = 1"),
+    ]));
+    let web = server.addr("web");
+    let mut jobs: Vec<Conn> = (0..3).map(|_| Conn::open(web)).collect();
+    for conn in &mut jobs {
+        conn.send("GET /delay?ms=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    let refused = || {
+        metric(
+            web,
+            "coreloop_offload_jobs_total",
+            &[("outcome", "refused")],
+        )
+    };
+    assert!(eventually(|| refused() >= 1.0), "no job was refused");
+    assert!(refused() <= 2.0);
+}
