@@ -46,20 +46,49 @@ pub(crate) struct Env<'a> {
     pub io: &'a IoConfig,
 }
 
+/// What a paused connection waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wait {
-    Nothing,
     Flush,
     Completion,
 }
 
+/// How far the peer's end of the stream has got, once input no longer flows to the protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+enum Eof {
+    /// No FIN read yet.
     Open,
-    /// Output is being flushed; the protocol gets no more input.
-    Closing,
-    /// The write side is shut down; input is read and dropped until EOF or the linger deadline.
-    Lingering,
+    /// The FIN was read; the protocol has not been told.
+    Seen,
+    /// The protocol was told ([`Protocol::on_eof`]); it can never read again.
+    Told,
+}
+
+/// A connection's lifecycle: one value, so that no impossible combination of flags can exist.
+///
+/// ```text
+/// Reading --WaitFlush/AwaitCompletion--> Waiting --flush/completion--> Reading
+///    |  \--on_eof says Read-----------------------------------------+  (or Closing, if Told)
+///    |                                                              v
+///    +--CloseAfterFlush--> Closing --output written--> Lingering --EOF/deadline--> (closed)
+/// ```
+///
+/// "Closed" is not a state a `Conn` can be in: a drive that returns `Err(reason)` has the shard
+/// drop the connection from its table, so a closed connection cannot be driven again. A future
+/// outbound connection would add a `Connecting` state before `Reading`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Input is read and handed to the protocol. `eof_seen`: the FIN was read and the protocol
+    /// is told once its buffered input was handed over. There is no `Reading` after `Told`:
+    /// after the peer's EOF a protocol that neither waits nor closes is done (issue 10, §5).
+    Reading { eof_seen: bool },
+    /// The protocol stopped input until output is flushed or a job's completion arrives.
+    Waiting { until: Wait, eof: Eof },
+    /// The protocol is done: pending output is written, then the write side is shut down.
+    Closing { eof: Eof },
+    /// The write side is shut down; input is read and dropped until EOF or the linger
+    /// deadline, and the connection then closes as `reason`.
+    Lingering { reason: CloseReason },
 }
 
 /// Outcome of driving a connection: `Err` closes it for the reason given.
@@ -81,10 +110,7 @@ pub(crate) struct Conn {
     io_deadline: Option<Instant>,
     /// The one wheel entry this connection has, at or before its earliest deadline.
     armed: Option<TimerKey>,
-    wait: Wait,
-    phase: Phase,
-    peer_eof: bool,
-    eof_delivered: bool,
+    state: State,
     writable_registered: bool,
     /// The protocol called `Cx::refuse`: the close counts as `Aborted`.
     refused: bool,
@@ -115,10 +141,7 @@ impl Conn {
             deadline: None,
             io_deadline: None,
             armed: None,
-            wait: Wait::Nothing,
-            phase: Phase::Open,
-            peer_eof: false,
-            eof_delivered: false,
+            state: State::Reading { eof_seen: false },
             writable_registered: false,
             refused: false,
         }
@@ -148,8 +171,8 @@ impl Conn {
     /// (`peer_closed_hint`, from `EPOLLRDHUP`): its edge has been consumed, so read on to the
     /// end. Turns from the ready list pass `true` and read until `WouldBlock`.
     pub fn on_readable(&mut self, env: &mut Env<'_>, peer_closed_hint: bool) -> Drive {
-        if self.phase == Phase::Lingering {
-            return self.discard_input(env);
+        if let State::Lingering { reason } = self.state {
+            return self.discard_input(env, reason);
         }
         let mut budget = env.io.read_budget;
         while self.may_read(env.io) {
@@ -184,9 +207,12 @@ impl Conn {
     }
 
     pub fn on_completion(&mut self, completion: Completion, env: &mut Env<'_>) -> Drive {
-        if self.wait == Wait::Completion {
-            self.wait = Wait::Nothing;
-            self.resume_reading(env);
+        if let State::Waiting {
+            until: Wait::Completion,
+            ..
+        } = self.state
+        {
+            self.end_wait(env);
         }
         let verb = self.call(env, |p, cx| p.on_completion(completion, cx))?;
         self.apply(verb)?;
@@ -197,10 +223,10 @@ impl Conn {
     pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
         // A request sent before the drain may still sit unread in the kernel: hand it over
         // first, so the protocol does not take a busy connection for an idle one.
-        if self.phase == Phase::Open && self.may_read(env.io) {
+        if self.may_read(env.io) {
             self.on_readable(env, true)?;
         }
-        if self.phase != Phase::Open {
+        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
             return Ok(());
         }
         let verb = self.call(env, |p, cx| p.on_drain(cx))?;
@@ -213,10 +239,9 @@ impl Conn {
         self.armed = None;
         let now = env.now;
         if self.io_deadline.is_some_and(|at| at <= now) {
-            return Err(if self.phase == Phase::Lingering {
-                self.finished()
-            } else {
-                CloseReason::WriteTimeout
+            return Err(match self.state {
+                State::Lingering { reason } => reason,
+                _ => CloseReason::WriteTimeout,
             });
         }
         if self.deadline.is_some_and(|at| at <= now) {
@@ -241,9 +266,7 @@ impl Conn {
     }
 
     fn may_read(&self, io: &IoConfig) -> bool {
-        self.phase == Phase::Open
-            && self.wait == Wait::Nothing
-            && !self.peer_eof
+        self.state == State::Reading { eof_seen: false }
             && self.pending_output() <= io.write_high_water
     }
 
@@ -268,7 +291,8 @@ impl Conn {
         loop {
             return match self.stream.read(&mut buf.data[buf.end as usize..]) {
                 Ok(0) => {
-                    self.peer_eof = true;
+                    // Only a reading connection reads (`may_read`), so this is its FIN.
+                    self.state = State::Reading { eof_seen: true };
                     Ok(None)
                 }
                 Ok(n) => {
@@ -285,7 +309,7 @@ impl Conn {
 
     /// Hands buffered input to the protocol unless it is waiting or closing.
     fn feed(&mut self, env: &mut Env<'_>) -> Drive {
-        if self.phase != Phase::Open || self.wait != Wait::Nothing {
+        if !matches!(self.state, State::Reading { .. }) {
             return Ok(());
         }
         let Some(mut buf) = self.input.take() else {
@@ -315,20 +339,56 @@ impl Conn {
         self.apply(step.verb)
     }
 
+    /// The protocol's answer, as a move between states. A closing or lingering connection
+    /// ignores everything but `CloseNow`: the protocol already said it was done.
     fn apply(&mut self, verb: Verb) -> Drive {
-        match verb {
-            Verb::Read => {}
-            Verb::WaitFlush => self.wait = Wait::Flush,
-            Verb::AwaitCompletion => self.wait = Wait::Completion,
-            // A closing protocol is done: its deadline could only answer a request that will
-            // never complete, after the response that said close.
-            Verb::CloseAfterFlush => {
-                self.phase = Phase::Closing;
-                self.deadline = None;
+        let eof = match self.state {
+            State::Reading { eof_seen: false } => Eof::Open,
+            State::Reading { eof_seen: true } => Eof::Seen,
+            State::Waiting { eof, .. } => eof,
+            State::Closing { .. } | State::Lingering { .. } => {
+                return match verb {
+                    Verb::CloseNow => Err(CloseReason::Aborted),
+                    _ => Ok(()),
+                };
             }
+        };
+        match verb {
+            // Reading stays reading; a wait goes on until what it waits for happens.
+            Verb::Read => {}
+            Verb::WaitFlush => self.wait_for(Wait::Flush, eof),
+            Verb::AwaitCompletion => self.wait_for(Wait::Completion, eof),
+            Verb::CloseAfterFlush => self.begin_close(eof),
             Verb::CloseNow => return Err(CloseReason::Aborted),
         }
         Ok(())
+    }
+
+    fn wait_for(&mut self, until: Wait, eof: Eof) {
+        self.state = State::Waiting { until, eof };
+    }
+
+    // A closing protocol is done: its deadline could only answer a request that will never
+    // complete, after the response that said close.
+    fn begin_close(&mut self, eof: Eof) {
+        self.state = State::Closing { eof };
+        self.deadline = None;
+    }
+
+    /// The flush or completion a connection waited for happened. A protocol that was told of
+    /// the peer's EOF before it waited has nothing left to read: it closes, however it got here.
+    fn end_wait(&mut self, env: &mut Env<'_>) {
+        let State::Waiting { eof, .. } = self.state else {
+            return;
+        };
+        match eof {
+            Eof::Open => {
+                self.state = State::Reading { eof_seen: false };
+                self.resume_reading(env);
+            }
+            Eof::Seen => self.state = State::Reading { eof_seen: true },
+            Eof::Told => self.begin_close(Eof::Told),
+        }
     }
 
     /// After any event: write what is pending, resolve waits that the write ended, deliver a
@@ -336,9 +396,15 @@ impl Conn {
     fn settle(&mut self, env: &mut Env<'_>) -> Drive {
         loop {
             self.flush(env)?;
-            if self.wait == Wait::Flush && self.pending_output() == 0 {
-                self.wait = Wait::Nothing;
-                self.resume_reading(env);
+            let flushed = matches!(
+                self.state,
+                State::Waiting {
+                    until: Wait::Flush,
+                    ..
+                }
+            ) && self.pending_output() == 0;
+            if flushed {
+                self.end_wait(env);
                 self.feed(env)?;
                 continue;
             }
@@ -351,55 +417,58 @@ impl Conn {
         Ok(())
     }
 
+    /// Tells the protocol of the peer's EOF once it reads again. After this call no path leads
+    /// back to `Reading`: a protocol that neither waits nor closes is done.
     fn deliver_eof(&mut self, env: &mut Env<'_>) -> Drive {
-        if !self.peer_eof
-            || self.eof_delivered
-            || self.phase != Phase::Open
-            || self.wait != Wait::Nothing
-        {
+        if self.state != (State::Reading { eof_seen: true }) {
             return Ok(());
         }
-        self.eof_delivered = true;
         let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
         let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
-        self.apply(verb)?;
-        // No more input will come: a protocol that neither waits nor closes is done.
-        if self.phase == Phase::Open && self.wait == Wait::Nothing {
-            self.phase = Phase::Closing;
+        match verb {
+            Verb::WaitFlush => self.wait_for(Wait::Flush, Eof::Told),
+            Verb::AwaitCompletion => self.wait_for(Wait::Completion, Eof::Told),
+            Verb::Read | Verb::CloseAfterFlush => self.begin_close(Eof::Told),
+            Verb::CloseNow => return Err(CloseReason::Aborted),
         }
         self.flush(env)
     }
 
     fn advance_close(&mut self, env: &mut Env<'_>) -> Drive {
-        if self.phase != Phase::Closing || self.pending_output() > 0 {
+        let State::Closing { eof } = self.state else {
+            return Ok(());
+        };
+        if self.pending_output() > 0 {
             return Ok(());
         }
-        if self.peer_eof {
-            return Err(if self.eof_delivered && !self.refused {
-                CloseReason::Peer
-            } else {
-                self.finished()
-            });
+        match eof {
+            Eof::Told if !self.refused => return Err(CloseReason::Peer),
+            Eof::Told | Eof::Seen => return Err(self.finished()),
+            Eof::Open => {}
         }
-        // Lingering close: shut our side so the peer sees the end of the response, then read
-        // and drop what it still sends, so that closing never resets a response in flight.
-        if self.stream.shutdown_write().is_err() {
-            return Err(self.finished());
-        }
-        self.phase = Phase::Lingering;
-        self.io_deadline = Some(env.now + env.io.linger);
-        self.deadline = None;
-        self.discard_input(env)
+        self.linger(env, self.finished())
     }
 
-    fn discard_input(&mut self, env: &mut Env<'_>) -> Drive {
+    /// Lingering close: shut our side so the peer sees the end of the response, then read and
+    /// drop what it still sends, so that closing never resets a response in flight.
+    fn linger(&mut self, env: &mut Env<'_>, reason: CloseReason) -> Drive {
+        if self.stream.shutdown_write().is_err() {
+            return Err(reason);
+        }
+        self.state = State::Lingering { reason };
+        self.io_deadline = Some(env.now + env.io.linger);
+        self.deadline = None;
+        self.discard_input(env, reason)
+    }
+
+    fn discard_input(&mut self, env: &mut Env<'_>, reason: CloseReason) -> Drive {
         if let Some(buf) = self.input.take() {
             env.input_pool.give(buf.data);
         }
         let mut budget = env.io.read_budget;
         loop {
             match self.stream.read(env.scratch) {
-                Ok(0) => return Err(self.finished()),
+                Ok(0) => return Err(reason),
                 Ok(n) => {
                     bump(&env.stats.bytes_in, n as u64);
                     budget = budget.saturating_sub(n);
@@ -410,7 +479,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(self.finished()),
+                Err(_) => return Err(reason),
             }
         }
         self.sync_timer(env);
@@ -487,7 +556,7 @@ impl Conn {
 
     /// Reading stopped before `WouldBlock`, so no new edge may come: retry from the ready list.
     fn resume_reading(&mut self, env: &mut Env<'_>) {
-        if !self.peer_eof && self.phase == Phase::Open {
+        if self.state == (State::Reading { eof_seen: false }) {
             env.ready.push(self.token);
         }
     }
