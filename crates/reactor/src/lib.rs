@@ -6,6 +6,7 @@
 //! and counters and drains it. docs/ARCHITECTURE.md has the whole picture.
 
 mod accept;
+mod accept_loop;
 mod acceptor;
 pub mod activation;
 mod bind;

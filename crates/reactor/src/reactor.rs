@@ -11,7 +11,8 @@ use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use mio::{Poll, Waker};
 
-use crate::accept::{AcceptGate, Limits, LocalAccept};
+use crate::accept::{AcceptGate, Limits};
+use crate::accept_loop::{AcceptLoop, LocalAccept};
 use crate::acceptor::{Acceptor, AcceptorCommand};
 use crate::bind::{bind, Bound};
 use crate::config::ListenerSpec;
@@ -122,6 +123,10 @@ impl StatsReader {
     }
 }
 
+/// How long a reuseport shard paused at the global connection limit waits before looking again
+/// when no close on this shard ends the pause (the room may have been freed on another shard).
+const LIMIT_RECHECK: Duration = Duration::from_millis(50);
+
 /// Starts the shards, the acceptor (unless reuseport) and the offload pool.
 pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     validate(&config)?;
@@ -146,6 +151,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         global: config.max_connections,
         per_shard: config.max_connections_per_shard,
         shards: shard_stats.clone(),
+        admitted: Arc::default(),
     };
     let reuse_port = config.balance == Balance::ReusePort;
     let mut shared_listeners = Vec::new();
@@ -166,6 +172,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         }
         addrs.push(addr);
     }
+    crate::activation::check_all_taken().map_err(StartError::Config)?;
     let commands = Arc::new(SegQueue::new());
     let acceptor_stats = Arc::new(AcceptorStats::new(shards));
     let acceptor_stop = Arc::new(AtomicBool::new(false));
@@ -211,13 +218,14 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     };
     let mut threads = Vec::with_capacity(shards);
     for ((id, poll), listeners) in polls.into_iter().enumerate().zip(per_shard_listeners) {
-        let local_accept = reuse_port.then(|| {
-            LocalAccept::new(
+        let local_accept = reuse_port.then(|| LocalAccept {
+            accept: AcceptLoop::new(
                 listeners,
-                limits.clone(),
                 config.accept_batch,
                 config.accept_backoff,
-            )
+                LIMIT_RECHECK,
+            ),
+            limits: limits.clone(),
         });
         let specs: Vec<_> = config
             .listeners
@@ -235,6 +243,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
             stats: shard_stats[id].clone(),
             gate: gate.clone(),
             local_accept,
+            admission: reuse_port.then(|| limits.clone()),
             io: io.clone(),
             read_buffer: config.read_buffer,
             timer_tick: config.timer_tick,

@@ -11,14 +11,15 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
-use crate::accept::{AcceptGate, LocalAccept};
+use crate::accept::AcceptGate;
+use crate::accept_loop::{LocalAccept, Place};
 use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
 use crate::inbox::{Handoff, Inbox};
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
 use crate::socket::Listener;
-use crate::stats::{bump, set, CloseReason, ShardStats};
+use crate::stats::{bump, set, CloseReason, PauseCause, ShardStats};
 use crate::table::ConnTable;
 use crate::timer::TimerWheel;
 use crate::token::{ConnToken, Reserved};
@@ -53,6 +54,8 @@ pub(crate) struct Shard {
     pub stats: Arc<CachePadded<ShardStats>>,
     pub gate: Arc<AcceptGate>,
     pub local_accept: Option<LocalAccept>,
+    /// Reuseport mode: the global places this shard's connections hold (see `Limits::admit`).
+    pub admission: Option<crate::accept::Limits>,
     pub io: IoConfig,
     pub read_buffer: usize,
     pub timer_tick: Duration,
@@ -111,6 +114,11 @@ impl Shard {
             for event in events.iter() {
                 self.dispatch(&mut state, event, now);
             }
+            // A wake that failed, or items pushed without one, are still picked up: the poll
+            // timeout bounds how late (see `Inbox::wake`).
+            if self.inbox.wake_pending() || self.inbox.has_items() {
+                self.drain_inbox(&mut state, now);
+            }
             self.accept_local(&mut state, now);
             self.run_ready(&mut state, now);
             self.expire_timers(&mut state, now);
@@ -142,7 +150,7 @@ impl Shard {
             Some(Reserved::Waker) => self.drain_inbox(state, now),
             Some(Reserved::Listener(i)) => {
                 if let Some(local) = self.local_accept.as_mut() {
-                    local.listeners.mark_ready(i as usize);
+                    local.accept.listeners.mark_ready(i as usize);
                 }
             }
             None => {}
@@ -194,15 +202,18 @@ impl Shard {
         let mut env = env(self, parts, now);
         conn.release(&mut env);
         self.stats.closed(reason);
-        set(&self.stats.active, active);
+        set(&self.stats.balance.active, active);
         let per_listener = &self.stats.listeners[listener].active;
         set(
             per_listener,
             per_listener.load(Ordering::Relaxed).saturating_sub(1),
         );
+        if let Some(limits) = &self.admission {
+            limits.release();
+        }
         self.gate.capacity_freed();
         if let Some(local) = self.local_accept.as_mut() {
-            local.capacity_freed();
+            local.accept.room_freed();
         }
     }
 
@@ -222,7 +233,7 @@ impl Shard {
                 } => self.add_listener(state, id, factory.as_ref(), listener),
                 Control::RemoveListener { id } => {
                     if let Some(local) = self.local_accept.as_mut() {
-                        local.listeners.remove(self.poll.registry(), id);
+                        local.accept.listeners.remove(self.poll.registry(), id);
                     }
                 }
             }
@@ -248,7 +259,11 @@ impl Shard {
         if state.draining.is_some() {
             return; // dropped: a draining shard accepts nothing new
         }
-        if let Err(error) = local.listeners.add(self.poll.registry(), id, listener) {
+        if let Err(error) = local
+            .accept
+            .listeners
+            .add(self.poll.registry(), id, listener)
+        {
             tracing::error!(shard = self.id, listener = id, %error, "registering a new listener failed");
         }
     }
@@ -261,7 +276,7 @@ impl Shard {
             took = true;
             self.adopt(state, handoff, now);
             // After `adopt` published `active`: see `Acceptor::load` for why the order counts.
-            let taken = &self.stats.handoffs_taken;
+            let taken = &self.stats.balance.handoffs_taken;
             taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
         }
         if took {
@@ -292,8 +307,9 @@ impl Shard {
         bump(counter, 1);
     }
 
-    /// Takes over an accepted connection: slot, token, registration, protocol.
-    fn adopt(&mut self, state: &mut Loop, handoff: Handoff, now: Instant) {
+    /// Takes over an accepted connection: slot, token, registration, protocol. `false` when
+    /// it was closed before it got a slot.
+    fn adopt(&mut self, state: &mut Loop, handoff: Handoff, now: Instant) -> bool {
         let Handoff {
             stream,
             peer,
@@ -314,7 +330,7 @@ impl Shard {
                 listener,
                 "a connection for an unknown listener; closing it"
             );
-            return;
+            return false;
         };
         let protocol = factory.open(&info);
         let registry = self.poll.registry();
@@ -330,16 +346,17 @@ impl Shard {
             }
         });
         let Some(token) = adopted else {
-            return;
+            return false;
         };
         bump(&self.stats.accepted, 1);
-        set(&self.stats.active, state.conns.len() as u64);
+        set(&self.stats.balance.active, state.conns.len() as u64);
         bump(&self.stats.listeners[listener].accepted, 1);
         bump(&self.stats.listeners[listener].active, 1);
         self.drive(state, token, now, |conn, env| conn.on_open(env));
         if state.draining.is_some() {
             self.drive(state, token, now, |conn, env| conn.on_drain(env));
         }
+        true
     }
 
     fn accept_local(&mut self, state: &mut Loop, now: Instant) {
@@ -348,9 +365,13 @@ impl Shard {
         };
         if state.draining.is_none() {
             let stats = self.stats.clone();
-            local.accept_ready(now, state.conns.len(), &stats, |handoff| {
-                self.adopt(state, handoff, now);
-            });
+            let mut place = Adopter {
+                shard: self,
+                state,
+                now,
+                limits: &local.limits,
+            };
+            local.accept.turn(now, &stats.accept, &mut place);
         }
         self.local_accept = Some(local);
     }
@@ -379,7 +400,7 @@ impl Shard {
         }
         state.draining = Some(deadline);
         if let Some(mut local) = self.local_accept.take() {
-            local.close(self.poll.registry());
+            local.accept.close(self.poll.registry());
         }
         let tokens = state.conns.tokens();
         for token in tokens {
@@ -435,7 +456,7 @@ impl Shard {
             || self
                 .local_accept
                 .as_ref()
-                .is_some_and(LocalAccept::has_work)
+                .is_some_and(|local| local.accept.has_work())
         {
             return Some(Duration::ZERO);
         }
@@ -443,7 +464,11 @@ impl Shard {
         if let Some(at) = state.timers.next_expiry() {
             wake = wake.min(at);
         }
-        if let Some(at) = self.local_accept.as_ref().and_then(LocalAccept::resume_at) {
+        if let Some(at) = self
+            .local_accept
+            .as_ref()
+            .and_then(|local| local.accept.wake_at())
+        {
             wake = wake.min(at);
         }
         if let Some(at) = state.draining {
@@ -489,5 +514,45 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant) -> Env<'a> {
         ready: parts.ready,
         scratch: parts.scratch,
         io: &shard.io,
+    }
+}
+
+/// A reuseport shard's half of the accept loop: its own connections, under the limits.
+struct Adopter<'a> {
+    shard: &'a mut Shard,
+    state: &'a mut Loop,
+    now: Instant,
+    limits: &'a crate::accept::Limits,
+}
+
+impl Place for Adopter<'_> {
+    fn reserve(&mut self) -> Result<(), PauseCause> {
+        let per_shard_full = self
+            .limits
+            .per_shard
+            .is_some_and(|max| self.state.conns.len() >= max);
+        if per_shard_full || !self.limits.admit() {
+            return Err(PauseCause::ConnectionLimit);
+        }
+        Ok(())
+    }
+
+    fn unreserve(&mut self) {
+        self.limits.release();
+    }
+
+    fn place(&mut self, handoff: Handoff) -> Result<(), Handoff> {
+        if !self.shard.adopt(self.state, handoff, self.now) {
+            self.limits.release();
+        }
+        Ok(())
+    }
+
+    fn has_room(&self, _cause: PauseCause) -> bool {
+        let per_shard_ok = self
+            .limits
+            .per_shard
+            .is_none_or(|max| self.state.conns.len() < max);
+        per_shard_ok && self.limits.admitted.load(Ordering::Acquire) < self.limits.global
     }
 }

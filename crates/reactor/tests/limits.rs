@@ -147,3 +147,57 @@ fn unconsumed_input_past_max_input_closes_the_connection() {
     });
     reactor.shutdown(Duration::from_secs(1));
 }
+
+/// Issue 10, §1: reuseport shards accept concurrently, each checking the published total;
+/// two shards at `limit - 1` could both accept. Several threads connect at once and the total
+/// is sampled throughout: it never passes the limit, and ends exactly at it.
+#[test]
+fn the_global_limit_holds_exactly_under_concurrent_connects_in_reuseport_mode() {
+    const LIMIT: u64 = 24;
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 12;
+    let reactor = support::start(
+        4,
+        Balance::ReusePort,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |c| c.max_connections = LIMIT as usize,
+    );
+    let addr = support::tcp_addr(&reactor);
+    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+    let clients: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let go = go_rx.clone();
+            std::thread::spawn(move || {
+                let _ = go.recv_timeout(Duration::from_secs(10));
+                (0..PER_THREAD)
+                    .map(|_| support::connect(addr))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for _ in 0..THREADS {
+        go_tx.send(()).unwrap();
+    }
+    let mut most = 0;
+    support::wait_until(Duration::from_secs(10), "the limit to fill", || {
+        let active = reactor.snapshot().active();
+        most = most.max(active);
+        active == LIMIT
+    });
+    let held: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    for _ in 0..50 {
+        most = most.max(reactor.snapshot().active());
+    }
+    assert!(
+        most <= LIMIT,
+        "{most} connections open at once, limit {LIMIT}"
+    );
+    assert_eq!(reactor.snapshot().active(), LIMIT);
+    assert_eq!(held.len(), THREADS * PER_THREAD);
+    drop(held);
+    reactor.shutdown(Duration::from_secs(1));
+}
