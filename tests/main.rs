@@ -4,6 +4,7 @@
 mod support;
 
 mod activation;
+mod activation_checks;
 mod adversarial;
 mod check_config;
 mod cli;

@@ -80,3 +80,43 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+/// Issue 10, §1: accept on a socket that is not listening fails at once and forever, so one
+/// is refused at start, with its fd, its name and the fix.
+#[test]
+fn a_passed_socket_that_is_not_listening_is_refused_with_its_fd_and_name() {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+    assert!(activation::offer("quiet", socket.into()).is_ok());
+    let mut config = coreloop_reactor::ReactorConfig {
+        shards: 1,
+        offload_threads: 1,
+        ..Default::default()
+    };
+    config.listeners.push(coreloop_reactor::ListenerSpec {
+        name: "quiet".into(),
+        addr: ListenAddr::Inherited("quiet".into()),
+        backlog: 16,
+        protocol: Arc::new(EchoFactory),
+    });
+    let Err(error) = coreloop_reactor::start(config) else {
+        panic!("a socket that is not listening was adopted");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!(
+            "fd {fd} (`quiet`) is not listening (SO_ACCEPTCONN is 0)"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("ListenStream="), "{message}");
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use coreloop_config::{format_duration, Config};
 use coreloop_http::MetricsHook;
 use coreloop_metrics::{ServerStats, Sources};
-use coreloop_reactor::{ReactorHandle, StartError};
+use coreloop_reactor::{ListenAddr, ReactorHandle, StartError};
 
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
@@ -66,6 +66,12 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         tracing::error!("installing signal handlers failed: {e}");
         return EXIT_RUNTIME;
     }
+    let inherited: Vec<bool> = wired
+        .reactor
+        .listeners
+        .iter()
+        .map(|l| matches!(l.addr, ListenAddr::Inherited(_)))
+        .collect();
     let handle = match coreloop_reactor::start(wired.reactor) {
         Ok(handle) => handle,
         Err(error) => {
@@ -94,7 +100,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });
-    announce(&config, &handle);
+    announce(&config, &handle, &inherited);
     let notifier = Notifier::from_env();
     notifier.ready();
     let reloader = Reloader {
@@ -115,15 +121,21 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
     code
 }
 
-/// One line per listener that tests and operators can grep, with the real bound address.
-fn announce(config: &Config, handle: &ReactorHandle) {
+/// One line per listener that tests and operators can grep, with the real bound address and
+/// whether the socket was bound here or inherited (systemd socket activation).
+fn announce(config: &Config, handle: &ReactorHandle, inherited: &[bool]) {
     let names = handle.listener_names();
     for (i, (name, addr)) in names.iter().zip(handle.local_addrs()).enumerate() {
         let protocol = config
             .listeners
             .get(i)
             .map_or("?", |l| protocol_name(l.protocol));
-        tracing::info!("listening name={name} protocol={protocol} address={addr}");
+        let socket = if inherited.get(i).copied().unwrap_or(false) {
+            "inherited"
+        } else {
+            "bound"
+        };
+        tracing::info!("listening name={name} protocol={protocol} address={addr} socket={socket}");
     }
     tracing::info!(
         "coreloop {} running: {} shards, pid {}",
