@@ -97,6 +97,10 @@ pub struct ReactorConfig {
     pub write_timeout: Duration,
     /// How long a closing connection's input is drained after its write side was shut down.
     pub linger: Duration,
+    /// Near `max_connections` (free slots below 1/16 of the limit, global or per shard), idle
+    /// keep-alive connections (see [`crate::Cx::mark_idle`]) are closed oldest first, but only
+    /// those idle at least this long: a request may already be on the wire to a younger one.
+    pub keepalive_grace: Duration,
     /// How long accepting pauses after `EMFILE`/`ENFILE`.
     pub accept_backoff: Duration,
     /// Resolution of each shard's timer wheel.
@@ -123,6 +127,7 @@ impl Default for ReactorConfig {
             write_high_water: 256 * 1024,
             write_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(2),
+            keepalive_grace: Duration::from_secs(1),
             accept_backoff: Duration::from_millis(100),
             timer_tick: Duration::from_millis(10),
             listeners: Vec::new(),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry};
 
 use crate::buffer::BufPool;
+use crate::idle::IdleList;
 use crate::inbuf::InBuf;
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{Cx, Protocol, Step, Verb};
@@ -42,6 +43,7 @@ pub(crate) struct Env<'a> {
     pub stats: &'a ShardStats,
     pub timers: &'a mut TimerWheel<ConnToken>,
     pub ready: &'a mut Vec<ConnToken>,
+    pub idle: &'a mut IdleList,
     pub scratch: &'a mut [u8],
     pub io: &'a IoConfig,
 }
@@ -252,8 +254,35 @@ impl Conn {
         self.settle(env)
     }
 
+    /// Closes an idle keep-alive connection to make room near the connection limit, cleanly
+    /// (lingering close, as `CloseReason::Evicted`). `Ok(false)` when it is not idle after all
+    /// (input or output pending, or no longer reading): it stays, off the idle list.
+    pub fn evict(&mut self, env: &mut Env<'_>) -> Result<bool, CloseReason> {
+        // (`Ok(true)`: it now lingers, see `evicting`.)
+        env.idle.remove(self.token);
+        let unread = self.input.as_ref().map_or(0, InBuf::unconsumed);
+        if self.state != (State::Reading { eof_seen: false })
+            || unread > 0
+            || self.pending_output() > 0
+        {
+            return Ok(false);
+        }
+        self.deadline = None;
+        self.linger(env, CloseReason::Evicted)?;
+        Ok(true)
+    }
+
+    /// True while this connection is being closed for eviction.
+    pub fn evicting(&self) -> bool {
+        self.state
+            == (State::Lingering {
+                reason: CloseReason::Evicted,
+            })
+    }
+
     /// Gives back buffers and cancels the timer; the socket closes when `self` drops.
     pub fn release(mut self, env: &mut Env<'_>) {
+        env.idle.remove(self.token);
         if let Some(key) = self.armed.take() {
             env.timers.cancel(key);
         }
@@ -296,6 +325,8 @@ impl Conn {
                     Ok(None)
                 }
                 Ok(n) => {
+                    // A request is on the way: not idle any more.
+                    env.idle.remove(self.token);
                     buf.end += n as u32;
                     bump(&env.stats.bytes_in, n as u64);
                     Ok(Some((n, n < room)))
@@ -452,10 +483,10 @@ impl Conn {
     /// Lingering close: shut our side so the peer sees the end of the response, then read and
     /// drop what it still sends, so that closing never resets a response in flight.
     fn linger(&mut self, env: &mut Env<'_>, reason: CloseReason) -> Drive {
+        self.state = State::Lingering { reason };
         if self.stream.shutdown_write().is_err() {
             return Err(reason);
         }
-        self.state = State::Lingering { reason };
         self.io_deadline = Some(env.now + env.io.linger);
         self.deadline = None;
         self.discard_input(env, reason)
@@ -614,13 +645,20 @@ impl Conn {
             jobs: &mut *env.jobs,
             draining: env.draining,
             refused: &mut self.refused,
+            marked_idle: false,
         };
         let protocol = self.protocol.as_mut();
-        catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx))).map_err(|panic| {
+        let result = catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx)));
+        let marked_idle = cx.marked_idle;
+        let result = result.map_err(|panic| {
             let message = crate::offload::panic_message(panic.as_ref());
             tracing::error!(shard = env.shard, %message, "a protocol panicked; closing its connection");
             CloseReason::Panicked
-        })
+        })?;
+        if marked_idle {
+            env.idle.push(self.token, env.now);
+        }
+        Ok(result)
     }
 
     /// The reason for a close the protocol asked for.

@@ -15,6 +15,7 @@ mod config;
 mod conn;
 pub mod echo;
 pub mod frame;
+mod idle;
 pub mod inbox;
 mod inbuf;
 pub mod limits;

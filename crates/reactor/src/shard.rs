@@ -11,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
-use crate::accept::AcceptGate;
+use crate::accept::{AcceptGate, Limits, RateLimitedLog};
 use crate::accept_loop::{LocalAccept, Place};
 use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
+use crate::idle::IdleList;
 use crate::inbox::{Handoff, Inbox};
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
@@ -54,8 +55,12 @@ pub(crate) struct Shard {
     pub stats: Arc<CachePadded<ShardStats>>,
     pub gate: Arc<AcceptGate>,
     pub local_accept: Option<LocalAccept>,
-    /// Reuseport mode: the global places this shard's connections hold (see `Limits::admit`).
-    pub admission: Option<crate::accept::Limits>,
+    /// The connection limits, for eviction (and admission in reuseport mode).
+    pub limits: Limits,
+    /// Reuseport mode: this shard's connections hold places of `limits` (see `Limits::admit`).
+    pub admits: bool,
+    /// How long a keep-alive connection must have been idle before it may be evicted.
+    pub keepalive_grace: Duration,
     pub io: IoConfig,
     pub read_buffer: usize,
     pub timer_tick: Duration,
@@ -75,7 +80,19 @@ struct Loop {
     scratch: Vec<u8>,
     draining: Option<Instant>,
     next_clock: Instant,
+    /// Keep-alive connections idle between requests, oldest first.
+    idle: IdleList,
+    /// Connections closing for eviction (lingering): their slots are as good as free.
+    evicting: usize,
+    /// When the oldest idle connection passes its grace, while slots are short.
+    evict_at: Option<Instant>,
+    evict_log: RateLimitedLog,
 }
+
+/// Free slots below this fraction of a limit start eviction (nginx uses the same 1/16).
+const EVICT_BELOW_DIVISOR: usize = 16;
+/// Evictions per loop turn at most: each is a `shutdown` and a `read`; the rest wait a turn.
+const EVICT_PER_TURN: usize = 32;
 
 impl Shard {
     /// Runs the loop until drained. `factories` are made on this thread, one per listener.
@@ -96,6 +113,10 @@ impl Shard {
             scratch: vec![0; 4096],
             draining: None,
             next_clock: start,
+            idle: IdleList::default(),
+            evicting: 0,
+            evict_at: None,
+            evict_log: RateLimitedLog::default(),
         };
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
@@ -122,6 +143,7 @@ impl Shard {
             self.accept_local(&mut state, now);
             self.run_ready(&mut state, now);
             self.expire_timers(&mut state, now);
+            self.evict_idle(&mut state, now);
             if self.finished(&mut state, now) {
                 break;
             }
@@ -193,10 +215,17 @@ impl Shard {
     }
 
     fn close(&mut self, state: &mut Loop, token: ConnToken, now: Instant, reason: CloseReason) {
-        let (conns, parts) = split(state);
-        let Some(conn) = conns.remove(token) else {
+        let Some(conn) = state.conns.remove(token) else {
             return;
         };
+        // However an eviction ends (EOF, linger deadline, reset, drain), it was an eviction.
+        let reason = if conn.evicting() {
+            state.evicting = state.evicting.saturating_sub(1);
+            CloseReason::Evicted
+        } else {
+            reason
+        };
+        let (conns, parts) = split(state);
         let active = conns.len() as u64;
         let listener = conn.listener();
         let mut env = env(self, parts, now);
@@ -208,8 +237,8 @@ impl Shard {
             per_listener,
             per_listener.load(Ordering::Relaxed).saturating_sub(1),
         );
-        if let Some(limits) = &self.admission {
-            limits.release();
+        if self.admits {
+            self.limits.release();
         }
         self.gate.capacity_freed();
         if let Some(local) = self.local_accept.as_mut() {
@@ -274,10 +303,9 @@ impl Shard {
         let mut took = false;
         while let Some(handoff) = self.inbox.pop_handoff() {
             took = true;
-            self.adopt(state, handoff, now);
-            // After `adopt` published `active`: see `Acceptor::load` for why the order counts.
-            let taken = &self.stats.balance.handoffs_taken;
-            taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
+            if !self.adopt(state, handoff, now) {
+                self.count_taken(); // never adopted: no longer in flight either
+            }
         }
         if took {
             self.gate.capacity_freed();
@@ -310,6 +338,7 @@ impl Shard {
     /// Takes over an accepted connection: slot, token, registration, protocol. `false` when
     /// it was closed before it got a slot.
     fn adopt(&mut self, state: &mut Loop, handoff: Handoff, now: Instant) -> bool {
+        let from_inbox = self.local_accept.is_none() && !self.admits;
         let Handoff {
             stream,
             peer,
@@ -350,6 +379,11 @@ impl Shard {
         };
         bump(&self.stats.accepted, 1);
         set(&self.stats.balance.active, state.conns.len() as u64);
+        if from_inbox {
+            // After `active`, and before the protocol runs (it may answer the peer at once):
+            // see `Acceptor::load` for why the order counts.
+            self.count_taken();
+        }
         bump(&self.stats.listeners[listener].accepted, 1);
         bump(&self.stats.listeners[listener].active, 1);
         self.drive(state, token, now, |conn, env| conn.on_open(env));
@@ -357,6 +391,12 @@ impl Shard {
             self.drive(state, token, now, |conn, env| conn.on_drain(env));
         }
         true
+    }
+
+    /// One more handoff taken from the inbox, published for the acceptor's balance.
+    fn count_taken(&self) {
+        let taken = &self.stats.balance.handoffs_taken;
+        taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     fn accept_local(&mut self, state: &mut Loop, now: Instant) {
@@ -435,6 +475,79 @@ impl Shard {
         }
     }
 
+    /// Near the connection limit, closes the oldest idle keep-alive connections that have
+    /// been idle at least `keepalive_grace` (a request may be on the wire to a younger one),
+    /// at most `EVICT_PER_TURN` a turn. Costs nothing when no connection is idle, and one
+    /// load per shard otherwise.
+    fn evict_idle(&mut self, state: &mut Loop, now: Instant) {
+        state.evict_at = None;
+        if state.idle.is_empty() || state.draining.is_some() {
+            return;
+        }
+        let wanted = self.evictions_wanted(state).min(EVICT_PER_TURN);
+        let mut evicted = 0;
+        while evicted < wanted {
+            let Some((token, since)) = state.idle.oldest() else {
+                break;
+            };
+            let ripe = since + self.keepalive_grace;
+            if ripe > now {
+                state.evict_at = Some(ripe);
+                break;
+            }
+            if state.conns.get_mut(token).is_none() {
+                state.idle.remove(token); // cannot happen: a close takes it off the list
+                continue;
+            }
+            // Counted first: an eviction may end at once (the peer had gone), and `close`
+            // takes it off the count however it ends.
+            state.evicting += 1;
+            self.drive(state, token, now, |conn, env| conn.evict(env).map(drop));
+            let stayed = state
+                .conns
+                .get_mut(token)
+                .is_some_and(|conn| !conn.evicting());
+            if stayed {
+                state.evicting -= 1;
+            } else {
+                evicted += 1;
+            }
+        }
+        if evicted > 0 {
+            if let Some(suppressed) = state.evict_log.allow(now) {
+                tracing::warn!(
+                    shard = self.id,
+                    evicted,
+                    suppressed,
+                    "connection limit reached, closing idle keep-alive connections"
+                );
+            }
+        }
+    }
+
+    /// How many connections this shard should evict to bring free slots back to 1/16 of the
+    /// limits: the global one shared out over the shards, and the per-shard one. Connections
+    /// already being evicted count as free.
+    fn evictions_wanted(&self, state: &Loop) -> usize {
+        let shards = self.limits.shards.len().max(1);
+        let global = self.limits.global;
+        let active: usize = self
+            .limits
+            .shards
+            .iter()
+            .map(|s| s.balance.active.load(Ordering::Relaxed) as usize)
+            .sum();
+        let free = global.saturating_sub(active) + state.evicting;
+        let short = (global / EVICT_BELOW_DIVISOR).max(1).saturating_sub(free);
+        let mut wanted = short.div_ceil(shards);
+        if let Some(max) = self.limits.per_shard {
+            let free = max.saturating_sub(state.conns.len()) + state.evicting;
+            let short = (max / EVICT_BELOW_DIVISOR).max(1).saturating_sub(free);
+            wanted = wanted.max(short);
+        }
+        wanted
+    }
+
     fn tick_clock(&mut self, state: &mut Loop, now: Instant) {
         if now < state.next_clock {
             return;
@@ -474,12 +587,16 @@ impl Shard {
         if let Some(at) = state.draining {
             wake = wake.min(at);
         }
+        if let Some(at) = state.evict_at {
+            wake = wake.min(at);
+        }
         Some(wake.saturating_duration_since(now))
     }
 }
 
 struct Parts<'a> {
     timers: &'a mut TimerWheel<ConnToken>,
+    idle: &'a mut IdleList,
     input_pool: &'a mut BufPool,
     output_pool: &'a mut BufPool,
     ready: &'a mut Vec<ConnToken>,
@@ -491,6 +608,7 @@ struct Parts<'a> {
 fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     let parts = Parts {
         timers: &mut state.timers,
+        idle: &mut state.idle,
         input_pool: &mut state.input_pool,
         output_pool: &mut state.output_pool,
         ready: &mut state.ready,
@@ -512,6 +630,7 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant) -> Env<'a> {
         stats: &shard.stats,
         timers: parts.timers,
         ready: parts.ready,
+        idle: parts.idle,
         scratch: parts.scratch,
         io: &shard.io,
     }

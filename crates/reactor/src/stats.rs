@@ -49,11 +49,13 @@ pub enum CloseReason {
     Drain,
     /// The protocol panicked (a bug); only this connection was closed.
     Panicked,
+    /// An idle keep-alive connection closed (cleanly) to make room near `max_connections`.
+    Evicted,
 }
 
 impl CloseReason {
     /// Every reason, in the order of [`ShardSnapshot::closed`].
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         Self::Done,
         Self::Peer,
         Self::Aborted,
@@ -62,6 +64,7 @@ impl CloseReason {
         Self::InputOverflow,
         Self::Drain,
         Self::Panicked,
+        Self::Evicted,
     ];
 
     /// A metric label value.
@@ -75,6 +78,7 @@ impl CloseReason {
             Self::InputOverflow => "input_overflow",
             Self::Drain => "drain",
             Self::Panicked => "panicked",
+            Self::Evicted => "evicted",
         }
     }
 
@@ -194,7 +198,7 @@ pub(crate) struct BalanceSignal {
 pub(crate) struct ShardStats {
     pub balance: CachePadded<BalanceSignal>,
     pub accepted: AtomicU64,
-    pub closed: [AtomicU64; 8],
+    pub closed: [AtomicU64; 9],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub loop_iterations: AtomicU64,
@@ -284,7 +288,7 @@ pub struct ShardSnapshot {
     /// Connections taken over so far (from the acceptor, or accepted itself in reuseport mode).
     pub accepted: u64,
     /// Connections closed, by [`CloseReason::ALL`] order.
-    pub closed: [u64; 8],
+    pub closed: [u64; 9],
     /// Bytes read from peers.
     pub bytes_in: u64,
     /// Bytes written to peers.

@@ -106,6 +106,7 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
         write_high_water: to_usize(limits.write_high_water),
         write_timeout: config.timeouts.write,
         linger: config.timeouts.linger,
+        keepalive_grace: config.timeouts.keepalive_grace,
         listeners,
         ..defaults
     }
