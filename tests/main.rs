@@ -9,6 +9,7 @@ mod adversarial;
 mod check_config;
 mod cli;
 mod drain;
+mod eviction;
 mod metrics;
 mod reload;
 mod serve;
