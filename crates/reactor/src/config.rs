@@ -41,6 +41,25 @@ impl Balance {
     }
 }
 
+/// A listener's own IO settings; `None` takes the reactor-wide value of [`ReactorConfig`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenerIo {
+    /// [`ReactorConfig::write_timeout`] for this listener's connections.
+    pub write_timeout: Option<Duration>,
+    /// [`ReactorConfig::linger`] for this listener's connections.
+    pub linger: Option<Duration>,
+    /// At a drain, this listener's connections still open this long after it began are
+    /// closed (`CloseReason::Drain`), instead of at the deadline given to
+    /// [`crate::ReactorHandle::begin_drain`]; longer than that deadline keeps the shards
+    /// running for them.
+    pub drain: Option<Duration>,
+    /// [`ReactorConfig::read_buffer`] for this listener's connections (each listener has its
+    /// own buffer pool on each shard).
+    pub read_buffer: Option<usize>,
+    /// [`ReactorConfig::write_high_water`] for this listener's connections.
+    pub write_high_water: Option<usize>,
+}
+
 /// One listening address and the protocol spoken on it.
 #[derive(Clone)]
 pub struct ListenerSpec {
@@ -52,6 +71,8 @@ pub struct ListenerSpec {
     pub backlog: u32,
     /// Makes the protocol objects of this listener's connections.
     pub protocol: Arc<dyn ProtocolFactory>,
+    /// This listener's own IO settings, over the reactor-wide ones.
+    pub io: ListenerIo,
 }
 
 impl std::fmt::Debug for ListenerSpec {
@@ -60,6 +81,7 @@ impl std::fmt::Debug for ListenerSpec {
             .field("name", &self.name)
             .field("addr", &self.addr)
             .field("backlog", &self.backlog)
+            .field("io", &self.io)
             .finish_non_exhaustive()
     }
 }

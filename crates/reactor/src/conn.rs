@@ -21,14 +21,33 @@ use crate::stats::{bump, CloseReason, ShardStats};
 use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
 
-/// IO settings a shard applies to all its connections.
+/// IO settings a shard applies to one listener's connections.
 #[derive(Clone, Debug)]
 pub(crate) struct IoConfig {
     pub max_input: usize,
     pub read_budget: usize,
+    pub read_buffer: usize,
     pub write_high_water: usize,
     pub write_timeout: Duration,
     pub linger: Duration,
+    /// `None`: the drain deadline of `begin_drain`.
+    pub drain: Option<Duration>,
+}
+
+impl IoConfig {
+    /// These settings with a listener's own values over them.
+    pub fn for_listener(&self, own: &crate::config::ListenerIo) -> IoConfig {
+        let read_buffer = own.read_buffer.unwrap_or(self.read_buffer).max(1);
+        IoConfig {
+            max_input: self.max_input.max(read_buffer),
+            read_budget: self.read_budget,
+            read_buffer,
+            write_high_water: own.write_high_water.unwrap_or(self.write_high_water),
+            write_timeout: own.write_timeout.unwrap_or(self.write_timeout),
+            linger: own.linger.unwrap_or(self.linger),
+            drain: own.drain.or(self.drain),
+        }
+    }
 }
 
 /// The shard's parts a connection borrows while it is driven.

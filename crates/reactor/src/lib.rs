@@ -35,7 +35,7 @@ pub mod token;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use config::{Balance, ListenerSpec, ReactorConfig};
+pub use config::{Balance, ListenerIo, ListenerSpec, ReactorConfig};
 pub use offload::{Completion, Job, JobFailure, JobId, JobOutput, Refused};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
 pub use reactor::{start, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};

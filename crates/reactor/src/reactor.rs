@@ -88,6 +88,8 @@ pub struct ReactorHandle {
     gate: Arc<AcceptGate>,
     offload: Option<OffloadPool>,
     drain_deadline: Option<Instant>,
+    /// The reactor-wide IO settings, under the own settings of a listener added later.
+    io: IoConfig,
 }
 
 /// What binding a listener added at run time needs to know.
@@ -207,9 +209,11 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     let io = IoConfig {
         max_input: config.max_input.max(config.read_buffer),
         read_budget: config.read_budget.max(1),
+        read_buffer: config.read_buffer.max(1),
         write_high_water: config.write_high_water,
         write_timeout: config.write_timeout,
         linger: config.linger,
+        drain: None,
     };
     let cores = if config.pin_cores {
         core_affinity::get_core_ids()
@@ -232,6 +236,11 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
             .iter()
             .map(|l| l.protocol.clone())
             .collect();
+        let ios: Vec<IoConfig> = config
+            .listeners
+            .iter()
+            .map(|l| io.for_listener(&l.io))
+            .collect();
         let core = cores
             .as_ref()
             .and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
@@ -246,8 +255,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
             limits: limits.clone(),
             admits: reuse_port,
             keepalive_grace: config.keepalive_grace,
-            io: io.clone(),
-            read_buffer: config.read_buffer,
+            output_buffer: config.read_buffer,
             timer_tick: config.timer_tick,
             slab_capacity: slab_capacity(&config),
         };
@@ -259,7 +267,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
                 }
                 // Made here so that a factory may keep shard-local, non-Send state.
                 let factories = specs.iter().map(|f| Some(f.for_shard(id))).collect();
-                shard.run(factories);
+                shard.run(factories, ios);
             })?;
         threads.push(thread);
     }
@@ -286,6 +294,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         gate,
         offload: Some(offload),
         drain_deadline: None,
+        io,
     })
 }
 
@@ -358,6 +367,7 @@ impl ReactorHandle {
                     inbox.push_control(Control::AddListener {
                         id,
                         factory: spec.protocol.clone(),
+                        io: self.io.for_listener(&spec.io),
                         listener: None,
                     });
                 }
@@ -371,6 +381,7 @@ impl ReactorHandle {
             inbox.push_control(Control::AddListener {
                 id,
                 factory: spec.protocol.clone(),
+                io: self.io.for_listener(&spec.io),
                 listener: listener.take(),
             });
         }

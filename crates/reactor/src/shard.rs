@@ -38,6 +38,7 @@ pub(crate) enum Control {
     AddListener {
         id: usize,
         factory: Arc<dyn ProtocolFactory>,
+        io: IoConfig,
         listener: Option<Listener>,
     },
     /// A listener was removed (reuseport mode: close this shard's socket for it).
@@ -61,8 +62,8 @@ pub(crate) struct Shard {
     pub admits: bool,
     /// How long a keep-alive connection must have been idle before it may be evicted.
     pub keepalive_grace: Duration,
-    pub io: IoConfig,
-    pub read_buffer: usize,
+    /// Size of a pooled output buffer (output buffers grow as a protocol writes).
+    pub output_buffer: usize,
     pub timer_tick: Duration,
     pub slab_capacity: usize,
 }
@@ -72,8 +73,12 @@ struct Loop {
     factories: Vec<Option<Box<dyn ConnFactory>>>,
     conns: ConnTable<Conn>,
     timers: TimerWheel<ConnToken>,
-    input_pool: BufPool,
+    /// By listener id: its IO settings and its input buffer pool (its own `read_buffer`).
+    ios: Vec<IoConfig>,
+    input_pools: Vec<BufPool>,
     output_pool: BufPool,
+    /// While draining, by listener id: when its connections still open are closed.
+    drain_cuts: Vec<Option<Instant>>,
     ready: Vec<ConnToken>,
     ready_scratch: Vec<ConnToken>,
     fired: Vec<ConnToken>,
@@ -96,17 +101,23 @@ const EVICT_PER_TURN: usize = 32;
 
 impl Shard {
     /// Runs the loop until drained. `factories` are made on this thread, one per listener.
-    pub fn run(mut self, factories: Vec<Option<Box<dyn ConnFactory>>>) {
+    pub fn run(mut self, factories: Vec<Option<Box<dyn ConnFactory>>>, ios: Vec<IoConfig>) {
         let start = Instant::now();
+        let input_pools = ios
+            .iter()
+            .map(|io| BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS))
+            .collect();
         let mut state = Loop {
             factories,
+            ios,
+            input_pools,
+            drain_cuts: Vec::new(),
             // Reserved up front: untouched pages cost no memory, and the slab never grows by
             // copying (a copy touches every entry, and the old block's pages stay counted
             // until it is freed), so resident memory follows the live connections.
             conns: ConnTable::with_capacity(self.slab_capacity),
             timers: TimerWheel::new(start, self.timer_tick, 4096),
-            input_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
-            output_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
+            output_pool: BufPool::new(self.output_buffer, IDLE_POOL_BUFFERS),
             ready: Vec::new(),
             ready_scratch: Vec::new(),
             fired: Vec::new(),
@@ -206,7 +217,8 @@ impl Shard {
         let Some(conn) = conns.get_mut(token) else {
             return false;
         };
-        let mut env = env(self, parts, now);
+        let listener = conn.listener();
+        let mut env = env(self, parts, now, listener);
         let outcome = f(conn, &mut env);
         if let Err(reason) = outcome {
             self.close(state, token, now, reason);
@@ -228,7 +240,7 @@ impl Shard {
         let (conns, parts) = split(state);
         let active = conns.len() as u64;
         let listener = conn.listener();
-        let mut env = env(self, parts, now);
+        let mut env = env(self, parts, now, listener);
         conn.release(&mut env);
         self.stats.closed(reason);
         set(&self.stats.balance.active, active);
@@ -258,8 +270,9 @@ impl Shard {
                 Control::AddListener {
                     id,
                     factory,
+                    io,
                     listener,
-                } => self.add_listener(state, id, factory.as_ref(), listener),
+                } => self.add_listener(state, id, factory.as_ref(), io, listener),
                 Control::RemoveListener { id } => {
                     if let Some(local) = self.local_accept.as_mut() {
                         local.accept.listeners.remove(self.poll.registry(), id);
@@ -274,11 +287,21 @@ impl Shard {
         state: &mut Loop,
         id: usize,
         factory: &dyn ProtocolFactory,
+        io: IoConfig,
         listener: Option<Listener>,
     ) {
         if state.factories.len() <= id {
             state.factories.resize_with(id + 1, || None);
         }
+        // Listener ids only grow; a connection names its listener only once it is here.
+        while state.ios.len() <= id {
+            state.ios.push(io.clone());
+            state
+                .input_pools
+                .push(BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS));
+        }
+        state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
+        state.ios[id] = io;
         let mut made = factory.for_shard(self.id);
         made.on_clock(SystemTime::now());
         state.factories[id] = Some(made);
@@ -438,7 +461,15 @@ impl Shard {
         if state.draining.is_some() {
             return;
         }
-        state.draining = Some(deadline);
+        // Each listener's connections are cut at its own drain time, or at `deadline`; the
+        // shard runs until the last of them.
+        state.drain_cuts = state
+            .ios
+            .iter()
+            .map(|io| Some(io.drain.map_or(deadline, |d| now + d)))
+            .collect();
+        let last = state.drain_cuts.iter().flatten().copied().max();
+        state.draining = Some(last.map_or(deadline, |l| l.max(deadline)));
         if let Some(mut local) = self.local_accept.take() {
             local.accept.close(self.poll.registry());
         }
@@ -448,11 +479,35 @@ impl Shard {
         }
     }
 
+    /// Closes the connections of every listener whose drain time has come.
+    fn cut_drained_listeners(&mut self, state: &mut Loop, now: Instant) {
+        let due: Vec<usize> = (0..state.drain_cuts.len())
+            .filter(|&l| state.drain_cuts[l].is_some_and(|at| at <= now))
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for &listener in &due {
+            state.drain_cuts[listener] = None;
+        }
+        // Once per listener per drain: a scan of the table is fine here.
+        for token in state.conns.tokens() {
+            let of_due = state
+                .conns
+                .get_mut(token)
+                .is_some_and(|conn| due.contains(&conn.listener()));
+            if of_due {
+                self.close(state, token, now, CloseReason::Drain);
+            }
+        }
+    }
+
     /// A draining shard is done when its last connection closed, or at the deadline.
     fn finished(&mut self, state: &mut Loop, now: Instant) -> bool {
         let Some(deadline) = state.draining else {
             return false;
         };
+        self.cut_drained_listeners(state, now);
         if state.conns.is_empty() && self.inbox.handoffs_queued() == 0 {
             return true;
         }
@@ -587,6 +642,9 @@ impl Shard {
         if let Some(at) = state.draining {
             wake = wake.min(at);
         }
+        if let Some(at) = state.drain_cuts.iter().flatten().min() {
+            wake = wake.min(*at);
+        }
         if let Some(at) = state.evict_at {
             wake = wake.min(at);
         }
@@ -597,7 +655,8 @@ impl Shard {
 struct Parts<'a> {
     timers: &'a mut TimerWheel<ConnToken>,
     idle: &'a mut IdleList,
-    input_pool: &'a mut BufPool,
+    ios: &'a [IoConfig],
+    input_pools: &'a mut [BufPool],
     output_pool: &'a mut BufPool,
     ready: &'a mut Vec<ConnToken>,
     scratch: &'a mut [u8],
@@ -609,7 +668,8 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     let parts = Parts {
         timers: &mut state.timers,
         idle: &mut state.idle,
-        input_pool: &mut state.input_pool,
+        ios: &state.ios,
+        input_pools: &mut state.input_pools,
         output_pool: &mut state.output_pool,
         ready: &mut state.ready,
         scratch: &mut state.scratch,
@@ -618,13 +678,14 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     (&mut state.conns, parts)
 }
 
-fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant) -> Env<'a> {
+/// The environment of one of `listener`'s connections.
+fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize) -> Env<'a> {
     Env {
         now,
         shard: shard.id,
         draining: parts.draining,
         registry: shard.poll.registry(),
-        input_pool: parts.input_pool,
+        input_pool: &mut parts.input_pools[listener],
         output_pool: parts.output_pool,
         jobs: &mut shard.jobs,
         stats: &shard.stats,
@@ -632,7 +693,7 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant) -> Env<'a> {
         ready: parts.ready,
         idle: parts.idle,
         scratch: parts.scratch,
-        io: &shard.io,
+        io: &parts.ios[listener],
     }
 }
 

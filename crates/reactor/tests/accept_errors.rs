@@ -55,6 +55,7 @@ fn check(balance: Balance) {
                 addr: ListenAddr::Inherited("broken".into()),
                 backlog: 16,
                 protocol: Arc::new(EchoFactory),
+                io: Default::default(),
             });
         },
     );

@@ -107,6 +107,7 @@ fn a_passed_socket_that_is_not_listening_is_refused_with_its_fd_and_name() {
         addr: ListenAddr::Inherited("quiet".into()),
         backlog: 16,
         protocol: Arc::new(EchoFactory),
+        io: Default::default(),
     });
     let Err(error) = coreloop_reactor::start(config) else {
         panic!("a socket that is not listening was adopted");

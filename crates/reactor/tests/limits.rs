@@ -79,6 +79,7 @@ fn a_limit_beyond_the_fd_table_is_refused_at_start() {
         addr: support::loopback(),
         backlog: 16,
         protocol: Arc::new(EchoFactory),
+        io: Default::default(),
     });
     match coreloop_reactor::start(config) {
         Err(StartError::FdLimit(message)) => {

@@ -10,7 +10,9 @@ use coreloop_http::{
 use coreloop_reactor::echo::EchoFactory;
 use coreloop_reactor::frame::FrameEchoFactory;
 use coreloop_reactor::{activation, limits};
-use coreloop_reactor::{Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig};
+use coreloop_reactor::{
+    Balance, ListenAddr, ListenerIo, ListenerSpec, ProtocolFactory, ReactorConfig,
+};
 
 /// What the server keeps of each listener after start: its HTTP factory, for stats and reload.
 pub(crate) struct Wired {
@@ -73,12 +75,27 @@ pub(crate) fn listener_spec(
         addr,
         backlog: listener.backlog,
         protocol,
+        io: listener_io(listener),
     };
     Ok((spec, http))
 }
 
-/// The reactor-wide settings. IO sizes and the write timeout and linger are per reactor, so the
-/// global `[limits]`/`[timeouts]` apply (per-listener overrides reach the HTTP settings only).
+/// The reactor's half of a listener's `[listener.timeouts]`/`[listener.limits]` overrides, as
+/// written (the rest take the reactor-wide values from `[timeouts]`/`[limits]`).
+fn listener_io(listener: &config::Listener) -> ListenerIo {
+    let timeouts = &listener.timeout_overrides;
+    let limits = &listener.limit_overrides;
+    ListenerIo {
+        write_timeout: timeouts.write,
+        linger: timeouts.linger,
+        drain: timeouts.drain,
+        read_buffer: limits.read_buffer.map(to_usize),
+        write_high_water: limits.write_high_water.map(to_usize),
+    }
+}
+
+/// The reactor-wide settings from the global `[limits]`/`[timeouts]`; a listener's own
+/// overrides of the IO keys travel in its `ListenerSpec::io`.
 fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfig {
     let defaults = ReactorConfig::default();
     let server = &config.server;
@@ -247,5 +264,32 @@ mod tests {
         assert_eq!(cfg.max_header_bytes, 2048);
         let wired = build(&config, &hook(), None).unwrap();
         assert_eq!(wired.reactor.read_buffer, 4096);
+        assert_eq!(wired.reactor.listeners[0].io, ListenerIo::default());
+    }
+
+    #[test]
+    fn listener_io_overrides_reach_the_reactor() {
+        let text = Config::default_toml()
+            .replace(
+                "[listener.limits]\n",
+                "[listener.limits]\nread_buffer = \"2KiB\"\nwrite_high_water = \"8KiB\"\n",
+            )
+            .replace(
+                "[listener.timeouts]\n",
+                "[listener.timeouts]\nwrite = \"3s\"\nlinger = \"4s\"\ndrain = \"5s\"\n",
+            );
+        let config = Config::from_toml_str(&text, "t.toml").unwrap();
+        let wired = build(&config, &hook(), None).unwrap();
+        let secs = |s| Some(std::time::Duration::from_secs(s));
+        assert_eq!(
+            wired.reactor.listeners[0].io,
+            ListenerIo {
+                write_timeout: secs(3),
+                linger: secs(4),
+                drain: secs(5),
+                read_buffer: Some(2048),
+                write_high_water: Some(8192),
+            }
+        );
     }
 }
