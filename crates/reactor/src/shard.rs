@@ -168,15 +168,20 @@ impl Shard {
                 self.drive(state, token, now, |conn, _| conn.on_error());
                 return;
             }
-            if event.is_writable() {
-                self.drive(state, token, now, |conn, env| conn.on_writable(env));
-            }
-            if event.is_readable() || event.is_read_closed() {
-                let peer_closed = event.is_read_closed();
-                self.drive(state, token, now, |conn, env| {
-                    conn.on_readable(env, peer_closed)
-                });
-            }
+            // Both halves in one drive: when the writable half closes the connection, its
+            // readable half is not a stale event (one lookup, one count at most).
+            let writable = event.is_writable();
+            let readable = event.is_readable() || event.is_read_closed();
+            let peer_closed = event.is_read_closed();
+            self.drive(state, token, now, |conn, env| {
+                if writable {
+                    conn.on_writable(env)?;
+                }
+                if readable {
+                    conn.on_readable(env, peer_closed)?;
+                }
+                Ok(())
+            });
             return;
         }
         match Reserved::from_mio(event.token()) {
@@ -409,10 +414,15 @@ impl Shard {
         }
         bump(&self.stats.listeners[listener].accepted, 1);
         bump(&self.stats.listeners[listener].active, 1);
-        self.drive(state, token, now, |conn, env| conn.on_open(env));
-        if state.draining.is_some() {
-            self.drive(state, token, now, |conn, env| conn.on_drain(env));
-        }
+        let draining = state.draining.is_some();
+        // One drive: a connection that `on_open` closed gets no `on_drain` (and no stale count).
+        self.drive(state, token, now, |conn, env| {
+            conn.on_open(env)?;
+            if draining {
+                conn.on_drain(env)?;
+            }
+            Ok(())
+        });
         true
     }
 
@@ -442,8 +452,10 @@ impl Shard {
     fn run_ready(&mut self, state: &mut Loop, now: Instant) {
         std::mem::swap(&mut state.ready, &mut state.ready_scratch);
         let mut batch = std::mem::take(&mut state.ready_scratch);
+        // The ready list is the shard's own: an entry whose connection closed since it was
+        // pushed (or a second entry for one connection) is not a stale event.
         for token in batch.drain(..) {
-            self.drive(state, token, now, |conn, env| conn.on_readable(env, true));
+            self.try_drive(state, token, now, |conn, env| conn.on_readable(env, true));
         }
         state.ready_scratch = batch;
     }
