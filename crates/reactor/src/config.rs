@@ -99,6 +99,11 @@ pub struct ReactorConfig {
     pub max_connections: usize,
     /// Open connections on one shard.
     pub max_connections_per_shard: Option<usize>,
+    /// File descriptors kept for what is not a connection (listeners, epolls, wakers, stdio,
+    /// logs, files): `max_connections` plus this must fit in the fd limit. `None`: the
+    /// reactor's own estimate, [`crate::limits::reserved_fds`]. A server with a config file
+    /// passes the margin its `check-config` uses, so both say the same.
+    pub fd_reserve: Option<u64>,
     /// Offload pool threads.
     pub offload_threads: usize,
     /// Offload jobs that may wait for a thread; more are refused at once.
@@ -139,6 +144,7 @@ impl Default for ReactorConfig {
             pin_cores: false,
             max_connections: 10_000,
             max_connections_per_shard: None,
+            fd_reserve: None,
             offload_threads: 4,
             offload_queue: 1024,
             inbox_capacity: 4096,

@@ -132,21 +132,9 @@ const LIMIT_RECHECK: Duration = Duration::from_millis(50);
 /// Starts the shards, the acceptor (unless reuseport) and the offload pool.
 pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     validate(&config)?;
-    let limit = raise_fd_limit()?;
-    let reserve = reserved_fds(config.shards, config.listeners.len());
-    check_fd_limit(limit, config.max_connections, reserve).map_err(StartError::FdLimit)?;
-
-    let shards = config.shards;
-    let mut polls = Vec::with_capacity(shards);
-    let mut inboxes = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
-        inboxes.push(Arc::new(Inbox::new(config.inbox_capacity, waker)));
-        polls.push(poll);
-    }
-    let inboxes: Arc<[Arc<Inbox>]> = inboxes.into();
-    let shard_stats: Arc<[Arc<CachePadded<ShardStats>>]> = (0..shards)
+    check_fds(&config)?;
+    let (polls, inboxes) = shard_polls(&config)?;
+    let shard_stats: Arc<[Arc<CachePadded<ShardStats>>]> = (0..config.shards)
         .map(|_| Arc::new(ShardStats::new(MAX_LISTENERS)))
         .collect();
     let limits = Limits {
@@ -156,133 +144,48 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         admitted: Arc::default(),
     };
     let reuse_port = config.balance == Balance::ReusePort;
-    let mut shared_listeners = Vec::new();
-    let mut per_shard_listeners: Vec<ListenerSet> =
-        (0..shards).map(|_| ListenerSet::default()).collect();
-    let mut addrs = Vec::new();
-    for (id, spec) in config.listeners.iter().enumerate() {
-        let (bound, addr) = bind(spec, shards, reuse_port)?;
-        match bound {
-            Bound::Shared(listener) => shared_listeners.push((id, listener)),
-            Bound::PerShard(listeners) => {
-                for ((set, poll), listener) in
-                    per_shard_listeners.iter_mut().zip(&polls).zip(listeners)
-                {
-                    set.add(poll.registry(), id, listener)?;
-                }
-            }
-        }
-        addrs.push(addr);
-    }
+    let bound = bind_all(&config, &polls, reuse_port)?;
     crate::activation::check_all_taken().map_err(StartError::Config)?;
     let commands = Arc::new(SegQueue::new());
-    let acceptor_stats = Arc::new(AcceptorStats::new(shards));
+    let acceptor_stats = Arc::new(AcceptorStats::new(config.shards));
     let acceptor_stop = Arc::new(AtomicBool::new(false));
-
     let (acceptor, gate) = if reuse_port {
         (None, Arc::new(AcceptGate::new(None)))
     } else {
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
-        let gate = Arc::new(AcceptGate::new(Some(waker)));
-        let acceptor = Acceptor {
-            poll,
-            listeners: shared_listeners,
-            commands: commands.clone(),
-            inboxes: inboxes.clone(),
-            balance: config.balance,
-            limits: limits.clone(),
-            gate: gate.clone(),
-            stats: acceptor_stats.clone(),
-            stop: acceptor_stop.clone(),
-            batch: config.accept_batch.max(1),
-            backoff: config.accept_backoff,
+        let shared = AcceptorParts {
+            commands: &commands,
+            inboxes: &inboxes,
+            limits: &limits,
+            stats: &acceptor_stats,
+            stop: &acceptor_stop,
         };
+        let (acceptor, gate) = make_acceptor(&config, bound.shared, &shared)?;
         (Some(acceptor), gate)
     };
-
     let offload = OffloadPool::start(
         config.offload_threads,
         config.offload_queue,
         inboxes.clone(),
     )?;
-    let io = IoConfig {
-        max_input: config.max_input.max(config.read_buffer),
-        read_budget: config.read_budget.max(1),
-        read_buffer: config.read_buffer.max(1),
-        write_high_water: config.write_high_water,
-        write_timeout: config.write_timeout,
-        linger: config.linger,
-        drain: None,
+    let io = io_defaults(&config);
+    let parts = ShardParts {
+        inboxes: &inboxes,
+        stats: &shard_stats,
+        limits: &limits,
+        gate: &gate,
+        offload: &offload,
+        io: &io,
+        reuse_port,
     };
-    let cores = if config.pin_cores {
-        core_affinity::get_core_ids()
-    } else {
-        None
-    };
-    let mut threads = Vec::with_capacity(shards);
-    for ((id, poll), listeners) in polls.into_iter().enumerate().zip(per_shard_listeners) {
-        let local_accept = reuse_port.then(|| LocalAccept {
-            accept: AcceptLoop::new(
-                listeners,
-                config.accept_batch,
-                config.accept_backoff,
-                LIMIT_RECHECK,
-            ),
-            limits: limits.clone(),
-        });
-        let specs: Vec<_> = config
-            .listeners
-            .iter()
-            .map(|l| l.protocol.clone())
-            .collect();
-        let ios: Vec<IoConfig> = config
-            .listeners
-            .iter()
-            .map(|l| io.for_listener(&l.io))
-            .collect();
-        let core = cores
-            .as_ref()
-            .and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
-        let shard = Shard {
-            id,
-            poll,
-            inbox: inboxes[id].clone(),
-            jobs: offload.sink(id),
-            stats: shard_stats[id].clone(),
-            gate: gate.clone(),
-            local_accept,
-            limits: limits.clone(),
-            admits: reuse_port,
-            keepalive_grace: config.keepalive_grace,
-            output_buffer: config.read_buffer,
-            timer_tick: config.timer_tick,
-            slab_capacity: slab_capacity(&config),
-        };
-        let thread = std::thread::Builder::new()
-            .name(format!("coreloop-shard-{id}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    core_affinity::set_for_current(core);
-                }
-                // Made here so that a factory may keep shard-local, non-Send state.
-                let factories = specs.iter().map(|f| Some(f.for_shard(id))).collect();
-                shard.run(factories, ios);
-            })?;
-        threads.push(thread);
-    }
-    let acceptor = match acceptor {
-        Some(acceptor) => Some(
-            std::thread::Builder::new()
-                .name("coreloop-acceptor".into())
-                .spawn(move || acceptor.run())?,
-        ),
-        None => None,
-    };
+    let threads = spawn_shards(&config, polls, bound.per_shard, &parts)?;
+    let acceptor = acceptor.map(spawn_acceptor).transpose()?;
     Ok(ReactorHandle {
-        addrs: addrs.into_iter().map(Some).collect(),
+        addrs: bound.addrs.into_iter().map(Some).collect(),
         names: config.listeners.iter().map(|l| l.name.clone()).collect(),
-        config_for_binding: BindSettings { shards, reuse_port },
+        config_for_binding: BindSettings {
+            shards: config.shards,
+            reuse_port,
+        },
         commands,
         listener_slots: Arc::new(AtomicUsize::new(config.listeners.len())),
         inboxes,
@@ -296,6 +199,206 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         drain_deadline: None,
         io,
     })
+}
+
+/// Raises the fd limit and refuses a `max_connections` it cannot hold.
+fn check_fds(config: &ReactorConfig) -> Result<(), StartError> {
+    let limit = raise_fd_limit()?;
+    let reserve = config
+        .fd_reserve
+        .unwrap_or_else(|| reserved_fds(config.shards, config.listeners.len()));
+    check_fd_limit(limit, config.max_connections, reserve).map_err(StartError::FdLimit)
+}
+
+/// Every shard's inbox, by shard.
+type Inboxes = Arc<[Arc<Inbox>]>;
+
+/// One poll per shard, and its inbox woken through a waker on that poll.
+fn shard_polls(config: &ReactorConfig) -> Result<(Vec<Poll>, Inboxes), StartError> {
+    let mut polls = Vec::with_capacity(config.shards);
+    let mut inboxes = Vec::with_capacity(config.shards);
+    for _ in 0..config.shards {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
+        inboxes.push(Arc::new(Inbox::new(config.inbox_capacity, waker)));
+        polls.push(poll);
+    }
+    Ok((polls, inboxes.into()))
+}
+
+/// Every listener of the config, bound for the balancing mode.
+struct BoundListeners {
+    /// For the acceptor, by listener id.
+    shared: Vec<(usize, Listener)>,
+    /// Reuseport mode: each shard's own sockets, registered on its poll.
+    per_shard: Vec<ListenerSet>,
+    addrs: Vec<ListenAddr>,
+}
+
+fn bind_all(
+    config: &ReactorConfig,
+    polls: &[Poll],
+    reuse_port: bool,
+) -> Result<BoundListeners, StartError> {
+    let mut bound_all = BoundListeners {
+        shared: Vec::new(),
+        per_shard: (0..config.shards).map(|_| ListenerSet::default()).collect(),
+        addrs: Vec::new(),
+    };
+    for (id, spec) in config.listeners.iter().enumerate() {
+        let (bound, addr) = bind(spec, config.shards, reuse_port)?;
+        match bound {
+            Bound::Shared(listener) => bound_all.shared.push((id, listener)),
+            Bound::PerShard(listeners) => {
+                for ((set, poll), listener) in
+                    bound_all.per_shard.iter_mut().zip(polls).zip(listeners)
+                {
+                    set.add(poll.registry(), id, listener)?;
+                }
+            }
+        }
+        bound_all.addrs.push(addr);
+    }
+    Ok(bound_all)
+}
+
+/// The reactor-wide IO settings, under each listener's own.
+fn io_defaults(config: &ReactorConfig) -> IoConfig {
+    IoConfig {
+        max_input: config.max_input.max(config.read_buffer),
+        read_budget: config.read_budget.max(1),
+        read_buffer: config.read_buffer.max(1),
+        write_high_water: config.write_high_water,
+        write_timeout: config.write_timeout,
+        linger: config.linger,
+        drain: None,
+    }
+}
+
+/// What every shard shares with the others and the handle.
+struct ShardParts<'a> {
+    inboxes: &'a Arc<[Arc<Inbox>]>,
+    stats: &'a Arc<[Arc<CachePadded<ShardStats>>]>,
+    limits: &'a Limits,
+    gate: &'a Arc<AcceptGate>,
+    offload: &'a OffloadPool,
+    io: &'a IoConfig,
+    reuse_port: bool,
+}
+
+fn spawn_shards(
+    config: &ReactorConfig,
+    polls: Vec<Poll>,
+    listeners: Vec<ListenerSet>,
+    parts: &ShardParts<'_>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let cores = if config.pin_cores {
+        core_affinity::get_core_ids()
+    } else {
+        None
+    };
+    let mut threads = Vec::with_capacity(config.shards);
+    for ((id, poll), listeners) in polls.into_iter().enumerate().zip(listeners) {
+        let shard = make_shard(config, id, poll, listeners, parts);
+        let specs: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| l.protocol.clone())
+            .collect();
+        let ios: Vec<IoConfig> = config
+            .listeners
+            .iter()
+            .map(|l| parts.io.for_listener(&l.io))
+            .collect();
+        let core = cores
+            .as_ref()
+            .and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
+        let thread = std::thread::Builder::new()
+            .name(format!("coreloop-shard-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                // Made here so that a factory may keep shard-local, non-Send state.
+                let factories = specs.iter().map(|f| Some(f.for_shard(id))).collect();
+                shard.run(factories, ios);
+            })?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}
+
+fn make_shard(
+    config: &ReactorConfig,
+    id: usize,
+    poll: Poll,
+    listeners: ListenerSet,
+    parts: &ShardParts<'_>,
+) -> Shard {
+    let local_accept = parts.reuse_port.then(|| LocalAccept {
+        accept: AcceptLoop::new(
+            listeners,
+            config.accept_batch,
+            config.accept_backoff,
+            LIMIT_RECHECK,
+        ),
+        limits: parts.limits.clone(),
+    });
+    Shard {
+        id,
+        poll,
+        inbox: parts.inboxes[id].clone(),
+        jobs: parts.offload.sink(id),
+        stats: parts.stats[id].clone(),
+        gate: parts.gate.clone(),
+        local_accept,
+        limits: parts.limits.clone(),
+        admits: parts.reuse_port,
+        keepalive_grace: config.keepalive_grace,
+        output_buffer: config.read_buffer,
+        timer_tick: config.timer_tick,
+        slab_capacity: slab_capacity(config),
+    }
+}
+
+/// What the acceptor shares with the shards and the handle.
+struct AcceptorParts<'a> {
+    commands: &'a Arc<SegQueue<AcceptorCommand>>,
+    inboxes: &'a Arc<[Arc<Inbox>]>,
+    limits: &'a Limits,
+    stats: &'a Arc<AcceptorStats>,
+    stop: &'a Arc<AtomicBool>,
+}
+
+/// The acceptor (not yet running) and the gate through which shards wake it.
+fn make_acceptor(
+    config: &ReactorConfig,
+    listeners: Vec<(usize, Listener)>,
+    parts: &AcceptorParts<'_>,
+) -> Result<(Acceptor, Arc<AcceptGate>), StartError> {
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
+    let gate = Arc::new(AcceptGate::new(Some(waker)));
+    let acceptor = Acceptor {
+        poll,
+        listeners,
+        commands: parts.commands.clone(),
+        inboxes: parts.inboxes.clone(),
+        balance: config.balance,
+        limits: parts.limits.clone(),
+        gate: gate.clone(),
+        stats: parts.stats.clone(),
+        stop: parts.stop.clone(),
+        batch: config.accept_batch.max(1),
+        backoff: config.accept_backoff,
+    };
+    Ok((acceptor, gate))
+}
+
+fn spawn_acceptor(acceptor: Acceptor) -> Result<JoinHandle<()>, StartError> {
+    Ok(std::thread::Builder::new()
+        .name("coreloop-acceptor".into())
+        .spawn(move || acceptor.run())?)
 }
 
 /// The most connections one shard can hold, capped so the reservation stays modest.

@@ -7,9 +7,9 @@ use coreloop_config::{self as config, Config, Health};
 use coreloop_http::{
     AccessLogHook, FilesSpec, Handler, HttpConfig, HttpFactory, MetricsHook, Route, StaticSpec,
 };
+use coreloop_reactor::activation;
 use coreloop_reactor::echo::EchoFactory;
 use coreloop_reactor::frame::FrameEchoFactory;
-use coreloop_reactor::{activation, limits};
 use coreloop_reactor::{
     Balance, ListenAddr, ListenerIo, ListenerSpec, ProtocolFactory, ReactorConfig,
 };
@@ -115,6 +115,7 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
         balance: balance(server.balance),
         pin_cores: server.pin_cores,
         max_connections: connection_limit(config),
+        fd_reserve: Some(config.fd_margin()),
         max_connections_per_shard: server.max_connections_per_shard.map(to_usize),
         offload_threads: server.offload_threads as usize,
         offload_queue: server.offload_queue as usize,
@@ -129,18 +130,11 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
     }
 }
 
-/// `max_connections`, with `"auto"` held to what the reactor's own fd reserve leaves (the
-/// config crate's margin is a little smaller than the reactor's, which would refuse to start).
+/// `max_connections`, with `"auto"` resolved by the config crate against the hard fd limit
+/// and `Config::fd_margin`, the same margin the reactor is given (`fd_reserve`), so the
+/// server runs with the figure `check-config` prints.
 fn connection_limit(config: &Config) -> usize {
-    let wanted = config.connection_limit();
-    if config.server.max_connections != config::MaxConnections::Auto {
-        return to_usize(wanted);
-    }
-    let reserve = limits::reserved_fds(config.shard_count(), config.listeners.len());
-    match limits::raise_fd_limit() {
-        Ok(limit) => to_usize(wanted.min(limit.hard.saturating_sub(reserve)).max(1)),
-        Err(_) => to_usize(wanted),
-    }
+    to_usize(config.connection_limit()).max(1)
 }
 
 /// One HTTP listener's protocol settings and routes, with its overrides applied.
@@ -245,6 +239,12 @@ mod tests {
         assert_eq!(wired.reactor.listeners.len(), 2);
         assert_eq!(wired.http.len(), 1);
         assert_eq!(wired.reactor.shards, config.shard_count());
+        // One margin: the server runs with the limit check-config prints.
+        assert_eq!(wired.reactor.fd_reserve, Some(config.fd_margin()));
+        assert_eq!(
+            wired.reactor.max_connections as u64,
+            config.connection_limit()
+        );
         assert!(wired.reactor.max_input >= 8 * 1024);
         let (cfg, routes) = http_settings(&config.listeners[0], &hook());
         assert_eq!(cfg.max_header_bytes, 8 * 1024);
