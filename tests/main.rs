@@ -9,6 +9,7 @@ mod adversarial;
 mod check_config;
 mod cli;
 mod drain;
+mod drain_report;
 mod eviction;
 mod metrics;
 mod reload;

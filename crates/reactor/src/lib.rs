@@ -38,6 +38,6 @@ mod sys;
 pub use config::{Balance, ListenerIo, ListenerSpec, ReactorConfig};
 pub use offload::{Completion, Job, JobFailure, JobId, JobOutput, Refused};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
-pub use reactor::{start, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
+pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
 pub use socket::ListenAddr;
 pub use stats::{CloseReason, PauseCause, Snapshot};

@@ -88,6 +88,8 @@ pub struct ReactorHandle {
     gate: Arc<AcceptGate>,
     offload: Option<OffloadPool>,
     drain_deadline: Option<Instant>,
+    /// Connections closed (all reasons, and at the deadline) when the drain began.
+    closed_at_drain: (u64, u64),
     /// The reactor-wide IO settings, under the own settings of a listener added later.
     io: IoConfig,
 }
@@ -97,6 +99,39 @@ pub struct ReactorHandle {
 struct BindSettings {
     shards: usize,
     reuse_port: bool,
+}
+
+/// How a drain ended, from [`ReactorHandle::wait`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections that closed after the drain began and before its deadline: their work
+    /// was finished (or they were idle), and they closed the way their protocol chose.
+    pub closed_cleanly: u64,
+    /// Connections still open at the drain deadline, closed there (`CloseReason::Drain`):
+    /// whatever they were doing was cut off.
+    pub cut: u64,
+}
+
+impl DrainReport {
+    /// True when the drain cut some connection off.
+    pub fn lost_work(&self) -> bool {
+        self.cut > 0
+    }
+}
+
+/// Closed connections over all shards: all reasons, and `CloseReason::Drain`.
+fn closed_counts(snapshot: &Snapshot) -> (u64, u64) {
+    let all = snapshot
+        .shards
+        .iter()
+        .map(|s| s.closed.iter().sum::<u64>())
+        .sum();
+    let cut = snapshot
+        .shards
+        .iter()
+        .map(|s| s.closed_for(crate::stats::CloseReason::Drain))
+        .sum();
+    (all, cut)
 }
 
 /// Listener ids run from 0 to this, over the reactor's whole life (ids of removed listeners
@@ -197,6 +232,7 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         gate,
         offload: Some(offload),
         drain_deadline: None,
+        closed_at_drain: (0, 0),
         io,
     })
 }
@@ -553,6 +589,7 @@ impl ReactorHandle {
             return;
         }
         self.drain_deadline = Some(deadline);
+        self.closed_at_drain = closed_counts(&self.snapshot());
         self.acceptor_stop.store(true, Ordering::SeqCst);
         self.gate.wake();
         if let Some(acceptor) = self.acceptor.take() {
@@ -563,11 +600,19 @@ impl ReactorHandle {
         }
     }
 
-    /// Waits until every shard has finished draining, then stops the offload pool.
-    pub fn wait(mut self) {
+    /// Waits until every shard has finished draining, then stops the offload pool. Says how
+    /// many connections the drain closed cleanly and how many it cut at the deadline.
+    pub fn wait(mut self) -> DrainReport {
         for shard in self.shards.drain(..) {
             let _ = shard.join();
         }
+        let (all, cut) = closed_counts(&self.snapshot());
+        let (all_before, cut_before) = self.closed_at_drain;
+        let cut = cut - cut_before;
+        let report = DrainReport {
+            closed_cleanly: (all - all_before).saturating_sub(cut),
+            cut,
+        };
         let deadline = self.drain_deadline.unwrap_or_else(Instant::now);
         if let Some(pool) = self.offload.take() {
             pool.shutdown(deadline.max(Instant::now() + Duration::from_millis(100)));
@@ -577,12 +622,13 @@ impl ReactorHandle {
                 let _ = std::fs::remove_file(path);
             }
         }
+        report
     }
 
     /// Drains with `grace` and waits: the whole shutdown in one call.
-    pub fn shutdown(mut self, grace: Duration) {
+    pub fn shutdown(mut self, grace: Duration) -> DrainReport {
         self.begin_drain(Instant::now() + grace);
-        self.wait();
+        self.wait()
     }
 }
 

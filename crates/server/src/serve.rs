@@ -7,7 +7,7 @@ use std::time::Instant;
 use coreloop_config::{format_duration, Config};
 use coreloop_http::MetricsHook;
 use coreloop_metrics::{ServerStats, Sources};
-use coreloop_reactor::{ListenAddr, ReactorHandle, StartError};
+use coreloop_reactor::{DrainReport, ListenAddr, ReactorHandle, StartError};
 
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
@@ -15,6 +15,10 @@ use crate::notify::Notifier;
 use crate::reload::{http_stats, Reloader, RunningListener};
 use crate::signals::{self, Event};
 use crate::{logging, wiring, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+
+/// The exit status of a drain that cut connections off at its deadline (work was lost);
+/// docs/ARCHITECTURE.md ("Drain") lists the codes.
+pub(crate) const EXIT_DRAIN_CUT: i32 = 3;
 
 /// Runs the server; returns the exit code.
 pub(crate) fn run(args: &ServeArgs) -> i32 {
@@ -173,6 +177,7 @@ fn main_loop(
     inbox: &mpsc::Receiver<Event>,
 ) -> i32 {
     let mut running = Some(handle);
+    let report: Arc<Mutex<Option<DrainReport>>> = Arc::default();
     while let Ok(event) = inbox.recv() {
         match event {
             Event::Reload => match running.as_mut() {
@@ -196,20 +201,42 @@ fn main_loop(
                 );
                 handle.begin_drain(Instant::now() + drain);
                 let events = events.clone();
+                let report = report.clone();
                 std::thread::Builder::new()
                     .name("drain".into())
                     .spawn(move || {
-                        handle.wait();
+                        let drained = handle.wait();
+                        *report.lock().unwrap_or_else(|p| p.into_inner()) = Some(drained);
                         let _ = events.send(Event::Drained);
                     })
                     .map_err(|e| tracing::error!("drain thread: {e}"))
                     .ok();
             }
             Event::Drained => {
-                tracing::info!("drained; exiting");
-                return EXIT_OK;
+                let drained = report.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return drain_exit(drained.unwrap_or_default());
             }
         }
     }
     EXIT_RUNTIME
+}
+
+/// The final line of a drain, and the exit status: non-zero when connections were cut off
+/// at the deadline.
+fn drain_exit(report: DrainReport) -> i32 {
+    let DrainReport {
+        closed_cleanly,
+        cut,
+    } = report;
+    if report.lost_work() {
+        tracing::warn!(
+            "drained; exiting: connections: {closed_cleanly} closed cleanly, {cut} cut at the \
+             drain deadline (exit status {EXIT_DRAIN_CUT})"
+        );
+        return EXIT_DRAIN_CUT;
+    }
+    tracing::info!(
+        "drained; exiting: connections: {closed_cleanly} closed cleanly, 0 cut at the drain deadline"
+    );
+    EXIT_OK
 }
