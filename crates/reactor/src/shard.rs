@@ -12,7 +12,7 @@ use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
 use crate::accept::{AcceptGate, Limits, RateLimitedLog};
-use crate::accept_loop::{LocalAccept, Place};
+use crate::accept_loop::LocalAccept;
 use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
 use crate::idle::IdleList;
@@ -20,7 +20,7 @@ use crate::inbox::{Handoff, Inbox};
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
 use crate::socket::Listener;
-use crate::stats::{bump, set, CloseReason, PauseCause, ShardStats};
+use crate::stats::{bump, set, CloseReason, ShardStats};
 use crate::table::ConnTable;
 use crate::timer::TimerWheel;
 use crate::token::{ConnToken, Reserved};
@@ -44,6 +44,12 @@ pub(crate) enum Control {
     /// A listener was removed (reuseport mode: close this shard's socket for it).
     RemoveListener { id: usize },
 }
+
+mod admit;
+mod drain;
+mod evict;
+
+use admit::Adopter;
 
 const EVENTS_CAPACITY: usize = 1024;
 const IDLE_POOL_BUFFERS: usize = 256;
@@ -93,11 +99,6 @@ struct Loop {
     evict_at: Option<Instant>,
     evict_log: RateLimitedLog,
 }
-
-/// Free slots below this fraction of a limit start eviction (nginx uses the same 1/16).
-const EVICT_BELOW_DIVISOR: usize = 16;
-/// Evictions per loop turn at most: each is a `shutdown` and a `read`; the rest wait a turn.
-const EVICT_PER_TURN: usize = 32;
 
 impl Shard {
     /// Runs the loop until drained. `factories` are made on this thread, one per listener.
@@ -469,152 +470,6 @@ impl Shard {
         state.fired = fired;
     }
 
-    fn start_drain(&mut self, state: &mut Loop, deadline: Instant, now: Instant) {
-        if state.draining.is_some() {
-            return;
-        }
-        // Each listener's connections are cut at its own drain time, or at `deadline`; the
-        // shard runs until the last of them.
-        state.drain_cuts = state
-            .ios
-            .iter()
-            .map(|io| Some(io.drain.map_or(deadline, |d| now + d)))
-            .collect();
-        let last = state.drain_cuts.iter().flatten().copied().max();
-        state.draining = Some(last.map_or(deadline, |l| l.max(deadline)));
-        if let Some(mut local) = self.local_accept.take() {
-            local.accept.close(self.poll.registry());
-        }
-        let tokens = state.conns.tokens();
-        for token in tokens {
-            self.drive(state, token, now, |conn, env| conn.on_drain(env));
-        }
-    }
-
-    /// Closes the connections of every listener whose drain time has come.
-    fn cut_drained_listeners(&mut self, state: &mut Loop, now: Instant) {
-        let due: Vec<usize> = (0..state.drain_cuts.len())
-            .filter(|&l| state.drain_cuts[l].is_some_and(|at| at <= now))
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        for &listener in &due {
-            state.drain_cuts[listener] = None;
-        }
-        // Once per listener per drain: a scan of the table is fine here.
-        for token in state.conns.tokens() {
-            let of_due = state
-                .conns
-                .get_mut(token)
-                .is_some_and(|conn| due.contains(&conn.listener()));
-            if of_due {
-                self.close(state, token, now, CloseReason::Drain);
-            }
-        }
-    }
-
-    /// A draining shard is done when its last connection closed, or at the deadline.
-    fn finished(&mut self, state: &mut Loop, now: Instant) -> bool {
-        let Some(deadline) = state.draining else {
-            return false;
-        };
-        self.cut_drained_listeners(state, now);
-        if state.conns.is_empty() && self.inbox.handoffs_queued() == 0 {
-            return true;
-        }
-        if now >= deadline {
-            let open = state.conns.len();
-            tracing::info!(
-                shard = self.id,
-                open,
-                "drain deadline reached; closing what is left"
-            );
-            return true;
-        }
-        false
-    }
-
-    fn close_all(&mut self, state: &mut Loop, now: Instant, reason: CloseReason) {
-        let tokens = state.conns.tokens();
-        for token in tokens {
-            self.close(state, token, now, reason);
-        }
-    }
-
-    /// Near the connection limit, closes the oldest idle keep-alive connections that have
-    /// been idle at least `keepalive_grace` (a request may be on the wire to a younger one),
-    /// at most `EVICT_PER_TURN` a turn. Costs nothing when no connection is idle, and one
-    /// load per shard otherwise.
-    fn evict_idle(&mut self, state: &mut Loop, now: Instant) {
-        state.evict_at = None;
-        if state.idle.is_empty() || state.draining.is_some() {
-            return;
-        }
-        let wanted = self.evictions_wanted(state).min(EVICT_PER_TURN);
-        let mut evicted = 0;
-        while evicted < wanted {
-            let Some((token, since)) = state.idle.oldest() else {
-                break;
-            };
-            let ripe = since + self.keepalive_grace;
-            if ripe > now {
-                state.evict_at = Some(ripe);
-                break;
-            }
-            if state.conns.get_mut(token).is_none() {
-                state.idle.remove(token); // cannot happen: a close takes it off the list
-                continue;
-            }
-            // Counted first: an eviction may end at once (the peer had gone), and `close`
-            // takes it off the count however it ends.
-            state.evicting += 1;
-            self.drive(state, token, now, |conn, env| conn.evict(env).map(drop));
-            let stayed = state
-                .conns
-                .get_mut(token)
-                .is_some_and(|conn| !conn.evicting());
-            if stayed {
-                state.evicting -= 1;
-            } else {
-                evicted += 1;
-            }
-        }
-        if evicted > 0 {
-            if let Some(suppressed) = state.evict_log.allow(now) {
-                tracing::warn!(
-                    shard = self.id,
-                    evicted,
-                    suppressed,
-                    "connection limit reached, closing idle keep-alive connections"
-                );
-            }
-        }
-    }
-
-    /// How many connections this shard should evict to bring free slots back to 1/16 of the
-    /// limits: the global one shared out over the shards, and the per-shard one. Connections
-    /// already being evicted count as free.
-    fn evictions_wanted(&self, state: &Loop) -> usize {
-        let shards = self.limits.shards.len().max(1);
-        let global = self.limits.global;
-        let active: usize = self
-            .limits
-            .shards
-            .iter()
-            .map(|s| s.balance.active.load(Ordering::Relaxed) as usize)
-            .sum();
-        let free = global.saturating_sub(active) + state.evicting;
-        let short = (global / EVICT_BELOW_DIVISOR).max(1).saturating_sub(free);
-        let mut wanted = short.div_ceil(shards);
-        if let Some(max) = self.limits.per_shard {
-            let free = max.saturating_sub(state.conns.len()) + state.evicting;
-            let short = (max / EVICT_BELOW_DIVISOR).max(1).saturating_sub(free);
-            wanted = wanted.max(short);
-        }
-        wanted
-    }
-
     fn tick_clock(&mut self, state: &mut Loop, now: Instant) {
         if now < state.next_clock {
             return;
@@ -706,45 +561,5 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         idle: parts.idle,
         scratch: parts.scratch,
         io: &parts.ios[listener],
-    }
-}
-
-/// A reuseport shard's half of the accept loop: its own connections, under the limits.
-struct Adopter<'a> {
-    shard: &'a mut Shard,
-    state: &'a mut Loop,
-    now: Instant,
-    limits: &'a crate::accept::Limits,
-}
-
-impl Place for Adopter<'_> {
-    fn reserve(&mut self) -> Result<(), PauseCause> {
-        let per_shard_full = self
-            .limits
-            .per_shard
-            .is_some_and(|max| self.state.conns.len() >= max);
-        if per_shard_full || !self.limits.admit() {
-            return Err(PauseCause::ConnectionLimit);
-        }
-        Ok(())
-    }
-
-    fn unreserve(&mut self) {
-        self.limits.release();
-    }
-
-    fn place(&mut self, handoff: Handoff) -> Result<(), Handoff> {
-        if !self.shard.adopt(self.state, handoff, self.now) {
-            self.limits.release();
-        }
-        Ok(())
-    }
-
-    fn has_room(&self, _cause: PauseCause) -> bool {
-        let per_shard_ok = self
-            .limits
-            .per_shard
-            .is_none_or(|max| self.state.conns.len() < max);
-        per_shard_ok && self.limits.admitted.load(Ordering::Acquire) < self.limits.global
     }
 }
