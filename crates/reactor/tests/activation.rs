@@ -2,8 +2,8 @@
 //! listening socket by its name and serves on it.
 //!
 //! The server is this same test binary, started by `systemd-socket-activate` with
-//! `CORELOOP_ACTIVATED_CHILD` set; it runs only `activated_child`, and stops when its stdin
-//! closes.
+//! `CORELOOP_ACTIVATED_CHILD` set: the test itself then plays the server (no helper test that
+//! passes by doing nothing in a normal run), and stops when its stdin closes.
 
 mod support;
 
@@ -16,11 +16,8 @@ use coreloop_reactor::{activation, Balance, ListenAddr};
 
 const CHILD_ENV: &str = "CORELOOP_ACTIVATED_CHILD";
 
-#[test]
+/// The server side, in the child process.
 fn activated_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return; // only meaningful as the child of the test below
-    }
     assert_eq!(activation::inherited_names(), ["greeting"]);
     let addr = ListenAddr::Inherited("greeting".into());
     let reactor = support::start(2, Balance::ReusePort, addr, Arc::new(EchoFactory), |_| {});
@@ -35,6 +32,9 @@ fn free_port() -> u16 {
 
 #[test]
 fn an_inherited_socket_is_adopted_by_name_and_served() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return activated_child();
+    }
     let Ok(tool) = which("systemd-socket-activate") else {
         panic!("systemd-socket-activate is missing: .ci/setup installs Debian's systemd package");
     };
@@ -44,7 +44,11 @@ fn an_inherited_socket_is_adopted_by_name_and_served() {
         .arg("--fdname=greeting")
         .arg(format!("--setenv={CHILD_ENV}=1"))
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "activated_child", "--nocapture"])
+        .args([
+            "--exact",
+            "an_inherited_socket_is_adopted_by_name_and_served",
+            "--nocapture",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
