@@ -15,8 +15,8 @@ use crate::accept::{AcceptGate, Limits};
 use crate::accept_loop::{AcceptLoop, LocalAccept};
 use crate::acceptor::{Acceptor, AcceptorCommand};
 use crate::bind::{bind, Bound};
-use crate::config::ListenerSpec;
 use crate::config::{Balance, ReactorConfig};
+use crate::config::{ListenerIo, ListenerSpec};
 use crate::conn::IoConfig;
 use crate::inbox::Inbox;
 use crate::limits::{check_fd_limit, raise_fd_limit, reserved_fds};
@@ -525,6 +525,30 @@ impl ReactorHandle {
             });
         }
         Ok((id, addr))
+    }
+
+    /// Replaces listener `id`'s own IO settings (a live reload): its connections, open ones
+    /// included, use them from their next event. A `None` takes the reactor-wide value given
+    /// at start. `false` if there is no such listener.
+    pub fn set_listener_io(&mut self, id: usize, io: ListenerIo) -> bool {
+        if self.addrs.get(id).and_then(Option::as_ref).is_none() {
+            return false;
+        }
+        let resolved = self.io.for_listener(&io);
+        for inbox in self.inboxes.iter() {
+            inbox.push_control(Control::SetIo {
+                id,
+                io: resolved.clone(),
+            });
+        }
+        true
+    }
+
+    /// Replaces `keepalive_grace` (a live reload).
+    pub fn set_keepalive_grace(&mut self, grace: Duration) {
+        for inbox in self.inboxes.iter() {
+            inbox.push_control(Control::SetKeepaliveGrace(grace));
+        }
     }
 
     /// Stops accepting on listener `id` and closes its socket; its connections carry on.

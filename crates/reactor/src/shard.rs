@@ -43,6 +43,10 @@ pub(crate) enum Control {
     },
     /// A listener was removed (reuseport mode: close this shard's socket for it).
     RemoveListener { id: usize },
+    /// A listener's IO settings changed (a reload): its connections use them from now on.
+    SetIo { id: usize, io: IoConfig },
+    /// `keepalive_grace` changed (a reload).
+    SetKeepaliveGrace(Duration),
 }
 
 mod admit;
@@ -279,6 +283,8 @@ impl Shard {
                     io,
                     listener,
                 } => self.add_listener(state, id, factory.as_ref(), io, listener),
+                Control::SetIo { id, io } => self.set_io(state, id, io),
+                Control::SetKeepaliveGrace(grace) => self.keepalive_grace = grace,
                 Control::RemoveListener { id } => {
                     if let Some(local) = self.local_accept.as_mut() {
                         local.accept.listeners.remove(self.poll.registry(), id);
@@ -324,6 +330,17 @@ impl Shard {
         {
             tracing::error!(shard = self.id, listener = id, %error, "registering a new listener failed");
         }
+    }
+
+    fn set_io(&mut self, state: &mut Loop, id: usize, io: IoConfig) {
+        let Some(current) = state.ios.get_mut(id) else {
+            return;
+        };
+        if current.read_buffer != io.read_buffer {
+            // Buffers of the old size in use go back to the new pool, which resizes them.
+            state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
+        }
+        *current = io;
     }
 
     fn drain_inbox(&mut self, state: &mut Loop, now: Instant) {

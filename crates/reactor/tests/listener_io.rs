@@ -233,3 +233,25 @@ fn a_listeners_own_high_water_mark_holds_its_output() {
     );
     reactor.shutdown(Duration::from_secs(1));
 }
+
+/// A reload changes a listener's IO settings live, for connections already open too.
+#[test]
+fn a_listeners_io_can_change_while_it_runs() {
+    let (mut reactor, wide, short) = two_listeners(Arc::new(EchoFactory), ListenerIo::default());
+    let _early = support::echoed(short, "open before the change");
+    assert!(reactor.set_listener_io(
+        1,
+        ListenerIo {
+            write_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        }
+    ));
+    assert!(!reactor.set_listener_io(7, ListenerIo::default()));
+    let _slow_wide = hog(wide);
+    let _slow_short = hog(short);
+    support::wait_until(Duration::from_secs(10), "the new write timeout", || {
+        reactor.snapshot().shards[0].closed_for(CloseReason::WriteTimeout) == 1
+    });
+    assert_eq!(active(&reactor, 0), 1, "the wide listener changed too");
+    reactor.shutdown(Duration::from_secs(1));
+}
