@@ -104,9 +104,11 @@ impl AcceptLoop {
         }
     }
 
-    /// True while paused for room, waiting for a wake.
-    pub fn waiting_for_room(&self) -> bool {
-        self.pause.is_some_and(|p| p.cause != PauseCause::FdLimit)
+    /// The cause of a pause for room (connection limit, inbox), while one lasts.
+    pub fn waiting_for_room(&self) -> Option<PauseCause> {
+        self.pause
+            .map(|p| p.cause)
+            .filter(|cause| *cause != PauseCause::FdLimit)
     }
 
     pub fn close(&mut self, registry: &Registry) {

@@ -112,12 +112,12 @@ impl Acceptor {
     /// before the flag went up saw no flag and woke nobody (the gate's fences make one of the
     /// two see the other).
     fn watch_for_room(&self, accept: &mut AcceptLoop, place: &Shards<'_>) {
-        if !accept.waiting_for_room() {
+        let Some(cause) = accept.waiting_for_room() else {
             self.gate.clear_waiting();
             return;
-        }
+        };
         self.gate.set_waiting();
-        if place.has_room(PauseCause::ConnectionLimit) || place.has_room(PauseCause::InboxFull) {
+        if place.has_room(cause) {
             accept.room_freed();
         }
     }

@@ -202,3 +202,36 @@ fn the_global_limit_holds_exactly_under_concurrent_connects_in_reuseport_mode() 
     drop(held);
     reactor.shutdown(Duration::from_secs(1));
 }
+
+/// A paused accept loop re-checks for room on a timer (or when woken), never in a loop: a
+/// re-check that took "some inbox has room" for "room under the connection limit" once ended
+/// every pause at once, half a million times a second. Counted, not timed: pauses per second.
+#[test]
+fn a_pause_at_the_limit_is_rechecked_on_a_timer_not_in_a_loop() {
+    for balance in [Balance::LeastLoaded, Balance::ReusePort] {
+        let reactor = support::start(
+            2,
+            balance,
+            support::loopback(),
+            Arc::new(EchoFactory),
+            |c| c.max_connections = 4,
+        );
+        let addr = support::tcp_addr(&reactor);
+        let _held: Vec<_> = (0..4)
+            .map(|i| support::echoed(addr, &format!("held {i}")))
+            .collect();
+        let _waiting: Vec<_> = (0..4).map(|_| support::connect(addr)).collect();
+        support::wait_until(Duration::from_secs(10), "a pause at the limit", || {
+            pauses(&reactor.snapshot()) >= 1
+        });
+        let before = pauses(&reactor.snapshot());
+        // An observation window, not a synchronisation.
+        std::thread::sleep(Duration::from_secs(1));
+        let per_second = pauses(&reactor.snapshot()) - before;
+        assert!(
+            per_second < 200,
+            "{balance:?}: {per_second} pauses in 1 s: the paused loop spins"
+        );
+        reactor.shutdown(Duration::from_secs(1));
+    }
+}
