@@ -225,7 +225,15 @@ impl AcceptLoop {
             return true;
         };
         let room_pause = pause.cause != PauseCause::FdLimit;
-        if now < pause.until && !(room_pause && place.has_room(pause.cause)) {
+        let room = room_pause && place.has_room(pause.cause);
+        if now < pause.until && !room {
+            return false;
+        }
+        if room_pause && !room {
+            // Re-checked and still no room: the same pause goes on (counted once).
+            if let Some(pause) = self.pause.as_mut() {
+                pause.until = now + self.room_recheck;
+            }
             return false;
         }
         let nanos = now.duration_since(pause.since).as_nanos() as u64;

@@ -229,8 +229,8 @@ fn a_pause_at_the_limit_is_rechecked_on_a_timer_not_in_a_loop() {
         std::thread::sleep(Duration::from_secs(1));
         let per_second = pauses(&reactor.snapshot()) - before;
         assert!(
-            per_second < 200,
-            "{balance:?}: {per_second} pauses in 1 s: the paused loop spins"
+            per_second <= 1,
+            "{balance:?}: {per_second} new pauses in 1 s while one pause should last"
         );
         reactor.shutdown(Duration::from_secs(1));
     }
