@@ -152,9 +152,12 @@ impl Place for Shards<'_> {
         Ok(())
     }
 
+    /// Counted once it is in an inbox: a connection held while every inbox was full is
+    /// placed (and counted) when the pause ends.
     fn place(&mut self, handoff: Handoff) -> Result<(), Handoff> {
+        self.push(self.picked, handoff)?;
         bump(&self.stats.accepted, 1);
-        self.push(self.picked, handoff)
+        Ok(())
     }
 
     fn has_room(&self, cause: PauseCause) -> bool {
