@@ -1,7 +1,7 @@
 //! Listening sockets inherited from systemd socket activation, matched to listeners by name.
 //!
 //! Every socket passed must be taken: one without a name, or whose name no listener has, is
-//! refused at start (see [`check_all_taken`]), and one that is not listening is refused when a
+//! refused when the reactor starts, and one that is not listening is refused when a
 //! listener takes it. A socket nobody serves would otherwise sit in the process with clients
 //! queueing on it forever.
 
