@@ -58,6 +58,8 @@ pub struct ListenerIo {
     pub read_buffer: Option<usize>,
     /// [`ReactorConfig::write_high_water`] for this listener's connections.
     pub write_high_water: Option<usize>,
+    /// [`ReactorConfig::keepalive_grace`] for this listener's connections.
+    pub keepalive_grace: Option<Duration>,
 }
 
 /// One listening address and the protocol spoken on it.

@@ -36,6 +36,8 @@ pub(crate) struct IoConfig {
     pub linger: Duration,
     /// `None`: the drain deadline of `begin_drain`.
     pub drain: Option<Duration>,
+    /// How long an idle keep-alive connection is spared by eviction.
+    pub keepalive_grace: Duration,
 }
 
 impl IoConfig {
@@ -50,6 +52,7 @@ impl IoConfig {
             write_timeout: own.write_timeout.unwrap_or(self.write_timeout),
             linger: own.linger.unwrap_or(self.linger),
             drain: own.drain.or(self.drain),
+            keepalive_grace: own.keepalive_grace.unwrap_or(self.keepalive_grace),
         }
     }
 }

@@ -308,6 +308,7 @@ fn io_defaults(config: &ReactorConfig) -> IoConfig {
         write_timeout: config.write_timeout,
         linger: config.linger,
         drain: None,
+        keepalive_grace: config.keepalive_grace,
     }
 }
 
@@ -390,7 +391,6 @@ fn make_shard(
         local_accept,
         limits: parts.limits.clone(),
         admits: parts.reuse_port,
-        keepalive_grace: config.keepalive_grace,
         output_buffer: config.read_buffer,
         timer_tick: config.timer_tick,
         slab_capacity: slab_capacity(config),
@@ -542,13 +542,6 @@ impl ReactorHandle {
             });
         }
         true
-    }
-
-    /// Replaces `keepalive_grace` (a live reload).
-    pub fn set_keepalive_grace(&mut self, grace: Duration) {
-        for inbox in self.inboxes.iter() {
-            inbox.push_control(Control::SetKeepaliveGrace(grace));
-        }
     }
 
     /// Stops accepting on listener `id` and closes its socket; its connections carry on.

@@ -45,8 +45,6 @@ pub(crate) enum Control {
     RemoveListener { id: usize },
     /// A listener's IO settings changed (a reload): its connections use them from now on.
     SetIo { id: usize, io: IoConfig },
-    /// `keepalive_grace` changed (a reload).
-    SetKeepaliveGrace(Duration),
 }
 
 mod admit;
@@ -70,8 +68,6 @@ pub(crate) struct Shard {
     pub limits: Limits,
     /// Reuseport mode: this shard's connections hold places of `limits` (see `Limits::admit`).
     pub admits: bool,
-    /// How long a keep-alive connection must have been idle before it may be evicted.
-    pub keepalive_grace: Duration,
     /// Size of a pooled output buffer (output buffers grow as a protocol writes).
     pub output_buffer: usize,
     pub timer_tick: Duration,
@@ -95,8 +91,9 @@ struct Loop {
     scratch: Vec<u8>,
     draining: Option<Instant>,
     next_clock: Instant,
-    /// Keep-alive connections idle between requests, oldest first.
-    idle: IdleList,
+    /// By listener id: its keep-alive connections idle between requests, oldest first (one
+    /// list per listener, as each has its own `keepalive_grace`).
+    idle: Vec<IdleList>,
     /// Connections closing for eviction (lingering): their slots are as good as free.
     evicting: usize,
     /// When the oldest idle connection passes its grace, while slots are short.
@@ -112,6 +109,7 @@ impl Shard {
             .iter()
             .map(|io| BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS))
             .collect();
+        let idle = ios.iter().map(|_| IdleList::default()).collect();
         let mut state = Loop {
             factories,
             ios,
@@ -129,7 +127,7 @@ impl Shard {
             scratch: vec![0; 4096],
             draining: None,
             next_clock: start,
-            idle: IdleList::default(),
+            idle,
             evicting: 0,
             evict_at: None,
             evict_log: RateLimitedLog::default(),
@@ -284,7 +282,6 @@ impl Shard {
                     listener,
                 } => self.add_listener(state, id, factory.as_ref(), io, listener),
                 Control::SetIo { id, io } => self.set_io(state, id, io),
-                Control::SetKeepaliveGrace(grace) => self.keepalive_grace = grace,
                 Control::RemoveListener { id } => {
                     if let Some(local) = self.local_accept.as_mut() {
                         local.accept.listeners.remove(self.poll.registry(), id);
@@ -311,6 +308,7 @@ impl Shard {
             state
                 .input_pools
                 .push(BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS));
+            state.idle.push(IdleList::default());
         }
         state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
         state.ios[id] = io;
@@ -538,7 +536,7 @@ impl Shard {
 
 struct Parts<'a> {
     timers: &'a mut TimerWheel<ConnToken>,
-    idle: &'a mut IdleList,
+    idle: &'a mut [IdleList],
     ios: &'a [IoConfig],
     input_pools: &'a mut [BufPool],
     output_pool: &'a mut BufPool,
@@ -575,7 +573,7 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         stats: &shard.stats,
         timers: parts.timers,
         ready: parts.ready,
-        idle: parts.idle,
+        idle: &mut parts.idle[listener],
         scratch: parts.scratch,
         io: &parts.ios[listener],
     }

@@ -255,3 +255,79 @@ fn a_listeners_io_can_change_while_it_runs() {
     assert_eq!(active(&reactor, 0), 1, "the wide listener changed too");
     reactor.shutdown(Duration::from_secs(1));
 }
+
+/// Answers `ok` to every byte and is then idle until the next.
+struct Ack;
+
+impl Protocol for Ack {
+    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        for _ in input {
+            cx.out().extend_from_slice(b"ok");
+        }
+        cx.mark_idle();
+        Step::new(input.len(), Verb::Read)
+    }
+}
+
+impl ProtocolFactory for Ack {
+    fn for_shard(&self, _shard: usize) -> Box<dyn ConnFactory> {
+        Box::new(Ack)
+    }
+}
+
+impl ConnFactory for Ack {
+    fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
+        Box::new(Ack)
+    }
+}
+
+#[test]
+fn a_listeners_own_keepalive_grace_decides_which_idle_connections_may_go() {
+    const LIMIT: usize = 16;
+    let own = ListenerIo {
+        keepalive_grace: Some(Duration::from_millis(50)),
+        ..Default::default()
+    };
+    let second = Arc::new(Ack);
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(Ack),
+        |c| {
+            c.max_connections = LIMIT;
+            c.keepalive_grace = Duration::from_secs(60);
+            c.linger = Duration::from_millis(100);
+            c.listeners.push(ListenerSpec {
+                name: "own".into(),
+                addr: support::loopback(),
+                backlog: 64,
+                protocol: second,
+                io: own,
+            });
+        },
+    );
+    let addr = |i: usize| match &reactor.local_addrs()[i] {
+        ListenAddr::Tcp(addr) => *addr,
+        other => panic!("not TCP: {other}"),
+    };
+    let acked = |addr| {
+        let mut client = support::connect(addr);
+        support::write_all(&mut client, b"?");
+        assert_eq!(support::read_exact(&mut client, 2), b"ok");
+        client
+    };
+    // The long-grace listener's connections are the oldest: oldest first would pick them.
+    let _long: Vec<TcpStream> = (0..LIMIT / 2).map(|_| acked(addr(0))).collect();
+    let _short: Vec<TcpStream> = (0..LIMIT / 2).map(|_| acked(addr(1))).collect();
+    // The short grace is the subject: let it pass (not a synchronisation).
+    std::thread::sleep(Duration::from_millis(100));
+    let _newcomer = acked(addr(1));
+    assert_eq!(
+        active(&reactor, 0),
+        (LIMIT / 2) as u64,
+        "a connection in its 60 s grace went"
+    );
+    assert!(reactor.snapshot().shards[0].closed_for(CloseReason::Evicted) >= 1);
+    reactor.shutdown(Duration::from_secs(1));
+}

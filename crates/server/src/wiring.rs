@@ -91,6 +91,7 @@ fn listener_io(listener: &config::Listener) -> ListenerIo {
         drain: timeouts.drain,
         read_buffer: limits.read_buffer.map(to_usize),
         write_high_water: limits.write_high_water.map(to_usize),
+        keepalive_grace: timeouts.keepalive_grace,
     }
 }
 
@@ -276,7 +277,8 @@ mod tests {
             )
             .replace(
                 "[listener.timeouts]\n",
-                "[listener.timeouts]\nwrite = \"3s\"\nlinger = \"4s\"\ndrain = \"5s\"\n",
+                "[listener.timeouts]\nwrite = \"3s\"\nlinger = \"4s\"\ndrain = \"5s\"\n\
+                 keepalive_grace = \"6s\"\n",
             );
         let config = Config::from_toml_str(&text, "t.toml").unwrap();
         let wired = build(&config, &hook(), None).unwrap();
@@ -289,6 +291,7 @@ mod tests {
                 drain: secs(5),
                 read_buffer: Some(2048),
                 write_high_water: Some(8192),
+                keepalive_grace: secs(6),
             }
         );
     }

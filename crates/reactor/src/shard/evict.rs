@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::{Loop, Shard};
+use crate::idle::IdleList;
+use crate::token::ConnToken;
 
 /// Free slots below this fraction of a limit start eviction (nginx uses the same 1/16).
 const EVICT_BELOW_DIVISOR: usize = 16;
@@ -18,22 +20,17 @@ impl Shard {
     /// load per shard otherwise.
     pub(super) fn evict_idle(&mut self, state: &mut Loop, now: Instant) {
         state.evict_at = None;
-        if state.idle.is_empty() || state.draining.is_some() {
+        if state.idle.iter().all(IdleList::is_empty) || state.draining.is_some() {
             return;
         }
         let wanted = self.evictions_wanted(state).min(EVICT_PER_TURN);
         let mut evicted = 0;
         while evicted < wanted {
-            let Some((token, since)) = state.idle.oldest() else {
+            let Some((listener, token)) = oldest_ripe(state, now) else {
                 break;
             };
-            let ripe = since + self.keepalive_grace;
-            if ripe > now {
-                state.evict_at = Some(ripe);
-                break;
-            }
             if state.conns.get_mut(token).is_none() {
-                state.idle.remove(token); // cannot happen: a close takes it off the list
+                state.idle[listener].remove(token); // cannot happen: a close takes it off
                 continue;
             }
             // Counted first: an eviction may end at once (the peer had gone), and `close`
@@ -84,4 +81,26 @@ impl Shard {
         }
         wanted
     }
+}
+
+/// The connection idle longest among those past their listener's grace, and its listener;
+/// otherwise notes in `evict_at` when the first one will be. One look per listener.
+fn oldest_ripe(state: &mut Loop, now: Instant) -> Option<(usize, ConnToken)> {
+    let mut best: Option<(Instant, usize, ConnToken)> = None;
+    let mut next_ripe: Option<Instant> = None;
+    for (listener, list) in state.idle.iter().enumerate() {
+        let Some((token, since)) = list.oldest() else {
+            continue;
+        };
+        let ripe = since + state.ios[listener].keepalive_grace;
+        if ripe > now {
+            next_ripe = Some(next_ripe.map_or(ripe, |at| at.min(ripe)));
+        } else if best.is_none_or(|(oldest, _, _)| since < oldest) {
+            best = Some((since, listener, token));
+        }
+    }
+    if best.is_none() {
+        state.evict_at = next_ripe;
+    }
+    best.map(|(_, listener, token)| (listener, token))
 }
