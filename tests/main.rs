@@ -4,10 +4,13 @@
 mod support;
 
 mod activation;
+mod activation_checks;
 mod adversarial;
 mod check_config;
 mod cli;
 mod drain;
+mod drain_report;
+mod eviction;
 mod keys;
 mod metrics;
 mod reload;

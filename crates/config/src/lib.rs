@@ -132,6 +132,12 @@ impl Config {
         host::shard_count(&self.server, &self.host)
     }
 
+    /// File descriptors kept for what is not a connection (stdio, epolls, wakers, logs,
+    /// listening sockets): the one margin `check-config` and the running server both use.
+    pub fn fd_margin(&self) -> u64 {
+        host::fd_margin(&self.server, &self.host, self.listeners.len())
+    }
+
     /// The global connection limit, with `max_connections = "auto"` resolved.
     pub fn connection_limit(&self) -> u64 {
         host::connection_limit(&self.server, &self.host, self.listeners.len()).unwrap_or(0)

@@ -347,6 +347,7 @@ impl HttpConn {
         }
         self.phase = Phase::Idle;
         self.arm(Timer::Idle, cx);
+        cx.mark_idle();
         Flow::Answered
     }
 

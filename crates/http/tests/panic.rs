@@ -43,6 +43,7 @@ fn start() -> (ReactorHandle, SocketAddr) {
         addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
         backlog: 128,
         protocol: factory,
+        io: Default::default(),
     });
     let handle = coreloop_reactor::start(reactor).unwrap();
     let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {

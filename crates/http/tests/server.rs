@@ -69,6 +69,7 @@ fn start(offload_threads: usize) -> (ReactorHandle, SocketAddr, Arc<HttpFactory>
         addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
         backlog: 1024,
         protocol: factory.clone(),
+        io: Default::default(),
     });
     let handle = coreloop_reactor::start(reactor).unwrap();
     let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {

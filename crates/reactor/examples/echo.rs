@@ -86,6 +86,7 @@ fn main() {
         addr: args.addr,
         backlog: 1024,
         protocol,
+        io: Default::default(),
     });
     // Registered before the listener exists, so no signal can arrive unhandled.
     let mut signals = Signals::new([SIGINT, SIGTERM]).expect("installing signal handlers");

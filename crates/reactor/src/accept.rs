@@ -1,24 +1,16 @@
 //! The accept path pieces shared by the acceptor thread and by shards in reuseport mode:
-//! error classification, the fd-limit back-off, connection limits, and the gate through which
-//! shards wake an acceptor that stopped for lack of room.
+//! error classification, rate-limited logging, connection limits, and the gate through which
+//! shards wake an acceptor that stopped for lack of room. The loop itself is in
+//! `accept_loop.rs`, one for both.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use mio::Registry;
 
-use crate::inbox::Handoff;
-use crate::listener_set::ListenerSet;
 use crate::stats::{PauseCause, ShardStats};
-
-// errno values (Linux) of the accept failures that are handled rather than logged as errors.
-const ENOMEM: i32 = 12;
-const ENFILE: i32 = 23;
-const EMFILE: i32 = 24;
-const ENOBUFS: i32 = 105;
 
 /// What one failed `accept` means for the loop.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,22 +19,43 @@ pub(crate) enum AcceptFailure {
     Drained,
     /// No fd (or kernel memory) left: pause on a timer, the backlog keeps the connection.
     Exhausted,
-    /// That one connection failed (reset before accept, firewall); go on accepting.
-    Transient,
+    /// That one connection failed (reset before accept, a firewall, a signal); go on.
+    Connection,
+    /// Anything else is about the listening socket itself (it was shut down, is no longer
+    /// listening, or is not a socket): retrying at once would spin, so that listener backs
+    /// off on a timer.
+    Listener,
 }
 
+/// Allow-lists the errors that concern one connection; see accept(2), "Error handling": Linux
+/// passes a new connection's pending network errors on as accept's own error.
 pub(crate) fn classify(error: &io::Error) -> AcceptFailure {
     if error.kind() == io::ErrorKind::WouldBlock {
         return AcceptFailure::Drained;
     }
     match error.raw_os_error() {
-        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM) => AcceptFailure::Exhausted,
-        // ECONNABORTED, EPROTO, EPERM, EINTR and the rest concern one connection at most.
-        _ => AcceptFailure::Transient,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            AcceptFailure::Exhausted
+        }
+        Some(
+            libc::ECONNABORTED
+            | libc::EPROTO
+            | libc::EPERM
+            | libc::EINTR
+            | libc::ECONNRESET
+            | libc::ETIMEDOUT
+            | libc::ENETDOWN
+            | libc::ENOPROTOOPT
+            | libc::EHOSTDOWN
+            | libc::ENONET
+            | libc::EHOSTUNREACH
+            | libc::ENETUNREACH,
+        ) => AcceptFailure::Connection,
+        _ => AcceptFailure::Listener,
     }
 }
 
-/// Logs an event at most once a second, with the count of those it kept quiet.
+/// Lets a line through at most once a second, and counts the ones it held back.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimitedLog {
     last: Option<Instant>,
@@ -50,23 +63,29 @@ pub(crate) struct RateLimitedLog {
 }
 
 impl RateLimitedLog {
-    pub fn warn(&mut self, now: Instant, what: &str, error: &io::Error) {
+    /// `Some(lines held back since the last one)` when a line may be logged now.
+    pub fn allow(&mut self, now: Instant) -> Option<u64> {
         if self
             .last
             .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
         {
             self.suppressed += 1;
-            return;
+            return None;
         }
-        tracing::warn!(%error, suppressed = self.suppressed, "{what}");
         self.last = Some(now);
-        self.suppressed = 0;
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 
 /// Lets shards wake an acceptor that stopped because every shard was full (connection limit
-/// or inbox). The acceptor raises `waiting`, checks once more, then sleeps; a shard that frees
-/// room sees the flag and writes the waker once. Costs a shard one relaxed load per close.
+/// or inbox).
+///
+/// Atomic ordering: the acceptor stores `waiting` and then loads the shards' counters; a
+/// shard stores its counter and then loads `waiting`. Store-then-load on both sides can be
+/// reordered on any CPU (x86 included), so each side has a `SeqCst` fence between its store and
+/// its load: then at least one of them sees the other's store, and either the acceptor's
+/// re-check finds the room or the shard finds the flag and wakes it. The 250 ms re-check in
+/// the acceptor is a safety net for a failed waker write, not the mechanism.
 pub(crate) struct AcceptGate {
     waiting: AtomicBool,
     waker: Option<mio::Waker>,
@@ -80,15 +99,22 @@ impl AcceptGate {
         }
     }
 
+    /// Raises the flag; the caller re-checks for room afterwards (see the type's note).
     pub fn set_waiting(&self) {
         self.waiting.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     pub fn clear_waiting(&self) {
         self.waiting.store(false, Ordering::SeqCst);
     }
 
+    /// Called by a shard after it published the room it freed (`active`, `handoffs_taken`).
     pub fn capacity_freed(&self) {
+        if self.waker.is_none() {
+            return;
+        }
+        fence(Ordering::SeqCst);
         if self.waiting.load(Ordering::Relaxed) && self.waiting.swap(false, Ordering::SeqCst) {
             self.wake();
         }
@@ -108,162 +134,86 @@ pub(crate) struct Limits {
     pub global: usize,
     pub per_shard: Option<usize>,
     pub shards: Arc<[Arc<CachePadded<ShardStats>>]>,
+    /// Reuseport mode: connections admitted over all shards (accepted or about to be, and not
+    /// yet closed). Shards accept concurrently, so each takes a place here before `accept`
+    /// (an atomic add), which holds `global` exactly; the acceptor, one thread, needs none.
+    pub admitted: Arc<CachePadded<AtomicUsize>>,
 }
 
 impl Limits {
-    pub fn total_active(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.active.load(Ordering::Relaxed) as usize)
-            .sum()
+    /// Takes one of the `global` places; `false` (and nothing taken) when all are taken.
+    pub fn admit(&self) -> bool {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) < self.global {
+            return true;
+        }
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        false
+    }
+
+    /// Gives back a place taken with [`admit`](Self::admit).
+    pub fn release(&self) {
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// An accept pause: since when, until when (`None`: until room is freed), and why.
+/// An accept pause: since when, until when, and why. A pause for room (connection limit,
+/// inbox) also ends as soon as room is found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Pause {
     pub since: Instant,
-    pub until: Option<Instant>,
+    pub until: Instant,
     pub cause: PauseCause,
 }
 
-/// How long a pause for the global connection limit waits before looking again when no
-/// close on this shard wakes it (the room may have been freed on another shard).
-const LIMIT_RECHECK: Duration = Duration::from_millis(50);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A shard's own listeners in reuseport mode.
-pub(crate) struct LocalAccept {
-    pub listeners: ListenerSet,
-    pause: Option<Pause>,
-    limits: Limits,
-    batch: usize,
-    backoff: Duration,
-    log: RateLimitedLog,
-}
+    fn os(errno: i32) -> AcceptFailure {
+        classify(&io::Error::from_raw_os_error(errno))
+    }
 
-impl LocalAccept {
-    pub fn new(listeners: ListenerSet, limits: Limits, batch: usize, backoff: Duration) -> Self {
-        Self {
-            listeners,
-            pause: None,
-            limits,
-            batch: batch.max(1),
-            backoff,
-            log: RateLimitedLog::default(),
+    #[test]
+    fn accept_errors_are_classified_by_allow_list() {
+        assert_eq!(
+            classify(&io::ErrorKind::WouldBlock.into()),
+            AcceptFailure::Drained
+        );
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert_eq!(os(errno), AcceptFailure::Exhausted, "errno {errno}");
         }
-    }
-
-    /// True when a listener should be accepted from without waiting for an event.
-    pub fn has_work(&self) -> bool {
-        self.pause.is_none() && self.listeners.any_ready()
-    }
-
-    pub fn resume_at(&self) -> Option<Instant> {
-        self.pause.and_then(|p| p.until)
-    }
-
-    pub fn capacity_freed(&mut self) {
-        if let Some(pause) = self.pause {
-            if pause.cause == PauseCause::ConnectionLimit {
-                self.pause = Some(Pause {
-                    until: Some(pause.since),
-                    ..pause
-                });
-            }
+        for errno in [
+            libc::ECONNABORTED,
+            libc::EPROTO,
+            libc::EPERM,
+            libc::EINTR,
+            libc::ENETDOWN,
+            libc::EHOSTUNREACH,
+        ] {
+            assert_eq!(os(errno), AcceptFailure::Connection, "errno {errno}");
         }
-    }
-
-    pub fn close(&mut self, registry: &Registry) {
-        self.listeners.close_all(registry);
-    }
-
-    /// Accepts from every ready listener, at most `batch` each, unless paused or at a limit.
-    pub fn accept_ready(
-        &mut self,
-        now: Instant,
-        active: usize,
-        stats: &ShardStats,
-        mut adopt: impl FnMut(Handoff),
-    ) {
-        if !self.pause_over(now, stats) {
-            return;
+        // Not listening, not a socket, a bad fd, or anything unforeseen: the listener's fault.
+        for errno in [
+            libc::EINVAL,
+            libc::EBADF,
+            libc::ENOTSOCK,
+            libc::EOPNOTSUPP,
+            libc::EFAULT,
+            9999,
+        ] {
+            assert_eq!(os(errno), AcceptFailure::Listener, "errno {errno}");
         }
-        let mut active = active;
-        for slot in 0..self.listeners.len() {
-            let mut accepted = 0;
-            while self.listeners.is_ready(slot) && accepted < self.batch {
-                if self.at_limit(active) {
-                    self.begin_pause(
-                        now,
-                        PauseCause::ConnectionLimit,
-                        Some(now + LIMIT_RECHECK),
-                        stats,
-                    );
-                    return;
-                }
-                let (listener, outcome) = self.listeners.accept(slot);
-                match outcome {
-                    Ok((stream, peer)) => {
-                        accepted += 1;
-                        active += 1;
-                        adopt(Handoff {
-                            stream,
-                            peer,
-                            listener,
-                        });
-                    }
-                    Err(error) => match classify(&error) {
-                        AcceptFailure::Drained => self.listeners.set_drained(slot),
-                        AcceptFailure::Exhausted => {
-                            self.log
-                                .warn(now, "accept: out of file descriptors; pausing", &error);
-                            self.begin_pause(
-                                now,
-                                PauseCause::FdLimit,
-                                Some(now + self.backoff),
-                                stats,
-                            );
-                            return;
-                        }
-                        AcceptFailure::Transient => stats.accept.error(),
-                    },
-                }
-            }
-        }
+        let no_errno = io::Error::other("no errno");
+        assert_eq!(classify(&no_errno), AcceptFailure::Listener);
     }
 
-    fn at_limit(&self, active: usize) -> bool {
-        self.limits.per_shard.is_some_and(|max| active >= max)
-            || self.limits.total_active() >= self.limits.global
-    }
-
-    fn begin_pause(
-        &mut self,
-        now: Instant,
-        cause: PauseCause,
-        until: Option<Instant>,
-        stats: &ShardStats,
-    ) {
-        stats.accept.paused(cause);
-        self.pause = Some(Pause {
-            since: now,
-            until,
-            cause,
-        });
-    }
-
-    /// Ends a pause whose time has come, counting the time spent in it. Listeners stay marked
-    /// ready through a pause: no new edge comes for connections already in the backlog.
-    fn pause_over(&mut self, now: Instant, stats: &ShardStats) -> bool {
-        let Some(pause) = self.pause else {
-            return true;
-        };
-        if pause.until.is_some_and(|until| now < until) {
-            return false;
-        }
-        let nanos = now.duration_since(pause.since).as_nanos() as u64;
-        stats.accept.paused_for(pause.cause, nanos);
-        self.pause = None;
-        true
+    #[test]
+    fn a_rate_limited_log_lets_one_line_a_second_through_and_counts_the_rest() {
+        let mut log = RateLimitedLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.allow(t0), Some(0));
+        assert_eq!(log.allow(t0 + Duration::from_millis(10)), None);
+        assert_eq!(log.allow(t0 + Duration::from_millis(999)), None);
+        assert_eq!(log.allow(t0 + Duration::from_secs(1)), Some(2));
     }
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::SegQueue;
 use mio::{Events, Poll};
 
-use crate::accept::{classify, AcceptFailure, AcceptGate, Limits, Pause, RateLimitedLog};
+use crate::accept::{AcceptGate, Limits};
+use crate::accept_loop::{AcceptLoop, Place};
 use crate::config::Balance;
 use crate::inbox::{Handoff, Inbox};
 use crate::listener_set::ListenerSet;
@@ -22,7 +23,7 @@ use crate::stats::{bump, AcceptorStats, PauseCause};
 use crate::token::Reserved;
 
 /// How long the acceptor sleeps, when stopped for lack of room, before it looks again even if
-/// no shard woke it: a safety net, not the mechanism.
+/// no shard woke it: a safety net (a failed waker write), not the mechanism (`AcceptGate`).
 const ROOM_RECHECK: Duration = Duration::from_millis(250);
 
 /// A change to the acceptor's listeners, sent by the reactor handle (a reload).
@@ -45,15 +46,19 @@ pub(crate) struct Acceptor {
     pub backoff: Duration,
 }
 
-struct State {
-    listeners: ListenerSet,
+/// The acceptor's half of the accept loop: picking a shard and pushing to its inbox.
+struct Shards<'a> {
+    inboxes: &'a [Arc<Inbox>],
+    balance: Balance,
+    limits: &'a Limits,
+    stats: &'a AcceptorStats,
+    /// Per shard: handoffs pushed so far.
     pushed: Vec<u64>,
-    cursor: usize,
-    pause: Option<Pause>,
-    /// A connection accepted while every inbox turned out full, waiting for room.
-    held: Option<Handoff>,
+    /// Per shard: fed in this batch, to be woken once after it.
     woken: Vec<bool>,
-    log: RateLimitedLog,
+    cursor: usize,
+    /// The shard `reserve` picked for the next connection.
+    picked: usize,
 }
 
 impl Acceptor {
@@ -65,18 +70,22 @@ impl Acceptor {
             }
         }
         let shards = self.inboxes.len();
-        let mut state = State {
-            listeners,
+        let mut accept = AcceptLoop::new(listeners, self.batch, self.backoff, ROOM_RECHECK);
+        let mut place = Shards {
+            inboxes: &self.inboxes,
+            balance: self.balance,
+            limits: &self.limits,
+            stats: &self.stats,
             pushed: vec![0; shards],
-            cursor: 0,
-            pause: None,
-            held: None,
             woken: vec![false; shards],
-            log: RateLimitedLog::default(),
+            cursor: 0,
+            picked: 0,
         };
         let mut events = Events::with_capacity(256);
+        // The stop flag is read between turns, and a turn is bounded (`batch` calls per
+        // listener, failures included), so a drain never waits on a busy acceptor.
         while !self.stop.load(Ordering::SeqCst) {
-            let timeout = self.timeout(&state, Instant::now());
+            let timeout = timeout(&accept, Instant::now());
             if let Err(error) = self.poll.poll(&mut events, timeout) {
                 if error.kind() != io::ErrorKind::Interrupted {
                     tracing::error!(%error, "acceptor: poll failed; accepting stops");
@@ -85,123 +94,101 @@ impl Acceptor {
             }
             for event in events.iter() {
                 if let Some(Reserved::Listener(slot)) = Reserved::from_mio(event.token()) {
-                    state.listeners.mark_ready(slot as usize);
+                    accept.listeners.mark_ready(slot as usize);
                 }
             }
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
-            self.apply_commands(&mut state);
-            self.accept_batch(&mut state, Instant::now());
+            apply_commands(&self.poll, &self.commands, &mut accept.listeners);
+            let now = Instant::now();
+            accept.turn(now, &self.stats.accept, &mut place);
+            self.watch_for_room(&mut accept, &place);
+            place.wake_fed();
         }
     }
 
-    fn apply_commands(&self, state: &mut State) {
-        while let Some(command) = self.commands.pop() {
-            let registry = self.poll.registry();
-            match command {
-                AcceptorCommand::Add { id, listener } => {
-                    if let Err(error) = state.listeners.add(registry, id, listener) {
-                        tracing::error!(%error, listener = id, "acceptor: registering a new listener failed");
-                    }
+    /// Paused for room: raise the gate's flag, then look once more. A shard that freed room
+    /// before the flag went up saw no flag and woke nobody (the gate's fences make one of the
+    /// two see the other).
+    fn watch_for_room(&self, accept: &mut AcceptLoop, place: &Shards<'_>) {
+        let Some(cause) = accept.waiting_for_room() else {
+            self.gate.clear_waiting();
+            return;
+        };
+        self.gate.set_waiting();
+        if place.has_room(cause) {
+            accept.room_freed();
+        }
+    }
+}
+
+fn timeout(accept: &AcceptLoop, now: Instant) -> Option<Duration> {
+    if accept.has_work() {
+        return Some(Duration::ZERO);
+    }
+    accept.wake_at().map(|at| at.saturating_duration_since(now))
+}
+
+fn apply_commands(poll: &Poll, commands: &SegQueue<AcceptorCommand>, listeners: &mut ListenerSet) {
+    while let Some(command) = commands.pop() {
+        let registry = poll.registry();
+        match command {
+            AcceptorCommand::Add { id, listener } => {
+                if let Err(error) = listeners.add(registry, id, listener) {
+                    tracing::error!(%error, listener = id, "acceptor: registering a new listener failed");
                 }
-                AcceptorCommand::Remove { id } => {
-                    state.listeners.remove(registry, id);
-                }
+            }
+            AcceptorCommand::Remove { id } => {
+                listeners.remove(registry, id);
             }
         }
     }
+}
 
-    fn timeout(&self, state: &State, now: Instant) -> Option<Duration> {
-        match state.pause {
-            Some(Pause {
-                until: Some(at), ..
-            }) => Some(at.saturating_duration_since(now)),
-            Some(Pause { until: None, .. }) => Some(ROOM_RECHECK),
-            None if state.listeners.any_ready() => Some(Duration::ZERO),
-            None => None,
+impl Place for Shards<'_> {
+    fn reserve(&mut self) -> Result<(), PauseCause> {
+        self.picked = self.pick().ok_or(PauseCause::ConnectionLimit)?;
+        Ok(())
+    }
+
+    /// Counted once it is in an inbox: a connection held while every inbox was full is
+    /// placed (and counted) when the pause ends.
+    fn place(&mut self, handoff: Handoff) -> Result<(), Handoff> {
+        self.push(self.picked, handoff)?;
+        bump(&self.stats.accepted, 1);
+        Ok(())
+    }
+
+    fn has_room(&self, cause: PauseCause) -> bool {
+        match cause {
+            PauseCause::InboxFull => self.inboxes.iter().any(|inbox| inbox.has_room()),
+            _ => self.pick().is_some(),
         }
     }
 
-    /// One batch: at most `batch` accepts per listener, then one wake per shard that got any.
-    fn accept_batch(&mut self, state: &mut State, now: Instant) {
-        if self.end_pause(state, now) {
-            for slot in 0..state.listeners.len() {
-                if !self.accept_from(state, slot, now) {
-                    break;
-                }
-            }
-        }
-        // Room may have been freed between the failed pick and raising the gate's flag; the
-        // shard that freed it saw no flag and woke nobody, so look once more now.
-        if let Some(pause) = state.pause {
-            if pause.until.is_none() && self.has_room_for(pause.cause, state) {
-                state.pause = Some(Pause {
-                    until: Some(now),
-                    ..pause
-                });
-            }
-        }
-        for (shard, woken) in state.woken.iter_mut().enumerate() {
-            if std::mem::take(woken) {
-                self.inboxes[shard].wake();
+    fn paused(&mut self, cause: PauseCause) {
+        // At the connection limit every shard looks at its idle keep-alive connections.
+        if cause == PauseCause::ConnectionLimit {
+            for inbox in self.inboxes {
+                inbox.wake();
             }
         }
     }
+}
 
-    /// Accepts from one listener; `false` when accepting must pause.
-    fn accept_from(&mut self, state: &mut State, slot: usize, now: Instant) -> bool {
-        let mut accepted = 0;
-        while state.listeners.is_ready(slot) && accepted < self.batch {
-            let Some(shard) = self.pick(state) else {
-                self.begin_pause(state, now, PauseCause::ConnectionLimit, None);
-                return false;
-            };
-            let (listener, outcome) = state.listeners.accept(slot);
-            match outcome {
-                Ok((stream, peer)) => {
-                    accepted += 1;
-                    bump(&self.stats.accepted, 1);
-                    let handoff = Handoff {
-                        stream,
-                        peer,
-                        listener,
-                    };
-                    if let Err(handoff) = self.push(state, shard, handoff) {
-                        state.held = Some(handoff);
-                        self.begin_pause(state, now, PauseCause::InboxFull, None);
-                        return false;
-                    }
-                }
-                Err(error) => match classify(&error) {
-                    AcceptFailure::Drained => state.listeners.set_drained(slot),
-                    AcceptFailure::Exhausted => {
-                        state
-                            .log
-                            .warn(now, "accept: out of file descriptors; pausing", &error);
-                        self.begin_pause(state, now, PauseCause::FdLimit, Some(now + self.backoff));
-                        return false;
-                    }
-                    AcceptFailure::Transient => self.stats.accept.error(),
-                },
-            }
-        }
-        true
-    }
-
+impl Shards<'_> {
     /// The shard to hand the next connection to, or `None` when every shard is at its limit.
-    fn pick(&self, state: &State) -> Option<usize> {
-        let total: u64 = (0..self.inboxes.len())
-            .map(|shard| self.load(state, shard))
-            .sum();
+    fn pick(&self) -> Option<usize> {
+        let total: u64 = (0..self.inboxes.len()).map(|shard| self.load(shard)).sum();
         if total >= self.limits.global as u64 {
             return None;
         }
         let shards = self.inboxes.len();
         let mut best: Option<(usize, u64)> = None;
         for offset in 0..shards {
-            let shard = (state.cursor + offset) % shards;
-            let load = self.load(state, shard);
+            let shard = (self.cursor + offset) % shards;
+            let load = self.load(shard);
             if self.limits.per_shard.is_some_and(|max| load >= max as u64) {
                 continue;
             }
@@ -219,22 +206,22 @@ impl Acceptor {
     /// `handoffs_taken` (Release); reading `taken` first (Acquire) means a connection that is
     /// no longer in flight is already seen as active, never as neither (which let one
     /// connection too many past `max_connections`).
-    fn load(&self, state: &State, shard: usize) -> u64 {
-        let stats = &self.limits.shards[shard];
-        let taken = stats.handoffs_taken.load(Ordering::Acquire);
-        stats.active.load(Ordering::Relaxed) + state.pushed[shard].saturating_sub(taken)
+    fn load(&self, shard: usize) -> u64 {
+        let signal = &self.limits.shards[shard].balance;
+        let taken = signal.handoffs_taken.load(Ordering::Acquire);
+        signal.active.load(Ordering::Relaxed) + self.pushed[shard].saturating_sub(taken)
     }
 
     /// Pushes to `first`, or to the next shard whose inbox has room.
-    fn push(&self, state: &mut State, first: usize, mut handoff: Handoff) -> Result<(), Handoff> {
+    fn push(&mut self, first: usize, mut handoff: Handoff) -> Result<(), Handoff> {
         let shards = self.inboxes.len();
         for offset in 0..shards {
             let shard = (first + offset) % shards;
             match self.inboxes[shard].push_handoff(handoff) {
                 Ok(()) => {
-                    state.pushed[shard] += 1;
-                    state.woken[shard] = true;
-                    state.cursor = shard + 1;
+                    self.pushed[shard] += 1;
+                    self.woken[shard] = true;
+                    self.cursor = shard + 1;
                     return Ok(());
                 }
                 Err(back) => {
@@ -246,64 +233,12 @@ impl Acceptor {
         Err(handoff)
     }
 
-    fn begin_pause(
-        &self,
-        state: &mut State,
-        now: Instant,
-        cause: PauseCause,
-        until: Option<Instant>,
-    ) {
-        self.stats.accept.paused(cause);
-        if until.is_none() {
-            // Raise the flag before sleeping; the re-check in `end_pause` closes the race
-            // with a shard that freed room just before the flag went up.
-            self.gate.set_waiting();
-        }
-        state.pause = Some(Pause {
-            since: now,
-            until,
-            cause,
-        });
-    }
-
-    /// `true` when accepting may go on: no pause, or its time has come, or room was freed.
-    fn end_pause(&mut self, state: &mut State, now: Instant) -> bool {
-        let Some(pause) = state.pause else {
-            return true;
-        };
-        let room = match pause.until {
-            Some(until) => now >= until,
-            None => self.has_room(state),
-        };
-        if !room {
-            self.gate.set_waiting();
-            return false;
-        }
-        self.gate.clear_waiting();
-        let nanos = now.duration_since(pause.since).as_nanos() as u64;
-        self.stats.accept.paused_for(pause.cause, nanos);
-        state.pause = None;
-        if let Some(handoff) = state.held.take() {
-            let first = state.cursor % self.inboxes.len();
-            if let Err(handoff) = self.push(state, first, handoff) {
-                state.held = Some(handoff);
-                self.begin_pause(state, now, PauseCause::InboxFull, None);
-                return false;
+    /// One wake per shard that got connections in this batch.
+    fn wake_fed(&mut self) {
+        for (shard, woken) in self.woken.iter_mut().enumerate() {
+            if std::mem::take(woken) {
+                self.inboxes[shard].wake();
             }
-        }
-        true
-    }
-
-    fn has_room(&self, state: &State) -> bool {
-        state
-            .pause
-            .is_none_or(|pause| self.has_room_for(pause.cause, state))
-    }
-
-    fn has_room_for(&self, cause: PauseCause, state: &State) -> bool {
-        match cause {
-            PauseCause::InboxFull => self.inboxes.iter().any(|inbox| inbox.has_room()),
-            _ => self.pick(state).is_some(),
         }
     }
 }

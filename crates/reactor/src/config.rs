@@ -41,6 +41,27 @@ impl Balance {
     }
 }
 
+/// A listener's own IO settings; `None` takes the reactor-wide value of [`ReactorConfig`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenerIo {
+    /// [`ReactorConfig::write_timeout`] for this listener's connections.
+    pub write_timeout: Option<Duration>,
+    /// [`ReactorConfig::linger`] for this listener's connections.
+    pub linger: Option<Duration>,
+    /// At a drain, this listener's connections still open this long after it began are
+    /// closed (`CloseReason::Drain`), instead of at the deadline given to
+    /// [`crate::ReactorHandle::begin_drain`]; longer than that deadline keeps the shards
+    /// running for them.
+    pub drain: Option<Duration>,
+    /// [`ReactorConfig::read_buffer`] for this listener's connections (each listener has its
+    /// own buffer pool on each shard).
+    pub read_buffer: Option<usize>,
+    /// [`ReactorConfig::write_high_water`] for this listener's connections.
+    pub write_high_water: Option<usize>,
+    /// [`ReactorConfig::keepalive_grace`] for this listener's connections.
+    pub keepalive_grace: Option<Duration>,
+}
+
 /// One listening address and the protocol spoken on it.
 #[derive(Clone)]
 pub struct ListenerSpec {
@@ -52,6 +73,8 @@ pub struct ListenerSpec {
     pub backlog: u32,
     /// Makes the protocol objects of this listener's connections.
     pub protocol: Arc<dyn ProtocolFactory>,
+    /// This listener's own IO settings, over the reactor-wide ones.
+    pub io: ListenerIo,
 }
 
 impl std::fmt::Debug for ListenerSpec {
@@ -60,6 +83,7 @@ impl std::fmt::Debug for ListenerSpec {
             .field("name", &self.name)
             .field("addr", &self.addr)
             .field("backlog", &self.backlog)
+            .field("io", &self.io)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +101,11 @@ pub struct ReactorConfig {
     pub max_connections: usize,
     /// Open connections on one shard.
     pub max_connections_per_shard: Option<usize>,
+    /// File descriptors kept for what is not a connection (listeners, epolls, wakers, stdio,
+    /// logs, files): `max_connections` plus this must fit in the fd limit. `None`: the
+    /// reactor's own estimate, [`crate::limits::reserved_fds`]. A server with a config file
+    /// passes the margin its `check-config` uses, so both say the same.
+    pub fd_reserve: Option<u64>,
     /// Offload pool threads.
     pub offload_threads: usize,
     /// Offload jobs that may wait for a thread; more are refused at once.
@@ -97,6 +126,10 @@ pub struct ReactorConfig {
     pub write_timeout: Duration,
     /// How long a closing connection's input is drained after its write side was shut down.
     pub linger: Duration,
+    /// Near `max_connections` (free slots below 1/16 of the limit, global or per shard), idle
+    /// keep-alive connections (see [`crate::Cx::mark_idle`]) are closed oldest first, but only
+    /// those idle at least this long: a request may already be on the wire to a younger one.
+    pub keepalive_grace: Duration,
     /// How long accepting pauses after `EMFILE`/`ENFILE`.
     pub accept_backoff: Duration,
     /// Resolution of each shard's timer wheel.
@@ -113,6 +146,7 @@ impl Default for ReactorConfig {
             pin_cores: false,
             max_connections: 10_000,
             max_connections_per_shard: None,
+            fd_reserve: None,
             offload_threads: 4,
             offload_queue: 1024,
             inbox_capacity: 4096,
@@ -123,6 +157,7 @@ impl Default for ReactorConfig {
             write_high_water: 256 * 1024,
             write_timeout: Duration::from_secs(30),
             linger: Duration::from_secs(2),
+            keepalive_grace: Duration::from_secs(1),
             accept_backoff: Duration::from_millis(100),
             timer_tick: Duration::from_millis(10),
             listeners: Vec::new(),

@@ -12,22 +12,49 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry};
 
 use crate::buffer::BufPool;
+use crate::idle::IdleList;
 use crate::inbuf::InBuf;
 use crate::offload::{Completion, OffloadSink};
-use crate::protocol::{Cx, Protocol, Step, Verb};
+use crate::protocol::{Cx, Protocol, Step};
 use crate::socket::Stream;
 use crate::stats::{bump, CloseReason, ShardStats};
 use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
 
-/// IO settings a shard applies to all its connections.
+mod lifecycle;
+
+use lifecycle::{State, Wait};
+
+/// IO settings a shard applies to one listener's connections.
 #[derive(Clone, Debug)]
 pub(crate) struct IoConfig {
     pub max_input: usize,
     pub read_budget: usize,
+    pub read_buffer: usize,
     pub write_high_water: usize,
     pub write_timeout: Duration,
     pub linger: Duration,
+    /// `None`: the drain deadline of `begin_drain`.
+    pub drain: Option<Duration>,
+    /// How long an idle keep-alive connection is spared by eviction.
+    pub keepalive_grace: Duration,
+}
+
+impl IoConfig {
+    /// These settings with a listener's own values over them.
+    pub fn for_listener(&self, own: &crate::config::ListenerIo) -> IoConfig {
+        let read_buffer = own.read_buffer.unwrap_or(self.read_buffer).max(1);
+        IoConfig {
+            max_input: self.max_input.max(read_buffer),
+            read_budget: self.read_budget,
+            read_buffer,
+            write_high_water: own.write_high_water.unwrap_or(self.write_high_water),
+            write_timeout: own.write_timeout.unwrap_or(self.write_timeout),
+            linger: own.linger.unwrap_or(self.linger),
+            drain: own.drain.or(self.drain),
+            keepalive_grace: own.keepalive_grace.unwrap_or(self.keepalive_grace),
+        }
+    }
 }
 
 /// The shard's parts a connection borrows while it is driven.
@@ -42,24 +69,9 @@ pub(crate) struct Env<'a> {
     pub stats: &'a ShardStats,
     pub timers: &'a mut TimerWheel<ConnToken>,
     pub ready: &'a mut Vec<ConnToken>,
+    pub idle: &'a mut IdleList,
     pub scratch: &'a mut [u8],
     pub io: &'a IoConfig,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wait {
-    Nothing,
-    Flush,
-    Completion,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Open,
-    /// Output is being flushed; the protocol gets no more input.
-    Closing,
-    /// The write side is shut down; input is read and dropped until EOF or the linger deadline.
-    Lingering,
 }
 
 /// Outcome of driving a connection: `Err` closes it for the reason given.
@@ -81,10 +93,7 @@ pub(crate) struct Conn {
     io_deadline: Option<Instant>,
     /// The one wheel entry this connection has, at or before its earliest deadline.
     armed: Option<TimerKey>,
-    wait: Wait,
-    phase: Phase,
-    peer_eof: bool,
-    eof_delivered: bool,
+    state: State,
     writable_registered: bool,
     /// The protocol called `Cx::refuse`: the close counts as `Aborted`.
     refused: bool,
@@ -115,10 +124,7 @@ impl Conn {
             deadline: None,
             io_deadline: None,
             armed: None,
-            wait: Wait::Nothing,
-            phase: Phase::Open,
-            peer_eof: false,
-            eof_delivered: false,
+            state: State::Reading { eof_seen: false },
             writable_registered: false,
             refused: false,
         }
@@ -148,8 +154,8 @@ impl Conn {
     /// (`peer_closed_hint`, from `EPOLLRDHUP`): its edge has been consumed, so read on to the
     /// end. Turns from the ready list pass `true` and read until `WouldBlock`.
     pub fn on_readable(&mut self, env: &mut Env<'_>, peer_closed_hint: bool) -> Drive {
-        if self.phase == Phase::Lingering {
-            return self.discard_input(env);
+        if let State::Lingering { reason } = self.state {
+            return self.discard_input(env, reason);
         }
         let mut budget = env.io.read_budget;
         while self.may_read(env.io) {
@@ -184,9 +190,12 @@ impl Conn {
     }
 
     pub fn on_completion(&mut self, completion: Completion, env: &mut Env<'_>) -> Drive {
-        if self.wait == Wait::Completion {
-            self.wait = Wait::Nothing;
-            self.resume_reading(env);
+        if let State::Waiting {
+            until: Wait::Completion,
+            ..
+        } = self.state
+        {
+            self.end_wait(env);
         }
         let verb = self.call(env, |p, cx| p.on_completion(completion, cx))?;
         self.apply(verb)?;
@@ -197,10 +206,10 @@ impl Conn {
     pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
         // A request sent before the drain may still sit unread in the kernel: hand it over
         // first, so the protocol does not take a busy connection for an idle one.
-        if self.phase == Phase::Open && self.may_read(env.io) {
+        if self.may_read(env.io) {
             self.on_readable(env, true)?;
         }
-        if self.phase != Phase::Open {
+        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
             return Ok(());
         }
         let verb = self.call(env, |p, cx| p.on_drain(cx))?;
@@ -213,10 +222,9 @@ impl Conn {
         self.armed = None;
         let now = env.now;
         if self.io_deadline.is_some_and(|at| at <= now) {
-            return Err(if self.phase == Phase::Lingering {
-                self.finished()
-            } else {
-                CloseReason::WriteTimeout
+            return Err(match self.state {
+                State::Lingering { reason } => reason,
+                _ => CloseReason::WriteTimeout,
             });
         }
         if self.deadline.is_some_and(|at| at <= now) {
@@ -227,8 +235,35 @@ impl Conn {
         self.settle(env)
     }
 
+    /// Closes an idle keep-alive connection to make room near the connection limit, cleanly
+    /// (lingering close, as `CloseReason::Evicted`). `Ok(false)` when it is not idle after all
+    /// (input or output pending, or no longer reading): it stays, off the idle list.
+    pub fn evict(&mut self, env: &mut Env<'_>) -> Result<bool, CloseReason> {
+        // (`Ok(true)`: it now lingers, see `evicting`.)
+        env.idle.remove(self.token);
+        let unread = self.input.as_ref().map_or(0, InBuf::unconsumed);
+        if self.state != (State::Reading { eof_seen: false })
+            || unread > 0
+            || self.pending_output() > 0
+        {
+            return Ok(false);
+        }
+        self.deadline = None;
+        self.linger(env, CloseReason::Evicted)?;
+        Ok(true)
+    }
+
+    /// True while this connection is being closed for eviction.
+    pub fn evicting(&self) -> bool {
+        self.state
+            == (State::Lingering {
+                reason: CloseReason::Evicted,
+            })
+    }
+
     /// Gives back buffers and cancels the timer; the socket closes when `self` drops.
     pub fn release(mut self, env: &mut Env<'_>) {
+        env.idle.remove(self.token);
         if let Some(key) = self.armed.take() {
             env.timers.cancel(key);
         }
@@ -241,9 +276,7 @@ impl Conn {
     }
 
     fn may_read(&self, io: &IoConfig) -> bool {
-        self.phase == Phase::Open
-            && self.wait == Wait::Nothing
-            && !self.peer_eof
+        self.state == State::Reading { eof_seen: false }
             && self.pending_output() <= io.write_high_water
     }
 
@@ -268,10 +301,13 @@ impl Conn {
         loop {
             return match self.stream.read(&mut buf.data[buf.end as usize..]) {
                 Ok(0) => {
-                    self.peer_eof = true;
+                    // Only a reading connection reads (`may_read`), so this is its FIN.
+                    self.state = State::Reading { eof_seen: true };
                     Ok(None)
                 }
                 Ok(n) => {
+                    // A request is on the way: not idle any more.
+                    env.idle.remove(self.token);
                     buf.end += n as u32;
                     bump(&env.stats.bytes_in, n as u64);
                     Ok(Some((n, n < room)))
@@ -285,7 +321,7 @@ impl Conn {
 
     /// Hands buffered input to the protocol unless it is waiting or closing.
     fn feed(&mut self, env: &mut Env<'_>) -> Drive {
-        if self.phase != Phase::Open || self.wait != Wait::Nothing {
+        if !matches!(self.state, State::Reading { .. }) {
             return Ok(());
         }
         let Some(mut buf) = self.input.take() else {
@@ -315,91 +351,14 @@ impl Conn {
         self.apply(step.verb)
     }
 
-    fn apply(&mut self, verb: Verb) -> Drive {
-        match verb {
-            Verb::Read => {}
-            Verb::WaitFlush => self.wait = Wait::Flush,
-            Verb::AwaitCompletion => self.wait = Wait::Completion,
-            // A closing protocol is done: its deadline could only answer a request that will
-            // never complete, after the response that said close.
-            Verb::CloseAfterFlush => {
-                self.phase = Phase::Closing;
-                self.deadline = None;
-            }
-            Verb::CloseNow => return Err(CloseReason::Aborted),
-        }
-        Ok(())
-    }
-
-    /// After any event: write what is pending, resolve waits that the write ended, deliver a
-    /// pending EOF, move a closing connection on, give idle buffers back and re-arm the timer.
-    fn settle(&mut self, env: &mut Env<'_>) -> Drive {
-        loop {
-            self.flush(env)?;
-            if self.wait == Wait::Flush && self.pending_output() == 0 {
-                self.wait = Wait::Nothing;
-                self.resume_reading(env);
-                self.feed(env)?;
-                continue;
-            }
-            break;
-        }
-        self.deliver_eof(env)?;
-        self.advance_close(env)?;
-        self.release_idle_buffers(env);
-        self.sync_timer(env);
-        Ok(())
-    }
-
-    fn deliver_eof(&mut self, env: &mut Env<'_>) -> Drive {
-        if !self.peer_eof
-            || self.eof_delivered
-            || self.phase != Phase::Open
-            || self.wait != Wait::Nothing
-        {
-            return Ok(());
-        }
-        self.eof_delivered = true;
-        let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
-        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
-        self.apply(verb)?;
-        // No more input will come: a protocol that neither waits nor closes is done.
-        if self.phase == Phase::Open && self.wait == Wait::Nothing {
-            self.phase = Phase::Closing;
-        }
-        self.flush(env)
-    }
-
-    fn advance_close(&mut self, env: &mut Env<'_>) -> Drive {
-        if self.phase != Phase::Closing || self.pending_output() > 0 {
-            return Ok(());
-        }
-        if self.peer_eof {
-            return Err(if self.eof_delivered && !self.refused {
-                CloseReason::Peer
-            } else {
-                self.finished()
-            });
-        }
-        // Lingering close: shut our side so the peer sees the end of the response, then read
-        // and drop what it still sends, so that closing never resets a response in flight.
-        if self.stream.shutdown_write().is_err() {
-            return Err(self.finished());
-        }
-        self.phase = Phase::Lingering;
-        self.io_deadline = Some(env.now + env.io.linger);
-        self.deadline = None;
-        self.discard_input(env)
-    }
-
-    fn discard_input(&mut self, env: &mut Env<'_>) -> Drive {
+    fn discard_input(&mut self, env: &mut Env<'_>, reason: CloseReason) -> Drive {
         if let Some(buf) = self.input.take() {
             env.input_pool.give(buf.data);
         }
         let mut budget = env.io.read_budget;
         loop {
             match self.stream.read(env.scratch) {
-                Ok(0) => return Err(self.finished()),
+                Ok(0) => return Err(reason),
                 Ok(n) => {
                     bump(&env.stats.bytes_in, n as u64);
                     budget = budget.saturating_sub(n);
@@ -410,7 +369,7 @@ impl Conn {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(self.finished()),
+                Err(_) => return Err(reason),
             }
         }
         self.sync_timer(env);
@@ -487,7 +446,7 @@ impl Conn {
 
     /// Reading stopped before `WouldBlock`, so no new edge may come: retry from the ready list.
     fn resume_reading(&mut self, env: &mut Env<'_>) {
-        if !self.peer_eof && self.phase == Phase::Open {
+        if self.state == (State::Reading { eof_seen: false }) {
             env.ready.push(self.token);
         }
     }
@@ -545,13 +504,20 @@ impl Conn {
             jobs: &mut *env.jobs,
             draining: env.draining,
             refused: &mut self.refused,
+            marked_idle: false,
         };
         let protocol = self.protocol.as_mut();
-        catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx))).map_err(|panic| {
+        let result = catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx)));
+        let marked_idle = cx.marked_idle;
+        let result = result.map_err(|panic| {
             let message = crate::offload::panic_message(panic.as_ref());
             tracing::error!(shard = env.shard, %message, "a protocol panicked; closing its connection");
             CloseReason::Panicked
-        })
+        })?;
+        if marked_idle {
+            env.idle.push(self.token, env.now);
+        }
+        Ok(result)
     }
 
     /// The reason for a close the protocol asked for.

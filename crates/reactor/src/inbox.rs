@@ -63,13 +63,28 @@ impl<H> Inbox<H> {
     }
 
     /// Wakes the shard unless a wake is already pending.
+    ///
+    /// A failed waker write must not leave the flag up: every later producer would take the
+    /// wake for done and the shard would never look at its queues. So the flag goes down
+    /// again (the next push retries the write), and the shard also drains its queues on any
+    /// turn that finds the flag up ([`wake_pending`](Self::wake_pending)), whatever woke it.
     pub fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            // A failed wake leaves the shard to its poll timeout; nothing better can be done.
             if let Err(error) = self.waker.wake() {
-                tracing::warn!(%error, "waking a shard failed");
+                self.wake_pending.store(false, Ordering::SeqCst);
+                tracing::warn!(%error, "waking a shard failed; the next push retries");
             }
         }
+    }
+
+    /// True when a producer pushed and its wake may not have arrived (or failed).
+    pub fn wake_pending(&self) -> bool {
+        self.wake_pending.load(Ordering::Relaxed)
+    }
+
+    /// True when any queue holds something.
+    pub fn has_items(&self) -> bool {
+        !self.handoffs.is_empty() || !self.completions.is_empty() || !self.control.is_empty()
     }
 
     /// Called by the shard, on its waker event, before it drains the queues.

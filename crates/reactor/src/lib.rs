@@ -6,6 +6,7 @@
 //! and counters and drains it. docs/ARCHITECTURE.md has the whole picture.
 
 mod accept;
+mod accept_loop;
 mod acceptor;
 pub mod activation;
 mod bind;
@@ -14,6 +15,7 @@ mod config;
 mod conn;
 pub mod echo;
 pub mod frame;
+mod idle;
 pub mod inbox;
 mod inbuf;
 pub mod limits;
@@ -33,9 +35,9 @@ pub mod token;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use config::{Balance, ListenerSpec, ReactorConfig};
+pub use config::{Balance, ListenerIo, ListenerSpec, ReactorConfig};
 pub use offload::{Completion, Job, JobFailure, JobId, JobOutput, Refused};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
-pub use reactor::{start, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
+pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
 pub use socket::ListenAddr;
 pub use stats::{CloseReason, PauseCause, Snapshot};

@@ -2,6 +2,7 @@
 //! Listeners come and go at run time (a reload adds or removes them), so a slot can be empty.
 
 use std::io;
+use std::time::Instant;
 
 use mio::Registry;
 
@@ -15,6 +16,8 @@ struct Slot {
     /// May have connections waiting: set by readiness, cleared by `WouldBlock`. No new edge
     /// comes for connections already in the backlog, so this stays set through pauses.
     ready: bool,
+    /// Backed off after an error of the listening socket itself: not accepted from until then.
+    retry_at: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -41,6 +44,7 @@ impl ListenerSet {
             id,
             listener,
             ready: true,
+            retry_at: None,
         });
         match self.slots.get_mut(slot) {
             Some(free) => *free = entry,
@@ -78,7 +82,32 @@ impl ListenerSet {
     }
 
     pub fn any_ready(&self) -> bool {
-        self.slots.iter().flatten().any(|s| s.ready)
+        self.slots
+            .iter()
+            .flatten()
+            .any(|s| s.ready && s.retry_at.is_none())
+    }
+
+    /// Keeps `slot` from being accepted from until `until`.
+    pub fn back_off(&mut self, slot: usize, until: Instant) {
+        if let Some(Some(entry)) = self.slots.get_mut(slot) {
+            entry.retry_at = Some(until);
+        }
+    }
+
+    /// Ends the back-offs that are due; such a listener is tried again (no edge may come).
+    pub fn retry_due(&mut self, now: Instant) {
+        for entry in self.slots.iter_mut().flatten() {
+            if entry.retry_at.is_some_and(|at| at <= now) {
+                entry.retry_at = None;
+                entry.ready = true;
+            }
+        }
+    }
+
+    /// The earliest end of a back-off.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.slots.iter().flatten().filter_map(|s| s.retry_at).min()
     }
 
     pub fn len(&self) -> usize {
@@ -86,7 +115,7 @@ impl ListenerSet {
     }
 
     pub fn is_ready(&self, slot: usize) -> bool {
-        matches!(self.slots.get(slot), Some(Some(entry)) if entry.ready)
+        matches!(self.slots.get(slot), Some(Some(entry)) if entry.ready && entry.retry_at.is_none())
     }
 
     pub fn set_drained(&mut self, slot: usize) {

@@ -146,6 +146,7 @@ pub struct Cx<'a> {
     pub(crate) jobs: &'a mut dyn JobSink,
     pub(crate) draining: bool,
     pub(crate) refused: &'a mut bool,
+    pub(crate) marked_idle: bool,
 }
 
 impl Cx<'_> {
@@ -209,6 +210,16 @@ impl Cx<'_> {
     /// True once the server has started draining.
     pub fn is_draining(&self) -> bool {
         self.draining
+    }
+
+    /// Says that this connection is idle between requests: a keep-alive connection that
+    /// answered everything it got and waits for the next request. Near `max_connections` the
+    /// shard may close such connections, oldest first, once idle for `keepalive_grace`
+    /// ([`crate::ReactorConfig::keepalive_grace`]), with a clean close (the peer reads an
+    /// end of stream, never a reset). Any byte that arrives ends the idle state, so only call
+    /// it again after the next answer. A protocol that never calls it is never evicted.
+    pub fn mark_idle(&mut self) {
+        self.marked_idle = true;
     }
 
     /// Marks the close this connection is heading for as a refusal (bad input, a protocol

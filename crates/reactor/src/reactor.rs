@@ -11,11 +11,12 @@ use crossbeam_queue::SegQueue;
 use crossbeam_utils::CachePadded;
 use mio::{Poll, Waker};
 
-use crate::accept::{AcceptGate, Limits, LocalAccept};
+use crate::accept::{AcceptGate, Limits};
+use crate::accept_loop::{AcceptLoop, LocalAccept};
 use crate::acceptor::{Acceptor, AcceptorCommand};
 use crate::bind::{bind, Bound};
-use crate::config::ListenerSpec;
 use crate::config::{Balance, ReactorConfig};
+use crate::config::{ListenerIo, ListenerSpec};
 use crate::conn::IoConfig;
 use crate::inbox::Inbox;
 use crate::limits::{check_fd_limit, raise_fd_limit, reserved_fds};
@@ -87,6 +88,10 @@ pub struct ReactorHandle {
     gate: Arc<AcceptGate>,
     offload: Option<OffloadPool>,
     drain_deadline: Option<Instant>,
+    /// Connections closed (all reasons, and at the deadline) when the drain began.
+    closed_at_drain: (u64, u64),
+    /// The reactor-wide IO settings, under the own settings of a listener added later.
+    io: IoConfig,
 }
 
 /// What binding a listener added at run time needs to know.
@@ -94,6 +99,39 @@ pub struct ReactorHandle {
 struct BindSettings {
     shards: usize,
     reuse_port: bool,
+}
+
+/// How a drain ended, from [`ReactorHandle::wait`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Connections that closed after the drain began and before its deadline: their work
+    /// was finished (or they were idle), and they closed the way their protocol chose.
+    pub closed_cleanly: u64,
+    /// Connections still open at the drain deadline, closed there (`CloseReason::Drain`):
+    /// whatever they were doing was cut off.
+    pub cut: u64,
+}
+
+impl DrainReport {
+    /// True when the drain cut some connection off.
+    pub fn lost_work(&self) -> bool {
+        self.cut > 0
+    }
+}
+
+/// Closed connections over all shards: all reasons, and `CloseReason::Drain`.
+fn closed_counts(snapshot: &Snapshot) -> (u64, u64) {
+    let all = snapshot
+        .shards
+        .iter()
+        .map(|s| s.closed.iter().sum::<u64>())
+        .sum();
+    let cut = snapshot
+        .shards
+        .iter()
+        .map(|s| s.closed_for(crate::stats::CloseReason::Drain))
+        .sum();
+    (all, cut)
 }
 
 /// Listener ids run from 0 to this, over the reactor's whole life (ids of removed listeners
@@ -122,148 +160,67 @@ impl StatsReader {
     }
 }
 
+/// How long a reuseport shard paused at the global connection limit waits before looking again
+/// when no close on this shard ends the pause (the room may have been freed on another shard).
+const LIMIT_RECHECK: Duration = Duration::from_millis(50);
+
 /// Starts the shards, the acceptor (unless reuseport) and the offload pool.
 pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     validate(&config)?;
-    let limit = raise_fd_limit()?;
-    let reserve = reserved_fds(config.shards, config.listeners.len());
-    check_fd_limit(limit, config.max_connections, reserve).map_err(StartError::FdLimit)?;
-
-    let shards = config.shards;
-    let mut polls = Vec::with_capacity(shards);
-    let mut inboxes = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
-        inboxes.push(Arc::new(Inbox::new(config.inbox_capacity, waker)));
-        polls.push(poll);
-    }
-    let inboxes: Arc<[Arc<Inbox>]> = inboxes.into();
-    let shard_stats: Arc<[Arc<CachePadded<ShardStats>>]> = (0..shards)
+    check_fds(&config)?;
+    let (polls, inboxes) = shard_polls(&config)?;
+    let shard_stats: Arc<[Arc<CachePadded<ShardStats>>]> = (0..config.shards)
         .map(|_| Arc::new(ShardStats::new(MAX_LISTENERS)))
         .collect();
     let limits = Limits {
         global: config.max_connections,
         per_shard: config.max_connections_per_shard,
         shards: shard_stats.clone(),
+        admitted: Arc::default(),
     };
     let reuse_port = config.balance == Balance::ReusePort;
-    let mut shared_listeners = Vec::new();
-    let mut per_shard_listeners: Vec<ListenerSet> =
-        (0..shards).map(|_| ListenerSet::default()).collect();
-    let mut addrs = Vec::new();
-    for (id, spec) in config.listeners.iter().enumerate() {
-        let (bound, addr) = bind(spec, shards, reuse_port)?;
-        match bound {
-            Bound::Shared(listener) => shared_listeners.push((id, listener)),
-            Bound::PerShard(listeners) => {
-                for ((set, poll), listener) in
-                    per_shard_listeners.iter_mut().zip(&polls).zip(listeners)
-                {
-                    set.add(poll.registry(), id, listener)?;
-                }
-            }
-        }
-        addrs.push(addr);
-    }
+    let bound = bind_all(&config, &polls, reuse_port)?;
+    crate::activation::check_all_taken().map_err(StartError::Config)?;
     let commands = Arc::new(SegQueue::new());
-    let acceptor_stats = Arc::new(AcceptorStats::new(shards));
+    let acceptor_stats = Arc::new(AcceptorStats::new(config.shards));
     let acceptor_stop = Arc::new(AtomicBool::new(false));
-
     let (acceptor, gate) = if reuse_port {
         (None, Arc::new(AcceptGate::new(None)))
     } else {
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
-        let gate = Arc::new(AcceptGate::new(Some(waker)));
-        let acceptor = Acceptor {
-            poll,
-            listeners: shared_listeners,
-            commands: commands.clone(),
-            inboxes: inboxes.clone(),
-            balance: config.balance,
-            limits: limits.clone(),
-            gate: gate.clone(),
-            stats: acceptor_stats.clone(),
-            stop: acceptor_stop.clone(),
-            batch: config.accept_batch.max(1),
-            backoff: config.accept_backoff,
+        let shared = AcceptorParts {
+            commands: &commands,
+            inboxes: &inboxes,
+            limits: &limits,
+            stats: &acceptor_stats,
+            stop: &acceptor_stop,
         };
+        let (acceptor, gate) = make_acceptor(&config, bound.shared, &shared)?;
         (Some(acceptor), gate)
     };
-
     let offload = OffloadPool::start(
         config.offload_threads,
         config.offload_queue,
         inboxes.clone(),
     )?;
-    let io = IoConfig {
-        max_input: config.max_input.max(config.read_buffer),
-        read_budget: config.read_budget.max(1),
-        write_high_water: config.write_high_water,
-        write_timeout: config.write_timeout,
-        linger: config.linger,
+    let io = io_defaults(&config);
+    let parts = ShardParts {
+        inboxes: &inboxes,
+        stats: &shard_stats,
+        limits: &limits,
+        gate: &gate,
+        offload: &offload,
+        io: &io,
+        reuse_port,
     };
-    let cores = if config.pin_cores {
-        core_affinity::get_core_ids()
-    } else {
-        None
-    };
-    let mut threads = Vec::with_capacity(shards);
-    for ((id, poll), listeners) in polls.into_iter().enumerate().zip(per_shard_listeners) {
-        let local_accept = reuse_port.then(|| {
-            LocalAccept::new(
-                listeners,
-                limits.clone(),
-                config.accept_batch,
-                config.accept_backoff,
-            )
-        });
-        let specs: Vec<_> = config
-            .listeners
-            .iter()
-            .map(|l| l.protocol.clone())
-            .collect();
-        let core = cores
-            .as_ref()
-            .and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
-        let shard = Shard {
-            id,
-            poll,
-            inbox: inboxes[id].clone(),
-            jobs: offload.sink(id),
-            stats: shard_stats[id].clone(),
-            gate: gate.clone(),
-            local_accept,
-            io: io.clone(),
-            read_buffer: config.read_buffer,
-            timer_tick: config.timer_tick,
-            slab_capacity: slab_capacity(&config),
-        };
-        let thread = std::thread::Builder::new()
-            .name(format!("coreloop-shard-{id}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    core_affinity::set_for_current(core);
-                }
-                // Made here so that a factory may keep shard-local, non-Send state.
-                let factories = specs.iter().map(|f| Some(f.for_shard(id))).collect();
-                shard.run(factories);
-            })?;
-        threads.push(thread);
-    }
-    let acceptor = match acceptor {
-        Some(acceptor) => Some(
-            std::thread::Builder::new()
-                .name("coreloop-acceptor".into())
-                .spawn(move || acceptor.run())?,
-        ),
-        None => None,
-    };
+    let threads = spawn_shards(&config, polls, bound.per_shard, &parts)?;
+    let acceptor = acceptor.map(spawn_acceptor).transpose()?;
     Ok(ReactorHandle {
-        addrs: addrs.into_iter().map(Some).collect(),
+        addrs: bound.addrs.into_iter().map(Some).collect(),
         names: config.listeners.iter().map(|l| l.name.clone()).collect(),
-        config_for_binding: BindSettings { shards, reuse_port },
+        config_for_binding: BindSettings {
+            shards: config.shards,
+            reuse_port,
+        },
         commands,
         listener_slots: Arc::new(AtomicUsize::new(config.listeners.len())),
         inboxes,
@@ -275,7 +232,209 @@ pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
         gate,
         offload: Some(offload),
         drain_deadline: None,
+        closed_at_drain: (0, 0),
+        io,
     })
+}
+
+/// Raises the fd limit and refuses a `max_connections` it cannot hold.
+fn check_fds(config: &ReactorConfig) -> Result<(), StartError> {
+    let limit = raise_fd_limit()?;
+    let reserve = config
+        .fd_reserve
+        .unwrap_or_else(|| reserved_fds(config.shards, config.listeners.len()));
+    check_fd_limit(limit, config.max_connections, reserve).map_err(StartError::FdLimit)
+}
+
+/// Every shard's inbox, by shard.
+type Inboxes = Arc<[Arc<Inbox>]>;
+
+/// One poll per shard, and its inbox woken through a waker on that poll.
+fn shard_polls(config: &ReactorConfig) -> Result<(Vec<Poll>, Inboxes), StartError> {
+    let mut polls = Vec::with_capacity(config.shards);
+    let mut inboxes = Vec::with_capacity(config.shards);
+    for _ in 0..config.shards {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
+        inboxes.push(Arc::new(Inbox::new(config.inbox_capacity, waker)));
+        polls.push(poll);
+    }
+    Ok((polls, inboxes.into()))
+}
+
+/// Every listener of the config, bound for the balancing mode.
+struct BoundListeners {
+    /// For the acceptor, by listener id.
+    shared: Vec<(usize, Listener)>,
+    /// Reuseport mode: each shard's own sockets, registered on its poll.
+    per_shard: Vec<ListenerSet>,
+    addrs: Vec<ListenAddr>,
+}
+
+fn bind_all(
+    config: &ReactorConfig,
+    polls: &[Poll],
+    reuse_port: bool,
+) -> Result<BoundListeners, StartError> {
+    let mut bound_all = BoundListeners {
+        shared: Vec::new(),
+        per_shard: (0..config.shards).map(|_| ListenerSet::default()).collect(),
+        addrs: Vec::new(),
+    };
+    for (id, spec) in config.listeners.iter().enumerate() {
+        let (bound, addr) = bind(spec, config.shards, reuse_port)?;
+        match bound {
+            Bound::Shared(listener) => bound_all.shared.push((id, listener)),
+            Bound::PerShard(listeners) => {
+                for ((set, poll), listener) in
+                    bound_all.per_shard.iter_mut().zip(polls).zip(listeners)
+                {
+                    set.add(poll.registry(), id, listener)?;
+                }
+            }
+        }
+        bound_all.addrs.push(addr);
+    }
+    Ok(bound_all)
+}
+
+/// The reactor-wide IO settings, under each listener's own.
+fn io_defaults(config: &ReactorConfig) -> IoConfig {
+    IoConfig {
+        max_input: config.max_input.max(config.read_buffer),
+        read_budget: config.read_budget.max(1),
+        read_buffer: config.read_buffer.max(1),
+        write_high_water: config.write_high_water,
+        write_timeout: config.write_timeout,
+        linger: config.linger,
+        drain: None,
+        keepalive_grace: config.keepalive_grace,
+    }
+}
+
+/// What every shard shares with the others and the handle.
+struct ShardParts<'a> {
+    inboxes: &'a Arc<[Arc<Inbox>]>,
+    stats: &'a Arc<[Arc<CachePadded<ShardStats>>]>,
+    limits: &'a Limits,
+    gate: &'a Arc<AcceptGate>,
+    offload: &'a OffloadPool,
+    io: &'a IoConfig,
+    reuse_port: bool,
+}
+
+fn spawn_shards(
+    config: &ReactorConfig,
+    polls: Vec<Poll>,
+    listeners: Vec<ListenerSet>,
+    parts: &ShardParts<'_>,
+) -> Result<Vec<JoinHandle<()>>, StartError> {
+    let cores = if config.pin_cores {
+        core_affinity::get_core_ids()
+    } else {
+        None
+    };
+    let mut threads = Vec::with_capacity(config.shards);
+    for ((id, poll), listeners) in polls.into_iter().enumerate().zip(listeners) {
+        let shard = make_shard(config, id, poll, listeners, parts);
+        let specs: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| l.protocol.clone())
+            .collect();
+        let ios: Vec<IoConfig> = config
+            .listeners
+            .iter()
+            .map(|l| parts.io.for_listener(&l.io))
+            .collect();
+        let core = cores
+            .as_ref()
+            .and_then(|c| (!c.is_empty()).then(|| c[id % c.len()]));
+        let thread = std::thread::Builder::new()
+            .name(format!("coreloop-shard-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    core_affinity::set_for_current(core);
+                }
+                // Made here so that a factory may keep shard-local, non-Send state.
+                let factories = specs.iter().map(|f| Some(f.for_shard(id))).collect();
+                shard.run(factories, ios);
+            })?;
+        threads.push(thread);
+    }
+    Ok(threads)
+}
+
+fn make_shard(
+    config: &ReactorConfig,
+    id: usize,
+    poll: Poll,
+    listeners: ListenerSet,
+    parts: &ShardParts<'_>,
+) -> Shard {
+    let local_accept = parts.reuse_port.then(|| LocalAccept {
+        accept: AcceptLoop::new(
+            listeners,
+            config.accept_batch,
+            config.accept_backoff,
+            LIMIT_RECHECK,
+        ),
+        limits: parts.limits.clone(),
+    });
+    Shard {
+        id,
+        poll,
+        inbox: parts.inboxes[id].clone(),
+        jobs: parts.offload.sink(id),
+        stats: parts.stats[id].clone(),
+        gate: parts.gate.clone(),
+        local_accept,
+        limits: parts.limits.clone(),
+        admits: parts.reuse_port,
+        output_buffer: config.read_buffer,
+        timer_tick: config.timer_tick,
+        slab_capacity: slab_capacity(config),
+    }
+}
+
+/// What the acceptor shares with the shards and the handle.
+struct AcceptorParts<'a> {
+    commands: &'a Arc<SegQueue<AcceptorCommand>>,
+    inboxes: &'a Arc<[Arc<Inbox>]>,
+    limits: &'a Limits,
+    stats: &'a Arc<AcceptorStats>,
+    stop: &'a Arc<AtomicBool>,
+}
+
+/// The acceptor (not yet running) and the gate through which shards wake it.
+fn make_acceptor(
+    config: &ReactorConfig,
+    listeners: Vec<(usize, Listener)>,
+    parts: &AcceptorParts<'_>,
+) -> Result<(Acceptor, Arc<AcceptGate>), StartError> {
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
+    let gate = Arc::new(AcceptGate::new(Some(waker)));
+    let acceptor = Acceptor {
+        poll,
+        listeners,
+        commands: parts.commands.clone(),
+        inboxes: parts.inboxes.clone(),
+        balance: config.balance,
+        limits: parts.limits.clone(),
+        gate: gate.clone(),
+        stats: parts.stats.clone(),
+        stop: parts.stop.clone(),
+        batch: config.accept_batch.max(1),
+        backoff: config.accept_backoff,
+    };
+    Ok((acceptor, gate))
+}
+
+fn spawn_acceptor(acceptor: Acceptor) -> Result<JoinHandle<()>, StartError> {
+    Ok(std::thread::Builder::new()
+        .name("coreloop-acceptor".into())
+        .spawn(move || acceptor.run())?)
 }
 
 /// The most connections one shard can hold, capped so the reservation stays modest.
@@ -347,6 +506,7 @@ impl ReactorHandle {
                     inbox.push_control(Control::AddListener {
                         id,
                         factory: spec.protocol.clone(),
+                        io: self.io.for_listener(&spec.io),
                         listener: None,
                     });
                 }
@@ -360,10 +520,28 @@ impl ReactorHandle {
             inbox.push_control(Control::AddListener {
                 id,
                 factory: spec.protocol.clone(),
+                io: self.io.for_listener(&spec.io),
                 listener: listener.take(),
             });
         }
         Ok((id, addr))
+    }
+
+    /// Replaces listener `id`'s own IO settings (a live reload): its connections, open ones
+    /// included, use them from their next event. A `None` takes the reactor-wide value given
+    /// at start. `false` if there is no such listener.
+    pub fn set_listener_io(&mut self, id: usize, io: ListenerIo) -> bool {
+        if self.addrs.get(id).and_then(Option::as_ref).is_none() {
+            return false;
+        }
+        let resolved = self.io.for_listener(&io);
+        for inbox in self.inboxes.iter() {
+            inbox.push_control(Control::SetIo {
+                id,
+                io: resolved.clone(),
+            });
+        }
+        true
     }
 
     /// Stops accepting on listener `id` and closes its socket; its connections carry on.
@@ -428,6 +606,7 @@ impl ReactorHandle {
             return;
         }
         self.drain_deadline = Some(deadline);
+        self.closed_at_drain = closed_counts(&self.snapshot());
         self.acceptor_stop.store(true, Ordering::SeqCst);
         self.gate.wake();
         if let Some(acceptor) = self.acceptor.take() {
@@ -438,11 +617,19 @@ impl ReactorHandle {
         }
     }
 
-    /// Waits until every shard has finished draining, then stops the offload pool.
-    pub fn wait(mut self) {
+    /// Waits until every shard has finished draining, then stops the offload pool. Says how
+    /// many connections the drain closed cleanly and how many it cut at the deadline.
+    pub fn wait(mut self) -> DrainReport {
         for shard in self.shards.drain(..) {
             let _ = shard.join();
         }
+        let (all, cut) = closed_counts(&self.snapshot());
+        let (all_before, cut_before) = self.closed_at_drain;
+        let cut = cut - cut_before;
+        let report = DrainReport {
+            closed_cleanly: (all - all_before).saturating_sub(cut),
+            cut,
+        };
         let deadline = self.drain_deadline.unwrap_or_else(Instant::now);
         if let Some(pool) = self.offload.take() {
             pool.shutdown(deadline.max(Instant::now() + Duration::from_millis(100)));
@@ -452,12 +639,13 @@ impl ReactorHandle {
                 let _ = std::fs::remove_file(path);
             }
         }
+        report
     }
 
     /// Drains with `grace` and waits: the whole shutdown in one call.
-    pub fn shutdown(mut self, grace: Duration) {
+    pub fn shutdown(mut self, grace: Duration) -> DrainReport {
         self.begin_drain(Instant::now() + grace);
-        self.wait();
+        self.wait()
     }
 }
 

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
-use crate::accept::{AcceptGate, LocalAccept};
+use crate::accept::{AcceptGate, Limits, RateLimitedLog};
+use crate::accept_loop::LocalAccept;
 use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
+use crate::idle::IdleList;
 use crate::inbox::{Handoff, Inbox};
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
@@ -36,11 +38,20 @@ pub(crate) enum Control {
     AddListener {
         id: usize,
         factory: Arc<dyn ProtocolFactory>,
+        io: IoConfig,
         listener: Option<Listener>,
     },
     /// A listener was removed (reuseport mode: close this shard's socket for it).
     RemoveListener { id: usize },
+    /// A listener's IO settings changed (a reload): its connections use them from now on.
+    SetIo { id: usize, io: IoConfig },
 }
+
+mod admit;
+mod drain;
+mod evict;
+
+use admit::Adopter;
 
 const EVENTS_CAPACITY: usize = 1024;
 const IDLE_POOL_BUFFERS: usize = 256;
@@ -53,8 +64,12 @@ pub(crate) struct Shard {
     pub stats: Arc<CachePadded<ShardStats>>,
     pub gate: Arc<AcceptGate>,
     pub local_accept: Option<LocalAccept>,
-    pub io: IoConfig,
-    pub read_buffer: usize,
+    /// The connection limits, for eviction (and admission in reuseport mode).
+    pub limits: Limits,
+    /// Reuseport mode: this shard's connections hold places of `limits` (see `Limits::admit`).
+    pub admits: bool,
+    /// Size of a pooled output buffer (output buffers grow as a protocol writes).
+    pub output_buffer: usize,
     pub timer_tick: Duration,
     pub slab_capacity: usize,
 }
@@ -64,35 +79,58 @@ struct Loop {
     factories: Vec<Option<Box<dyn ConnFactory>>>,
     conns: ConnTable<Conn>,
     timers: TimerWheel<ConnToken>,
-    input_pool: BufPool,
+    /// By listener id: its IO settings and its input buffer pool (its own `read_buffer`).
+    ios: Vec<IoConfig>,
+    input_pools: Vec<BufPool>,
     output_pool: BufPool,
+    /// While draining, by listener id: when its connections still open are closed.
+    drain_cuts: Vec<Option<Instant>>,
     ready: Vec<ConnToken>,
     ready_scratch: Vec<ConnToken>,
     fired: Vec<ConnToken>,
     scratch: Vec<u8>,
     draining: Option<Instant>,
     next_clock: Instant,
+    /// By listener id: its keep-alive connections idle between requests, oldest first (one
+    /// list per listener, as each has its own `keepalive_grace`).
+    idle: Vec<IdleList>,
+    /// Connections closing for eviction (lingering): their slots are as good as free.
+    evicting: usize,
+    /// When the oldest idle connection passes its grace, while slots are short.
+    evict_at: Option<Instant>,
+    evict_log: RateLimitedLog,
 }
 
 impl Shard {
     /// Runs the loop until drained. `factories` are made on this thread, one per listener.
-    pub fn run(mut self, factories: Vec<Option<Box<dyn ConnFactory>>>) {
+    pub fn run(mut self, factories: Vec<Option<Box<dyn ConnFactory>>>, ios: Vec<IoConfig>) {
         let start = Instant::now();
+        let input_pools = ios
+            .iter()
+            .map(|io| BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS))
+            .collect();
+        let idle = ios.iter().map(|_| IdleList::default()).collect();
         let mut state = Loop {
             factories,
+            ios,
+            input_pools,
+            drain_cuts: Vec::new(),
             // Reserved up front: untouched pages cost no memory, and the slab never grows by
             // copying (a copy touches every entry, and the old block's pages stay counted
             // until it is freed), so resident memory follows the live connections.
             conns: ConnTable::with_capacity(self.slab_capacity),
             timers: TimerWheel::new(start, self.timer_tick, 4096),
-            input_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
-            output_pool: BufPool::new(self.read_buffer, IDLE_POOL_BUFFERS),
+            output_pool: BufPool::new(self.output_buffer, IDLE_POOL_BUFFERS),
             ready: Vec::new(),
             ready_scratch: Vec::new(),
             fired: Vec::new(),
             scratch: vec![0; 4096],
             draining: None,
             next_clock: start,
+            idle,
+            evicting: 0,
+            evict_at: None,
+            evict_log: RateLimitedLog::default(),
         };
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
@@ -111,9 +149,15 @@ impl Shard {
             for event in events.iter() {
                 self.dispatch(&mut state, event, now);
             }
+            // A wake that failed, or items pushed without one, are still picked up: the poll
+            // timeout bounds how late (see `Inbox::wake`).
+            if self.inbox.wake_pending() || self.inbox.has_items() {
+                self.drain_inbox(&mut state, now);
+            }
             self.accept_local(&mut state, now);
             self.run_ready(&mut state, now);
             self.expire_timers(&mut state, now);
+            self.evict_idle(&mut state, now);
             if self.finished(&mut state, now) {
                 break;
             }
@@ -127,22 +171,27 @@ impl Shard {
                 self.drive(state, token, now, |conn, _| conn.on_error());
                 return;
             }
-            if event.is_writable() {
-                self.drive(state, token, now, |conn, env| conn.on_writable(env));
-            }
-            if event.is_readable() || event.is_read_closed() {
-                let peer_closed = event.is_read_closed();
-                self.drive(state, token, now, |conn, env| {
-                    conn.on_readable(env, peer_closed)
-                });
-            }
+            // Both halves in one drive: when the writable half closes the connection, its
+            // readable half is not a stale event (one lookup, one count at most).
+            let writable = event.is_writable();
+            let readable = event.is_readable() || event.is_read_closed();
+            let peer_closed = event.is_read_closed();
+            self.drive(state, token, now, |conn, env| {
+                if writable {
+                    conn.on_writable(env)?;
+                }
+                if readable {
+                    conn.on_readable(env, peer_closed)?;
+                }
+                Ok(())
+            });
             return;
         }
         match Reserved::from_mio(event.token()) {
             Some(Reserved::Waker) => self.drain_inbox(state, now),
             Some(Reserved::Listener(i)) => {
                 if let Some(local) = self.local_accept.as_mut() {
-                    local.listeners.mark_ready(i as usize);
+                    local.accept.listeners.mark_ready(i as usize);
                 }
             }
             None => {}
@@ -176,7 +225,8 @@ impl Shard {
         let Some(conn) = conns.get_mut(token) else {
             return false;
         };
-        let mut env = env(self, parts, now);
+        let listener = conn.listener();
+        let mut env = env(self, parts, now, listener);
         let outcome = f(conn, &mut env);
         if let Err(reason) = outcome {
             self.close(state, token, now, reason);
@@ -185,24 +235,34 @@ impl Shard {
     }
 
     fn close(&mut self, state: &mut Loop, token: ConnToken, now: Instant, reason: CloseReason) {
-        let (conns, parts) = split(state);
-        let Some(conn) = conns.remove(token) else {
+        let Some(conn) = state.conns.remove(token) else {
             return;
         };
+        // However an eviction ends (EOF, linger deadline, reset, drain), it was an eviction.
+        let reason = if conn.evicting() {
+            state.evicting = state.evicting.saturating_sub(1);
+            CloseReason::Evicted
+        } else {
+            reason
+        };
+        let (conns, parts) = split(state);
         let active = conns.len() as u64;
         let listener = conn.listener();
-        let mut env = env(self, parts, now);
+        let mut env = env(self, parts, now, listener);
         conn.release(&mut env);
         self.stats.closed(reason);
-        set(&self.stats.active, active);
+        set(&self.stats.balance.active, active);
         let per_listener = &self.stats.listeners[listener].active;
         set(
             per_listener,
             per_listener.load(Ordering::Relaxed).saturating_sub(1),
         );
+        if self.admits {
+            self.limits.release();
+        }
         self.gate.capacity_freed();
         if let Some(local) = self.local_accept.as_mut() {
-            local.capacity_freed();
+            local.accept.room_freed();
         }
     }
 
@@ -218,11 +278,13 @@ impl Shard {
                 Control::AddListener {
                     id,
                     factory,
+                    io,
                     listener,
-                } => self.add_listener(state, id, factory.as_ref(), listener),
+                } => self.add_listener(state, id, factory.as_ref(), io, listener),
+                Control::SetIo { id, io } => self.set_io(state, id, io),
                 Control::RemoveListener { id } => {
                     if let Some(local) = self.local_accept.as_mut() {
-                        local.listeners.remove(self.poll.registry(), id);
+                        local.accept.listeners.remove(self.poll.registry(), id);
                     }
                 }
             }
@@ -234,11 +296,22 @@ impl Shard {
         state: &mut Loop,
         id: usize,
         factory: &dyn ProtocolFactory,
+        io: IoConfig,
         listener: Option<Listener>,
     ) {
         if state.factories.len() <= id {
             state.factories.resize_with(id + 1, || None);
         }
+        // Listener ids only grow; a connection names its listener only once it is here.
+        while state.ios.len() <= id {
+            state.ios.push(io.clone());
+            state
+                .input_pools
+                .push(BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS));
+            state.idle.push(IdleList::default());
+        }
+        state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
+        state.ios[id] = io;
         let mut made = factory.for_shard(self.id);
         made.on_clock(SystemTime::now());
         state.factories[id] = Some(made);
@@ -248,9 +321,24 @@ impl Shard {
         if state.draining.is_some() {
             return; // dropped: a draining shard accepts nothing new
         }
-        if let Err(error) = local.listeners.add(self.poll.registry(), id, listener) {
+        if let Err(error) = local
+            .accept
+            .listeners
+            .add(self.poll.registry(), id, listener)
+        {
             tracing::error!(shard = self.id, listener = id, %error, "registering a new listener failed");
         }
+    }
+
+    fn set_io(&mut self, state: &mut Loop, id: usize, io: IoConfig) {
+        let Some(current) = state.ios.get_mut(id) else {
+            return;
+        };
+        if current.read_buffer != io.read_buffer {
+            // Buffers of the old size in use go back to the new pool, which resizes them.
+            state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
+        }
+        *current = io;
     }
 
     fn drain_inbox(&mut self, state: &mut Loop, now: Instant) {
@@ -259,10 +347,9 @@ impl Shard {
         let mut took = false;
         while let Some(handoff) = self.inbox.pop_handoff() {
             took = true;
-            self.adopt(state, handoff, now);
-            // After `adopt` published `active`: see `Acceptor::load` for why the order counts.
-            let taken = &self.stats.handoffs_taken;
-            taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
+            if !self.adopt(state, handoff, now) {
+                self.count_taken(); // never adopted: no longer in flight either
+            }
         }
         if took {
             self.gate.capacity_freed();
@@ -292,8 +379,10 @@ impl Shard {
         bump(counter, 1);
     }
 
-    /// Takes over an accepted connection: slot, token, registration, protocol.
-    fn adopt(&mut self, state: &mut Loop, handoff: Handoff, now: Instant) {
+    /// Takes over an accepted connection: slot, token, registration, protocol. `false` when
+    /// it was closed before it got a slot.
+    fn adopt(&mut self, state: &mut Loop, handoff: Handoff, now: Instant) -> bool {
+        let from_inbox = self.local_accept.is_none() && !self.admits;
         let Handoff {
             stream,
             peer,
@@ -314,7 +403,7 @@ impl Shard {
                 listener,
                 "a connection for an unknown listener; closing it"
             );
-            return;
+            return false;
         };
         let protocol = factory.open(&info);
         let registry = self.poll.registry();
@@ -330,16 +419,33 @@ impl Shard {
             }
         });
         let Some(token) = adopted else {
-            return;
+            return false;
         };
         bump(&self.stats.accepted, 1);
-        set(&self.stats.active, state.conns.len() as u64);
+        set(&self.stats.balance.active, state.conns.len() as u64);
+        if from_inbox {
+            // After `active`, and before the protocol runs (it may answer the peer at once):
+            // see `Acceptor::load` for why the order counts.
+            self.count_taken();
+        }
         bump(&self.stats.listeners[listener].accepted, 1);
         bump(&self.stats.listeners[listener].active, 1);
-        self.drive(state, token, now, |conn, env| conn.on_open(env));
-        if state.draining.is_some() {
-            self.drive(state, token, now, |conn, env| conn.on_drain(env));
-        }
+        let draining = state.draining.is_some();
+        // One drive: a connection that `on_open` closed gets no `on_drain` (and no stale count).
+        self.drive(state, token, now, |conn, env| {
+            conn.on_open(env)?;
+            if draining {
+                conn.on_drain(env)?;
+            }
+            Ok(())
+        });
+        true
+    }
+
+    /// One more handoff taken from the inbox, published for the acceptor's balance.
+    fn count_taken(&self) {
+        let taken = &self.stats.balance.handoffs_taken;
+        taken.store(taken.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
 
     fn accept_local(&mut self, state: &mut Loop, now: Instant) {
@@ -348,9 +454,13 @@ impl Shard {
         };
         if state.draining.is_none() {
             let stats = self.stats.clone();
-            local.accept_ready(now, state.conns.len(), &stats, |handoff| {
-                self.adopt(state, handoff, now);
-            });
+            let mut place = Adopter {
+                shard: self,
+                state,
+                now,
+                limits: &local.limits,
+            };
+            local.accept.turn(now, &stats.accept, &mut place);
         }
         self.local_accept = Some(local);
     }
@@ -358,8 +468,10 @@ impl Shard {
     fn run_ready(&mut self, state: &mut Loop, now: Instant) {
         std::mem::swap(&mut state.ready, &mut state.ready_scratch);
         let mut batch = std::mem::take(&mut state.ready_scratch);
+        // The ready list is the shard's own: an entry whose connection closed since it was
+        // pushed (or a second entry for one connection) is not a stale event.
         for token in batch.drain(..) {
-            self.drive(state, token, now, |conn, env| conn.on_readable(env, true));
+            self.try_drive(state, token, now, |conn, env| conn.on_readable(env, true));
         }
         state.ready_scratch = batch;
     }
@@ -371,47 +483,6 @@ impl Shard {
             self.drive(state, token, now, |conn, env| conn.on_timer(env));
         }
         state.fired = fired;
-    }
-
-    fn start_drain(&mut self, state: &mut Loop, deadline: Instant, now: Instant) {
-        if state.draining.is_some() {
-            return;
-        }
-        state.draining = Some(deadline);
-        if let Some(mut local) = self.local_accept.take() {
-            local.close(self.poll.registry());
-        }
-        let tokens = state.conns.tokens();
-        for token in tokens {
-            self.drive(state, token, now, |conn, env| conn.on_drain(env));
-        }
-    }
-
-    /// A draining shard is done when its last connection closed, or at the deadline.
-    fn finished(&mut self, state: &mut Loop, now: Instant) -> bool {
-        let Some(deadline) = state.draining else {
-            return false;
-        };
-        if state.conns.is_empty() && self.inbox.handoffs_queued() == 0 {
-            return true;
-        }
-        if now >= deadline {
-            let open = state.conns.len();
-            tracing::info!(
-                shard = self.id,
-                open,
-                "drain deadline reached; closing what is left"
-            );
-            return true;
-        }
-        false
-    }
-
-    fn close_all(&mut self, state: &mut Loop, now: Instant, reason: CloseReason) {
-        let tokens = state.conns.tokens();
-        for token in tokens {
-            self.close(state, token, now, reason);
-        }
     }
 
     fn tick_clock(&mut self, state: &mut Loop, now: Instant) {
@@ -435,7 +506,7 @@ impl Shard {
             || self
                 .local_accept
                 .as_ref()
-                .is_some_and(LocalAccept::has_work)
+                .is_some_and(|local| local.accept.has_work())
         {
             return Some(Duration::ZERO);
         }
@@ -443,10 +514,20 @@ impl Shard {
         if let Some(at) = state.timers.next_expiry() {
             wake = wake.min(at);
         }
-        if let Some(at) = self.local_accept.as_ref().and_then(LocalAccept::resume_at) {
+        if let Some(at) = self
+            .local_accept
+            .as_ref()
+            .and_then(|local| local.accept.wake_at())
+        {
             wake = wake.min(at);
         }
         if let Some(at) = state.draining {
+            wake = wake.min(at);
+        }
+        if let Some(at) = state.drain_cuts.iter().flatten().min() {
+            wake = wake.min(*at);
+        }
+        if let Some(at) = state.evict_at {
             wake = wake.min(at);
         }
         Some(wake.saturating_duration_since(now))
@@ -455,7 +536,9 @@ impl Shard {
 
 struct Parts<'a> {
     timers: &'a mut TimerWheel<ConnToken>,
-    input_pool: &'a mut BufPool,
+    idle: &'a mut [IdleList],
+    ios: &'a [IoConfig],
+    input_pools: &'a mut [BufPool],
     output_pool: &'a mut BufPool,
     ready: &'a mut Vec<ConnToken>,
     scratch: &'a mut [u8],
@@ -466,7 +549,9 @@ struct Parts<'a> {
 fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     let parts = Parts {
         timers: &mut state.timers,
-        input_pool: &mut state.input_pool,
+        idle: &mut state.idle,
+        ios: &state.ios,
+        input_pools: &mut state.input_pools,
         output_pool: &mut state.output_pool,
         ready: &mut state.ready,
         scratch: &mut state.scratch,
@@ -475,19 +560,21 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     (&mut state.conns, parts)
 }
 
-fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant) -> Env<'a> {
+/// The environment of one of `listener`'s connections.
+fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize) -> Env<'a> {
     Env {
         now,
         shard: shard.id,
         draining: parts.draining,
         registry: shard.poll.registry(),
-        input_pool: parts.input_pool,
+        input_pool: &mut parts.input_pools[listener],
         output_pool: parts.output_pool,
         jobs: &mut shard.jobs,
         stats: &shard.stats,
         timers: parts.timers,
         ready: parts.ready,
+        idle: &mut parts.idle[listener],
         scratch: parts.scratch,
-        io: &shard.io,
+        io: &parts.ios[listener],
     }
 }

@@ -64,7 +64,10 @@ impl Listener {
         match addr {
             ListenAddr::Tcp(addr) => bind_tcp(*addr, backlog, reuse_port).map(Self::Tcp),
             ListenAddr::Unix(path) => bind_unix(path, backlog).map(Self::Unix),
-            ListenAddr::Inherited(name) => adopt(crate::activation::take(name)?),
+            ListenAddr::Inherited(name) => {
+                let (fd, socket) = crate::activation::take(name)?;
+                adopt(fd, name, socket)
+            }
         }
     }
 
@@ -122,13 +125,23 @@ impl Listener {
     }
 }
 
-/// Makes an inherited listening socket ours: non-blocking, close-on-exec, and of a kind we serve.
-fn adopt(fd: std::os::fd::OwnedFd) -> io::Result<Listener> {
-    let socket = Socket::from(fd);
+/// Makes an inherited listening socket ours: non-blocking, close-on-exec, and of a kind we
+/// serve. A socket that is not listening is refused: accept on it fails at once and forever.
+fn adopt(fd: std::os::fd::RawFd, name: &str, socket: std::os::fd::OwnedFd) -> io::Result<Listener> {
+    let socket = Socket::from(socket);
     if socket.r#type()? != Type::STREAM {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "an inherited socket is not a stream socket",
+            format!("the socket passed as fd {fd} (`{name}`) is not a stream socket: pass a ListenStream= socket"),
+        ));
+    }
+    if !socket.is_listener()? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the socket passed as fd {fd} (`{name}`) is not listening (SO_ACCEPTCONN is 0): \
+                 pass a listening socket (ListenStream= with Accept=no in the socket unit)"
+            ),
         ));
     }
     socket.set_nonblocking(true)?;

@@ -49,11 +49,13 @@ pub enum CloseReason {
     Drain,
     /// The protocol panicked (a bug); only this connection was closed.
     Panicked,
+    /// An idle keep-alive connection closed (cleanly) to make room near `max_connections`.
+    Evicted,
 }
 
 impl CloseReason {
     /// Every reason, in the order of [`ShardSnapshot::closed`].
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 9] = [
         Self::Done,
         Self::Peer,
         Self::Aborted,
@@ -62,6 +64,7 @@ impl CloseReason {
         Self::InputOverflow,
         Self::Drain,
         Self::Panicked,
+        Self::Evicted,
     ];
 
     /// A metric label value.
@@ -75,6 +78,7 @@ impl CloseReason {
             Self::InputOverflow => "input_overflow",
             Self::Drain => "drain",
             Self::Panicked => "panicked",
+            Self::Evicted => "evicted",
         }
     }
 
@@ -112,13 +116,21 @@ impl PauseCause {
 #[derive(Debug, Default)]
 pub(crate) struct AcceptStats {
     accept_errors: AtomicU64,
+    listener_errors: AtomicU64,
     paused: [AtomicU64; 3],
     paused_nanos: [AtomicU64; 3],
 }
 
 impl AcceptStats {
+    /// An accept failed for one connection's sake.
     pub fn error(&self) {
         bump(&self.accept_errors, 1);
+    }
+
+    /// An accept failed because of the listening socket itself (it backs off).
+    pub fn listener_error(&self) {
+        bump(&self.accept_errors, 1);
+        bump(&self.listener_errors, 1);
     }
 
     pub fn paused(&self, cause: PauseCause) {
@@ -132,6 +144,7 @@ impl AcceptStats {
     pub fn snapshot(&self) -> AcceptSnapshot {
         AcceptSnapshot {
             accept_errors: get(&self.accept_errors),
+            listener_errors: get(&self.listener_errors),
             paused: self.paused.each_ref().map(get),
             paused_seconds: self.paused_nanos.each_ref().map(|n| get(n) as f64 / 1e9),
         }
@@ -143,6 +156,8 @@ impl AcceptStats {
 pub struct AcceptSnapshot {
     /// Accept calls that failed for a reason other than the fd limit (which pauses instead).
     pub accept_errors: u64,
+    /// Of `accept_errors`, those of the listening socket itself (it backed off on a timer).
+    pub listener_errors: u64,
     /// Times accepting paused, by [`PauseCause::ALL`] order.
     pub paused: [u64; 3],
     /// Seconds spent paused, by [`PauseCause::ALL`] order.
@@ -152,6 +167,7 @@ pub struct AcceptSnapshot {
 impl AcceptSnapshot {
     fn add(&mut self, other: &AcceptSnapshot) {
         self.accept_errors += other.accept_errors;
+        self.listener_errors += other.listener_errors;
         for i in 0..3 {
             self.paused[i] += other.paused[i];
             self.paused_seconds[i] += other.paused_seconds[i];
@@ -166,15 +182,25 @@ pub(crate) struct ListenerStats {
     pub accepted: AtomicU64,
 }
 
+/// What the acceptor reads on every accept to balance and to hold the limits. It has its own
+/// cache line, so the acceptor's reads do not contend with the shard's per-event counters
+/// (`bytes_in`, `events`, ...), which change far more often.
+#[derive(Debug, Default)]
+pub(crate) struct BalanceSignal {
+    /// Open connections.
+    pub active: AtomicU64,
+    /// Handoffs taken from the inbox (published after `active`; see `Acceptor::load`).
+    pub handoffs_taken: AtomicU64,
+}
+
 /// One shard's counters. Written only by that shard's thread.
 #[derive(Debug)]
 pub(crate) struct ShardStats {
-    pub active: AtomicU64,
+    pub balance: CachePadded<BalanceSignal>,
     pub accepted: AtomicU64,
-    pub closed: [AtomicU64; 8],
+    pub closed: [AtomicU64; 9],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
-    pub handoffs_taken: AtomicU64,
     pub loop_iterations: AtomicU64,
     pub events: AtomicU64,
     pub stale_events: AtomicU64,
@@ -190,12 +216,11 @@ pub(crate) struct ShardStats {
 impl ShardStats {
     pub fn new(listeners: usize) -> CachePadded<Self> {
         CachePadded::new(Self {
-            active: AtomicU64::new(0),
+            balance: CachePadded::default(),
             accepted: AtomicU64::new(0),
             closed: Default::default(),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            handoffs_taken: AtomicU64::new(0),
             loop_iterations: AtomicU64::new(0),
             events: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
@@ -216,12 +241,12 @@ impl ShardStats {
     pub fn snapshot(&self, shard: usize, listeners: usize) -> ShardSnapshot {
         ShardSnapshot {
             shard,
-            active: get(&self.active),
+            active: get(&self.balance.active),
             accepted: get(&self.accepted),
             closed: self.closed.each_ref().map(get),
             bytes_in: get(&self.bytes_in),
             bytes_out: get(&self.bytes_out),
-            handoffs_taken: get(&self.handoffs_taken),
+            handoffs_taken: get(&self.balance.handoffs_taken),
             loop_iterations: get(&self.loop_iterations),
             events: get(&self.events),
             stale_events: get(&self.stale_events),
@@ -263,7 +288,7 @@ pub struct ShardSnapshot {
     /// Connections taken over so far (from the acceptor, or accepted itself in reuseport mode).
     pub accepted: u64,
     /// Connections closed, by [`CloseReason::ALL`] order.
-    pub closed: [u64; 8],
+    pub closed: [u64; 9],
     /// Bytes read from peers.
     pub bytes_in: u64,
     /// Bytes written to peers.

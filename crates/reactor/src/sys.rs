@@ -6,11 +6,11 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 /// systemd passes the sockets as fds 3, 4, ... (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: RawFd = 3;
 
-/// The sockets systemd passed, with their names (`FileDescriptorName=`, default the socket
-/// unit's name). The variables are removed whatever happens, so neither a second call nor a
+/// The sockets systemd passed, with their fd numbers and names (`FileDescriptorName=`,
+/// default the socket unit's name; `None` when `LISTEN_FDNAMES` gives none). The variables are removed whatever happens, so neither a second call nor a
 /// child process can take the same fds again. Empty when the variables are absent or meant
 /// for another process (`LISTEN_PID`).
-pub(crate) fn take_listen_fds() -> Vec<(String, OwnedFd)> {
+pub(crate) fn take_listen_fds() -> Vec<(RawFd, Option<String>, OwnedFd)> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
@@ -28,19 +28,22 @@ pub(crate) fn take_listen_fds() -> Vec<(String, OwnedFd)> {
             let fd = LISTEN_FDS_START + i;
             let name = names
                 .next()
-                .filter(|n| !n.is_empty())
-                .unwrap_or("unknown")
-                .to_owned();
+                .filter(|n| !n.is_empty() && *n != "unknown")
+                .map(str::to_owned);
             // An fd that is not open cannot be owned; /proc tells without touching it.
             if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
-                tracing::warn!(fd, %name, "systemd passed an fd that is not open; ignoring it");
+                tracing::warn!(
+                    fd,
+                    ?name,
+                    "systemd passed an fd that is not open; ignoring it"
+                );
                 return None;
             }
             // SAFETY: `fd` is open (checked above) and was passed to this very process by the
             // service manager (LISTEN_PID matched); nothing else in the process owns it, and
             // the variables were removed above, so it is taken exactly once.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            Some((name, owned))
+            Some((fd, name, owned))
         })
         .collect()
 }

@@ -44,6 +44,7 @@ pub struct Harness {
     deadline: Option<Instant>,
     jobs: QueuedJobs,
     refused: bool,
+    idle_marks: usize,
 }
 
 impl Default for Harness {
@@ -65,6 +66,7 @@ impl Harness {
             deadline: None,
             jobs: QueuedJobs::default(),
             refused: false,
+            idle_marks: 0,
         }
     }
 
@@ -82,8 +84,18 @@ impl Harness {
             jobs: &mut self.jobs,
             draining: self.draining,
             refused: &mut self.refused,
+            marked_idle: false,
         };
-        f(&mut cx)
+        let result = f(&mut cx);
+        if cx.marked_idle {
+            self.idle_marks += 1;
+        }
+        result
+    }
+
+    /// Times the protocol called [`Cx::mark_idle`].
+    pub fn idle_marks(&self) -> usize {
+        self.idle_marks
     }
 
     /// Calls [`Protocol::on_open`].

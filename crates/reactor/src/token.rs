@@ -7,6 +7,15 @@
 
 use mio::Token;
 
+// A token packs a 32-bit index and a 32-bit generation into `usize`, and the reactor speaks
+// epoll (mio's Linux backend) and Linux errno values: any other target would build and then
+// mix up connections or misread errors, so it does not build.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+compile_error!(
+    "coreloop-reactor supports 64-bit Linux only: tokens pack 64 bits into usize and the \
+     reactor relies on epoll and Linux errno values"
+);
+
 /// The low 32 bits of a [`Token`] are the slab index; this index value is never handed out by
 /// the slab (it would need 4 billion live connections), so it marks the reserved tokens.
 const RESERVED_INDEX: u32 = u32::MAX;

@@ -2,8 +2,8 @@
 //! listening socket by its name and serves on it.
 //!
 //! The server is this same test binary, started by `systemd-socket-activate` with
-//! `CORELOOP_ACTIVATED_CHILD` set; it runs only `activated_child`, and stops when its stdin
-//! closes.
+//! `CORELOOP_ACTIVATED_CHILD` set: the test itself then plays the server (no helper test that
+//! passes by doing nothing in a normal run), and stops when its stdin closes.
 
 mod support;
 
@@ -16,11 +16,8 @@ use coreloop_reactor::{activation, Balance, ListenAddr};
 
 const CHILD_ENV: &str = "CORELOOP_ACTIVATED_CHILD";
 
-#[test]
+/// The server side, in the child process.
 fn activated_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return; // only meaningful as the child of the test below
-    }
     assert_eq!(activation::inherited_names(), ["greeting"]);
     let addr = ListenAddr::Inherited("greeting".into());
     let reactor = support::start(2, Balance::ReusePort, addr, Arc::new(EchoFactory), |_| {});
@@ -35,6 +32,9 @@ fn free_port() -> u16 {
 
 #[test]
 fn an_inherited_socket_is_adopted_by_name_and_served() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return activated_child();
+    }
     let Ok(tool) = which("systemd-socket-activate") else {
         panic!("systemd-socket-activate is missing: .ci/setup installs Debian's systemd package");
     };
@@ -44,7 +44,11 @@ fn an_inherited_socket_is_adopted_by_name_and_served() {
         .arg("--fdname=greeting")
         .arg(format!("--setenv={CHILD_ENV}=1"))
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "activated_child", "--nocapture"])
+        .args([
+            "--exact",
+            "an_inherited_socket_is_adopted_by_name_and_served",
+            "--nocapture",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -79,4 +83,45 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
         .map(|dir| dir.join(name))
         .find(|p| p.exists())
         .ok_or(())
+}
+
+/// Issue 10, §1: accept on a socket that is not listening fails at once and forever, so one
+/// is refused at start, with its fd, its name and the fix.
+#[test]
+fn a_passed_socket_that_is_not_listening_is_refused_with_its_fd_and_name() {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+    assert!(activation::offer("quiet", socket.into()).is_ok());
+    let mut config = coreloop_reactor::ReactorConfig {
+        shards: 1,
+        offload_threads: 1,
+        ..Default::default()
+    };
+    config.listeners.push(coreloop_reactor::ListenerSpec {
+        name: "quiet".into(),
+        addr: ListenAddr::Inherited("quiet".into()),
+        backlog: 16,
+        protocol: Arc::new(EchoFactory),
+        io: Default::default(),
+    });
+    let Err(error) = coreloop_reactor::start(config) else {
+        panic!("a socket that is not listening was adopted");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!(
+            "fd {fd} (`quiet`) is not listening (SO_ACCEPTCONN is 0)"
+        )),
+        "{message}"
+    );
+    assert!(message.contains("ListenStream="), "{message}");
 }

@@ -134,3 +134,35 @@ fn frame_connections_close_at_a_frame_boundary_when_draining() {
     assert_eq!(answer, [0, 0, 0, 5, b'h', b'e', b'l', b'l', b'o']);
     reactor.wait();
 }
+
+/// Issue 10, §4: the drain says what it did: connections that closed before the deadline,
+/// and those it cut there.
+#[test]
+fn the_drain_report_counts_clean_closes_and_cuts() {
+    let mut reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |_| {},
+    );
+    let addr = support::tcp_addr(&reactor);
+    let leaving = support::echoed(addr, "leaving");
+    let _stay_one = support::echoed(addr, "staying");
+    let _stay_two = support::echoed(addr, "staying");
+    // Echo keeps a connection through a drain until its peer closes: two are cut.
+    reactor.begin_drain(Instant::now() + Duration::from_secs(3));
+    drop(leaving);
+    support::wait_until(Duration::from_secs(3), "the leaving client's close", || {
+        reactor.snapshot().shards[0].closed_for(CloseReason::Peer) == 1
+    });
+    let report = reactor.wait();
+    assert_eq!(
+        report,
+        coreloop_reactor::DrainReport {
+            closed_cleanly: 1,
+            cut: 2
+        }
+    );
+    assert!(report.lost_work());
+}

@@ -98,6 +98,7 @@ fn several_listeners_with_their_own_protocols_share_the_shards() {
                 addr: support::unix_addr("frames"),
                 backlog: 64,
                 protocol: Arc::new(FrameEchoFactory { max: 64 }),
+                io: Default::default(),
             });
         },
     );

@@ -79,6 +79,7 @@ fn a_limit_beyond_the_fd_table_is_refused_at_start() {
         addr: support::loopback(),
         backlog: 16,
         protocol: Arc::new(EchoFactory),
+        io: Default::default(),
     });
     match coreloop_reactor::start(config) {
         Err(StartError::FdLimit(message)) => {
@@ -146,4 +147,91 @@ fn unconsumed_input_past_max_input_closes_the_connection() {
         reactor.snapshot().shards[0].closed_for(coreloop_reactor::CloseReason::InputOverflow) == 1
     });
     reactor.shutdown(Duration::from_secs(1));
+}
+
+/// Issue 10, §1: reuseport shards accept concurrently, each checking the published total;
+/// two shards at `limit - 1` could both accept. Several threads connect at once and the total
+/// is sampled throughout: it never passes the limit, and ends exactly at it.
+#[test]
+fn the_global_limit_holds_exactly_under_concurrent_connects_in_reuseport_mode() {
+    const LIMIT: u64 = 24;
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 12;
+    let reactor = support::start(
+        4,
+        Balance::ReusePort,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |c| c.max_connections = LIMIT as usize,
+    );
+    let addr = support::tcp_addr(&reactor);
+    let (go_tx, go_rx) = crossbeam_channel::bounded::<()>(0);
+    let clients: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let go = go_rx.clone();
+            std::thread::spawn(move || {
+                let _ = go.recv_timeout(Duration::from_secs(10));
+                (0..PER_THREAD)
+                    .map(|_| support::connect(addr))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for _ in 0..THREADS {
+        go_tx.send(()).unwrap();
+    }
+    let mut most = 0;
+    support::wait_until(Duration::from_secs(10), "the limit to fill", || {
+        let active = reactor.snapshot().active();
+        most = most.max(active);
+        active == LIMIT
+    });
+    let held: Vec<_> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    for _ in 0..50 {
+        most = most.max(reactor.snapshot().active());
+    }
+    assert!(
+        most <= LIMIT,
+        "{most} connections open at once, limit {LIMIT}"
+    );
+    assert_eq!(reactor.snapshot().active(), LIMIT);
+    assert_eq!(held.len(), THREADS * PER_THREAD);
+    drop(held);
+    reactor.shutdown(Duration::from_secs(1));
+}
+
+/// A paused accept loop re-checks for room on a timer (or when woken), never in a loop: a
+/// re-check that took "some inbox has room" for "room under the connection limit" once ended
+/// every pause at once, half a million times a second. Counted, not timed: pauses per second.
+#[test]
+fn a_pause_at_the_limit_is_rechecked_on_a_timer_not_in_a_loop() {
+    for balance in [Balance::LeastLoaded, Balance::ReusePort] {
+        let reactor = support::start(
+            2,
+            balance,
+            support::loopback(),
+            Arc::new(EchoFactory),
+            |c| c.max_connections = 4,
+        );
+        let addr = support::tcp_addr(&reactor);
+        let _held: Vec<_> = (0..4)
+            .map(|i| support::echoed(addr, &format!("held {i}")))
+            .collect();
+        let _waiting: Vec<_> = (0..4).map(|_| support::connect(addr)).collect();
+        support::wait_until(Duration::from_secs(10), "a pause at the limit", || {
+            pauses(&reactor.snapshot()) >= 1
+        });
+        let before = pauses(&reactor.snapshot());
+        // An observation window, not a synchronisation.
+        std::thread::sleep(Duration::from_secs(1));
+        let per_second = pauses(&reactor.snapshot()) - before;
+        assert!(
+            per_second <= 1,
+            "{balance:?}: {per_second} new pauses in 1 s while one pause should last"
+        );
+        reactor.shutdown(Duration::from_secs(1));
+    }
 }

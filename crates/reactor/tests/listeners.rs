@@ -37,6 +37,7 @@ fn add_and_remove(balance: Balance) {
             addr: support::loopback(),
             backlog: 64,
             protocol: Arc::new(FrameEchoFactory { max: 16 }),
+            io: Default::default(),
         })
         .expect("the new listener binds");
     assert_eq!(id, 1);
@@ -101,6 +102,7 @@ fn an_address_in_use_is_refused_and_changes_nothing() {
             addr: ListenAddr::Tcp(taken),
             backlog: 16,
             protocol: Arc::new(EchoFactory),
+            io: Default::default(),
         })
         .expect_err("the port is taken");
     let message = error.to_string();

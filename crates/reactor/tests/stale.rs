@@ -133,3 +133,48 @@ fn a_late_completion_for_a_closed_connection_does_not_reach_the_slots_new_owner(
     assert_eq!(reactor.snapshot().shards[0].completions, 0);
     reactor.shutdown(Duration::from_secs(2));
 }
+
+/// Issue 10, §7: `stale_events` proves the generation check at work, so it must count only
+/// events for a connection that is gone, not the shard's own bookkeeping: a ready-list turn for
+/// a connection closed meanwhile, or the readable half of an event whose writable half closed
+/// it. Clients here flood a small read budget and vanish with a reset, again and again.
+#[test]
+fn normal_closes_count_no_stale_events() {
+    use coreloop_reactor::echo::EchoFactory;
+    use std::io::Write;
+    let reactor = support::start(
+        1,
+        coreloop_reactor::Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |c| c.read_budget = 2048,
+    );
+    let addr = support::tcp_addr(&reactor);
+    let payload = vec![b'z'; 256 * 1024];
+    for _ in 0..40 {
+        let mut client = support::connect(addr);
+        client
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let _ = client.write_all(&payload);
+        // Unread echo in our receive queue: dropping the socket resets the connection.
+        drop(client);
+    }
+    for i in 0..20 {
+        drop(support::echoed(addr, &format!("polite {i}")));
+    }
+    support::wait_until(Duration::from_secs(10), "every connection to close", || {
+        reactor.snapshot().active() == 0
+    });
+    let snapshot = reactor.snapshot();
+    assert!(
+        snapshot.shards[0].budget_yields > 0,
+        "the floods should have spent the read budget"
+    );
+    assert_eq!(
+        snapshot.shards[0].stale_events, 0,
+        "{:?}",
+        snapshot.shards[0]
+    );
+    reactor.shutdown(Duration::from_secs(1));
+}

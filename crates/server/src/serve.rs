@@ -7,7 +7,7 @@ use std::time::Instant;
 use coreloop_config::{format_duration, Config};
 use coreloop_http::MetricsHook;
 use coreloop_metrics::{ServerStats, Sources};
-use coreloop_reactor::{ReactorHandle, StartError};
+use coreloop_reactor::{DrainReport, ListenAddr, ReactorHandle, StartError};
 
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
@@ -15,6 +15,10 @@ use crate::notify::Notifier;
 use crate::reload::{http_stats, Reloader, RunningListener};
 use crate::signals::{self, Event};
 use crate::{logging, wiring, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
+
+/// The exit status of a drain that cut connections off at its deadline (work was lost);
+/// docs/ARCHITECTURE.md ("Drain") lists the codes.
+pub(crate) const EXIT_DRAIN_CUT: i32 = 3;
 
 /// Runs the server; returns the exit code.
 pub(crate) fn run(args: &ServeArgs) -> i32 {
@@ -66,6 +70,12 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         tracing::error!("installing signal handlers failed: {e}");
         return EXIT_RUNTIME;
     }
+    let inherited: Vec<bool> = wired
+        .reactor
+        .listeners
+        .iter()
+        .map(|l| matches!(l.addr, ListenAddr::Inherited(_)))
+        .collect();
     let handle = match coreloop_reactor::start(wired.reactor) {
         Ok(handle) => handle,
         Err(error) => {
@@ -94,7 +104,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
     });
-    announce(&config, &handle);
+    announce(&config, &handle, &inherited);
     let notifier = Notifier::from_env();
     notifier.ready();
     let reloader = Reloader {
@@ -115,15 +125,21 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
     code
 }
 
-/// One line per listener that tests and operators can grep, with the real bound address.
-fn announce(config: &Config, handle: &ReactorHandle) {
+/// One line per listener that tests and operators can grep, with the real bound address and
+/// whether the socket was bound here or inherited (systemd socket activation).
+fn announce(config: &Config, handle: &ReactorHandle, inherited: &[bool]) {
     let names = handle.listener_names();
     for (i, (name, addr)) in names.iter().zip(handle.local_addrs()).enumerate() {
         let protocol = config
             .listeners
             .get(i)
             .map_or("?", |l| protocol_name(l.protocol));
-        tracing::info!("listening name={name} protocol={protocol} address={addr}");
+        let socket = if inherited.get(i).copied().unwrap_or(false) {
+            "inherited"
+        } else {
+            "bound"
+        };
+        tracing::info!("listening name={name} protocol={protocol} address={addr} socket={socket}");
     }
     tracing::info!(
         "coreloop {} running: {} shards, pid {}",
@@ -161,6 +177,7 @@ fn main_loop(
     inbox: &mpsc::Receiver<Event>,
 ) -> i32 {
     let mut running = Some(handle);
+    let report: Arc<Mutex<Option<DrainReport>>> = Arc::default();
     while let Ok(event) = inbox.recv() {
         match event {
             Event::Reload => match running.as_mut() {
@@ -185,20 +202,42 @@ fn main_loop(
                 );
                 handle.begin_drain(Instant::now() + drain);
                 let events = events.clone();
+                let report = report.clone();
                 std::thread::Builder::new()
                     .name("drain".into())
                     .spawn(move || {
-                        handle.wait();
+                        let drained = handle.wait();
+                        *report.lock().unwrap_or_else(|p| p.into_inner()) = Some(drained);
                         let _ = events.send(Event::Drained);
                     })
                     .map_err(|e| tracing::error!("drain thread: {e}"))
                     .ok();
             }
             Event::Drained => {
-                tracing::info!("drained; exiting");
-                return EXIT_OK;
+                let drained = report.lock().unwrap_or_else(|p| p.into_inner()).take();
+                return drain_exit(drained.unwrap_or_default());
             }
         }
     }
     EXIT_RUNTIME
+}
+
+/// The final line of a drain, and the exit status: non-zero when connections were cut off
+/// at the deadline.
+fn drain_exit(report: DrainReport) -> i32 {
+    let DrainReport {
+        closed_cleanly,
+        cut,
+    } = report;
+    if report.lost_work() {
+        tracing::warn!(
+            "drained; exiting: connections: {closed_cleanly} closed cleanly, {cut} cut at the \
+             drain deadline (exit status {EXIT_DRAIN_CUT})"
+        );
+        return EXIT_DRAIN_CUT;
+    }
+    tracing::info!(
+        "drained; exiting: connections: {closed_cleanly} closed cleanly, 0 cut at the drain deadline"
+    );
+    EXIT_OK
 }

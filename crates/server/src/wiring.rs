@@ -7,10 +7,12 @@ use coreloop_config::{self as config, Config, Health};
 use coreloop_http::{
     AccessLogHook, FilesSpec, Handler, HttpConfig, HttpFactory, MetricsHook, Route, StaticSpec,
 };
+use coreloop_reactor::activation;
 use coreloop_reactor::echo::EchoFactory;
 use coreloop_reactor::frame::FrameEchoFactory;
-use coreloop_reactor::{activation, limits};
-use coreloop_reactor::{Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig};
+use coreloop_reactor::{
+    Balance, ListenAddr, ListenerIo, ListenerSpec, ProtocolFactory, ReactorConfig,
+};
 
 /// What the server keeps of each listener after start: its HTTP factory, for stats and reload.
 pub(crate) struct Wired {
@@ -73,12 +75,28 @@ pub(crate) fn listener_spec(
         addr,
         backlog: listener.backlog,
         protocol,
+        io: listener_io(listener),
     };
     Ok((spec, http))
 }
 
-/// The reactor-wide settings. IO sizes and the write timeout and linger are per reactor, so the
-/// global `[limits]`/`[timeouts]` apply (per-listener overrides reach the HTTP settings only).
+/// The reactor's half of a listener's `[listener.timeouts]`/`[listener.limits]` overrides, as
+/// written (the rest take the reactor-wide values from `[timeouts]`/`[limits]`).
+fn listener_io(listener: &config::Listener) -> ListenerIo {
+    let timeouts = &listener.timeout_overrides;
+    let limits = &listener.limit_overrides;
+    ListenerIo {
+        write_timeout: timeouts.write,
+        linger: timeouts.linger,
+        drain: timeouts.drain,
+        read_buffer: limits.read_buffer.map(to_usize),
+        write_high_water: limits.write_high_water.map(to_usize),
+        keepalive_grace: timeouts.keepalive_grace,
+    }
+}
+
+/// The reactor-wide settings from the global `[limits]`/`[timeouts]`; a listener's own
+/// overrides of the IO keys travel in its `ListenerSpec::io`.
 fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfig {
     let defaults = ReactorConfig::default();
     let server = &config.server;
@@ -98,6 +116,7 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
         balance: balance(server.balance),
         pin_cores: server.pin_cores,
         max_connections: connection_limit(config),
+        fd_reserve: Some(config.fd_margin()),
         max_connections_per_shard: server.max_connections_per_shard.map(to_usize),
         offload_threads: server.offload_threads as usize,
         offload_queue: server.offload_queue as usize,
@@ -106,24 +125,17 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
         write_high_water: to_usize(limits.write_high_water),
         write_timeout: config.timeouts.write,
         linger: config.timeouts.linger,
+        keepalive_grace: config.timeouts.keepalive_grace,
         listeners,
         ..defaults
     }
 }
 
-/// `max_connections`, with `"auto"` held to what the fd limit leaves after the reactor's
-/// reserve now (the same formula as the config's margin, but the limit is read again here,
-/// after the soft limit was raised).
+/// `max_connections`, with `"auto"` resolved by the config crate against the hard fd limit
+/// and `Config::fd_margin`, the same margin the reactor is given (`fd_reserve`), so the
+/// server runs with the figure `check-config` prints.
 fn connection_limit(config: &Config) -> usize {
-    let wanted = config.connection_limit();
-    if config.server.max_connections != config::MaxConnections::Auto {
-        return to_usize(wanted);
-    }
-    let reserve = limits::reserved_fds(config.shard_count(), config.listeners.len());
-    match limits::raise_fd_limit() {
-        Ok(limit) => to_usize(wanted.min(limit.hard.saturating_sub(reserve)).max(1)),
-        Err(_) => to_usize(wanted),
-    }
+    to_usize(config.connection_limit()).max(1)
 }
 
 /// One HTTP listener's protocol settings and routes, with its overrides applied.
@@ -228,6 +240,12 @@ mod tests {
         assert_eq!(wired.reactor.listeners.len(), 2);
         assert_eq!(wired.http.len(), 1);
         assert_eq!(wired.reactor.shards, config.shard_count());
+        // One margin: the server runs with the limit check-config prints.
+        assert_eq!(wired.reactor.fd_reserve, Some(config.fd_margin()));
+        assert_eq!(
+            wired.reactor.max_connections as u64,
+            config.connection_limit()
+        );
         assert!(wired.reactor.max_input >= 8 * 1024);
         let (cfg, routes) = http_settings(&config.listeners[0], &hook());
         assert_eq!(cfg.max_header_bytes, 8 * 1024);
@@ -247,6 +265,35 @@ mod tests {
         assert_eq!(cfg.max_header_bytes, 2048);
         let wired = build(&config, &hook(), None).unwrap();
         assert_eq!(wired.reactor.read_buffer, 4096);
+        assert_eq!(wired.reactor.listeners[0].io, ListenerIo::default());
+    }
+
+    #[test]
+    fn listener_io_overrides_reach_the_reactor() {
+        let text = Config::default_toml()
+            .replace(
+                "[listener.limits]\n",
+                "[listener.limits]\nread_buffer = \"2KiB\"\nwrite_high_water = \"8KiB\"\n",
+            )
+            .replace(
+                "[listener.timeouts]\n",
+                "[listener.timeouts]\nwrite = \"3s\"\nlinger = \"4s\"\ndrain = \"5s\"\n",
+            );
+        let config = Config::from_toml_str(&text, "t.toml").unwrap();
+        let wired = build(&config, &hook(), None).unwrap();
+        let secs = |s| Some(std::time::Duration::from_secs(s));
+        assert_eq!(
+            wired.reactor.listeners[0].io,
+            ListenerIo {
+                write_timeout: secs(3),
+                linger: secs(4),
+                drain: secs(5),
+                read_buffer: Some(2048),
+                write_high_water: Some(8192),
+                // Server-wide only in the config (the key table's scope), so never per listener.
+                keepalive_grace: None,
+            }
+        );
     }
 
     /// Issue 10 section 8: check-config printed 19930 where the server ran with 19924. The
@@ -273,7 +320,7 @@ mod tests {
                 .collect();
             let config =
                 Config::from_toml_str_on(&format!("{text}{extra}"), "t.toml", host).unwrap();
-            let reserve = limits::reserved_fds(shards, config.listeners.len());
+            let reserve = coreloop_reactor::limits::reserved_fds(shards, config.listeners.len());
             assert_eq!(
                 config.connection_limit(),
                 100_000 - reserve,

@@ -33,6 +33,7 @@ pub fn start(
         addr,
         backlog: 2048,
         protocol,
+        io: Default::default(),
     });
     tune(&mut config);
     coreloop_reactor::start(config).expect("reactor starts")

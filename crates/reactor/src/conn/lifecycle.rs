@@ -1,0 +1,178 @@
+//! A connection's lifecycle: the one state value, and every move between states.
+//!
+//! The IO (reads, writes, the lingering drain) is in `conn.rs`; this file decides what state
+//! a connection is in after each protocol answer, flush, completion and EOF.
+
+use super::{Conn, Drive, Env};
+use crate::inbuf::InBuf;
+use crate::protocol::Verb;
+use crate::stats::CloseReason;
+
+/// What a paused connection waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Wait {
+    Flush,
+    Completion,
+}
+
+/// How far the peer's end of the stream has got, once input no longer flows to the protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Eof {
+    /// No FIN read yet.
+    Open,
+    /// The FIN was read; the protocol has not been told.
+    Seen,
+    /// The protocol was told ([`Protocol::on_eof`]); it can never read again.
+    Told,
+}
+
+/// A connection's lifecycle: one value, so that no impossible combination of flags can exist.
+///
+/// ```text
+/// Reading --WaitFlush/AwaitCompletion--> Waiting --flush/completion--> Reading
+///    |  \--on_eof says Read-----------------------------------------+  (or Closing, if Told)
+///    |                                                              v
+///    +--CloseAfterFlush--> Closing --output written--> Lingering --EOF/deadline--> (closed)
+/// ```
+///
+/// "Closed" is not a state a `Conn` can be in: a drive that returns `Err(reason)` has the shard
+/// drop the connection from its table, so a closed connection cannot be driven again. A future
+/// outbound connection would add a `Connecting` state before `Reading`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum State {
+    /// Input is read and handed to the protocol. `eof_seen`: the FIN was read and the protocol
+    /// is told once its buffered input was handed over. There is no `Reading` after `Told`:
+    /// after the peer's EOF a protocol that neither waits nor closes is done (issue 10, §5).
+    Reading { eof_seen: bool },
+    /// The protocol stopped input until output is flushed or a job's completion arrives.
+    Waiting { until: Wait, eof: Eof },
+    /// The protocol is done: pending output is written, then the write side is shut down.
+    Closing { eof: Eof },
+    /// The write side is shut down; input is read and dropped until EOF or the linger
+    /// deadline, and the connection then closes as `reason`.
+    Lingering { reason: CloseReason },
+}
+
+impl Conn {
+    /// The protocol's answer, as a move between states. A closing or lingering connection
+    /// ignores everything but `CloseNow`: the protocol already said it was done.
+    pub(super) fn apply(&mut self, verb: Verb) -> Drive {
+        let eof = match self.state {
+            State::Reading { eof_seen: false } => Eof::Open,
+            State::Reading { eof_seen: true } => Eof::Seen,
+            State::Waiting { eof, .. } => eof,
+            State::Closing { .. } | State::Lingering { .. } => {
+                return match verb {
+                    Verb::CloseNow => Err(CloseReason::Aborted),
+                    _ => Ok(()),
+                };
+            }
+        };
+        match verb {
+            // Reading stays reading; a wait goes on until what it waits for happens.
+            Verb::Read => {}
+            Verb::WaitFlush => self.wait_for(Wait::Flush, eof),
+            Verb::AwaitCompletion => self.wait_for(Wait::Completion, eof),
+            Verb::CloseAfterFlush => self.begin_close(eof),
+            Verb::CloseNow => return Err(CloseReason::Aborted),
+        }
+        Ok(())
+    }
+
+    pub(super) fn wait_for(&mut self, until: Wait, eof: Eof) {
+        self.state = State::Waiting { until, eof };
+    }
+
+    // A closing protocol is done: its deadline could only answer a request that will never
+    // complete, after the response that said close.
+    pub(super) fn begin_close(&mut self, eof: Eof) {
+        self.state = State::Closing { eof };
+        self.deadline = None;
+    }
+
+    /// The flush or completion a connection waited for happened. A protocol that was told of
+    /// the peer's EOF before it waited has nothing left to read: it closes, however it got here.
+    pub(super) fn end_wait(&mut self, env: &mut Env<'_>) {
+        let State::Waiting { eof, .. } = self.state else {
+            return;
+        };
+        match eof {
+            Eof::Open => {
+                self.state = State::Reading { eof_seen: false };
+                self.resume_reading(env);
+            }
+            Eof::Seen => self.state = State::Reading { eof_seen: true },
+            Eof::Told => self.begin_close(Eof::Told),
+        }
+    }
+
+    /// After any event: write what is pending, resolve waits that the write ended, deliver a
+    /// pending EOF, move a closing connection on, give idle buffers back and re-arm the timer.
+    pub(super) fn settle(&mut self, env: &mut Env<'_>) -> Drive {
+        loop {
+            self.flush(env)?;
+            let flushed = matches!(
+                self.state,
+                State::Waiting {
+                    until: Wait::Flush,
+                    ..
+                }
+            ) && self.pending_output() == 0;
+            if flushed {
+                self.end_wait(env);
+                self.feed(env)?;
+                continue;
+            }
+            break;
+        }
+        self.deliver_eof(env)?;
+        self.advance_close(env)?;
+        self.release_idle_buffers(env);
+        self.sync_timer(env);
+        Ok(())
+    }
+
+    /// Tells the protocol of the peer's EOF once it reads again. After this call no path leads
+    /// back to `Reading`: a protocol that neither waits nor closes is done.
+    pub(super) fn deliver_eof(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.state != (State::Reading { eof_seen: true }) {
+            return Ok(());
+        }
+        let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
+        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
+        match verb {
+            Verb::WaitFlush => self.wait_for(Wait::Flush, Eof::Told),
+            Verb::AwaitCompletion => self.wait_for(Wait::Completion, Eof::Told),
+            Verb::Read | Verb::CloseAfterFlush => self.begin_close(Eof::Told),
+            Verb::CloseNow => return Err(CloseReason::Aborted),
+        }
+        self.flush(env)
+    }
+
+    pub(super) fn advance_close(&mut self, env: &mut Env<'_>) -> Drive {
+        let State::Closing { eof } = self.state else {
+            return Ok(());
+        };
+        if self.pending_output() > 0 {
+            return Ok(());
+        }
+        match eof {
+            Eof::Told if !self.refused => return Err(CloseReason::Peer),
+            Eof::Told | Eof::Seen => return Err(self.finished()),
+            Eof::Open => {}
+        }
+        self.linger(env, self.finished())
+    }
+
+    /// Lingering close: shut our side so the peer sees the end of the response, then read and
+    /// drop what it still sends, so that closing never resets a response in flight.
+    pub(super) fn linger(&mut self, env: &mut Env<'_>, reason: CloseReason) -> Drive {
+        self.state = State::Lingering { reason };
+        if self.stream.shutdown_write().is_err() {
+            return Err(reason);
+        }
+        self.io_deadline = Some(env.now + env.io.linger);
+        self.deadline = None;
+        self.discard_input(env, reason)
+    }
+}
