@@ -339,6 +339,8 @@ impl Conn {
             if self.wait == Wait::Flush && self.pending_output() == 0 {
                 self.wait = Wait::Nothing;
                 self.resume_reading(env);
+                let verb = self.call(env, |p, cx| p.on_flushed(cx))?;
+                self.apply(verb)?;
                 self.feed(env)?;
                 continue;
             }

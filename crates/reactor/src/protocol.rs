@@ -95,6 +95,15 @@ pub trait Protocol {
         Verb::CloseNow
     }
 
+    /// Pending output reached zero after the protocol answered [`Verb::WaitFlush`]: the socket
+    /// took every byte. A protocol that produces output in windows (a file body) writes the
+    /// next one here. Called before buffered input is handed over again; the default changes
+    /// nothing. Answering `WaitFlush` again makes sense only with new output pending.
+    fn on_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::Read
+    }
+
     /// The server started draining: finish what is in flight and say when to close. The default
     /// closes once pending output is written.
     fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
