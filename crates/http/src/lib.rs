@@ -22,6 +22,7 @@ mod factory;
 mod files;
 mod handlers;
 mod head;
+mod held;
 mod percent;
 mod response;
 mod router;
