@@ -8,6 +8,7 @@ mod adversarial;
 mod check_config;
 mod cli;
 mod drain;
+mod files;
 mod metrics;
 mod reload;
 mod serve;
