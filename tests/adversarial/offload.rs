@@ -1,14 +1,14 @@
-//! Stalling offload jobs: `/delay` beyond `[timeouts] offload` answers 504 and only that
-//! request fails; the shard and the rest of the pool keep working meanwhile, and the pool's
-//! threads come back when the stalled jobs end.
+//! Stalling handlers: `/delay` beyond `[timeouts] offload` answers 504 and only that request
+//! fails; the shard and the pool keep working meanwhile. `/delay` waits on the connection's
+//! deadline and holds no pool thread; jobs that really stall a thread (files on a FIFO) are in
+//! `tests/files.rs`, which also shows their queue drained of void work.
 
 use std::time::{Duration, Instant};
 
 use super::clients::{percentile, timed_gets};
-use super::process::poll_until;
-use crate::support::{config, scrape, Conn, Server};
+use crate::support::{config, Conn, Server};
 
-/// Jobs that stall; the pool has 4 threads, so 2 stay free.
+/// Requests that stall.
 const STALLED: usize = 2;
 
 #[test]
@@ -52,13 +52,6 @@ fn a_stalled_offload_job_fails_alone_with_504() {
         pooled_took < Duration::from_millis(400),
         "a free pool thread took {pooled_took:?}"
     );
-    // The stalled jobs end on their own and free their threads; their late completions reach
-    // connections the protocol has already answered, and are discarded there.
-    let freed = poll_until(Duration::from_secs(6), || {
-        let e = scrape(web);
-        e.sum("coreloop_offload_jobs_total", &[("outcome", "completed")]) >= (STALLED + 1) as f64
-    });
-    assert!(freed, "the stalled jobs never completed");
     let mut all: Vec<Conn> = (0..4).map(|_| Conn::open(web)).collect();
     for conn in &mut all {
         conn.send("GET /delay?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -68,7 +61,7 @@ fn a_stalled_offload_job_fails_alone_with_504() {
         assert_eq!(
             conn.read_response().unwrap().status,
             200,
-            "every pool thread is back"
+            "the delays after the 504s are served"
         );
     }
 }
