@@ -10,5 +10,6 @@ mod cli;
 mod drain;
 mod files;
 mod metrics;
+mod redbot;
 mod reload;
 mod serve;
