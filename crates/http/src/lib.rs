@@ -41,4 +41,6 @@ pub use router::{Route, RouteError, RouteTable};
 pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
 
 #[cfg(test)]
+mod held_tests;
+#[cfg(test)]
 mod protocol_tests;
