@@ -149,7 +149,14 @@ impl HttpConn {
         close: bool,
         cx: &mut Cx<'_>,
     ) -> Flow {
-        cx.out().extend_from_slice(body.window());
+        let mut body = body;
+        if cx.pending_output() == 0 {
+            // Nothing else is pending (the head went out with the first window): the window
+            // itself becomes the output buffer, saving a copy of every byte.
+            body.swap_window(cx.out());
+        } else {
+            cx.out().extend_from_slice(body.window());
+        }
         let previous = self.held.hold.take();
         if !body.more() {
             return self.done(status, close, cx);

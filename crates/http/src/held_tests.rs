@@ -131,7 +131,12 @@ fn a_file_body_is_read_one_window_per_flush() {
     let two =
         b"GET /files/big.bin HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
     let verb = harness.push(protocol.as_mut(), two);
-    assert_eq!(verb, Verb::AwaitCompletion, "{}", text(&harness.take_output()));
+    assert_eq!(
+        verb,
+        Verb::AwaitCompletion,
+        "{}",
+        text(&harness.take_output())
+    );
     assert_eq!(run_one(&mut harness, protocol.as_mut()), Verb::WaitFlush);
     let first = harness.take_output();
     let head_end = first.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;

@@ -1,12 +1,11 @@
-//! A file body sent one window at a time: the open file, where the next window starts, and the
-//! one buffer that window is read into (reused for every window of the response).
+//! A file body sent one window at a time: the open file (positioned where the next window
+//! starts) and the buffer that window is read into.
 //!
 //! Memory per download is this buffer plus the copy in the connection's output buffer, whatever
 //! the file's size; the reads run on the offload pool because a read may block on the disk.
 
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom};
 
 /// Bytes read per window. 128 KiB keeps 100 concurrent downloads near 25 MiB of buffers
 /// (window plus its copy in the output buffer) while one download pays an offload round trip
@@ -17,17 +16,16 @@ pub(crate) const WINDOW: usize = 128 * 1024;
 #[derive(Debug)]
 pub(crate) struct FileBody {
     file: File,
-    offset: u64,
     remaining: u64,
     window: Vec<u8>,
 }
 
 impl FileBody {
     /// `count` bytes of `file` from `offset`, with the first window already read.
-    pub fn open(file: File, offset: u64, count: u64) -> io::Result<Self> {
+    pub fn open(mut file: File, offset: u64, count: u64) -> io::Result<Self> {
+        file.seek(SeekFrom::Start(offset))?;
         let mut body = Self {
             file,
-            offset,
             remaining: count,
             window: Vec::new(),
         };
@@ -36,24 +34,25 @@ impl FileBody {
     }
 
     /// Reads the next window (blocking). A file that shrank under us is an error: the response
-    /// announced its length already, so it cannot be finished honestly.
+    /// announced its length already, so it cannot be finished honestly. `read_to_end` reads
+    /// into the buffer's spare capacity without zeroing it first.
     pub fn read_window(&mut self) -> io::Result<()> {
-        let want = usize::try_from(self.remaining).map_or(WINDOW, |r| r.min(WINDOW));
-        self.window.resize(want, 0);
-        let mut filled = 0;
-        while filled < want {
-            match self.file.read_at(&mut self.window[filled..], self.offset) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => {
-                    filled += n;
-                    self.offset += n as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let want = self.remaining.min(WINDOW as u64);
+        self.window.clear();
+        self.window.reserve_exact(want as usize);
+        (&mut self.file).take(want).read_to_end(&mut self.window)?;
+        if (self.window.len() as u64) < want {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.remaining -= want as u64;
+        self.remaining -= want;
         Ok(())
+    }
+
+    /// Hands the window over to become the connection's output buffer (no copy), taking
+    /// `spare` (the empty buffer it replaces) as the next window's.
+    pub fn swap_window(&mut self, spare: &mut Vec<u8>) {
+        std::mem::swap(&mut self.window, spare);
+        self.window.clear();
     }
 
     /// The window read last.
