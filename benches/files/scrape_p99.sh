@@ -2,7 +2,9 @@
 # Issue 10 §6: does a /metrics scrape stall the shard it lands on? One shard (so every
 # connection shares it with the scrape), 9,000 idle keep-alive connections (each scrape lists
 # their fds), then /plaintext over 256 keep-alive connections with coreloop-load, without and
-# with a scrape every 100 ms. Rounds alternate; medians of p99 and p99.9.
+# with a scrape every 100 ms. Open loop at RATE requests/s (default 10000, well below what one
+# shard serves), latency from the intended send time, so a stall shows as latency rather than
+# as a slower closed loop. Rounds alternate; medians of p99 and p99.9.
 #
 # Usage: benches/files/scrape_p99.sh [ROUNDS] [SECONDS] [BINARY]
 #   defaults: 3 rounds of 5 s, target/release/coreloop (pass another build to compare)
@@ -50,7 +52,7 @@ scraper() {
 
 # One load run; prints "p99_us p999_us".
 measure() {
-    taskset -c 0 "$LOAD" -c 256 -t 1 -d "${SECS}s" --warmup 1s --no-progress \
+    taskset -c 0 "$LOAD" -c 256 -t 1 -d "${SECS}s" --warmup 1s --rate "${RATE:-10000}" --no-progress \
         --json "$WORK/run.json" "http://127.0.0.1:$PORT/plaintext" >/dev/null
     python3 -c 'import json, sys; l = json.load(open(sys.argv[1]))["latency"]; print(l["p99_us"], l["p99_9_us"])' "$WORK/run.json"
 }
@@ -72,7 +74,7 @@ for round in $(seq "$ROUNDS"); do
 done
 exec 3>&-
 
-echo "binary: $CORELOOP ($($CORELOOP --version)); 1 shard, $IDLE idle connections, 256 loaded"
+echo "binary: $CORELOOP ($($CORELOOP --version)); 1 shard, $IDLE idle connections, 256 loaded at ${RATE:-10000}/s"
 echo "| /plaintext, 256 conns | p99 us | p99.9 us |"
 echo "|---|---|---|"
 echo "| no scrape | $(median "${quiet99[@]}") | $(median "${quiet999[@]}") |"
