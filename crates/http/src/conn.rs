@@ -89,6 +89,8 @@ pub(crate) struct Exchange {
     /// Answer now and close without reading the body (Expect: 100-continue to a handler that
     /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
     pub skip_body: bool,
+    /// A job in flight, a delay or a file body (`crate::held`).
+    pub held: Held,
 }
 
 /// The HTTP/1.1 protocol state of one connection.
@@ -108,8 +110,6 @@ pub struct HttpConn {
     peer_eof: bool,
     /// `on_drain` came while a request was in progress: its response closes.
     pub(crate) draining: bool,
-    /// A job in flight, a delay or a file body (`crate::held`).
-    pub(crate) held: Held,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -177,7 +177,6 @@ impl HttpConn {
             scratch: None,
             peer_eof: false,
             draining: false,
-            held: Held::default(),
         }
     }
 
@@ -429,7 +428,7 @@ impl Protocol for HttpConn {
     }
 
     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
-        if let Some(verb) = self.held.input_verb() {
+        if let Some(verb) = self.held_input_verb() {
             return Step::new(0, verb);
         }
         let (mut pos, mut answered) = (0, 0);

@@ -16,6 +16,7 @@ use crate::handlers::{
     custom, delay_of, metrics_reply, write_echo, write_json, Compiled, JobReply, Request,
 };
 use crate::head::{Framing, Head, Method};
+use crate::held::Held;
 use crate::percent::{decode_into, raw_offset};
 use crate::response::{write_reply, Finish, Reply};
 use crate::router::Lookup;
@@ -38,6 +39,7 @@ impl HttpConn {
             keep_alive: head.keep_alive,
             head_only: head.method == Method::Head,
             skip_body: false,
+            held: Held::default(),
         };
         self.prepare(head, &mut exchange);
         if head.expect_continue && exchange.decoder.is_some() && !self.reads_body(target) {
@@ -86,7 +88,6 @@ impl HttpConn {
     /// Copies out of the head what a handler needs after the head's bytes are gone.
     fn prepare(&mut self, head: &Head<'_>, exchange: &mut Exchange) {
         self.scratch().body.clear();
-        let _stale = self.held.plan_delay(None);
         let Target::Route { prefix_len, .. } = exchange.target else {
             return;
         };
@@ -104,7 +105,7 @@ impl HttpConn {
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }
             Some(Compiled::Delay { max }) => {
-                self.held.plan_delay(Some(delay_of(head.query, *max)));
+                exchange.held.plan_delay(Some(delay_of(head.query, *max)));
             }
             Some(Compiled::Metrics(hook)) => {
                 let (hook, head_only) = (hook.clone(), exchange.head_only);
@@ -132,7 +133,7 @@ impl HttpConn {
         if let Some(job) = exchange.job.take() {
             return self.submit(job, cx);
         }
-        if let Some(delay) = self.held.plan_delay(None) {
+        if let Some(delay) = exchange.held.plan_delay(None) {
             return self.hold_delay(delay, cx);
         }
         let close = !keep_alive || self.must_close(cx);

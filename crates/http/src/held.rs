@@ -23,6 +23,8 @@ use crate::handlers::JobReply;
 /// How long a window read refused by a full offload queue waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_millis(10);
 
+/// Lives in the request's pooled `Exchange`: outstanding things belong to the request in
+/// progress, and an idle connection (which has no exchange) holds nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Held {
     /// The job in flight and its token, so that dropping the connection voids it.
@@ -88,7 +90,7 @@ struct WindowRead {
 impl Held {
     /// How to answer input that arrives while something is held, or `None` when nothing is.
     pub fn input_verb(&self) -> Option<Verb> {
-        Some(match self.hold.as_ref()? {
+        Some(match self.hold()? {
             Hold::Stream(stream) if matches!(stream.state, Window::Reading(_)) => {
                 Verb::AwaitCompletion
             }
@@ -102,6 +104,21 @@ impl Held {
         std::mem::replace(&mut self.planned, delay)
     }
 
+    fn hold(&self) -> Option<&Hold> {
+        self.hold.as_ref()
+    }
+
+    fn hold_mut(&mut self) -> Option<&mut Hold> {
+        self.hold.as_mut()
+    }
+
+    /// Cancels the job in flight, if any: nobody waits for it any more.
+    pub fn cancel_job(&mut self) {
+        if let Some((_, token)) = self.job.take() {
+            token.cancel();
+        }
+    }
+
     fn voids(&mut self, id: JobId) {
         if self.job.as_ref().is_some_and(|(job, _)| *job == id) {
             self.job = None;
@@ -111,13 +128,41 @@ impl Held {
 
 impl Drop for HttpConn {
     fn drop(&mut self) {
-        if let Some((_, token)) = self.held.job.take() {
-            token.cancel();
+        if let Some(held) = self.held_mut() {
+            held.cancel_job();
         }
     }
 }
 
 impl HttpConn {
+    fn held(&self) -> Option<&Held> {
+        self.exchange.as_deref().map(|e| &e.held)
+    }
+
+    fn held_mut(&mut self) -> Option<&mut Held> {
+        self.exchange.as_deref_mut().map(|e| &mut e.held)
+    }
+
+    /// `Protocol::on_input` while something is held: how to wait instead of parsing.
+    pub(crate) fn held_input_verb(&self) -> Option<Verb> {
+        self.held()?.input_verb()
+    }
+
+    /// Puts `hold` in the request's exchange; false if no request is in progress.
+    fn put_hold(&mut self, hold: Hold) -> bool {
+        match self.held_mut() {
+            Some(held) => {
+                held.hold = Some(hold);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take_hold(&mut self) -> Option<Hold> {
+        self.held_mut()?.hold.take()
+    }
+
     /// Offloads `job` with the connection's offload deadline and a cancel token, so that the
     /// pool drops it unrun once its client has its 504 or has gone.
     pub(crate) fn offload(&mut self, job: Job, cx: &mut Cx<'_>) -> Result<JobId, Refused> {
@@ -127,16 +172,20 @@ impl HttpConn {
             cancel: Some(cancel.clone()),
         };
         let id = cx.offload_with(job, terms)?;
-        self.held.job = Some((id, cancel));
+        if let Some(held) = self.held_mut() {
+            held.job = Some((id, cancel));
+        }
         Ok(id)
     }
 
     /// `/delay?ms=N`: answered at the connection's deadline, no thread held meanwhile.
     pub(crate) fn hold_delay(&mut self, delay: Duration, cx: &mut Cx<'_>) -> Flow {
         let limit = self.settings.config.offload_timeout;
-        self.held.hold = Some(Hold::Delay {
+        if !self.put_hold(Hold::Delay {
             timeout: delay > limit,
-        });
+        }) {
+            return self.refuse(HttpError::HandlerPanicked, cx);
+        }
         cx.set_deadline(cx.now() + delay.min(limit));
         Flow::Hold(Verb::Read)
     }
@@ -157,7 +206,7 @@ impl HttpConn {
         } else {
             cx.out().extend_from_slice(body.window());
         }
-        let previous = self.held.hold.take();
+        let previous = self.take_hold();
         if !body.more() {
             return self.done(status, close, cx);
         }
@@ -168,18 +217,21 @@ impl HttpConn {
             Some(Hold::Stream(stream)) => stream.home,
             _ => Home::default(),
         };
-        self.held.hold = Some(Hold::Stream(Box::new(Stream {
+        let stream = Stream {
             status,
             close,
             state: Window::Flushing(body),
             home,
-        })));
+        };
+        if !self.put_hold(Hold::Stream(Box::new(stream))) {
+            return Flow::Hold(self.cut(cx));
+        }
         Flow::Hold(Verb::WaitFlush)
     }
 
     /// `Protocol::on_flushed`: the previous window is written; read the next.
     pub(crate) fn held_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
-        let Some(Hold::Stream(stream)) = self.held.hold.as_mut() else {
+        let Some(Hold::Stream(stream)) = self.held_mut().and_then(Held::hold_mut) else {
             return Verb::Read;
         };
         match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {
@@ -195,7 +247,7 @@ impl HttpConn {
     }
 
     fn read_window(&mut self, body: Box<FileBody>, give_up: Instant, cx: &mut Cx<'_>) -> Verb {
-        let Some(Hold::Stream(stream)) = self.held.hold.as_ref() else {
+        let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
             return self.cut(cx);
         };
         let home = stream.home.clone();
@@ -220,7 +272,7 @@ impl HttpConn {
             Window::Reading(_) => Verb::AwaitCompletion,
             _ => Verb::Read,
         };
-        if let Some(Hold::Stream(stream)) = self.held.hold.as_mut() {
+        if let Some(Hold::Stream(stream)) = self.held_mut().and_then(Held::hold_mut) {
             stream.state = state;
         }
         verb
@@ -232,8 +284,10 @@ impl HttpConn {
         completion: Completion,
         cx: &mut Cx<'_>,
     ) -> Result<Verb, Completion> {
-        self.held.voids(completion.job);
-        let reading = match self.held.hold.as_ref() {
+        if let Some(held) = self.held_mut() {
+            held.voids(completion.job);
+        }
+        let reading = match self.held().and_then(Held::hold) {
             Some(Hold::Stream(stream)) => match stream.state {
                 Window::Reading(id) => id == completion.job,
                 _ => false,
@@ -251,7 +305,7 @@ impl HttpConn {
         let Some(read) = read.filter(|r| r.result.is_ok()) else {
             return Ok(self.cut(cx));
         };
-        let Some(Hold::Stream(stream)) = self.held.hold.as_ref() else {
+        let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
             return Ok(self.cut(cx));
         };
         // A drain that began mid-body closes the connection once the body is out.
@@ -267,7 +321,7 @@ impl HttpConn {
 
     /// The connection's deadline passed while something was held.
     pub(crate) fn held_deadline(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
-        match self.held.hold.take()? {
+        match self.take_hold()? {
             Hold::Delay { timeout: true } => {
                 Some(after(self.refuse(HttpError::HandlerTimeout, cx)))
             }
@@ -277,7 +331,7 @@ impl HttpConn {
             Hold::Stream(mut stream) => {
                 match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {
                     Window::Retrying(body, give_up) => {
-                        self.held.hold = Some(Hold::Stream(stream));
+                        self.put_hold(Hold::Stream(stream));
                         Some(self.read_window(body, give_up, cx))
                     }
                     // A read that outlived the offload timeout: the head is long sent, so there is
@@ -290,7 +344,7 @@ impl HttpConn {
 
     /// `Protocol::on_drain` while something is held: finish it (its response then closes).
     pub(crate) fn held_drain(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
-        let verb = self.held.input_verb()?;
+        let verb = self.held_input_verb()?;
         Some(match verb {
             Verb::Read if cx.pending_output() > 0 => Verb::WaitFlush,
             verb => verb,
@@ -299,9 +353,9 @@ impl HttpConn {
 
     /// Ends a response that cannot be completed: the connection closes after what is written.
     fn cut(&mut self, cx: &mut Cx<'_>) -> Verb {
-        self.held.hold = None;
-        if let Some((_, token)) = self.held.job.take() {
-            token.cancel();
+        if let Some(held) = self.held_mut() {
+            held.hold = None;
+            held.cancel_job();
         }
         self.phase = Phase::Closed;
         cx.clear_deadline();

@@ -213,3 +213,11 @@ fn a_drain_mid_body_finishes_the_body_then_closes() {
         Verb::CloseAfterFlush
     );
 }
+
+/// docs/ARCHITECTURE.md counts 96 bytes per idle `HttpConn`: what is held lives in the
+/// request's pooled exchange, not in the connection. A guard, not a timing.
+#[test]
+fn an_idle_connection_holds_nothing_extra() {
+    let size = std::mem::size_of::<crate::HttpConn>();
+    assert!(size <= 96, "HttpConn grew to {size} bytes");
+}
