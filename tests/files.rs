@@ -42,7 +42,7 @@ fn request(server: &Server, head: &str) -> Response {
     let mut conn = Conn::open(server.addr("web"));
     if !head.starts_with("HEAD ") {
         conn.send(head).unwrap();
-        return conn.read_response().unwrap();
+        return response(&mut conn);
     }
     // A GET behind the HEAD ends the HEAD's response where the next status line begins.
     let probe = "GET /delay HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
@@ -73,6 +73,25 @@ fn request(server: &Server, head: &str) -> Response {
         headers,
         body: Vec::new(),
     }
+}
+
+/// `Conn::read_response`, again after EINTR: another test of this process may install a
+/// signal handler, and a read that blocks for seconds then fails with `Interrupted`. The
+/// client keeps what it read, so a retry resumes.
+fn response(conn: &mut Conn) -> Response {
+    loop {
+        match conn.read_response() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other.unwrap(),
+        }
+    }
+}
+
+/// GET `path` on `conn`.
+fn get(conn: &mut Conn, path: &str) -> Response {
+    conn.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .unwrap();
+    response(conn)
 }
 
 /// Expected header values: present (`Some`) or absent (`None`).
@@ -261,7 +280,10 @@ fn read_at_least(conn: &mut Conn, bytes: usize) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0;
     while got < bytes {
-        let n = conn.stream.read(&mut buf).unwrap();
+        let n = match conn.stream.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => other.unwrap(),
+        };
         assert!(n > 0, "the download ended early");
         got += n;
     }
@@ -277,7 +299,7 @@ fn slow_readers_of_a_large_file_cost_a_window_each() {
     let pid = server.pid();
     // One whole download first, so that what is measured is the cost of concurrent ones.
     let mut first = Conn::open(server.addr("web"));
-    let whole = first.get("/files/big.bin");
+    let whole = get(&mut first, "/files/big.bin");
     assert_eq!(whole.body.len(), 20 * 1024 * 1024);
     drop((first, whole));
     let baseline = rss_mib(pid);
@@ -350,13 +372,8 @@ fn a_client_that_resets_stops_the_reads() {
         read >> 20
     );
     // The server lives on.
-    assert_eq!(
-        Conn::open(server.addr("web"))
-            .get("/files/big.bin")
-            .body
-            .len(),
-        64 << 20
-    );
+    let again = get(&mut Conn::open(server.addr("web")), "/files/big.bin");
+    assert_eq!(again.body.len(), 64 << 20);
 }
 
 /// Offloaded jobs that block: a files request for a FIFO blocks its worker in `open` until a
@@ -384,7 +401,7 @@ fn a_burst_of_stalled_jobs_does_not_clog_the_pool() {
             .unwrap();
     }
     for conn in &mut burst {
-        assert_eq!(conn.read_response().unwrap().status, 504);
+        assert_eq!(response(conn).status, 504);
     }
     drop(burst);
     // Release the two workers blocked in open(2): a writer arrives and leaves at once.
@@ -392,8 +409,8 @@ fn a_burst_of_stalled_jobs_does_not_clog_the_pool() {
     // What was queued behind them is void; the next request is served, not queued behind 18
     // jobs that would each block on the FIFO again.
     let mut conn = Conn::open(web);
-    let response = conn.get("/files/small.txt");
-    assert_eq!((response.status, response.text().as_str()), (200, SMALL));
+    let small = get(&mut conn, "/files/small.txt");
+    assert_eq!((small.status, small.text().as_str()), (200, SMALL));
 }
 
 /// `/delay` waits on the connection's deadline: 50 of them hold no thread, so a files request
@@ -409,8 +426,8 @@ fn delays_hold_no_thread() {
         conn.send("GET /delay?ms=4000 HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
     }
-    let response = Conn::open(web).get("/files/small.txt");
-    assert_eq!(response.status, 200);
+    let small = get(&mut Conn::open(web), "/files/small.txt");
+    assert_eq!(small.status, 200);
     for conn in &mut delays {
         conn.stream.set_nonblocking(true).unwrap();
         let mut byte = [0u8; 1];
@@ -422,6 +439,6 @@ fn delays_hold_no_thread() {
         conn.stream.set_nonblocking(false).unwrap();
     }
     for conn in &mut delays {
-        assert_eq!(conn.read_response().unwrap().status, 200);
+        assert_eq!(response(conn).status, 200);
     }
 }
