@@ -37,8 +37,6 @@ pub struct HttpConfig {
     /// request already on its way is answered (with `Connection: close`) instead of meeting
     /// a closed socket.
     pub drain_grace: Duration,
-    /// Bytes a file response may have (the file handler reads it whole on the offload pool).
-    pub max_file_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -57,7 +55,6 @@ impl Default for HttpConfig {
             idle_timeout: Duration::from_secs(60),
             drain_grace: Duration::from_millis(500),
             offload_timeout: Duration::from_secs(30),
-            max_file_bytes: 64 * 1024 * 1024,
         }
     }
 }

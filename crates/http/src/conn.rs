@@ -14,7 +14,7 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use coreloop_reactor::{Completion, Cx, JobId, Protocol, Step, Verb};
+use coreloop_reactor::{Completion, Cx, JobFailure, JobId, Protocol, Step, Verb};
 
 use crate::access::{AccessRecord, ACCESS_PATH_MAX};
 use crate::body::BodyDecoder;
@@ -22,6 +22,7 @@ use crate::error::HttpError;
 use crate::factory::{Settings, Shared};
 use crate::handlers::{JobReply, Request};
 use crate::head::{self, Head};
+use crate::held::Held;
 use crate::response::{write_reply, write_sized, Finish, Reply};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub(crate) enum Flow {
     Await,
     /// A response with `Connection: close` was written.
     Close,
+    /// Something outside the request cycle runs (a delay, a file body; see `crate::held`):
+    /// wait as the verb says.
+    Hold(Verb),
 }
 
 /// Where a request goes, decided from its head.
@@ -85,6 +89,8 @@ pub(crate) struct Exchange {
     /// Answer now and close without reading the body (Expect: 100-continue to a handler that
     /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
     pub skip_body: bool,
+    /// A job in flight, a delay or a file body (`crate::held`).
+    pub held: Held,
 }
 
 /// The HTTP/1.1 protocol state of one connection.
@@ -396,6 +402,9 @@ impl HttpConn {
             head_only,
         };
         write_sized(cx.out(), &view, reply.length, finish);
+        if let Some(body) = reply.stream {
+            return self.stream_body(body, reply.status, close, cx);
+        }
         self.done(reply.status, close, cx)
     }
 }
@@ -404,6 +413,7 @@ fn verb_after(flow: Flow) -> Verb {
     match flow {
         Flow::Await => Verb::AwaitCompletion,
         Flow::Close => Verb::CloseAfterFlush,
+        Flow::Hold(verb) => verb,
         Flow::Partial | Flow::Continue | Flow::Answered => Verb::Read,
     }
 }
@@ -419,6 +429,9 @@ impl Protocol for HttpConn {
     }
 
     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        if let Some(verb) = self.held_input_verb() {
+            return Step::new(0, verb);
+        }
         let (mut pos, mut answered) = (0, 0);
         loop {
             let (used, flow) = match self.phase {
@@ -444,6 +457,7 @@ impl Protocol for HttpConn {
                     }
                 }
                 Flow::Await => return Step::new(pos, Verb::AwaitCompletion),
+                Flow::Hold(verb) => return Step::new(pos, verb),
                 Flow::Close => return Step::new(input.len(), Verb::CloseAfterFlush),
             }
         }
@@ -467,6 +481,9 @@ impl Protocol for HttpConn {
     }
 
     fn on_deadline(&mut self, cx: &mut Cx<'_>) -> Verb {
+        if let Some(verb) = self.held_deadline(cx) {
+            return verb;
+        }
         let flow = match (self.timer.take(), self.phase) {
             (_, Phase::Closed) => Flow::Close,
             (Some(Timer::Idle), Phase::Idle) => return Verb::CloseAfterFlush,
@@ -484,6 +501,10 @@ impl Protocol for HttpConn {
     }
 
     fn on_completion(&mut self, completion: Completion, cx: &mut Cx<'_>) -> Verb {
+        let completion = match self.held_completion(completion, cx) {
+            Ok(verb) => return verb,
+            Err(completion) => completion,
+        };
         let Phase::Awaiting(job) = self.phase else {
             // A completion after its 504 (or after the connection began closing): ignored.
             return match self.phase {
@@ -499,6 +520,7 @@ impl Protocol for HttpConn {
                 .downcast::<JobReply>()
                 .map(|r| *r)
                 .map_err(|_| HttpError::HandlerPanicked),
+            Err(JobFailure::Expired) => Err(HttpError::HandlerTimeout),
             Err(_) => Err(HttpError::HandlerPanicked),
         };
         let flow = self.answer_job(reply, cx);
@@ -509,8 +531,15 @@ impl Protocol for HttpConn {
         verb_after(flow)
     }
 
+    fn on_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
+        self.held_flushed(cx)
+    }
+
     fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
         self.draining = true;
+        if let Some(verb) = self.held_drain(cx) {
+            return verb;
+        }
         match self.phase {
             Phase::Closed => Verb::CloseAfterFlush,
             // Idle, or connected with nothing of a request yet: a request may be on the wire

@@ -11,11 +11,12 @@ use crate::body::BodyDecoder;
 use crate::conn::{scratch_of, Exchange, Flow, HttpConn, Phase, Target};
 use crate::error::HttpError;
 use crate::factory::Settings;
-use crate::files::{serve, FileAsk};
+use crate::files::{serve, ConditionFields, FileAsk};
 use crate::handlers::{
-    custom, delay_job, write_echo, write_json, write_metrics, Compiled, JobReply, Request,
+    custom, delay_of, metrics_reply, write_echo, write_json, Compiled, JobReply, Request,
 };
 use crate::head::{Framing, Head, Method};
+use crate::held::Held;
 use crate::percent::{decode_into, raw_offset};
 use crate::response::{write_reply, Finish, Reply};
 use crate::router::Lookup;
@@ -38,6 +39,7 @@ impl HttpConn {
             keep_alive: head.keep_alive,
             head_only: head.method == Method::Head,
             skip_body: false,
+            held: Held::default(),
         };
         self.prepare(head, &mut exchange);
         if head.expect_continue && exchange.decoder.is_some() && !self.reads_body(target) {
@@ -89,7 +91,6 @@ impl HttpConn {
         let Target::Route { prefix_len, .. } = exchange.target else {
             return;
         };
-        let max_bytes = self.settings.config.max_file_bytes;
         // Borrowed through our own handle on the settings (an `Rc` clone, no atomics), not
         // cloned: cloning a compiled handler bumped an `Arc` on every request.
         let settings = Rc::clone(&self.settings);
@@ -98,16 +99,17 @@ impl HttpConn {
                 let ask = FileAsk {
                     root: root.clone(),
                     rest: head.path[raw_offset(head.path, prefix_len)..].to_vec(),
-                    head_only: exchange.head_only,
-                    if_none_match: head.if_none_match.map(<[u8]>::to_vec),
-                    if_modified_since: head.if_modified_since.map(<[u8]>::to_vec),
-                    range: head.range.map(<[u8]>::to_vec),
-                    max_bytes,
+                    method: head.method,
+                    fields: conditions(head),
                 };
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }
             Some(Compiled::Delay { max }) => {
-                exchange.job = Some(Box::new(delay_job(head.query, *max)))
+                exchange.held.plan_delay(Some(delay_of(head.query, *max)));
+            }
+            Some(Compiled::Metrics(hook)) => {
+                let (hook, head_only) = (hook.clone(), exchange.head_only);
+                exchange.job = Some(Box::new(move || metrics_reply(&hook, head_only)));
             }
             Some(Compiled::Echo) => {
                 let echo_type = &mut self.scratch().echo_type;
@@ -130,6 +132,9 @@ impl HttpConn {
             (exchange.target, exchange.head_only, exchange.keep_alive);
         if let Some(job) = exchange.job.take() {
             return self.submit(job, cx);
+        }
+        if let Some(delay) = exchange.held.plan_delay(None) {
+            return self.hold_delay(delay, cx);
         }
         let close = !keep_alive || self.must_close(cx);
         let finish = Finish {
@@ -168,11 +173,11 @@ impl HttpConn {
                 let scratch = scratch_of(&mut self.scratch, &self.shared);
                 write_echo(cx.out(), &scratch.echo_type, &scratch.body, finish)
             }
-            Compiled::Metrics(hook) => write_metrics(cx.out(), hook, finish),
-            // Blocking handlers carry a job and never get here; answer rather than panic.
-            Compiled::Files(_) | Compiled::Delay { .. } | Compiled::Custom { .. } => {
-                write_text(cx.out(), 500, b"", finish)
-            }
+            // Offloaded and held handlers never get here; answer rather than panic.
+            Compiled::Metrics(_)
+            | Compiled::Files(_)
+            | Compiled::Delay { .. }
+            | Compiled::Custom { .. } => write_text(cx.out(), 500, b"", finish),
         }
     }
 
@@ -193,7 +198,7 @@ impl HttpConn {
 
     fn submit(&mut self, work: Box<dyn FnOnce() -> JobReply + Send>, cx: &mut Cx<'_>) -> Flow {
         let job: Job = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
-        match cx.offload(job) {
+        match self.offload(job, cx) {
             Ok(id) => {
                 self.phase = Phase::Awaiting(id);
                 self.arm_offload(cx);
@@ -258,6 +263,19 @@ fn custom_request(head: &Head<'_>, decoded: &[u8]) -> Request {
             .content_type
             .map(|t| String::from_utf8_lossy(t).into_owned()),
         body: Vec::new(),
+    }
+}
+
+/// The conditional fields a files request is judged by (RFC 9110 §13), copied out of the head.
+fn conditions(head: &Head<'_>) -> ConditionFields {
+    let own = |field: Option<&[u8]>| field.map(<[u8]>::to_vec);
+    ConditionFields {
+        if_match: own(head.if_match),
+        if_unmodified_since: own(head.if_unmodified_since),
+        if_none_match: own(head.if_none_match),
+        if_modified_since: own(head.if_modified_since),
+        if_range: own(head.if_range),
+        range: own(head.range),
     }
 }
 

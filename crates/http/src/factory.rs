@@ -12,6 +12,7 @@ use crossbeam_utils::CachePadded;
 use crate::access::{AccessLog, AccessLogHook};
 use crate::config::HttpConfig;
 use crate::conn::{Exchange, HttpConn, Scratch};
+use crate::held::Held;
 use crate::response::{format_date, DateBytes};
 use crate::router::{Route, RouteError, RouteTable};
 use crate::stats::{HttpStats, ShardHttpStats};
@@ -147,9 +148,12 @@ impl Shared {
     }
 
     pub(crate) fn give_exchange(&self, mut exchange: Box<Exchange>) {
-        // What a request owned beyond its plain fields goes now, not when the box is reused.
+        // What a request owned beyond its plain fields goes now, not when the box is reused;
+        // a job still in flight (its client had a 504) is waited for by nobody.
         exchange.job = None;
         exchange.custom = None;
+        exchange.held.cancel_job();
+        exchange.held = Held::default();
         let mut pool = self.exchange_pool.borrow_mut();
         if pool.len() < SCRATCH_POOL {
             pool.push(exchange);

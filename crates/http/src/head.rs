@@ -74,10 +74,16 @@ pub struct Head<'a> {
     pub expect_continue: bool,
     /// Values of the fields handlers use.
     pub content_type: Option<&'a [u8]>,
+    /// `If-Match`.
+    pub if_match: Option<&'a [u8]>,
+    /// `If-Unmodified-Since`.
+    pub if_unmodified_since: Option<&'a [u8]>,
     /// `If-None-Match`.
     pub if_none_match: Option<&'a [u8]>,
     /// `If-Modified-Since`.
     pub if_modified_since: Option<&'a [u8]>,
+    /// `If-Range`.
+    pub if_range: Option<&'a [u8]>,
     /// `Range`.
     pub range: Option<&'a [u8]>,
 }
@@ -119,8 +125,11 @@ pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>
         framing: Framing::Empty,
         expect_continue: false,
         content_type: None,
+        if_match: None,
+        if_unmodified_since: None,
         if_none_match: None,
         if_modified_since: None,
+        if_range: None,
         range: None,
     };
     read_fields(&mut head, request.headers)?;
@@ -262,6 +271,12 @@ fn read_fields<'a>(head: &mut Head<'a>, headers: &[httparse::Header<'a>]) -> Res
             head.if_modified_since = Some(value);
         } else if name.eq_ignore_ascii_case("range") {
             head.range = Some(value);
+        } else if name.eq_ignore_ascii_case("if-match") {
+            head.if_match = Some(value);
+        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
+            head.if_unmodified_since = Some(value);
+        } else if name.eq_ignore_ascii_case("if-range") {
+            head.if_range = Some(value);
         }
     }
     judge(head, &fields)

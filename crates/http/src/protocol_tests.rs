@@ -35,6 +35,16 @@ fn routes() -> Vec<Route> {
             },
         ),
         Route::get(
+            "/blocking",
+            Handler::Custom {
+                func: Arc::new(|_: &Request| Response {
+                    status: 200,
+                    ..Response::default()
+                }),
+                blocking: true,
+            },
+        ),
+        Route::get(
             "/panic-inline",
             Handler::Custom {
                 func: panics,
@@ -347,7 +357,8 @@ fn timeouts() {
 
 #[test]
 fn offload_refused_timed_out_and_panicking() {
-    let delay = b"GET /delay?ms=5 HTTP/1.1\r\nHost: a\r\n\r\n";
+    // `/delay` holds no job (crate::held); a blocking custom handler does.
+    let delay = b"GET /blocking HTTP/1.1\r\nHost: a\r\n\r\n";
     let (mut harness, mut protocol) = open();
     harness.refuse_jobs(true);
     assert_eq!(harness.push(protocol.as_mut(), delay), Verb::Read);

@@ -20,8 +20,10 @@ fn files_root() -> PathBuf {
     std::fs::write(root.join("sub/index.html"), "<p>index</p>").unwrap();
     std::fs::write(base.join("secret.txt"), "secret").unwrap();
     let link = root.join("escape");
-    if !link.exists() {
-        std::os::unix::fs::symlink(base.join("secret.txt"), &link).unwrap();
+    // Tests run in parallel and share this root: another may have made the link meanwhile.
+    match std::os::unix::fs::symlink(base.join("secret.txt"), &link) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        made => made.unwrap(),
     }
     root
 }

@@ -36,7 +36,7 @@ pub mod token;
 mod sys;
 
 pub use config::{Balance, ListenerIo, ListenerSpec, ReactorConfig};
-pub use offload::{Completion, Job, JobFailure, JobId, JobOutput, Refused};
+pub use offload::{CancelToken, Completion, Job, JobFailure, JobId, JobOutput, JobTerms, Refused};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
 pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
 pub use socket::ListenAddr;

@@ -4,10 +4,15 @@
 //! waker is written at most once per batch (see [`crate::inbox`]). The job queue is bounded:
 //! when it is full, [`JobSink::submit`] refuses at once and the protocol answers "busy" instead of
 //! queueing without bound. A panicking job is caught and delivered as [`JobFailure::Panicked`].
+//!
+//! A job may carry [`JobTerms`]: a deadline and a [`CancelToken`]. A worker that dequeues a job
+//! past its deadline (its client has had its timeout answer) or whose token was cancelled (its
+//! connection is gone) drops it unrun and counts it, so a burst of slow jobs cannot leave a
+//! queue of dead work that keeps live requests waiting long after the burst.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -37,6 +42,59 @@ pub struct Refused;
 pub enum JobFailure {
     /// The job panicked; the message, when it was a string.
     Panicked(String),
+    /// The job was dequeued after its [`JobTerms::deadline`] and dropped unrun.
+    Expired,
+}
+
+/// Set by a protocol when nobody waits for its job any more (its connection closed); a worker
+/// that dequeues the job then drops it unrun. Clones share the flag.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token not yet cancelled.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels every job carrying this token that has not started yet.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// When a job stops being worth running; see [`crate::Cx::offload_with`].
+#[derive(Clone, Debug, Default)]
+pub struct JobTerms {
+    /// Past this instant the job is dropped when dequeued, and its connection gets a
+    /// [`JobFailure::Expired`] completion.
+    pub deadline: Option<Instant>,
+    /// Once cancelled the job is dropped when dequeued; no completion is delivered.
+    pub cancel: Option<CancelToken>,
+}
+
+impl JobTerms {
+    /// Why a job with these terms must not run at `now`, if it must not.
+    fn void_at(&self, now: Instant) -> Option<DropReason> {
+        if self.cancel.as_ref().is_some_and(CancelToken::is_cancelled) {
+            Some(DropReason::Closed)
+        } else if self.deadline.is_some_and(|at| at <= now) {
+            Some(DropReason::Deadline)
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DropReason {
+    Deadline,
+    Closed,
 }
 
 /// A finished job, delivered to [`crate::Protocol::on_completion`].
@@ -57,6 +115,10 @@ pub struct OffloadStats {
     pub panicked: AtomicU64,
     /// Jobs refused because the queue was full.
     pub refused: AtomicU64,
+    /// Jobs dropped unrun because their deadline had passed when a worker took them.
+    pub dropped_deadline: AtomicU64,
+    /// Jobs dropped unrun because their connection had cancelled them.
+    pub dropped_closed: AtomicU64,
 }
 
 struct Task {
@@ -64,6 +126,7 @@ struct Task {
     token: ConnToken,
     id: JobId,
     job: Job,
+    terms: JobTerms,
 }
 
 /// The running pool.
@@ -155,6 +218,22 @@ impl OffloadPool {
 
 fn run_worker(receiver: &Receiver<Task>, inboxes: &[Arc<Inbox>], stats: &OffloadStats) {
     while let Ok(task) = receiver.recv() {
+        match task.terms.void_at(Instant::now()) {
+            Some(DropReason::Closed) => {
+                stats.dropped_closed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            Some(DropReason::Deadline) => {
+                stats.dropped_deadline.fetch_add(1, Ordering::Relaxed);
+                let completion = Completion {
+                    job: task.id,
+                    result: Err(JobFailure::Expired),
+                };
+                inboxes[task.shard].push_completion(task.token, completion);
+                continue;
+            }
+            None => {}
+        }
         let result = catch_unwind(AssertUnwindSafe(task.job)).map_err(|panic| {
             stats.panicked.fetch_add(1, Ordering::Relaxed);
             JobFailure::Panicked(panic_message(panic.as_ref()))
@@ -201,6 +280,15 @@ pub(crate) struct OffloadSink {
 
 impl JobSink for OffloadSink {
     fn submit(&mut self, token: ConnToken, job: Job) -> Result<JobId, Refused> {
+        self.submit_with(token, job, JobTerms::default())
+    }
+
+    fn submit_with(
+        &mut self,
+        token: ConnToken,
+        job: Job,
+        terms: JobTerms,
+    ) -> Result<JobId, Refused> {
         let id = JobId(self.next_id);
         self.next_id += 1;
         let task = Task {
@@ -208,6 +296,7 @@ impl JobSink for OffloadSink {
             token,
             id,
             job,
+            terms,
         };
         match self.sender.try_send(task) {
             Ok(()) => Ok(id),

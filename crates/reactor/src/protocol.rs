@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use crate::buffer::BufPool;
-use crate::offload::{Completion, Job, JobId, Refused};
+use crate::offload::{Completion, Job, JobId, JobTerms, Refused};
 use crate::token::ConnToken;
 
 /// What the shard does next with a connection.
@@ -95,6 +95,15 @@ pub trait Protocol {
         Verb::CloseNow
     }
 
+    /// Pending output reached zero after the protocol answered [`Verb::WaitFlush`]: the socket
+    /// took every byte. A protocol that produces output in windows (a file body) writes the
+    /// next one here. Called before buffered input is handed over again; the default changes
+    /// nothing. Answering `WaitFlush` again makes sense only with new output pending.
+    fn on_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::Read
+    }
+
     /// The server started draining: finish what is in flight and say when to close. The default
     /// closes once pending output is written.
     fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
@@ -131,6 +140,18 @@ pub trait ConnFactory {
 pub trait JobSink {
     /// Queues `job` for the connection `token`; refused at once when the queue is full.
     fn submit(&mut self, token: ConnToken, job: Job) -> Result<JobId, Refused>;
+
+    /// Like [`submit`](Self::submit), with terms that let the pool drop the job unrun; a sink
+    /// that cannot honour them runs the job anyway.
+    fn submit_with(
+        &mut self,
+        token: ConnToken,
+        job: Job,
+        terms: JobTerms,
+    ) -> Result<JobId, Refused> {
+        let _ = terms;
+        self.submit(token, job)
+    }
 }
 
 /// A protocol's view of its connection and of the shard, for the length of one call.
@@ -205,6 +226,13 @@ impl Cx<'_> {
     /// [`Protocol::on_completion`]. Return [`Verb::AwaitCompletion`] to wait for it.
     pub fn offload(&mut self, job: Job) -> Result<JobId, Refused> {
         self.jobs.submit(self.token, job)
+    }
+
+    /// Like [`offload`](Self::offload), but the pool drops the job unrun if, when a worker takes
+    /// it, `terms.deadline` has passed (the completion is then [`crate::JobFailure::Expired`]) or
+    /// `terms.cancel` was cancelled (no completion).
+    pub fn offload_with(&mut self, job: Job, terms: JobTerms) -> Result<JobId, Refused> {
+        self.jobs.submit_with(self.token, job, terms)
     }
 
     /// True once the server has started draining.

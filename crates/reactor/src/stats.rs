@@ -362,6 +362,10 @@ pub struct Snapshot {
     pub offload_panicked: u64,
     /// Offload jobs refused because the queue was full.
     pub offload_refused: u64,
+    /// Offload jobs dropped unrun: dequeued past their deadline.
+    pub offload_dropped_deadline: u64,
+    /// Offload jobs dropped unrun: their connection had closed (cancelled them).
+    pub offload_dropped_closed: u64,
 }
 
 impl Snapshot {
@@ -390,6 +394,8 @@ impl Snapshot {
             offload_completed: get(&offload.completed),
             offload_panicked: get(&offload.panicked),
             offload_refused: get(&offload.refused),
+            offload_dropped_deadline: get(&offload.dropped_deadline),
+            offload_dropped_closed: get(&offload.dropped_closed),
         }
     }
 

@@ -135,6 +135,16 @@ impl Harness {
         self.with_cx(|cx| protocol.on_drain(cx))
     }
 
+    /// Calls [`Protocol::on_flushed`], as the shard does once a [`Verb::WaitFlush`] has written
+    /// every pending byte: take the output first, since all of it counts as written.
+    pub fn flushed(&mut self, protocol: &mut dyn Protocol) -> Verb {
+        assert!(
+            self.out.as_ref().is_none_or(Vec::is_empty),
+            "on_flushed with output pending: take_output first"
+        );
+        self.with_cx(|cx| protocol.on_flushed(cx))
+    }
+
     /// Moves the clock on.
     pub fn advance(&mut self, by: Duration) {
         self.now += by;

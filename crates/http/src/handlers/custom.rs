@@ -57,5 +57,6 @@ pub(crate) fn run(func: &CustomFn, request: &Request, head_only: bool) -> JobRep
         extra,
         body: if head_only { Vec::new() } else { response.body },
         length,
+        stream: None,
     }
 }

@@ -2,7 +2,6 @@
 
 use serde::Serialize;
 
-use super::MetricsHook;
 use crate::response::{write_reply, Finish, Reply};
 
 #[derive(Serialize)]
@@ -47,21 +46,6 @@ pub(crate) fn write_echo(
         content_type: Some(content_type),
         extra: b"",
         body,
-    };
-    write_reply(out, &reply, finish);
-    200
-}
-
-/// The metrics exposition from the hook. coreloop-metrics writes it with `prometheus-client`,
-/// whose text encoder speaks OpenMetrics 1.0 (`# EOF`, counter families without `_total`), so
-/// it is labelled as such; Prometheus picks its parser by this type.
-pub(crate) fn write_metrics(out: &mut Vec<u8>, hook: &MetricsHook, finish: Finish<'_>) -> u16 {
-    let text = hook();
-    let reply = Reply {
-        status: 200,
-        content_type: Some(b"text/plain; version=0.0.4; charset=utf-8"),
-        extra: b"",
-        body: text.as_bytes(),
     };
     write_reply(out, &reply, finish);
     200

@@ -1,8 +1,9 @@
 //! Built-in handlers, described by plain values ([`Handler`]) and compiled once ([`Compiled`]).
 //!
-//! A handler either answers inline on the shard (static, json, echo, health, metrics) or is
-//! blocking and runs on the offload pool (files, delay, custom with `blocking`): it then produces
-//! a [`JobReply`] that the connection encodes when the completion comes back.
+//! A handler either answers inline on the shard (static, json, echo, health) or runs on the
+//! offload pool (files, metrics, custom with `blocking`): it then produces a [`JobReply`] that
+//! the connection encodes when the completion comes back. `delay` waits on the connection's
+//! deadline and holds no thread.
 
 pub(crate) mod custom;
 mod inline;
@@ -11,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use custom::{CustomFn, Request, Response};
-pub(crate) use inline::{write_echo, write_json, write_metrics};
+pub(crate) use inline::{write_echo, write_json};
 
-use crate::files::{FilesRoot, FilesSpec};
+use crate::files::{FileBody, FilesRoot, FilesSpec};
 use crate::response::{Prepared, Reply};
 
 /// Produces the metrics exposition text; filled in by the metrics crate.
@@ -47,9 +48,10 @@ pub enum Handler {
     Health,
     /// 200, or 503 once the server drains (`/readyz`).
     Ready,
-    /// The metrics exposition, from a hook.
+    /// The metrics exposition, from a hook, rendered on the offload pool.
     Metrics(MetricsHook),
-    /// Sleeps `?ms=N` (at most `max`) on the offload pool, then 200.
+    /// Answers 200 after `?ms=N` (at most `max`), on the connection's deadline: no thread is
+    /// held. A delay longer than the offload timeout answers 504 at that timeout.
     Delay {
         /// The longest sleep granted.
         max: Duration,
@@ -139,8 +141,11 @@ pub(crate) struct JobReply {
     /// Header lines, each ending in CRLF.
     pub extra: Vec<u8>,
     pub body: Vec<u8>,
-    /// What `Content-Length` announces (differs from `body.len()` for HEAD).
+    /// What `Content-Length` announces (differs from `body.len()` for HEAD, and for a file
+    /// body, which follows in windows).
     pub length: u64,
+    /// A file body sent after `body`, one window at a time (`crate::held`).
+    pub stream: Option<Box<FileBody>>,
 }
 
 impl JobReply {
@@ -151,6 +156,7 @@ impl JobReply {
             extra: Vec::new(),
             body: body.as_bytes().to_vec(),
             length: body.len() as u64,
+            stream: None,
         }
     }
 }
@@ -233,16 +239,30 @@ fn check_value(value: &str) -> Result<(), String> {
     }
 }
 
-/// The delay handler's job: `ms=N` from the query, capped at `max`.
-pub(crate) fn delay_job(query: &[u8], max: Duration) -> impl FnOnce() -> JobReply + Send {
+/// The delay `/delay?ms=N` asks for, capped at `max`.
+pub(crate) fn delay_of(query: &[u8], max: Duration) -> Duration {
     let asked = query
         .split(|&b| b == b'&')
         .find_map(|pair| pair.strip_prefix(b"ms="))
         .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok())
         .unwrap_or(0);
-    let sleep = Duration::from_millis(asked).min(max);
-    move || {
-        std::thread::sleep(sleep);
-        JobReply::text(200, "ok\n")
+    Duration::from_millis(asked).min(max)
+}
+
+/// The metrics exposition as an offloaded job's reply: rendering reads /proc and takes locks,
+/// so it runs off the shard (issue 10 §6). coreloop-metrics writes the 0.0.4 text format.
+pub(crate) fn metrics_reply(hook: &MetricsHook, head_only: bool) -> JobReply {
+    let text = hook();
+    JobReply {
+        status: 200,
+        content_type: Some(b"text/plain; version=0.0.4; charset=utf-8".to_vec()),
+        extra: Vec::new(),
+        length: text.len() as u64,
+        body: if head_only {
+            Vec::new()
+        } else {
+            text.into_bytes()
+        },
+        stream: None,
     }
 }

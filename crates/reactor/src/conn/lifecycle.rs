@@ -106,6 +106,25 @@ impl Conn {
         }
     }
 
+    /// A `WaitFlush` has written every byte. A protocol that streams (a file body in windows)
+    /// queues its next window here and waits again, even after the peer's EOF; only when it
+    /// does not is the wait over. `WaitFlush` with nothing new pending would wait for nothing.
+    fn after_flush(&mut self, env: &mut Env<'_>) -> Drive {
+        let verb = self.call(env, |p, cx| p.on_flushed(cx))?;
+        let waits_again = match verb {
+            Verb::AwaitCompletion => true,
+            Verb::WaitFlush => self.pending_output() > 0,
+            Verb::Read | Verb::CloseAfterFlush | Verb::CloseNow => false,
+        };
+        if !waits_again {
+            self.end_wait(env);
+        }
+        if verb == Verb::WaitFlush && !waits_again {
+            return Ok(());
+        }
+        self.apply(verb)
+    }
+
     /// After any event: write what is pending, resolve waits that the write ended, deliver a
     /// pending EOF, move a closing connection on, give idle buffers back and re-arm the timer.
     pub(super) fn settle(&mut self, env: &mut Env<'_>) -> Drive {
@@ -119,7 +138,7 @@ impl Conn {
                 }
             ) && self.pending_output() == 0;
             if flushed {
-                self.end_wait(env);
+                self.after_flush(env)?;
                 self.feed(env)?;
                 continue;
             }

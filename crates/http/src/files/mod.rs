@@ -1,20 +1,28 @@
 //! The files handler: serves a directory from the offload pool (every call here may block).
+//! Conditional requests are in [`preconditions`], ranges in [`range`], the windowed body in
+//! [`body`].
 //!
 //! Containment: the request path is split on `/` *before* decoding, each segment is decoded on
 //! its own (so `%2F` never becomes a separator), `.`/`..` segments (also `%2e%2e`) are 404, and
 //! the joined path is canonicalized and must still lie under the canonical root — which also
 //! catches symlinks that point out of it.
 
+mod body;
+mod preconditions;
+mod range;
+
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub(crate) use body::FileBody;
+
 use crate::handlers::JobReply;
-use crate::head::trim;
+use crate::head::Method;
 use crate::percent::decode_segment;
+use preconditions::{evaluate, Conditions, Outcome, Validators};
 
 /// Where and how to serve files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,14 +64,37 @@ pub(crate) struct FileAsk {
     pub root: Arc<FilesRoot>,
     /// The raw (still encoded) path below the route prefix.
     pub rest: Vec<u8>,
-    pub head_only: bool,
-    pub if_none_match: Option<Vec<u8>>,
-    pub if_modified_since: Option<Vec<u8>>,
-    pub range: Option<Vec<u8>>,
-    pub max_bytes: u64,
+    pub method: Method,
+    pub fields: ConditionFields,
 }
 
-/// Serves `ask`: 200, 206, 304, 404, 416, or 500 when the disk fails us.
+/// The conditional fields of the request, copied out of its head.
+#[derive(Debug, Default)]
+pub(crate) struct ConditionFields {
+    pub if_match: Option<Vec<u8>>,
+    pub if_unmodified_since: Option<Vec<u8>>,
+    pub if_none_match: Option<Vec<u8>>,
+    pub if_modified_since: Option<Vec<u8>>,
+    pub if_range: Option<Vec<u8>>,
+    pub range: Option<Vec<u8>>,
+}
+
+impl ConditionFields {
+    fn view(&self) -> Conditions<'_> {
+        Conditions {
+            if_match: self.if_match.as_deref(),
+            if_unmodified_since: self.if_unmodified_since.as_deref(),
+            if_none_match: self.if_none_match.as_deref(),
+            if_modified_since: self.if_modified_since.as_deref(),
+            if_range: self.if_range.as_deref(),
+            range: self.range.as_deref(),
+        }
+    }
+}
+
+/// Serves `ask`: 200, 206, 304, 404, 412, 416, or 500 when the disk fails us. The body is not
+/// read here beyond its first window: the reply carries the open file, and the connection
+/// reads on as the client drains (see `crate::held`).
 pub(crate) fn serve(ask: &FileAsk) -> JobReply {
     let Some(path) = resolve(&ask.root, &ask.rest) else {
         return JobReply::text(404, "not found\n");
@@ -74,7 +105,7 @@ pub(crate) fn serve(ask: &FileAsk) -> JobReply {
     if meta.is_dir() {
         return serve_dir(ask, &path);
     }
-    serve_file(ask, &path, &meta)
+    serve_file(ask, &path)
 }
 
 fn resolve(root: &FilesRoot, rest: &[u8]) -> Option<PathBuf> {
@@ -97,8 +128,8 @@ fn contained(root: &Path, path: &Path) -> Option<PathBuf> {
 fn serve_dir(ask: &FileAsk, dir: &Path) -> JobReply {
     if let Some(index) = &ask.root.index {
         let file = contained(&ask.root.root, &dir.join(index)).filter(|p| p.is_file());
-        return match file.and_then(|p| Some((fs::metadata(&p).ok()?, p))) {
-            Some((meta, path)) => serve_file(ask, &path, &meta),
+        return match file {
+            Some(path) => serve_file(ask, &path),
             None if ask.root.listing => listing(dir),
             None => JobReply::text(404, "not found\n"),
         };
@@ -109,123 +140,75 @@ fn serve_dir(ask: &FileAsk, dir: &Path) -> JobReply {
     }
 }
 
-fn serve_file(ask: &FileAsk, path: &Path, meta: &fs::Metadata) -> JobReply {
+/// Opens first and takes the validators from the open file, so that what is compared and what
+/// is sent are the same file even if the path is replaced meanwhile.
+fn serve_file(ask: &FileAsk, path: &Path) -> JobReply {
+    let Ok(file) = File::open(path) else {
+        return JobReply::text(404, "not found\n");
+    };
+    let Ok(meta) = file.metadata() else {
+        return JobReply::text(500, "read failed\n");
+    };
     let len = meta.len();
-    let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+    let now = SystemTime::now();
+    // §8.8.2.1: never a Last-Modified later than the response's date.
+    let modified = meta.modified().unwrap_or(UNIX_EPOCH).min(now);
     let stamp = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
     let etag = format!("\"{len:x}-{:x}\"", stamp.as_nanos());
-    let mut extra = format!(
-        "ETag: {etag}\r\nLast-Modified: {}\r\nAccept-Ranges: bytes\r\n",
-        httpdate::fmt_http_date(modified)
-    )
-    .into_bytes();
-    if not_modified(ask, &etag, modified) {
-        return JobReply {
-            status: 304,
-            extra,
-            ..JobReply::default()
-        };
-    }
-    let (status, start, count) = match ask.range.as_deref().map(|r| parse_range(r, len)) {
-        None | Some(RangeAsk::Ignore) => (200, 0, len),
-        Some(RangeAsk::Unsatisfiable) => return unsatisfiable(extra, len),
-        Some(RangeAsk::Bytes(start, end)) => {
-            extra.extend_from_slice(
-                format!("Content-Range: bytes {start}-{end}/{len}\r\n").as_bytes(),
-            );
-            (206, start, end - start + 1)
-        }
-    };
-    if count > ask.max_bytes {
-        return JobReply::text(500, "file too large to serve\n");
-    }
-    let body = if ask.head_only {
-        Ok(Vec::new())
-    } else {
-        read_range(path, start, count)
-    };
-    match body {
-        Ok(body) => JobReply {
-            status,
-            content_type: Some(content_type(path).to_vec()),
-            extra,
-            body,
-            length: count,
-        },
-        Err(_) => JobReply::text(500, "read failed\n"),
-    }
-}
-
-/// RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since; weak comparison for the former.
-fn not_modified(ask: &FileAsk, etag: &str, modified: SystemTime) -> bool {
-    if let Some(tags) = &ask.if_none_match {
-        let strip = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
-        let ours = strip(etag.as_bytes());
-        return tags
-            .split(|&b| b == b',')
-            .map(trim)
-            .any(|t| t == b"*" || strip(t) == ours);
-    }
-    let Some(since) = ask.if_modified_since.as_deref() else {
-        return false;
-    };
-    let since = std::str::from_utf8(since)
-        .ok()
-        .and_then(|s| httpdate::parse_http_date(s.trim()).ok());
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    since.is_some_and(|since| secs(modified) <= secs(since))
-}
-
-/// A single byte range (RFC 9110 §14.1.2); anything else is ignored and the whole file sent.
-#[derive(Debug, PartialEq, Eq)]
-enum RangeAsk {
-    Ignore,
-    Unsatisfiable,
-    /// First and last byte, inclusive.
-    Bytes(u64, u64),
-}
-
-fn parse_range(value: &[u8], len: u64) -> RangeAsk {
-    let Some(spec) = trim(value).strip_prefix(b"bytes=") else {
-        return RangeAsk::Ignore;
+    let validators = Validators {
+        etag: etag.as_bytes(),
+        modified: stamp.as_secs(),
+        now: secs(now),
+        len,
     };
-    let Some(dash) = spec.iter().position(|&b| b == b'-') else {
-        return RangeAsk::Ignore;
-    };
-    let number = |s: &[u8]| std::str::from_utf8(s).ok()?.parse::<u64>().ok();
-    let (first, last) = (&spec[..dash], &spec[dash + 1..]);
-    if spec.contains(&b',') {
-        return RangeAsk::Ignore;
-    }
-    match (number(first), number(last)) {
-        (Some(start), _) if start >= len => RangeAsk::Unsatisfiable,
-        (Some(start), None) if last.is_empty() => RangeAsk::Bytes(start, len - 1),
-        (Some(start), Some(end)) if start <= end => RangeAsk::Bytes(start, end.min(len - 1)),
-        (None, Some(suffix)) if first.is_empty() && suffix > 0 && len > 0 => {
-            RangeAsk::Bytes(len.saturating_sub(suffix), len - 1)
+    let mut extra = format!("ETag: {etag}\r\n").into_bytes();
+    let (status, first, count) = match evaluate(ask.method, &ask.fields.view(), &validators) {
+        // §15.4.5: a 304 carries the ETag, and no other representation metadata.
+        Outcome::NotModified => return bodiless(304, extra),
+        Outcome::Failed => return JobReply::text(412, "precondition failed\n"),
+        Outcome::Unsatisfiable => return unsatisfiable(len),
+        Outcome::Whole => (200, 0, len),
+        Outcome::Partial(first, last) => {
+            let range = format!("Content-Range: bytes {first}-{last}/{len}\r\n");
+            extra.extend_from_slice(range.as_bytes());
+            (206, first, last - first + 1)
         }
-        (None, Some(_)) if first.is_empty() => RangeAsk::Unsatisfiable,
-        _ => RangeAsk::Ignore,
+    };
+    let modified = httpdate::fmt_http_date(modified);
+    extra.extend_from_slice(
+        format!("Last-Modified: {modified}\r\nAccept-Ranges: bytes\r\n").as_bytes(),
+    );
+    let stream = match ask.method {
+        Method::Head => None,
+        _ => match FileBody::open(file, first, count) {
+            Ok(body) => Some(Box::new(body)),
+            Err(_) => return JobReply::text(500, "read failed\n"),
+        },
+    };
+    JobReply {
+        status,
+        content_type: Some(content_type(path).to_vec()),
+        extra,
+        body: Vec::new(),
+        length: count,
+        stream,
     }
 }
 
-fn unsatisfiable(mut extra: Vec<u8>, len: u64) -> JobReply {
-    extra.extend_from_slice(format!("Content-Range: bytes */{len}\r\n").as_bytes());
+fn bodiless(status: u16, extra: Vec<u8>) -> JobReply {
     JobReply {
+        status,
         extra,
+        ..JobReply::default()
+    }
+}
+
+fn unsatisfiable(len: u64) -> JobReply {
+    JobReply {
+        extra: format!("Content-Range: bytes */{len}\r\n").into_bytes(),
         ..JobReply::text(416, "range not satisfiable\n")
     }
-}
-
-fn read_range(path: &Path, start: u64, count: u64) -> std::io::Result<Vec<u8>> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(start))?;
-    let mut body = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    file.take(count).read_to_end(&mut body)?;
-    if (body.len() as u64) < count {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    Ok(body)
 }
 
 fn listing(dir: &Path) -> JobReply {
@@ -250,6 +233,7 @@ fn listing(dir: &Path) -> JobReply {
         extra: Vec::new(),
         body: html.into_bytes(),
         length,
+        stream: None,
     }
 }
 
@@ -288,26 +272,4 @@ fn content_type(path: &Path) -> &'static [u8] {
         _ => "application/octet-stream",
     };
     kind.as_bytes()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        let check = |value: &str, expected: RangeAsk| {
-            assert_eq!(parse_range(value.as_bytes(), 10), expected, "{value}")
-        };
-        check("bytes=0-4", RangeAsk::Bytes(0, 4));
-        check("bytes=5-", RangeAsk::Bytes(5, 9));
-        check("bytes=-3", RangeAsk::Bytes(7, 9));
-        check("bytes=-30", RangeAsk::Bytes(0, 9));
-        check("bytes=2-100", RangeAsk::Bytes(2, 9));
-        check("bytes=10-", RangeAsk::Unsatisfiable);
-        check("bytes=-0", RangeAsk::Unsatisfiable);
-        check("bytes=4-2", RangeAsk::Ignore);
-        check("bytes=0-1,3-4", RangeAsk::Ignore);
-        check("items=0-1", RangeAsk::Ignore);
-    }
 }

@@ -1,0 +1,390 @@
+//! What a connection has outstanding beyond its request phase: the offloaded job in flight
+//! (cancelled if the connection goes first), a `/delay` waiting on the connection's deadline,
+//! or a file body being sent one window at a time.
+//!
+//! A file body: the first window goes out with the head; each next window is read on the
+//! offload pool only once the socket has taken the previous one (`Protocol::on_flushed`), so
+//! a download holds one window however large the file, and a client that stops reading stops
+//! the reads. A client that goes away drops the connection, which cancels a read still queued.
+//!
+//! `/delay` holds no thread: it is the connection's own deadline on the shard's timer wheel.
+
+use std::any::Any;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use coreloop_reactor::{CancelToken, Completion, Cx, Job, JobId, JobTerms, Refused, Verb};
+
+use crate::conn::{Flow, HttpConn, Phase};
+use crate::error::HttpError;
+use crate::files::FileBody;
+use crate::handlers::JobReply;
+
+/// How long a window read refused by a full offload queue waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_millis(10);
+
+/// Lives in the request's pooled `Exchange`: outstanding things belong to the request in
+/// progress, and an idle connection (which has no exchange) holds nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// The job in flight and its token, so that dropping the connection voids it.
+    job: Option<(JobId, CancelToken)>,
+    hold: Option<Hold>,
+    /// The delay a `/delay` head asked for, until its body (if any) is in.
+    planned: Option<Duration>,
+}
+
+#[derive(Debug)]
+enum Hold {
+    /// `/delay`: at the deadline, 200 — or 504 when the delay asked exceeds the offload timeout.
+    Delay {
+        timeout: bool,
+    },
+    Stream(Box<Stream>),
+}
+
+/// The rest of a file response whose head is written.
+#[derive(Debug)]
+struct Stream {
+    status: u16,
+    close: bool,
+    state: Window,
+    /// Where a read job that never ran leaves the body (see [`Lent`]).
+    home: Home,
+}
+
+type Home = Arc<Mutex<Option<Box<FileBody>>>>;
+
+/// The body inside a read job. A job the full queue refuses is dropped unrun, and with it the
+/// open file: this puts the body back where the connection can take it and try again. A job
+/// that runs takes the body out first, so the normal path never touches the lock.
+struct Lent {
+    body: Option<Box<FileBody>>,
+    home: Home,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(body) = self.body.take() {
+            *self.home.lock().unwrap_or_else(PoisonError::into_inner) = Some(body);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Window {
+    /// The last window is in the output buffer; the next is read once it is written.
+    Flushing(Box<FileBody>),
+    /// A read is on the offload pool, and owns the body meanwhile.
+    Reading(JobId),
+    /// The offload queue refused the read; tried again at the deadline, until `give_up`.
+    Retrying(Box<FileBody>, Instant),
+}
+
+/// A window read's result, with the body handed back.
+struct WindowRead {
+    body: Box<FileBody>,
+    result: std::io::Result<()>,
+}
+
+impl Held {
+    /// How to answer input that arrives while something is held, or `None` when nothing is.
+    pub fn input_verb(&self) -> Option<Verb> {
+        Some(match self.hold()? {
+            Hold::Stream(stream) if matches!(stream.state, Window::Reading(_)) => {
+                Verb::AwaitCompletion
+            }
+            // Input stays buffered (the next request waits for this response).
+            _ => Verb::Read,
+        })
+    }
+
+    /// Sets the planned delay of the request being read; returns the one it replaces.
+    pub fn plan_delay(&mut self, delay: Option<Duration>) -> Option<Duration> {
+        std::mem::replace(&mut self.planned, delay)
+    }
+
+    fn hold(&self) -> Option<&Hold> {
+        self.hold.as_ref()
+    }
+
+    fn hold_mut(&mut self) -> Option<&mut Hold> {
+        self.hold.as_mut()
+    }
+
+    /// Cancels the job in flight, if any: nobody waits for it any more.
+    pub fn cancel_job(&mut self) {
+        if let Some((_, token)) = self.job.take() {
+            token.cancel();
+        }
+    }
+
+    fn voids(&mut self, id: JobId) {
+        if self.job.as_ref().is_some_and(|(job, _)| *job == id) {
+            self.job = None;
+        }
+    }
+}
+
+impl Drop for HttpConn {
+    fn drop(&mut self) {
+        if let Some(held) = self.held_mut() {
+            held.cancel_job();
+        }
+    }
+}
+
+impl HttpConn {
+    fn held(&self) -> Option<&Held> {
+        self.exchange.as_deref().map(|e| &e.held)
+    }
+
+    fn held_mut(&mut self) -> Option<&mut Held> {
+        self.exchange.as_deref_mut().map(|e| &mut e.held)
+    }
+
+    /// `Protocol::on_input` while something is held: how to wait instead of parsing.
+    pub(crate) fn held_input_verb(&self) -> Option<Verb> {
+        self.held()?.input_verb()
+    }
+
+    /// Puts `hold` in the request's exchange; false if no request is in progress.
+    fn put_hold(&mut self, hold: Hold) -> bool {
+        match self.held_mut() {
+            Some(held) => {
+                held.hold = Some(hold);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take_hold(&mut self) -> Option<Hold> {
+        self.held_mut()?.hold.take()
+    }
+
+    /// Offloads `job` with the connection's offload deadline and a cancel token, so that the
+    /// pool drops it unrun once its client has its 504 or has gone.
+    pub(crate) fn offload(&mut self, job: Job, cx: &mut Cx<'_>) -> Result<JobId, Refused> {
+        let cancel = CancelToken::new();
+        let terms = JobTerms {
+            deadline: Some(cx.now() + self.settings.config.offload_timeout),
+            cancel: Some(cancel.clone()),
+        };
+        let id = cx.offload_with(job, terms)?;
+        if let Some(held) = self.held_mut() {
+            held.job = Some((id, cancel));
+        }
+        Ok(id)
+    }
+
+    /// `/delay?ms=N`: answered at the connection's deadline, no thread held meanwhile.
+    pub(crate) fn hold_delay(&mut self, delay: Duration, cx: &mut Cx<'_>) -> Flow {
+        let limit = self.settings.config.offload_timeout;
+        if !self.put_hold(Hold::Delay {
+            timeout: delay > limit,
+        }) {
+            return self.refuse(HttpError::HandlerPanicked, cx);
+        }
+        cx.set_deadline(cx.now() + delay.min(limit));
+        Flow::Hold(Verb::Read)
+    }
+
+    /// The head and first window of a file response are written: send the rest, if any.
+    pub(crate) fn stream_body(
+        &mut self,
+        body: Box<FileBody>,
+        status: u16,
+        close: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
+        let mut body = body;
+        if cx.pending_output() == 0 {
+            // Nothing else is pending (the head went out with the first window): the window
+            // itself becomes the output buffer, saving a copy of every byte.
+            body.swap_window(cx.out());
+        } else {
+            cx.out().extend_from_slice(body.window());
+        }
+        let previous = self.take_hold();
+        if !body.more() {
+            return self.done(status, close, cx);
+        }
+        // The offload deadline of the first read is over; a client that stops reading meets
+        // the reactor's write timeout instead.
+        cx.clear_deadline();
+        let home = match previous {
+            Some(Hold::Stream(stream)) => stream.home,
+            _ => Home::default(),
+        };
+        let stream = Stream {
+            status,
+            close,
+            state: Window::Flushing(body),
+            home,
+        };
+        if !self.put_hold(Hold::Stream(Box::new(stream))) {
+            return Flow::Hold(self.cut(cx));
+        }
+        Flow::Hold(Verb::WaitFlush)
+    }
+
+    /// `Protocol::on_flushed`: the previous window is written; read the next.
+    pub(crate) fn held_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let Some(Hold::Stream(stream)) = self.held_mut().and_then(Held::hold_mut) else {
+            return Verb::Read;
+        };
+        match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {
+            Window::Flushing(body) => {
+                let give_up = cx.now() + self.settings.config.offload_timeout;
+                self.read_window(body, give_up, cx)
+            }
+            other => {
+                stream.state = other;
+                Verb::Read
+            }
+        }
+    }
+
+    fn read_window(&mut self, body: Box<FileBody>, give_up: Instant, cx: &mut Cx<'_>) -> Verb {
+        let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
+            return self.cut(cx);
+        };
+        let home = stream.home.clone();
+        let job = window_job(body, home.clone());
+        let state = match self.offload(job, cx) {
+            Ok(id) => {
+                cx.set_deadline(cx.now() + self.settings.config.offload_timeout);
+                Window::Reading(id)
+            }
+            Err(Refused) => {
+                let body = home.lock().unwrap_or_else(PoisonError::into_inner).take();
+                match body {
+                    Some(body) if cx.now() < give_up => {
+                        cx.set_deadline((cx.now() + RETRY_AFTER).min(give_up));
+                        Window::Retrying(body, give_up)
+                    }
+                    _ => return self.cut(cx),
+                }
+            }
+        };
+        let verb = match state {
+            Window::Reading(_) => Verb::AwaitCompletion,
+            _ => Verb::Read,
+        };
+        if let Some(Hold::Stream(stream)) = self.held_mut().and_then(Held::hold_mut) {
+            stream.state = state;
+        }
+        verb
+    }
+
+    /// A window read came back: send it, and finish or wait for it to be written.
+    pub(crate) fn held_completion(
+        &mut self,
+        completion: Completion,
+        cx: &mut Cx<'_>,
+    ) -> Result<Verb, Completion> {
+        if let Some(held) = self.held_mut() {
+            held.voids(completion.job);
+        }
+        let reading = match self.held().and_then(Held::hold) {
+            Some(Hold::Stream(stream)) => match stream.state {
+                Window::Reading(id) => id == completion.job,
+                _ => false,
+            },
+            _ => false,
+        };
+        if !reading {
+            return Err(completion);
+        }
+        cx.clear_deadline();
+        let read = completion
+            .result
+            .ok()
+            .and_then(|output| output.downcast::<WindowRead>().ok());
+        let Some(read) = read.filter(|r| r.result.is_ok()) else {
+            return Ok(self.cut(cx));
+        };
+        let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
+            return Ok(self.cut(cx));
+        };
+        // A drain that began mid-body closes the connection once the body is out.
+        let (status, close) = (stream.status, stream.close || self.draining);
+        let flow = self.stream_body(read.body, status, close, cx);
+        Ok(match flow {
+            Flow::Hold(verb) => verb,
+            // The next request may be buffered: it is handed over once this output is written.
+            Flow::Answered => Verb::WaitFlush,
+            _ => Verb::CloseAfterFlush,
+        })
+    }
+
+    /// The connection's deadline passed while something was held.
+    pub(crate) fn held_deadline(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
+        match self.take_hold()? {
+            Hold::Delay { timeout: true } => {
+                Some(after(self.refuse(HttpError::HandlerTimeout, cx)))
+            }
+            Hold::Delay { timeout: false } => {
+                Some(after(self.answer_job(Ok(JobReply::text(200, "ok\n")), cx)))
+            }
+            Hold::Stream(mut stream) => {
+                match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {
+                    Window::Retrying(body, give_up) => {
+                        self.put_hold(Hold::Stream(stream));
+                        Some(self.read_window(body, give_up, cx))
+                    }
+                    // A read that outlived the offload timeout: the head is long sent, so there is
+                    // no 504 to give; the client sees the body end short and the connection close.
+                    _ => Some(self.cut(cx)),
+                }
+            }
+        }
+    }
+
+    /// `Protocol::on_drain` while something is held: finish it (its response then closes).
+    pub(crate) fn held_drain(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
+        let verb = self.held_input_verb()?;
+        Some(match verb {
+            Verb::Read if cx.pending_output() > 0 => Verb::WaitFlush,
+            verb => verb,
+        })
+    }
+
+    /// Ends a response that cannot be completed: the connection closes after what is written.
+    fn cut(&mut self, cx: &mut Cx<'_>) -> Verb {
+        if let Some(held) = self.held_mut() {
+            held.hold = None;
+            held.cancel_job();
+        }
+        self.phase = Phase::Closed;
+        cx.clear_deadline();
+        cx.refuse();
+        Verb::CloseAfterFlush
+    }
+}
+
+/// The read of the next window as a job; the body comes back in its [`WindowRead`].
+fn window_job(body: Box<FileBody>, home: Home) -> Job {
+    let mut lent = Lent {
+        body: Some(body),
+        home,
+    };
+    Box::new(move || -> Box<dyn Any + Send> {
+        let Some(mut body) = lent.body.take() else {
+            return Box::new(());
+        };
+        let result = body.read_window();
+        Box::new(WindowRead { body, result })
+    })
+}
+
+fn after(flow: Flow) -> Verb {
+    match flow {
+        Flow::Answered => Verb::WaitFlush,
+        Flow::Close => Verb::CloseAfterFlush,
+        Flow::Hold(verb) => verb,
+        Flow::Await => Verb::AwaitCompletion,
+        Flow::Partial | Flow::Continue => Verb::Read,
+    }
+}

@@ -1,0 +1,448 @@
+//! The `files` handler through the real binary: RFC 9110 preconditions and ranges on the wire,
+//! downloads that cost a window rather than a file, reads that stop when the client goes, an
+//! offload pool that a burst of stalled jobs cannot leave clogged, and a `/delay` that holds no
+//! thread.
+
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::support::{config, Conn, Response, Server, TempDir, WAIT};
+
+/// Polls `done` every 10 ms until it holds or `within` passes.
+fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+const SMALL: &str = "0123456789";
+
+/// The default config plus a `/files/*` route on `root`, then `edits`.
+fn serve_files(root: &Path, edits: &[(&str, &str)]) -> Server {
+    let route = format!(
+        "[[listener.route]]\npath = \"/files/*\"\nfiles = {{ root = \"{}\" }}\n\n\
+         [[listener.route]]\npath = \"/delay\"",
+        root.display()
+    );
+    let mut all = vec![("[[listener.route]]\npath = \"/delay\"", route.as_str())];
+    all.extend_from_slice(edits);
+    Server::start(&config(&all))
+}
+
+/// One request on a fresh connection; a HEAD's response is read to the end of its head
+/// (its Content-Length is what a GET would send), the connection then closed by us.
+fn request(server: &Server, head: &str) -> Response {
+    let mut conn = Conn::open(server.addr("web"));
+    if !head.starts_with("HEAD ") {
+        conn.send(head).unwrap();
+        return response(&mut conn);
+    }
+    // A GET behind the HEAD ends the HEAD's response where the next status line begins.
+    let probe = "GET /delay HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    conn.send(&format!("{head}{probe}")).unwrap();
+    let mut all = Vec::new();
+    conn.stream.read_to_end(&mut all).unwrap();
+    let text = String::from_utf8_lossy(&all);
+    let end = text.find("\r\n\r\n").unwrap() + 4;
+    assert!(
+        text[end..].starts_with("HTTP/1.1 200"),
+        "a HEAD response had a body: {text}"
+    );
+    let mut lines = text[..end].split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// `Conn::read_response`, again after EINTR: another test of this process may install a
+/// signal handler, and a read that blocks for seconds then fails with `Interrupted`. The
+/// client keeps what it read, so a retry resumes.
+fn response(conn: &mut Conn) -> Response {
+    loop {
+        match conn.read_response() {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return other.unwrap(),
+        }
+    }
+}
+
+/// GET `path` on `conn`.
+fn get(conn: &mut Conn, path: &str) -> Response {
+    conn.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .unwrap();
+    response(conn)
+}
+
+/// Expected header values: present (`Some`) or absent (`None`).
+type Expect<'a> = &'a [(&'a str, Option<&'a str>)];
+
+#[test]
+fn preconditions_and_ranges_on_the_wire() {
+    let dir = TempDir::new();
+    let path = dir.write("small.txt", SMALL);
+    // A Last-Modified well in the past is a strong validator (RFC 9110 §8.8.2.2).
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    let server = serve_files(&dir.0, &[]);
+    let plain = request(&server, "GET /files/small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((plain.status, plain.text().as_str()), (200, SMALL));
+    let etag = plain.header("etag").unwrap().to_owned();
+    let modified = plain.header("last-modified").unwrap().to_owned();
+    let weak = format!("W/{etag}");
+    let earlier = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let later = "Fri, 01 Jan 2100 00:00:00 GMT";
+    let tagged = [("etag", Some(etag.as_str()))];
+    let whole: Expect = &[("content-range", None), ("content-length", Some("10"))];
+    // Extra header lines, method, status, expected headers.
+    let rows: Vec<(String, &str, u16, Expect)> = vec![
+        // §13.1.1 If-Match: strong comparison, 412 on no match.
+        (format!("If-Match: {etag}"), "GET", 200, whole),
+        ("If-Match: *".into(), "GET", 200, whole),
+        ("If-Match: \"nope\"".into(), "GET", 412, &[]),
+        (format!("If-Match: {weak}"), "GET", 412, &[]),
+        // §13.1.4 If-Unmodified-Since.
+        (format!("If-Unmodified-Since: {later}"), "GET", 200, whole),
+        (format!("If-Unmodified-Since: {earlier}"), "GET", 412, &[]),
+        // §13.1.2 If-None-Match: weak comparison, 304 for GET and HEAD.
+        (format!("If-None-Match: {etag}"), "GET", 304, &tagged),
+        (format!("If-None-Match: {weak}"), "GET", 304, &[]),
+        (format!("If-None-Match: \"x\", {etag}"), "HEAD", 304, &[]),
+        ("If-None-Match: \"x\"".into(), "GET", 200, whole),
+        // §13.1.3 If-Modified-Since, ignored beside If-None-Match.
+        (format!("If-Modified-Since: {modified}"), "GET", 304, &[]),
+        (format!("If-Modified-Since: {earlier}"), "GET", 200, whole),
+        (
+            format!("If-None-Match: \"x\"\r\nIf-Modified-Since: {modified}"),
+            "GET",
+            200,
+            whole,
+        ),
+        // §13.2.2 order: If-Match before If-None-Match.
+        (
+            format!("If-Match: \"x\"\r\nIf-None-Match: {etag}"),
+            "GET",
+            412,
+            &[],
+        ),
+        // §14 ranges.
+        (
+            "Range: bytes=0-3".into(),
+            "GET",
+            206,
+            &[("content-range", Some("bytes 0-3/10"))],
+        ),
+        (
+            "Range: bytes=7-".into(),
+            "GET",
+            206,
+            &[("content-range", Some("bytes 7-9/10"))],
+        ),
+        (
+            "Range: bytes=-2".into(),
+            "GET",
+            206,
+            &[("content-range", Some("bytes 8-9/10"))],
+        ),
+        (
+            "Range: bytes=5-100".into(),
+            "GET",
+            206,
+            &[("content-range", Some("bytes 5-9/10"))],
+        ),
+        (
+            "Range: bytes=50-".into(),
+            "GET",
+            416,
+            &[("content-range", Some("bytes */10"))],
+        ),
+        ("Range: bytes=0-1,4-5".into(), "GET", 200, whole),
+        ("Range: bytes=0-4,2-6".into(), "GET", 200, whole),
+        ("Range: bytes=4-2".into(), "GET", 200, whole),
+        ("Range: lines=0-2".into(), "GET", 200, whole),
+        (
+            "Range: bytes=0-3".into(),
+            "HEAD",
+            200,
+            &[("content-length", Some("10"))],
+        ),
+        // §13.1.5 If-Range.
+        (
+            format!("If-Range: {etag}\r\nRange: bytes=0-3"),
+            "GET",
+            206,
+            &[],
+        ),
+        (
+            "If-Range: \"other\"\r\nRange: bytes=0-3".into(),
+            "GET",
+            200,
+            whole,
+        ),
+        (
+            format!("If-Range: {weak}\r\nRange: bytes=0-3"),
+            "GET",
+            200,
+            whole,
+        ),
+        (
+            format!("If-Range: {modified}\r\nRange: bytes=0-3"),
+            "GET",
+            206,
+            &[],
+        ),
+        (
+            format!("If-Range: {later}\r\nRange: bytes=0-3"),
+            "GET",
+            200,
+            whole,
+        ),
+        (
+            "If-Range: \"other\"\r\nRange: bytes=50-".into(),
+            "GET",
+            200,
+            whole,
+        ),
+    ];
+    for (fields, method, status, headers) in &rows {
+        let head = format!("{method} /files/small.txt HTTP/1.1\r\nHost: t\r\n{fields}\r\n\r\n");
+        let response = request(&server, &head);
+        assert_eq!(response.status, *status, "{head}");
+        for (name, value) in headers.iter() {
+            assert_eq!(response.header(name), *value, "{name} for {head}");
+        }
+        let expected_body: &[u8] = match (response.status, *method) {
+            (_, "HEAD") | (304, _) => b"",
+            (200, _) => SMALL.as_bytes(),
+            _ => &response.body,
+        };
+        assert_eq!(response.body, expected_body, "{head}");
+    }
+    let partial = request(
+        &server,
+        "GET /files/small.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n",
+    );
+    assert_eq!(partial.text(), "234");
+}
+
+/// A field of /proc/PID/status or /proc/PID/io, in its unit (kB, bytes).
+fn proc_field(pid: u32, file: &str, name: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+    line[name.len()..]
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    proc_field(pid, "status", "VmRSS:") as f64 / 1024.0
+}
+
+fn big_file(dir: &TempDir, name: &str, mib: usize) {
+    let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut data = Vec::with_capacity(mib * chunk.len());
+    for _ in 0..mib {
+        data.extend_from_slice(&chunk);
+    }
+    std::fs::write(dir.0.join(name), data).unwrap();
+}
+
+/// Reads from `conn` until at least `bytes` have arrived (head included).
+fn read_at_least(conn: &mut Conn, bytes: usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < bytes {
+        let n = match conn.stream.read(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => other.unwrap(),
+        };
+        assert!(n > 0, "the download ended early");
+        got += n;
+    }
+}
+
+const READERS: usize = 100;
+
+#[test]
+fn slow_readers_of_a_large_file_cost_a_window_each() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 20);
+    let server = serve_files(&dir.0, &[]);
+    let pid = server.pid();
+    // One whole download first, so that what is measured is the cost of concurrent ones.
+    let mut first = Conn::open(server.addr("web"));
+    let whole = get(&mut first, "/files/big.bin");
+    assert_eq!(whole.body.len(), 20 * 1024 * 1024);
+    drop((first, whole));
+    let baseline = rss_mib(pid);
+    let mut readers: Vec<Conn> = (0..READERS)
+        .map(|_| Conn::open(server.addr("web")))
+        .collect();
+    for conn in &mut readers {
+        conn.send("GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    // Each reader takes 1 MiB and then stalls: the server is left with 100 responses that
+    // have 19 MiB each still to go.
+    for conn in &mut readers {
+        read_at_least(conn, 1024 * 1024);
+    }
+    let during = rss_mib(pid);
+    drop(readers);
+    let mut after = rss_mib(pid);
+    let settled = poll_until(WAIT, || {
+        after = rss_mib(pid);
+        after <= baseline + 16.0
+    });
+    eprintln!(
+        "files: RSS {baseline:.1} MiB before, {during:.1} MiB with {READERS} stalled 20 MiB \
+         downloads, {after:.1} MiB after they closed"
+    );
+    assert!(
+        during - baseline <= 64.0,
+        "{READERS} downloads added {:.1} MiB",
+        during - baseline
+    );
+    assert!(
+        settled,
+        "RSS stayed at {after:.1} MiB after the downloads closed"
+    );
+}
+
+#[test]
+fn a_client_that_resets_stops_the_reads() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 64);
+    let server = serve_files(&dir.0, &[]);
+    let pid = server.pid();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let fds_before = fds();
+    let read_before = proc_field(pid, "io", "rchar:");
+    let mut conn = Conn::open(server.addr("web"));
+    conn.send("GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    read_at_least(&mut conn, 128 * 1024);
+    // Closing with unread data in the receive queue sends a reset (RFC 9293 §3.6.1 practice).
+    drop(conn);
+    // The server notices on its next write and closes the connection. Once its fds are back to
+    // the baseline, the file is closed too: the body that holds it (in the connection or in a
+    // read job) is gone, so no further read can happen.
+    let closed = poll_until(WAIT, || fds() <= fds_before);
+    assert!(
+        closed,
+        "the connection or its file stayed open after the reset"
+    );
+    let last = proc_field(pid, "io", "rchar:");
+    let read = last - read_before;
+    eprintln!(
+        "files: {} KiB read for a 64 MiB download reset after 128 KiB",
+        read / 1024
+    );
+    assert!(
+        read < 32 * 1024 * 1024,
+        "{} MiB of the file read for a client that reset after 128 KiB",
+        read >> 20
+    );
+    // The server lives on.
+    let again = get(&mut Conn::open(server.addr("web")), "/files/big.bin");
+    assert_eq!(again.body.len(), 64 << 20);
+}
+
+/// Offloaded jobs that block: a files request for a FIFO blocks its worker in `open` until a
+/// writer comes. With 2 workers and a short offload timeout, a burst of them leaves queued
+/// jobs whose clients already have their 504: those must be dropped, not run (each would block
+/// again, since no writer comes for them).
+#[test]
+fn a_burst_of_stalled_jobs_does_not_clog_the_pool() {
+    let dir = TempDir::new();
+    dir.write("small.txt", SMALL);
+    let fifo = dir.0.join("stall");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let server = serve_files(
+        &dir.0,
+        &[
+            ("offload_threads = 4", "offload_threads = 2"),
+            ("offload = \"10s\"", "offload = \"300ms\""),
+        ],
+    );
+    let web = server.addr("web");
+    let mut burst: Vec<Conn> = (0..20).map(|_| Conn::open(web)).collect();
+    for conn in &mut burst {
+        conn.send("GET /files/stall HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    for conn in &mut burst {
+        assert_eq!(response(conn).status, 504);
+    }
+    drop(burst);
+    // Release the two workers blocked in open(2): a writer arrives and leaves at once.
+    drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+    // What was queued behind them is void; the next request is served, not queued behind 18
+    // jobs that would each block on the FIFO again.
+    let mut conn = Conn::open(web);
+    let small = get(&mut conn, "/files/small.txt");
+    assert_eq!((small.status, small.text().as_str()), (200, SMALL));
+}
+
+/// `/delay` waits on the connection's deadline: 50 of them hold no thread, so a files request
+/// sent after them is answered before any of them.
+#[test]
+fn delays_hold_no_thread() {
+    let dir = TempDir::new();
+    dir.write("small.txt", SMALL);
+    let server = serve_files(&dir.0, &[("offload_threads = 4", "offload_threads = 1")]);
+    let web = server.addr("web");
+    let mut delays: Vec<Conn> = (0..50).map(|_| Conn::open(web)).collect();
+    for conn in &mut delays {
+        conn.send("GET /delay?ms=4000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    let small = get(&mut Conn::open(web), "/files/small.txt");
+    assert_eq!(small.status, 200);
+    for conn in &mut delays {
+        conn.stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let early = conn.stream.read(&mut byte);
+        assert!(
+            matches!(&early, Err(e) if e.kind() == ErrorKind::WouldBlock),
+            "a delay answered before the files request: {early:?}"
+        );
+        conn.stream.set_nonblocking(false).unwrap();
+    }
+    for conn in &mut delays {
+        assert_eq!(response(conn).status, 200);
+    }
+}
