@@ -104,6 +104,8 @@ pub struct HttpConn {
     peer_eof: bool,
     /// `on_drain` came while a request was in progress: its response closes.
     pub(crate) draining: bool,
+    /// The request being answered is HTTP/1.0 (its keep-alive is announced).
+    pub(crate) http10: bool,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -171,6 +173,7 @@ impl HttpConn {
             scratch: None,
             peer_eof: false,
             draining: false,
+            http10: false,
         }
     }
 
@@ -237,6 +240,7 @@ impl HttpConn {
         if self.shared.access_log.is_some() {
             self.note_request(head, cx);
         }
+        self.http10 = head.minor == 0;
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
@@ -299,6 +303,7 @@ impl HttpConn {
             date: &self.shared.date.get(),
             close,
             head_only,
+            announce_keep_alive: self.http10,
         };
         write_reply(cx.out(), &reply, finish);
         self.scratch().body.clear();
@@ -336,6 +341,7 @@ impl HttpConn {
             });
         }
         self.served += 1;
+        self.http10 = false;
         if let Some(exchange) = self.exchange.take() {
             self.shared.give_exchange(exchange);
         }
@@ -393,6 +399,7 @@ impl HttpConn {
             date: &self.shared.date.get(),
             close,
             head_only,
+            announce_keep_alive: self.http10,
         };
         write_sized(cx.out(), &view, reply.length, finish);
         self.done(reply.status, close, cx)

@@ -22,6 +22,8 @@ mod factory;
 mod files;
 mod handlers;
 mod head;
+mod host;
+mod line;
 mod percent;
 mod response;
 mod router;
@@ -39,5 +41,7 @@ pub use head::{parse as parse_head, Framing, Head, Method};
 pub use router::{Route, RouteError, RouteTable};
 pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
 
+#[cfg(test)]
+mod grammar_tests;
 #[cfg(test)]
 mod protocol_tests;
