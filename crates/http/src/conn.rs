@@ -23,6 +23,7 @@ use crate::factory::{Settings, Shared};
 use crate::handlers::{JobReply, Request};
 use crate::head::{self, Head};
 use crate::response::{write_reply, write_sized, Finish, Reply};
+use crate::scan::HeadScan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -106,6 +107,8 @@ pub struct HttpConn {
     pub(crate) draining: bool,
     /// The request being answered is HTTP/1.0 (its keep-alive is announced).
     pub(crate) http10: bool,
+    /// How far the look for the end of the current head got.
+    scan: HeadScan,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -174,6 +177,7 @@ impl HttpConn {
             peer_eof: false,
             draining: false,
             http10: false,
+            scan: HeadScan::default(),
         }
     }
 
@@ -223,7 +227,18 @@ impl HttpConn {
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
         self.begin_request(cx);
         let settings = self.settings.clone();
-        match head::parse(input, &settings.config) {
+        if self.scan.waiting() {
+            match self.scan.look(input, &settings.config) {
+                Ok(true) => {}
+                Ok(false) => return (0, Flow::Partial),
+                Err(error) => return (0, self.refuse(error, cx)),
+            }
+        }
+        let parsed = head::parse_resumed(input, &mut self.scan.line, &settings.config);
+        if !matches!(parsed, Ok(None)) {
+            self.scan = HeadScan::default();
+        }
+        match parsed {
             Ok(Some(head)) => {
                 let flow = self.on_head(&head, input.len() > head.len, cx);
                 (
@@ -231,7 +246,10 @@ impl HttpConn {
                     flow.unwrap_or_else(|error| self.refuse(error, cx)),
                 )
             }
-            Ok(None) => (0, Flow::Partial),
+            Ok(None) => {
+                self.scan.wait(input.len());
+                (0, Flow::Partial)
+            }
             Err(error) => (0, self.refuse(error, cx)),
         }
     }

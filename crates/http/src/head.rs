@@ -8,7 +8,7 @@
 use crate::config::{HttpConfig, HEADER_CAPACITY};
 use crate::error::HttpError;
 use crate::host;
-use crate::line::{self, Line, Version};
+use crate::line::{Line, LineScan, Version};
 
 /// Request methods the router distinguishes; others are carried as [`Method::Other`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +90,16 @@ pub struct Head<'a> {
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
 pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>>, HttpError> {
-    let line = match line::parse(input, config.max_uri_bytes) {
+    parse_resumed(input, &mut LineScan::default(), config)
+}
+
+/// [`parse`], with the request line read on from where `line` stopped.
+pub(crate) fn parse_resumed<'a>(
+    input: &'a [u8],
+    line: &mut LineScan,
+    config: &HttpConfig,
+) -> Result<Option<Head<'a>>, HttpError> {
+    let line = match line.advance(input, config.max_uri_bytes) {
         Ok(Some(line)) => line,
         Ok(None) => return check_partial(input, config).map(|()| None),
         Err(error) => return Err(error),

@@ -27,6 +27,7 @@ mod line;
 mod percent;
 mod response;
 mod router;
+mod scan;
 mod stats;
 
 pub use access::{AccessLogHook, AccessRecord, ACCESS_PATH_MAX};

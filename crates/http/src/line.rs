@@ -47,104 +47,131 @@ impl Line<'_> {
     }
 }
 
-/// Parses the request line at the start of `input`: `Ok(None)` while it is incomplete and
-/// valid so far. A target longer than `max_uri` is refused as soon as it is seen, so that a
-/// long target answers 414 whether or not a bad byte follows later.
-pub(crate) fn parse(input: &[u8], max_uri: usize) -> Result<Option<Line<'_>>, HttpError> {
-    let Some(start) = skip_empty_lines(input)? else {
-        return Ok(None);
-    };
-    let rest = &input[start..];
-    let Some(method_len) = token(rest)? else {
-        return Ok(None);
-    };
-    let rest = &rest[method_len + 1..];
-    let Some(target_len) = target(rest, max_uri)? else {
-        return Ok(None);
-    };
-    let rest = &rest[target_len + 1..];
-    let Some((major, minor, version_len)) = version(rest)? else {
-        return Ok(None);
-    };
-    let method = ascii(&input[start..start + method_len]);
-    let target = ascii(&input[start + method_len + 1..start + method_len + 1 + target_len]);
-    Ok(Some(Line {
-        len: start + method_len + 1 + target_len + 1 + version_len,
-        method,
-        target,
-        major,
-        minor,
-    }))
+/// The request line read so far, resumable: each call looks only at bytes it has not seen,
+/// so a line that arrives a byte at a time costs linear time.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LineScan {
+    /// Bytes looked at.
+    at: usize,
+    part: Part,
+    /// Where the method starts (after any empty lines).
+    start: usize,
+    /// The SP after the method, and the SP after the target.
+    method_end: usize,
+    target_end: usize,
+    major: u8,
+    minor: u8,
 }
 
-fn ascii(bytes: &[u8]) -> &str {
-    // Only ever called on bytes checked to be visible ASCII.
-    std::str::from_utf8(bytes).unwrap_or_default()
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Part {
+    /// Before the method: empty lines are skipped.
+    #[default]
+    Empty,
+    /// The CR of an empty line.
+    EmptyCr,
+    Method,
+    Target,
+    /// Inside `HTTP/d.d`.
+    Version,
+    /// After the version: CR or LF.
+    VersionEnd,
+    /// The CR that ends the line.
+    Cr,
+    Done,
 }
 
-fn skip_empty_lines(input: &[u8]) -> Result<Option<usize>, HttpError> {
-    let mut at = 0;
-    loop {
-        match input.get(at..) {
-            Some([b'\n', ..]) => at += 1,
-            Some([b'\r', b'\n', ..]) => at += 2,
-            Some([b'\r']) | Some([]) | None => return Ok(None),
-            Some([b'\r', ..]) => return Err(HttpError::MalformedRequestLine),
-            Some(_) => return Ok(Some(at)),
+/// The version token's shape; `0` stands for a digit.
+const VERSION: &[u8] = b"HTTP/0.0";
+
+impl LineScan {
+    /// Continues over `input` (the same bytes as before, perhaps more of them): `Ok(None)`
+    /// while the line is incomplete and valid so far. A target longer than `max_uri` is
+    /// refused as soon as it is seen, so that a long target answers 414 whether or not a bad
+    /// byte follows later.
+    pub(crate) fn advance<'a>(
+        &mut self,
+        input: &'a [u8],
+        max_uri: usize,
+    ) -> Result<Option<Line<'a>>, HttpError> {
+        while self.part != Part::Done {
+            let Some(&byte) = input.get(self.at) else {
+                return Ok(None);
+            };
+            self.part = self.step(byte, max_uri)?;
+            self.at += 1;
         }
+        let target_start = self.method_end + 1;
+        Ok(Some(Line {
+            len: self.at,
+            method: ascii(&input[self.start..self.method_end]),
+            target: ascii(&input[target_start..self.target_end]),
+            major: self.major,
+            minor: self.minor,
+        }))
     }
-}
 
-/// The method token, up to its SP: its length.
-fn token(input: &[u8]) -> Result<Option<usize>, HttpError> {
-    for (at, &byte) in input.iter().enumerate() {
-        match byte {
-            b' ' if at > 0 => return Ok(Some(at)),
-            _ if is_tchar(byte) => {}
+    /// Whether the whole line is in.
+    pub(crate) fn done(&self) -> Option<usize> {
+        (self.part == Part::Done).then_some(self.at)
+    }
+
+    fn step(&mut self, byte: u8, max_uri: usize) -> Result<Part, HttpError> {
+        let at = self.at;
+        let next = match (self.part, byte) {
+            (Part::Empty, b'\n') => Part::Empty,
+            (Part::Empty, b'\r') => Part::EmptyCr,
+            (Part::EmptyCr, b'\n') => Part::Empty,
+            (Part::Empty, _) if is_tchar(byte) => {
+                self.start = at;
+                Part::Method
+            }
+            (Part::Method, b' ') => {
+                self.method_end = at;
+                Part::Target
+            }
+            (Part::Method, _) if is_tchar(byte) => Part::Method,
+            (Part::Target, b' ') if at > self.method_end + 1 => {
+                self.target_end = at;
+                Part::Version
+            }
+            (Part::Target, b'!'..=b'~') if at - self.method_end > max_uri => {
+                return Err(HttpError::UriTooLong)
+            }
+            (Part::Target, b'!'..=b'~') => Part::Target,
+            (Part::Version, _) => return self.version_byte(byte),
+            (Part::VersionEnd | Part::Cr, b'\n') => Part::Done,
+            (Part::VersionEnd, b'\r') => Part::Cr,
             _ => return Err(HttpError::MalformedRequestLine),
-        }
+        };
+        Ok(next)
     }
-    Ok(None)
-}
 
-/// The target, up to its SP: its length.
-fn target(input: &[u8], max_uri: usize) -> Result<Option<usize>, HttpError> {
-    for (at, &byte) in input.iter().enumerate() {
-        match byte {
-            b' ' if at > 0 => return Ok(Some(at)),
-            b'!'..=b'~' if at < max_uri => {}
-            b'!'..=b'~' => return Err(HttpError::UriTooLong),
-            _ => return Err(HttpError::MalformedRequestLine),
-        }
-    }
-    if input.len() > max_uri {
-        return Err(HttpError::UriTooLong);
-    }
-    Ok(None)
-}
-
-/// `HTTP/d.d` and the line end: (major, minor, bytes through the LF).
-fn version(input: &[u8]) -> Result<Option<(u8, u8, usize)>, HttpError> {
-    const SHAPE: &[u8] = b"HTTP/0.0";
-    for (at, &byte) in input.iter().enumerate().take(SHAPE.len()) {
-        let fits = match SHAPE[at] {
+    fn version_byte(&mut self, byte: u8) -> Result<Part, HttpError> {
+        let index = self.at - self.target_end - 1;
+        let fits = match VERSION[index] {
             b'0' => byte.is_ascii_digit(),
             expected => byte == expected,
         };
         if !fits {
             return Err(HttpError::MalformedRequestLine);
         }
+        match index {
+            5 => self.major = byte - b'0',
+            7 => self.minor = byte - b'0',
+            _ => {}
+        }
+        Ok(if index + 1 == VERSION.len() {
+            Part::VersionEnd
+        } else {
+            Part::Version
+        })
     }
-    let (major, minor) = match input {
-        [_, _, _, _, _, major, _, minor, ..] => (major - b'0', minor - b'0'),
-        _ => return Ok(None),
-    };
-    match &input[SHAPE.len()..] {
-        [] | [b'\r'] => Ok(None),
-        [b'\n', ..] => Ok(Some((major, minor, SHAPE.len() + 1))),
-        [b'\r', b'\n', ..] => Ok(Some((major, minor, SHAPE.len() + 2))),
-        _ => Err(HttpError::MalformedRequestLine),
-    }
+}
+
+fn ascii(bytes: &[u8]) -> &str {
+    // Only ever called on bytes checked to be visible ASCII.
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 /// A `tchar` of RFC 9110 §5.6.2.
@@ -155,6 +182,10 @@ pub(crate) fn is_tchar(byte: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(input: &[u8], max_uri: usize) -> Result<Option<Line<'_>>, HttpError> {
+        LineScan::default().advance(input, max_uri)
+    }
 
     #[test]
     fn every_prefix_of_a_valid_line_is_incomplete() {
@@ -232,6 +263,21 @@ mod tests {
                 String::from_utf8_lossy(line)
             );
         }
+    }
+
+    #[test]
+    fn resumed_a_byte_at_a_time_it_reads_the_same_line() {
+        let line = b"\n\r\nOPTIONS * HTTP/1.0\r\nHost: a\r\n";
+        let mut scan = LineScan::default();
+        for end in 0..line.len() {
+            let got = scan.advance(&line[..end], 64).unwrap();
+            if end < 23 {
+                assert_eq!(got, None, "end {end}");
+            } else {
+                assert_eq!(got, parse(line, 64).unwrap(), "end {end}");
+            }
+        }
+        assert_eq!(scan.done(), Some(23));
     }
 
     #[test]
