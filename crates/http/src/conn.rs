@@ -23,7 +23,7 @@ use crate::factory::{Settings, Shared};
 use crate::handlers::{JobReply, Request};
 use crate::head::{self, Head};
 use crate::response::{write_reply, write_sized, Finish, Reply};
-use crate::scan::HeadScan;
+use crate::scan::{self, HeadScan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -109,6 +109,10 @@ pub struct HttpConn {
     pub(crate) http10: bool,
     /// How far the look for the end of the current head got.
     scan: HeadScan,
+    /// While draining: whether another complete request is buffered behind this one, so that
+    /// this response must not be the closing one (`None`: not looked, as the drain began
+    /// while a job ran; then any buffered byte counts).
+    more_buffered: Option<bool>,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -178,6 +182,7 @@ impl HttpConn {
             draining: false,
             http10: false,
             scan: HeadScan::default(),
+            more_buffered: None,
         }
     }
 
@@ -240,6 +245,10 @@ impl HttpConn {
         }
         match parsed {
             Ok(Some(head)) => {
+                if self.is_draining(cx) {
+                    let rest = &input[head.len..];
+                    self.more_buffered = Some(scan::request_follows(rest, head.framing));
+                }
                 let flow = self.on_head(&head, input.len() > head.len, cx);
                 (
                     head.len,
@@ -331,7 +340,12 @@ impl HttpConn {
         self.done(refusal.status, close, cx)
     }
 
-    /// Whether the response being written must end the connection (limits, drain).
+    fn is_draining(&self, cx: &Cx<'_>) -> bool {
+        self.draining || cx.is_draining()
+    }
+
+    /// Whether the response being written must end the connection (limits, drain). A drain
+    /// answers every request complete in the input first: only the last one closes.
     pub(crate) fn must_close(&self, cx: &Cx<'_>) -> bool {
         let config = &self.settings.config;
         let limit = config.max_requests_per_connection;
@@ -340,7 +354,10 @@ impl HttpConn {
             (Some(age), Some(opened)) => cx.now().saturating_duration_since(opened) >= age,
             _ => false,
         };
-        too_many || too_old || self.draining || cx.is_draining()
+        let last = !self
+            .more_buffered
+            .unwrap_or_else(|| cx.buffered_input() > 0);
+        too_many || too_old || (self.is_draining(cx) && last)
     }
 
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
@@ -360,6 +377,7 @@ impl HttpConn {
         }
         self.served += 1;
         self.http10 = false;
+        self.more_buffered = None;
         if let Some(exchange) = self.exchange.take() {
             self.shared.give_exchange(exchange);
         }
@@ -370,7 +388,13 @@ impl HttpConn {
             return Flow::Close;
         }
         self.phase = Phase::Idle;
-        self.arm(Timer::Idle, cx);
+        if self.is_draining(cx) {
+            // Another request is buffered (that is why this one did not close): it is answered
+            // next, and the drain grace bounds the wait if it never completes.
+            self.drain_grace(cx);
+        } else {
+            self.arm(Timer::Idle, cx);
+        }
         Flow::Answered
     }
 

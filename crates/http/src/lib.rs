@@ -43,6 +43,8 @@ pub use router::{Route, RouteError, RouteTable};
 pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
 
 #[cfg(test)]
+mod drain_tests;
+#[cfg(test)]
 mod grammar_tests;
 #[cfg(test)]
 mod protocol_tests;

@@ -12,6 +12,7 @@
 
 use crate::config::HttpConfig;
 use crate::error::HttpError;
+use crate::head::Framing;
 use crate::line::LineScan;
 
 /// How far the look for the end of the current head got.
@@ -52,6 +53,26 @@ impl HeadScan {
         }
         within(input, config).map(|()| false)
     }
+}
+
+/// Whether `rest`, the input after a head with `framing`, holds the whole head of another
+/// request (after a Content-Length body; a chunked body is searched through, which may take
+/// body bytes for a head: the drain grace then closes instead of a `Connection: close`).
+/// Only asked while draining.
+pub(crate) fn request_follows(rest: &[u8], framing: Framing) -> bool {
+    let rest = match framing {
+        Framing::Length(length) => match usize::try_from(length) {
+            Ok(length) if length <= rest.len() => &rest[length..],
+            _ => return false,
+        },
+        Framing::Empty | Framing::Chunked => rest,
+    };
+    let Some(start) = rest.iter().position(|&b| b != b'\r' && b != b'\n') else {
+        return false;
+    };
+    memchr::memchr_iter(b'\n', &rest[start..])
+        .map(|offset| start + offset)
+        .any(|at| rest[at - 1] == b'\n' || (rest[at - 1] == b'\r' && rest[at - 2] == b'\n'))
 }
 
 fn within(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
@@ -152,6 +173,20 @@ mod tests {
         }
         assert_eq!(first_ready(b"\n\n\n\n\n\n"), Ok(None));
         assert_eq!(first_ready(b"GET / HTTP/1.1\r\nHost: a\r\n"), Ok(None));
+    }
+
+    #[test]
+    fn a_following_request_is_seen_only_when_whole() {
+        let next = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(request_follows(next, Framing::Empty));
+        assert!(request_follows(b"GET / HTTP/1.0\n\n", Framing::Empty));
+        assert!(!request_follows(&next[..next.len() - 1], Framing::Empty));
+        assert!(!request_follows(b"\r\n\r\n", Framing::Empty));
+        assert!(!request_follows(b"", Framing::Empty));
+        let body = [&b"hello"[..], next].concat();
+        assert!(request_follows(&body, Framing::Length(5)));
+        assert!(!request_follows(&body, Framing::Length(500)));
+        assert!(!request_follows(b"\r\n\r\n\r\n", Framing::Length(2)));
     }
 
     /// Regression: bytes after the end (a body, the next request) were judged as field bytes.
