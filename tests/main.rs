@@ -8,6 +8,7 @@ mod adversarial;
 mod check_config;
 mod cli;
 mod drain;
+mod grammar;
 mod metrics;
 mod reload;
 mod serve;
