@@ -84,8 +84,8 @@ fn within(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
 
 /// Searches `input[from..]` (field bytes, which start at `fields`) for an LF that ends an
 /// empty line, checking the bytes on the way. Vectorised where it matters (a head sent in
-/// small pieces is mostly field bytes): one pass for forbidden bytes and bare CRs, then a
-/// memchr for LFs, each of which is judged by the two bytes before it.
+/// small pieces is mostly field bytes): one pass for controls, then a memchr for CRs and LFs,
+/// each judged by its neighbours.
 fn end_of_head(input: &[u8], fields: usize, from: usize) -> Result<bool, HttpError> {
     // A CR that ended the last look is judged by the byte after it, which may be here now.
     let from = if from > fields && input[from - 1] == b'\r' {
@@ -93,45 +93,51 @@ fn end_of_head(input: &[u8], fields: usize, from: usize) -> Result<bool, HttpErr
     } else {
         from
     };
+    let mut end = None;
+    for offset in memchr::memchr2_iter(b'\r', b'\n', &input[from..]) {
+        let at = from + offset;
+        if input[at] == b'\r' {
+            if input.get(at + 1).is_some_and(|&b| b != b'\n') {
+                end = Some(Err(at));
+                break;
+            }
+        } else if at == fields
+            || input[at - 1] == b'\n'
+            || (input[at - 1] == b'\r' && (at - 1 == fields || input[at - 2] == b'\n'))
+        {
+            end = Some(Ok(at));
+            break;
+        }
+    }
     // Only the head's own bytes are judged: what follows its end (a body, the next request)
     // is not field bytes.
-    let end = memchr::memchr_iter(b'\n', &input[from..])
-        .map(|offset| from + offset)
-        .find(|&at| {
-            at == fields
-                || input[at - 1] == b'\n'
-                || (input[at - 1] == b'\r' && (at - 1 == fields || input[at - 2] == b'\n'))
-        });
-    let head_part = &input[from..end.map_or(input.len(), |at| at + 1)];
-    if has_forbidden(head_part) {
+    let head_part = match end {
+        Some(Ok(at) | Err(at)) => &input[from..at],
+        None => &input[from..],
+    };
+    if has_control(head_part) || matches!(end, Some(Err(_))) {
         return Err(HttpError::MalformedHeader);
     }
     Ok(end.is_some())
 }
 
-/// Whether `bytes` hold what no field line may: a control other than HTAB, CR and LF, DEL
-/// (RFC 9110 §5.5), or a CR not followed by LF (a final CR waits for its next byte). Folded
-/// over fixed chunks without early exits, so that it compiles to vector code.
-fn has_forbidden(bytes: &[u8]) -> bool {
-    let forbidden = |b: u8, next: u8| {
-        let control = (b < 0x20) & (b != b'\t') & (b != b'\r') & (b != b'\n');
-        u8::from(control | (b == 0x7f) | ((b == b'\r') & (next != b'\n')))
+/// Whether `bytes` hold what no field line may other than a bare CR: a control but HTAB, CR
+/// and LF, or DEL (RFC 9110 §5.5). Folded over fixed-size blocks without early exits inside
+/// them, so that it compiles to vector code.
+fn has_control(bytes: &[u8]) -> bool {
+    const LANES: usize = 32;
+    let control = |b: u8| {
+        u8::from(b < 0x20) & u8::from(b != b'\t') & u8::from(b != b'\r') & u8::from(b != b'\n')
+            | u8::from(b == 0x7f)
     };
-    let Some(&last) = bytes.last() else {
-        return false;
-    };
-    let pairs = bytes.len() - 1;
-    let bad = bytes[..pairs]
-        .chunks(64)
-        .zip(bytes[1..].chunks(64))
-        .any(|(chunk, next)| {
-            chunk
-                .iter()
-                .zip(next)
-                .fold(0u8, |bad, (&b, &n)| bad | forbidden(b, n))
-                != 0
-        });
-    bad || forbidden(last, b'\n') != 0
+    let blocks = bytes.chunks_exact(LANES);
+    let tail = blocks.remainder();
+    for block in blocks {
+        if block.iter().fold(0u8, |bad, &b| bad | control(b)) != 0 {
+            return true;
+        }
+    }
+    tail.iter().fold(0u8, |bad, &b| bad | control(b)) != 0
 }
 
 #[cfg(test)]
@@ -196,6 +202,28 @@ mod tests {
         scan.wait(16);
         let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\x00\x01\r\x7f";
         assert_eq!(scan.look(input, &config()), Ok(true));
+    }
+
+    #[test]
+    fn controls_are_found_at_every_offset_of_a_block() {
+        for len in [1, 2, 31, 32, 33, 64, 65, 100] {
+            assert!(!has_control(&vec![b'a'; len]), "{len}");
+            for at in 0..len {
+                for (byte, bad) in [(0u8, true), (0x01, true), (0x1f, true), (0x7f, true)]
+                    .into_iter()
+                    .chain([
+                        (b'\t', false),
+                        (b'\r', false),
+                        (b'\n', false),
+                        (0x80, false),
+                    ])
+                {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert_eq!(has_control(&bytes), bad, "{len} {at} {byte}");
+                }
+            }
+        }
     }
 
     #[test]
