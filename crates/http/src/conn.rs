@@ -231,14 +231,14 @@ impl HttpConn {
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
         self.begin_request(cx);
-        let settings = self.settings.clone();
         if self.scan.waiting() {
-            match self.scan.look(input, &settings.config) {
+            match self.scan.look(input, &self.settings.config) {
                 Ok(true) => {}
                 Ok(false) => return (0, Flow::Partial),
                 Err(error) => return (0, self.refuse(error, cx)),
             }
         }
+        let settings = self.settings.clone();
         let parsed = head::parse_resumed(input, &mut self.scan.line, &settings.config);
         if !matches!(parsed, Ok(None)) {
             self.scan = HeadScan::default();
