@@ -94,64 +94,104 @@ pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>
 }
 
 /// [`parse`], with the request line read on from where `line` stopped.
+///
+/// httparse reads the head first, as it always did (its request line is a superset of ours
+/// only in letting non-ASCII into the target and in speaking no HTTP/1.2); the strict line
+/// parser runs when httparse stops short of a complete, ASCII, short-enough head, and says
+/// what the answer is. So a head that arrives whole pays for one more `is_ascii` only.
 pub(crate) fn parse_resumed<'a>(
     input: &'a [u8],
     line: &mut LineScan,
     config: &HttpConfig,
 ) -> Result<Option<Head<'a>>, HttpError> {
-    let line = match line.advance(input, config.max_uri_bytes) {
-        Ok(Some(line)) => line,
-        Ok(None) => return check_partial(input, config).map(|()| None),
-        Err(error) => return Err(error),
-    };
-    let version = line.version()?;
     let max = config.max_headers.clamp(1, HEADER_CAPACITY);
     // Two sizes of stack array, so that the common limit does not pay for the largest.
     if max <= SMALL_HEADERS {
-        parse_fields::<SMALL_HEADERS>(input, &line, version, max, config)
+        parse_with::<SMALL_HEADERS>(input, line, max, config)
     } else {
-        parse_fields::<HEADER_CAPACITY>(input, &line, version, max, config)
+        parse_with::<HEADER_CAPACITY>(input, line, max, config)
     }
 }
 
 /// Header arrays up to this size are the cheap case.
 const SMALL_HEADERS: usize = 128;
 
-fn parse_fields<'a, const N: usize>(
+fn parse_with<'a, const N: usize>(
     input: &'a [u8],
-    line: &Line<'a>,
-    version: Version,
+    line: &mut LineScan,
     max: usize,
     config: &HttpConfig,
 ) -> Result<Option<Head<'a>>, HttpError> {
-    if line.minor > 1 {
-        // httparse knows no HTTP/1.2: it reads the fields alone (a rare path).
-        return parse_fields_after_line::<N>(input, line, version, max, config);
-    }
     // Left uninitialised: filling 128 empty headers (4 KiB) for every request cost more than
     // parsing the request itself (15% of a pipelined run's CPU in a profile).
     let mut storage = [const { std::mem::MaybeUninit::<httparse::Header<'a>>::uninit() }; N];
     let mut request = httparse::Request::new(&mut []);
-    let len = match request.parse_with_uninit_headers(input, &mut storage[..max]) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return check_partial(input, config).map(|()| None),
-        Err(error) => return Err(map_parse_error(error)),
-    };
-    finish(len, line, version, request.headers, config).map(Some)
+    match request.parse_with_uninit_headers(input, &mut storage[..max]) {
+        Ok(httparse::Status::Complete(len)) => {
+            let (Some(method), Some(target), Some(minor)) =
+                (request.method, request.path, request.version)
+            else {
+                return Err(HttpError::MalformedRequestLine);
+            };
+            if target.len() > config.max_uri_bytes || !target.is_ascii() {
+                return Err(line_error(input, line, config));
+            }
+            let version = match minor {
+                0 => Version::Http10,
+                _ => Version::Http11,
+            };
+            finish(len, method, target, version, request.headers, config).map(Some)
+        }
+        Ok(httparse::Status::Partial) => {
+            // The line's own errors (and a too-long target) now, not when the head ends.
+            line.advance(input, config.max_uri_bytes)?;
+            check_partial(input, config).map(|()| None)
+        }
+        Err(error) => {
+            let Some(parsed) = line.advance(input, config.max_uri_bytes)? else {
+                return Err(HttpError::MalformedRequestLine);
+            };
+            match parsed.version()? {
+                // httparse knows no HTTP/1.2: the fields are read alone (a rare path).
+                Version::Http11 if parsed.minor > 1 => {
+                    parse_fields_after_line::<N>(input, &parsed, max, config)
+                }
+                // The line is valid: what httparse refused is in the fields.
+                _ => Err(map_parse_error(error)),
+            }
+        }
+    }
+}
+
+/// What the strict line parser says of a line httparse let through: it must refuse it.
+#[cold]
+fn line_error(input: &[u8], line: &mut LineScan, config: &HttpConfig) -> HttpError {
+    match line.advance(input, config.max_uri_bytes) {
+        Err(error) => error,
+        Ok(_) => HttpError::MalformedRequestLine,
+    }
 }
 
 #[inline(never)]
 fn parse_fields_after_line<'a, const N: usize>(
     input: &'a [u8],
     line: &Line<'a>,
-    version: Version,
     max: usize,
     config: &HttpConfig,
 ) -> Result<Option<Head<'a>>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; N];
     match httparse::parse_headers(&input[line.len..], &mut headers[..max]) {
         Ok(httparse::Status::Complete((len, fields))) => {
-            finish(line.len + len, line, version, fields, config).map(Some)
+            let (method, target) = (line.method, line.target);
+            finish(
+                line.len + len,
+                method,
+                target,
+                Version::Http11,
+                fields,
+                config,
+            )
+            .map(Some)
         }
         Ok(httparse::Status::Partial) => check_partial(input, config).map(|()| None),
         Err(error) => Err(map_parse_error(error)),
@@ -160,7 +200,8 @@ fn parse_fields_after_line<'a, const N: usize>(
 
 fn finish<'a>(
     len: usize,
-    line: &Line<'a>,
+    method_token: &'a str,
+    target: &'a str,
     version: Version,
     fields: &[httparse::Header<'a>],
     config: &HttpConfig,
@@ -168,8 +209,8 @@ fn finish<'a>(
     if len > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
-    let method = Method::from_token(line.method);
-    let target = split_target(line.target, method)?;
+    let method = Method::from_token(method_token);
+    let target = split_target(target, method)?;
     let minor = match version {
         Version::Http10 => 0,
         Version::Http11 => 1,
@@ -177,7 +218,7 @@ fn finish<'a>(
     let mut head = Head {
         len,
         method,
-        method_token: line.method,
+        method_token,
         path: target.path,
         query: target.query,
         host: target.authority.unwrap_or_default(),
