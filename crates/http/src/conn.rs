@@ -240,7 +240,8 @@ impl HttpConn {
         }
         let settings = self.settings.clone();
         let parsed = head::parse_resumed(input, &mut self.scan.line, &settings.config);
-        if !matches!(parsed, Ok(None)) {
+        // Only a head that waited has scan state to forget (the common one never touches it).
+        if self.scan.waiting() && !matches!(parsed, Ok(None)) {
             self.scan = HeadScan::default();
         }
         match parsed {

@@ -116,6 +116,7 @@ pub(crate) fn parse_resumed<'a>(
 /// Header arrays up to this size are the cheap case.
 const SMALL_HEADERS: usize = 128;
 
+#[inline]
 fn parse_with<'a, const N: usize>(
     input: &'a [u8],
     line: &mut LineScan,
@@ -198,6 +199,7 @@ fn parse_fields_after_line<'a, const N: usize>(
     }
 }
 
+#[inline]
 fn finish<'a>(
     len: usize,
     method_token: &'a str,

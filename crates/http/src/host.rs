@@ -41,6 +41,7 @@ fn reg_name(host: &[u8]) -> bool {
     let mut at = 0;
     while at < host.len() {
         match host[at] {
+            byte if REG_NAME[usize::from(byte)] => at += 1,
             b'%' => {
                 let hex = host.get(at + 1..at + 3);
                 if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
@@ -48,12 +49,23 @@ fn reg_name(host: &[u8]) -> bool {
                 }
                 at += 3;
             }
-            byte if is_unreserved(byte) || is_sub_delim(byte) => at += 1,
             _ => return false,
         }
     }
     true
 }
+
+/// The bytes a reg-name holds as themselves (unreserved and sub-delims but `,`): a table,
+/// since every request's Host goes through it.
+const REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = is_unreserved(byte as u8) || is_sub_delim(byte as u8);
+        byte += 1;
+    }
+    table
+};
 
 fn ip_literal(inside: &[u8]) -> bool {
     match inside {
@@ -82,12 +94,12 @@ fn is_port(port: &[u8]) -> bool {
         && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
 }
 
-fn is_unreserved(byte: u8) -> bool {
+const fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
 /// RFC 3986 sub-delims without `,` (see the module note).
-fn is_sub_delim(byte: u8) -> bool {
+const fn is_sub_delim(byte: u8) -> bool {
     matches!(
         byte,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b';' | b'='
