@@ -240,8 +240,9 @@ impl HttpConn {
         }
         let settings = self.settings.clone();
         let parsed = head::parse_resumed(input, &mut self.scan.line, &settings.config);
-        // Only a head that waited has scan state to forget (the common one never touches it).
-        if self.scan.waiting() && !matches!(parsed, Ok(None)) {
+        // Only a head that waited, or whose line the strict parser read (HTTP/1.2, errors),
+        // has scan state to forget: the common one never touches it.
+        if self.scan.touched() && !matches!(parsed, Ok(None)) {
             self.scan = HeadScan::default();
         }
         match parsed {

@@ -22,6 +22,17 @@ fn versions() {
         assert!(output.starts_with("HTTP/1.1 200 OK\r\n"), "{output}");
         assert!(!output.contains("Connection:"), "{output}");
     }
+    // Regression: the line read for one HTTP/1.2 request was taken for the next one's.
+    let (mut harness, mut protocol) = open();
+    let batch = b"GET /plaintext HTTP/1.2\r\nHost: a\r\n\r\nGET /nothing HTTP/1.3\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/2.0\r\nHost: a\r\n\r\n";
+    assert_eq!(
+        harness.push(protocol.as_mut(), batch),
+        Verb::CloseAfterFlush
+    );
+    assert_eq!(
+        statuses(&text(&harness.take_output())),
+        [200, 404, 200, 505]
+    );
     // 1.x above 1.1 needs a Host as 1.1 does.
     check(b"GET /plaintext HTTP/1.2\r\n\r\n", 400);
     for version in ["HTTP/0.9", "HTTP/2.0", "HTTP/3.0", "HTTP/9.9"] {

@@ -111,6 +111,11 @@ impl LineScan {
         }))
     }
 
+    /// Whether nothing has been read yet.
+    pub(crate) fn fresh(&self) -> bool {
+        self.at == 0
+    }
+
     /// Whether the whole line is in.
     pub(crate) fn done(&self) -> Option<usize> {
         (self.part == Part::Done).then_some(self.at)

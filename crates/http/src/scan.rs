@@ -30,6 +30,12 @@ impl HeadScan {
         self.scanned > 0
     }
 
+    /// Whether anything was recorded for the current head (it must then be forgotten before
+    /// the next one).
+    pub(crate) fn touched(&self) -> bool {
+        self.scanned > 0 || !self.line.fresh()
+    }
+
     /// The head was incomplete after a full parse of `len` bytes.
     pub(crate) fn wait(&mut self, len: usize) {
         self.scanned = len;
