@@ -303,3 +303,39 @@ fn header_count_up_to_the_configured_max() {
         Err(HttpError::TooManyHeaders)
     );
 }
+
+/// Requests pipelined on one connection get the answers each gets alone on a fresh one: no
+/// state of one head (the strict line parser's, the scan's) leaks into the next.
+#[test]
+fn pipelined_heads_are_answered_as_if_alone() {
+    let requests: [&[u8]; 7] = [
+        b"GET /plaintext HTTP/1.2\r\nHost: a\r\n\r\n",
+        b"GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET /json HTTP/1.9\r\nHost: a\r\n\r\n",
+        b"HEAD /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"OPTIONS * HTTP/1.2\r\nHost: a\r\n\r\n",
+        b"DELETE /plaintext HTTP/1.3\r\nHost: a\r\n\r\n",
+        b"GET /pl%61intext HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ];
+    let alone: Vec<Vec<u16>> = requests
+        .iter()
+        .map(|request| {
+            let (mut harness, mut protocol) = open();
+            harness.push(protocol.as_mut(), request);
+            statuses(&text(&harness.take_output()))
+        })
+        .collect();
+    for first in 0..requests.len() {
+        for second in 0..requests.len() {
+            let batch = [requests[first], requests[second]].concat();
+            for split in [batch.len(), requests[first].len() + 3, 5] {
+                let (mut harness, mut protocol) = open();
+                harness.push(protocol.as_mut(), &batch[..split]);
+                harness.push(protocol.as_mut(), &batch[split..]);
+                let got = statuses(&text(&harness.take_output()));
+                let want = [alone[first].clone(), alone[second].clone()].concat();
+                assert_eq!(got, want, "{first} then {second}, split at {split}");
+            }
+        }
+    }
+}

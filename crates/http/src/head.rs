@@ -150,7 +150,9 @@ fn parse_with<'a, const N: usize>(
         }
         Err(error) => {
             let Some(parsed) = line.advance(input, config.max_uri_bytes)? else {
-                return Err(HttpError::MalformedRequestLine);
+                // httparse refuses `HTTP/1.2` at its digit, before the line ends: the line
+                // is valid so far and simply not complete.
+                return check_partial(input, config).map(|()| None);
             };
             match parsed.version()? {
                 // httparse knows no HTTP/1.2: the fields are read alone (a rare path).
