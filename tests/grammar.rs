@@ -121,6 +121,28 @@ fn header_count_above_128_is_honoured() {
     assert_eq!(conn.read_response().unwrap().status, 431);
 }
 
+/// The largest `header_count` the config accepts is the parser's capacity: all of it holds.
+#[test]
+fn header_count_at_the_config_maximum_is_honoured() {
+    let server = Server::start(&config(&[
+        ("header_count = 64", "header_count = 1024"),
+        ("header_bytes = \"8KiB\"", "header_bytes = \"64KiB\""),
+    ]));
+    for (sent, status) in [(1024, 200), (1025, 431)] {
+        let mut conn = Conn::open(server.addr("web"));
+        let fields: String = (1..sent).map(|i| format!("X-{i}: v\r\n")).collect();
+        conn.send(&format!(
+            "GET /plaintext HTTP/1.1\r\nHost: t\r\n{fields}\r\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            conn.read_response().unwrap().status,
+            status,
+            "{sent} fields"
+        );
+    }
+}
+
 /// issue 11 §6: a 60 KiB head written in 64-byte pieces, each after the server has read the
 /// one before it, is answered, then a normal request on the same connection.
 #[test]
