@@ -12,6 +12,7 @@ mod drain;
 mod drain_report;
 mod eviction;
 mod files;
+mod grammar;
 mod keys;
 mod metrics;
 mod redbot;

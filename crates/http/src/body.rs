@@ -11,14 +11,37 @@ use crate::head::Framing;
 /// ignored, but without a bound they are a free way to make us read forever.
 const MAX_LINE_EXTRA: u32 = 4096;
 
+/// Hex digits of one chunk size, leading zeros included: a u64 needs 16, and more (even of
+/// zeros) would be an unbounded line of no meaning.
+const MAX_SIZE_DIGITS: u32 = 16;
+
 /// Where the chunked decoder is within the framing (RFC 9112 §7.1):
-/// `chunk-size [ chunk-ext ] CRLF chunk-data CRLF` ... `0 [ chunk-ext ] CRLF *( field CRLF ) CRLF`.
+/// `chunk-size [ chunk-ext ] CRLF chunk-data CRLF` ... `0 [ chunk-ext ] CRLF *( field CRLF ) CRLF`,
+/// with `chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`, the name a
+/// token and the value a token or quoted-string (RFC 9112 §7.1.1). Extensions are checked
+/// against that grammar and dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkedState {
     /// Reading hex digits of a chunk size (at least one).
     Size,
-    /// After `;`: extension bytes, ignored up to CR.
-    Extension,
+    /// Whitespace after the size: only more of it or `;` may follow.
+    SizeSpace,
+    /// After `;`: whitespace, then the first byte of an extension name.
+    ExtName,
+    /// Inside an extension name.
+    ExtNameRest,
+    /// Whitespace after a name: `=`, `;` or more whitespace.
+    ExtAfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    ExtValue,
+    /// Inside a token value.
+    ExtToken,
+    /// Inside a quoted-string value.
+    ExtQuoted,
+    /// After a backslash in a quoted string.
+    ExtQuotedPair,
+    /// After a value: `;`, whitespace or the line end.
+    ExtAfterValue,
     /// CR of the size line seen; LF must follow.
     SizeLf,
     /// Inside chunk data.
@@ -75,11 +98,10 @@ impl Chunked {
         use ChunkedState::*;
         self.state = match (self.state, byte) {
             (Size, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => self.size_digit(byte)?,
-            (Size, b';') if self.digits > 0 => Extension,
             (Size, b'\r') if self.digits > 0 => SizeLf,
-            (Extension, b'\r') => SizeLf,
-            (Extension, b'\n' | 0) => return Err(HttpError::InvalidChunk),
-            (Extension, _) => self.extra_byte(Extension)?,
+            (Size, b';') if self.digits > 0 => self.extra_byte(ExtName)?,
+            (Size, b' ' | b'\t') if self.digits > 0 => self.extra_byte(SizeSpace)?,
+            (state, byte) if is_extension(state) => self.extension(state, byte)?,
             (SizeLf, b'\n') => self.start_data(),
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => Size,
@@ -98,11 +120,33 @@ impl Chunked {
         Ok(self.state)
     }
 
+    /// One byte of a chunk extension (RFC 9112 §7.1.1), BWS being `*( SP / HTAB )`.
+    fn extension(&mut self, state: ChunkedState, byte: u8) -> Result<ChunkedState, HttpError> {
+        use ChunkedState::*;
+        let next = match (state, byte) {
+            (ExtNameRest | ExtToken | ExtAfterValue, b'\r') => return Ok(SizeLf),
+            (SizeSpace | ExtNameRest | ExtAfterName | ExtToken | ExtAfterValue, b';') => ExtName,
+            (SizeSpace | ExtName | ExtAfterName | ExtValue | ExtAfterValue, b' ' | b'\t') => state,
+            (ExtName | ExtNameRest, _) if is_tchar(byte) => ExtNameRest,
+            (ExtNameRest, b' ' | b'\t') => ExtAfterName,
+            (ExtNameRest | ExtAfterName, b'=') => ExtValue,
+            (ExtValue | ExtToken, _) if is_tchar(byte) => ExtToken,
+            (ExtToken, b' ' | b'\t') => ExtAfterValue,
+            (ExtValue, b'"') => ExtQuoted,
+            (ExtQuoted, b'"') => ExtAfterValue,
+            (ExtQuoted, b'\\') => ExtQuotedPair,
+            (ExtQuoted, _) if is_qdtext(byte) => ExtQuoted,
+            (ExtQuotedPair, _) if is_qdtext(byte) || matches!(byte, b'"' | b'\\') => ExtQuoted,
+            _ => return Err(HttpError::InvalidChunk),
+        };
+        self.extra_byte(next)
+    }
+
     fn size_digit(&mut self, byte: u8) -> Result<ChunkedState, HttpError> {
         let value = (byte as char).to_digit(16).map_or(0, u64::from);
         self.digits += 1;
-        // Leading zeros are allowed; more significant digits than a u64 holds are not.
-        if self.size >> 60 != 0 {
+        // Leading zeros are allowed up to the digits a u64 has; past that, refused.
+        if self.digits > MAX_SIZE_DIGITS {
             return Err(HttpError::InvalidChunk);
         }
         self.size = self.size * 16 + value;
@@ -129,9 +173,28 @@ impl Chunked {
     }
 }
 
-/// A `tchar` of RFC 9110 §5.6.2: what a field name is made of.
-fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+use crate::line::is_tchar;
+
+fn is_extension(state: ChunkedState) -> bool {
+    use ChunkedState::*;
+    matches!(
+        state,
+        SizeSpace
+            | ExtName
+            | ExtNameRest
+            | ExtAfterName
+            | ExtValue
+            | ExtToken
+            | ExtQuoted
+            | ExtQuotedPair
+            | ExtAfterValue
+    )
+}
+
+/// `qdtext = HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text` (RFC 9110 §5.6.4); a
+/// quoted-pair's second byte may also be `"` or `\\`.
+fn is_qdtext(byte: u8) -> bool {
+    matches!(byte, b'\t' | b' ' | 0x21 | 0x23..=0x5B | 0x5D..=0x7E | 0x80..=0xFF)
 }
 
 /// Decodes one request body.
@@ -301,6 +364,91 @@ mod tests {
         ] {
             check(bad, Err(HttpError::InvalidChunk));
         }
+    }
+
+    /// RFC 9112 §7.1.1, every production: BWS around `;` and `=`, token names, token and
+    /// quoted-string values with quoted-pairs, several extensions, on data and last chunks.
+    #[test]
+    fn chunk_extensions_of_the_grammar_are_accepted() {
+        for ext in [
+            ";a",
+            ";a=b",
+            ";a=b;c=d",
+            ";a;b;c",
+            " ;a",
+            "\t;a",
+            ";  a",
+            ";a =b",
+            ";a= b",
+            ";a \t=\t b",
+            ";a=\"\"",
+            ";a=\"b c\"",
+            ";a=\"b;c=d\"",
+            ";a=\"q\\\"x\"",
+            ";a=\"q\\\\\"",
+            ";a=\"\u{e4}\"",
+            ";a=b ;c",
+            ";a=\"b\" ;c",
+            ";a=\"b\";c",
+            ";!#$%&'*+-.^_`|~09AZaz=!#$%&'*+-.^_`|~",
+        ] {
+            let body = format!("2{ext}\r\nhi\r\n0{ext}\r\n\r\n");
+            let bytes: Vec<u8> = body.chars().map(|c| c as u32 as u8).collect();
+            check(&bytes, Ok(b"hi"));
+        }
+    }
+
+    #[test]
+    fn anything_else_in_a_chunk_size_line_is_refused() {
+        for ext in [
+            ";",
+            "; ",
+            ";;a",
+            ";=b",
+            ";a=",
+            ";a= ",
+            ";a=;b",
+            ";a b",
+            ";a=b c",
+            ";a =",
+            ";a \r",
+            ";a=b \r",
+            ";a=\"b",
+            ";a=\"b\"c",
+            ";a=\"b\" c",
+            ";a=\"b\x01\"",
+            ";a=\"b\\\x01\"",
+            ";a=\"b\x7f\"",
+            ";a@b",
+            ";a=b@c",
+            ";a(b)",
+            ";a=b,c",
+            ";a,b",
+            ";\u{e4}",
+            ";a=\u{e4}",
+            ";a\x00",
+            " ",
+            " x",
+            " ;",
+            "x",
+            ",a",
+        ] {
+            let body = format!("2{ext}\r\nhi\r\n0\r\n\r\n");
+            let bytes: Vec<u8> = body.chars().map(|c| c as u32 as u8).collect();
+            check(&bytes, Err(HttpError::InvalidChunk));
+        }
+    }
+
+    #[test]
+    fn size_digits_are_bounded_leading_zeros_included() {
+        check(b"0000000000000002\r\nhi\r\n0\r\n\r\n", Ok(b"hi"));
+        check(b"0000000000000000\r\n\r\n", Ok(b""));
+        check(
+            b"00000000000000002\r\nhi\r\n0\r\n\r\n",
+            Err(HttpError::InvalidChunk),
+        );
+        let zeros = format!("{}2\r\nhi\r\n", "0".repeat(10_000));
+        check(zeros.as_bytes(), Err(HttpError::InvalidChunk));
     }
 
     #[test]

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-/// Header fields parsed at most, whatever `max_headers` says (the parser's array lives on the
-/// stack, so it has a fixed size).
-pub const HEADER_CAPACITY: usize = 128;
+/// Header fields parsed at most, whatever `max_headers` says: the largest `header_count` the
+/// config accepts. The parser's array lives on the stack, uninitialised (no allocation, no
+/// fill); limits up to 128 use a 128-entry array, larger ones one of this size.
+pub const HEADER_CAPACITY: usize = 1024;
 
 /// Limits and timeouts. [`Default`] gives values fit for the internet.
 #[derive(Clone, Debug, PartialEq)]

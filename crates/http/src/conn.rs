@@ -24,6 +24,7 @@ use crate::handlers::{JobReply, Request};
 use crate::head::{self, Head};
 use crate::held::Held;
 use crate::response::{write_reply, write_sized, Finish, Reply};
+use crate::scan::{self, HeadScan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -110,6 +111,14 @@ pub struct HttpConn {
     peer_eof: bool,
     /// `on_drain` came while a request was in progress: its response closes.
     pub(crate) draining: bool,
+    /// The request being answered is HTTP/1.0 (its keep-alive is announced).
+    pub(crate) http10: bool,
+    /// How far the look for the end of the current head got.
+    scan: HeadScan,
+    /// While draining: whether another complete request is buffered behind this one, so that
+    /// this response must not be the closing one (`None`: not looked, as the drain began
+    /// while a job ran; then any buffered byte counts).
+    more_buffered: Option<bool>,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -177,6 +186,9 @@ impl HttpConn {
             scratch: None,
             peer_eof: false,
             draining: false,
+            http10: false,
+            scan: HeadScan::default(),
+            more_buffered: None,
         }
     }
 
@@ -225,16 +237,36 @@ impl HttpConn {
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
         self.begin_request(cx);
+        if self.scan.waiting() {
+            match self.scan.look(input, &self.settings.config) {
+                Ok(true) => {}
+                Ok(false) => return (0, Flow::Partial),
+                Err(error) => return (0, self.refuse(error, cx)),
+            }
+        }
         let settings = self.settings.clone();
-        match head::parse(input, &settings.config) {
+        let parsed = head::parse_resumed(input, &mut self.scan.line, &settings.config);
+        // Only a head that waited, or whose line the strict parser read (HTTP/1.2, errors),
+        // has scan state to forget: the common one never touches it.
+        if self.scan.touched() && !matches!(parsed, Ok(None)) {
+            self.scan = HeadScan::default();
+        }
+        match parsed {
             Ok(Some(head)) => {
+                if self.is_draining(cx) {
+                    let rest = &input[head.len..];
+                    self.more_buffered = Some(scan::request_follows(rest, head.framing));
+                }
                 let flow = self.on_head(&head, input.len() > head.len, cx);
                 (
                     head.len,
                     flow.unwrap_or_else(|error| self.refuse(error, cx)),
                 )
             }
-            Ok(None) => (0, Flow::Partial),
+            Ok(None) => {
+                self.scan.wait(input.len());
+                (0, Flow::Partial)
+            }
             Err(error) => (0, self.refuse(error, cx)),
         }
     }
@@ -243,6 +275,7 @@ impl HttpConn {
         if self.shared.access_log.is_some() {
             self.note_request(head, cx);
         }
+        self.http10 = head.minor == 0;
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
@@ -305,6 +338,7 @@ impl HttpConn {
             date: &self.shared.date.get(),
             close,
             head_only,
+            announce_keep_alive: self.http10,
         };
         write_reply(cx.out(), &reply, finish);
         self.scratch().body.clear();
@@ -314,7 +348,12 @@ impl HttpConn {
         self.done(refusal.status, close, cx)
     }
 
-    /// Whether the response being written must end the connection (limits, drain).
+    fn is_draining(&self, cx: &Cx<'_>) -> bool {
+        self.draining || cx.is_draining()
+    }
+
+    /// Whether the response being written must end the connection (limits, drain). A drain
+    /// answers every request complete in the input first: only the last one closes.
     pub(crate) fn must_close(&self, cx: &Cx<'_>) -> bool {
         let config = &self.settings.config;
         let limit = config.max_requests_per_connection;
@@ -323,7 +362,10 @@ impl HttpConn {
             (Some(age), Some(opened)) => cx.now().saturating_duration_since(opened) >= age,
             _ => false,
         };
-        too_many || too_old || self.draining || cx.is_draining()
+        let last = !self
+            .more_buffered
+            .unwrap_or_else(|| cx.buffered_input() > 0);
+        too_many || too_old || (self.is_draining(cx) && last)
     }
 
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
@@ -342,6 +384,8 @@ impl HttpConn {
             });
         }
         self.served += 1;
+        self.http10 = false;
+        self.more_buffered = None;
         if let Some(exchange) = self.exchange.take() {
             self.shared.give_exchange(exchange);
         }
@@ -352,8 +396,14 @@ impl HttpConn {
             return Flow::Close;
         }
         self.phase = Phase::Idle;
-        self.arm(Timer::Idle, cx);
-        cx.mark_idle();
+        if self.is_draining(cx) {
+            // Another request is buffered (that is why this one did not close): it is answered
+            // next, and the drain grace bounds the wait if it never completes.
+            self.drain_grace(cx);
+        } else {
+            self.arm(Timer::Idle, cx);
+            cx.mark_idle();
+        }
         Flow::Answered
     }
 
@@ -400,6 +450,7 @@ impl HttpConn {
             date: &self.shared.date.get(),
             close,
             head_only,
+            announce_keep_alive: self.http10,
         };
         write_sized(cx.out(), &view, reply.length, finish);
         if let Some(body) = reply.stream {

@@ -14,7 +14,8 @@ pub enum Fault {
 /// A request failure. Each variant has a fixed phrase and one row in [`HttpError::refusal`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HttpError {
-    /// The request line does not parse (method, target or version token).
+    /// The request line does not parse (method, target or version token, a missing part, a
+    /// space or a non-ASCII byte in the target).
     MalformedRequestLine,
     /// A header line does not parse: whitespace before the colon, obs-fold, bare CR, NUL, ...
     MalformedHeader,
@@ -32,9 +33,11 @@ pub enum HttpError {
     BodyTimeout,
     /// A transfer coding other than `chunked` (RFC 9112 §6.1: 501).
     UnsupportedTransferEncoding,
-    /// An HTTP version other than 1.0 and 1.1.
+    /// A well-formed HTTP version whose major is not 1 (RFC 9110 §15.6.6); a malformed one is
+    /// a malformed request line.
     UnsupportedVersion,
-    /// HTTP/1.1 without a Host header, or with several (RFC 9112 §3.2).
+    /// HTTP/1.1 without a Host header, several Host lines, or a value that is not
+    /// `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 9110 §7.2, RFC 3986 §3.2.2).
     BadHost,
     /// Content-Length together with Transfer-Encoding (RFC 9112 §6.3 rule 3: smuggling).
     LengthWithTransferEncoding,
@@ -42,7 +45,8 @@ pub enum HttpError {
     InvalidContentLength,
     /// Transfer-Encoding whose last coding is not `chunked`, or in an HTTP/1.0 request.
     ChunkedNotLast,
-    /// A chunk size line that is not `1*HEXDIG [ext] CRLF`, overflows, or bad chunk framing.
+    /// A chunk size line that is not `1*HEXDIG [chunk-ext] CRLF` (at most 16 digits, the
+    /// extensions to RFC 9112 §7.1.1's grammar), or bad chunk framing.
     InvalidChunk,
     /// A request target that is neither origin-, absolute- nor asterisk-form, or bad escapes.
     InvalidTarget,
@@ -110,7 +114,7 @@ impl HttpError {
             BodyTimeout => "request body timed out",
             UnsupportedTransferEncoding => "unsupported transfer coding",
             UnsupportedVersion => "unsupported HTTP version",
-            BadHost => "missing or duplicated Host",
+            BadHost => "missing, duplicated or invalid Host",
             LengthWithTransferEncoding => "Content-Length with Transfer-Encoding",
             InvalidContentLength => "invalid Content-Length",
             ChunkedNotLast => "Transfer-Encoding must end in chunked",

@@ -141,6 +141,7 @@ impl HttpConn {
             date: &self.shared.date.get(),
             close,
             head_only,
+            announce_keep_alive: self.http10,
         };
         let settings = Rc::clone(&self.settings);
         let status = match handler_of(&settings, target) {

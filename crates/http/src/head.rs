@@ -1,11 +1,14 @@
 //! Parsing and validating a request head: request line, header fields and message framing.
 //!
-//! httparse does the tokenising (it refuses obs-fold, whitespace before the colon, bare CR and
-//! NUL in requests); this module applies RFC 9112's framing rules on top, strictly, because a
-//! lenient reading here is how request smuggling starts.
+//! The request line is read by [`crate::line`]; httparse tokenises the fields (it refuses
+//! obs-fold, whitespace before the colon, bare CR and NUL in requests); this module applies
+//! RFC 9112's Host and framing rules on top, strictly, because a lenient reading here is how
+//! request smuggling starts.
 
 use crate::config::{HttpConfig, HEADER_CAPACITY};
 use crate::error::HttpError;
+use crate::host;
+use crate::line::{Line, LineScan, Version};
 
 /// Request methods the router distinguishes; others are carried as [`Method::Other`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +67,10 @@ pub struct Head<'a> {
     pub path: &'a [u8],
     /// The query, without the `?`.
     pub query: &'a [u8],
-    /// Minor version: 0 or 1.
+    /// The authority the request names (RFC 9112 §3.2.2): an absolute-form target's, which
+    /// replaces the Host field, or else the Host field's (empty when neither has one).
+    pub host: &'a [u8],
+    /// Minor version: 0 or 1 (a higher HTTP/1 minor is answered as 1.1).
     pub minor: u8,
     /// Whether the client wants the connection kept open (RFC 9112 §9.3).
     pub keep_alive: bool,
@@ -90,36 +96,142 @@ pub struct Head<'a> {
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
 pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>>, HttpError> {
+    parse_resumed(input, &mut LineScan::default(), config)
+}
+
+/// [`parse`], with the request line read on from where `line` stopped.
+///
+/// httparse reads the head first, as it always did (its request line is a superset of ours
+/// only in letting non-ASCII into the target and in speaking no HTTP/1.2); the strict line
+/// parser runs when httparse stops short of a complete, ASCII, short-enough head, and says
+/// what the answer is. So a head that arrives whole pays for one more `is_ascii` only.
+pub(crate) fn parse_resumed<'a>(
+    input: &'a [u8],
+    line: &mut LineScan,
+    config: &HttpConfig,
+) -> Result<Option<Head<'a>>, HttpError> {
+    let max = config.max_headers.clamp(1, HEADER_CAPACITY);
+    // Two sizes of stack array, so that the common limit does not pay for the largest.
+    if max <= SMALL_HEADERS {
+        parse_with::<SMALL_HEADERS>(input, line, max, config)
+    } else {
+        parse_with::<HEADER_CAPACITY>(input, line, max, config)
+    }
+}
+
+/// Header arrays up to this size are the cheap case.
+const SMALL_HEADERS: usize = 128;
+
+#[inline]
+fn parse_with<'a, const N: usize>(
+    input: &'a [u8],
+    line: &mut LineScan,
+    max: usize,
+    config: &HttpConfig,
+) -> Result<Option<Head<'a>>, HttpError> {
     // Left uninitialised: filling 128 empty headers (4 KiB) for every request cost more than
     // parsing the request itself (15% of a pipelined run's CPU in a profile).
-    let mut storage =
-        [const { std::mem::MaybeUninit::<httparse::Header<'a>>::uninit() }; HEADER_CAPACITY];
-    let max = config.max_headers.clamp(1, HEADER_CAPACITY);
+    let mut storage = [const { std::mem::MaybeUninit::<httparse::Header<'a>>::uninit() }; N];
     let mut request = httparse::Request::new(&mut []);
-    let len = match request.parse_with_uninit_headers(input, &mut storage[..max]) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return check_partial(input, config).map(|()| None),
-        Err(error) => return Err(map_parse_error(error, input)),
-    };
+    match request.parse_with_uninit_headers(input, &mut storage[..max]) {
+        Ok(httparse::Status::Complete(len)) => {
+            let (Some(method), Some(target), Some(minor)) =
+                (request.method, request.path, request.version)
+            else {
+                return Err(HttpError::MalformedRequestLine);
+            };
+            if target.len() > config.max_uri_bytes || !target.is_ascii() {
+                return Err(line_error(input, line, config));
+            }
+            let version = match minor {
+                0 => Version::Http10,
+                _ => Version::Http11,
+            };
+            finish(len, method, target, version, request.headers, config).map(Some)
+        }
+        Ok(httparse::Status::Partial) => {
+            // The line's own errors (and a too-long target) now, not when the head ends.
+            line.advance(input, config.max_uri_bytes)?;
+            check_partial(input, config).map(|()| None)
+        }
+        Err(error) => {
+            let Some(parsed) = line.advance(input, config.max_uri_bytes)? else {
+                // httparse refuses `HTTP/1.2` at its digit, before the line ends: the line
+                // is valid so far and simply not complete.
+                return check_partial(input, config).map(|()| None);
+            };
+            match parsed.version()? {
+                // httparse knows no HTTP/1.2: the fields are read alone (a rare path).
+                Version::Http11 if parsed.minor > 1 => {
+                    parse_fields_after_line::<N>(input, &parsed, max, config)
+                }
+                // The line is valid: what httparse refused is in the fields.
+                _ => Err(map_parse_error(error)),
+            }
+        }
+    }
+}
+
+/// What the strict line parser says of a line httparse let through: it must refuse it.
+#[cold]
+fn line_error(input: &[u8], line: &mut LineScan, config: &HttpConfig) -> HttpError {
+    match line.advance(input, config.max_uri_bytes) {
+        Err(error) => error,
+        Ok(_) => HttpError::MalformedRequestLine,
+    }
+}
+
+#[inline(never)]
+fn parse_fields_after_line<'a, const N: usize>(
+    input: &'a [u8],
+    line: &Line<'a>,
+    max: usize,
+    config: &HttpConfig,
+) -> Result<Option<Head<'a>>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; N];
+    match httparse::parse_headers(&input[line.len..], &mut headers[..max]) {
+        Ok(httparse::Status::Complete((len, fields))) => {
+            let (method, target) = (line.method, line.target);
+            finish(
+                line.len + len,
+                method,
+                target,
+                Version::Http11,
+                fields,
+                config,
+            )
+            .map(Some)
+        }
+        Ok(httparse::Status::Partial) => check_partial(input, config).map(|()| None),
+        Err(error) => Err(map_parse_error(error)),
+    }
+}
+
+#[inline]
+fn finish<'a>(
+    len: usize,
+    method_token: &'a str,
+    target: &'a str,
+    version: Version,
+    fields: &[httparse::Header<'a>],
+    config: &HttpConfig,
+) -> Result<Head<'a>, HttpError> {
     if len > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
-    let (Some(method_token), Some(target), Some(minor)) =
-        (request.method, request.path, request.version)
-    else {
-        return Err(HttpError::MalformedRequestLine);
-    };
-    if target.len() > config.max_uri_bytes {
-        return Err(HttpError::UriTooLong);
-    }
     let method = Method::from_token(method_token);
-    let (path, query) = split_target(target, method)?;
+    let target = split_target(target, method)?;
+    let minor = match version {
+        Version::Http10 => 0,
+        Version::Http11 => 1,
+    };
     let mut head = Head {
         len,
         method,
         method_token,
-        path,
-        query,
+        path: target.path,
+        query: target.query,
+        host: target.authority.unwrap_or_default(),
         minor,
         keep_alive: minor == 1,
         framing: Framing::Empty,
@@ -132,80 +244,54 @@ pub fn parse<'a>(input: &'a [u8], config: &HttpConfig) -> Result<Option<Head<'a>
         if_range: None,
         range: None,
     };
-    read_fields(&mut head, request.headers)?;
-    Ok(Some(head))
+    read_fields(&mut head, fields, target.authority.is_some())?;
+    Ok(head)
 }
 
-/// An incomplete head becomes an error once it is longer than any valid one could be. Only
-/// what the complete head would be refused for counts, so the answer never depends on how the
-/// bytes were split (a method token may be of any length: measure the target itself).
+/// An incomplete head becomes an error once it is longer than any valid one could be (the
+/// request line checks its own target length as it goes).
 fn check_partial(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
-    let line = first_line(input);
-    if let Some(space) = line.iter().position(|&b| b == b' ') {
-        let rest = &line[space + 1..];
-        let target = rest
-            .iter()
-            .position(|&b| b == b' ')
-            .map_or(rest, |end| &rest[..end]);
-        if target.len() > config.max_uri_bytes {
-            return Err(HttpError::UriTooLong);
-        }
-    }
     if input.len() > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
     Ok(())
 }
 
-fn map_parse_error(error: httparse::Error, input: &[u8]) -> HttpError {
+/// The request line is already checked: what httparse refuses now is in the fields.
+fn map_parse_error(error: httparse::Error) -> HttpError {
     match error {
         httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
-        httparse::Error::HeaderName | httparse::Error::HeaderValue => HttpError::MalformedHeader,
-        // A well-formed `HTTP/x.y` we do not speak is 505; anything else is garbage (400).
-        httparse::Error::Version if names_a_version(input) => HttpError::UnsupportedVersion,
-        httparse::Error::NewLine if !first_line(input).contains(&b'\r') => {
-            HttpError::MalformedHeader
-        }
-        _ => HttpError::MalformedRequestLine,
+        _ => HttpError::MalformedHeader,
     }
 }
 
-fn first_line(input: &[u8]) -> &[u8] {
-    let end = input
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(input.len());
-    &input[..end]
+/// A request target split into what routing and the Host rules need.
+struct Target<'a> {
+    path: &'a [u8],
+    query: &'a [u8],
+    /// The authority of an absolute-form target.
+    authority: Option<&'a [u8]>,
 }
 
-fn names_a_version(input: &[u8]) -> bool {
-    let line = first_line(input);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
-        return false;
-    };
-    match &line[space + 1..] {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
-            major.is_ascii_digit() && minor.is_ascii_digit()
-        }
-        [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
-        _ => false,
-    }
-}
-
-/// Origin-form, absolute-form (the authority is dropped: RFC 9112 §3.2.2 says it overrides
-/// Host, and we route on the path only) or asterisk-form for OPTIONS (RFC 9112 §3.2.4).
-fn split_target(target: &str, method: Method) -> Result<(&[u8], &[u8]), HttpError> {
+/// Origin-form, absolute-form or asterisk-form for OPTIONS (RFC 9112 §3.2.4). For
+/// absolute-form (§3.2.2) the authority must be a valid `uri-host [ ":" port ]` with no
+/// userinfo and a non-empty host (RFC 9110 §4.2.1, §4.2.4); it replaces the Host field.
+fn split_target(target: &str, method: Method) -> Result<Target<'_>, HttpError> {
     let bytes = target.as_bytes();
-    let origin = if bytes.first() == Some(&b'/') {
-        bytes
+    let (origin, authority) = if bytes.first() == Some(&b'/') {
+        (bytes, None)
     } else if bytes == b"*" {
         return match method {
-            Method::Options => Ok((b"*", b"")),
+            Method::Options => Ok(Target {
+                path: b"*",
+                query: b"",
+                authority: None,
+            }),
             _ => Err(HttpError::InvalidTarget),
         };
     } else {
-        absolute_path(bytes).ok_or(HttpError::InvalidTarget)?
+        let (authority, origin) = absolute_parts(bytes).ok_or(HttpError::InvalidTarget)?;
+        (origin, Some(authority))
     };
     if origin.contains(&b'#') {
         return Err(HttpError::InvalidTarget);
@@ -214,10 +300,15 @@ fn split_target(target: &str, method: Method) -> Result<(&[u8], &[u8]), HttpErro
         Some(q) => (&origin[..q], &origin[q + 1..]),
         None => (origin, &b""[..]),
     };
-    Ok((if path.is_empty() { b"/" } else { path }, query))
+    Ok(Target {
+        path: if path.is_empty() { b"/" } else { path },
+        query,
+        authority,
+    })
 }
 
-fn absolute_path(target: &[u8]) -> Option<&[u8]> {
+/// `http://authority/path?query`: (authority, path and query).
+fn absolute_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
     let has = |prefix: &[u8]| {
         target.len() > prefix.len() && target[..prefix.len()].eq_ignore_ascii_case(prefix)
     };
@@ -228,12 +319,14 @@ fn absolute_path(target: &[u8]) -> Option<&[u8]> {
     } else {
         return None;
     };
-    // The authority runs to the first `/` or `?`; an empty path means `/`.
+    // The authority runs to the first `/`, `?` or `#`; an empty path means `/`.
     let at = rest
         .iter()
-        .position(|&b| b == b'/' || b == b'?')
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
-    (at > 0).then(|| &rest[at..])
+    let authority = &rest[..at];
+    let named = !authority.is_empty() && !authority.starts_with(b":");
+    (named && host::is_valid(authority)).then_some((authority, &rest[at..]))
 }
 
 /// What the fields say about framing and the connection, collected before judging them.
@@ -247,13 +340,24 @@ struct Fields {
     keep_alive: bool,
 }
 
-fn read_fields<'a>(head: &mut Head<'a>, headers: &[httparse::Header<'a>]) -> Result<(), HttpError> {
+fn read_fields<'a>(
+    head: &mut Head<'a>,
+    headers: &[httparse::Header<'a>],
+    absolute: bool,
+) -> Result<(), HttpError> {
     let mut fields = Fields::default();
     for header in headers {
         let name = header.name;
         let value = header.value;
         if name.eq_ignore_ascii_case("host") {
             fields.hosts += 1;
+            let value = trim(value);
+            if !host::is_valid(value) {
+                return Err(HttpError::BadHost);
+            }
+            if !absolute {
+                head.host = value;
+            }
         } else if name.eq_ignore_ascii_case("content-length") {
             fields.lengths += 1;
             fields.length = Some(parse_length(value)?);
@@ -262,7 +366,9 @@ fn read_fields<'a>(head: &mut Head<'a>, headers: &[httparse::Header<'a>]) -> Res
         } else if name.eq_ignore_ascii_case("connection") {
             connection_tokens(value, &mut fields);
         } else if name.eq_ignore_ascii_case("expect") {
-            head.expect_continue = trim(value).eq_ignore_ascii_case(b"100-continue");
+            // RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored (no 1xx to 1.0).
+            head.expect_continue =
+                head.minor == 1 && trim(value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case("content-type") {
             head.content_type = Some(value);
         } else if name.eq_ignore_ascii_case("if-none-match") {
@@ -282,13 +388,14 @@ fn read_fields<'a>(head: &mut Head<'a>, headers: &[httparse::Header<'a>]) -> Res
     judge(head, &fields)
 }
 
-/// RFC 9112 §6.3, in the order it gives:
+/// Host (RFC 9112 §3.2): exactly one in HTTP/1.1, at most one in HTTP/1.0, each checked
+/// above. Then RFC 9112 §6.3, in the order it gives:
 /// 1. Transfer-Encoding with Content-Length is refused outright (the smuggling shape);
 /// 2. Transfer-Encoding must end in `chunked`, and is not valid in HTTP/1.0 at all (§6.1);
 /// 3. Content-Length must be one plain decimal;
 /// 4. otherwise the request has no body.
 fn judge(head: &mut Head<'_>, fields: &Fields) -> Result<(), HttpError> {
-    if head.minor == 1 && fields.hosts != 1 {
+    if fields.hosts > 1 || (head.minor == 1 && fields.hosts != 1) {
         return Err(HttpError::BadHost);
     }
     if fields.codings.is_some() && fields.lengths > 0 {

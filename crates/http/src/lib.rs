@@ -23,9 +23,12 @@ mod files;
 mod handlers;
 mod head;
 mod held;
+mod host;
+mod line;
 mod percent;
 mod response;
 mod router;
+mod scan;
 mod stats;
 
 pub use access::{AccessLogHook, AccessRecord, ACCESS_PATH_MAX};
@@ -40,6 +43,10 @@ pub use head::{parse as parse_head, Framing, Head, Method};
 pub use router::{Route, RouteError, RouteTable};
 pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
 
+#[cfg(test)]
+mod drain_tests;
+#[cfg(test)]
+mod grammar_tests;
 #[cfg(test)]
 mod held_tests;
 #[cfg(test)]

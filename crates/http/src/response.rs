@@ -99,6 +99,9 @@ pub struct Finish<'a> {
     pub close: bool,
     /// HEAD: headers only.
     pub head_only: bool,
+    /// An HTTP/1.0 exchange the connection outlives: say `Connection: keep-alive`, since a
+    /// 1.0 client closes otherwise (RFC 9112 §9.3, Appendix C.2.2). `close` wins.
+    pub announce_keep_alive: bool,
 }
 
 /// Encodes a whole response.
@@ -135,6 +138,8 @@ pub fn write_tail(out: &mut Vec<u8>, finish: Finish<'_>, body: &[u8]) {
     out.extend_from_slice(finish.date);
     if finish.close {
         out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    } else if finish.announce_keep_alive {
+        out.extend_from_slice(b"\r\nConnection: keep-alive\r\n\r\n");
     } else {
         out.extend_from_slice(b"\r\n\r\n");
     }
@@ -210,11 +215,18 @@ mod tests {
             body: b"hi",
         };
         let date = format_date(UNIX_EPOCH);
-        for (close, head_only) in [(false, false), (true, false), (false, true)] {
+        for (close, head_only, announce_keep_alive) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (false, false, true),
+            (true, false, true),
+        ] {
             let finish = Finish {
                 date: &date,
                 close,
                 head_only,
+                announce_keep_alive,
             };
             let (mut direct, mut prepared) = (Vec::new(), Vec::new());
             write_reply(&mut direct, &reply, finish);

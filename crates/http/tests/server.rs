@@ -19,11 +19,10 @@ fn files_root() -> PathBuf {
     std::fs::write(root.join("a.txt"), "hello files").unwrap();
     std::fs::write(root.join("sub/index.html"), "<p>index</p>").unwrap();
     std::fs::write(base.join("secret.txt"), "secret").unwrap();
-    let link = root.join("escape");
-    // Tests run in parallel and share this root: another may have made the link meanwhile.
-    match std::os::unix::fs::symlink(base.join("secret.txt"), &link) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        made => made.unwrap(),
+    // Tests run in parallel and share the root: whoever is second finds the link made.
+    match std::os::unix::fs::symlink(base.join("secret.txt"), root.join("escape")) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("symlink: {e}"),
+        _ => {}
     }
     root
 }
@@ -352,40 +351,43 @@ fn readyz_flips_to_503_during_drain() {
     handle.wait();
 }
 
+/// Ordering, not a wall-clock bound (a debug build on a shared runner has no stable latency):
+/// a thousand fast requests on the same shard are all answered while every slow one is still
+/// outstanding.
 #[test]
 fn slow_requests_never_stall_other_connections_of_their_shard() {
     let (handle, addr, _) = start(10);
     let mut slow: Vec<TcpStream> = (0..10).map(|_| connect(addr)).collect();
     for stream in &mut slow {
         stream
-            .write_all(b"GET /delay?ms=2000 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .write_all(b"GET /delay?ms=5000 HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap();
     }
     let began = Instant::now();
     let mut fast: Vec<Reader> = (0..10).map(|_| Reader::new(connect(addr))).collect();
-    let mut worst = Duration::ZERO;
     for i in 0..1000 {
         let reader = &mut fast[i % 10];
-        let sent = Instant::now();
         reader
             .stream
             .write_all(b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap();
         assert_eq!(reader.response().status, 200);
-        worst = worst.max(sent.elapsed());
     }
-    assert!(
-        worst < Duration::from_millis(50),
-        "slowest request took {worst:?}"
-    );
-    assert!(
-        began.elapsed() < Duration::from_millis(2000),
-        "the fast requests did not overlap the slow ones"
-    );
+    for stream in &slow {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let peeked = stream.peek(&mut byte);
+        assert!(
+            matches!(&peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "a slow response came before the fast ones were all served: {peeked:?}"
+        );
+        stream.set_nonblocking(false).unwrap();
+    }
     for stream in slow {
         let response = Reader::new(stream).response();
         assert_eq!(response.status, 200);
     }
-    assert!(began.elapsed() >= Duration::from_millis(1900));
+    // The delay really delayed (a lower bound: it cannot flake on a slow machine).
+    assert!(began.elapsed() >= Duration::from_millis(4900));
     handle.shutdown(Duration::from_secs(1));
 }
