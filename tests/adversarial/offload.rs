@@ -22,8 +22,10 @@ fn a_stalled_offload_job_fails_alone_with_504() {
     let web = server.addr("web");
     let mut stalled: Vec<Conn> = (0..STALLED).map(|_| Conn::open(web)).collect();
     for conn in &mut stalled {
-        conn.send(&format!("GET /delay?ms={STALL_MS} HTTP/1.1\r\nHost: t\r\n\r\n"))
-            .unwrap();
+        conn.send(&format!(
+            "GET /delay?ms={STALL_MS} HTTP/1.1\r\nHost: t\r\n\r\n"
+        ))
+        .unwrap();
     }
     // Meanwhile: fast requests on the same shards and a short delay, all answered while the
     // stalled requests are still outstanding.

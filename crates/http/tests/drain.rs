@@ -55,6 +55,7 @@ fn start(hold: Handler) -> (ReactorHandle, SocketAddr) {
         addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
         backlog: 1024,
         protocol: factory,
+        io: Default::default(),
     });
     let handle = coreloop_reactor::start(reactor).unwrap();
     let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {
