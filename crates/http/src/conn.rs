@@ -113,8 +113,6 @@ pub struct HttpConn {
     pub(crate) draining: bool,
     /// The request being answered is HTTP/1.0 (its keep-alive is announced).
     pub(crate) http10: bool,
-    /// How far the look for the end of the current head got.
-    scan: HeadScan,
     /// While draining: whether another complete request is buffered behind this one, so that
     /// this response must not be the closing one (`None`: not looked, as the drain began
     /// while a job ran; then any buffered byte counts).
@@ -135,6 +133,9 @@ pub(crate) struct Scratch {
     pub log_method: Vec<u8>,
     pub log_path: Vec<u8>,
     pub log_mark: usize,
+    /// How far the look for the end of a head that arrives in pieces got. Here rather than in
+    /// `HttpConn`, so an idle connection does not carry it.
+    pub scan: HeadScan,
 }
 
 impl Scratch {
@@ -146,6 +147,7 @@ impl Scratch {
         self.log_method.clear();
         self.log_path.clear();
         self.log_mark = 0;
+        self.scan = HeadScan::default();
     }
 
     /// Bytes of capacity held.
@@ -187,7 +189,6 @@ impl HttpConn {
             peer_eof: false,
             draining: false,
             http10: false,
-            scan: HeadScan::default(),
             more_buffered: None,
         }
     }
@@ -237,19 +238,20 @@ impl HttpConn {
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
         self.begin_request(cx);
-        if self.scan.waiting() {
-            match self.scan.look(input, &self.settings.config) {
+        let settings = self.settings.clone();
+        let scan = &mut scratch_of(&mut self.scratch, &self.shared).scan;
+        if scan.waiting() {
+            match scan.look(input, &settings.config) {
                 Ok(true) => {}
                 Ok(false) => return (0, Flow::Partial),
                 Err(error) => return (0, self.refuse(error, cx)),
             }
         }
-        let settings = self.settings.clone();
-        let parsed = head::parse_resumed(input, &mut self.scan.line, &settings.config);
+        let parsed = head::parse_resumed(input, &mut scan.line, &settings.config);
         // Only a head that waited, or whose line the strict parser read (HTTP/1.2, errors),
         // has scan state to forget: the common one never touches it.
-        if self.scan.touched() && !matches!(parsed, Ok(None)) {
-            self.scan = HeadScan::default();
+        if scan.touched() && !matches!(parsed, Ok(None)) {
+            *scan = HeadScan::default();
         }
         match parsed {
             Ok(Some(head)) => {
@@ -264,7 +266,7 @@ impl HttpConn {
                 )
             }
             Ok(None) => {
-                self.scan.wait(input.len());
+                scan.wait(input.len());
                 (0, Flow::Partial)
             }
             Err(error) => (0, self.refuse(error, cx)),
