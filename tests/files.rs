@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::{config, Conn, Response, Server, TempDir, WAIT};
+use crate::support::{config, scrape, Conn, Response, Server, TempDir, WAIT};
 
 /// Polls `done` every 10 ms until it holds or `within` passes.
 fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -415,6 +415,8 @@ fn a_burst_of_stalled_jobs_does_not_clog_the_pool() {
     let mut conn = Conn::open(web);
     let small = get(&mut conn, "/files/small.txt");
     assert_eq!((small.status, small.text().as_str()), (200, SMALL));
+    let dropped = scrape(web).sum("coreloop_offload_jobs_dropped_total", &[]);
+    assert!(dropped >= 1.0, "no void job was counted as dropped");
 }
 
 /// `/delay` waits on the connection's deadline: 50 of them hold no thread, so a files request

@@ -1,9 +1,10 @@
 //! `[server]`: threads, balancing, connection limits, the offload pool.
 
 use std::net::TcpStream;
+use std::process::Command;
 
 use super::{connect, count_threads, echoed, eventually, metric};
-use crate::support::{config, Conn, Server};
+use crate::support::{config, Conn, Server, TempDir};
 
 #[test]
 pub fn shards_is_the_number_of_shard_threads() {
@@ -120,27 +121,52 @@ pub fn offload_threads_is_the_pool_size() {
     assert_eq!(count_threads(server.pid(), "coreloop-offl"), 2);
 }
 
-/// One thread and a queue of one hold two jobs: of three concurrent ones, at least one is
-/// refused at once (which one depends on how fast the thread takes the first).
+/// One thread and a queue of one hold two jobs: files requests for a FIFO block the thread in
+/// `open(2)` until a writer comes, so a third is refused at once with 503. A scrape is not
+/// refused then: it is answered on the shard when the pool has no room.
 #[test]
 pub fn a_full_offload_queue_refuses_with_503() {
+    let dir = TempDir::new();
+    let fifo = dir.0.join("stall");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let route = format!(
+        "[[listener.route]]\npath = \"/files/*\"\nfiles = {{ root = \"{}\" }}\n\n\
+         [[listener.route]]\npath = \"/delay\"",
+        dir.0.display()
+    );
     let server = Server::start(&config(&[
         ("offload_threads = 4", "offload_threads = 1"),
         ("offload_queue = 1024", "offload_queue = 1"),
+        ("[[listener.route]]\npath = \"/delay\"", route.as_str()),
     ]));
     let web = server.addr("web");
-    let mut jobs: Vec<Conn> = (0..3).map(|_| Conn::open(web)).collect();
-    for conn in &mut jobs {
-        conn.send("GET /delay?ms=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+    let mut held: Vec<Conn> = (0..2).map(|_| Conn::open(web)).collect();
+    for conn in &mut held {
+        conn.send("GET /files/stall HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
     }
-    let refused = || {
-        metric(
-            web,
-            "coreloop_offload_jobs_total",
-            &[("outcome", "refused")],
-        )
-    };
-    assert!(eventually(|| refused() >= 1.0), "no job was refused");
-    assert!(refused() <= 2.0);
+    let queued = || metric(web, "coreloop_offload_queue_depth", &[]);
+    assert!(
+        eventually(|| queued() >= 1.0),
+        "the second job never queued"
+    );
+    let mut third = Conn::open(web);
+    let refused = third.get("/files/stall");
+    assert_eq!(refused.status, 503, "a third job beside a full pool");
+    let refusals = metric(
+        web,
+        "coreloop_offload_jobs_total",
+        &[("outcome", "refused")],
+    );
+    assert!(refusals >= 1.0, "the refusal was not counted");
+    // Release the blocked thread and the queued job: each open(2) for writing lets the
+    // readers waiting on the FIFO through.
+    for _ in 0..2 {
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+        let _ = held.remove(0).read_response();
+    }
 }

@@ -205,7 +205,21 @@ impl HttpConn {
                 self.arm_offload(cx);
                 Flow::Await
             }
-            Err(_) => self.refuse(HttpError::Overloaded, cx),
+            Err(_) => match self.metrics_inline() {
+                // A scrape is most wanted when the pool is full: it is answered on the shard
+                // then, as it was before scrapes moved to the pool, rather than refused.
+                Some(reply) => self.answer_job(Ok(reply), cx),
+                None => self.refuse(HttpError::Overloaded, cx),
+            },
+        }
+    }
+
+    /// The current request's metrics reply rendered here, if its route is the metrics one.
+    fn metrics_inline(&self) -> Option<JobReply> {
+        let exchange = self.exchange.as_deref()?;
+        match handler_of(&self.settings, exchange.target)? {
+            Compiled::Metrics(hook) => Some(metrics_reply(hook, exchange.head_only)),
+            _ => None,
         }
     }
 

@@ -250,8 +250,13 @@ impl Scrape {
         let errors = vec![
             (vec![("kind", "fd_limit".to_owned())], fd_limit),
             (vec![("kind", "other".to_owned())], accept.accept_errors),
+            (
+                vec![("kind", "listener".to_owned())],
+                accept.listener_errors,
+            ),
         ];
-        let help = "Failed accept calls (fd_limit: EMFILE/ENFILE, each also pauses accepting).";
+        let help = "Failed accept calls (fd_limit: EMFILE/ENFILE, each also pauses accepting; \
+                    listener: not about one connection, the listener backs off).";
         counter(e, "coreloop_accept_errors", help, &errors)?;
         let cause = |c: &PauseCause| vec![("cause", c.as_str().to_owned())];
         let paused: Vec<_> = PauseCause::ALL
@@ -295,7 +300,15 @@ impl Scrape {
             "coreloop_offload_jobs",
             "Offload jobs, by outcome.",
             &jobs,
-        )
+        )?;
+        let reason = |o: &str| vec![("reason", o.to_owned())];
+        let dropped = vec![
+            (reason("deadline"), r.offload_dropped_deadline),
+            (reason("closed"), r.offload_dropped_closed),
+        ];
+        let help = "Offload jobs dropped unrun when dequeued: past their deadline, or their \
+                    connection closed.";
+        counter(e, "coreloop_offload_jobs_dropped", help, &dropped)
     }
 
     fn loops(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
