@@ -143,14 +143,9 @@ fn connections_past_max_connections_wait_in_the_backlog_and_are_served_later() {
     ]));
     let web = server.addr("web");
     let (mut swarm, mut early) = held_past_the_limit(web, LIMIT, EXTRA);
-    // The connection opened earlier is served at once, and says why accepting stopped.
-    let sent = Instant::now();
+    // The connection opened earlier is served while the others wait in the backlog (no
+    // connection has been freed yet), and says why accepting stopped.
     let e = scrape_on(&mut early);
-    let took = sent.elapsed();
-    assert!(
-        took < Duration::from_millis(500),
-        "scrape at the limit took {took:?}"
-    );
     let active = e.sum("coreloop_connections_active", &[]);
     let over = active - LIMIT as f64;
     assert!(
