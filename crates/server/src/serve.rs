@@ -14,11 +14,7 @@ use crate::cli::{self, ServeArgs};
 use crate::notify::Notifier;
 use crate::reload::{http_stats, Reloader, RunningListener};
 use crate::signals::{self, Event};
-use crate::{logging, wiring, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
-
-/// The exit status of a drain that cut connections off at its deadline (work was lost);
-/// docs/ARCHITECTURE.md ("Drain") lists the codes.
-pub(crate) const EXIT_DRAIN_CUT: i32 = 3;
+use crate::{logging, wiring, EXIT_DRAIN_CUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 
 /// Runs the server; returns the exit code.
 pub(crate) fn run(args: &ServeArgs) -> i32 {
