@@ -382,7 +382,14 @@ impl Conn {
 
     fn fill(&mut self) -> std::io::Result<()> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
+        // A read with SO_RCVTIMEO is not restarted after a signal or a ptrace stop (the key
+        // tests run strace): EINTR means "read again", the timeout still bounds the wait.
+        let n = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
