@@ -76,10 +76,8 @@ fn a_listener_adopts_the_socket_passed_under_its_name() {
 
 /// Issue 10 section 1: passed sockets the server cannot use are refused at start, exit 1, with
 /// a message naming the fd and the name, and the `listening` line says when a socket was
-/// inherited. All but the datagram case are built in the reactor branch: those tests fail on
-/// the server branch alone (there the server ignores a socket it has no listener for and
-/// serves on, while the activator's client hangs).
-mod refusals_after_reactor_merge {
+/// inherited.
+mod refusals {
     use std::net::{TcpStream, UdpSocket};
     use std::process::{Command, Output, Stdio};
     use std::time::Instant;

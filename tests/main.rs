@@ -4,7 +4,6 @@
 mod support;
 
 mod activation;
-mod activation_checks;
 mod adversarial;
 mod check_config;
 mod cli;

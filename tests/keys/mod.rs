@@ -2,11 +2,10 @@
 //! has a black-box test here that changes it and observes the change through the real binary.
 //! `every_key_has_an_effect_test` fails when a key is added to the table without one.
 //!
-//! Tests of keys whose engine half lives in other branches of issue 10 are kept apart in
-//! [`after_merge`]: they fail until the reactor (per-listener IO settings, eviction) and HTTP
-//! (header capacity) branches are merged.
+//! [`engine`] holds the keys the reactor applies per listener (IO settings, eviction) and the
+//! HTTP header capacity.
 
-mod after_merge;
+mod engine;
 mod io;
 mod listener;
 mod log;
@@ -41,26 +40,26 @@ effects! {
     "timeouts.body" => protocol::body_timeout_answers_408;
     "timeouts.idle" => protocol::idle_timeout_closes_a_quiet_keep_alive_connection;
     "timeouts.write" => io::write_timeout_closes_a_reader_that_stalls,
-        after_merge::write_timeout_per_listener;
+        engine::write_timeout_per_listener;
     "timeouts.drain" => io::drain_deadline_ends_the_drain,
-        after_merge::drain_deadline_per_listener;
-    "timeouts.keepalive_grace" => after_merge::keepalive_grace_decides_who_is_evicted;
+        engine::drain_deadline_per_listener;
+    "timeouts.keepalive_grace" => engine::keepalive_grace_decides_who_is_evicted;
     "timeouts.linger" => io::linger_bounds_the_lingering_close,
-        after_merge::linger_per_listener;
+        engine::linger_per_listener;
     "timeouts.offload" => protocol::offload_timeout_answers_504;
     "limits.header_bytes" => protocol::header_bytes_answers_431;
     "limits.header_count" => protocol::header_count_answers_431,
-        after_merge::header_count_holds_up_to_the_configured_maximum;
+        engine::header_count_holds_up_to_the_configured_maximum;
     "limits.uri_length" => protocol::uri_length_answers_414;
     "limits.body_bytes" => protocol::body_bytes_answers_413;
     "limits.pipeline_depth" => io::pipeline_depth_bounds_responses_per_write;
     "limits.write_high_water" => io::write_high_water_stops_reading_a_non_reader,
-        after_merge::write_high_water_per_listener;
+        engine::write_high_water_per_listener;
     "limits.max_requests_per_connection" => protocol::max_requests_per_connection_closes;
     "limits.max_connection_age" => protocol::max_connection_age_closes;
     "limits.frame_max" => protocol::frame_max_closes_on_a_larger_frame;
     "limits.read_buffer" => io::read_buffer_is_the_read_size,
-        after_merge::read_buffer_per_listener;
+        engine::read_buffer_per_listener;
     "log.level" => log::log_level_filters_lines;
     "log.format" => log::log_format_json;
     "log.access_log" => log::access_log_writes_a_line_per_response;

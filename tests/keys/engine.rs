@@ -1,9 +1,7 @@
-//! Effect tests of keys whose engine half is built in other branches of issue 10; they fail
-//! on this branch alone and pass once those are merged:
-//! - reactor branch: per-listener `[listener.timeouts] write / linger / drain` and
-//!   `[listener.limits] read_buffer / write_high_water`, and `timeouts.keepalive_grace`
-//!   (idle keep-alive eviction near `max_connections`);
-//! - HTTP grammar branch: `header_count` up to the 1024 the config accepts.
+//! Effect tests of the keys the engine applies: per-listener `[listener.timeouts] write /
+//! linger / drain` and `[listener.limits] read_buffer / write_high_water`,
+//! `timeouts.keepalive_grace` (idle keep-alive eviction near `max_connections`), and
+//! `header_count` up to the 1024 the config accepts.
 //!
 //! Each sets the key on one listener only, with a global value that would make the test fail,
 //! so it proves the per-listener value is the one in force.
