@@ -15,9 +15,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use crate::inbox::Inbox;
 use crate::protocol::JobSink;
@@ -216,8 +216,27 @@ impl OffloadPool {
     }
 }
 
+/// A worker idle this long after a job gives the allocator's free memory back to the system.
+const TRIM_WHEN_IDLE: Duration = Duration::from_secs(1);
+
 fn run_worker(receiver: &Receiver<Task>, inboxes: &[Arc<Inbox>], stats: &OffloadStats) {
-    while let Ok(task) = receiver.recv() {
+    // Jobs allocate on this thread (a file window is 128 KiB) and their results are freed on a
+    // shard: glibc returns such chunks to this thread's arena and keeps them, so 100 finished
+    // downloads left 13.6 MiB of RSS behind. Trimming once the pool falls idle gives it back,
+    // off every shard's path.
+    let mut worked = false;
+    loop {
+        let task = match receiver.recv_timeout(TRIM_WHEN_IDLE) {
+            Ok(task) => task,
+            Err(RecvTimeoutError::Timeout) => {
+                if std::mem::take(&mut worked) {
+                    crate::sys::release_free_memory();
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        worked = true;
         match task.terms.void_at(Instant::now()) {
             Some(DropReason::Closed) => {
                 stats.dropped_closed.fetch_add(1, Ordering::Relaxed);

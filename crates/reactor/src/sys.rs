@@ -1,5 +1,6 @@
 //! The only module of the workspace with `unsafe`: taking ownership of file descriptors that
-//! systemd passed to this process by socket activation (sd_listen_fds(3)).
+//! systemd passed to this process by socket activation (sd_listen_fds(3)), and asking glibc's
+//! allocator to give free memory back (malloc_trim(3)).
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -47,3 +48,18 @@ pub(crate) fn take_listen_fds() -> Vec<(RawFd, Option<String>, OwnedFd)> {
         })
         .collect()
 }
+
+/// Gives the allocator's free memory (in every arena) back to the system; a no-op where the C
+/// library is not glibc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn release_free_memory() {
+    // SAFETY: malloc_trim takes no pointer and touches only the allocator's own free lists,
+    // under the allocator's locks; glibc documents it as safe to call from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// See the glibc version: other allocators keep their own policy.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn release_free_memory() {}
