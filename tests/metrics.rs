@@ -2,7 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::support::{config, repo_file, Conn, Exposition, Server};
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::support::{config, repo_file, Conn, Exposition, Server, TempDir};
+
+/// What Prometheus 2.x sends.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+    application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 fn scrape_on(conn: &mut Conn) -> Exposition {
     let response = conn.get("/metrics");
@@ -148,12 +154,9 @@ fn docs_list_exactly_the_exposed_metrics() {
     );
 }
 
-#[test]
-fn the_exposition_passes_promtool() {
-    let server = Server::start(&config(&[]));
-    let mut conn = Conn::open(server.addr("web"));
-    conn.get("/plaintext");
-    let text = conn.get("/metrics").text();
+/// `promtool check metrics` on `text`; panics with its complaint.
+fn promtool_check(text: &str) {
+    use std::io::Write;
     let promtool = std::env::var_os("PATH")
         .and_then(|path| {
             std::env::split_paths(&path)
@@ -168,7 +171,6 @@ fn the_exposition_passes_promtool() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     check
         .stdin
         .take()
@@ -182,4 +184,114 @@ fn the_exposition_passes_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// promtool (2.42) lints the 0.0.4 text only; OpenMetrics is checked by the strict parser of
+/// the reference Python client (PyPI `prometheus-client`, installed by .ci/setup), which
+/// refuses anything the OpenMetrics 1.0 grammar does not allow.
+fn openmetrics_check(text: &str) {
+    use std::io::Write;
+    let script = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+        families = list(p(sys.stdin.read()))\n\
+        print(len(families))\n";
+    let mut check = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = check.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "OpenMetrics parser: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let families: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(families, text.matches("# TYPE ").count());
+}
+
+#[test]
+fn the_exposition_passes_promtool() {
+    let server = Server::start(&config(&[]));
+    let mut conn = Conn::open(server.addr("web"));
+    conn.get("/plaintext");
+    promtool_check(&conn.get("/metrics").text());
+}
+
+/// Prometheus asks for OpenMetrics first; it gets it, and it is as valid as the 0.0.4 text.
+#[test]
+fn openmetrics_when_the_scraper_asks_for_it() {
+    let server = Server::start(&config(&[]));
+    let mut conn = Conn::open(server.addr("web"));
+    conn.get("/plaintext");
+    let ask = |conn: &mut Conn, accept: &str| {
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: {accept}\r\n\r\n");
+        conn.send(&request).unwrap();
+        conn.read_response().unwrap()
+    };
+    let om = ask(&mut conn, PROMETHEUS_ACCEPT);
+    assert_eq!(om.status, 200);
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let text = om.text();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# TYPE coreloop_http_requests counter\n"));
+    assert!(text.contains("coreloop_http_requests_total{"));
+    openmetrics_check(&text);
+    let plain = ask(&mut conn, "text/plain;version=0.0.4");
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(!plain.text().contains("# EOF"));
+    assert!(plain
+        .text()
+        .contains("# TYPE coreloop_http_requests_total counter\n"));
+}
+
+/// Before, a scrape was a job on the offload pool and waited behind blocked file jobs. Here
+/// the only pool thread is stuck in `open(2)` on a FIFO and two more jobs queue behind it; the
+/// scrape is answered at once and sees them queued.
+#[test]
+fn a_scrape_does_not_wait_for_the_offload_pool() {
+    let dir = TempDir::new();
+    let fifo = dir.0.join("stall");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let route = format!(
+        "[[listener.route]]\npath = \"/files/*\"\nfiles = {{ root = \"{}\" }}\n\n\
+         [[listener.route]]\npath = \"/delay\"",
+        dir.0.display()
+    );
+    let server = Server::start(&config(&[
+        ("offload_threads = 4", "offload_threads = 1"),
+        ("offload = \"10s\"", "offload = \"30s\""),
+        ("[[listener.route]]\npath = \"/delay\"", route.as_str()),
+    ]));
+    let web = server.addr("web");
+    let mut jobs: Vec<Conn> = (0..3).map(|_| Conn::open(web)).collect();
+    for conn in &mut jobs {
+        conn.send("GET /files/stall HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+    }
+    let mut scraper = Conn::open(web);
+    // Bounded by the connection's read timeout (far below the 30 s offload timeout).
+    assert!(crate::support::eventually(|| {
+        scrape_on(&mut scraper).sum("coreloop_offload_queue_depth", &[]) >= 2.0
+    }));
+    // Let the stuck thread go: a writer that opens and leaves, once per job.
+    for _ in 0..3 {
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(0o4000) // O_NONBLOCK: no wait for a reader that is gone
+            .open(&fifo);
+        drop(writer);
+    }
 }

@@ -20,7 +20,7 @@ use crate::access::{AccessRecord, ACCESS_PATH_MAX};
 use crate::body::BodyDecoder;
 use crate::error::HttpError;
 use crate::factory::{Settings, Shared};
-use crate::handlers::{JobReply, Request};
+use crate::handlers::{ExpositionFormat, JobReply, Request};
 use crate::head::{self, Head};
 use crate::held::Held;
 use crate::response::{write_reply, write_sized, Finish, Reply};
@@ -87,6 +87,8 @@ pub(crate) struct Exchange {
     pub received: u64,
     pub keep_alive: bool,
     pub head_only: bool,
+    /// The exposition format `Accept` asked for (read by the metrics route only).
+    pub format: ExpositionFormat,
     /// Answer now and close without reading the body (Expect: 100-continue to a handler that
     /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
     pub skip_body: bool,

@@ -92,6 +92,8 @@ pub struct Head<'a> {
     pub if_range: Option<&'a [u8]>,
     /// `Range`.
     pub range: Option<&'a [u8]>,
+    /// `Accept` (the metrics route picks its format by it).
+    pub accept: Option<&'a [u8]>,
 }
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
@@ -242,6 +244,7 @@ fn finish<'a>(
         if_none_match: None,
         if_modified_since: None,
         if_range: None,
+        accept: None,
         range: None,
     };
     read_fields(&mut head, fields, target.authority.is_some())?;
@@ -383,6 +386,8 @@ fn read_fields<'a>(
             head.if_unmodified_since = Some(value);
         } else if name.eq_ignore_ascii_case("if-range") {
             head.if_range = Some(value);
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accept = Some(value);
         }
     }
     judge(head, &fields)

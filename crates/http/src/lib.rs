@@ -38,7 +38,9 @@ pub use conn::HttpConn;
 pub use error::{Fault, HttpError, Refusal};
 pub use factory::{HttpFactory, HttpReload};
 pub use files::FilesSpec;
-pub use handlers::{CustomFn, Handler, MetricsHook, Request, Response, StaticSpec};
+pub use handlers::{
+    CustomFn, ExpositionFormat, Handler, MetricsHook, Request, Response, StaticSpec,
+};
 pub use head::{parse as parse_head, Framing, Head, Method};
 pub use router::{Route, RouteError, RouteTable};
 pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};

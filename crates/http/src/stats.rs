@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
-/// Upper bounds of the latency buckets, in seconds (the last bucket, `+Inf`, is implicit).
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+/// Upper bounds of the latency buckets, in seconds (the last bucket, `+Inf`, is implicit):
+/// from an in-memory answer (tens of microseconds) to a slow upstream, 16 with `+Inf`.
+pub const LATENCY_BUCKETS: [f64; 15] = [
+    0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
+    2.5, 10.0,
 ];
 
-const BUCKET_MICROS: [u64; 14] = [
-    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
-    2_500_000, 5_000_000, 10_000_000,
+const BUCKET_MICROS: [u64; 15] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 250_000, 1_000_000,
+    2_500_000, 10_000_000,
 ];
 
 /// One shard's counters; written only by that shard.
@@ -120,6 +122,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bucket_bounds_agree() {
+        for (micros, seconds) in BUCKET_MICROS.iter().zip(LATENCY_BUCKETS) {
+            assert_eq!(*micros as f64 / 1e6, seconds);
+        }
+        assert!(LATENCY_BUCKETS.len() < 16);
+    }
+
+    #[test]
     fn records_land_in_their_class_and_bucket() {
         let stats = HttpStats::default();
         let shard = stats.for_shard(1);
@@ -130,9 +140,11 @@ mod tests {
         assert_eq!(snapshot.len(), 1);
         assert_eq!(snapshot[0].shard, 1);
         assert_eq!(snapshot[0].responses_by_class, [0, 1, 0, 1, 1]);
-        assert_eq!(snapshot[0].latency_cumulative[0], 1);
-        assert_eq!(snapshot[0].latency_cumulative[3], 2);
-        assert_eq!(snapshot[0].latency_cumulative[13], 2);
+        assert_eq!(snapshot[0].latency_cumulative[4], 1); // 500 µs
+        assert_eq!(snapshot[0].latency_cumulative[3], 0); // 250 µs
+        assert_eq!(snapshot[0].latency_cumulative[6], 1); // 2.5 ms
+        assert_eq!(snapshot[0].latency_cumulative[7], 2); // 5 ms
+        assert_eq!(snapshot[0].latency_cumulative[14], 2); // 10 s
         assert_eq!(snapshot[0].latency_count, 3);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use coreloop_config::{format_duration, Config};
 use coreloop_http::MetricsHook;
-use coreloop_metrics::{ServerStats, Sources};
+use coreloop_metrics::{Scraper, ServerStats, Sources};
 use coreloop_reactor::{DrainReport, ListenAddr, ReactorHandle, StartError};
 
 use crate::access_log;
@@ -44,18 +44,15 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
             }
         };
     // The metrics route is wired before the reactor exists; its sources arrive after start
-    // and change when a reload adds or removes listeners. The lock is taken by scrapes and
-    // reloads only, never by a shard's own work.
-    let sources: Arc<Mutex<Option<Sources>>> = Arc::default();
+    // and change when a reload adds or removes listeners. A scrape renders on its shard from
+    // atomics and the process figures this thread refreshes once a second.
+    let scraper = Scraper::new();
+    if let Err(e) = scraper.spawn_refresher() {
+        tracing::warn!("metrics: no process-figures thread ({e}); process_* stay as at start");
+    }
     let metrics: MetricsHook = {
-        let sources = sources.clone();
-        Arc::new(move || {
-            let current = sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            current
-                .as_ref()
-                .map(coreloop_metrics::render)
-                .unwrap_or_default()
-        })
+        let scraper = scraper.clone();
+        Arc::new(move |format| scraper.render(format))
     };
     let wired = match wiring::build(&config, &metrics, access_hook.as_ref()) {
         Ok(wired) => wired,
@@ -97,7 +94,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
                 .map(|(_, f)| f.clone()),
         })
         .collect();
-    *sources.lock().unwrap_or_else(|p| p.into_inner()) = Some(Sources {
+    scraper.set(Sources {
         reactor: handle.stats_reader(),
         listeners: handle.listener_names().to_vec(),
         http: http_stats(&listeners),
@@ -116,7 +113,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         access_log: access_hook,
         log,
         stats,
-        sources,
+        scraper,
     };
     let code = main_loop(handle, reloader, &notifier, &events, &inbox);
     if let Some(writer) = access_writer {
