@@ -70,7 +70,8 @@ run() {
     coproc HOLD { exec timeout 300 python3 "$ROOT/benches/compare/hold_idle.py" 127.0.0.1 "$PORT" "$IDLE"; }
     read -r ready <&"${HOLD[0]}"
     [[ "$ready" == ready ]] || { echo "idle connections not held" >&2; exit 1; }
-    measure "$SERVER"
+    # `timeout` is the parent; the server is its child.
+    measure "$(cat "/proc/$SERVER/task/$SERVER/children" | tr -d ' ')"
     echo done >&"${HOLD[1]}"
     wait "$HOLD_PID" 2>/dev/null || true
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true

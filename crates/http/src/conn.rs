@@ -25,6 +25,7 @@ use crate::head::{self, Head};
 use crate::held::Held;
 use crate::response::{write_reply, write_sized, Finish, Reply};
 use crate::scan::{self, HeadScan};
+use crate::stats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -89,6 +90,8 @@ pub(crate) struct Exchange {
     pub head_only: bool,
     /// The exposition format `Accept` asked for (read by the metrics route only).
     pub format: ExpositionFormat,
+    /// The `method` label slot (`crate::stats::METHOD_LABELS`).
+    pub method: usize,
     /// Answer now and close without reading the body (Expect: 100-continue to a handler that
     /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
     pub skip_body: bool,
@@ -235,7 +238,12 @@ impl HttpConn {
             scratch.log_method.clear();
             scratch.log_path.clear();
         }
-        self.started.get_or_insert(cx.now());
+        // A real clock read, not the loop-turn clock (`cx.now()`): an in-memory answer is
+        // written in the turn that read its first byte, so the turn clock would time it as 0.
+        // One vDSO read per request; docs/BENCHMARKS.md ("Request latency clock") has the cost.
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
     }
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
@@ -372,11 +380,28 @@ impl HttpConn {
         too_many || too_old || (self.is_draining(cx) && last)
     }
 
+    /// The `route` and `method` slots of the response being finished: the configured pattern
+    /// that answered (or `none`) and the method the router knows (or `other`).
+    fn labels(&self) -> (usize, usize) {
+        let Some(exchange) = self.exchange.as_deref() else {
+            return (stats::NO_ROUTE, stats::UNKNOWN_METHOD);
+        };
+        let route = match exchange.target {
+            Target::Route { group, entry, .. } => self.settings.routes.slot(group, entry),
+            _ => stats::NO_ROUTE,
+        };
+        (route, exchange.method)
+    }
+
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
-        let started = self.started.take().unwrap_or(cx.now());
-        let duration = cx.now().saturating_duration_since(started);
-        self.shared.stats.record(status, duration);
+        // The response is in the connection's output, which the reactor writes to the socket
+        // when this step returns; read the clock now for the same reason as `begin_request`.
+        let now = Instant::now();
+        let started = self.started.take().unwrap_or(now);
+        let duration = now.saturating_duration_since(started);
+        let (route, method) = self.labels();
+        self.shared.stats.record(route, method, status, duration);
         if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
             (log.0)(&AccessRecord {
                 shard: cx.shard(),

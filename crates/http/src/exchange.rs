@@ -40,6 +40,7 @@ impl HttpConn {
             keep_alive: head.keep_alive,
             head_only: head.method == Method::Head,
             format: ExpositionFormat::Prometheus,
+            method: crate::stats::method_index(head.method),
             skip_body: false,
             held: Held::default(),
         };

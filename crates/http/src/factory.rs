@@ -52,13 +52,16 @@ impl HttpFactory {
         routes: Vec<Route>,
         access_log: Option<AccessLogHook>,
     ) -> Result<Arc<Self>, RouteError> {
+        let stats = Arc::<HttpStats>::default();
+        let mut table = RouteTable::new(routes)?;
+        table.label(&stats);
         let settings = Arc::new(Settings {
             config,
-            routes: RouteTable::new(routes)?,
+            routes: table,
         });
         Ok(Arc::new(Self {
             current: Mutex::new(settings),
-            stats: Arc::default(),
+            stats,
             access_log: access_log.map(AccessLog),
         }))
     }
@@ -76,9 +79,11 @@ impl HttpFactory {
         config: HttpConfig,
         routes: Vec<Route>,
     ) -> Result<Arc<HttpReload>, RouteError> {
+        let mut table = RouteTable::new(routes)?;
+        table.label(&self.stats);
         let settings = Arc::new(Settings {
             config,
-            routes: RouteTable::new(routes)?,
+            routes: table,
         });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = settings.clone();
         Ok(Arc::new(HttpReload { settings }))

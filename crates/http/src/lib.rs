@@ -43,7 +43,10 @@ pub use handlers::{
 };
 pub use head::{parse as parse_head, Framing, Head, Method};
 pub use router::{Route, RouteError, RouteTable};
-pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
+pub use stats::{
+    HttpStats, SeriesSnapshot, ShardHttpSnapshot, ShardHttpStats, CODE_LABELS, LATENCY_BUCKETS,
+    METHOD_LABELS,
+};
 
 #[cfg(test)]
 mod drain_tests;

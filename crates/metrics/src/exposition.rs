@@ -8,13 +8,13 @@
 
 use std::fmt::{Display, Write};
 
-use coreloop_http::{ExpositionFormat, ShardHttpSnapshot, LATENCY_BUCKETS};
+use coreloop_http::{
+    ExpositionFormat, ShardHttpSnapshot, CODE_LABELS, LATENCY_BUCKETS, METHOD_LABELS,
+};
 use coreloop_reactor::{CloseReason, PauseCause, Snapshot};
 
 use crate::process::ProcessSnapshot;
 use crate::Sources;
-
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// `le` label values of [`LATENCY_BUCKETS`], then `+Inf`, written once.
 const LE: [&str; LATENCY_BUCKETS.len() + 1] = [
@@ -29,7 +29,7 @@ pub fn render(sources: &Sources, process: &ProcessSnapshot, format: ExpositionFo
         sources,
         reactor: sources.reactor.snapshot(),
         http: (sources.http.iter())
-            .map(|(listener, stats)| (*listener, stats.snapshot()))
+            .map(|(listener, stats)| (*listener, stats.route_names(), stats.snapshot()))
             .collect(),
         process,
     };
@@ -133,7 +133,8 @@ impl Out {
 struct Scrape<'a> {
     sources: &'a Sources,
     reactor: Snapshot,
-    http: Vec<(usize, Vec<ShardHttpSnapshot>)>,
+    /// `(listener, route names by slot, shards)`.
+    http: Vec<(usize, Vec<String>, Vec<ShardHttpSnapshot>)>,
     process: &'a ProcessSnapshot,
 }
 
@@ -236,33 +237,54 @@ impl Scrape<'_> {
 
     fn http(&self, out: &mut Out) {
         let name = "coreloop_http_requests";
-        out.family(name, Kind::Counter, "HTTP responses, by status class.");
-        for (listener, shards) in &self.http {
+        let help = "HTTP responses, by route pattern, method and status code.";
+        out.family(name, Kind::Counter, help);
+        for (listener, routes, shards) in &self.http {
+            let listener = self.listener(*listener);
             for shard in shards {
-                for (class, count) in CLASSES.iter().zip(shard.responses_by_class) {
-                    let labels: &Labels<'_> = &[
-                        ("listener", &self.listener(*listener)),
-                        ("shard", &shard.shard),
-                        ("code", class),
-                    ];
-                    out.sample(name, "_total", labels, count);
+                for series in &shard.series {
+                    let route = routes.get(series.route).map_or("", String::as_str);
+                    for (code, count) in &series.codes {
+                        let labels: &Labels<'_> = &[
+                            ("listener", &listener),
+                            ("shard", &shard.shard),
+                            ("route", &route),
+                            ("method", &METHOD_LABELS[series.method]),
+                            ("code", &CODE_LABELS[*code]),
+                        ];
+                        out.sample(name, "_total", labels, count);
+                    }
                 }
             }
         }
         let name = "coreloop_http_request_duration_seconds";
         let help = "From the first byte of a request read to its response handed to the socket.";
         out.family(name, Kind::Histogram, help);
-        for (listener, shards) in &self.http {
+        for (listener, routes, shards) in &self.http {
             let listener = self.listener(*listener);
             for shard in shards {
-                for (le, cumulative) in LE.iter().zip(shard.latency_cumulative) {
-                    let labels: &Labels<'_> =
-                        &[("listener", &listener), ("shard", &shard.shard), ("le", le)];
-                    out.sample(name, "_bucket", labels, cumulative);
+                for series in &shard.series {
+                    let route = routes.get(series.route).map_or("", String::as_str);
+                    let method = METHOD_LABELS[series.method];
+                    for (le, cumulative) in LE.iter().zip(series.latency_cumulative) {
+                        let labels: &Labels<'_> = &[
+                            ("listener", &listener),
+                            ("shard", &shard.shard),
+                            ("route", &route),
+                            ("method", &method),
+                            ("le", le),
+                        ];
+                        out.sample(name, "_bucket", labels, cumulative);
+                    }
+                    let labels: &Labels<'_> = &[
+                        ("listener", &listener),
+                        ("shard", &shard.shard),
+                        ("route", &route),
+                        ("method", &method),
+                    ];
+                    out.sample(name, "_sum", labels, series.latency_sum_seconds);
+                    out.sample(name, "_count", labels, series.latency_count);
                 }
-                let labels: &Labels<'_> = &[("listener", &listener), ("shard", &shard.shard)];
-                out.sample(name, "_sum", labels, shard.latency_sum_seconds);
-                out.sample(name, "_count", labels, shard.latency_count);
             }
         }
     }
