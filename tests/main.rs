@@ -15,6 +15,7 @@ mod files;
 mod grammar;
 mod keys;
 mod metrics;
+mod prometheus;
 mod redbot;
 mod reload;
 mod serve;
