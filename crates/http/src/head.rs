@@ -94,6 +94,9 @@ pub struct Head<'a> {
     pub range: Option<&'a [u8]>,
     /// `Accept` (the metrics route picks its format by it).
     pub accept: Option<&'a [u8]>,
+    /// `User-Agent` and `Referer`, for the access log.
+    pub user_agent: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
 }
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
@@ -245,6 +248,8 @@ fn finish<'a>(
         if_modified_since: None,
         if_range: None,
         accept: None,
+        user_agent: None,
+        referer: None,
         range: None,
     };
     read_fields(&mut head, fields, target.authority.is_some())?;
@@ -388,6 +393,10 @@ fn read_fields<'a>(
             head.if_range = Some(value);
         } else if name.eq_ignore_ascii_case("accept") {
             head.accept = Some(value);
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent = Some(value);
+        } else if name.eq_ignore_ascii_case("referer") {
+            head.referer = Some(value);
         }
     }
     judge(head, &fields)

@@ -31,7 +31,7 @@ mod router;
 mod scan;
 mod stats;
 
-pub use access::{AccessLogHook, AccessRecord, ACCESS_PATH_MAX};
+pub use access::{AccessLogHook, AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 pub use body::{BodyDecoder, Chunked, ChunkedState, Progress};
 pub use config::{HttpConfig, HEADER_CAPACITY};
 pub use conn::HttpConn;

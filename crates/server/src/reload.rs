@@ -418,6 +418,11 @@ mod tests {
             "access_log = false",
             "access_log = \"stderr\"",
         ),
+        (
+            "log.access_format",
+            "access_format = \"auto\"",
+            "access_format = \"combined\"",
+        ),
     ];
 
     /// Walks the key table: a reload names exactly the restart keys it cannot apply, for

@@ -9,6 +9,7 @@ use coreloop_http::MetricsHook;
 use coreloop_metrics::{Scraper, ServerStats, Sources};
 use coreloop_reactor::{DrainReport, ListenAddr, ReactorHandle, StartError};
 
+use crate::access_format::Format;
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
 use crate::notify::Notifier;
@@ -31,18 +32,22 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
     };
     let log = logging::init(config.log.level, config.log.format);
     let stats = Arc::new(ServerStats::default());
-    let (access_hook, access_writer) =
-        match access_log::start(&config.log.access_log, stats.clone()) {
-            Ok(Some((hook, writer))) => (Some(hook), Some(writer)),
-            Ok(None) => (None, None),
-            Err(e) => {
-                tracing::error!(
-                    "log.access_log: cannot open {:?}: {e}",
-                    config.log.access_log
-                );
-                return EXIT_RUNTIME;
-            }
-        };
+    let (access_hook, access_writer) = match access_log::start(
+        &config.log.access_log,
+        Format::of(config.log.access_format, config.log.format),
+        config.listeners.iter().map(|l| l.name.clone()).collect(),
+        stats.clone(),
+    ) {
+        Ok(Some((hook, writer))) => (Some(hook), Some(writer)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            tracing::error!(
+                "log.access_log: cannot open {:?}: {e}",
+                config.log.access_log
+            );
+            return EXIT_RUNTIME;
+        }
+    };
     // The metrics route is wired before the reactor exists; its sources arrive after start
     // and change when a reload adds or removes listeners. A scrape renders on its shard from
     // atomics and the process figures this thread refreshes once a second.
