@@ -429,3 +429,22 @@ fn no_label_value_comes_from_the_network() {
         );
     }
 }
+
+/// `coreloop_draining` is 0 while serving and 1 once SIGTERM began the drain: a request begun
+/// before the signal is still answered, and shows it.
+#[test]
+fn the_draining_gauge_follows_sigterm() {
+    let server = Server::start(&config(&[]));
+    let mut conn = Conn::open(server.addr("web"));
+    assert_eq!(scrape_on(&mut conn).sum("coreloop_draining", &[]), 0.0);
+    assert_eq!(
+        scrape_on(&mut conn).sum("coreloop_max_connections", &[]),
+        2000.0
+    );
+    conn.send("GET /metrics HTTP/1.1\r\n").unwrap();
+    server.signal("TERM");
+    server.wait_for("draining (deadline", 1);
+    conn.send("Host: t\r\n\r\n").unwrap();
+    let text = conn.read_response().unwrap().text();
+    assert_eq!(Exposition::parse(&text).sum("coreloop_draining", &[]), 1.0);
+}

@@ -201,12 +201,21 @@ impl Scrape<'_> {
             "Unix time of the last applied reload; 0: none.",
         );
         out.sample(name, "", &[], at);
+        let draining = u64::from(self.sources.server.draining());
+        let help = "1 once SIGTERM or SIGINT started the drain (readiness answers 503).";
+        out.gauge("coreloop_draining", help, &[(&[], draining)]);
         let dropped = self.sources.server.dropped();
         let help = "Access-log lines dropped because the writer fell behind.";
         out.counter("coreloop_access_log_dropped", help, &[(&[], dropped)]);
     }
 
     fn connections(&self, out: &mut Out) {
+        let max = self.sources.max_connections;
+        let help = "max_connections as running (auto resolved from the fd limit).";
+        out.gauge("coreloop_max_connections", help, &[(&[], max)]);
+        let free = max.saturating_sub(self.reactor.active());
+        let help = "Connection slots free: max_connections less open connections.";
+        out.gauge("coreloop_connection_slots_free", help, &[(&[], free)]);
         let name = "coreloop_connections_active";
         out.family(name, Kind::Gauge, "Open connections.");
         for shard in &self.reactor.shards {
@@ -323,6 +332,13 @@ impl Scrape<'_> {
         out.family(name, Kind::Counter, help);
         for (cause, seconds) in PauseCause::ALL.iter().zip(accept.paused_seconds) {
             out.sample(name, "_total", &[("cause", &cause.as_str())], seconds);
+        }
+        let name = "coreloop_accepting_paused";
+        let help = "Acceptors paused now, by cause (1 with the acceptor; up to one per shard \
+                    with reuseport).";
+        out.family(name, Kind::Gauge, help);
+        for (cause, n) in PauseCause::ALL.iter().zip(accept.paused_now) {
+            out.sample(name, "", &[("cause", &cause.as_str())], n);
         }
         let name = "coreloop_handoff_inbox_full";
         let help = "Handoffs that found the shard's inbox full (the next shard was tried).";

@@ -35,6 +35,8 @@ pub struct ServerStats {
     last_reload_ok_at: AtomicU64,
     /// 1 while the last reload attempt was applied (or none was tried), 0 after a refusal.
     last_reload_failed: AtomicU64,
+    /// 1 once SIGTERM/SIGINT started the drain.
+    draining: AtomicU64,
 }
 
 impl ServerStats {
@@ -78,6 +80,16 @@ impl ServerStats {
         )
     }
 
+    /// The drain began (`coreloop_draining` becomes 1).
+    pub fn begin_drain(&self) {
+        self.draining.store(1, Ordering::Relaxed);
+    }
+
+    /// Whether the drain began.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed) == 1
+    }
+
     /// Access-log lines dropped so far.
     pub fn dropped(&self) -> u64 {
         self.access_log_dropped.load(Ordering::Relaxed)
@@ -97,6 +109,8 @@ pub struct Sources {
     pub server: Arc<ServerStats>,
     /// `coreloop_build_info{version}`.
     pub version: &'static str,
+    /// `max_connections` as the reactor runs it (`auto` resolved).
+    pub max_connections: u64,
 }
 
 impl std::fmt::Debug for Sources {

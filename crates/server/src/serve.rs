@@ -78,6 +78,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         .iter()
         .map(|l| matches!(l.addr, ListenAddr::Inherited(_)))
         .collect();
+    let max_connections = wired.reactor.max_connections as u64;
     let handle = match coreloop_reactor::start(wired.reactor) {
         Ok(handle) => handle,
         Err(error) => {
@@ -105,6 +106,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         http: http_stats(&listeners),
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
+        max_connections,
     });
     announce(&config, &handle, &inherited);
     let notifier = Notifier::from_env();
@@ -197,6 +199,7 @@ fn main_loop(
                 // Restart-only by the key table: the deadline the listeners were set up with.
                 let drain = reloader.started.timeouts.drain;
                 notifier.stopping();
+                reloader.stats.begin_drain();
                 tracing::info!(
                     "{}: draining (deadline {}); send it again to exit at once",
                     signals::name(signal),
