@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Makes docs/prometheus-graph.png: Prometheus' graph page (headless Chromium) showing the
-# recording rule coreloop:http_request_duration_seconds:p99_5m... as p99 by route over a
-# short coreloop-load run. Loopback only; everything stops on exit; about a minute.
+# Makes docs/prometheus-graph.png: Prometheus' graph page (headless Chromium) showing p99
+# latency by route while coreloop-load sends /plaintext at 2,000/s and /delay?ms=5 at 100/s.
+# Loopback only; everything stops on exit; about a minute.
+# Needs: prometheus and its web templates (.ci/setup), chromium, and the JavaScript the
+# Debian UI links to: apt-get install libjs-bootstrap4 libjs-jquery libjs-jquery-hotkeys
+#   libjs-moment libjs-moment-timezone libjs-mustache libjs-popper.js libjs-rickshaw libjs-d3
+#   libjs-eonasdan-bootstrap-datetimepicker fonts-glyphicons-halflings
 # Usage: docs/prometheus-graph.sh CORELOOP_BIN LOAD_BIN
 set -euo pipefail
 CORELOOP=$1
