@@ -42,7 +42,7 @@ pub const ROUTE_SLOTS: usize = 32;
 pub const NO_ROUTE: usize = 0;
 const OTHER_ROUTE: usize = ROUTE_SLOTS - 1;
 
-/// `method` label values, by [`method_index`].
+/// `method` label values, by `method_index`.
 pub const METHOD_LABELS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "other"];
 
 /// The `method` slot of a method.
@@ -69,7 +69,7 @@ const CODES: [u16; 39] = [
     505,
 ];
 
-/// `code` label values, by slot: [`CODES`], then `1xx` to `5xx`.
+/// `code` label values, by slot: `CODES`, then `1xx` to `5xx`.
 pub const CODE_LABELS: [&str; 44] = [
     "100", "101", "200", "201", "202", "204", "206", "301", "302", "303", "304", "307", "308",
     "400", "401", "403", "404", "405", "406", "408", "409", "410", "411", "412", "413", "414",
