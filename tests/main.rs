@@ -14,6 +14,7 @@ mod files;
 mod grammar;
 mod keys;
 mod metrics;
+mod prometheus;
 mod redbot;
 mod reload;
 mod serve;

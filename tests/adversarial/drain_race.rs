@@ -15,7 +15,7 @@ fn sigterm_under_a_thousand_connections_loses_nothing() {
     let child = load(server.addr("web"), 3);
     let web = server.addr("web");
     let loaded = super::process::poll_until(Duration::from_secs(5), || {
-        crate::support::scrape(web).sum("coreloop_http_requests_total", &[("code", "2xx")])
+        crate::support::scrape(web).sum("coreloop_http_requests_total", &[("code", "200")])
             >= 5000.0
     });
     assert!(loaded);

@@ -31,7 +31,7 @@ const TRICKLE: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaa
 fn refusals(server: &Server) -> (f64, f64) {
     let e = scrape(server.addr("web"));
     (
-        e.sum("coreloop_http_requests_total", &[("code", "4xx")]),
+        e.sum("coreloop_http_requests_total", &[("code", "408")]),
         e.sum(
             "coreloop_connections_closed_total",
             &[("reason", "aborted")],

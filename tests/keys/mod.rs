@@ -63,6 +63,7 @@ effects! {
     "log.level" => log::log_level_filters_lines;
     "log.format" => log::log_format_json;
     "log.access_log" => log::access_log_writes_a_line_per_response;
+    "log.access_format" => log::access_format_writes_json_and_combined;
     "listener.name" => listener::name_is_the_metric_label;
     "listener.address" => listener::address_can_be_a_unix_socket;
     "listener.protocol" => listener::protocol_decides_what_is_spoken;

@@ -101,8 +101,28 @@ fn limit_holds(edits: &[(&str, &str)], held: usize) {
     }
     let mut waiting = connect(server.addr("echo"));
     assert!(eventually(|| paused() >= 1.0), "accepting never paused");
+    let mut gauges = || {
+        let e = crate::support::Exposition::parse(&scraper.get("/metrics").text());
+        let free = e.sum("coreloop_connection_slots_free", &[]);
+        let max = e.sum("coreloop_max_connections", &[]);
+        let active = e.sum("coreloop_connections_active", &[]);
+        assert_eq!(free, (max - active).max(0.0), "slots free");
+        let cause = [("cause", "connection_limit")];
+        e.sum("coreloop_accepting_paused", &cause)
+    };
+    assert_eq!(gauges(), 1.0, "the paused gauge is 1 while paused");
     drop(conns.pop());
     echoed(&mut waiting, b"served once a slot is free");
+    // `waiting` took the freed slot: at the limit again. With room, the pause ends once the
+    // acceptor next looks, which a connection waiting to be accepted makes it do.
+    drop(conns);
+    drop(waiting);
+    let mut again = connect(server.addr("echo"));
+    echoed(&mut again, b"accepted with room");
+    assert!(
+        eventually(|| gauges() == 0.0),
+        "the paused gauge went back to 0"
+    );
 }
 
 #[test]

@@ -214,6 +214,7 @@ fn log(cx: &mut Cx<'_>, v: &Value<'_>) -> Log {
         level: field(cx, &mut t, "level", keyword).unwrap_or(d.level),
         format: field(cx, &mut t, "format", keyword).unwrap_or(d.format),
         access_log: field(cx, &mut t, "access_log", access_log).unwrap_or(d.access_log),
+        access_format: field(cx, &mut t, "access_format", keyword).unwrap_or(d.access_format),
     };
     t.finish(cx);
     log

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::schema::{
-    AccessLog, Balance, Limits, Log, LogFormat, LogLevel, MaxConnections, Server, Shards, Timeouts,
+    AccessFormat, AccessLog, Balance, Limits, Log, LogFormat, LogLevel, MaxConnections, Server,
+    Shards, Timeouts,
 };
 
 /// The embedded default configuration, documented key by key.
@@ -68,5 +69,6 @@ pub(crate) fn log() -> Log {
         level: LogLevel::Info,
         format: LogFormat::Text,
         access_log: AccessLog::Off,
+        access_format: AccessFormat::Auto,
     }
 }

@@ -212,6 +212,7 @@ pub const KEYS: &[Key] = &[
     key("log.level", Live, Global, All, Get::Config(|c| format!("{:?}", c.log.level))),
     key("log.format", Restart, Global, All, Get::Config(|c| format!("{:?}", c.log.format))),
     key("log.access_log", Restart, Global, All, Get::Config(|c| format!("{:?}", c.log.access_log))),
+    key("log.access_format", Restart, Global, All, Get::Config(|c| format!("{:?}", c.log.access_format))),
     key("listener.name", Rebind, Own, All, Get::Listener),
     key("listener.address", Rebind, Own, All, Get::Listener),
     key("listener.protocol", Rebind, Own, All, Get::Listener),

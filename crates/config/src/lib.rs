@@ -37,9 +37,9 @@ pub use host::Host;
 pub use keys::{key_at, key_table, Applies, Key, Reload, Scope, KEYS};
 pub use overrides::Override;
 pub use schema::{
-    AccessLog, Address, Balance, Files, Handler, Health, Limits, LimitsPatch, Listener, Log,
-    LogFormat, LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server, Shards,
-    StaticResponse, Timeouts, TimeoutsPatch,
+    AccessFormat, AccessLog, Address, Balance, Files, Handler, Health, Limits, LimitsPatch,
+    Listener, Log, LogFormat, LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server,
+    Shards, StaticResponse, Timeouts, TimeoutsPatch,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size, UnitError};
 pub use values::Keyword;

@@ -146,6 +146,7 @@ pub struct Log {
     pub level: LogLevel,
     pub format: LogFormat,
     pub access_log: AccessLog,
+    pub access_format: AccessFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -161,6 +162,30 @@ pub enum LogLevel {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// How access log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessFormat {
+    /// `json` when `log.format` is `json`, else `text`.
+    Auto,
+    /// coreloop's own `key=value` line.
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// nginx's `combined` format (what log parsers such as GoAccess read), plus timing.
+    Combined,
+}
+
+impl AccessFormat {
+    /// The format `Auto` stands for under `log_format`.
+    pub fn resolve(self, log_format: LogFormat) -> Self {
+        match (self, log_format) {
+            (Self::Auto, LogFormat::Json) => Self::Json,
+            (Self::Auto, LogFormat::Text) => Self::Text,
+            (other, _) => other,
+        }
+    }
 }
 
 /// Where access log lines go; off unless asked for (it costs on the hot path).

@@ -7,7 +7,7 @@ use toml::de::DeValue;
 
 use crate::error::ErrorKind;
 use crate::reader::{suggest, type_name, Cx, Value};
-use crate::schema::{Balance, Health, LogFormat, LogLevel, Method, Protocol};
+use crate::schema::{AccessFormat, Balance, Health, LogFormat, LogLevel, Method, Protocol};
 use crate::units::{parse_duration, parse_size};
 
 pub(crate) fn string<'t>(cx: &mut Cx<'_>, path: &str, v: &'t Value<'_>) -> Option<&'t str> {
@@ -182,6 +182,16 @@ impl Keyword for LogLevel {
 impl Keyword for LogFormat {
     const NAMES: &'static [&'static str] = &["text", "json"];
     const VALUES: &'static [Self] = &[LogFormat::Text, LogFormat::Json];
+}
+
+impl Keyword for AccessFormat {
+    const NAMES: &'static [&'static str] = &["auto", "text", "json", "combined"];
+    const VALUES: &'static [Self] = &[
+        AccessFormat::Auto,
+        AccessFormat::Text,
+        AccessFormat::Json,
+        AccessFormat::Combined,
+    ];
 }
 
 impl Keyword for Method {

@@ -3,21 +3,35 @@
 //! The record borrows from the connection, so producing it allocates nothing; the callback
 //! must not block (the server's copies it into a bounded queue and drops it when full).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Path bytes kept per record: enough for a log line, bounded so a 8 KiB target costs nothing.
+/// Target bytes (path and query) kept per record: enough for a log line, bounded so an 8 KiB
+/// target costs nothing.
 pub const ACCESS_PATH_MAX: usize = 256;
+/// `User-Agent` and `Referer` bytes kept per record.
+pub const ACCESS_FIELD_MAX: usize = 128;
 
 /// One response as the access log sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessRecord<'a> {
     /// The shard that answered.
     pub shard: usize,
+    /// The listener (its index in the reactor's listener table).
+    pub listener: usize,
+    /// The client's address and port; `None` on a Unix socket.
+    pub peer: Option<SocketAddr>,
     /// The method token, empty when the request was refused before its head parsed.
     pub method: &'a [u8],
-    /// The raw request target (at most [`ACCESS_PATH_MAX`] bytes), empty as for `method`.
+    /// The raw request target with its query (at most [`ACCESS_PATH_MAX`] bytes), empty as
+    /// for `method`.
     pub path: &'a [u8],
+    /// `User-Agent` and `Referer` (at most [`ACCESS_FIELD_MAX`] bytes each), empty if absent.
+    pub user_agent: &'a [u8],
+    pub referer: &'a [u8],
+    /// The request's HTTP/1 minor version (0 or 1).
+    pub minor: u8,
     /// The response status.
     pub status: u16,
     /// Response bytes queued (status line, headers and body).

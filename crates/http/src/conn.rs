@@ -16,15 +16,16 @@ use std::time::Instant;
 
 use coreloop_reactor::{Completion, Cx, JobFailure, JobId, Protocol, Step, Verb};
 
-use crate::access::{AccessRecord, ACCESS_PATH_MAX};
+use crate::access::{AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 use crate::body::BodyDecoder;
 use crate::error::HttpError;
 use crate::factory::{Settings, Shared};
-use crate::handlers::{JobReply, Request};
+use crate::handlers::{ExpositionFormat, JobReply, Request};
 use crate::head::{self, Head};
 use crate::held::Held;
 use crate::response::{write_reply, write_sized, Finish, Reply};
 use crate::scan::{self, HeadScan};
+use crate::stats;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -87,6 +88,10 @@ pub(crate) struct Exchange {
     pub received: u64,
     pub keep_alive: bool,
     pub head_only: bool,
+    /// The exposition format `Accept` asked for (read by the metrics route only).
+    pub format: ExpositionFormat,
+    /// The `method` label slot (`crate::stats::METHOD_LABELS`).
+    pub method: usize,
     /// Answer now and close without reading the body (Expect: 100-continue to a handler that
     /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
     pub skip_body: bool,
@@ -132,6 +137,9 @@ pub(crate) struct Scratch {
     /// output when its response began.
     pub log_method: Vec<u8>,
     pub log_path: Vec<u8>,
+    pub log_agent: Vec<u8>,
+    pub log_referer: Vec<u8>,
+    pub log_minor: u8,
     pub log_mark: usize,
     /// How far the look for the end of a head that arrives in pieces got. Here rather than in
     /// `HttpConn`, so an idle connection does not carry it.
@@ -146,6 +154,9 @@ impl Scratch {
         self.path.clear();
         self.log_method.clear();
         self.log_path.clear();
+        self.log_agent.clear();
+        self.log_referer.clear();
+        self.log_minor = 1;
         self.log_mark = 0;
         self.scan = HeadScan::default();
     }
@@ -158,6 +169,8 @@ impl Scratch {
             &self.path,
             &self.log_method,
             &self.log_path,
+            &self.log_agent,
+            &self.log_referer,
         ]
         .iter()
         .map(|v| v.capacity())
@@ -232,8 +245,15 @@ impl HttpConn {
             let scratch = self.scratch();
             scratch.log_method.clear();
             scratch.log_path.clear();
+            scratch.log_agent.clear();
+            scratch.log_referer.clear();
         }
-        self.started.get_or_insert(cx.now());
+        // A real clock read, not the loop-turn clock (`cx.now()`): an in-memory answer is
+        // written in the turn that read its first byte, so the turn clock would time it as 0.
+        // One vDSO read per request; docs/BENCHMARKS.md ("Request latency clock") has the cost.
+        if self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
     }
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
@@ -370,16 +390,38 @@ impl HttpConn {
         too_many || too_old || (self.is_draining(cx) && last)
     }
 
+    /// The `route` and `method` slots of the response being finished: the configured pattern
+    /// that answered (or `none`) and the method the router knows (or `other`).
+    fn labels(&self) -> (usize, usize) {
+        let Some(exchange) = self.exchange.as_deref() else {
+            return (stats::NO_ROUTE, stats::UNKNOWN_METHOD);
+        };
+        let route = match exchange.target {
+            Target::Route { group, entry, .. } => self.settings.routes.slot(group, entry),
+            _ => stats::NO_ROUTE,
+        };
+        (route, exchange.method)
+    }
+
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
-        let started = self.started.take().unwrap_or(cx.now());
-        let duration = cx.now().saturating_duration_since(started);
-        self.shared.stats.record(status, duration);
+        // The response is in the connection's output, which the reactor writes to the socket
+        // when this step returns; read the clock now for the same reason as `begin_request`.
+        let now = Instant::now();
+        let started = self.started.take().unwrap_or(now);
+        let duration = now.saturating_duration_since(started);
+        let (route, method) = self.labels();
+        self.shared.stats.record(route, method, status, duration);
         if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
             (log.0)(&AccessRecord {
                 shard: cx.shard(),
+                listener: self.shared.listener.get(),
+                peer: self.shared.peer_of(cx.token()),
                 method: &scratch.log_method,
                 path: &scratch.log_path,
+                user_agent: &scratch.log_agent,
+                referer: &scratch.log_referer,
+                minor: scratch.log_minor,
                 status,
                 bytes: cx.pending_output().saturating_sub(scratch.log_mark) as u64,
                 duration,
@@ -417,9 +459,16 @@ impl HttpConn {
         scratch
             .log_method
             .extend_from_slice(head.method_token.as_bytes());
-        scratch.log_path.clear();
-        let path = &head.path[..head.path.len().min(ACCESS_PATH_MAX)];
-        scratch.log_path.extend_from_slice(path);
+        let target: &[&[u8]] = match head.query {
+            [] => &[head.path],
+            query => &[head.path, b"?", query],
+        };
+        bounded(&mut scratch.log_path, target, ACCESS_PATH_MAX);
+        let agent = head.user_agent.unwrap_or_default();
+        bounded(&mut scratch.log_agent, &[agent], ACCESS_FIELD_MAX);
+        let referer = head.referer.unwrap_or_default();
+        bounded(&mut scratch.log_referer, &[referer], ACCESS_FIELD_MAX);
+        scratch.log_minor = head.minor;
         scratch.log_mark = cx.pending_output();
     }
 
@@ -476,6 +525,7 @@ impl Protocol for HttpConn {
         // The header clock starts at accept: a client that connects and sends nothing is a
         // slowloris too, and gets its 408.
         self.opened = Some(cx.now());
+        self.shared.note_peer(cx.token());
         self.phase = Phase::Head;
         self.arm(Timer::Header, cx);
         Verb::Read
@@ -603,5 +653,14 @@ impl Protocol for HttpConn {
             Phase::Head | Phase::Body => Verb::Read,
             Phase::Awaiting(_) => Verb::AwaitCompletion,
         }
+    }
+}
+
+/// `out` = the concatenation of `parts`, cut at `max` bytes (capacity kept).
+fn bounded(out: &mut Vec<u8>, parts: &[&[u8]], max: usize) {
+    out.clear();
+    for part in parts {
+        let room = max.saturating_sub(out.len());
+        out.extend_from_slice(&part[..part.len().min(room)]);
     }
 }

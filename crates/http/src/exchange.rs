@@ -12,6 +12,7 @@ use crate::conn::{scratch_of, Exchange, Flow, HttpConn, Phase, Target};
 use crate::error::HttpError;
 use crate::factory::Settings;
 use crate::files::{serve, ConditionFields, FileAsk};
+use crate::handlers::ExpositionFormat;
 use crate::handlers::{
     custom, delay_of, metrics_reply, write_echo, write_json, Compiled, JobReply, Request,
 };
@@ -38,6 +39,8 @@ impl HttpConn {
             received: 0,
             keep_alive: head.keep_alive,
             head_only: head.method == Method::Head,
+            format: ExpositionFormat::Prometheus,
+            method: crate::stats::method_index(head.method),
             skip_body: false,
             held: Held::default(),
         };
@@ -107,9 +110,8 @@ impl HttpConn {
             Some(Compiled::Delay { max }) => {
                 exchange.held.plan_delay(Some(delay_of(head.query, *max)));
             }
-            Some(Compiled::Metrics(hook)) => {
-                let (hook, head_only) = (hook.clone(), exchange.head_only);
-                exchange.job = Some(Box::new(move || metrics_reply(&hook, head_only)));
+            Some(Compiled::Metrics(_)) => {
+                exchange.format = ExpositionFormat::from_accept(head.accept);
             }
             Some(Compiled::Echo) => {
                 let echo_type = &mut self.scratch().echo_type;
@@ -128,8 +130,12 @@ impl HttpConn {
         let Some(exchange) = self.exchange.as_mut() else {
             return self.refuse(HttpError::MalformedRequestLine, cx);
         };
-        let (target, head_only, keep_alive) =
-            (exchange.target, exchange.head_only, exchange.keep_alive);
+        let (target, head_only, keep_alive, format) = (
+            exchange.target,
+            exchange.head_only,
+            exchange.keep_alive,
+            exchange.format,
+        );
         if let Some(job) = exchange.job.take() {
             return self.submit(job, cx);
         }
@@ -147,6 +153,10 @@ impl HttpConn {
         let status = match handler_of(&settings, target) {
             Some(Compiled::Custom { func, blocking }) => {
                 return self.run_custom(func.clone(), *blocking, cx)
+            }
+            Some(Compiled::Metrics(hook)) => {
+                let reply = metrics_reply(hook, format, head_only);
+                return self.answer_job(Ok(reply), cx);
             }
             Some(handler) => self.inline(handler, finish, cx),
             None => self.unrouted(target, finish, cx),
@@ -205,21 +215,7 @@ impl HttpConn {
                 self.arm_offload(cx);
                 Flow::Await
             }
-            Err(_) => match self.metrics_inline() {
-                // A scrape is most wanted when the pool is full: it is answered on the shard
-                // then, as it was before scrapes moved to the pool, rather than refused.
-                Some(reply) => self.answer_job(Ok(reply), cx),
-                None => self.refuse(HttpError::Overloaded, cx),
-            },
-        }
-    }
-
-    /// The current request's metrics reply rendered here, if its route is the metrics one.
-    fn metrics_inline(&self) -> Option<JobReply> {
-        let exchange = self.exchange.as_deref()?;
-        match handler_of(&self.settings, exchange.target)? {
-            Compiled::Metrics(hook) => Some(metrics_reply(hook, exchange.head_only)),
-            _ => None,
+            Err(_) => self.refuse(HttpError::Overloaded, cx),
         }
     }
 

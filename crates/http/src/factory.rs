@@ -6,6 +6,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::net::SocketAddr;
+
+use coreloop_reactor::token::ConnToken;
 use coreloop_reactor::{ConnFactory, ConnInfo, Protocol, ProtocolFactory};
 use crossbeam_utils::CachePadded;
 
@@ -52,13 +55,16 @@ impl HttpFactory {
         routes: Vec<Route>,
         access_log: Option<AccessLogHook>,
     ) -> Result<Arc<Self>, RouteError> {
+        let stats = Arc::<HttpStats>::default();
+        let mut table = RouteTable::new(routes)?;
+        table.label(&stats);
         let settings = Arc::new(Settings {
             config,
-            routes: RouteTable::new(routes)?,
+            routes: table,
         });
         Ok(Arc::new(Self {
             current: Mutex::new(settings),
-            stats: Arc::default(),
+            stats,
             access_log: access_log.map(AccessLog),
         }))
     }
@@ -76,9 +82,11 @@ impl HttpFactory {
         config: HttpConfig,
         routes: Vec<Route>,
     ) -> Result<Arc<HttpReload>, RouteError> {
+        let mut table = RouteTable::new(routes)?;
+        table.label(&self.stats);
         let settings = Arc::new(Settings {
             config,
-            routes: RouteTable::new(routes)?,
+            routes: table,
         });
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = settings.clone();
         Ok(Arc::new(HttpReload { settings }))
@@ -100,6 +108,9 @@ impl ProtocolFactory for HttpFactory {
             stats: self.stats.for_shard(shard),
             scratch: RefCell::new(Vec::new()),
             access_log: self.access_log.clone(),
+            listener: Cell::new(0),
+            opening: Cell::new(None),
+            peers: RefCell::new(Vec::new()),
             scratch_pool: RefCell::new(Vec::new()),
             exchange_pool: RefCell::new(Vec::new()),
         };
@@ -118,6 +129,12 @@ pub(crate) struct Shared {
     /// Serialization scratch (json), kept so its capacity is reused.
     pub scratch: RefCell<Vec<u8>>,
     pub access_log: Option<AccessLog>,
+    /// Access log only: this factory's listener, the peer of the connection being opened, and
+    /// each live connection's peer by token slot (a slot's entry is replaced by its next
+    /// connection, so the table is as long as the most connections ever open at once).
+    pub listener: Cell<usize>,
+    pub opening: Cell<Option<SocketAddr>>,
+    pub peers: RefCell<Vec<Option<SocketAddr>>>,
     /// Per-request buffers of connections that are between requests. Boxed because the boxes
     /// themselves move between the pool and connections: no allocation per request.
     #[allow(clippy::vec_box)]
@@ -133,6 +150,24 @@ const SCRATCH_POOL: usize = 256;
 const SCRATCH_KEPT_BYTES: usize = 64 * 1024;
 
 impl Shared {
+    /// Files the peer `open` saw under the connection's token (access log only).
+    pub(crate) fn note_peer(&self, token: ConnToken) {
+        if self.access_log.is_none() {
+            return;
+        }
+        let mut peers = self.peers.borrow_mut();
+        let slot = token.index();
+        if peers.len() <= slot {
+            peers.resize(slot + 1, None);
+        }
+        peers[slot] = self.opening.take();
+    }
+
+    /// The peer of the connection with this token, if the access log recorded it.
+    pub(crate) fn peer_of(&self, token: ConnToken) -> Option<SocketAddr> {
+        self.peers.borrow().get(token.index()).copied().flatten()
+    }
+
     pub(crate) fn take_scratch(&self) -> Box<Scratch> {
         self.scratch_pool.borrow_mut().pop().unwrap_or_default()
     }
@@ -174,7 +209,13 @@ struct ShardFactory {
 }
 
 impl ConnFactory for ShardFactory {
-    fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
+    fn open(&mut self, info: &ConnInfo) -> Box<dyn Protocol> {
+        if self.shared.access_log.is_some() {
+            // Kept beside the connection, not in it (an idle HttpConn stays small); moved to
+            // the per-shard table by `on_open`, which knows the connection's token.
+            self.shared.listener.set(info.listener);
+            self.shared.opening.set(info.peer);
+        }
         Box::new(HttpConn::new(self.shared.clone()))
     }
 

@@ -92,6 +92,11 @@ pub struct Head<'a> {
     pub if_range: Option<&'a [u8]>,
     /// `Range`.
     pub range: Option<&'a [u8]>,
+    /// `Accept` (the metrics route picks its format by it).
+    pub accept: Option<&'a [u8]>,
+    /// `User-Agent` and `Referer`, for the access log.
+    pub user_agent: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
 }
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
@@ -242,6 +247,9 @@ fn finish<'a>(
         if_none_match: None,
         if_modified_since: None,
         if_range: None,
+        accept: None,
+        user_agent: None,
+        referer: None,
         range: None,
     };
     read_fields(&mut head, fields, target.authority.is_some())?;
@@ -383,6 +391,12 @@ fn read_fields<'a>(
             head.if_unmodified_since = Some(value);
         } else if name.eq_ignore_ascii_case("if-range") {
             head.if_range = Some(value);
+        } else if name.eq_ignore_ascii_case("accept") {
+            head.accept = Some(value);
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent = Some(value);
+        } else if name.eq_ignore_ascii_case("referer") {
+            head.referer = Some(value);
         }
     }
     judge(head, &fields)

@@ -31,17 +31,22 @@ mod router;
 mod scan;
 mod stats;
 
-pub use access::{AccessLogHook, AccessRecord, ACCESS_PATH_MAX};
+pub use access::{AccessLogHook, AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 pub use body::{BodyDecoder, Chunked, ChunkedState, Progress};
 pub use config::{HttpConfig, HEADER_CAPACITY};
 pub use conn::HttpConn;
 pub use error::{Fault, HttpError, Refusal};
 pub use factory::{HttpFactory, HttpReload};
 pub use files::FilesSpec;
-pub use handlers::{CustomFn, Handler, MetricsHook, Request, Response, StaticSpec};
+pub use handlers::{
+    CustomFn, ExpositionFormat, Handler, MetricsHook, Request, Response, StaticSpec,
+};
 pub use head::{parse as parse_head, Framing, Head, Method};
 pub use router::{Route, RouteError, RouteTable};
-pub use stats::{HttpStats, ShardHttpSnapshot, ShardHttpStats, LATENCY_BUCKETS};
+pub use stats::{
+    HttpStats, SeriesSnapshot, ShardHttpSnapshot, ShardHttpStats, CODE_LABELS, LATENCY_BUCKETS,
+    METHOD_LABELS,
+};
 
 #[cfg(test)]
 mod drain_tests;

@@ -54,6 +54,8 @@ struct Group {
 struct Entry {
     methods: Vec<String>,
     handler: Compiled,
+    /// The `route` label slot of its pattern (`crate::stats`), set by [`RouteTable::label`].
+    slot: usize,
 }
 
 /// The compiled routes: exact groups first, then prefix groups longest first.
@@ -90,7 +92,11 @@ impl RouteTable {
                 .iter()
                 .map(|m| m.to_ascii_uppercase())
                 .collect();
-            let entry = Entry { methods, handler };
+            let entry = Entry {
+                methods,
+                handler,
+                slot: crate::stats::NO_ROUTE,
+            };
             let path = route.path.into_bytes();
             match groups
                 .iter_mut()
@@ -139,6 +145,30 @@ impl RouteTable {
     /// The handler [`Lookup::Found`] named.
     pub(crate) fn handler(&self, group: usize, entry: usize) -> Option<&Compiled> {
         Some(&self.groups.get(group)?.entries.get(entry)?.handler)
+    }
+
+    /// Gives every entry the `route` slot of its configured pattern (`/a` or `/a/*`), so a
+    /// response is counted under the pattern, never under the request's path.
+    pub(crate) fn label(&mut self, stats: &crate::stats::HttpStats) {
+        for group in &mut self.groups {
+            let path = String::from_utf8_lossy(&group.path);
+            let pattern = match (group.prefix, path.ends_with('/')) {
+                (false, _) => path.into_owned(),
+                (true, true) => format!("{path}*"),
+                (true, false) => format!("{path}/*"),
+            };
+            let slot = stats.route_slot(&pattern);
+            for entry in &mut group.entries {
+                entry.slot = slot;
+            }
+        }
+    }
+
+    /// The `route` slot of the entry [`Lookup::Found`] named.
+    pub(crate) fn slot(&self, group: usize, entry: usize) -> usize {
+        (self.groups.get(group))
+            .and_then(|g| g.entries.get(entry))
+            .map_or(crate::stats::NO_ROUTE, |e| e.slot)
     }
 
     /// The `Allow` header line of a group.

@@ -1,417 +1,421 @@
-//! The scrape: read every snapshot once, then write each family through `prometheus-client`'s
-//! encoder (a [`Collector`] over owned snapshot data, so encoding holds no lock anywhere).
+//! The scrape: read every snapshot once, then write the text straight from them.
+//!
+//! The two formats coreloop serves differ, for what it exposes, in two places: a counter's
+//! `HELP`/`TYPE` lines name the family with `_total` in the 0.0.4 format and without it in
+//! OpenMetrics (the samples carry `_total` in both), and OpenMetrics ends with `# EOF`.
+//! Everything else is written once for both. Values are integers or `f64`s written with
+//! Rust's shortest round-trip form, which both formats accept.
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
+use std::fmt::{Display, Write};
 
-use coreloop_http::{ShardHttpSnapshot, LATENCY_BUCKETS};
+use coreloop_http::{
+    ExpositionFormat, ShardHttpSnapshot, CODE_LABELS, LATENCY_BUCKETS, METHOD_LABELS,
+};
 use coreloop_reactor::{CloseReason, PauseCause, Snapshot};
 
-use crate::process::{self, ProcessSnapshot};
+use crate::process::ProcessSnapshot;
 use crate::Sources;
 
-/// The content type of [`render`]'s text: the Prometheus text format 0.0.4, which every
-/// scraper and `promtool check metrics` read.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `le` label values of [`LATENCY_BUCKETS`], then `+Inf`, written once.
+const LE: [&str; LATENCY_BUCKETS.len() + 1] = [
+    "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.1", "0.25", "1", "2.5", "10", "+Inf",
+];
 
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-type Labels = Vec<(&'static str, String)>;
-
-/// Reads every counter now and returns the exposition text.
-pub fn render(sources: &Sources) -> String {
+/// Reads every counter now and returns the exposition text; `process` is the figures the
+/// refresher read last.
+pub fn render(sources: &Sources, process: &ProcessSnapshot, format: ExpositionFormat) -> String {
     let scrape = Scrape {
+        sources,
         reactor: sources.reactor.snapshot(),
-        http: sources
-            .http
-            .iter()
-            .map(|(listener, stats)| (*listener, stats.snapshot()))
+        http: (sources.http.iter())
+            .map(|(listener, stats)| (*listener, stats.route_names(), stats.snapshot()))
             .collect(),
-        listeners: sources.listeners.clone(),
-        reloads: sources.server.reloads(),
-        access_log_dropped: sources.server.dropped(),
-        version: sources.version,
-        process: process::snapshot(),
+        process,
     };
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(scrape));
-    let mut text = String::with_capacity(16 * 1024);
-    // Writing to a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-    openmetrics_to_prometheus(&text)
+    let mut out = Out {
+        text: String::with_capacity(24 * 1024),
+        format,
+    };
+    scrape.write(&mut out);
+    if format == ExpositionFormat::OpenMetrics {
+        out.text.push_str("# EOF\n");
+    }
+    out.text
 }
 
-/// prometheus-client writes OpenMetrics 1.0 text. The two formats differ, for what we expose,
-/// in two ways: an OpenMetrics counter family is named without `_total` in its `HELP`/`TYPE`
-/// lines (its samples carry it), and the text ends with `# EOF`. Rewriting those gives the
-/// 0.0.4 text format that `promtool check metrics` accepts.
-fn openmetrics_to_prometheus(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> = openmetrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.strip_suffix(" counter"))
-        .collect();
-    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" {
-            continue;
-        }
-        match descriptor(line) {
-            Some((kind, name, rest)) if counters.contains(name) => {
-                out.push_str(&format!("# {kind} {name}_total{rest}"));
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// The text being written, and its format.
+struct Out {
+    text: String,
+    format: ExpositionFormat,
+}
+
+/// A sample's labels: names are fixed, values come from the config or closed sets.
+type Labels<'a> = [(&'static str, &'a dyn Display)];
+
+impl Out {
+    /// `HELP` and `TYPE` of a family; `name` is without `_total` for counters.
+    fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let total = match (kind, self.format) {
+            (Kind::Counter, ExpositionFormat::Prometheus) => "_total",
+            _ => "",
+        };
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        // Writing to a String cannot fail.
+        let _ = writeln!(self.text, "# HELP {name}{total} {help}");
+        let _ = writeln!(self.text, "# TYPE {name}{total} {kind}");
+    }
+
+    /// One sample line: `name{labels} value`.
+    fn sample(&mut self, name: &str, suffix: &str, labels: &Labels<'_>, value: impl Display) {
+        self.text.push_str(name);
+        self.text.push_str(suffix);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                self.text.push_str(key);
+                self.text.push_str("=\"");
+                self.label_value(*value);
+                self.text.push('"');
             }
-            _ => out.push_str(line),
+            self.text.push('}');
         }
-        out.push('\n');
+        let _ = writeln!(self.text, " {value}");
     }
-    out
+
+    /// A label value, escaped as both formats require (`\`, `"` and newline).
+    fn label_value(&mut self, value: &dyn Display) {
+        let start = self.text.len();
+        let _ = write!(self.text, "{value}");
+        if self.text[start..].contains(['\\', '"', '\n']) {
+            let raw = self.text.split_off(start);
+            for c in raw.chars() {
+                match c {
+                    '\\' => self.text.push_str("\\\\"),
+                    '"' => self.text.push_str("\\\""),
+                    '\n' => self.text.push_str("\\n"),
+                    c => self.text.push(c),
+                }
+            }
+        }
+    }
+
+    fn counter(&mut self, name: &str, help: &str, samples: &[(&Labels<'_>, u64)]) {
+        self.family(name, Kind::Counter, help);
+        for (labels, value) in samples {
+            self.sample(name, "_total", labels, value);
+        }
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, samples: &[(&Labels<'_>, u64)]) {
+        self.family(name, Kind::Gauge, help);
+        for (labels, value) in samples {
+            self.sample(name, "", labels, value);
+        }
+    }
 }
 
-/// Splits `# HELP name rest` or `# TYPE name rest` into its parts (`rest` keeps its space).
-fn descriptor(line: &str) -> Option<(&str, &str, &str)> {
-    let rest = line.strip_prefix("# ")?;
-    let (kind, rest) = rest.split_once(' ')?;
-    if kind != "HELP" && kind != "TYPE" {
-        return None;
-    }
-    let end = rest.find(' ').unwrap_or(rest.len());
-    Some((kind, &rest[..end], &rest[end..]))
-}
-
-/// One scrape's worth of figures, owned.
-#[derive(Debug)]
-struct Scrape {
+/// One scrape's worth of figures.
+struct Scrape<'a> {
+    sources: &'a Sources,
     reactor: Snapshot,
-    http: Vec<(usize, Vec<ShardHttpSnapshot>)>,
-    listeners: Vec<String>,
-    reloads: (u64, u64),
-    access_log_dropped: u64,
-    version: &'static str,
-    process: ProcessSnapshot,
+    /// `(listener, route names by slot, shards)`.
+    http: Vec<(usize, Vec<String>, Vec<ShardHttpSnapshot>)>,
+    process: &'a ProcessSnapshot,
 }
 
-impl Collector for Scrape {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let e = &mut encoder;
-        self.build(e)?;
-        self.connections(e)?;
-        self.http(e)?;
-        self.bytes(e)?;
-        self.accept(e)?;
-        self.offload(e)?;
-        self.loops(e)?;
-        self.process(e)
+impl Scrape<'_> {
+    fn write(&self, out: &mut Out) {
+        self.build(out);
+        self.connections(out);
+        self.http(out);
+        self.bytes(out);
+        self.accept(out);
+        self.offload(out);
+        self.loops(out);
+        self.process(out);
     }
-}
 
-impl Scrape {
-    fn listener(&self, index: usize) -> String {
-        self.listeners.get(index).cloned().unwrap_or_default()
+    fn listener(&self, index: usize) -> &str {
+        self.sources.listeners.get(index).map_or("", String::as_str)
     }
 
     fn per_shard(
         &self,
+        out: &mut Out,
+        name: &str,
+        help: &str,
         value: impl Fn(&coreloop_reactor::stats::ShardSnapshot) -> u64,
-    ) -> Vec<(Labels, u64)> {
-        let shards = self.reactor.shards.iter();
-        shards
-            .map(|s| (vec![("shard", s.shard.to_string())], value(s)))
-            .collect()
+    ) {
+        out.family(name, Kind::Counter, help);
+        for s in &self.reactor.shards {
+            out.sample(name, "_total", &[("shard", &s.shard)], value(s));
+        }
     }
 
-    fn build(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let info = vec![(vec![("version", self.version.to_owned())], 1u64)];
-        gauge(
-            e,
+    fn build(&self, out: &mut Out) {
+        let version = self.sources.version;
+        let help = "The running version; always 1.";
+        out.gauge(
             "coreloop_build_info",
-            "The running version; always 1.",
-            &info,
-        )?;
-        let shards = vec![(Labels::new(), self.reactor.shards.len() as u64)];
-        gauge(
-            e,
+            help,
+            &[(&[("version", &version)], 1)],
+        );
+        let shards = self.reactor.shards.len() as u64;
+        out.gauge(
             "coreloop_shards",
             "Shard threads (event loops).",
-            &shards,
-        )?;
-        let (ok, failed) = self.reloads;
-        let reloads = vec![
-            (vec![("result", "success".to_owned())], ok),
-            (vec![("result", "failure".to_owned())], failed),
-        ];
-        counter(
-            e,
+            &[(&[], shards)],
+        );
+        let (ok, failed) = self.sources.server.reloads();
+        out.counter(
             "coreloop_config_reloads",
             "SIGHUP reloads by result.",
-            &reloads,
-        )?;
-        let dropped = vec![(Labels::new(), self.access_log_dropped)];
+            &[
+                (&[("result", &"success")], ok),
+                (&[("result", &"failure")], failed),
+            ],
+        );
+        let (last_ok, at) = self.sources.server.last_reload();
+        let name = "coreloop_config_last_reload_successful";
+        let help = "1 if the last reload was applied (or none was tried), 0 if it was refused.";
+        out.gauge(name, help, &[(&[], u64::from(last_ok))]);
+        let name = "coreloop_config_last_reload_success_timestamp_seconds";
+        out.family(
+            name,
+            Kind::Gauge,
+            "Unix time of the last applied reload; 0: none.",
+        );
+        out.sample(name, "", &[], at);
+        let draining = u64::from(self.sources.server.draining());
+        let help = "1 once SIGTERM or SIGINT started the drain (readiness answers 503).";
+        out.gauge("coreloop_draining", help, &[(&[], draining)]);
+        let dropped = self.sources.server.dropped();
         let help = "Access-log lines dropped because the writer fell behind.";
-        counter(e, "coreloop_access_log_dropped", help, &dropped)
+        out.counter("coreloop_access_log_dropped", help, &[(&[], dropped)]);
     }
 
-    fn connections(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let (mut active, mut accepted) = (Vec::new(), Vec::new());
+    fn connections(&self, out: &mut Out) {
+        let max = self.sources.max_connections;
+        let help = "max_connections as running (auto resolved from the fd limit).";
+        out.gauge("coreloop_max_connections", help, &[(&[], max)]);
+        let free = max.saturating_sub(self.reactor.active());
+        let help = "Connection slots free: max_connections less open connections.";
+        out.gauge("coreloop_connection_slots_free", help, &[(&[], free)]);
+        let name = "coreloop_connections_active";
+        out.family(name, Kind::Gauge, "Open connections.");
         for shard in &self.reactor.shards {
             for (index, listener) in shard.listeners.iter().enumerate() {
-                let labels = vec![
-                    ("listener", self.listener(index)),
-                    ("shard", shard.shard.to_string()),
-                ];
-                active.push((labels.clone(), listener.active));
-                accepted.push((labels, listener.accepted));
+                let labels: &Labels<'_> =
+                    &[("listener", &self.listener(index)), ("shard", &shard.shard)];
+                out.sample(name, "", labels, listener.active);
             }
         }
-        gauge(
-            e,
-            "coreloop_connections_active",
-            "Open connections.",
-            &active,
-        )?;
-        let help = "Connections accepted.";
-        counter(e, "coreloop_connections_accepted", help, &accepted)?;
-        let mut closed = Vec::new();
+        let name = "coreloop_connections_accepted";
+        out.family(name, Kind::Counter, "Connections accepted.");
+        for shard in &self.reactor.shards {
+            for (index, listener) in shard.listeners.iter().enumerate() {
+                let labels: &Labels<'_> =
+                    &[("listener", &self.listener(index)), ("shard", &shard.shard)];
+                out.sample(name, "_total", labels, listener.accepted);
+            }
+        }
+        let name = "coreloop_connections_closed";
+        out.family(name, Kind::Counter, "Connections closed, by reason.");
         for shard in &self.reactor.shards {
             for reason in CloseReason::ALL {
-                let labels = vec![
-                    ("shard", shard.shard.to_string()),
-                    ("reason", reason.as_str().to_owned()),
-                ];
-                closed.push((labels, shard.closed_for(reason)));
+                let labels: &Labels<'_> = &[("shard", &shard.shard), ("reason", &reason.as_str())];
+                out.sample(name, "_total", labels, shard.closed_for(reason));
             }
         }
-        let help = "Connections closed, by reason.";
-        counter(e, "coreloop_connections_closed", help, &closed)
     }
 
-    fn http(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut requests = Vec::new();
-        for (listener, shards) in &self.http {
+    fn http(&self, out: &mut Out) {
+        let name = "coreloop_http_requests";
+        let help = "HTTP responses, by route pattern, method and status code.";
+        out.family(name, Kind::Counter, help);
+        for (listener, routes, shards) in &self.http {
+            let listener = self.listener(*listener);
             for shard in shards {
-                for (class, count) in CLASSES.iter().zip(shard.responses_by_class) {
-                    let labels = vec![
-                        ("listener", self.listener(*listener)),
-                        ("shard", shard.shard.to_string()),
-                        ("code", (*class).to_owned()),
-                    ];
-                    requests.push((labels, count));
+                for series in &shard.series {
+                    let route = routes.get(series.route).map_or("", String::as_str);
+                    for (code, count) in &series.codes {
+                        let labels: &Labels<'_> = &[
+                            ("listener", &listener),
+                            ("shard", &shard.shard),
+                            ("route", &route),
+                            ("method", &METHOD_LABELS[series.method]),
+                            ("code", &CODE_LABELS[*code]),
+                        ];
+                        out.sample(name, "_total", labels, count);
+                    }
                 }
             }
         }
-        let help = "HTTP responses, by status class.";
-        counter(e, "coreloop_http_requests", help, &requests)?;
-        let help = "From the first byte of a request to its response being queued.";
-        let mut family = e.encode_descriptor(
-            "coreloop_http_request_duration_seconds",
-            help,
-            None,
-            MetricType::Histogram,
-        )?;
-        for (listener, shards) in &self.http {
+        let name = "coreloop_http_request_duration_seconds";
+        let help = "From the first byte of a request read to its response handed to the socket.";
+        out.family(name, Kind::Histogram, help);
+        for (listener, routes, shards) in &self.http {
+            let listener = self.listener(*listener);
             for shard in shards {
-                let labels = vec![
-                    ("listener", self.listener(*listener)),
-                    ("shard", shard.shard.to_string()),
-                ];
-                let buckets = buckets(shard);
-                family
-                    .encode_family(&labels)?
-                    .encode_histogram::<NoLabelSet>(
-                        shard.latency_sum_seconds,
-                        shard.latency_count,
-                        &buckets,
-                        None,
-                    )?;
+                for series in &shard.series {
+                    let route = routes.get(series.route).map_or("", String::as_str);
+                    let method = METHOD_LABELS[series.method];
+                    for (le, cumulative) in LE.iter().zip(series.latency_cumulative) {
+                        let labels: &Labels<'_> = &[
+                            ("listener", &listener),
+                            ("shard", &shard.shard),
+                            ("route", &route),
+                            ("method", &method),
+                            ("le", le),
+                        ];
+                        out.sample(name, "_bucket", labels, cumulative);
+                    }
+                    let labels: &Labels<'_> = &[
+                        ("listener", &listener),
+                        ("shard", &shard.shard),
+                        ("route", &route),
+                        ("method", &method),
+                    ];
+                    out.sample(name, "_sum", labels, series.latency_sum_seconds);
+                    out.sample(name, "_count", labels, series.latency_count);
+                }
             }
         }
-        Ok(())
     }
 
-    fn bytes(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let received = self.per_shard(|s| s.bytes_in);
-        counter(
-            e,
-            "coreloop_received_bytes",
-            "Bytes read from peers.",
-            &received,
-        )?;
-        let sent = self.per_shard(|s| s.bytes_out);
-        counter(e, "coreloop_sent_bytes", "Bytes written to peers.", &sent)
+    fn bytes(&self, out: &mut Out) {
+        let help = "Bytes read from peers.";
+        self.per_shard(out, "coreloop_received_bytes", help, |s| s.bytes_in);
+        let help = "Bytes written to peers.";
+        self.per_shard(out, "coreloop_sent_bytes", help, |s| s.bytes_out);
     }
 
-    fn accept(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn accept(&self, out: &mut Out) {
         let accept = &self.reactor.accept;
         let fd_limit = PauseCause::ALL
             .iter()
             .position(|c| *c == PauseCause::FdLimit)
             .map_or(0, |i| accept.paused[i]);
-        let errors = vec![
-            (vec![("kind", "fd_limit".to_owned())], fd_limit),
-            (vec![("kind", "other".to_owned())], accept.accept_errors),
-            (
-                vec![("kind", "listener".to_owned())],
-                accept.listener_errors,
-            ),
-        ];
         let help = "Failed accept calls (fd_limit: EMFILE/ENFILE, each also pauses accepting; \
                     listener: not about one connection, the listener backs off).";
-        counter(e, "coreloop_accept_errors", help, &errors)?;
-        let cause = |c: &PauseCause| vec![("cause", c.as_str().to_owned())];
-        let paused: Vec<_> = PauseCause::ALL
-            .iter()
-            .zip(accept.paused)
-            .map(|(c, n)| (cause(c), n))
-            .collect();
-        counter(
-            e,
-            "coreloop_accept_paused",
-            "Times accepting paused, by cause.",
-            &paused,
-        )?;
-        let seconds: Vec<_> = PauseCause::ALL
-            .iter()
-            .zip(accept.paused_seconds)
-            .map(|(c, s)| (cause(c), s))
-            .collect();
+        out.counter(
+            "coreloop_accept_errors",
+            help,
+            &[
+                (&[("kind", &"fd_limit")], fd_limit),
+                (&[("kind", &"other")], accept.accept_errors),
+                (&[("kind", &"listener")], accept.listener_errors),
+            ],
+        );
+        let name = "coreloop_accept_paused";
+        out.family(name, Kind::Counter, "Times accepting paused, by cause.");
+        for (cause, n) in PauseCause::ALL.iter().zip(accept.paused) {
+            out.sample(name, "_total", &[("cause", &cause.as_str())], n);
+        }
+        let name = "coreloop_accept_paused_seconds";
         let help = "Seconds accepting was paused, by cause.";
-        counter(e, "coreloop_accept_paused_seconds", help, &seconds)?;
-        let full: Vec<_> = (self.reactor.inbox_full.iter().enumerate())
-            .map(|(shard, n)| (vec![("shard", shard.to_string())], *n))
-            .collect();
+        out.family(name, Kind::Counter, help);
+        for (cause, seconds) in PauseCause::ALL.iter().zip(accept.paused_seconds) {
+            out.sample(name, "_total", &[("cause", &cause.as_str())], seconds);
+        }
+        let name = "coreloop_accepting_paused";
+        let help = "Acceptors paused now, by cause (1 with the acceptor; up to one per shard \
+                    with reuseport).";
+        out.family(name, Kind::Gauge, help);
+        for (cause, n) in PauseCause::ALL.iter().zip(accept.paused_now) {
+            out.sample(name, "", &[("cause", &cause.as_str())], n);
+        }
+        let name = "coreloop_handoff_inbox_full";
         let help = "Handoffs that found the shard's inbox full (the next shard was tried).";
-        counter(e, "coreloop_handoff_inbox_full", help, &full)
+        out.family(name, Kind::Counter, help);
+        for (shard, n) in self.reactor.inbox_full.iter().enumerate() {
+            out.sample(name, "_total", &[("shard", &shard)], n);
+        }
     }
 
-    fn offload(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn offload(&self, out: &mut Out) {
         let r = &self.reactor;
-        let depth = vec![(Labels::new(), r.offload_queue_depth)];
         let help = "Offload jobs waiting for a worker thread.";
-        gauge(e, "coreloop_offload_queue_depth", help, &depth)?;
-        let outcome = |o: &str| vec![("outcome", o.to_owned())];
-        let jobs = vec![
-            (outcome("completed"), r.offload_completed),
-            (outcome("panicked"), r.offload_panicked),
-            (outcome("refused"), r.offload_refused),
-        ];
-        counter(
-            e,
+        let depth = r.offload_queue_depth;
+        out.gauge("coreloop_offload_queue_depth", help, &[(&[], depth)]);
+        out.counter(
             "coreloop_offload_jobs",
             "Offload jobs, by outcome.",
-            &jobs,
-        )?;
-        let reason = |o: &str| vec![("reason", o.to_owned())];
-        let dropped = vec![
-            (reason("deadline"), r.offload_dropped_deadline),
-            (reason("closed"), r.offload_dropped_closed),
-        ];
+            &[
+                (&[("outcome", &"completed")], r.offload_completed),
+                (&[("outcome", &"panicked")], r.offload_panicked),
+                (&[("outcome", &"refused")], r.offload_refused),
+            ],
+        );
         let help = "Offload jobs dropped unrun when dequeued: past their deadline, or their \
                     connection closed.";
-        counter(e, "coreloop_offload_jobs_dropped", help, &dropped)
-    }
-
-    fn loops(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let iterations = self.per_shard(|s| s.loop_iterations);
-        let help = "Turns of each shard's event loop.";
-        counter(e, "coreloop_loop_iterations", help, &iterations)?;
-        let events = self.per_shard(|s| s.events);
-        counter(e, "coreloop_events", "Readiness events handled.", &events)?;
-        let stale = self.per_shard(|s| s.stale_events);
-        let help = "Events for a connection already gone (dropped by the token generation).";
-        counter(e, "coreloop_stale_events", help, &stale)?;
-        let stale = self.per_shard(|s| s.stale_completions);
-        let help = "Offload completions for a connection already gone (dropped).";
-        counter(e, "coreloop_stale_completions", help, &stale)
-    }
-
-    fn process(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let p = &self.process;
-        let one = |v: Option<u64>| v.map(|v| vec![(Labels::new(), v)]).unwrap_or_default();
-        let help = "Resident memory size in bytes.";
-        gauge(
-            e,
-            "process_resident_memory_bytes",
+        out.counter(
+            "coreloop_offload_jobs_dropped",
             help,
-            &one(p.resident_bytes),
-        )?;
-        gauge(
-            e,
-            "process_open_fds",
-            "Open file descriptors.",
-            &one(p.open_fds),
-        )?;
+            &[
+                (&[("reason", &"deadline")], r.offload_dropped_deadline),
+                (&[("reason", &"closed")], r.offload_dropped_closed),
+            ],
+        );
+    }
+
+    fn loops(&self, out: &mut Out) {
+        let help = "Turns of each shard's event loop.";
+        self.per_shard(out, "coreloop_loop_iterations", help, |s| s.loop_iterations);
+        let help = "Readiness events handled.";
+        self.per_shard(out, "coreloop_events", help, |s| s.events);
+        let help = "Events for a connection already gone (dropped by the token generation).";
+        self.per_shard(out, "coreloop_stale_events", help, |s| s.stale_events);
+        let help = "Offload completions for a connection already gone (dropped).";
+        self.per_shard(out, "coreloop_stale_completions", help, |s| {
+            s.stale_completions
+        });
+    }
+
+    fn process(&self, out: &mut Out) {
+        let p = self.process;
+        let mut gauge = |name: &str, help: &str, value: Option<&dyn Display>| {
+            out.family(name, Kind::Gauge, help);
+            if let Some(value) = value {
+                out.sample(name, "", &[], value);
+            }
+        };
+        let help = "Resident memory size in bytes.";
+        let rss = p.resident_bytes.as_ref().map(|v| v as &dyn Display);
+        gauge("process_resident_memory_bytes", help, rss);
+        let fds = p.open_fds.as_ref().map(|v| v as &dyn Display);
+        gauge("process_open_fds", "Open file descriptors.", fds);
         let help = "The soft limit on open file descriptors.";
-        gauge(e, "process_max_fds", help, &one(p.max_fds))?;
-        let cpu: Vec<_> = p
-            .cpu_seconds
-            .map(|v| (Labels::new(), v))
-            .into_iter()
-            .collect();
-        let help = "User and system CPU time spent, in seconds.";
-        counter(e, "process_cpu_seconds", help, &cpu)?;
-        let start: Vec<_> =
-            (p.start_time_seconds.map(|v| (Labels::new(), v)).into_iter()).collect();
+        let max = p.max_fds.as_ref().map(|v| v as &dyn Display);
+        gauge("process_max_fds", help, max);
         let help = "Start time of the process since the Unix epoch, in seconds.";
-        gauge(e, "process_start_time_seconds", help, &start)
-    }
-}
-
-/// Per-bucket counts (the encoder accumulates) from the shard's cumulative ones; `+Inf` is
-/// `f64::MAX` to the encoder.
-fn buckets(shard: &ShardHttpSnapshot) -> Vec<(f64, u64)> {
-    let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::MAX]);
-    let mut previous = 0;
-    bounds
-        .zip(shard.latency_cumulative)
-        .map(|(bound, cumulative)| {
-            let count = cumulative.saturating_sub(previous);
-            previous = cumulative;
-            (bound, count)
-        })
-        .collect()
-}
-
-/// A counter family; `name` without `_total` (the encoder appends it to each sample).
-fn counter<V>(
-    e: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[(Labels, V)],
-) -> Result<(), std::fmt::Error>
-where
-    V: prometheus_client::encoding::EncodeCounterValue,
-{
-    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in samples {
-        if labels.is_empty() {
-            family.encode_counter::<NoLabelSet, V, f64>(value, None)?;
-        } else {
-            let mut metric = family.encode_family(labels)?;
-            metric.encode_counter::<NoLabelSet, V, f64>(value, None)?;
+        let start = p.start_time_seconds.as_ref().map(|v| v as &dyn Display);
+        gauge("process_start_time_seconds", help, start);
+        let name = "process_cpu_seconds";
+        out.family(
+            name,
+            Kind::Counter,
+            "User and system CPU time spent, in seconds.",
+        );
+        if let Some(cpu) = p.cpu_seconds {
+            out.sample(name, "_total", &[], cpu);
         }
     }
-    Ok(())
-}
-
-fn gauge<V>(
-    e: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    samples: &[(Labels, V)],
-) -> Result<(), std::fmt::Error>
-where
-    V: prometheus_client::encoding::EncodeGaugeValue,
-{
-    let mut family = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in samples {
-        if labels.is_empty() {
-            family.encode_gauge(value)?;
-        } else {
-            family.encode_family(labels)?.encode_gauge(value)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -419,14 +423,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cumulative_buckets_become_per_bucket_counts() {
-        let shard = ShardHttpSnapshot {
-            latency_cumulative: [1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4],
-            ..Default::default()
-        };
-        let b = buckets(&shard);
-        assert_eq!(b.len(), LATENCY_BUCKETS.len() + 1);
-        assert_eq!((b[0].1, b[1].1, b[2].1), (1, 2, 0));
-        assert_eq!(b[14], (f64::MAX, 1));
+    fn le_labels_are_the_buckets() {
+        for (le, bound) in LE.iter().zip(LATENCY_BUCKETS) {
+            assert_eq!(le.parse::<f64>().unwrap(), bound);
+        }
+        assert_eq!(LE[LE.len() - 1], "+Inf");
+    }
+
+    #[test]
+    fn counters_are_named_per_format_and_labels_escaped() {
+        for (format, head) in [
+            (ExpositionFormat::Prometheus, "# TYPE x_total counter\n"),
+            (ExpositionFormat::OpenMetrics, "# TYPE x counter\n"),
+        ] {
+            let mut out = Out {
+                text: String::new(),
+                format,
+            };
+            out.counter("x", "h", &[(&[("l", &"a\"b\\c\nd")], 3)]);
+            assert!(out.text.contains(head), "{}", out.text);
+            assert!(
+                out.text.ends_with("x_total{l=\"a\\\"b\\\\c\\nd\"} 3\n"),
+                "{}",
+                out.text
+            );
+        }
     }
 }

@@ -1,6 +1,11 @@
-//! Standard `process_*` figures, read from `/proc/self` at scrape time (no libc: plain files).
+//! Standard `process_*` figures, read from `/proc/self` (no libc: plain files).
+//!
+//! Reading them costs file opens and, for the fd count, a directory walk as long as the
+//! connection count; a scrape runs on a shard and must not pay that, so a server thread
+//! refreshes a [`ProcessCache`] once a second and the scrape reads its atomics.
 
 use std::fs;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Clock ticks per second of `/proc/<pid>/stat` times. `sysconf(_SC_CLK_TCK)` is 100 on every
 /// Linux architecture we run on (USER_HZ is fixed by the kernel ABI), and asking needs libc.
@@ -19,6 +24,61 @@ pub struct ProcessSnapshot {
     pub cpu_seconds: Option<f64>,
     /// `process_start_time_seconds` (Unix time).
     pub start_time_seconds: Option<f64>,
+}
+
+/// The last [`snapshot`], in atomics: written by the refreshing thread, read by scrapes.
+#[derive(Debug)]
+pub struct ProcessCache {
+    resident_bytes: AtomicU64,
+    open_fds: AtomicU64,
+    max_fds: AtomicU64,
+    cpu_seconds: AtomicU64,
+    start_time_seconds: AtomicU64,
+}
+
+/// A figure not (yet) read. `u64::MAX` is never a real count here: an unlimited fd limit is
+/// stored one below it.
+const UNKNOWN: u64 = u64::MAX;
+
+impl Default for ProcessCache {
+    fn default() -> Self {
+        let unknown = || AtomicU64::new(UNKNOWN);
+        Self {
+            resident_bytes: unknown(),
+            open_fds: unknown(),
+            max_fds: unknown(),
+            cpu_seconds: unknown(),
+            start_time_seconds: unknown(),
+        }
+    }
+}
+
+impl ProcessCache {
+    /// Reads `/proc/self` now and stores the figures (off the shards: it walks the fd table).
+    pub fn refresh(&self) {
+        let p = snapshot();
+        let count = |v: Option<u64>| v.map_or(UNKNOWN, |v| v.min(UNKNOWN - 1));
+        let float = |v: Option<f64>| v.map_or(UNKNOWN, f64::to_bits);
+        self.resident_bytes.store(count(p.resident_bytes), Relaxed);
+        self.open_fds.store(count(p.open_fds), Relaxed);
+        self.max_fds.store(count(p.max_fds), Relaxed);
+        self.cpu_seconds.store(float(p.cpu_seconds), Relaxed);
+        self.start_time_seconds
+            .store(float(p.start_time_seconds), Relaxed);
+    }
+
+    /// The figures of the last refresh (all `None` before the first).
+    pub fn get(&self) -> ProcessSnapshot {
+        let count = |a: &AtomicU64| Some(a.load(Relaxed)).filter(|&v| v != UNKNOWN);
+        let float = |a: &AtomicU64| count(a).map(f64::from_bits);
+        ProcessSnapshot {
+            resident_bytes: count(&self.resident_bytes),
+            open_fds: count(&self.open_fds),
+            max_fds: count(&self.max_fds),
+            cpu_seconds: float(&self.cpu_seconds),
+            start_time_seconds: float(&self.start_time_seconds),
+        }
+    }
 }
 
 /// Reads `/proc/self`.
@@ -90,6 +150,16 @@ mod tests {
             .as_secs_f64();
         let start = p.start_time_seconds.unwrap();
         assert!(start <= now + 1.0 && start > now - 86_400.0 * 365.0);
+    }
+
+    #[test]
+    fn the_cache_holds_the_last_refresh() {
+        let cache = ProcessCache::default();
+        assert_eq!(cache.get(), ProcessSnapshot::default());
+        cache.refresh();
+        let got = cache.get();
+        assert!(got.open_fds.unwrap() >= 3);
+        assert!(got.cpu_seconds.is_some() && got.start_time_seconds.is_some());
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub(crate) struct AcceptStats {
     listener_errors: AtomicU64,
     paused: [AtomicU64; 3],
     paused_nanos: [AtomicU64; 3],
+    /// 1 while a pause of that cause is on (a pause starts with `paused`, ends with
+    /// `paused_for`).
+    paused_now: [AtomicU64; 3],
 }
 
 impl AcceptStats {
@@ -135,10 +138,12 @@ impl AcceptStats {
 
     pub fn paused(&self, cause: PauseCause) {
         bump(&self.paused[cause as usize], 1);
+        set(&self.paused_now[cause as usize], 1);
     }
 
     pub fn paused_for(&self, cause: PauseCause, nanos: u64) {
         bump(&self.paused_nanos[cause as usize], nanos);
+        set(&self.paused_now[cause as usize], 0);
     }
 
     pub fn snapshot(&self) -> AcceptSnapshot {
@@ -147,6 +152,7 @@ impl AcceptStats {
             listener_errors: get(&self.listener_errors),
             paused: self.paused.each_ref().map(get),
             paused_seconds: self.paused_nanos.each_ref().map(|n| get(n) as f64 / 1e9),
+            paused_now: self.paused_now.each_ref().map(get),
         }
     }
 }
@@ -162,6 +168,9 @@ pub struct AcceptSnapshot {
     pub paused: [u64; 3],
     /// Seconds spent paused, by [`PauseCause::ALL`] order.
     pub paused_seconds: [f64; 3],
+    /// Acceptors paused right now, by [`PauseCause::ALL`] order (the acceptor, or in
+    /// reuseport mode each shard, counts 1 while paused).
+    pub paused_now: [u64; 3],
 }
 
 impl AcceptSnapshot {
@@ -171,6 +180,7 @@ impl AcceptSnapshot {
         for i in 0..3 {
             self.paused[i] += other.paused[i];
             self.paused_seconds[i] += other.paused_seconds[i];
+            self.paused_now[i] += other.paused_now[i];
         }
     }
 }

@@ -3,79 +3,92 @@
 //! (`coreloop_access_log_dropped_total`): a slow disk must never stall a shard.
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use coreloop_config::AccessLog;
-use coreloop_http::{AccessLogHook, AccessRecord, ACCESS_PATH_MAX};
+use coreloop_http::{AccessLogHook, AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
+
+use crate::access_format::{self, Context, Format};
 use coreloop_metrics::ServerStats;
 use crossbeam_queue::ArrayQueue;
 
-/// Records that may wait for the writer (each about 300 bytes).
-const QUEUE: usize = 8192;
+/// Records that may wait for the writer (each about 600 bytes: 2.4 MiB, allocated at start).
+const QUEUE: usize = 4096;
 /// How often the writer looks at the queue when it found it empty. Polling, not a wake per
 /// record: a wake is a syscall on the shard's hot path.
 const POLL: Duration = Duration::from_millis(20);
 
 /// One response, copied out of the shard (no allocation: fixed arrays).
-struct Line {
-    shard: u16,
-    status: u16,
+pub(crate) struct Line {
+    pub shard: u16,
+    pub listener: u16,
+    pub status: u16,
+    pub minor: u8,
+    pub peer: Option<SocketAddr>,
     method: [u8; 16],
     method_len: u8,
     path: [u8; ACCESS_PATH_MAX],
     path_len: u16,
-    bytes: u64,
-    micros: u64,
+    agent: [u8; ACCESS_FIELD_MAX],
+    agent_len: u8,
+    referer: [u8; ACCESS_FIELD_MAX],
+    referer_len: u8,
+    pub bytes: u64,
+    pub micros: u64,
+}
+
+/// Copies as much of `from` as fits into `to`; returns the length kept.
+fn keep<const N: usize>(to: &mut [u8; N], from: &[u8]) -> usize {
+    let n = from.len().min(N);
+    to[..n].copy_from_slice(&from[..n]);
+    n
 }
 
 impl Line {
-    fn copy(record: &AccessRecord<'_>) -> Self {
+    pub(crate) fn copy(record: &AccessRecord<'_>) -> Self {
         let mut line = Line {
             shard: u16::try_from(record.shard).unwrap_or(u16::MAX),
+            listener: u16::try_from(record.listener).unwrap_or(u16::MAX),
             status: record.status,
+            minor: record.minor,
+            peer: record.peer,
             method: [0; 16],
             method_len: 0,
             path: [0; ACCESS_PATH_MAX],
             path_len: 0,
+            agent: [0; ACCESS_FIELD_MAX],
+            agent_len: 0,
+            referer: [0; ACCESS_FIELD_MAX],
+            referer_len: 0,
             bytes: record.bytes,
             micros: u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX),
         };
-        let m = record.method.len().min(line.method.len());
-        line.method[..m].copy_from_slice(&record.method[..m]);
-        line.method_len = m as u8;
-        let p = record.path.len().min(ACCESS_PATH_MAX);
-        line.path[..p].copy_from_slice(&record.path[..p]);
-        line.path_len = p as u16;
+        line.method_len = keep(&mut line.method, record.method) as u8;
+        line.path_len = keep(&mut line.path, record.path) as u16;
+        line.agent_len = keep(&mut line.agent, record.user_agent) as u8;
+        line.referer_len = keep(&mut line.referer, record.referer) as u8;
         line
     }
 
-    /// `2024-01-02T03:04:05.678Z shard=1 GET /plaintext 200 152 87us`; the time is when the
-    /// writer saw it (within `POLL` of the response). Non-printable bytes are escaped.
-    fn write(&self, now: SystemTime, out: &mut impl Write) -> io::Result<()> {
-        let method = or_dash(&self.method[..usize::from(self.method_len)]);
-        let path = or_dash(&self.path[..usize::from(self.path_len)]);
-        writeln!(
-            out,
-            "{} shard={} {} {} {} {} {}us",
-            rfc3339(now),
-            self.shard,
-            method,
-            path,
-            self.status,
-            self.bytes,
-            self.micros
-        )
+    pub(crate) fn method(&self) -> &[u8] {
+        &self.method[..usize::from(self.method_len)]
     }
-}
 
-fn or_dash(bytes: &[u8]) -> String {
-    if bytes.is_empty() {
-        return "-".to_owned();
+    pub(crate) fn path(&self) -> &[u8] {
+        &self.path[..usize::from(self.path_len)]
     }
-    bytes.escape_ascii().to_string()
+
+    pub(crate) fn agent(&self) -> &[u8] {
+        &self.agent[..usize::from(self.agent_len)]
+    }
+
+    pub(crate) fn referer(&self) -> &[u8] {
+        &self.referer[..usize::from(self.referer_len)]
+    }
 }
 
 /// The running writer; [`AccessLogWriter::stop`] flushes what is queued.
@@ -86,8 +99,12 @@ pub(crate) struct AccessLogWriter {
 
 /// Starts the writer for `target` and returns the hook for the HTTP factories, or `None` when
 /// the access log is off.
+/// `listeners` names the `listener` field by index (listeners a reload adds later are
+/// written by their index).
 pub(crate) fn start(
     target: &AccessLog,
+    format: Format,
+    listeners: Vec<String>,
     stats: Arc<ServerStats>,
 ) -> io::Result<Option<(AccessLogHook, AccessLogWriter)>> {
     let out: Box<dyn Write + Send> = match target {
@@ -107,7 +124,10 @@ pub(crate) fn start(
         let (queue, stop) = (queue.clone(), stop.clone());
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(&queue, &stop, io::BufWriter::new(out)))?
+            .spawn(move || {
+                let out = io::BufWriter::new(out);
+                write_loop(&queue, &stop, format, &listeners, out)
+            })?
     };
     let hook: AccessLogHook = Arc::new(move |record: &AccessRecord<'_>| {
         if queue.push(Line::copy(record)).is_err() {
@@ -121,14 +141,23 @@ pub(crate) fn start(
     Ok(Some((hook, writer)))
 }
 
-fn write_loop(queue: &ArrayQueue<Line>, stop: &AtomicBool, mut out: impl Write) {
+fn write_loop(
+    queue: &ArrayQueue<Line>,
+    stop: &AtomicBool,
+    format: Format,
+    listeners: &[String],
+    mut out: impl Write,
+) {
     loop {
         let stopping = stop.load(Ordering::Acquire);
-        let now = SystemTime::now();
+        let cx = Context {
+            now: SystemTime::now(),
+            listeners,
+        };
         let mut wrote = false;
         while let Some(line) = queue.pop() {
             // A failing disk loses lines, it does not stop the server.
-            let _ = line.write(now, &mut out);
+            let _ = access_format::write(format, &line, &cx, &mut out);
             wrote = true;
         }
         if wrote {
@@ -154,69 +183,9 @@ impl AccessLogWriter {
     }
 }
 
-/// UTC, millisecond precision, from the Unix epoch (civil-from-days, H. Hinnant's algorithm):
-/// no time-zone database and no extra crate for one timestamp format.
-fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
-    fn a_line_escapes_and_dashes() {
-        let record = AccessRecord {
-            shard: 3,
-            method: b"GET",
-            path: b"/a\nb",
-            status: 200,
-            bytes: 10,
-            duration: Duration::from_micros(42),
-        };
-        let mut out = Vec::new();
-        Line::copy(&record).write(UNIX_EPOCH, &mut out).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert_eq!(
-            text,
-            "1970-01-01T00:00:00.000Z shard=3 GET /a\\nb 200 10 42us\n"
-        );
-        let refused = AccessRecord {
-            method: b"",
-            path: b"",
-            ..record
-        };
-        let mut out = Vec::new();
-        Line::copy(&refused).write(UNIX_EPOCH, &mut out).unwrap();
-        assert!(String::from_utf8(out).unwrap().contains(" - - 200 "));
-    }
 
     #[test]
     fn a_full_queue_drops_and_counts() {
@@ -224,8 +193,13 @@ mod tests {
         let queue = ArrayQueue::new(1);
         let record = AccessRecord {
             shard: 0,
+            listener: 0,
+            peer: None,
             method: b"GET",
             path: b"/",
+            user_agent: b"",
+            referer: b"",
+            minor: 1,
             status: 200,
             bytes: 1,
             duration: Duration::ZERO,

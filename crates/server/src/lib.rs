@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access_format;
 mod access_log;
 mod cli;
 mod logging;
@@ -14,6 +15,7 @@ mod notify;
 mod reload;
 mod serve;
 mod signals;
+mod time;
 mod wiring;
 
 /// Exit code: stopped cleanly.

@@ -2,11 +2,11 @@
 //! timeouts of HTTP listeners, the log level) and warn about what needs a restart. An invalid
 //! file changes nothing and every error is logged.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use coreloop_config::{self as config, Config};
 use coreloop_http::{AccessLogHook, HttpFactory, MetricsHook};
-use coreloop_metrics::{ServerStats, Sources};
+use coreloop_metrics::{Scraper, ServerStats};
 use coreloop_reactor::ReactorHandle;
 
 use crate::cli::{self, ServeArgs};
@@ -37,7 +37,7 @@ pub(crate) struct Reloader {
     pub log: LogControl,
     pub stats: Arc<ServerStats>,
     /// What a scrape reads; refreshed when listeners come or go.
-    pub sources: Arc<Mutex<Option<Sources>>>,
+    pub scraper: Arc<Scraper>,
 }
 
 /// A listener of the new configuration, compiled but not yet started.
@@ -207,11 +207,10 @@ impl Reloader {
     }
 
     fn refresh_sources(&self, reactor: &ReactorHandle) {
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(sources) = sources.as_mut() {
+        self.scraper.update(|sources| {
             sources.listeners = reactor.listener_names().to_vec();
             sources.http = http_stats(&self.listeners);
-        }
+        });
     }
 }
 
@@ -418,6 +417,11 @@ mod tests {
             "log.access_log",
             "access_log = false",
             "access_log = \"stderr\"",
+        ),
+        (
+            "log.access_format",
+            "access_format = \"auto\"",
+            "access_format = \"combined\"",
         ),
     ];
 

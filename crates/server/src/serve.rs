@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use coreloop_config::{format_duration, Config};
 use coreloop_http::MetricsHook;
-use coreloop_metrics::{ServerStats, Sources};
+use coreloop_metrics::{Scraper, ServerStats, Sources};
 use coreloop_reactor::{DrainReport, ListenAddr, ReactorHandle, StartError};
 
+use crate::access_format::Format;
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
 use crate::notify::Notifier;
@@ -27,31 +28,32 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
     };
     let log = logging::init(config.log.level, config.log.format);
     let stats = Arc::new(ServerStats::default());
-    let (access_hook, access_writer) =
-        match access_log::start(&config.log.access_log, stats.clone()) {
-            Ok(Some((hook, writer))) => (Some(hook), Some(writer)),
-            Ok(None) => (None, None),
-            Err(e) => {
-                tracing::error!(
-                    "log.access_log: cannot open {:?}: {e}",
-                    config.log.access_log
-                );
-                return EXIT_RUNTIME;
-            }
-        };
+    let (access_hook, access_writer) = match access_log::start(
+        &config.log.access_log,
+        Format::of(config.log.access_format, config.log.format),
+        config.listeners.iter().map(|l| l.name.clone()).collect(),
+        stats.clone(),
+    ) {
+        Ok(Some((hook, writer))) => (Some(hook), Some(writer)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            tracing::error!(
+                "log.access_log: cannot open {:?}: {e}",
+                config.log.access_log
+            );
+            return EXIT_RUNTIME;
+        }
+    };
     // The metrics route is wired before the reactor exists; its sources arrive after start
-    // and change when a reload adds or removes listeners. The lock is taken by scrapes and
-    // reloads only, never by a shard's own work.
-    let sources: Arc<Mutex<Option<Sources>>> = Arc::default();
+    // and change when a reload adds or removes listeners. A scrape renders on its shard from
+    // atomics and the process figures this thread refreshes once a second.
+    let scraper = Scraper::new();
+    if let Err(e) = scraper.spawn_refresher() {
+        tracing::warn!("metrics: no process-figures thread ({e}); process_* stay as at start");
+    }
     let metrics: MetricsHook = {
-        let sources = sources.clone();
-        Arc::new(move || {
-            let current = sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            current
-                .as_ref()
-                .map(coreloop_metrics::render)
-                .unwrap_or_default()
-        })
+        let scraper = scraper.clone();
+        Arc::new(move |format| scraper.render(format))
     };
     let wired = match wiring::build(&config, &metrics, access_hook.as_ref()) {
         Ok(wired) => wired,
@@ -72,6 +74,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         .iter()
         .map(|l| matches!(l.addr, ListenAddr::Inherited(_)))
         .collect();
+    let max_connections = wired.reactor.max_connections as u64;
     let handle = match coreloop_reactor::start(wired.reactor) {
         Ok(handle) => handle,
         Err(error) => {
@@ -93,12 +96,13 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
                 .map(|(_, f)| f.clone()),
         })
         .collect();
-    *sources.lock().unwrap_or_else(|p| p.into_inner()) = Some(Sources {
+    scraper.set(Sources {
         reactor: handle.stats_reader(),
         listeners: handle.listener_names().to_vec(),
         http: http_stats(&listeners),
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
+        max_connections,
     });
     announce(&config, &handle, &inherited);
     let notifier = Notifier::from_env();
@@ -112,7 +116,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         access_log: access_hook,
         log,
         stats,
-        sources,
+        scraper,
     };
     let code = main_loop(handle, reloader, &notifier, &events, &inbox);
     if let Some(writer) = access_writer {
@@ -191,6 +195,7 @@ fn main_loop(
                 // Restart-only by the key table: the deadline the listeners were set up with.
                 let drain = reloader.started.timeouts.drain;
                 notifier.stopping();
+                reloader.stats.begin_drain();
                 tracing::info!(
                     "{}: draining (deadline {}); send it again to exit at once",
                     signals::name(signal),

@@ -230,7 +230,7 @@ mod tests {
     use super::*;
 
     fn hook() -> MetricsHook {
-        Arc::new(String::new)
+        Arc::new(|_| String::new())
     }
 
     #[test]

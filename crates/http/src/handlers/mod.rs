@@ -17,8 +17,76 @@ pub(crate) use inline::{write_echo, write_json};
 use crate::files::{FileBody, FilesRoot, FilesSpec};
 use crate::response::{Prepared, Reply};
 
-/// Produces the metrics exposition text; filled in by the metrics crate.
-pub type MetricsHook = Arc<dyn Fn() -> String + Send + Sync>;
+/// Produces the metrics exposition text in the format asked for; filled in by the metrics
+/// crate. Called on the shard: it must not block (coreloop-metrics reads atomics and figures
+/// a server thread refreshed, nothing else).
+pub type MetricsHook = Arc<dyn Fn(ExpositionFormat) -> String + Send + Sync>;
+
+/// The two text formats a scraper may ask for in `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpositionFormat {
+    /// The Prometheus text format 0.0.4: what any scraper reads, and the default.
+    Prometheus,
+    /// OpenMetrics 1.0.0, which Prometheus asks for first.
+    OpenMetrics,
+}
+
+impl ExpositionFormat {
+    /// The `Content-Type` of a response in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format an `Accept` field value prefers (RFC 9110 §12.5.1): OpenMetrics when it is
+    /// listed with a weight above zero and at least the weight of any `text/plain` or wildcard
+    /// range; the 0.0.4 text otherwise, and when there is no `Accept` at all.
+    pub fn from_accept(accept: Option<&[u8]>) -> Self {
+        let Some(accept) = accept else {
+            return Self::Prometheus;
+        };
+        let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+        for range in accept.split(|&b| b == b',') {
+            let mut parts = range.split(|&b| b == b';');
+            let media = trim_ascii(parts.next().unwrap_or_default());
+            let weight = parts.find_map(weight_of).unwrap_or(1.0);
+            if media.eq_ignore_ascii_case(b"application/openmetrics-text") {
+                openmetrics = openmetrics.max(weight);
+            } else if media.eq_ignore_ascii_case(b"text/plain")
+                || media.eq_ignore_ascii_case(b"text/*")
+                || media == b"*/*"
+            {
+                text = text.max(weight);
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+}
+
+/// `q=0.5` as a weight; anything else is no weight.
+fn weight_of(param: &[u8]) -> Option<f32> {
+    let param = trim_ascii(param);
+    let value = param
+        .strip_prefix(b"q=")
+        .or_else(|| param.strip_prefix(b"Q="))?;
+    let weight: f32 = std::str::from_utf8(value).ok()?.parse().ok()?;
+    Some(weight.clamp(0.0, 1.0))
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace());
+    match (start, end) {
+        (Some(start), Some(end)) => &bytes[start..=end],
+        _ => &[],
+    }
+}
 
 /// A fixed response, encoded once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +116,7 @@ pub enum Handler {
     Health,
     /// 200, or 503 once the server drains (`/readyz`).
     Ready,
-    /// The metrics exposition, from a hook, rendered on the offload pool.
+    /// The metrics exposition, from a hook, rendered on the shard (the hook does not block).
     Metrics(MetricsHook),
     /// Answers 200 after `?ms=N` (at most `max`), on the connection's deadline: no thread is
     /// held. A delay longer than the offload timeout answers 504 at that timeout.
@@ -249,13 +317,17 @@ pub(crate) fn delay_of(query: &[u8], max: Duration) -> Duration {
     Duration::from_millis(asked).min(max)
 }
 
-/// The metrics exposition as an offloaded job's reply: rendering reads /proc and takes locks,
-/// so it runs off the shard (issue 10 §6). coreloop-metrics writes the 0.0.4 text format.
-pub(crate) fn metrics_reply(hook: &MetricsHook, head_only: bool) -> JobReply {
-    let text = hook();
+/// The metrics exposition, rendered on the shard: the hook only reads atomics and figures a
+/// server thread refreshes, so a scrape never waits behind file jobs on the offload pool.
+pub(crate) fn metrics_reply(
+    hook: &MetricsHook,
+    format: ExpositionFormat,
+    head_only: bool,
+) -> JobReply {
+    let text = hook(format);
     JobReply {
         status: 200,
-        content_type: Some(b"text/plain; version=0.0.4; charset=utf-8".to_vec()),
+        content_type: Some(format.content_type().as_bytes().to_vec()),
         extra: Vec::new(),
         length: text.len() as u64,
         body: if head_only {
@@ -264,5 +336,46 @@ pub(crate) fn metrics_reply(hook: &MetricsHook, head_only: bool) -> JobReply {
             text.into_bytes()
         },
         stream: None,
+    }
+}
+
+#[cfg(test)]
+mod accept_tests {
+    use super::ExpositionFormat::{self, OpenMetrics, Prometheus};
+
+    #[test]
+    fn accept_picks_the_format() {
+        let prometheus_3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;\
+                            q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,\
+                            text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
+                            text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        let prometheus_2 = "application/openmetrics-text;version=1.0.0,\
+                            application/openmetrics-text;version=0.0.1;q=0.75,\
+                            text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let cases: &[(Option<&str>, ExpositionFormat)] = &[
+            (None, Prometheus),
+            (Some(""), Prometheus),
+            (Some("*/*"), Prometheus),
+            (Some("text/plain"), Prometheus),
+            (Some("application/openmetrics-text"), OpenMetrics),
+            (Some("Application/OpenMetrics-Text ; q=0.9"), OpenMetrics),
+            (Some("application/openmetrics-text;q=0"), Prometheus),
+            (
+                Some("application/openmetrics-text;q=0.4, text/plain"),
+                Prometheus,
+            ),
+            (
+                Some("text/plain;q=0.4, application/openmetrics-text"),
+                OpenMetrics,
+            ),
+            (Some("application/openmetrics-text;q=junk"), OpenMetrics),
+            (Some(prometheus_2), OpenMetrics),
+            (Some(prometheus_3), OpenMetrics),
+            (Some("application/json"), Prometheus),
+        ];
+        for (accept, want) in cases {
+            let got = ExpositionFormat::from_accept(accept.map(str::as_bytes));
+            assert_eq!(got, *want, "{accept:?}");
+        }
     }
 }
