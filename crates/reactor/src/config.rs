@@ -112,6 +112,10 @@ pub struct ReactorConfig {
     pub offload_queue: usize,
     /// Handoffs that may wait in one shard's inbox.
     pub inbox_capacity: usize,
+    /// Messages for connections that may wait on one shard: in its inbox (from other shards
+    /// and threads), and again in its local queue (from its own connections). A send beyond
+    /// that is refused with [`crate::SendError::Full`].
+    pub message_capacity: usize,
     /// Connections accepted per listener before the acceptor looks at its other work.
     pub accept_batch: usize,
     /// Size of a pooled read buffer.
@@ -150,6 +154,7 @@ impl Default for ReactorConfig {
             offload_threads: 4,
             offload_queue: 1024,
             inbox_capacity: 4096,
+            message_capacity: 65_536,
             accept_batch: 64,
             read_buffer: 16 * 1024,
             max_input: 1024 * 1024,

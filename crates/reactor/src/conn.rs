@@ -14,6 +14,7 @@ use mio::{Interest, Registry};
 use crate::buffer::BufPool;
 use crate::idle::IdleList;
 use crate::inbuf::InBuf;
+use crate::message::{Message, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{Cx, Protocol, Step};
 use crate::socket::Stream;
@@ -66,6 +67,7 @@ pub(crate) struct Env<'a> {
     pub input_pool: &'a mut BufPool,
     pub output_pool: &'a mut BufPool,
     pub jobs: &'a mut OffloadSink,
+    pub mail: &'a mut ShardMail,
     pub stats: &'a ShardStats,
     pub timers: &'a mut TimerWheel<ConnToken>,
     pub ready: &'a mut Vec<ConnToken>,
@@ -201,6 +203,17 @@ impl Conn {
         self.apply(verb)?;
         self.feed(env)?;
         self.settle(env)
+    }
+
+    /// A message for this connection. `Ok(false)`: it is closing, and the message was dropped.
+    pub fn on_message(&mut self, message: Message, env: &mut Env<'_>) -> Result<bool, CloseReason> {
+        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
+            return Ok(false);
+        }
+        let verb = self.call(env, |p, cx| p.on_message(message, cx))?;
+        self.apply(verb)?;
+        self.settle(env)?;
+        Ok(true)
     }
 
     pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
@@ -502,6 +515,7 @@ impl Conn {
             pool: &mut *env.output_pool,
             deadline: &mut self.deadline,
             jobs: &mut *env.jobs,
+            mail: &mut *env.mail,
             draining: env.draining,
             refused: &mut self.refused,
             marked_idle: false,

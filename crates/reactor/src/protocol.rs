@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use crate::buffer::BufPool;
+use crate::message::{ConnAddr, Message, MessageSink, SendError};
 use crate::offload::{Completion, Job, JobId, JobTerms, Refused};
 use crate::token::ConnToken;
 
@@ -104,6 +105,14 @@ pub trait Protocol {
         Verb::Read
     }
 
+    /// A message sent to this connection with [`Cx::send`] or a [`crate::Messenger`]. Called
+    /// outside any other call of this connection, whatever its state, except once it is
+    /// closing (the message is then dropped and counted). The default drops it.
+    fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+        let _ = (message, cx);
+        Verb::Read
+    }
+
     /// The server started draining: finish what is in flight and say when to close. The default
     /// closes once pending output is written.
     fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
@@ -165,6 +174,7 @@ pub struct Cx<'a> {
     pub(crate) pool: &'a mut BufPool,
     pub(crate) deadline: &'a mut Option<Instant>,
     pub(crate) jobs: &'a mut dyn JobSink,
+    pub(crate) mail: &'a mut dyn MessageSink,
     pub(crate) draining: bool,
     pub(crate) refused: &'a mut bool,
     pub(crate) marked_idle: bool,
@@ -233,6 +243,22 @@ impl Cx<'_> {
     /// `terms.cancel` was cancelled (no completion).
     pub fn offload_with(&mut self, job: Job, terms: JobTerms) -> Result<JobId, Refused> {
         self.jobs.submit_with(self.token, job, terms)
+    }
+
+    /// This connection's address, for others to send messages to.
+    pub fn addr(&self) -> ConnAddr {
+        ConnAddr {
+            shard: self.shard,
+            token: self.token,
+        }
+    }
+
+    /// Sends `message` to the connection at `to` (this one included): delivered with
+    /// [`Protocol::on_message`] after this call returns, later in this loop turn on the same
+    /// shard, or through the owning shard's inbox. Refused at once when the receiving queue is
+    /// full; see [`crate::message`] for the bound, the order and what to do then.
+    pub fn send(&mut self, to: ConnAddr, message: Message) -> Result<(), SendError> {
+        self.mail.send(self.shard, to, message)
     }
 
     /// True once the server has started draining.

@@ -21,6 +21,7 @@ use crate::conn::IoConfig;
 use crate::inbox::Inbox;
 use crate::limits::{check_fd_limit, raise_fd_limit, reserved_fds};
 use crate::listener_set::ListenerSet;
+use crate::message::{Messenger, ShardMail};
 use crate::offload::{DepthProbe, OffloadPool, OffloadStats};
 use crate::shard::{Control, Shard};
 use crate::socket::{ListenAddr, Listener};
@@ -256,7 +257,11 @@ fn shard_polls(config: &ReactorConfig) -> Result<(Vec<Poll>, Inboxes), StartErro
     for _ in 0..config.shards {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
-        inboxes.push(Arc::new(Inbox::new(config.inbox_capacity, waker)));
+        inboxes.push(Arc::new(Inbox::with_messages(
+            config.inbox_capacity,
+            config.message_capacity,
+            waker,
+        )));
         polls.push(poll);
     }
     Ok((polls, inboxes.into()))
@@ -386,6 +391,11 @@ fn make_shard(
         poll,
         inbox: parts.inboxes[id].clone(),
         jobs: parts.offload.sink(id),
+        mail: ShardMail::new(
+            config.message_capacity,
+            parts.inboxes.clone(),
+            parts.stats[id].clone(),
+        ),
         stats: parts.stats[id].clone(),
         gate: parts.gate.clone(),
         local_accept,
@@ -586,6 +596,12 @@ impl ReactorHandle {
                 .as_ref()
                 .map(|pool| (pool.stats.clone(), pool.depth_probe())),
         }
+    }
+
+    /// A handle that sends messages to connections from any thread (see
+    /// [`crate::message`]).
+    pub fn messenger(&self) -> Messenger {
+        Messenger::new(self.inboxes.clone())
     }
 
     /// Sends `message` to listener `listener`'s connection factory on every shard.

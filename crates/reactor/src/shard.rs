@@ -17,6 +17,7 @@ use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
 use crate::idle::IdleList;
 use crate::inbox::{Handoff, Inbox};
+use crate::message::ShardMail;
 use crate::offload::{Completion, OffloadSink};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
 use crate::socket::Listener;
@@ -50,6 +51,7 @@ pub(crate) enum Control {
 mod admit;
 mod drain;
 mod evict;
+mod mail;
 
 use admit::Adopter;
 
@@ -61,6 +63,7 @@ pub(crate) struct Shard {
     pub poll: Poll,
     pub inbox: Arc<Inbox>,
     pub jobs: OffloadSink,
+    pub mail: ShardMail,
     pub stats: Arc<CachePadded<ShardStats>>,
     pub gate: Arc<AcceptGate>,
     pub local_accept: Option<LocalAccept>,
@@ -156,6 +159,7 @@ impl Shard {
             }
             self.accept_local(&mut state, now);
             self.run_ready(&mut state, now);
+            self.deliver_local(&mut state, now);
             self.expire_timers(&mut state, now);
             self.evict_idle(&mut state, now);
             if self.finished(&mut state, now) {
@@ -188,7 +192,10 @@ impl Shard {
             return;
         }
         match Reserved::from_mio(event.token()) {
-            Some(Reserved::Waker) => self.drain_inbox(state, now),
+            Some(Reserved::Waker) => {
+                bump(&self.stats.wakes, 1);
+                self.drain_inbox(state, now);
+            }
             Some(Reserved::Listener(i)) => {
                 if let Some(local) = self.local_accept.as_mut() {
                     local.accept.listeners.mark_ready(i as usize);
@@ -357,6 +364,9 @@ impl Shard {
         while let Some((token, completion)) = self.inbox.pop_completion() {
             self.deliver(state, token, completion, now);
         }
+        while let Some((token, message)) = self.inbox.pop_message() {
+            self.deliver_message(state, token, message, now);
+        }
         // Control first: a handoff from a listener added just now needs its factory.
         self.drain_control(state, now);
     }
@@ -503,6 +513,7 @@ impl Shard {
 
     fn poll_timeout(&self, state: &Loop, now: Instant) -> Option<Duration> {
         if !state.ready.is_empty()
+            || !self.mail.local.is_empty()
             || self
                 .local_accept
                 .as_ref()
@@ -570,6 +581,7 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         input_pool: &mut parts.input_pools[listener],
         output_pool: parts.output_pool,
         jobs: &mut shard.jobs,
+        mail: &mut shard.mail,
         stats: &shard.stats,
         timers: parts.timers,
         ready: parts.ready,

@@ -205,6 +205,10 @@ pub(crate) struct ShardStats {
     pub events: AtomicU64,
     pub stale_events: AtomicU64,
     pub stale_completions: AtomicU64,
+    pub messages_delivered: AtomicU64,
+    pub messages_stale: AtomicU64,
+    pub messages_refused: AtomicU64,
+    pub wakes: AtomicU64,
     pub completions: AtomicU64,
     pub budget_yields: AtomicU64,
     pub read_paused: AtomicU64,
@@ -225,6 +229,10 @@ impl ShardStats {
             events: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
             stale_completions: AtomicU64::new(0),
+            messages_delivered: AtomicU64::new(0),
+            messages_stale: AtomicU64::new(0),
+            messages_refused: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
             completions: AtomicU64::new(0),
             budget_yields: AtomicU64::new(0),
             read_paused: AtomicU64::new(0),
@@ -251,6 +259,10 @@ impl ShardStats {
             events: get(&self.events),
             stale_events: get(&self.stale_events),
             stale_completions: get(&self.stale_completions),
+            messages_delivered: get(&self.messages_delivered),
+            messages_stale: get(&self.messages_stale),
+            messages_refused: get(&self.messages_refused),
+            wakes: get(&self.wakes),
             completions: get(&self.completions),
             budget_yields: get(&self.budget_yields),
             read_paused: get(&self.read_paused),
@@ -303,6 +315,15 @@ pub struct ShardSnapshot {
     pub stale_events: u64,
     /// Offload completions for a connection that is gone (dropped by the generation check).
     pub stale_completions: u64,
+    /// Messages delivered to a connection's protocol ([`crate::Protocol::on_message`]).
+    pub messages_delivered: u64,
+    /// Messages dropped: their connection was gone (generation mismatch) or closing.
+    pub messages_stale: u64,
+    /// Sends from this shard's protocols refused because the receiving queue was full.
+    pub messages_refused: u64,
+    /// Inbox wakes this shard handled: one per batch of handoffs, completions, control and
+    /// messages, however many items the batch held.
+    pub wakes: u64,
     /// Offload completions delivered.
     pub completions: u64,
     /// Times a connection hit its per-event read budget and was put on the ready list.
