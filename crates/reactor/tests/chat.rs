@@ -188,13 +188,13 @@ fn run(clients: usize, lines: u32, shards: usize, balance: Balance, limit: Durat
 }
 
 /// Clients in the default run. 1,000 clients x 999 receivers x 10 lines is 10 million
-/// deliveries, about 50 s in a debug build on 2 cores; 500 (2.5 million) stays well under
+/// deliveries, about 50 s in a debug build on 2 cores; 400 (1.6 million) stays well under
 /// 20 s there. `CHAT_CLIENTS=1000` runs the full size; so does the ignored test below.
 fn clients() -> usize {
     std::env::var("CHAT_CLIENTS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(500)
+        .unwrap_or(400)
 }
 
 fn timed(clients: usize) {
