@@ -164,7 +164,7 @@ impl Conn {
             let Some((read, drained)) = self.read_once(env)? else {
                 break;
             };
-            self.feed(env)?;
+            self.feed(env, read)?;
             if drained && !peer_closed_hint {
                 break;
             }
@@ -201,7 +201,7 @@ impl Conn {
         }
         let verb = self.call(env, |p, cx| p.on_completion(completion, cx))?;
         self.apply(verb)?;
-        self.feed(env)?;
+        self.feed(env, 0)?;
         self.settle(env)
     }
 
@@ -332,8 +332,11 @@ impl Conn {
         }
     }
 
-    /// Hands buffered input to the protocol unless it is waiting or closing.
-    fn feed(&mut self, env: &mut Env<'_>) -> Drive {
+    /// Hands buffered input to the protocol unless it is waiting or closing. `fresh`: bytes at
+    /// the end it has not been handed before. Only a read adds input, and every read is fed at
+    /// once, so the bytes read just now are the only unseen ones (`Cx::unseen_from`) and the
+    /// connection keeps no count of its own.
+    fn feed(&mut self, env: &mut Env<'_>, fresh: usize) -> Drive {
         if !matches!(self.state, State::Reading { .. }) {
             return Ok(());
         }
@@ -346,7 +349,11 @@ impl Conn {
         }
         let step: Step = {
             let input = buf.bytes();
-            let step = self.call(env, |p, cx| p.on_input(input, cx));
+            let seen = input.len().saturating_sub(fresh);
+            let step = self.call(env, |p, cx| {
+                cx.unseen_from = seen;
+                p.on_input(input, cx)
+            });
             match step {
                 Ok(step) => step,
                 Err(reason) => {
@@ -511,6 +518,7 @@ impl Conn {
             token: self.token,
             out: &mut self.out,
             out_written: self.out_pos as usize,
+            unseen_from: 0,
             buffered_input: self.input.as_ref().map_or(0, InBuf::unconsumed),
             pool: &mut *env.output_pool,
             deadline: &mut self.deadline,

@@ -5,17 +5,21 @@
 //! Start one with [`start`] and a [`ReactorConfig`]; the [`ReactorHandle`] reports addresses
 //! and counters and drains it. docs/ARCHITECTURE.md has the whole picture.
 
+#![deny(missing_docs)]
+
 mod accept;
 mod accept_loop;
 mod acceptor;
 pub mod activation;
 mod bind;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod buffer;
 mod config;
 mod conn;
 pub mod echo;
 pub mod frame;
 mod idle;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod inbox;
 mod inbuf;
 pub mod limits;
@@ -27,8 +31,10 @@ mod reactor;
 mod shard;
 mod socket;
 pub mod stats;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod table;
 pub mod testing;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod timer;
 pub mod token;
 

@@ -78,8 +78,10 @@ pub trait Protocol {
     /// what it can (all complete messages) and leaves the rest.
     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step;
 
-    /// The peer shut down its write side; `unconsumed` bytes were still buffered.
-    fn on_eof(&mut self, unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+    /// The peer shut down its write side; `unconsumed` holds the input still buffered (a final
+    /// message without its terminator, which a protocol may still answer). Nothing more will
+    /// be read, so these bytes are not handed over again.
+    fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         let _ = (unconsumed, cx);
         Verb::CloseAfterFlush
     }
@@ -145,6 +147,44 @@ pub trait ConnFactory {
     }
 }
 
+/// A closure is a listener's factory: each shard gets its own clone, and each connection
+/// the protocol the closure makes.
+///
+/// ```
+/// use coreloop_reactor::{ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
+///
+/// struct Discard;
+/// impl Protocol for Discard {
+///     fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+///         Step::new(input.len(), Verb::Read)
+///     }
+/// }
+///
+/// let factory: std::sync::Arc<dyn ProtocolFactory> =
+///     std::sync::Arc::new(|_info: &ConnInfo| Discard);
+/// # let _ = factory;
+/// ```
+impl<F, P> ProtocolFactory for F
+where
+    F: Fn(&ConnInfo) -> P + Clone + Send + Sync + 'static,
+    P: Protocol + 'static,
+{
+    fn for_shard(&self, _shard: usize) -> Box<dyn ConnFactory> {
+        Box::new(self.clone())
+    }
+}
+
+/// A closure is a shard's connection factory (see the [`ProtocolFactory`] impl for closures).
+impl<F, P> ConnFactory for F
+where
+    F: FnMut(&ConnInfo) -> P,
+    P: Protocol + 'static,
+{
+    fn open(&mut self, info: &ConnInfo) -> Box<dyn Protocol> {
+        Box::new(self(info))
+    }
+}
+
 /// Somewhere offloaded jobs go: the shard's offload pool, or a test harness.
 pub trait JobSink {
     /// Queues `job` for the connection `token`; refused at once when the queue is full.
@@ -170,6 +210,7 @@ pub struct Cx<'a> {
     pub(crate) token: ConnToken,
     pub(crate) out: &'a mut Option<Vec<u8>>,
     pub(crate) out_written: usize,
+    pub(crate) unseen_from: usize,
     pub(crate) buffered_input: usize,
     pub(crate) pool: &'a mut BufPool,
     pub(crate) deadline: &'a mut Option<Instant>,
@@ -201,6 +242,15 @@ impl Cx<'_> {
     pub fn out(&mut self) -> &mut Vec<u8> {
         let pool = &mut *self.pool;
         self.out.get_or_insert_with(|| pool.take())
+    }
+
+    /// In [`Protocol::on_input`]: where in `input` the bytes this protocol has not been handed
+    /// before start (`0` on a first call, `input.len()` when it is handed the same bytes
+    /// again after a flush or a completion). A protocol that scans for a terminator starts
+    /// its scan there (less what a terminator may straddle), so it never rescans; `0` outside
+    /// `on_input`.
+    pub fn unseen_from(&self) -> usize {
+        self.unseen_from
     }
 
     /// Bytes written by the protocol and not yet sent.

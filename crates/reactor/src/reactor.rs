@@ -73,6 +73,10 @@ impl From<io::Error> for StartError {
 }
 
 /// Controls a running reactor: addresses, statistics, messages, drain and join.
+///
+/// Dropping it drains the reactor at once (a zero-grace shutdown): keep it for as long as
+/// the server should run.
+#[must_use = "dropping the handle shuts the reactor down at once"]
 pub struct ReactorHandle {
     /// Per listener id; `None` once removed.
     addrs: Vec<Option<ListenAddr>>,

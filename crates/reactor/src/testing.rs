@@ -59,6 +59,8 @@ pub struct Harness {
     /// The token the protocol sees ([`Cx::token`], [`Cx::addr`]).
     pub token: ConnToken,
     input: Vec<u8>,
+    /// Bytes of `input` the protocol was already handed.
+    seen: usize,
     out: Option<Vec<u8>>,
     pool: BufPool,
     deadline: Option<Instant>,
@@ -83,6 +85,7 @@ impl Harness {
             shard: 0,
             token: ConnToken::new(0, 0),
             input: Vec::new(),
+            seen: 0,
             out: None,
             pool: BufPool::new(4096, 4),
             deadline: None,
@@ -101,6 +104,7 @@ impl Harness {
             token: self.token,
             out: &mut self.out,
             out_written: 0,
+            unseen_from: 0,
             buffered_input,
             pool: &mut self.pool,
             deadline: &mut self.deadline,
@@ -146,21 +150,27 @@ impl Harness {
     /// completion) and returns the whole step.
     pub fn feed(&mut self, protocol: &mut dyn Protocol) -> Step {
         let input = std::mem::take(&mut self.input);
-        let step = self.with_cx(|cx| protocol.on_input(&input, cx));
+        let seen = self.seen;
+        let step = self.with_cx(|cx| {
+            cx.unseen_from = seen;
+            protocol.on_input(&input, cx)
+        });
         assert!(
             step.consumed <= input.len(),
             "protocol consumed more than it was given"
         );
         self.input = input;
         self.input.drain(..step.consumed);
+        self.seen = self.input.len();
         self.answer(step.verb);
         step
     }
 
     /// Calls [`Protocol::on_eof`].
     pub fn eof(&mut self, protocol: &mut dyn Protocol) -> Verb {
-        let unconsumed = self.input.len();
-        let verb = self.with_cx(|cx| protocol.on_eof(unconsumed, cx));
+        let unconsumed = std::mem::take(&mut self.input);
+        let verb = self.with_cx(|cx| protocol.on_eof(&unconsumed, cx));
+        self.input = unconsumed;
         self.answer(verb)
     }
 

@@ -99,7 +99,7 @@ impl Protocol for Biggest {
         Step::new(input.len(), Verb::Read)
     }
 
-    fn on_eof(&mut self, _unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+    fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         cx.out().extend_from_slice(self.0.to_string().as_bytes());
         Verb::CloseAfterFlush
     }

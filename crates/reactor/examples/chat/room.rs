@@ -173,7 +173,7 @@ impl Protocol for Member {
         Verb::Read
     }
 
-    fn on_eof(&mut self, _unconsumed: usize, _cx: &mut Cx<'_>) -> Verb {
+    fn on_eof(&mut self, _unconsumed: &[u8], _cx: &mut Cx<'_>) -> Verb {
         // Lines still in the backlog are lost with the sender; a member that leaves leaves.
         Verb::CloseAfterFlush
     }

@@ -139,7 +139,7 @@ impl Conn {
             ) && self.pending_output() == 0;
             if flushed {
                 self.after_flush(env)?;
-                self.feed(env)?;
+                self.feed(env, 0)?;
                 continue;
             }
             break;
@@ -157,8 +157,13 @@ impl Conn {
         if self.state != (State::Reading { eof_seen: true }) {
             return Ok(());
         }
-        let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
-        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
+        let input = self.input.take();
+        let verb = {
+            let unconsumed = input.as_ref().map_or(&[][..], InBuf::bytes);
+            self.call(env, |p, cx| p.on_eof(unconsumed, cx))
+        };
+        self.input = input;
+        let verb = verb?;
         match verb {
             Verb::WaitFlush => self.wait_for(Wait::Flush, Eof::Told),
             Verb::AwaitCompletion => self.wait_for(Wait::Completion, Eof::Told),
