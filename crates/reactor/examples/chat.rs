@@ -64,13 +64,9 @@ fn main() {
             std::process::exit(2);
         }
     };
-    config.listeners.push(ListenerSpec {
-        name: "chat".into(),
-        addr,
-        backlog: 1024,
-        protocol: Arc::new(room::ChatFactory::default()),
-        io: Default::default(),
-    });
+    config.listeners.push(
+        ListenerSpec::new("chat", addr, Arc::new(room::ChatFactory::default())).with_backlog(1024),
+    );
     // Registered before the listener exists, so no signal can arrive unhandled.
     let mut signals = Signals::new([SIGINT, SIGTERM]).expect("installing signal handlers");
     let mut reactor = match coreloop_reactor::start(config) {

@@ -67,6 +67,45 @@ pub struct ConnInfo {
 }
 
 /// A connection's protocol state machine. Every method gets the connection's [`Cx`].
+///
+/// A line protocol that answers each line with its length, driven sans-IO by the
+/// [`Harness`](crate::testing::Harness):
+///
+/// ```
+/// use coreloop_reactor::testing::Harness;
+/// use coreloop_reactor::{Cx, Protocol, Step, Verb};
+///
+/// struct Lengths;
+///
+/// impl Protocol for Lengths {
+///     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+///         let mut consumed = 0;
+///         // Only the bytes not seen before can hold a new terminator.
+///         let from = cx.unseen_from();
+///         for (at, _) in input.iter().enumerate().skip(from).filter(|(_, b)| **b == b'\n') {
+///             let line = at - consumed;
+///             cx.out().extend_from_slice(format!("{line}\n").as_bytes());
+///             consumed = at + 1;
+///         }
+///         Step::new(consumed, Verb::Read)
+///     }
+///
+///     fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
+///         // A last line without its newline still gets its answer.
+///         if !unconsumed.is_empty() {
+///             cx.out().extend_from_slice(format!("{}\n", unconsumed.len()).as_bytes());
+///         }
+///         Verb::CloseAfterFlush
+///     }
+/// }
+///
+/// let mut harness = Harness::new();
+/// let mut lengths = Lengths;
+/// harness.push(&mut lengths, b"abc\nde");
+/// harness.push(&mut lengths, b"f\nxy");
+/// assert_eq!(harness.eof(&mut lengths), Verb::CloseAfterFlush);
+/// assert_eq!(harness.take_output(), b"3\n3\n2\n");
+/// ```
 pub trait Protocol {
     /// The connection was just accepted: a protocol that wants a first-byte deadline sets it here.
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
@@ -307,6 +346,44 @@ impl Cx<'_> {
     /// [`Protocol::on_message`] after this call returns, later in this loop turn on the same
     /// shard, or through the owning shard's inbox. Refused at once when the receiving queue is
     /// full; see [`crate::message`] for the bound, the order and what to do then.
+    ///
+    /// A protocol that forwards every input chunk to a peer connection, in the harness:
+    ///
+    /// ```
+    /// use coreloop_reactor::testing::Harness;
+    /// use coreloop_reactor::token::ConnToken;
+    /// use coreloop_reactor::{ConnAddr, Cx, Message, Protocol, Step, Verb};
+    ///
+    /// struct Forward {
+    ///     to: ConnAddr,
+    /// }
+    ///
+    /// impl Protocol for Forward {
+    ///     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+    ///         match cx.send(self.to, Box::new(input.to_vec())) {
+    ///             Ok(()) => Step::new(input.len(), Verb::Read),
+    ///             // Full: keep the input (it comes back with the next bytes).
+    ///             Err(_) => Step::new(0, Verb::Read),
+    ///         }
+    ///     }
+    ///
+    ///     fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+    ///         if let Ok(bytes) = message.downcast::<Vec<u8>>() {
+    ///             cx.out().extend_from_slice(&bytes);
+    ///         }
+    ///         Verb::Read
+    ///     }
+    /// }
+    ///
+    /// let peer = ConnAddr { shard: 1, token: ConnToken::new(4, 0) };
+    /// let mut harness = Harness::new();
+    /// let mut forward = Forward { to: peer };
+    /// harness.push(&mut forward, b"hi");
+    /// let sent = harness.take_sent();
+    /// assert_eq!(sent[0].0, peer);
+    /// harness.message(&mut forward, Box::new(b"back".to_vec()));
+    /// assert_eq!(harness.take_output(), b"back");
+    /// ```
     pub fn send(&mut self, to: ConnAddr, message: Message) -> Result<(), SendError> {
         self.mail.send(self.shard, to, message)
     }

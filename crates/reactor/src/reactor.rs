@@ -169,7 +169,18 @@ impl StatsReader {
 /// when no close on this shard ends the pause (the room may have been freed on another shard).
 const LIMIT_RECHECK: Duration = Duration::from_millis(50);
 
-/// Starts the shards, the acceptor (unless reuseport) and the offload pool.
+/// Starts the reactor: binds (or adopts) every listener, and starts one thread per shard and,
+/// unless `balance` is reuseport, the acceptor thread.
+///
+/// Side effects on the process:
+/// - raises the soft `RLIMIT_NOFILE` to the hard limit, and refuses to start (with
+///   [`StartError::FdLimit`]) when `max_connections` plus the fd reserve do not fit;
+/// - takes the sockets passed by systemd (`LISTEN_FDS`), which every listener of kind
+///   `Inherited` names, and refuses those that no listener takes;
+/// - the offload pool's `offload_threads` threads start only when a protocol first
+///   offloads a job; a reactor whose protocols never offload runs none.
+///
+/// Drop the returned handle and the reactor shuts down at once; see [`ReactorHandle`].
 pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     validate(&config)?;
     check_fds(&config)?;
