@@ -79,6 +79,13 @@ impl<H> Inbox<H> {
         Ok(())
     }
 
+    /// Queues a message without waking the shard: the caller wakes once for its batch.
+    pub fn push_message_quiet(&self, token: ConnToken, message: Message) -> Result<(), Message> {
+        self.messages
+            .push((token, message))
+            .map_err(|(_, message)| message)
+    }
+
     pub(crate) fn pop_message(&self) -> Option<(ConnToken, Message)> {
         self.messages.pop()
     }

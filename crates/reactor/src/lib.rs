@@ -81,7 +81,7 @@ pub mod token;
 mod sys;
 
 pub use config::{Balance, ListenerIo, ListenerSpec, ReactorConfig};
-pub use message::{ConnAddr, Message, Messenger, SendError};
+pub use message::{Batch, ConnAddr, Message, Messenger, SendError};
 pub use offload::{CancelToken, Completion, Job, JobFailure, JobId, JobOutput, JobTerms, Refused};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
 pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};

@@ -3,7 +3,8 @@
 //!
 //! Who may send to whom:
 //! - a protocol, through [`crate::Cx::send`], to any connection on any shard;
-//! - any thread, through a [`Messenger`] from [`crate::ReactorHandle::messenger`].
+//! - any thread, through a [`Messenger`] from [`crate::ReactorHandle::messenger`], one
+//!   message at a time or in a [`Batch`] that wakes each receiving shard once.
 //!
 //! Delivery paths:
 //! - same shard (from a `Cx`): the message goes onto the shard's local queue and is delivered
@@ -127,6 +128,64 @@ impl Messenger {
     /// How many shards there are.
     pub fn shards(&self) -> usize {
         self.inboxes.len()
+    }
+
+    /// A batch of sends that wakes each receiving shard once, when it is finished (or
+    /// dropped), however many messages it holds.
+    ///
+    /// ```no_run
+    /// # fn demo(reactor: &coreloop_reactor::ReactorHandle, to: coreloop_reactor::ConnAddr) {
+    /// let messenger = reactor.messenger();
+    /// let mut batch = messenger.batch();
+    /// for i in 0..100u32 {
+    ///     if let Err(refused) = batch.send(to, Box::new(i)) {
+    ///         // Full: the rest waits for a later batch.
+    ///         let _ = refused.into_message();
+    ///         break;
+    ///     }
+    /// }
+    /// batch.finish(); // one wake for the shard of `to`
+    /// # }
+    /// ```
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            messenger: self,
+            woken: vec![false; self.inboxes.len()],
+        }
+    }
+}
+
+/// Sends queued by [`Messenger::batch`]; the shards are woken by [`Batch::finish`] or drop.
+pub struct Batch<'a> {
+    messenger: &'a Messenger,
+    /// By shard: whether this batch queued something there.
+    woken: Vec<bool>,
+}
+
+impl Batch<'_> {
+    /// Queues `message` for `to` without waking its shard yet.
+    pub fn send(&mut self, to: ConnAddr, message: Message) -> Result<(), SendError> {
+        let Some(inbox) = self.messenger.inboxes.get(to.shard) else {
+            return Err(SendError::NoSuchShard(message));
+        };
+        inbox
+            .push_message_quiet(to.token, message)
+            .map_err(SendError::Full)?;
+        self.woken[to.shard] = true;
+        Ok(())
+    }
+
+    /// Wakes every shard this batch queued messages for, once each.
+    pub fn finish(self) {}
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        for (inbox, queued) in self.messenger.inboxes.iter().zip(&self.woken) {
+            if *queued {
+                inbox.wake();
+            }
+        }
     }
 }
 

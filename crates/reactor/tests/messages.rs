@@ -188,3 +188,29 @@ fn same_shard_sends_arrive_after_the_call_and_a_full_queue_refuses() {
     assert_eq!(reactor.snapshot().shards[0].messages_refused, 2);
     reactor.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_batch_from_another_thread_costs_its_shard_one_wake() {
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(Factory),
+        |_| {},
+    );
+    let mut conn = BufReader::new(support::connect(support::tcp_addr(&reactor)));
+    let to = read_addr(&mut conn);
+    let before = reactor.snapshot().shards[0].wakes;
+    let messenger = reactor.messenger();
+    let mut batch = messenger.batch();
+    for _ in 0..1000 {
+        batch.send(to, Box::new("x".to_owned())).unwrap();
+    }
+    batch.finish();
+    assert_eq!(read_exactly(&mut conn, 1000), "x".repeat(1000));
+    support::wait_until(Duration::from_secs(10), "1000 delivered", || {
+        reactor.snapshot().shards[0].messages_delivered == 1000
+    });
+    assert_eq!(reactor.snapshot().shards[0].wakes - before, 1);
+    reactor.shutdown(Duration::from_secs(5));
+}
