@@ -214,3 +214,80 @@ fn a_batch_from_another_thread_costs_its_shard_one_wake() {
     assert_eq!(reactor.snapshot().shards[0].wakes - before, 1);
     reactor.shutdown(Duration::from_secs(5));
 }
+
+/// On `wait`, offloads a job that blocks until the test releases it; writes each message,
+/// `done ` on the completion and `in ` for any later input.
+struct Waits {
+    started: crossbeam_channel::Sender<()>,
+    release: crossbeam_channel::Receiver<()>,
+    waiting: bool,
+}
+
+impl Protocol for Waits {
+    fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+        Mailbox.on_open(cx)
+    }
+
+    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        if !self.waiting && input.starts_with(b"wait") {
+            self.waiting = true;
+            let release = self.release.clone();
+            let started = self.started.clone();
+            cx.offload(Box::new(move || {
+                let _ = started.send(());
+                let _ = release.recv_timeout(Duration::from_secs(20));
+                Box::new(())
+            }))
+            .expect("the pool takes the job");
+            return Step::new(input.len(), Verb::AwaitCompletion);
+        }
+        cx.out().extend_from_slice(b"in ");
+        Step::new(input.len(), Verb::Read)
+    }
+
+    fn on_completion(
+        &mut self,
+        _completion: coreloop_reactor::Completion,
+        cx: &mut Cx<'_>,
+    ) -> Verb {
+        cx.out().extend_from_slice(b"done ");
+        Verb::Read
+    }
+
+    fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+        Mailbox.on_message(message, cx)
+    }
+}
+
+#[test]
+fn a_message_reaches_a_connection_awaiting_a_job_and_it_keeps_waiting() {
+    let (release_tx, release) = crossbeam_channel::bounded::<()>(1);
+    let (started, started_rx) = crossbeam_channel::bounded::<()>(1);
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(move |_: &ConnInfo| Waits {
+            started: started.clone(),
+            release: release.clone(),
+            waiting: false,
+        }),
+        |_| {},
+    );
+    let mut conn = BufReader::new(support::connect(support::tcp_addr(&reactor)));
+    let to = read_addr(&mut conn);
+    conn.get_mut().write_all(b"wait").unwrap();
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the job runs");
+    reactor
+        .messenger()
+        .send(to, Box::new("m ".to_owned()))
+        .unwrap();
+    assert_eq!(read_exactly(&mut conn, 2), "m ");
+    // Input sent while the job runs waits for its completion.
+    conn.get_mut().write_all(b"more").unwrap();
+    release_tx.send(()).unwrap();
+    assert_eq!(read_exactly(&mut conn, 8), "done in ");
+    reactor.shutdown(Duration::from_secs(5));
+}

@@ -37,7 +37,11 @@ pub(super) enum Eof {
 ///
 /// "Closed" is not a state a `Conn` can be in: a drive that returns `Err(reason)` has the shard
 /// drop the connection from its table, so a closed connection cannot be driven again. A future
-/// outbound connection would add a `Connecting` state before `Reading`.
+/// outbound connection would add a `Connecting` state before `Reading` (issue 13 §2).
+///
+/// A message (`Protocol::on_message`) moves nothing by itself: its verb goes through `apply`
+/// like any other, so a waiting connection keeps waiting, and a closing or lingering one is
+/// not called at all (the shard counts the message as stale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
     /// Input is read and handed to the protocol. `eof_seen`: the FIN was read and the protocol
