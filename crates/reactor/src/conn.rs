@@ -14,8 +14,9 @@ use mio::{Interest, Registry};
 use crate::buffer::BufPool;
 use crate::idle::IdleList;
 use crate::inbuf::InBuf;
-use crate::message::{Message, ShardMail};
+use crate::message::{Message, Outbox, ShardMail};
 use crate::offload::{Completion, OffloadSink};
+use crate::outbound::Connects;
 use crate::protocol::{Cx, Protocol, Step};
 use crate::socket::Stream;
 use crate::stats::{bump, CloseReason, ShardStats};
@@ -23,6 +24,7 @@ use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
 
 mod lifecycle;
+mod outbound;
 
 use lifecycle::{State, Wait};
 
@@ -68,6 +70,7 @@ pub(crate) struct Env<'a> {
     pub output_pool: &'a mut BufPool,
     pub jobs: &'a mut OffloadSink,
     pub mail: &'a mut ShardMail,
+    pub connects: &'a mut Connects,
     pub stats: &'a ShardStats,
     pub timers: &'a mut TimerWheel<ConnToken>,
     pub ready: &'a mut Vec<ConnToken>,
@@ -99,6 +102,8 @@ pub(crate) struct Conn {
     writable_registered: bool,
     /// The protocol called `Cx::refuse`: the close counts as `Aborted`.
     refused: bool,
+    /// Opened by this shard (`Cx::connect`), not accepted: counted apart, held by no listener.
+    outbound: bool,
 }
 
 impl crate::table::Keyed for Conn {
@@ -129,6 +134,7 @@ impl Conn {
             state: State::Reading { eof_seen: false },
             writable_registered: false,
             refused: false,
+            outbound: false,
         }
     }
 
@@ -207,7 +213,10 @@ impl Conn {
 
     /// A message for this connection. `Ok(false)`: it is closing, and the message was dropped.
     pub fn on_message(&mut self, message: Message, env: &mut Env<'_>) -> Result<bool, CloseReason> {
-        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
+        if matches!(
+            self.state,
+            State::Closing { .. } | State::Lingering { .. } | State::Connecting
+        ) {
             return Ok(false);
         }
         let verb = self.call(env, |p, cx| p.on_message(message, cx))?;
@@ -216,7 +225,24 @@ impl Conn {
         Ok(true)
     }
 
+    /// Delivers the outcome of this connection's `Cx::connect`.
+    pub fn on_connect(
+        &mut self,
+        outcome: crate::outbound::ConnectOutcome,
+        env: &mut Env<'_>,
+    ) -> Drive {
+        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
+            return Ok(());
+        }
+        let verb = self.call(env, |p, cx| p.on_connect(outcome, cx))?;
+        self.apply(verb)?;
+        self.settle(env)
+    }
+
     pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.state == State::Connecting {
+            return Err(CloseReason::Drain);
+        }
         // A request sent before the drain may still sit unread in the kernel: hand it over
         // first, so the protocol does not take a busy connection for an idle one.
         if self.may_read(env.io) {
@@ -512,6 +538,10 @@ impl Conn {
         env: &mut Env<'_>,
         f: impl FnOnce(&mut dyn Protocol, &mut Cx<'_>) -> R,
     ) -> Result<R, CloseReason> {
+        let mut outbox = Outbox {
+            mail: &mut *env.mail,
+            connects: &mut *env.connects,
+        };
         let mut cx = Cx {
             now: env.now,
             shard: env.shard,
@@ -523,7 +553,7 @@ impl Conn {
             pool: &mut *env.output_pool,
             deadline: &mut self.deadline,
             jobs: &mut *env.jobs,
-            mail: &mut *env.mail,
+            mail: &mut outbox,
             draining: env.draining,
             refused: &mut self.refused,
             marked_idle: false,

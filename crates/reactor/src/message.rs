@@ -36,10 +36,14 @@ use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
 use crate::inbox::Inbox;
+use crate::outbound::{ConnectId, ConnectOutcome, Connects};
+use crate::protocol::Protocol;
+use crate::socket::ListenAddr;
 use crate::stats::{bump, ShardStats};
 use crate::token::ConnToken;
 
@@ -98,10 +102,25 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
-/// Somewhere a protocol's sends go: the shard's mail, or a test harness.
+/// Somewhere a protocol's sends and connect requests go: the shard's mail, or a test harness.
 pub trait MessageSink {
     /// Sends `message` to `to` from a connection on shard `from`.
     fn send(&mut self, from: usize, to: ConnAddr, message: Message) -> Result<(), SendError>;
+
+    /// Asks for an outbound connection to `target` for the connection `asker`.
+    fn connect(
+        &mut self,
+        asker: ConnToken,
+        target: ListenAddr,
+        timeout: Duration,
+        protocol: Box<dyn Protocol>,
+    ) -> ConnectId;
+}
+
+/// What waits in a shard's local queue for one of its connections.
+pub(crate) enum Local {
+    Message(Message),
+    Connect(ConnectOutcome),
 }
 
 /// Sends messages to connections from any thread. Cheap to clone.
@@ -191,7 +210,7 @@ impl Drop for Batch<'_> {
 
 /// A shard's outgoing mail: its local queue, and the other shards' inboxes.
 pub(crate) struct ShardMail {
-    pub local: VecDeque<(ConnToken, Message)>,
+    pub local: VecDeque<(ConnToken, Local)>,
     capacity: usize,
     remote: Messenger,
     stats: Arc<CachePadded<ShardStats>>,
@@ -212,13 +231,13 @@ impl ShardMail {
     }
 }
 
-impl MessageSink for ShardMail {
-    fn send(&mut self, from: usize, to: ConnAddr, message: Message) -> Result<(), SendError> {
+impl ShardMail {
+    fn send_from(&mut self, from: usize, to: ConnAddr, message: Message) -> Result<(), SendError> {
         let sent = if to.shard == from {
             if self.local.len() >= self.capacity {
                 Err(SendError::Full(message))
             } else {
-                self.local.push_back((to.token, message));
+                self.local.push_back((to.token, Local::Message(message)));
                 Ok(())
             }
         } else {
@@ -228,5 +247,28 @@ impl MessageSink for ShardMail {
             bump(&self.stats.messages_refused, 1);
         }
         sent
+    }
+}
+
+/// A protocol call's sink: the shard's mail and its connect requests (kept apart: requests
+/// hold protocols, which are not `Send`, and the mail is built before the shard's thread).
+pub(crate) struct Outbox<'a> {
+    pub mail: &'a mut ShardMail,
+    pub connects: &'a mut Connects,
+}
+
+impl MessageSink for Outbox<'_> {
+    fn send(&mut self, from: usize, to: ConnAddr, message: Message) -> Result<(), SendError> {
+        self.mail.send_from(from, to, message)
+    }
+
+    fn connect(
+        &mut self,
+        asker: ConnToken,
+        target: ListenAddr,
+        timeout: Duration,
+        protocol: Box<dyn Protocol>,
+    ) -> ConnectId {
+        self.connects.push(asker, target, timeout, protocol)
     }
 }

@@ -14,11 +14,13 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::buffer::BufPool;
 use crate::message::{ConnAddr, Message, MessageSink, SendError};
 use crate::offload::{Completion, Job, JobId, JobTerms, Refused};
+use crate::outbound::{ConnectId, ConnectOutcome};
+use crate::socket::ListenAddr;
 use crate::token::ConnToken;
 
 /// What the shard does next with a connection.
@@ -151,6 +153,13 @@ pub trait Protocol {
     /// closing (the message is then dropped and counted). The default drops it.
     fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
         let _ = (message, cx);
+        Verb::Read
+    }
+
+    /// The outcome of this connection's [`Cx::connect`]: the new connection's address, or
+    /// why it did not come up. The default ignores it.
+    fn on_connect(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
+        let _ = (outcome, cx);
         Verb::Read
     }
 
@@ -386,6 +395,58 @@ impl Cx<'_> {
     /// ```
     pub fn send(&mut self, to: ConnAddr, message: Message) -> Result<(), SendError> {
         self.mail.send(self.shard, to, message)
+    }
+
+    /// Asks the shard to open a connection to `target` (TCP or Unix), driven by `protocol`
+    /// once connected. The shard connects without blocking; if `timeout` passes first it
+    /// gives up. The outcome comes back to this connection as [`Protocol::on_connect`] with
+    /// the returned id, after this call. See [`crate::outbound`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coreloop_reactor::testing::Harness;
+    /// use coreloop_reactor::{ConnectOutcome, Cx, ListenAddr, Protocol, Step, Verb};
+    ///
+    /// struct Quiet;
+    /// impl Protocol for Quiet {
+    ///     fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+    ///         Step::new(input.len(), Verb::Read)
+    ///     }
+    /// }
+    ///
+    /// /// Opens a backend connection on open; says whether it came up.
+    /// struct Front;
+    /// impl Protocol for Front {
+    ///     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+    ///         let backend = ListenAddr::parse("127.0.0.1:6379").unwrap();
+    ///         cx.connect(backend, Duration::from_secs(1), Box::new(Quiet));
+    ///         Verb::Read
+    ///     }
+    ///     fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+    ///         Step::new(input.len(), Verb::Read)
+    ///     }
+    ///     fn on_connect(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
+    ///         let answer: &[u8] = if outcome.result.is_ok() { b"up\n" } else { b"down\n" };
+    ///         cx.out().extend_from_slice(answer);
+    ///         Verb::Read
+    ///     }
+    /// }
+    ///
+    /// let mut harness = Harness::new();
+    /// let mut front = Front;
+    /// harness.open(&mut front);
+    /// let asked = harness.take_connects();
+    /// assert_eq!(asked.len(), 1);
+    /// harness.connect_failed(&mut front, asked[0].0, coreloop_reactor::ConnectError::Refused);
+    /// assert_eq!(harness.take_output(), b"down\n");
+    /// ```
+    pub fn connect(
+        &mut self,
+        target: ListenAddr,
+        timeout: Duration,
+        protocol: Box<dyn Protocol>,
+    ) -> ConnectId {
+        self.mail.connect(self.token, target, timeout, protocol)
     }
 
     /// True once the server has started draining.

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::buffer::BufPool;
 use crate::message::{ConnAddr, Message, MessageSink, SendError};
 use crate::offload::{panic_message, Completion, Job, JobFailure, JobId, Refused};
+use crate::outbound::{ConnectError, ConnectId, ConnectOutcome};
 use crate::protocol::{Cx, JobSink, Protocol, Step, Verb};
+use crate::socket::ListenAddr;
 use crate::token::ConnToken;
 
 /// Collects jobs instead of running them.
@@ -35,6 +37,7 @@ impl JobSink for QueuedJobs {
 struct SentMessages {
     sent: Vec<(ConnAddr, Message)>,
     refuse: bool,
+    connects: Vec<(ConnectId, ListenAddr, Box<dyn Protocol>)>,
 }
 
 impl MessageSink for SentMessages {
@@ -44,6 +47,18 @@ impl MessageSink for SentMessages {
         }
         self.sent.push((to, message));
         Ok(())
+    }
+
+    fn connect(
+        &mut self,
+        _asker: ConnToken,
+        target: ListenAddr,
+        _timeout: Duration,
+        protocol: Box<dyn Protocol>,
+    ) -> ConnectId {
+        let id = ConnectId(self.connects.len() as u64);
+        self.connects.push((id, target, protocol));
+        id
     }
 }
 
@@ -252,6 +267,43 @@ impl Harness {
     /// Makes [`Cx::send`] refuse with [`SendError::Full`] (as a full queue does), or accept.
     pub fn refuse_sends(&mut self, refuse: bool) {
         self.mail.refuse = refuse;
+    }
+
+    /// Connections the protocol asked for with [`Cx::connect`], oldest first, taken out: the
+    /// id, the target and the protocol that would drive the new connection (drive it with a
+    /// second harness).
+    pub fn take_connects(&mut self) -> Vec<(ConnectId, ListenAddr, Box<dyn Protocol>)> {
+        std::mem::take(&mut self.mail.connects)
+    }
+
+    /// Delivers a successful [`Protocol::on_connect`]: the new connection is at `addr`.
+    pub fn connected(
+        &mut self,
+        protocol: &mut dyn Protocol,
+        id: ConnectId,
+        addr: ConnAddr,
+    ) -> Verb {
+        let outcome = ConnectOutcome {
+            id,
+            result: Ok(addr),
+        };
+        let verb = self.with_cx(|cx| protocol.on_connect(outcome, cx));
+        self.answer(verb)
+    }
+
+    /// Delivers a failed [`Protocol::on_connect`].
+    pub fn connect_failed(
+        &mut self,
+        protocol: &mut dyn Protocol,
+        id: ConnectId,
+        error: ConnectError,
+    ) -> Verb {
+        let outcome = ConnectOutcome {
+            id,
+            result: Err(error),
+        };
+        let verb = self.with_cx(|cx| protocol.on_connect(outcome, cx));
+        self.answer(verb)
     }
 
     /// Everything written so far, taken out.

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{Loop, Shard};
-use crate::message::Message;
+use crate::message::{Local, Message};
 use crate::stats::bump;
 use crate::token::ConnToken;
 
@@ -18,7 +18,12 @@ impl Shard {
             let Some((token, message)) = self.mail.local.pop_front() else {
                 break;
             };
-            self.deliver_message(state, token, message, now);
+            match message {
+                Local::Message(message) => self.deliver_message(state, token, message, now),
+                Local::Connect(outcome) => {
+                    self.try_drive(state, token, now, |conn, env| conn.on_connect(outcome, env));
+                }
+            }
         }
     }
 
