@@ -32,6 +32,9 @@ pub enum ConnectError {
     TimedOut,
     /// The shard closed it before it connected (a drain).
     Aborted,
+    /// Not started: open connections (accepted and outbound, over all shards, or on this
+    /// shard) are at `max_connections` / `max_connections_per_shard`, the fd budget.
+    NoRoom,
     /// Any other failure, by its kind.
     Other(io::ErrorKind),
 }

@@ -319,7 +319,8 @@ pub struct OutboundSnapshot {
     pub refused: u64,
     /// Connects that passed their timeout.
     pub timed_out: u64,
-    /// Connects that failed otherwise (or were aborted by a drain).
+    /// Connects that failed otherwise, were aborted by a drain, or found no room under
+    /// `max_connections`.
     pub failed: u64,
     /// Outbound connections open now (connecting or connected); they also count in the
     /// shard's `active` and so in `max_connections`.

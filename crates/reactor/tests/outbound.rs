@@ -71,6 +71,14 @@ impl Protocol for Dialer {
 }
 
 fn dialing(target: ListenAddr, timeout: Duration) -> ReactorHandle {
+    dialing_with(target, timeout, |_| {})
+}
+
+fn dialing_with(
+    target: ListenAddr,
+    timeout: Duration,
+    tune: impl FnOnce(&mut coreloop_reactor::ReactorConfig),
+) -> ReactorHandle {
     support::start(
         2,
         Balance::RoundRobin,
@@ -79,7 +87,7 @@ fn dialing(target: ListenAddr, timeout: Duration) -> ReactorHandle {
             target: target.clone(),
             timeout,
         }),
-        |_| {},
+        tune,
     )
 }
 
@@ -188,4 +196,23 @@ fn a_connect_past_its_timeout_reaches_the_asker_as_timed_out() {
     });
     reactor.shutdown(Duration::from_secs(5));
     drop(fillers);
+}
+
+#[test]
+fn an_outbound_connect_past_max_connections_is_not_started() {
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let reactor = dialing_with(
+        ListenAddr::Tcp(upstream.local_addr().unwrap()),
+        Duration::from_secs(5),
+        |config| config.max_connections = 1,
+    );
+    // The one accepted connection takes the one place: its own connect finds no room.
+    let (_client, line) = first_line(&reactor);
+    assert_eq!(line, format!("{:?}\n", ConnectError::NoRoom));
+    let counted = outbound(&reactor);
+    assert_eq!(
+        (counted.connects, counted.failed, counted.active),
+        (1, 1, 0)
+    );
+    reactor.shutdown(Duration::from_secs(5));
 }

@@ -21,6 +21,10 @@ impl Shard {
             };
             let listener = asker.listener();
             bump(&self.stats.outbound.connects, 1);
+            if !self.room_for_outbound(state.conns.len()) {
+                self.connect_failed(request.asker, request.id, ConnectError::NoRoom);
+                continue;
+            }
             let stream = match Stream::connect(&request.target) {
                 Ok(stream) => stream,
                 Err(error) => {
@@ -143,11 +147,33 @@ impl Shard {
         }
     }
 
+    /// Outbound connections hold fds like accepted ones: they start only below the limits
+    /// that `max_connections` (checked against the fd limit at start) sets.
+    fn room_for_outbound(&self, here: usize) -> bool {
+        let limits = &self.limits;
+        if limits.per_shard.is_some_and(|max| here >= max) {
+            return false;
+        }
+        let total: u64 = limits
+            .shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .balance
+                    .active
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .sum();
+        total < limits.global as u64
+    }
+
     fn connect_failed(&mut self, asker: ConnToken, id: ConnectId, error: ConnectError) {
         let counter = match error {
             ConnectError::Refused => &self.stats.outbound.refused,
             ConnectError::TimedOut => &self.stats.outbound.timed_out,
-            ConnectError::Aborted | ConnectError::Other(_) => &self.stats.outbound.failed,
+            ConnectError::Aborted | ConnectError::NoRoom | ConnectError::Other(_) => {
+                &self.stats.outbound.failed
+            }
         };
         bump(counter, 1);
         self.tell(asker, id, Err(error));
