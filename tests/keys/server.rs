@@ -138,7 +138,21 @@ pub fn max_connections_per_shard_pauses_accepting() {
 
 #[test]
 pub fn offload_threads_is_the_pool_size() {
-    let server = Server::start(&config(&[("offload_threads = 4", "offload_threads = 2")]));
+    let dir = TempDir::new();
+    dir.write("page", "hello");
+    let route = format!(
+        "[[listener.route]]\npath = \"/files/*\"\nfiles = {{ root = \"{}\" }}\n\n\
+         [[listener.route]]\npath = \"/delay\"",
+        dir.0.display()
+    );
+    let server = Server::start(&config(&[
+        ("offload_threads = 4", "offload_threads = 2"),
+        ("[[listener.route]]\npath = \"/delay\"", route.as_str()),
+    ]));
+    // The pool's threads start with the first blocking job (issue 13 §3): none before it.
+    assert_eq!(count_threads(server.pid(), "coreloop-offl"), 0);
+    let mut conn = Conn::open(server.addr("web"));
+    assert_eq!(conn.get("/files/page").status, 200);
     assert_eq!(count_threads(server.pid(), "coreloop-offl"), 2);
 }
 

@@ -567,7 +567,7 @@ impl Protocol for HttpConn {
         Step::new(pos, Verb::Read)
     }
 
-    fn on_eof(&mut self, _unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+    fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         self.peer_eof = true;
         match self.phase {
             // Let the job finish; its response is written and then the connection closes.

@@ -11,6 +11,7 @@
 //! [`HttpFactory::reload`]'s message to change routes and limits live.
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod access;
 mod body;

@@ -46,17 +46,19 @@ fn start(hold: Handler) -> (ReactorHandle, SocketAddr) {
         Route::get("/hold", hold),
     ];
     let factory = HttpFactory::new(HttpConfig::default(), routes).unwrap();
-    let mut reactor = ReactorConfig {
-        shards: 1,
-        ..ReactorConfig::default()
+    let mut reactor = {
+        let mut config = ReactorConfig::default();
+        config.shards = 1;
+        config
     };
-    reactor.listeners.push(ListenerSpec {
-        name: "http".into(),
-        addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
-        backlog: 1024,
-        protocol: factory,
-        io: Default::default(),
-    });
+    reactor.listeners.push(
+        ListenerSpec::new(
+            "http",
+            ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
+            factory,
+        )
+        .with_backlog(1024),
+    );
     let handle = coreloop_reactor::start(reactor).unwrap();
     let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {
         panic!("tcp listener")

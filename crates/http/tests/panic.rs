@@ -33,18 +33,20 @@ fn start() -> (ReactorHandle, SocketAddr) {
         ),
     ];
     let factory = HttpFactory::new(HttpConfig::default(), routes).unwrap();
-    let mut reactor = ReactorConfig {
-        shards: 1,
-        offload_threads: 1,
-        ..ReactorConfig::default()
+    let mut reactor = {
+        let mut config = ReactorConfig::default();
+        config.shards = 1;
+        config.offload_threads = 1;
+        config
     };
-    reactor.listeners.push(ListenerSpec {
-        name: "http".into(),
-        addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
-        backlog: 128,
-        protocol: factory,
-        io: Default::default(),
-    });
+    reactor.listeners.push(
+        ListenerSpec::new(
+            "http",
+            ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
+            factory,
+        )
+        .with_backlog(128),
+    );
     let handle = coreloop_reactor::start(reactor).unwrap();
     let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {
         panic!("tcp listener")

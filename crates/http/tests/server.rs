@@ -60,18 +60,20 @@ fn start(offload_threads: usize) -> (ReactorHandle, SocketAddr, Arc<HttpFactory>
         ..HttpConfig::default()
     };
     let factory = HttpFactory::new(config, routes).unwrap();
-    let mut reactor = ReactorConfig {
-        shards: 2,
-        offload_threads,
-        ..ReactorConfig::default()
+    let mut reactor = {
+        let mut config = ReactorConfig::default();
+        config.shards = 2;
+        config.offload_threads = offload_threads;
+        config
     };
-    reactor.listeners.push(ListenerSpec {
-        name: "http".into(),
-        addr: ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
-        backlog: 1024,
-        protocol: factory.clone(),
-        io: Default::default(),
-    });
+    reactor.listeners.push(
+        ListenerSpec::new(
+            "http",
+            ListenAddr::Tcp("127.0.0.1:0".parse().unwrap()),
+            factory.clone(),
+        )
+        .with_backlog(1024),
+    );
     let handle = coreloop_reactor::start(reactor).unwrap();
     let ListenAddr::Tcp(addr) = handle.local_addrs()[0].clone() else {
         panic!("tcp listener")

@@ -81,13 +81,9 @@ fn main() {
     } else {
         Arc::new(EchoFactory)
     };
-    args.config.listeners.push(ListenerSpec {
-        name: "echo".into(),
-        addr: args.addr,
-        backlog: 1024,
-        protocol,
-        io: Default::default(),
-    });
+    args.config
+        .listeners
+        .push(ListenerSpec::new("echo", args.addr, protocol).with_backlog(1024));
     // Registered before the listener exists, so no signal can arrive unhandled.
     let mut signals = Signals::new([SIGINT, SIGTERM]).expect("installing signal handlers");
     let mut reactor = match coreloop_reactor::start(args.config) {

@@ -42,7 +42,10 @@ impl Balance {
 }
 
 /// A listener's own IO settings; `None` takes the reactor-wide value of [`ReactorConfig`].
+/// Start from [`Default`] (all `None`) and set fields or use the `with_` methods; new fields
+/// may come, so it cannot be built with a struct literal outside this crate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListenerIo {
     /// [`ReactorConfig::write_timeout`] for this listener's connections.
     pub write_timeout: Option<Duration>,
@@ -62,8 +65,48 @@ pub struct ListenerIo {
     pub keepalive_grace: Option<Duration>,
 }
 
-/// One listening address and the protocol spoken on it.
+impl ListenerIo {
+    /// With its own [`ListenerIo::write_timeout`].
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
+    /// With its own [`ListenerIo::linger`].
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = Some(linger);
+        self
+    }
+
+    /// With its own [`ListenerIo::drain`].
+    pub fn with_drain(mut self, drain: Duration) -> Self {
+        self.drain = Some(drain);
+        self
+    }
+
+    /// With its own [`ListenerIo::read_buffer`].
+    pub fn with_read_buffer(mut self, bytes: usize) -> Self {
+        self.read_buffer = Some(bytes);
+        self
+    }
+
+    /// With its own [`ListenerIo::write_high_water`].
+    pub fn with_write_high_water(mut self, bytes: usize) -> Self {
+        self.write_high_water = Some(bytes);
+        self
+    }
+
+    /// With its own [`ListenerIo::keepalive_grace`].
+    pub fn with_keepalive_grace(mut self, grace: Duration) -> Self {
+        self.keepalive_grace = Some(grace);
+        self
+    }
+}
+
+/// One listening address and the protocol spoken on it. Made with [`ListenerSpec::new`]; new
+/// fields may come, so it cannot be built with a struct literal outside this crate.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ListenerSpec {
     /// A name for logs and metric labels.
     pub name: String,
@@ -77,6 +120,42 @@ pub struct ListenerSpec {
     pub io: ListenerIo,
 }
 
+impl ListenerSpec {
+    /// A listener named `name` (for logs and metric labels) on `addr`, speaking `protocol`
+    /// (an `Arc` of a [`ProtocolFactory`], or of a closure `Fn(&ConnInfo) -> P`), with a
+    /// backlog of 1024 and the reactor-wide IO settings.
+    ///
+    /// [`ConnInfo`]: crate::ConnInfo
+    pub fn new(
+        name: impl Into<String>,
+        addr: ListenAddr,
+        protocol: Arc<dyn ProtocolFactory>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            addr,
+            backlog: DEFAULT_BACKLOG,
+            protocol,
+            io: ListenerIo::default(),
+        }
+    }
+
+    /// With a `listen(2)` backlog of `backlog`.
+    pub fn with_backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// With its own IO settings.
+    pub fn with_io(mut self, io: ListenerIo) -> Self {
+        self.io = io;
+        self
+    }
+}
+
+/// The backlog of [`ListenerSpec::new`].
+const DEFAULT_BACKLOG: u32 = 1024;
+
 impl std::fmt::Debug for ListenerSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListenerSpec")
@@ -88,8 +167,11 @@ impl std::fmt::Debug for ListenerSpec {
     }
 }
 
-/// The reactor's settings. [`Default`] gives sensible values and no listener.
+/// The reactor's settings. [`Default`] gives sensible values and no listener; set fields on
+/// it, and add listeners with [`ReactorConfig::with_listener`]. New fields may come, so it
+/// cannot be built with a struct literal outside this crate.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ReactorConfig {
     /// Shard threads (event loops).
     pub shards: usize,
@@ -112,6 +194,10 @@ pub struct ReactorConfig {
     pub offload_queue: usize,
     /// Handoffs that may wait in one shard's inbox.
     pub inbox_capacity: usize,
+    /// Messages for connections that may wait on one shard: in its inbox (from other shards
+    /// and threads), and again in its local queue (from its own connections). A send beyond
+    /// that is refused with [`crate::SendError::Full`].
+    pub message_capacity: usize,
     /// Connections accepted per listener before the acceptor looks at its other work.
     pub accept_batch: usize,
     /// Size of a pooled read buffer.
@@ -138,6 +224,14 @@ pub struct ReactorConfig {
     pub listeners: Vec<ListenerSpec>,
 }
 
+impl ReactorConfig {
+    /// With `spec` as its next listener (its index is the listener's id).
+    pub fn with_listener(mut self, spec: ListenerSpec) -> Self {
+        self.listeners.push(spec);
+        self
+    }
+}
+
 impl Default for ReactorConfig {
     fn default() -> Self {
         Self {
@@ -150,6 +244,7 @@ impl Default for ReactorConfig {
             offload_threads: 4,
             offload_queue: 1024,
             inbox_capacity: 4096,
+            message_capacity: 65_536,
             accept_batch: 64,
             read_buffer: 16 * 1024,
             max_input: 1024 * 1024,

@@ -14,7 +14,9 @@ use mio::{Interest, Registry};
 use crate::buffer::BufPool;
 use crate::idle::IdleList;
 use crate::inbuf::InBuf;
+use crate::message::{Message, Outbox, ShardMail};
 use crate::offload::{Completion, OffloadSink};
+use crate::outbound::Connects;
 use crate::protocol::{Cx, Protocol, Step};
 use crate::socket::Stream;
 use crate::stats::{bump, CloseReason, ShardStats};
@@ -22,6 +24,7 @@ use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
 
 mod lifecycle;
+mod outbound;
 
 use lifecycle::{State, Wait};
 
@@ -66,6 +69,8 @@ pub(crate) struct Env<'a> {
     pub input_pool: &'a mut BufPool,
     pub output_pool: &'a mut BufPool,
     pub jobs: &'a mut OffloadSink,
+    pub mail: &'a mut ShardMail,
+    pub connects: &'a mut Connects,
     pub stats: &'a ShardStats,
     pub timers: &'a mut TimerWheel<ConnToken>,
     pub ready: &'a mut Vec<ConnToken>,
@@ -97,6 +102,8 @@ pub(crate) struct Conn {
     writable_registered: bool,
     /// The protocol called `Cx::refuse`: the close counts as `Aborted`.
     refused: bool,
+    /// Opened by this shard (`Cx::connect`), not accepted: counted apart, held by no listener.
+    outbound: bool,
 }
 
 impl crate::table::Keyed for Conn {
@@ -127,6 +134,7 @@ impl Conn {
             state: State::Reading { eof_seen: false },
             writable_registered: false,
             refused: false,
+            outbound: false,
         }
     }
 
@@ -162,7 +170,7 @@ impl Conn {
             let Some((read, drained)) = self.read_once(env)? else {
                 break;
             };
-            self.feed(env)?;
+            self.feed(env, read)?;
             if drained && !peer_closed_hint {
                 break;
             }
@@ -199,11 +207,42 @@ impl Conn {
         }
         let verb = self.call(env, |p, cx| p.on_completion(completion, cx))?;
         self.apply(verb)?;
-        self.feed(env)?;
+        self.feed(env, 0)?;
+        self.settle(env)
+    }
+
+    /// A message for this connection. `Ok(false)`: it is closing, and the message was dropped.
+    pub fn on_message(&mut self, message: Message, env: &mut Env<'_>) -> Result<bool, CloseReason> {
+        if matches!(
+            self.state,
+            State::Closing { .. } | State::Lingering { .. } | State::Connecting
+        ) {
+            return Ok(false);
+        }
+        let verb = self.call(env, |p, cx| p.on_message(message, cx))?;
+        self.apply(verb)?;
+        self.settle(env)?;
+        Ok(true)
+    }
+
+    /// Delivers the outcome of this connection's `Cx::connect`.
+    pub fn on_connect(
+        &mut self,
+        outcome: crate::outbound::ConnectOutcome,
+        env: &mut Env<'_>,
+    ) -> Drive {
+        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
+            return Ok(());
+        }
+        let verb = self.call(env, |p, cx| p.on_connect(outcome, cx))?;
+        self.apply(verb)?;
         self.settle(env)
     }
 
     pub fn on_drain(&mut self, env: &mut Env<'_>) -> Drive {
+        if self.state == State::Connecting {
+            return Err(CloseReason::Drain);
+        }
         // A request sent before the drain may still sit unread in the kernel: hand it over
         // first, so the protocol does not take a busy connection for an idle one.
         if self.may_read(env.io) {
@@ -319,8 +358,11 @@ impl Conn {
         }
     }
 
-    /// Hands buffered input to the protocol unless it is waiting or closing.
-    fn feed(&mut self, env: &mut Env<'_>) -> Drive {
+    /// Hands buffered input to the protocol unless it is waiting or closing. `fresh`: bytes at
+    /// the end it has not been handed before. Only a read adds input, and every read is fed at
+    /// once, so the bytes read just now are the only unseen ones (`Cx::unseen_from`) and the
+    /// connection keeps no count of its own.
+    fn feed(&mut self, env: &mut Env<'_>, fresh: usize) -> Drive {
         if !matches!(self.state, State::Reading { .. }) {
             return Ok(());
         }
@@ -333,7 +375,11 @@ impl Conn {
         }
         let step: Step = {
             let input = buf.bytes();
-            let step = self.call(env, |p, cx| p.on_input(input, cx));
+            let seen = input.len().saturating_sub(fresh);
+            let step = self.call(env, |p, cx| {
+                cx.unseen_from = seen;
+                p.on_input(input, cx)
+            });
             match step {
                 Ok(step) => step,
                 Err(reason) => {
@@ -492,16 +538,22 @@ impl Conn {
         env: &mut Env<'_>,
         f: impl FnOnce(&mut dyn Protocol, &mut Cx<'_>) -> R,
     ) -> Result<R, CloseReason> {
+        let mut outbox = Outbox {
+            mail: &mut *env.mail,
+            connects: &mut *env.connects,
+        };
         let mut cx = Cx {
             now: env.now,
             shard: env.shard,
             token: self.token,
             out: &mut self.out,
             out_written: self.out_pos as usize,
+            unseen_from: 0,
             buffered_input: self.input.as_ref().map_or(0, InBuf::unconsumed),
             pool: &mut *env.output_pool,
             deadline: &mut self.deadline,
             jobs: &mut *env.jobs,
+            mail: &mut outbox,
             draining: env.draining,
             refused: &mut self.refused,
             marked_idle: false,

@@ -199,7 +199,9 @@ mod tests {
         let mut wire = frame(b"ok");
         wire.extend_from_slice(&17u32.to_be_bytes());
         assert_eq!(harness.push(&mut proto, &wire), Verb::CloseNow);
-        assert_eq!(harness.take_output(), frame(b"ok"));
+        // `CloseNow` drops pending output in the shard, so the echo of `ok` written in the
+        // same call never leaves (the harness models that now).
+        assert!(harness.take_output().is_empty());
     }
 
     #[test]

@@ -10,10 +10,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
+use crate::message::Message;
 use crate::offload::Completion;
 use crate::shard::Control;
 use crate::socket::{PeerAddr, Stream};
 use crate::token::ConnToken;
+
+/// Messages an inbox holds when no capacity is given.
+const DEFAULT_MESSAGES: usize = 65_536;
 
 /// A freshly accepted connection on its way to a shard.
 pub struct Handoff {
@@ -31,6 +35,8 @@ pub struct Inbox<H = Handoff> {
     /// must never be refused.
     completions: SegQueue<(ConnToken, Completion)>,
     control: SegQueue<Control>,
+    /// Bounded: a full queue refuses the send, and the sender sees it (`SendError::Full`).
+    messages: ArrayQueue<(ConnToken, Message)>,
     waker: mio::Waker,
     wake_pending: AtomicBool,
 }
@@ -38,10 +44,16 @@ pub struct Inbox<H = Handoff> {
 impl<H> Inbox<H> {
     /// An inbox holding at most `capacity` handoffs, waking its shard through `waker`.
     pub fn new(capacity: usize, waker: mio::Waker) -> Self {
+        Self::with_messages(capacity, DEFAULT_MESSAGES, waker)
+    }
+
+    /// Like [`new`](Self::new), holding at most `messages` messages for connections.
+    pub fn with_messages(capacity: usize, messages: usize, waker: mio::Waker) -> Self {
         Self {
             handoffs: ArrayQueue::new(capacity.max(1)),
             completions: SegQueue::new(),
             control: SegQueue::new(),
+            messages: ArrayQueue::new(messages.max(1)),
             waker,
             wake_pending: AtomicBool::new(false),
         }
@@ -55,6 +67,27 @@ impl<H> Inbox<H> {
     pub(crate) fn push_completion(&self, token: ConnToken, completion: Completion) {
         self.completions.push((token, completion));
         self.wake();
+    }
+
+    /// Queues a message for a connection and wakes the shard (once per batch); a full queue
+    /// hands the message back.
+    pub fn push_message(&self, token: ConnToken, message: Message) -> Result<(), Message> {
+        self.messages
+            .push((token, message))
+            .map_err(|(_, message)| message)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Queues a message without waking the shard: the caller wakes once for its batch.
+    pub fn push_message_quiet(&self, token: ConnToken, message: Message) -> Result<(), Message> {
+        self.messages
+            .push((token, message))
+            .map_err(|(_, message)| message)
+    }
+
+    pub(crate) fn pop_message(&self) -> Option<(ConnToken, Message)> {
+        self.messages.pop()
     }
 
     pub(crate) fn push_control(&self, control: Control) {
@@ -84,7 +117,10 @@ impl<H> Inbox<H> {
 
     /// True when any queue holds something.
     pub fn has_items(&self) -> bool {
-        !self.handoffs.is_empty() || !self.completions.is_empty() || !self.control.is_empty()
+        !self.handoffs.is_empty()
+            || !self.completions.is_empty()
+            || !self.control.is_empty()
+            || !self.messages.is_empty()
     }
 
     /// Called by the shard, on its waker event, before it drains the queues.

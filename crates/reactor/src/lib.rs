@@ -4,30 +4,76 @@
 //! machines, which see input bytes, an output buffer and a clock value, and never a socket.
 //! Start one with [`start`] and a [`ReactorConfig`]; the [`ReactorHandle`] reports addresses
 //! and counters and drains it. docs/ARCHITECTURE.md has the whole picture.
+//!
+//! An echo server on a free port, and one client:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use coreloop_reactor::{ConnInfo, Cx, ListenAddr, ListenerSpec, Protocol, ReactorConfig};
+//! use coreloop_reactor::{Step, Verb};
+//!
+//! struct Echo;
+//!
+//! impl Protocol for Echo {
+//!     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+//!         cx.out().extend_from_slice(input);
+//!         Step::new(input.len(), Verb::Read)
+//!     }
+//! }
+//!
+//! let mut config = ReactorConfig::default();
+//! config.shards = 2;
+//! let addr = ListenAddr::parse("127.0.0.1:0").unwrap();
+//! let config = config.with_listener(ListenerSpec::new(
+//!     "echo",
+//!     addr,
+//!     Arc::new(|_: &ConnInfo| Echo),
+//! ));
+//! let reactor = coreloop_reactor::start(config).unwrap();
+//! let ListenAddr::Tcp(bound) = reactor.local_addrs()[0].clone() else { unreachable!() };
+//! let mut client = std::net::TcpStream::connect(bound).unwrap();
+//! client.write_all(b"hello").unwrap();
+//! let mut echoed = [0; 5];
+//! client.read_exact(&mut echoed).unwrap();
+//! assert_eq!(&echoed, b"hello");
+//! drop(client);
+//! reactor.shutdown(Duration::from_secs(1));
+//! ```
+
+#![deny(missing_docs)]
 
 mod accept;
 mod accept_loop;
 mod acceptor;
 pub mod activation;
 mod bind;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod buffer;
 mod config;
 mod conn;
 pub mod echo;
 pub mod frame;
 mod idle;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod inbox;
 mod inbuf;
 pub mod limits;
 mod listener_set;
+pub mod message;
 pub mod offload;
+pub mod outbound;
 pub mod protocol;
 mod reactor;
 mod shard;
 mod socket;
 pub mod stats;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod table;
 pub mod testing;
+#[doc(hidden)] // for tests and benches only, not public API
 pub mod timer;
 pub mod token;
 
@@ -36,8 +82,10 @@ pub mod token;
 mod sys;
 
 pub use config::{Balance, ListenerIo, ListenerSpec, ReactorConfig};
+pub use message::{Batch, ConnAddr, Message, Messenger, SendError};
 pub use offload::{CancelToken, Completion, Job, JobFailure, JobId, JobOutput, JobTerms, Refused};
+pub use outbound::{ConnectError, ConnectId, ConnectOutcome};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
 pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
 pub use socket::ListenAddr;
-pub use stats::{CloseReason, PauseCause, Snapshot};
+pub use stats::{CloseReason, OutboundSnapshot, PauseCause, Snapshot};

@@ -13,7 +13,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -129,17 +129,68 @@ struct Task {
     terms: JobTerms,
 }
 
-/// The running pool.
+/// The running pool. Its threads start with the first job submitted, so a reactor whose
+/// protocols never offload runs no offload thread.
 pub(crate) struct OffloadPool {
     sender: Sender<Task>,
     /// Kept only to read the depth: a receiver does not keep the queue open, senders do.
     receiver: Receiver<Task>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Arc<Workers>,
     exited: Receiver<()>,
     pub stats: Arc<OffloadStats>,
 }
 
+/// The pool's threads, started on first use.
+struct Workers {
+    threads: usize,
+    receiver: Receiver<Task>,
+    inboxes: Arc<[Arc<Inbox>]>,
+    stats: Arc<OffloadStats>,
+    exit_tx: Sender<()>,
+    /// Set once the threads run: the one check a submit pays (a relaxed-enough load).
+    started: AtomicBool,
+    /// Taken only to start the threads (once) and to join them at shutdown.
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Workers {
+    /// Starts the threads unless they run; `false` when not one could be started.
+    fn ensure_started(&self) -> bool {
+        if self.started.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if self.started.load(Ordering::Acquire) {
+            return true;
+        }
+        for i in 0..self.threads.max(1) {
+            let receiver = self.receiver.clone();
+            let inboxes = self.inboxes.clone();
+            let stats = self.stats.clone();
+            let exit_tx = self.exit_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("coreloop-offload-{i}"))
+                .spawn(move || {
+                    run_worker(&receiver, &inboxes, &stats);
+                    let _ = exit_tx.send(());
+                });
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(error) => {
+                    tracing::error!(%error, "starting an offload thread failed");
+                    break;
+                }
+            }
+        }
+        // With fewer threads than asked the pool still runs; with none every submit retries.
+        let any = !handles.is_empty();
+        self.started.store(any, Ordering::Release);
+        any
+    }
+}
+
 impl OffloadPool {
+    /// A pool of `threads` threads (started by the first submit) and a queue of `queue` jobs.
     pub fn start(
         threads: usize,
         queue: usize,
@@ -148,20 +199,15 @@ impl OffloadPool {
         let (sender, receiver) = crossbeam_channel::bounded::<Task>(queue.max(1));
         let (exit_tx, exited) = crossbeam_channel::unbounded();
         let stats = Arc::new(OffloadStats::default());
-        let mut workers = Vec::with_capacity(threads);
-        for i in 0..threads.max(1) {
-            let receiver = receiver.clone();
-            let inboxes = inboxes.clone();
-            let stats = stats.clone();
-            let exit_tx = exit_tx.clone();
-            let worker = std::thread::Builder::new()
-                .name(format!("coreloop-offload-{i}"))
-                .spawn(move || {
-                    run_worker(&receiver, &inboxes, &stats);
-                    let _ = exit_tx.send(());
-                })?;
-            workers.push(worker);
-        }
+        let workers = Arc::new(Workers {
+            threads,
+            receiver: receiver.clone(),
+            inboxes,
+            stats: stats.clone(),
+            exit_tx,
+            started: AtomicBool::new(false),
+            handles: Mutex::new(Vec::new()),
+        });
         Ok(Self {
             sender,
             receiver,
@@ -175,6 +221,7 @@ impl OffloadPool {
     pub fn sink(&self, shard: usize) -> OffloadSink {
         OffloadSink {
             sender: self.sender.clone(),
+            workers: self.workers.clone(),
             shard,
             next_id: 0,
             stats: self.stats.clone(),
@@ -198,7 +245,9 @@ impl OffloadPool {
         } = self;
         drop(receiver);
         drop(sender);
-        let mut remaining = workers.len();
+        let handles =
+            std::mem::take(&mut *workers.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut remaining = handles.len();
         while remaining > 0 {
             let wait = deadline.saturating_duration_since(Instant::now());
             if exited.recv_timeout(wait).is_err() {
@@ -210,7 +259,7 @@ impl OffloadPool {
             }
             remaining -= 1;
         }
-        for worker in workers {
+        for worker in handles {
             let _ = worker.join();
         }
     }
@@ -292,6 +341,7 @@ impl DepthProbe {
 /// A shard's handle on the pool.
 pub(crate) struct OffloadSink {
     sender: Sender<Task>,
+    workers: Arc<Workers>,
     shard: usize,
     next_id: u64,
     stats: Arc<OffloadStats>,
@@ -308,6 +358,10 @@ impl JobSink for OffloadSink {
         job: Job,
         terms: JobTerms,
     ) -> Result<JobId, Refused> {
+        if !self.workers.ensure_started() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Refused);
+        }
         let id = JobId(self.next_id);
         self.next_id += 1;
         let task = Task {

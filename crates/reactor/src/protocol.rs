@@ -14,10 +14,13 @@
 
 use std::any::Any;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::buffer::BufPool;
+use crate::message::{ConnAddr, Message, MessageSink, SendError};
 use crate::offload::{Completion, Job, JobId, JobTerms, Refused};
+use crate::outbound::{ConnectId, ConnectOutcome};
+use crate::socket::ListenAddr;
 use crate::token::ConnToken;
 
 /// What the shard does next with a connection.
@@ -66,6 +69,45 @@ pub struct ConnInfo {
 }
 
 /// A connection's protocol state machine. Every method gets the connection's [`Cx`].
+///
+/// A line protocol that answers each line with its length, driven sans-IO by the
+/// [`Harness`](crate::testing::Harness):
+///
+/// ```
+/// use coreloop_reactor::testing::Harness;
+/// use coreloop_reactor::{Cx, Protocol, Step, Verb};
+///
+/// struct Lengths;
+///
+/// impl Protocol for Lengths {
+///     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+///         let mut consumed = 0;
+///         // Only the bytes not seen before can hold a new terminator.
+///         let from = cx.unseen_from();
+///         for (at, _) in input.iter().enumerate().skip(from).filter(|(_, b)| **b == b'\n') {
+///             let line = at - consumed;
+///             cx.out().extend_from_slice(format!("{line}\n").as_bytes());
+///             consumed = at + 1;
+///         }
+///         Step::new(consumed, Verb::Read)
+///     }
+///
+///     fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
+///         // A last line without its newline still gets its answer.
+///         if !unconsumed.is_empty() {
+///             cx.out().extend_from_slice(format!("{}\n", unconsumed.len()).as_bytes());
+///         }
+///         Verb::CloseAfterFlush
+///     }
+/// }
+///
+/// let mut harness = Harness::new();
+/// let mut lengths = Lengths;
+/// harness.push(&mut lengths, b"abc\nde");
+/// harness.push(&mut lengths, b"f\nxy");
+/// assert_eq!(harness.eof(&mut lengths), Verb::CloseAfterFlush);
+/// assert_eq!(harness.take_output(), b"3\n3\n2\n");
+/// ```
 pub trait Protocol {
     /// The connection was just accepted: a protocol that wants a first-byte deadline sets it here.
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
@@ -77,8 +119,10 @@ pub trait Protocol {
     /// what it can (all complete messages) and leaves the rest.
     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step;
 
-    /// The peer shut down its write side; `unconsumed` bytes were still buffered.
-    fn on_eof(&mut self, unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+    /// The peer shut down its write side; `unconsumed` holds the input still buffered (a final
+    /// message without its terminator, which a protocol may still answer). Nothing more will
+    /// be read, so these bytes are not handed over again.
+    fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         let _ = (unconsumed, cx);
         Verb::CloseAfterFlush
     }
@@ -101,6 +145,21 @@ pub trait Protocol {
     /// nothing. Answering `WaitFlush` again makes sense only with new output pending.
     fn on_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
         let _ = cx;
+        Verb::Read
+    }
+
+    /// A message sent to this connection with [`Cx::send`] or a [`crate::Messenger`]. Called
+    /// outside any other call of this connection, whatever its state, except once it is
+    /// closing (the message is then dropped and counted). The default drops it.
+    fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+        let _ = (message, cx);
+        Verb::Read
+    }
+
+    /// The outcome of this connection's [`Cx::connect`]: the new connection's address, or
+    /// why it did not come up. The default ignores it.
+    fn on_connect(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
+        let _ = (outcome, cx);
         Verb::Read
     }
 
@@ -136,6 +195,44 @@ pub trait ConnFactory {
     }
 }
 
+/// A closure is a listener's factory: each shard gets its own clone, and each connection
+/// the protocol the closure makes.
+///
+/// ```
+/// use coreloop_reactor::{ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
+///
+/// struct Discard;
+/// impl Protocol for Discard {
+///     fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+///         Step::new(input.len(), Verb::Read)
+///     }
+/// }
+///
+/// let factory: std::sync::Arc<dyn ProtocolFactory> =
+///     std::sync::Arc::new(|_info: &ConnInfo| Discard);
+/// # let _ = factory;
+/// ```
+impl<F, P> ProtocolFactory for F
+where
+    F: Fn(&ConnInfo) -> P + Clone + Send + Sync + 'static,
+    P: Protocol + 'static,
+{
+    fn for_shard(&self, _shard: usize) -> Box<dyn ConnFactory> {
+        Box::new(self.clone())
+    }
+}
+
+/// A closure is a shard's connection factory (see the [`ProtocolFactory`] impl for closures).
+impl<F, P> ConnFactory for F
+where
+    F: FnMut(&ConnInfo) -> P,
+    P: Protocol + 'static,
+{
+    fn open(&mut self, info: &ConnInfo) -> Box<dyn Protocol> {
+        Box::new(self(info))
+    }
+}
+
 /// Somewhere offloaded jobs go: the shard's offload pool, or a test harness.
 pub trait JobSink {
     /// Queues `job` for the connection `token`; refused at once when the queue is full.
@@ -161,10 +258,12 @@ pub struct Cx<'a> {
     pub(crate) token: ConnToken,
     pub(crate) out: &'a mut Option<Vec<u8>>,
     pub(crate) out_written: usize,
+    pub(crate) unseen_from: usize,
     pub(crate) buffered_input: usize,
     pub(crate) pool: &'a mut BufPool,
     pub(crate) deadline: &'a mut Option<Instant>,
     pub(crate) jobs: &'a mut dyn JobSink,
+    pub(crate) mail: &'a mut dyn MessageSink,
     pub(crate) draining: bool,
     pub(crate) refused: &'a mut bool,
     pub(crate) marked_idle: bool,
@@ -191,6 +290,15 @@ impl Cx<'_> {
     pub fn out(&mut self) -> &mut Vec<u8> {
         let pool = &mut *self.pool;
         self.out.get_or_insert_with(|| pool.take())
+    }
+
+    /// In [`Protocol::on_input`]: where in `input` the bytes this protocol has not been handed
+    /// before start (`0` on a first call, `input.len()` when it is handed the same bytes
+    /// again after a flush or a completion). A protocol that scans for a terminator starts
+    /// its scan there (less what a terminator may straddle), so it never rescans; `0` outside
+    /// `on_input`.
+    pub fn unseen_from(&self) -> usize {
+        self.unseen_from
     }
 
     /// Bytes written by the protocol and not yet sent.
@@ -233,6 +341,112 @@ impl Cx<'_> {
     /// `terms.cancel` was cancelled (no completion).
     pub fn offload_with(&mut self, job: Job, terms: JobTerms) -> Result<JobId, Refused> {
         self.jobs.submit_with(self.token, job, terms)
+    }
+
+    /// This connection's address, for others to send messages to.
+    pub fn addr(&self) -> ConnAddr {
+        ConnAddr {
+            shard: self.shard,
+            token: self.token,
+        }
+    }
+
+    /// Sends `message` to the connection at `to` (this one included): delivered with
+    /// [`Protocol::on_message`] after this call returns, later in this loop turn on the same
+    /// shard, or through the owning shard's inbox. Refused at once when the receiving queue is
+    /// full; see [`crate::message`] for the bound, the order and what to do then.
+    ///
+    /// A protocol that forwards every input chunk to a peer connection, in the harness:
+    ///
+    /// ```
+    /// use coreloop_reactor::testing::Harness;
+    /// use coreloop_reactor::token::ConnToken;
+    /// use coreloop_reactor::{ConnAddr, Cx, Message, Protocol, Step, Verb};
+    ///
+    /// struct Forward {
+    ///     to: ConnAddr,
+    /// }
+    ///
+    /// impl Protocol for Forward {
+    ///     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+    ///         match cx.send(self.to, Box::new(input.to_vec())) {
+    ///             Ok(()) => Step::new(input.len(), Verb::Read),
+    ///             // Full: keep the input (it comes back with the next bytes).
+    ///             Err(_) => Step::new(0, Verb::Read),
+    ///         }
+    ///     }
+    ///
+    ///     fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+    ///         if let Ok(bytes) = message.downcast::<Vec<u8>>() {
+    ///             cx.out().extend_from_slice(&bytes);
+    ///         }
+    ///         Verb::Read
+    ///     }
+    /// }
+    ///
+    /// let peer = ConnAddr { shard: 1, token: ConnToken::new(4, 0) };
+    /// let mut harness = Harness::new();
+    /// let mut forward = Forward { to: peer };
+    /// harness.push(&mut forward, b"hi");
+    /// let sent = harness.take_sent();
+    /// assert_eq!(sent[0].0, peer);
+    /// harness.message(&mut forward, Box::new(b"back".to_vec()));
+    /// assert_eq!(harness.take_output(), b"back");
+    /// ```
+    pub fn send(&mut self, to: ConnAddr, message: Message) -> Result<(), SendError> {
+        self.mail.send(self.shard, to, message)
+    }
+
+    /// Asks the shard to open a connection to `target` (TCP or Unix), driven by `protocol`
+    /// once connected. The shard connects without blocking; if `timeout` passes first it
+    /// gives up. The outcome comes back to this connection as [`Protocol::on_connect`] with
+    /// the returned id, after this call. See [`crate::outbound`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use coreloop_reactor::testing::Harness;
+    /// use coreloop_reactor::{ConnectOutcome, Cx, ListenAddr, Protocol, Step, Verb};
+    ///
+    /// struct Quiet;
+    /// impl Protocol for Quiet {
+    ///     fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+    ///         Step::new(input.len(), Verb::Read)
+    ///     }
+    /// }
+    ///
+    /// /// Opens a backend connection on open; says whether it came up.
+    /// struct Front;
+    /// impl Protocol for Front {
+    ///     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+    ///         let backend = ListenAddr::parse("127.0.0.1:6379").unwrap();
+    ///         cx.connect(backend, Duration::from_secs(1), Box::new(Quiet));
+    ///         Verb::Read
+    ///     }
+    ///     fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+    ///         Step::new(input.len(), Verb::Read)
+    ///     }
+    ///     fn on_connect(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
+    ///         let answer: &[u8] = if outcome.result.is_ok() { b"up\n" } else { b"down\n" };
+    ///         cx.out().extend_from_slice(answer);
+    ///         Verb::Read
+    ///     }
+    /// }
+    ///
+    /// let mut harness = Harness::new();
+    /// let mut front = Front;
+    /// harness.open(&mut front);
+    /// let asked = harness.take_connects();
+    /// assert_eq!(asked.len(), 1);
+    /// harness.connect_failed(&mut front, asked[0].0, coreloop_reactor::ConnectError::Refused);
+    /// assert_eq!(harness.take_output(), b"down\n");
+    /// ```
+    pub fn connect(
+        &mut self,
+        target: ListenAddr,
+        timeout: Duration,
+        protocol: Box<dyn Protocol>,
+    ) -> ConnectId {
+        self.mail.connect(self.token, target, timeout, protocol)
     }
 
     /// True once the server has started draining.

@@ -21,6 +21,7 @@ use crate::conn::IoConfig;
 use crate::inbox::Inbox;
 use crate::limits::{check_fd_limit, raise_fd_limit, reserved_fds};
 use crate::listener_set::ListenerSet;
+use crate::message::{Messenger, ShardMail};
 use crate::offload::{DepthProbe, OffloadPool, OffloadStats};
 use crate::shard::{Control, Shard};
 use crate::socket::{ListenAddr, Listener};
@@ -72,6 +73,10 @@ impl From<io::Error> for StartError {
 }
 
 /// Controls a running reactor: addresses, statistics, messages, drain and join.
+///
+/// Dropping it drains the reactor at once (a zero-grace shutdown): keep it for as long as
+/// the server should run.
+#[must_use = "dropping the handle shuts the reactor down at once"]
 pub struct ReactorHandle {
     /// Per listener id; `None` once removed.
     addrs: Vec<Option<ListenAddr>>,
@@ -164,7 +169,18 @@ impl StatsReader {
 /// when no close on this shard ends the pause (the room may have been freed on another shard).
 const LIMIT_RECHECK: Duration = Duration::from_millis(50);
 
-/// Starts the shards, the acceptor (unless reuseport) and the offload pool.
+/// Starts the reactor: binds (or adopts) every listener, and starts one thread per shard and,
+/// unless `balance` is reuseport, the acceptor thread.
+///
+/// Side effects on the process:
+/// - raises the soft `RLIMIT_NOFILE` to the hard limit, and refuses to start (with
+///   [`StartError::FdLimit`]) when `max_connections` plus the fd reserve do not fit;
+/// - takes the sockets passed by systemd (`LISTEN_FDS`), which every listener of kind
+///   `Inherited` names, and refuses those that no listener takes;
+/// - the offload pool's `offload_threads` threads start only when a protocol first
+///   offloads a job; a reactor whose protocols never offload runs none.
+///
+/// Drop the returned handle and the reactor shuts down at once; see [`ReactorHandle`].
 pub fn start(config: ReactorConfig) -> Result<ReactorHandle, StartError> {
     validate(&config)?;
     check_fds(&config)?;
@@ -256,7 +272,11 @@ fn shard_polls(config: &ReactorConfig) -> Result<(Vec<Poll>, Inboxes), StartErro
     for _ in 0..config.shards {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), Reserved::Waker.to_mio())?;
-        inboxes.push(Arc::new(Inbox::new(config.inbox_capacity, waker)));
+        inboxes.push(Arc::new(Inbox::with_messages(
+            config.inbox_capacity,
+            config.message_capacity,
+            waker,
+        )));
         polls.push(poll);
     }
     Ok((polls, inboxes.into()))
@@ -386,6 +406,11 @@ fn make_shard(
         poll,
         inbox: parts.inboxes[id].clone(),
         jobs: parts.offload.sink(id),
+        mail: ShardMail::new(
+            config.message_capacity,
+            parts.inboxes.clone(),
+            parts.stats[id].clone(),
+        ),
         stats: parts.stats[id].clone(),
         gate: parts.gate.clone(),
         local_accept,
@@ -586,6 +611,12 @@ impl ReactorHandle {
                 .as_ref()
                 .map(|pool| (pool.stats.clone(), pool.depth_probe())),
         }
+    }
+
+    /// A handle that sends messages to connections from any thread (see
+    /// [`crate::message`]).
+    pub fn messenger(&self) -> Messenger {
+        Messenger::new(self.inboxes.clone())
     }
 
     /// Sends `message` to listener `listener`'s connection factory on every shard.

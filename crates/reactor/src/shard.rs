@@ -17,7 +17,9 @@ use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
 use crate::idle::IdleList;
 use crate::inbox::{Handoff, Inbox};
+use crate::message::ShardMail;
 use crate::offload::{Completion, OffloadSink};
+use crate::outbound::{Connects, Pending};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
 use crate::socket::Listener;
 use crate::stats::{bump, set, CloseReason, ShardStats};
@@ -50,6 +52,8 @@ pub(crate) enum Control {
 mod admit;
 mod drain;
 mod evict;
+mod mail;
+mod outbound;
 
 use admit::Adopter;
 
@@ -61,6 +65,7 @@ pub(crate) struct Shard {
     pub poll: Poll,
     pub inbox: Arc<Inbox>,
     pub jobs: OffloadSink,
+    pub mail: ShardMail,
     pub stats: Arc<CachePadded<ShardStats>>,
     pub gate: Arc<AcceptGate>,
     pub local_accept: Option<LocalAccept>,
@@ -99,6 +104,10 @@ struct Loop {
     /// When the oldest idle connection passes its grace, while slots are short.
     evict_at: Option<Instant>,
     evict_log: RateLimitedLog,
+    /// Connects asked for by protocols, started by `open_outbound`.
+    connects: Connects,
+    /// Outbound connections still connecting, and who asked.
+    pending: Vec<Pending>,
 }
 
 impl Shard {
@@ -131,6 +140,8 @@ impl Shard {
             evicting: 0,
             evict_at: None,
             evict_log: RateLimitedLog::default(),
+            connects: Connects::default(),
+            pending: Vec::new(),
         };
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
@@ -156,6 +167,8 @@ impl Shard {
             }
             self.accept_local(&mut state, now);
             self.run_ready(&mut state, now);
+            self.open_outbound(&mut state, now);
+            self.deliver_local(&mut state, now);
             self.expire_timers(&mut state, now);
             self.evict_idle(&mut state, now);
             if self.finished(&mut state, now) {
@@ -167,6 +180,9 @@ impl Shard {
 
     fn dispatch(&mut self, state: &mut Loop, event: &mio::event::Event, now: Instant) {
         if let Some(token) = ConnToken::from_mio(event.token()) {
+            if !state.pending.is_empty() && self.connect_event(state, token, now) {
+                return;
+            }
             if event.is_error() {
                 self.drive(state, token, now, |conn, _| conn.on_error());
                 return;
@@ -188,7 +204,10 @@ impl Shard {
             return;
         }
         match Reserved::from_mio(event.token()) {
-            Some(Reserved::Waker) => self.drain_inbox(state, now),
+            Some(Reserved::Waker) => {
+                bump(&self.stats.wakes, 1);
+                self.drain_inbox(state, now);
+            }
             Some(Reserved::Listener(i)) => {
                 if let Some(local) = self.local_accept.as_mut() {
                     local.accept.listeners.mark_ready(i as usize);
@@ -245,6 +264,10 @@ impl Shard {
         } else {
             reason
         };
+        let outbound = conn.is_outbound();
+        if outbound {
+            self.outbound_closed(state, token);
+        }
         let (conns, parts) = split(state);
         let active = conns.len() as u64;
         let listener = conn.listener();
@@ -252,13 +275,18 @@ impl Shard {
         conn.release(&mut env);
         self.stats.closed(reason);
         set(&self.stats.balance.active, active);
-        let per_listener = &self.stats.listeners[listener].active;
-        set(
-            per_listener,
-            per_listener.load(Ordering::Relaxed).saturating_sub(1),
-        );
-        if self.admits {
-            self.limits.release();
+        if outbound {
+            let out = &self.stats.outbound.active;
+            set(out, out.load(Ordering::Relaxed).saturating_sub(1));
+        } else {
+            let per_listener = &self.stats.listeners[listener].active;
+            set(
+                per_listener,
+                per_listener.load(Ordering::Relaxed).saturating_sub(1),
+            );
+            if self.admits {
+                self.limits.release();
+            }
         }
         self.gate.capacity_freed();
         if let Some(local) = self.local_accept.as_mut() {
@@ -356,6 +384,9 @@ impl Shard {
         }
         while let Some((token, completion)) = self.inbox.pop_completion() {
             self.deliver(state, token, completion, now);
+        }
+        while let Some((token, message)) = self.inbox.pop_message() {
+            self.deliver_message(state, token, message, now);
         }
         // Control first: a handoff from a listener added just now needs its factory.
         self.drain_control(state, now);
@@ -480,6 +511,9 @@ impl Shard {
         let mut fired = std::mem::take(&mut state.fired);
         state.timers.expire(now, |token| fired.push(token));
         for token in fired.drain(..) {
+            if !state.pending.is_empty() && self.connect_timer(state, token, now) {
+                continue;
+            }
             self.drive(state, token, now, |conn, env| conn.on_timer(env));
         }
         state.fired = fired;
@@ -503,6 +537,8 @@ impl Shard {
 
     fn poll_timeout(&self, state: &Loop, now: Instant) -> Option<Duration> {
         if !state.ready.is_empty()
+            || !self.mail.local.is_empty()
+            || !state.connects.queue.is_empty()
             || self
                 .local_accept
                 .as_ref()
@@ -535,6 +571,7 @@ impl Shard {
 }
 
 struct Parts<'a> {
+    connects: &'a mut Connects,
     timers: &'a mut TimerWheel<ConnToken>,
     idle: &'a mut [IdleList],
     ios: &'a [IoConfig],
@@ -548,6 +585,7 @@ struct Parts<'a> {
 /// Borrows the connection slab and the rest of the loop state separately.
 fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
     let parts = Parts {
+        connects: &mut state.connects,
         timers: &mut state.timers,
         idle: &mut state.idle,
         ios: &state.ios,
@@ -570,6 +608,8 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         input_pool: &mut parts.input_pools[listener],
         output_pool: parts.output_pool,
         jobs: &mut shard.jobs,
+        mail: &mut shard.mail,
+        connects: parts.connects,
         stats: &shard.stats,
         timers: parts.timers,
         ready: parts.ready,

@@ -218,6 +218,38 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
+    /// Starts a non-blocking connect; it completes when the socket reports writable.
+    pub fn connect(target: &ListenAddr) -> io::Result<Self> {
+        match target {
+            ListenAddr::Tcp(addr) => TcpStream::connect(*addr).map(Self::Tcp),
+            ListenAddr::Unix(path) => UnixStream::connect(path).map(Self::Unix),
+            ListenAddr::Inherited(name) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot connect to the inherited socket `{name}`"),
+            )),
+        }
+    }
+
+    /// Where a connect stands: `Ok(true)` connected, `Ok(false)` still connecting, `Err` failed.
+    pub fn connect_state(&self) -> io::Result<bool> {
+        let error = match self {
+            Self::Tcp(s) => s.take_error()?,
+            Self::Unix(s) => s.take_error()?,
+        };
+        if let Some(error) = error {
+            return Err(error);
+        }
+        let peer = match self {
+            Self::Tcp(s) => s.peer_addr().map(|_| ()),
+            Self::Unix(s) => s.peer_addr().map(|_| ()),
+        };
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn shutdown_write(&self) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.shutdown(Shutdown::Write),

@@ -215,6 +215,11 @@ pub(crate) struct ShardStats {
     pub events: AtomicU64,
     pub stale_events: AtomicU64,
     pub stale_completions: AtomicU64,
+    pub messages_delivered: AtomicU64,
+    pub messages_stale: AtomicU64,
+    pub messages_refused: AtomicU64,
+    pub wakes: AtomicU64,
+    pub outbound: OutboundStats,
     pub completions: AtomicU64,
     pub budget_yields: AtomicU64,
     pub read_paused: AtomicU64,
@@ -235,6 +240,11 @@ impl ShardStats {
             events: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
             stale_completions: AtomicU64::new(0),
+            messages_delivered: AtomicU64::new(0),
+            messages_stale: AtomicU64::new(0),
+            messages_refused: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+            outbound: OutboundStats::default(),
             completions: AtomicU64::new(0),
             budget_yields: AtomicU64::new(0),
             read_paused: AtomicU64::new(0),
@@ -261,6 +271,11 @@ impl ShardStats {
             events: get(&self.events),
             stale_events: get(&self.stale_events),
             stale_completions: get(&self.stale_completions),
+            messages_delivered: get(&self.messages_delivered),
+            messages_stale: get(&self.messages_stale),
+            messages_refused: get(&self.messages_refused),
+            wakes: get(&self.wakes),
+            outbound: self.outbound.snapshot(),
             completions: get(&self.completions),
             budget_yields: get(&self.budget_yields),
             read_paused: get(&self.read_paused),
@@ -277,6 +292,49 @@ impl ShardStats {
             accept: self.accept.snapshot(),
         }
     }
+}
+
+/// A shard's outbound connection counters.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundStats {
+    pub connects: AtomicU64,
+    pub connected: AtomicU64,
+    pub refused: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub failed: AtomicU64,
+    pub active: AtomicU64,
+}
+
+impl OutboundStats {
+    fn snapshot(&self) -> OutboundSnapshot {
+        OutboundSnapshot {
+            connects: get(&self.connects),
+            connected: get(&self.connected),
+            refused: get(&self.refused),
+            timed_out: get(&self.timed_out),
+            failed: get(&self.failed),
+            active: get(&self.active),
+        }
+    }
+}
+
+/// A shard's outbound connections, by outcome of their connect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboundSnapshot {
+    /// Connects started.
+    pub connects: u64,
+    /// Connects that came up.
+    pub connected: u64,
+    /// Connects the peer refused.
+    pub refused: u64,
+    /// Connects that passed their timeout.
+    pub timed_out: u64,
+    /// Connects that failed otherwise, were aborted by a drain, or found no room under
+    /// `max_connections`.
+    pub failed: u64,
+    /// Outbound connections open now (connecting or connected); they also count in the
+    /// shard's `active` and so in `max_connections`.
+    pub active: u64,
 }
 
 /// One listener's figures on one shard.
@@ -313,6 +371,17 @@ pub struct ShardSnapshot {
     pub stale_events: u64,
     /// Offload completions for a connection that is gone (dropped by the generation check).
     pub stale_completions: u64,
+    /// Messages delivered to a connection's protocol ([`crate::Protocol::on_message`]).
+    pub messages_delivered: u64,
+    /// Messages dropped: their connection was gone (generation mismatch) or closing.
+    pub messages_stale: u64,
+    /// Sends from this shard's protocols refused because the receiving queue was full.
+    pub messages_refused: u64,
+    /// Inbox wakes this shard handled: one per batch of handoffs, completions, control and
+    /// messages, however many items the batch held.
+    pub wakes: u64,
+    /// Outbound connections this shard opened (`Cx::connect`).
+    pub outbound: OutboundSnapshot,
     /// Offload completions delivered.
     pub completions: u64,
     /// Times a connection hit its per-event read budget and was put on the ready list.

@@ -5,8 +5,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use crate::buffer::BufPool;
+use crate::message::{ConnAddr, Message, MessageSink, SendError};
 use crate::offload::{panic_message, Completion, Job, JobFailure, JobId, Refused};
+use crate::outbound::{ConnectError, ConnectId, ConnectOutcome};
 use crate::protocol::{Cx, JobSink, Protocol, Step, Verb};
+use crate::socket::ListenAddr;
 use crate::token::ConnToken;
 
 /// Collects jobs instead of running them.
@@ -29,6 +32,36 @@ impl JobSink for QueuedJobs {
     }
 }
 
+/// Collects sent messages instead of delivering them.
+#[derive(Default)]
+struct SentMessages {
+    sent: Vec<(ConnAddr, Message)>,
+    refuse: bool,
+    connects: Vec<(ConnectId, ListenAddr, Box<dyn Protocol>)>,
+}
+
+impl MessageSink for SentMessages {
+    fn send(&mut self, _from: usize, to: ConnAddr, message: Message) -> Result<(), SendError> {
+        if self.refuse {
+            return Err(SendError::Full(message));
+        }
+        self.sent.push((to, message));
+        Ok(())
+    }
+
+    fn connect(
+        &mut self,
+        _asker: ConnToken,
+        target: ListenAddr,
+        _timeout: Duration,
+        protocol: Box<dyn Protocol>,
+    ) -> ConnectId {
+        let id = ConnectId(self.connects.len() as u64);
+        self.connects.push((id, target, protocol));
+        id
+    }
+}
+
 /// One simulated connection. Input handed to [`push`](Self::push) is buffered like the shard
 /// buffers it: what the protocol leaves unconsumed comes back with the next bytes.
 pub struct Harness {
@@ -38,11 +71,16 @@ pub struct Harness {
     pub draining: bool,
     /// The shard number the protocol sees.
     pub shard: usize,
+    /// The token the protocol sees ([`Cx::token`], [`Cx::addr`]).
+    pub token: ConnToken,
     input: Vec<u8>,
+    /// Bytes of `input` the protocol was already handed.
+    seen: usize,
     out: Option<Vec<u8>>,
     pool: BufPool,
     deadline: Option<Instant>,
     jobs: QueuedJobs,
+    mail: SentMessages,
     refused: bool,
     idle_marks: usize,
 }
@@ -60,11 +98,14 @@ impl Harness {
             now: Instant::now(),
             draining: false,
             shard: 0,
+            token: ConnToken::new(0, 0),
             input: Vec::new(),
+            seen: 0,
             out: None,
             pool: BufPool::new(4096, 4),
             deadline: None,
             jobs: QueuedJobs::default(),
+            mail: SentMessages::default(),
             refused: false,
             idle_marks: 0,
         }
@@ -75,13 +116,15 @@ impl Harness {
         let mut cx = Cx {
             now: self.now,
             shard: self.shard,
-            token: ConnToken::new(0, 0),
+            token: self.token,
             out: &mut self.out,
             out_written: 0,
+            unseen_from: 0,
             buffered_input,
             pool: &mut self.pool,
             deadline: &mut self.deadline,
             jobs: &mut self.jobs,
+            mail: &mut self.mail,
             draining: self.draining,
             refused: &mut self.refused,
             marked_idle: false,
@@ -93,6 +136,14 @@ impl Harness {
         result
     }
 
+    /// The shard drops pending output on [`Verb::CloseNow`]; so does the harness.
+    fn answer(&mut self, verb: Verb) -> Verb {
+        if verb == Verb::CloseNow {
+            self.out = None;
+        }
+        verb
+    }
+
     /// Times the protocol called [`Cx::mark_idle`].
     pub fn idle_marks(&self) -> usize {
         self.idle_marks
@@ -100,7 +151,8 @@ impl Harness {
 
     /// Calls [`Protocol::on_open`].
     pub fn open(&mut self, protocol: &mut dyn Protocol) -> Verb {
-        self.with_cx(|cx| protocol.on_open(cx))
+        let verb = self.with_cx(|cx| protocol.on_open(cx));
+        self.answer(verb)
     }
 
     /// Appends `bytes` to the buffered input and hands all of it to the protocol.
@@ -113,26 +165,35 @@ impl Harness {
     /// completion) and returns the whole step.
     pub fn feed(&mut self, protocol: &mut dyn Protocol) -> Step {
         let input = std::mem::take(&mut self.input);
-        let step = self.with_cx(|cx| protocol.on_input(&input, cx));
+        let seen = self.seen;
+        let step = self.with_cx(|cx| {
+            cx.unseen_from = seen;
+            protocol.on_input(&input, cx)
+        });
         assert!(
             step.consumed <= input.len(),
             "protocol consumed more than it was given"
         );
         self.input = input;
         self.input.drain(..step.consumed);
+        self.seen = self.input.len();
+        self.answer(step.verb);
         step
     }
 
     /// Calls [`Protocol::on_eof`].
     pub fn eof(&mut self, protocol: &mut dyn Protocol) -> Verb {
-        let unconsumed = self.input.len();
-        self.with_cx(|cx| protocol.on_eof(unconsumed, cx))
+        let unconsumed = std::mem::take(&mut self.input);
+        let verb = self.with_cx(|cx| protocol.on_eof(&unconsumed, cx));
+        self.input = unconsumed;
+        self.answer(verb)
     }
 
     /// Calls [`Protocol::on_drain`].
     pub fn drain(&mut self, protocol: &mut dyn Protocol) -> Verb {
         self.draining = true;
-        self.with_cx(|cx| protocol.on_drain(cx))
+        let verb = self.with_cx(|cx| protocol.on_drain(cx));
+        self.answer(verb)
     }
 
     /// Calls [`Protocol::on_flushed`], as the shard does once a [`Verb::WaitFlush`] has written
@@ -142,7 +203,8 @@ impl Harness {
             self.out.as_ref().is_none_or(Vec::is_empty),
             "on_flushed with output pending: take_output first"
         );
-        self.with_cx(|cx| protocol.on_flushed(cx))
+        let verb = self.with_cx(|cx| protocol.on_flushed(cx));
+        self.answer(verb)
     }
 
     /// Moves the clock on.
@@ -159,7 +221,8 @@ impl Harness {
     pub fn fire_due_deadline(&mut self, protocol: &mut dyn Protocol) -> Option<Verb> {
         self.deadline.filter(|at| *at <= self.now)?;
         self.deadline = None;
-        Some(self.with_cx(|cx| protocol.on_deadline(cx)))
+        let verb = self.with_cx(|cx| protocol.on_deadline(cx));
+        Some(self.answer(verb))
     }
 
     /// Makes the job queue refuse (as a full offload queue does) or accept again.
@@ -186,7 +249,61 @@ impl Harness {
 
     /// Delivers a completion with [`Protocol::on_completion`].
     pub fn complete(&mut self, protocol: &mut dyn Protocol, completion: Completion) -> Verb {
-        self.with_cx(|cx| protocol.on_completion(completion, cx))
+        let verb = self.with_cx(|cx| protocol.on_completion(completion, cx));
+        self.answer(verb)
+    }
+
+    /// Delivers a message with [`Protocol::on_message`], as the shard does.
+    pub fn message(&mut self, protocol: &mut dyn Protocol, message: Message) -> Verb {
+        let verb = self.with_cx(|cx| protocol.on_message(message, cx));
+        self.answer(verb)
+    }
+
+    /// Messages the protocol sent with [`Cx::send`], oldest first, taken out.
+    pub fn take_sent(&mut self) -> Vec<(ConnAddr, Message)> {
+        std::mem::take(&mut self.mail.sent)
+    }
+
+    /// Makes [`Cx::send`] refuse with [`SendError::Full`] (as a full queue does), or accept.
+    pub fn refuse_sends(&mut self, refuse: bool) {
+        self.mail.refuse = refuse;
+    }
+
+    /// Connections the protocol asked for with [`Cx::connect`], oldest first, taken out: the
+    /// id, the target and the protocol that would drive the new connection (drive it with a
+    /// second harness).
+    pub fn take_connects(&mut self) -> Vec<(ConnectId, ListenAddr, Box<dyn Protocol>)> {
+        std::mem::take(&mut self.mail.connects)
+    }
+
+    /// Delivers a successful [`Protocol::on_connect`]: the new connection is at `addr`.
+    pub fn connected(
+        &mut self,
+        protocol: &mut dyn Protocol,
+        id: ConnectId,
+        addr: ConnAddr,
+    ) -> Verb {
+        let outcome = ConnectOutcome {
+            id,
+            result: Ok(addr),
+        };
+        let verb = self.with_cx(|cx| protocol.on_connect(outcome, cx));
+        self.answer(verb)
+    }
+
+    /// Delivers a failed [`Protocol::on_connect`].
+    pub fn connect_failed(
+        &mut self,
+        protocol: &mut dyn Protocol,
+        id: ConnectId,
+        error: ConnectError,
+    ) -> Verb {
+        let outcome = ConnectOutcome {
+            id,
+            result: Err(error),
+        };
+        let verb = self.with_cx(|cx| protocol.on_connect(outcome, cx));
+        self.answer(verb)
     }
 
     /// Everything written so far, taken out.
@@ -202,5 +319,83 @@ impl Harness {
     /// Input bytes left unconsumed.
     pub fn buffered(&self) -> usize {
         self.input.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::ConnAddr;
+
+    /// Writes what it is told, sends each message on to `next`, closes at once on `!`.
+    struct Relay {
+        next: ConnAddr,
+    }
+
+    impl Protocol for Relay {
+        fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+            cx.out().extend_from_slice(input);
+            let verb = if input.ends_with(b"!") {
+                Verb::CloseNow
+            } else {
+                Verb::Read
+            };
+            Step::new(input.len(), verb)
+        }
+
+        fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+            match cx.send(self.next, message) {
+                Ok(()) => Verb::Read,
+                Err(refused) => {
+                    assert!(refused.is_full());
+                    Verb::CloseAfterFlush
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn messages_go_in_and_sends_are_collected_or_refused() {
+        let next = ConnAddr {
+            shard: 1,
+            token: ConnToken::new(9, 2),
+        };
+        let mut harness = Harness::new();
+        let mut relay = Relay { next };
+        assert_eq!(harness.message(&mut relay, Box::new(7u32)), Verb::Read);
+        let sent = harness.take_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, next);
+        assert_eq!(
+            *sent
+                .into_iter()
+                .next()
+                .unwrap()
+                .1
+                .downcast::<u32>()
+                .unwrap(),
+            7
+        );
+        harness.refuse_sends(true);
+        assert_eq!(
+            harness.message(&mut relay, Box::new(8u32)),
+            Verb::CloseAfterFlush
+        );
+        assert!(harness.take_sent().is_empty());
+    }
+
+    #[test]
+    fn close_now_drops_pending_output_as_the_shard_does() {
+        let mut harness = Harness::new();
+        let mut relay = Relay {
+            next: ConnAddr {
+                shard: 0,
+                token: ConnToken::new(0, 0),
+            },
+        };
+        assert_eq!(harness.push(&mut relay, b"kept"), Verb::Read);
+        assert_eq!(harness.take_output(), b"kept");
+        assert_eq!(harness.push(&mut relay, b"dropped!"), Verb::CloseNow);
+        assert!(harness.take_output().is_empty());
     }
 }

@@ -50,13 +50,14 @@ fn check(balance: Balance) {
         Arc::new(EchoFactory),
         |c| {
             c.accept_backoff = Duration::from_millis(50);
-            c.listeners.push(ListenerSpec {
-                name: "broken".into(),
-                addr: ListenAddr::Inherited("broken".into()),
-                backlog: 16,
-                protocol: Arc::new(EchoFactory),
-                io: Default::default(),
-            });
+            c.listeners.push(
+                ListenerSpec::new(
+                    "broken",
+                    ListenAddr::Inherited("broken".into()),
+                    Arc::new(EchoFactory),
+                )
+                .with_backlog(16),
+            );
         },
     );
     let addr = support::tcp_addr(&reactor);

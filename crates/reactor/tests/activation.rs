@@ -101,18 +101,20 @@ fn a_passed_socket_that_is_not_listening_is_refused_with_its_fd_and_name() {
         .unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
     assert!(activation::offer("quiet", socket.into()).is_ok());
-    let mut config = coreloop_reactor::ReactorConfig {
-        shards: 1,
-        offload_threads: 1,
-        ..Default::default()
+    let mut config = {
+        let mut config = coreloop_reactor::ReactorConfig::default();
+        config.shards = 1;
+        config.offload_threads = 1;
+        config
     };
-    config.listeners.push(coreloop_reactor::ListenerSpec {
-        name: "quiet".into(),
-        addr: ListenAddr::Inherited("quiet".into()),
-        backlog: 16,
-        protocol: Arc::new(EchoFactory),
-        io: Default::default(),
-    });
+    config.listeners.push(
+        coreloop_reactor::ListenerSpec::new(
+            "quiet",
+            ListenAddr::Inherited("quiet".into()),
+            Arc::new(EchoFactory),
+        )
+        .with_backlog(16),
+    );
     let Err(error) = coreloop_reactor::start(config) else {
         panic!("a socket that is not listening was adopted");
     };

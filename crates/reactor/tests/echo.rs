@@ -93,13 +93,14 @@ fn several_listeners_with_their_own_protocols_share_the_shards() {
         support::loopback(),
         Arc::new(EchoFactory),
         |c| {
-            c.listeners.push(ListenerSpec {
-                name: "frames".into(),
-                addr: support::unix_addr("frames"),
-                backlog: 64,
-                protocol: Arc::new(FrameEchoFactory { max: 64 }),
-                io: Default::default(),
-            });
+            c.listeners.push(
+                ListenerSpec::new(
+                    "frames",
+                    support::unix_addr("frames"),
+                    Arc::new(FrameEchoFactory { max: 64 }),
+                )
+                .with_backlog(64),
+            );
         },
     );
     let addrs = reactor.local_addrs().to_vec();

@@ -22,7 +22,7 @@ impl Protocol for LateAnswer {
         Step::new(input.len(), Verb::Read)
     }
 
-    fn on_eof(&mut self, _unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+    fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         let job = Box::new(|| Box::new(()) as coreloop_reactor::JobOutput);
         cx.offload(job).expect("the queue has room");
         Verb::AwaitCompletion

@@ -70,17 +70,15 @@ fn the_per_shard_limit_holds() {
 
 #[test]
 fn a_limit_beyond_the_fd_table_is_refused_at_start() {
-    let mut config = ReactorConfig {
-        max_connections: 100_000_000,
-        ..ReactorConfig::default()
+    let mut config = {
+        let mut config = ReactorConfig::default();
+        config.max_connections = 100_000_000;
+        config
     };
-    config.listeners.push(coreloop_reactor::ListenerSpec {
-        name: "big".into(),
-        addr: support::loopback(),
-        backlog: 16,
-        protocol: Arc::new(EchoFactory),
-        io: Default::default(),
-    });
+    config.listeners.push(
+        coreloop_reactor::ListenerSpec::new("big", support::loopback(), Arc::new(EchoFactory))
+            .with_backlog(16),
+    );
     match coreloop_reactor::start(config) {
         Err(StartError::FdLimit(message)) => {
             assert!(message.contains("max_connections = 100000000"), "{message}");

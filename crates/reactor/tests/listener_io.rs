@@ -29,13 +29,11 @@ fn two_listeners(
         |c| {
             c.write_timeout = Duration::from_secs(60);
             c.linger = Duration::from_secs(60);
-            c.listeners.push(ListenerSpec {
-                name: "own".into(),
-                addr: support::loopback(),
-                backlog: 64,
-                protocol: second,
-                io: own,
-            });
+            c.listeners.push(
+                ListenerSpec::new("own", support::loopback(), second)
+                    .with_backlog(64)
+                    .with_io(own),
+            );
         },
     );
     let addr = |i: usize| match &reactor.local_addrs()[i] {
@@ -64,10 +62,7 @@ fn hog(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn a_listeners_own_write_timeout_closes_its_stalled_reader_only() {
-    let own = ListenerIo {
-        write_timeout: Some(Duration::from_millis(300)),
-        ..Default::default()
-    };
+    let own = ListenerIo::default().with_write_timeout(Duration::from_millis(300));
     let (reactor, wide, short) = two_listeners(Arc::new(EchoFactory), own);
     let _slow_wide = hog(wide);
     let _slow_short = hog(short);
@@ -99,7 +94,7 @@ impl Protocol for Biggest {
         Step::new(input.len(), Verb::Read)
     }
 
-    fn on_eof(&mut self, _unconsumed: usize, cx: &mut Cx<'_>) -> Verb {
+    fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         cx.out().extend_from_slice(self.0.to_string().as_bytes());
         Verb::CloseAfterFlush
     }
@@ -128,10 +123,7 @@ impl ConnFactory for Kind {
 
 #[test]
 fn a_listeners_own_linger_ends_its_lingering_closes_only() {
-    let own = ListenerIo {
-        linger: Some(Duration::from_millis(200)),
-        ..Default::default()
-    };
+    let own = ListenerIo::default().with_linger(Duration::from_millis(200));
     let (reactor, wide, short) = two_listeners(Arc::new(Kind::Bye), own);
     // Each client reads the answer and the server's FIN, and keeps its own side open.
     let clients: Vec<TcpStream> = [wide, short]
@@ -153,10 +145,7 @@ fn a_listeners_own_linger_ends_its_lingering_closes_only() {
 
 #[test]
 fn a_listeners_own_drain_time_cuts_its_connections_only() {
-    let own = ListenerIo {
-        drain: Some(Duration::from_millis(200)),
-        ..Default::default()
-    };
+    let own = ListenerIo::default().with_drain(Duration::from_millis(200));
     let (mut reactor, wide, short) = two_listeners(Arc::new(EchoFactory), own);
     // Echo keeps a connection open through a drain until its peer closes.
     let wide_client = support::echoed(wide, "wide");
@@ -183,10 +172,7 @@ fn a_listeners_own_drain_time_cuts_its_connections_only() {
 
 #[test]
 fn a_listeners_own_read_buffer_bounds_each_read() {
-    let own = ListenerIo {
-        read_buffer: Some(1024),
-        ..Default::default()
-    };
+    let own = ListenerIo::default().with_read_buffer(1024);
     let (reactor, wide, small) = two_listeners(Arc::new(Kind::Biggest), own);
     let biggest = |addr| {
         let mut client = support::connect(addr);
@@ -212,10 +198,7 @@ fn a_listeners_own_read_buffer_bounds_each_read() {
 fn a_listeners_own_high_water_mark_holds_its_output() {
     const LOW: usize = 4 * 1024;
     const READ: usize = 16 * 1024;
-    let own = ListenerIo {
-        write_high_water: Some(LOW),
-        ..Default::default()
-    };
+    let own = ListenerIo::default().with_write_high_water(LOW);
     let (reactor, wide, low) = two_listeners(Arc::new(EchoFactory), own);
     let peak = || reactor.snapshot().shards[0].peak_output_buffered as usize;
     let low_hog = hog(low);
@@ -241,10 +224,7 @@ fn a_listeners_io_can_change_while_it_runs() {
     let _early = support::echoed(short, "open before the change");
     assert!(reactor.set_listener_io(
         1,
-        ListenerIo {
-            write_timeout: Some(Duration::from_millis(300)),
-            ..Default::default()
-        }
+        ListenerIo::default().with_write_timeout(Duration::from_millis(300))
     ));
     assert!(!reactor.set_listener_io(7, ListenerIo::default()));
     let _slow_wide = hog(wide);
@@ -284,10 +264,7 @@ impl ConnFactory for Ack {
 #[test]
 fn a_listeners_own_keepalive_grace_decides_which_idle_connections_may_go() {
     const LIMIT: usize = 16;
-    let own = ListenerIo {
-        keepalive_grace: Some(Duration::from_millis(50)),
-        ..Default::default()
-    };
+    let own = ListenerIo::default().with_keepalive_grace(Duration::from_millis(50));
     let second = Arc::new(Ack);
     let reactor = support::start(
         1,
@@ -298,13 +275,11 @@ fn a_listeners_own_keepalive_grace_decides_which_idle_connections_may_go() {
             c.max_connections = LIMIT;
             c.keepalive_grace = Duration::from_secs(60);
             c.linger = Duration::from_millis(100);
-            c.listeners.push(ListenerSpec {
-                name: "own".into(),
-                addr: support::loopback(),
-                backlog: 64,
-                protocol: second,
-                io: own,
-            });
+            c.listeners.push(
+                ListenerSpec::new("own", support::loopback(), second)
+                    .with_backlog(64)
+                    .with_io(own),
+            );
         },
     );
     let addr = |i: usize| match &reactor.local_addrs()[i] {

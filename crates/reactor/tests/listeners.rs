@@ -32,13 +32,14 @@ fn add_and_remove(balance: Balance) {
     assert_eq!(support::read_exact(&mut old_client, 6), b"before");
 
     let (id, added) = reactor
-        .add_listener(ListenerSpec {
-            name: "frames".into(),
-            addr: support::loopback(),
-            backlog: 64,
-            protocol: Arc::new(FrameEchoFactory { max: 16 }),
-            io: Default::default(),
-        })
+        .add_listener(
+            ListenerSpec::new(
+                "frames",
+                support::loopback(),
+                Arc::new(FrameEchoFactory { max: 16 }),
+            )
+            .with_backlog(64),
+        )
         .expect("the new listener binds");
     assert_eq!(id, 1);
     for _ in 0..4 {
@@ -97,13 +98,10 @@ fn an_address_in_use_is_refused_and_changes_nothing() {
     );
     let taken = support::tcp_addr(&reactor);
     let error = reactor
-        .add_listener(ListenerSpec {
-            name: "clash".into(),
-            addr: ListenAddr::Tcp(taken),
-            backlog: 16,
-            protocol: Arc::new(EchoFactory),
-            io: Default::default(),
-        })
+        .add_listener(
+            ListenerSpec::new("clash", ListenAddr::Tcp(taken), Arc::new(EchoFactory))
+                .with_backlog(16),
+        )
         .expect_err("the port is taken");
     let message = error.to_string();
     assert!(

@@ -70,13 +70,9 @@ pub(crate) fn listener_spec(
     } else {
         listen_addr(&listener.address)
     };
-    let spec = ListenerSpec {
-        name: listener.name.clone(),
-        addr,
-        backlog: listener.backlog,
-        protocol,
-        io: listener_io(listener),
-    };
+    let spec = ListenerSpec::new(listener.name.clone(), addr, protocol)
+        .with_backlog(listener.backlog)
+        .with_io(listener_io(listener));
     Ok((spec, http))
 }
 
@@ -85,14 +81,14 @@ pub(crate) fn listener_spec(
 fn listener_io(listener: &config::Listener) -> ListenerIo {
     let timeouts = &listener.timeout_overrides;
     let limits = &listener.limit_overrides;
-    ListenerIo {
-        write_timeout: timeouts.write,
-        linger: timeouts.linger,
-        drain: timeouts.drain,
-        read_buffer: limits.read_buffer.map(to_usize),
-        write_high_water: limits.write_high_water.map(to_usize),
-        keepalive_grace: timeouts.keepalive_grace,
-    }
+    let mut io = ListenerIo::default();
+    io.write_timeout = timeouts.write;
+    io.linger = timeouts.linger;
+    io.drain = timeouts.drain;
+    io.read_buffer = limits.read_buffer.map(to_usize);
+    io.write_high_water = limits.write_high_water.map(to_usize);
+    io.keepalive_grace = timeouts.keepalive_grace;
+    io
 }
 
 /// The reactor-wide settings from the global `[limits]`/`[timeouts]`; a listener's own
@@ -111,24 +107,23 @@ fn reactor_config(config: &Config, listeners: Vec<ListenerSpec>) -> ReactorConfi
         })
         .map(to_usize)
         .fold(defaults.max_input, usize::max);
-    ReactorConfig {
-        shards: config.shard_count(),
-        balance: balance(server.balance),
-        pin_cores: server.pin_cores,
-        max_connections: connection_limit(config),
-        fd_reserve: Some(config.fd_margin()),
-        max_connections_per_shard: server.max_connections_per_shard.map(to_usize),
-        offload_threads: server.offload_threads as usize,
-        offload_queue: server.offload_queue as usize,
-        read_buffer: to_usize(limits.read_buffer),
-        max_input,
-        write_high_water: to_usize(limits.write_high_water),
-        write_timeout: config.timeouts.write,
-        linger: config.timeouts.linger,
-        keepalive_grace: config.timeouts.keepalive_grace,
-        listeners,
-        ..defaults
-    }
+    let mut reactor = defaults;
+    reactor.shards = config.shard_count();
+    reactor.balance = balance(server.balance);
+    reactor.pin_cores = server.pin_cores;
+    reactor.max_connections = connection_limit(config);
+    reactor.fd_reserve = Some(config.fd_margin());
+    reactor.max_connections_per_shard = server.max_connections_per_shard.map(to_usize);
+    reactor.offload_threads = server.offload_threads as usize;
+    reactor.offload_queue = server.offload_queue as usize;
+    reactor.read_buffer = to_usize(limits.read_buffer);
+    reactor.max_input = max_input;
+    reactor.write_high_water = to_usize(limits.write_high_water);
+    reactor.write_timeout = config.timeouts.write;
+    reactor.linger = config.timeouts.linger;
+    reactor.keepalive_grace = config.timeouts.keepalive_grace;
+    reactor.listeners = listeners;
+    reactor
 }
 
 /// `max_connections`, with `"auto"` resolved by the config crate against the hard fd limit
@@ -282,17 +277,19 @@ mod tests {
         let config = Config::from_toml_str(&text, "t.toml").unwrap();
         let wired = build(&config, &hook(), None).unwrap();
         let secs = |s| Some(std::time::Duration::from_secs(s));
+        let io = &wired.reactor.listeners[0].io;
         assert_eq!(
-            wired.reactor.listeners[0].io,
-            ListenerIo {
-                write_timeout: secs(3),
-                linger: secs(4),
-                drain: secs(5),
-                read_buffer: Some(2048),
-                write_high_water: Some(8192),
-                // Server-wide only in the config (the key table's scope), so never per listener.
-                keepalive_grace: None,
-            }
+            (
+                io.write_timeout,
+                io.linger,
+                io.drain,
+                io.read_buffer,
+                io.write_high_water,
+                io.keepalive_grace,
+            ),
+            // keepalive_grace: server-wide only in the config (the key table's scope), so
+            // never per listener.
+            (secs(3), secs(4), secs(5), Some(2048), Some(8192), None)
         );
     }
 

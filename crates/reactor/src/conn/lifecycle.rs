@@ -36,10 +36,18 @@ pub(super) enum Eof {
 /// ```
 ///
 /// "Closed" is not a state a `Conn` can be in: a drive that returns `Err(reason)` has the shard
-/// drop the connection from its table, so a closed connection cannot be driven again. A future
-/// outbound connection would add a `Connecting` state before `Reading`.
+/// drop the connection from its table, so a closed connection cannot be driven again. An
+/// outbound connection starts in `Connecting`, before `Reading`.
+///
+/// A message (`Protocol::on_message`) moves nothing by itself: its verb goes through `apply`
+/// like any other, so a waiting connection keeps waiting, and a closing or lingering one is
+/// not called at all (the shard counts the message as stale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {
+    /// An outbound connection whose non-blocking connect has not completed; its protocol has
+    /// not been called yet. The shard moves it to `Reading` (or closes it) when the socket
+    /// reports, or closes it at the connect deadline (its `io_deadline`).
+    Connecting,
     /// Input is read and handed to the protocol. `eof_seen`: the FIN was read and the protocol
     /// is told once its buffered input was handed over. There is no `Reading` after `Told`:
     /// after the peer's EOF a protocol that neither waits nor closes is done (issue 10, §5).
@@ -61,7 +69,7 @@ impl Conn {
             State::Reading { eof_seen: false } => Eof::Open,
             State::Reading { eof_seen: true } => Eof::Seen,
             State::Waiting { eof, .. } => eof,
-            State::Closing { .. } | State::Lingering { .. } => {
+            State::Closing { .. } | State::Lingering { .. } | State::Connecting => {
                 return match verb {
                     Verb::CloseNow => Err(CloseReason::Aborted),
                     _ => Ok(()),
@@ -139,7 +147,7 @@ impl Conn {
             ) && self.pending_output() == 0;
             if flushed {
                 self.after_flush(env)?;
-                self.feed(env)?;
+                self.feed(env, 0)?;
                 continue;
             }
             break;
@@ -157,8 +165,13 @@ impl Conn {
         if self.state != (State::Reading { eof_seen: true }) {
             return Ok(());
         }
-        let unconsumed = self.input.as_ref().map_or(0, InBuf::unconsumed);
-        let verb = self.call(env, |p, cx| p.on_eof(unconsumed, cx))?;
+        let input = self.input.take();
+        let verb = {
+            let unconsumed = input.as_ref().map_or(&[][..], InBuf::bytes);
+            self.call(env, |p, cx| p.on_eof(unconsumed, cx))
+        };
+        self.input = input;
+        let verb = verb?;
         match verb {
             Verb::WaitFlush => self.wait_for(Wait::Flush, Eof::Told),
             Verb::AwaitCompletion => self.wait_for(Wait::Completion, Eof::Told),

@@ -22,19 +22,16 @@ pub fn start(
     protocol: Arc<dyn ProtocolFactory>,
     tune: impl FnOnce(&mut ReactorConfig),
 ) -> ReactorHandle {
-    let mut config = ReactorConfig {
-        shards,
-        balance,
-        offload_threads: 2,
-        ..ReactorConfig::default()
+    let mut config = {
+        let mut config = ReactorConfig::default();
+        config.shards = shards;
+        config.balance = balance;
+        config.offload_threads = 2;
+        config
     };
-    config.listeners.push(ListenerSpec {
-        name: "test".into(),
-        addr,
-        backlog: 2048,
-        protocol,
-        io: Default::default(),
-    });
+    config
+        .listeners
+        .push(ListenerSpec::new("test", addr, protocol).with_backlog(2048));
     tune(&mut config);
     coreloop_reactor::start(config).expect("reactor starts")
 }
