@@ -27,8 +27,9 @@ pub struct AccessRecord<'a> {
     /// The raw request target with its query (at most [`ACCESS_PATH_MAX`] bytes), empty as
     /// for `method`.
     pub path: &'a [u8],
-    /// `User-Agent` and `Referer` (at most [`ACCESS_FIELD_MAX`] bytes each), empty if absent.
+    /// `User-Agent` (at most [`ACCESS_FIELD_MAX`] bytes), empty if absent.
     pub user_agent: &'a [u8],
+    /// `Referer`, bounded and empty the same way.
     pub referer: &'a [u8],
     /// The request's HTTP/1 minor version (0 or 1).
     pub minor: u8,

@@ -94,8 +94,9 @@ pub struct Head<'a> {
     pub range: Option<&'a [u8]>,
     /// `Accept` (the metrics route picks its format by it).
     pub accept: Option<&'a [u8]>,
-    /// `User-Agent` and `Referer`, for the access log.
+    /// `User-Agent`, for the access log.
     pub user_agent: Option<&'a [u8]>,
+    /// `Referer`, for the access log.
     pub referer: Option<&'a [u8]>,
 }
 
