@@ -147,6 +147,7 @@ impl Scrape<'_> {
         self.accept(out);
         self.offload(out);
         self.loops(out);
+        self.outbound(out);
         self.process(out);
     }
 
@@ -385,6 +386,57 @@ impl Scrape<'_> {
         self.per_shard(out, "coreloop_stale_completions", help, |s| {
             s.stale_completions
         });
+        let help = "Waker writes that woke the shard (one per batch of handoffs, completions \
+                    and messages, however many).";
+        self.per_shard(out, "coreloop_wakes", help, |s| s.wakes);
+        let name = "coreloop_messages";
+        let help = "Messages to connections of this shard: delivered, stale (the connection was \
+                    gone or closing: dropped), refused (sent from this shard into a full queue).";
+        out.family(name, Kind::Counter, help);
+        for s in &self.reactor.shards {
+            for (outcome, value) in [
+                ("delivered", s.messages_delivered),
+                ("stale", s.messages_stale),
+                ("refused", s.messages_refused),
+            ] {
+                out.sample(
+                    name,
+                    "_total",
+                    &[("outcome", &outcome), ("shard", &s.shard)],
+                    value,
+                );
+            }
+        }
+    }
+
+    fn outbound(&self, out: &mut Out) {
+        let name = "coreloop_outbound_connects";
+        let help = "Outbound connects a shard started, by outcome (started counts every one).";
+        out.family(name, Kind::Counter, help);
+        for s in &self.reactor.shards {
+            let o = &s.outbound;
+            for (outcome, value) in [
+                ("started", o.connects),
+                ("connected", o.connected),
+                ("refused", o.refused),
+                ("timed_out", o.timed_out),
+                ("failed", o.failed),
+            ] {
+                out.sample(
+                    name,
+                    "_total",
+                    &[("outcome", &outcome), ("shard", &s.shard)],
+                    value,
+                );
+            }
+        }
+        let name = "coreloop_outbound_connections_active";
+        let help = "Outbound connections open (connecting or connected); they count in \
+                    max_connections too.";
+        out.family(name, Kind::Gauge, help);
+        for s in &self.reactor.shards {
+            out.sample(name, "", &[("shard", &s.shard)], s.outbound.active);
+        }
     }
 
     fn process(&self, out: &mut Out) {
