@@ -168,6 +168,23 @@ impl Scrape<'_> {
         }
     }
 
+    fn per_listener(
+        &self,
+        out: &mut Out,
+        name: &str,
+        help: &str,
+        value: impl Fn(&coreloop_reactor::stats::ListenerSnapshot) -> u64,
+    ) {
+        out.family(name, Kind::Counter, help);
+        for shard in &self.reactor.shards {
+            for (index, listener) in shard.listeners.iter().enumerate() {
+                let labels: &Labels<'_> =
+                    &[("listener", &self.listener(index)), ("shard", &shard.shard)];
+                out.sample(name, "_total", labels, value(listener));
+            }
+        }
+    }
+
     fn build(&self, out: &mut Out) {
         let version = self.sources.version;
         let help = "The running version; always 1.";
@@ -238,9 +255,15 @@ impl Scrape<'_> {
         let name = "coreloop_connections_closed";
         out.family(name, Kind::Counter, "Connections closed, by reason.");
         for shard in &self.reactor.shards {
-            for reason in CloseReason::ALL {
-                let labels: &Labels<'_> = &[("shard", &shard.shard), ("reason", &reason.as_str())];
-                out.sample(name, "_total", labels, shard.closed_for(reason));
+            for (index, listener) in shard.listeners.iter().enumerate() {
+                for reason in CloseReason::ALL {
+                    let labels: &Labels<'_> = &[
+                        ("listener", &self.listener(index)),
+                        ("reason", &reason.as_str()),
+                        ("shard", &shard.shard),
+                    ];
+                    out.sample(name, "_total", labels, listener.closed_for(reason));
+                }
             }
         }
     }
@@ -301,9 +324,9 @@ impl Scrape<'_> {
 
     fn bytes(&self, out: &mut Out) {
         let help = "Bytes read from peers.";
-        self.per_shard(out, "coreloop_received_bytes", help, |s| s.bytes_in);
+        self.per_listener(out, "coreloop_received_bytes", help, |l| l.bytes_in);
         let help = "Bytes written to peers.";
-        self.per_shard(out, "coreloop_sent_bytes", help, |s| s.bytes_out);
+        self.per_listener(out, "coreloop_sent_bytes", help, |l| l.bytes_out);
     }
 
     fn accept(&self, out: &mut Out) {

@@ -348,7 +348,10 @@ impl Conn {
                     // A request is on the way: not idle any more.
                     env.idle.remove(self.token);
                     buf.end += n as u32;
-                    bump(&env.stats.bytes_in, n as u64);
+                    bump(
+                        &env.stats.listeners[self.listener as usize].bytes_in,
+                        n as u64,
+                    );
                     Ok(Some((n, n < room)))
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
@@ -406,7 +409,10 @@ impl Conn {
             match self.stream.read(env.scratch) {
                 Ok(0) => return Err(reason),
                 Ok(n) => {
-                    bump(&env.stats.bytes_in, n as u64);
+                    bump(
+                        &env.stats.listeners[self.listener as usize].bytes_in,
+                        n as u64,
+                    );
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
                         env.ready.push(self.token);
@@ -438,7 +444,10 @@ impl Conn {
                 Ok(n) => {
                     self.out_pos += n as u32;
                     progressed = true;
-                    bump(&env.stats.bytes_out, n as u64);
+                    bump(
+                        &env.stats.listeners[self.listener as usize].bytes_out,
+                        n as u64,
+                    );
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return self.wait_writable(progressed, was_blocked_above_mark, env);

@@ -273,7 +273,7 @@ impl Shard {
         let listener = conn.listener();
         let mut env = env(self, parts, now, listener);
         conn.release(&mut env);
-        self.stats.closed(reason);
+        self.stats.closed(listener, reason);
         set(&self.stats.balance.active, active);
         if outbound {
             let out = &self.stats.outbound.active;

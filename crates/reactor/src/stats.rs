@@ -190,6 +190,11 @@ impl AcceptSnapshot {
 pub(crate) struct ListenerStats {
     pub active: AtomicU64,
     pub accepted: AtomicU64,
+    /// By [`CloseReason::ALL`] order. A connection counts under the listener it came from; an
+    /// outbound one under the listener of the connection that asked for it.
+    pub closed: [AtomicU64; 9],
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
 }
 
 /// What the acceptor reads on every accept to balance and to hold the limits. It has its own
@@ -208,9 +213,6 @@ pub(crate) struct BalanceSignal {
 pub(crate) struct ShardStats {
     pub balance: CachePadded<BalanceSignal>,
     pub accepted: AtomicU64,
-    pub closed: [AtomicU64; 9],
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
     pub loop_iterations: AtomicU64,
     pub events: AtomicU64,
     pub stale_events: AtomicU64,
@@ -233,9 +235,6 @@ impl ShardStats {
         CachePadded::new(Self {
             balance: CachePadded::default(),
             accepted: AtomicU64::new(0),
-            closed: Default::default(),
-            bytes_in: AtomicU64::new(0),
-            bytes_out: AtomicU64::new(0),
             loop_iterations: AtomicU64::new(0),
             events: AtomicU64::new(0),
             stale_events: AtomicU64::new(0),
@@ -254,8 +253,8 @@ impl ShardStats {
         })
     }
 
-    pub fn closed(&self, reason: CloseReason) {
-        bump(&self.closed[reason.index()], 1);
+    pub fn closed(&self, listener: usize, reason: CloseReason) {
+        bump(&self.listeners[listener].closed[reason.index()], 1);
     }
 
     pub fn snapshot(&self, shard: usize, listeners: usize) -> ShardSnapshot {
@@ -263,9 +262,9 @@ impl ShardStats {
             shard,
             active: get(&self.balance.active),
             accepted: get(&self.accepted),
-            closed: self.closed.each_ref().map(get),
-            bytes_in: get(&self.bytes_in),
-            bytes_out: get(&self.bytes_out),
+            closed: std::array::from_fn(|i| self.listeners.iter().map(|l| get(&l.closed[i])).sum()),
+            bytes_in: self.listeners.iter().map(|l| get(&l.bytes_in)).sum(),
+            bytes_out: self.listeners.iter().map(|l| get(&l.bytes_out)).sum(),
             handoffs_taken: get(&self.balance.handoffs_taken),
             loop_iterations: get(&self.loop_iterations),
             events: get(&self.events),
@@ -287,6 +286,9 @@ impl ShardStats {
                 .map(|l| ListenerSnapshot {
                     active: get(&l.active),
                     accepted: get(&l.accepted),
+                    closed: l.closed.each_ref().map(get),
+                    bytes_in: get(&l.bytes_in),
+                    bytes_out: get(&l.bytes_out),
                 })
                 .collect(),
             accept: self.accept.snapshot(),
@@ -344,6 +346,20 @@ pub struct ListenerSnapshot {
     pub active: u64,
     /// Connections accepted so far.
     pub accepted: u64,
+    /// Connections closed, by [`CloseReason::ALL`] order (an outbound connection counts under
+    /// the listener of the connection that asked for it).
+    pub closed: [u64; 9],
+    /// Bytes read from peers.
+    pub bytes_in: u64,
+    /// Bytes written to peers.
+    pub bytes_out: u64,
+}
+
+impl ListenerSnapshot {
+    /// Connections of this listener closed for `reason`.
+    pub fn closed_for(&self, reason: CloseReason) -> u64 {
+        self.closed[reason.index()]
+    }
 }
 
 /// One shard's figures at one moment.
