@@ -63,16 +63,22 @@ fn outbound(reactor: &ReactorHandle) -> OutboundSnapshot {
     sum
 }
 
-/// The byte at `at` of client `seed`'s stream: random-looking, and checkable at any offset.
-fn byte_at(seed: u64, at: usize) -> u8 {
-    let mut x = (at as u64 / 8 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
+/// Word `word` of client `seed`'s stream: random-looking, and checkable at any offset.
+fn word_at(seed: u64, word: u64) -> u64 {
+    let mut x = (word + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed;
     x ^= x >> 29;
-    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    (x >> ((at % 8) * 8)) as u8
+    x.wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
+/// Bytes `from..from + len` of client `seed`'s stream.
 fn chunk(seed: u64, from: usize, len: usize) -> Vec<u8> {
-    (from..from + len).map(|at| byte_at(seed, at)).collect()
+    let first = from / 8;
+    let last = (from + len).div_ceil(8);
+    let words: Vec<u8> = (first..last)
+        .flat_map(|word| word_at(seed, word as u64).to_le_bytes())
+        .collect();
+    let skip = from - first * 8;
+    words[skip..skip + len].to_vec()
 }
 
 /// Sends `total` bytes from one thread while reading them back on this one.
@@ -106,7 +112,7 @@ fn round_trip(addr: SocketAddr, seed: u64, total: usize) {
 #[test]
 fn many_clients_pass_random_bytes_through_to_an_echo_upstream_and_back() {
     let clients = env_or("PROXY_CLIENTS", 100);
-    let total = env_or("PROXY_MIB", 2) << 20;
+    let total = env_or("PROXY_MIB", 4) << 20;
     let upstream = echo_upstream();
     let proxy = proxy_to(support::tcp_addr(&upstream), Duration::from_secs(5));
     let addr = support::tcp_addr(&proxy);
@@ -145,6 +151,7 @@ fn a_client_that_never_reads_stops_the_upstream_side_from_being_read() {
             Err(_) => break,
         }
     }
+    eprintln!("written before the stall: {written}");
     assert!(
         written < LIMIT,
         "the proxy kept reading a client that never reads"
@@ -156,6 +163,7 @@ fn a_client_that_never_reads_stops_the_upstream_side_from_being_read() {
         .map(|s| s.peak_output_buffered)
         .max()
         .unwrap();
+    eprintln!("peak output buffered: {peak}");
     // One read past the mark at most (the 16 KiB read buffer), never the bytes written.
     assert!(
         peak <= (HIGH_WATER + 64 * 1024) as u64,
@@ -171,6 +179,11 @@ fn a_client_that_never_reads_stops_the_upstream_side_from_being_read() {
         assert_eq!(buf[..n], chunk(7, got, n)[..], "at {got}");
         got += n;
     }
+    // The client closes: the EOF passes through, the upstream closes, and so both links end.
+    drop((reader, writer));
+    support::wait_until(Duration::from_secs(10), "both sides closed", || {
+        outbound(&proxy).active == 0
+    });
     proxy.shutdown(Duration::from_secs(5));
     upstream.shutdown(Duration::from_secs(5));
 }
