@@ -13,9 +13,9 @@ use coreloop_reactor::{Balance, ConnAddr, ConnInfo, Cx, Protocol, Step, Verb};
 /// Which impossible link to ask for on open.
 #[derive(Clone, Copy)]
 enum Ask {
-    ToItself,
-    ToAGoneConnection,
-    ToAnotherShard,
+    Itself,
+    GoneConnection,
+    AnotherShard,
 }
 
 struct Asker {
@@ -26,12 +26,12 @@ impl Protocol for Asker {
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
         let own = cx.addr();
         let peer = match self.ask {
-            Ask::ToItself => own,
-            Ask::ToAGoneConnection => ConnAddr {
+            Ask::Itself => own,
+            Ask::GoneConnection => ConnAddr {
                 shard: own.shard,
                 token: ConnToken::new(1000, 99),
             },
-            Ask::ToAnotherShard => ConnAddr {
+            Ask::AnotherShard => ConnAddr {
                 shard: (own.shard + 1) % 2,
                 token: own.token,
             },
@@ -55,7 +55,7 @@ impl Protocol for Asker {
 
 #[test]
 fn a_link_that_cannot_be_made_is_reported_as_unlinked_and_the_asker_lives_on() {
-    for ask in [Ask::ToItself, Ask::ToAGoneConnection, Ask::ToAnotherShard] {
+    for ask in [Ask::Itself, Ask::GoneConnection, Ask::AnotherShard] {
         let reactor = support::start(
             2,
             Balance::RoundRobin,
