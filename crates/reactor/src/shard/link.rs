@@ -18,7 +18,14 @@ pub(super) fn lend_peer(state: &mut Loop, token: ConnToken) -> Option<Lent> {
 
 /// Gives the peer its output back after `token`'s drive. A peer left bytes to write or a
 /// half-close to make is written later in this turn (ready list).
-pub(super) fn give_back(state: &mut Loop, token: ConnToken, lent: Lent) {
+pub(super) fn give_back(state: &mut Loop, token: ConnToken, mut lent: Lent) {
+    // A buffer taken for the peer and left empty goes back now: an idle peer holds none.
+    if lent.pending() == 0 {
+        if let Some(out) = lent.out.take() {
+            state.output_pool.give(out);
+        }
+        lent.written = 0;
+    }
     if let Some(own) = state.links.by_conn.get_mut(&token) {
         own.shut = lent.own_shut;
     }
