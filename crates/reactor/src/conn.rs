@@ -14,6 +14,7 @@ use mio::{Interest, Registry};
 use crate::buffer::BufPool;
 use crate::idle::IdleList;
 use crate::inbuf::InBuf;
+use crate::link::Lent;
 use crate::message::{Message, Outbox, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::outbound::Connects;
@@ -24,6 +25,7 @@ use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
 
 mod lifecycle;
+mod link;
 mod outbound;
 
 use lifecycle::{State, Wait};
@@ -77,6 +79,8 @@ pub(crate) struct Env<'a> {
     pub idle: &'a mut IdleList,
     pub scratch: &'a mut [u8],
     pub io: &'a IoConfig,
+    /// The linked peer's output, lent while this connection is driven.
+    pub link: Option<&'a mut Lent>,
 }
 
 /// Outcome of driving a connection: `Err` closes it for the reason given.
@@ -104,6 +108,9 @@ pub(crate) struct Conn {
     refused: bool,
     /// Opened by this shard (`Cx::connect`), not accepted: counted apart, held by no listener.
     outbound: bool,
+    /// Linked to another connection (`Cx::link`): the shard's link table has the peer and
+    /// lends its output while this one is driven (a flag here, as `Conn` stays small).
+    linked: bool,
 }
 
 impl crate::table::Keyed for Conn {
@@ -135,6 +142,7 @@ impl Conn {
             writable_registered: false,
             refused: false,
             outbound: false,
+            linked: false,
         }
     }
 
@@ -166,7 +174,7 @@ impl Conn {
             return self.discard_input(env, reason);
         }
         let mut budget = env.io.read_budget;
-        while self.may_read(env.io) {
+        while self.may_read(env) {
             let Some((read, drained)) = self.read_once(env)? else {
                 break;
             };
@@ -181,7 +189,7 @@ impl Conn {
                 break;
             }
         }
-        if self.pending_output() > env.io.write_high_water {
+        if self.paced_output(env) > env.io.write_high_water {
             bump(&env.stats.read_paused, 1);
         }
         self.settle(env)
@@ -234,8 +242,17 @@ impl Conn {
         if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
             return Ok(());
         }
+        // `AwaitCompletion` after `Cx::connect` waits for this outcome.
+        if let State::Waiting {
+            until: Wait::Completion,
+            ..
+        } = self.state
+        {
+            self.end_wait(env);
+        }
         let verb = self.call(env, |p, cx| p.on_connect(outcome, cx))?;
         self.apply(verb)?;
+        self.feed(env, 0)?;
         self.settle(env)
     }
 
@@ -245,7 +262,7 @@ impl Conn {
         }
         // A request sent before the drain may still sit unread in the kernel: hand it over
         // first, so the protocol does not take a busy connection for an idle one.
-        if self.may_read(env.io) {
+        if self.may_read(env) {
             self.on_readable(env, true)?;
         }
         if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
@@ -314,9 +331,9 @@ impl Conn {
         }
     }
 
-    fn may_read(&self, io: &IoConfig) -> bool {
+    fn may_read(&self, env: &Env<'_>) -> bool {
         self.state == State::Reading { eof_seen: false }
-            && self.pending_output() <= io.write_high_water
+            && self.paced_output(env) <= env.io.write_high_water
     }
 
     /// One `read`: the bytes read, and whether they fell short of the room offered (the
@@ -431,7 +448,7 @@ impl Conn {
     /// Writes pending output until done or `WouldBlock`; registers `WRITABLE` only then.
     fn flush(&mut self, env: &mut Env<'_>) -> Drive {
         let Some(out) = self.out.as_ref() else {
-            return Ok(());
+            return self.shut_if_asked(env);
         };
         if out.len() > u32::MAX as usize {
             return Err(CloseReason::Aborted);
@@ -464,7 +481,7 @@ impl Conn {
         if was_blocked_above_mark {
             self.resume_reading(env);
         }
-        Ok(())
+        self.shut_if_asked(env)
     }
 
     fn wait_writable(&mut self, progressed: bool, was_above: bool, env: &mut Env<'_>) -> Drive {
@@ -500,9 +517,13 @@ impl Conn {
     }
 
     /// Reading stopped before `WouldBlock`, so no new edge may come: retry from the ready list.
+    /// A linked peer paused by this output is retried too.
     fn resume_reading(&mut self, env: &mut Env<'_>) {
         if self.state == (State::Reading { eof_seen: false }) {
             env.ready.push(self.token);
+        }
+        if let Some(link) = env.link.as_deref() {
+            env.ready.push(link.peer);
         }
     }
 
@@ -566,6 +587,7 @@ impl Conn {
             draining: env.draining,
             refused: &mut self.refused,
             marked_idle: false,
+            link: env.link.as_deref_mut(),
         };
         let protocol = self.protocol.as_mut();
         let result = catch_unwind(AssertUnwindSafe(|| f(protocol, &mut cx)));

@@ -61,6 +61,7 @@ mod idle;
 pub mod inbox;
 mod inbuf;
 pub mod limits;
+pub mod link;
 mod listener_set;
 pub mod message;
 pub mod offload;
@@ -69,6 +70,7 @@ pub mod protocol;
 mod reactor;
 mod shard;
 mod socket;
+pub mod splice;
 pub mod stats;
 #[doc(hidden)] // for tests and benches only, not public API
 pub mod table;

@@ -115,12 +115,17 @@ pub trait MessageSink {
         timeout: Duration,
         protocol: Box<dyn Protocol>,
     ) -> ConnectId;
+
+    /// Asks to link the connection `asker` with `peer` (see [`crate::link`]).
+    fn link(&mut self, asker: ConnToken, peer: ConnAddr);
 }
 
 /// What waits in a shard's local queue for one of its connections.
 pub(crate) enum Local {
     Message(Message),
     Connect(ConnectOutcome),
+    /// The linked peer (this token) closed, or a link to it could not be made.
+    Unlinked(ConnToken),
 }
 
 /// Sends messages to connections from any thread. Cheap to clone.
@@ -270,5 +275,9 @@ impl MessageSink for Outbox<'_> {
         protocol: Box<dyn Protocol>,
     ) -> ConnectId {
         self.connects.push(asker, target, timeout, protocol)
+    }
+
+    fn link(&mut self, asker: ConnToken, peer: ConnAddr) {
+        self.connects.links.push((asker, peer));
     }
 }

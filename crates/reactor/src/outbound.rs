@@ -78,6 +78,8 @@ pub(crate) struct Pending {
 #[derive(Default)]
 pub(crate) struct Connects {
     pub queue: Vec<ConnectRequest>,
+    /// Links asked for (`Cx::link`): the asker and its peer, made after the asker's call.
+    pub links: Vec<(ConnToken, ConnAddr)>,
     next: u64,
 }
 

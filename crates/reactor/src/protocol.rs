@@ -32,7 +32,8 @@ pub enum Verb {
     /// Stop handing over input until every pending output byte is written, then hand over what is
     /// buffered again. Used to bound pipelined responses waiting for a slow reader.
     WaitFlush,
-    /// A job was offloaded: hand over no input until its completion has been delivered.
+    /// A job was offloaded, or a connect asked for ([`Cx::connect`]): hand over no input, and
+    /// read none, until its completion (or the connect's outcome) has been delivered.
     AwaitCompletion,
     /// Write what is pending, shut down the write side, drain the peer's input for a short while,
     /// then close (lingering close: the peer reads the whole response, never a reset).
@@ -163,6 +164,15 @@ pub trait Protocol {
         Verb::Read
     }
 
+    /// The connection this one is linked to ([`Cx::link`]) closed, or the link asked for could
+    /// not be made (see [`crate::link`]). [`Cx::peer_out`] is `None` from now on. The default
+    /// closes once pending output is written; a connection half-closed by its peer's EOF
+    /// closes after flushing whatever this answers short of `CloseNow`.
+    fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::CloseAfterFlush
+    }
+
     /// The server started draining: finish what is in flight and say when to close. The default
     /// closes once pending output is written.
     fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
@@ -267,6 +277,8 @@ pub struct Cx<'a> {
     pub(crate) draining: bool,
     pub(crate) refused: &'a mut bool,
     pub(crate) marked_idle: bool,
+    /// The linked peer's output, lent for this call (`None`: not linked, or the peer closed).
+    pub(crate) link: Option<&'a mut crate::link::Lent>,
 }
 
 impl Cx<'_> {
@@ -447,6 +459,69 @@ impl Cx<'_> {
         protocol: Box<dyn Protocol>,
     ) -> ConnectId {
         self.mail.connect(self.token, target, timeout, protocol)
+    }
+
+    /// Links this connection with `peer`, a connection on the same shard (usually the one
+    /// [`Cx::connect`] opened, from [`Protocol::on_connect`]): from then on each protocol can
+    /// write into the other's output with [`Cx::peer_out`], and each connection reads its socket
+    /// only while the other's pending output is at or below the high-water mark. Made by the
+    /// shard right after this call; one that cannot be made comes back as
+    /// [`Protocol::on_unlinked`]. See [`crate::link`] for the rules.
+    ///
+    /// A splice in the harness: input goes into the peer's output, EOF shuts the peer's write.
+    ///
+    /// ```
+    /// use coreloop_reactor::testing::Harness;
+    /// use coreloop_reactor::token::ConnToken;
+    /// use coreloop_reactor::{ConnAddr, Cx, Protocol, Step, Verb};
+    ///
+    /// struct Splice;
+    /// impl Protocol for Splice {
+    ///     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+    ///         match cx.peer_out() {
+    ///             Some(out) => {
+    ///                 out.extend_from_slice(input);
+    ///                 Step::new(input.len(), Verb::Read)
+    ///             }
+    ///             None => Step::new(0, Verb::Read),
+    ///         }
+    ///     }
+    ///     fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
+    ///         cx.shutdown_peer_write();
+    ///         Verb::Read
+    ///     }
+    /// }
+    ///
+    /// let mut harness = Harness::new();
+    /// let mut splice = Splice;
+    /// harness.link_to(ConnAddr { shard: 0, token: ConnToken::new(7, 0) });
+    /// harness.push(&mut splice, b"hello");
+    /// assert_eq!(harness.take_peer_output(), b"hello");
+    /// assert_eq!(harness.eof(&mut splice), Verb::Read);
+    /// assert!(harness.peer_write_shut());
+    /// ```
+    pub fn link(&mut self, peer: ConnAddr) {
+        self.mail.link(self.token, peer);
+    }
+
+    /// The linked peer's output buffer, to append to (one copy, no queue): `None` when this
+    /// connection is not linked, or no longer (see [`Cx::link`]).
+    pub fn peer_out(&mut self) -> Option<&mut Vec<u8>> {
+        let pool = &mut *self.pool;
+        self.link.as_deref_mut().map(|lent| lent.out(pool))
+    }
+
+    /// The linked peer's output not yet written to its socket (`0` when not linked).
+    pub fn peer_pending_output(&self) -> usize {
+        self.link.as_deref().map_or(0, crate::link::Lent::pending)
+    }
+
+    /// Asks the linked peer to shut down its write side once its pending output is written
+    /// (passes a half-close through); the peer keeps reading. Nothing when not linked.
+    pub fn shutdown_peer_write(&mut self) {
+        if let Some(lent) = self.link.as_deref_mut() {
+            lent.shut = true;
+        }
     }
 
     /// True once the server has started draining.

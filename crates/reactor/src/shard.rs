@@ -17,7 +17,8 @@ use crate::buffer::BufPool;
 use crate::conn::{Conn, Drive, Env, IoConfig};
 use crate::idle::IdleList;
 use crate::inbox::{Handoff, Inbox};
-use crate::message::ShardMail;
+use crate::link::Links;
+use crate::message::{Local, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::outbound::{Connects, Pending};
 use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
@@ -52,6 +53,8 @@ pub(crate) enum Control {
 mod admit;
 mod drain;
 mod evict;
+mod link;
+use link::{give_back, lend_peer};
 mod mail;
 mod outbound;
 
@@ -108,6 +111,8 @@ struct Loop {
     connects: Connects,
     /// Outbound connections still connecting, and who asked.
     pending: Vec<Pending>,
+    /// Linked connections, both sides (`crate::link`).
+    links: Links,
 }
 
 impl Shard {
@@ -142,6 +147,7 @@ impl Shard {
             evict_log: RateLimitedLog::default(),
             connects: Connects::default(),
             pending: Vec::new(),
+            links: Links::default(),
         };
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         loop {
@@ -240,16 +246,29 @@ impl Shard {
         now: Instant,
         f: impl FnOnce(&mut Conn, &mut Env<'_>) -> Drive,
     ) -> bool {
+        let Some(conn) = state.conns.get_mut(token) else {
+            return false;
+        };
+        let mut lent = if conn.is_linked() {
+            lend_peer(state, token)
+        } else {
+            None
+        };
         let (conns, parts) = split(state);
         let Some(conn) = conns.get_mut(token) else {
             return false;
         };
         let listener = conn.listener();
         let mut env = env(self, parts, now, listener);
+        env.link = lent.as_mut();
         let outcome = f(conn, &mut env);
+        if let Some(lent) = lent {
+            give_back(state, token, lent);
+        }
         if let Err(reason) = outcome {
             self.close(state, token, now, reason);
         }
+        self.make_links(state, now);
         true
     }
 
@@ -264,6 +283,11 @@ impl Shard {
         } else {
             reason
         };
+        if let Some(link) = state.links.by_conn.remove(&token) {
+            self.mail
+                .local
+                .push_back((link.peer, Local::Unlinked(token)));
+        }
         let outbound = conn.is_outbound();
         if outbound {
             self.outbound_closed(state, token);
@@ -616,5 +640,6 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         idle: &mut parts.idle[listener],
         scratch: parts.scratch,
         io: &parts.ios[listener],
+        link: None,
     }
 }

@@ -38,6 +38,7 @@ struct SentMessages {
     sent: Vec<(ConnAddr, Message)>,
     refuse: bool,
     connects: Vec<(ConnectId, ListenAddr, Box<dyn Protocol>)>,
+    links: Vec<ConnAddr>,
 }
 
 impl MessageSink for SentMessages {
@@ -59,6 +60,10 @@ impl MessageSink for SentMessages {
         let id = ConnectId(self.connects.len() as u64);
         self.connects.push((id, target, protocol));
         id
+    }
+
+    fn link(&mut self, _asker: ConnToken, peer: ConnAddr) {
+        self.links.push(peer);
     }
 }
 
@@ -83,6 +88,8 @@ pub struct Harness {
     mail: SentMessages,
     refused: bool,
     idle_marks: usize,
+    /// The linked peer's output (`link_to`), as the shard lends it.
+    peer: Option<crate::link::Lent>,
 }
 
 impl Default for Harness {
@@ -108,6 +115,7 @@ impl Harness {
             mail: SentMessages::default(),
             refused: false,
             idle_marks: 0,
+            peer: None,
         }
     }
 
@@ -128,6 +136,7 @@ impl Harness {
             draining: self.draining,
             refused: &mut self.refused,
             marked_idle: false,
+            link: self.peer.as_mut(),
         };
         let result = f(&mut cx);
         if cx.marked_idle {
@@ -304,6 +313,46 @@ impl Harness {
         };
         let verb = self.with_cx(|cx| protocol.on_connect(outcome, cx));
         self.answer(verb)
+    }
+
+    /// Links asked for with [`Cx::link`], oldest first, taken out (make one with
+    /// [`link_to`](Self::link_to), refuse it with [`unlinked`](Self::unlinked)).
+    pub fn take_links(&mut self) -> Vec<ConnAddr> {
+        std::mem::take(&mut self.mail.links)
+    }
+
+    /// Links the connection to a peer: from now on [`Cx::peer_out`] is a buffer that
+    /// [`take_peer_output`](Self::take_peer_output) reads (the peer never writes it out).
+    pub fn link_to(&mut self, peer: ConnAddr) {
+        self.peer = Some(crate::link::Lent {
+            peer: peer.token,
+            out: None,
+            written: 0,
+            shut: false,
+            own_shut: crate::link::Shut::Open,
+        });
+    }
+
+    /// Ends the link, as when the peer closes: [`Protocol::on_unlinked`].
+    pub fn unlinked(&mut self, protocol: &mut dyn Protocol) -> Verb {
+        self.peer = None;
+        let verb = self.with_cx(|cx| protocol.on_unlinked(cx));
+        self.answer(verb)
+    }
+
+    /// What the protocol wrote into the linked peer's output, taken out: as if the peer's
+    /// socket took it all, so [`Cx::peer_pending_output`] is `0` afterwards.
+    pub fn take_peer_output(&mut self) -> Vec<u8> {
+        self.peer
+            .as_mut()
+            .and_then(|peer| peer.out.take())
+            .unwrap_or_default()
+    }
+
+    /// Whether the protocol asked the peer to shut down its write side
+    /// ([`Cx::shutdown_peer_write`]).
+    pub fn peer_write_shut(&self) -> bool {
+        self.peer.as_ref().is_some_and(|peer| peer.shut)
     }
 
     /// Everything written so far, taken out.

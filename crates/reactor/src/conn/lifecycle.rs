@@ -13,6 +13,9 @@ use crate::stats::CloseReason;
 pub(super) enum Wait {
     Flush,
     Completion,
+    /// Half-closed and linked: the peer's EOF was read, output from the linked peer still
+    /// flows until this side's write is shut down or the link ends (`crate::link`).
+    Peer,
 }
 
 /// How far the peer's end of the stream has got, once input no longer flows to the protocol.
@@ -153,6 +156,7 @@ impl Conn {
             break;
         }
         self.deliver_eof(env)?;
+        self.half_closed_both_ways(env)?;
         self.advance_close(env)?;
         self.release_idle_buffers(env);
         self.sync_timer(env);
@@ -175,6 +179,7 @@ impl Conn {
         match verb {
             Verb::WaitFlush => self.wait_for(Wait::Flush, Eof::Told),
             Verb::AwaitCompletion => self.wait_for(Wait::Completion, Eof::Told),
+            Verb::Read if self.linked => self.wait_for(Wait::Peer, Eof::Told),
             Verb::Read | Verb::CloseAfterFlush => self.begin_close(Eof::Told),
             Verb::CloseNow => return Err(CloseReason::Aborted),
         }

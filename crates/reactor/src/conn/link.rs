@@ -1,0 +1,115 @@
+//! A connection's side of a link (`crate::link`): lending its output to the peer, pacing its
+//! reads by the peer's output, the half-close the peer asks for, and the end of the link.
+
+use super::lifecycle::{Eof, State, Wait};
+use super::{Conn, Drive, Env};
+use crate::link::{Lent, Shut};
+use crate::stats::CloseReason;
+use crate::token::ConnToken;
+
+impl Conn {
+    /// True while linked (the shard's link table names the peer).
+    pub fn is_linked(&self) -> bool {
+        self.linked
+    }
+
+    /// True when this connection may be linked now: connected, not closing, not linked.
+    pub fn may_link(&self) -> bool {
+        !self.linked
+            && matches!(self.state, State::Reading { .. } | State::Waiting { .. })
+            && !matches!(
+                self.state,
+                State::Waiting {
+                    until: Wait::Peer,
+                    ..
+                }
+            )
+    }
+
+    pub fn set_linked(&mut self) {
+        self.linked = true;
+    }
+
+    /// Lends this connection's output to its peer's call; `restore` takes it back.
+    pub fn lend(&mut self, owner: ConnToken, borrower_shut: Shut) -> Lent {
+        Lent {
+            peer: owner,
+            out: self.out.take(),
+            written: std::mem::take(&mut self.out_pos) as usize,
+            shut: false,
+            own_shut: borrower_shut,
+        }
+    }
+
+    /// Takes the lent output back: `true` when the peer left bytes to write, so the caller
+    /// puts this connection on the ready list.
+    pub fn restore(&mut self, out: Option<Vec<u8>>, written: usize) -> bool {
+        self.out = out;
+        // `written` came from `out_pos`, a u32.
+        self.out_pos = written as u32;
+        self.pending_output() > 0
+    }
+
+    /// The output whose size paces this connection's reads: its peer's while linked (the
+    /// bytes it reads go there), its own otherwise (its protocol answers into it).
+    pub(super) fn paced_output(&self, env: &Env<'_>) -> usize {
+        match (self.linked, env.link.as_deref()) {
+            (true, Some(lent)) => lent.pending(),
+            _ => self.pending_output(),
+        }
+    }
+
+    /// Every byte is written: shut down the write side if the peer asked for it.
+    pub(super) fn shut_if_asked(&mut self, env: &mut Env<'_>) -> Drive {
+        let Some(link) = env.link.as_deref_mut() else {
+            return Ok(());
+        };
+        if link.own_shut != Shut::AfterFlush || self.pending_output() > 0 {
+            return Ok(());
+        }
+        link.own_shut = Shut::Done;
+        self.stream
+            .shutdown_write()
+            .map_err(|_| CloseReason::IoError)
+    }
+
+    /// Half-closed in both directions (the peer's EOF read and told, this side's write shut
+    /// down): nothing can flow any more.
+    pub(super) fn half_closed_both_ways(&self, env: &Env<'_>) -> Drive {
+        let waits_for_peer = self.state
+            == State::Waiting {
+                until: Wait::Peer,
+                eof: Eof::Told,
+            };
+        let shut = env.link.as_deref().map(|link| link.own_shut);
+        if waits_for_peer && shut == Some(Shut::Done) {
+            return Err(CloseReason::Peer);
+        }
+        Ok(())
+    }
+
+    /// The link ended (the peer closed) or could not be made.
+    pub fn on_unlinked(&mut self, env: &mut Env<'_>) -> Drive {
+        self.linked = false;
+        if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
+            return Ok(());
+        }
+        let verb = self.call(env, |p, cx| p.on_unlinked(cx))?;
+        self.apply(verb)?;
+        if let State::Waiting {
+            until: Wait::Peer,
+            eof,
+        } = self.state
+        {
+            // Half-closed, and nothing can reach it any more.
+            self.begin_close(eof);
+        }
+        self.settle(env)
+    }
+
+    /// The link was just made: input buffered before it goes to the protocol now.
+    pub fn on_linked(&mut self, env: &mut Env<'_>) -> Drive {
+        self.feed(env, 0)?;
+        self.settle(env)
+    }
+}

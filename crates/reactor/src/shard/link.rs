@@ -1,0 +1,105 @@
+//! Links on the shard (`crate::link`): making the links protocols asked for, lending a
+//! peer's output for one drive and taking it back, and telling a side its link ended.
+
+use std::time::Instant;
+
+use super::{Loop, Shard};
+use crate::link::{Lent, Link, Shut};
+use crate::message::Local;
+use crate::token::ConnToken;
+
+/// The output of `token`'s linked peer, for one drive of `token`; `None` when the peer is gone
+/// (its `Unlinked` is on the way).
+pub(super) fn lend_peer(state: &mut Loop, token: ConnToken) -> Option<Lent> {
+    let link = *state.links.by_conn.get(&token)?;
+    let peer = state.conns.get_mut(link.peer)?;
+    Some(peer.lend(link.peer, link.shut))
+}
+
+/// Gives the peer its output back after `token`'s drive. A peer left bytes to write or a
+/// half-close to make is written later in this turn (ready list).
+pub(super) fn give_back(state: &mut Loop, token: ConnToken, mut lent: Lent) {
+    // A buffer taken for the peer and left empty goes back now: an idle peer holds none.
+    if lent.pending() == 0 {
+        if let Some(out) = lent.out.take() {
+            state.output_pool.give(out);
+        }
+        lent.written = 0;
+    }
+    if let Some(own) = state.links.by_conn.get_mut(&token) {
+        own.shut = lent.own_shut;
+    }
+    let Some(peer) = state.conns.get_mut(lent.peer) else {
+        if let Some(out) = lent.out {
+            state.output_pool.give(out);
+        }
+        return;
+    };
+    let mut wake = peer.restore(lent.out, lent.written);
+    if lent.shut {
+        if let Some(link) = state.links.by_conn.get_mut(&lent.peer) {
+            if link.shut == Shut::Open {
+                link.shut = Shut::AfterFlush;
+                wake = true;
+            }
+        }
+    }
+    if wake {
+        state.ready.push(lent.peer);
+    }
+}
+
+impl Shard {
+    /// Makes every link asked for since the last call; one that cannot be made is told to the
+    /// asker as `on_unlinked`. An asker already linked keeps its link: the request is dropped.
+    pub(super) fn make_links(&mut self, state: &mut Loop, now: Instant) {
+        if state.connects.links.is_empty() {
+            return;
+        }
+        for (asker, peer) in std::mem::take(&mut state.connects.links) {
+            let mut may_link = |token| state.conns.get_mut(token).is_some_and(|c| c.may_link());
+            if !may_link(asker) {
+                continue;
+            }
+            let same_shard = peer.shard == self.id && peer.token != asker;
+            if !(same_shard && may_link(peer.token)) {
+                self.mail
+                    .local
+                    .push_back((asker, Local::Unlinked(peer.token)));
+                continue;
+            }
+            for (one, other) in [(asker, peer.token), (peer.token, asker)] {
+                if let Some(conn) = state.conns.get_mut(one) {
+                    conn.set_linked();
+                }
+                let link = Link {
+                    peer: other,
+                    shut: Shut::Open,
+                };
+                state.links.by_conn.insert(one, link);
+            }
+            for token in [asker, peer.token] {
+                self.try_drive(state, token, now, |conn, env| conn.on_linked(env));
+            }
+        }
+    }
+
+    /// `token` hears that its link to `peer` ended, or was never made. Stale when `token`
+    /// is linked to someone else meanwhile.
+    pub(super) fn unlinked(
+        &mut self,
+        state: &mut Loop,
+        token: ConnToken,
+        peer: ConnToken,
+        now: Instant,
+    ) {
+        match state.links.by_conn.get(&token) {
+            Some(link) if link.peer != peer => return,
+            Some(_) => {
+                state.links.by_conn.remove(&token);
+            }
+            None => {}
+        }
+        self.try_drive(state, token, now, |conn, env| conn.on_unlinked(env));
+    }
+}
