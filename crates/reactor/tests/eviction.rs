@@ -10,34 +10,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coreloop_reactor::{
-    Balance, CloseReason, ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb,
-};
-
-/// Answers `ok` to every byte and is then idle until the next.
-struct Ack;
-
-impl Protocol for Ack {
-    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
-        for _ in input {
-            cx.out().extend_from_slice(b"ok");
-        }
-        cx.mark_idle();
-        Step::new(input.len(), Verb::Read)
-    }
-}
-
-impl ProtocolFactory for Ack {
-    fn for_shard(&self, _shard: usize) -> Box<dyn ConnFactory> {
-        Box::new(Ack)
-    }
-}
-
-impl ConnFactory for Ack {
-    fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
-        Box::new(Ack)
-    }
-}
+use coreloop_reactor::{Balance, CloseReason};
 
 fn acked(addr: std::net::SocketAddr) -> TcpStream {
     let mut client = support::connect(addr);
@@ -53,7 +26,7 @@ fn at_the_per_shard_limit_the_oldest_idle_connections_make_room() {
         2,
         Balance::LeastLoaded,
         support::loopback(),
-        Arc::new(Ack),
+        Arc::new(support::Ack),
         |c| {
             c.max_connections_per_shard = Some(PER_SHARD);
             c.keepalive_grace = Duration::from_millis(100);

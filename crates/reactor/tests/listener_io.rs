@@ -236,41 +236,16 @@ fn a_listeners_io_can_change_while_it_runs() {
     reactor.shutdown(Duration::from_secs(1));
 }
 
-/// Answers `ok` to every byte and is then idle until the next.
-struct Ack;
-
-impl Protocol for Ack {
-    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
-        for _ in input {
-            cx.out().extend_from_slice(b"ok");
-        }
-        cx.mark_idle();
-        Step::new(input.len(), Verb::Read)
-    }
-}
-
-impl ProtocolFactory for Ack {
-    fn for_shard(&self, _shard: usize) -> Box<dyn ConnFactory> {
-        Box::new(Ack)
-    }
-}
-
-impl ConnFactory for Ack {
-    fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
-        Box::new(Ack)
-    }
-}
-
 #[test]
 fn a_listeners_own_keepalive_grace_decides_which_idle_connections_may_go() {
     const LIMIT: usize = 16;
     let own = ListenerIo::default().with_keepalive_grace(Duration::from_millis(50));
-    let second = Arc::new(Ack);
+    let second = Arc::new(support::Ack);
     let reactor = support::start(
         1,
         Balance::LeastLoaded,
         support::loopback(),
-        Arc::new(Ack),
+        Arc::new(support::Ack),
         |c| {
             c.max_connections = LIMIT;
             c.keepalive_grace = Duration::from_secs(60);

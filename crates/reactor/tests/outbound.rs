@@ -172,20 +172,7 @@ fn a_missing_unix_socket_is_refused() {
 fn a_connect_past_its_timeout_reaches_the_asker_as_timed_out() {
     // A listener that never accepts, its accept queue filled: the kernel drops further SYNs,
     // so a connect to it can only time out.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.listen(0).unwrap();
-    let full: SocketAddr = socket.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..16 {
-        match TcpStream::connect_timeout(&full, Duration::from_millis(200)) {
-            Ok(stream) => fillers.push(stream),
-            Err(_) => break,
-        }
-    }
-    assert!(fillers.len() < 16, "the accept queue never filled");
+    let (full, _socket, fillers) = support::full_listener();
     let reactor = dialing(ListenAddr::Tcp(full), Duration::from_millis(200));
     let (_client, line) = first_line(&reactor);
     assert_eq!(line, format!("{:?}\n", ConnectError::TimedOut));

@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,20 +242,7 @@ fn an_upstream_that_refuses_closes_the_client_and_is_counted() {
 #[test]
 fn an_upstream_that_never_answers_times_out_closes_the_client_and_is_counted() {
     // A listener that never accepts, its accept queue filled: a connect can only time out.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.listen(0).unwrap();
-    let full: SocketAddr = socket.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..16 {
-        match TcpStream::connect_timeout(&full, Duration::from_millis(200)) {
-            Ok(stream) => fillers.push(stream),
-            Err(_) => break,
-        }
-    }
-    assert!(fillers.len() < 16, "the accept queue never filled");
+    let (full, _socket, fillers) = support::full_listener();
     let proxy = proxy_to(full, Duration::from_millis(200));
     let mut client = support::connect(support::tcp_addr(&proxy));
     assert_eq!(support::read_to_end(&mut client).unwrap(), b"");

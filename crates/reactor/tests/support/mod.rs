@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreloop_reactor::{
-    Balance, ListenAddr, ListenerSpec, ProtocolFactory, ReactorConfig, ReactorHandle,
+    Balance, ConnFactory, ConnInfo, Cx, ListenAddr, ListenerSpec, Protocol, ProtocolFactory,
+    ReactorConfig, ReactorHandle, Step, Verb,
 };
 use mio::{Events, Interest, Poll, Token};
 
@@ -148,4 +149,58 @@ pub fn interest_both() -> Interest {
 
 pub fn token(i: usize) -> Token {
     Token(i)
+}
+
+/// Answers `ok` to every byte and then marks its connection idle (for eviction tests).
+pub struct Ack;
+
+impl Protocol for Ack {
+    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        for _ in input {
+            cx.out().extend_from_slice(b"ok");
+        }
+        cx.mark_idle();
+        Step::new(input.len(), Verb::Read)
+    }
+}
+
+impl ProtocolFactory for Ack {
+    fn for_shard(&self, _shard: usize) -> Box<dyn ConnFactory> {
+        Box::new(Ack)
+    }
+}
+
+impl ConnFactory for Ack {
+    fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
+        Box::new(Ack)
+    }
+}
+
+/// A listener that never accepts, its accept queue filled: the kernel drops further SYNs, so a
+/// connect to its address can only time out. Keep the socket and the fillers alive meanwhile.
+pub fn full_listener() -> (
+    std::net::SocketAddr,
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let full = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match std::net::TcpStream::connect_timeout(&full, Duration::from_millis(200)) {
+            Ok(stream) => fillers.push(stream),
+            Err(_) => break,
+        }
+    }
+    assert!(fillers.len() < 16, "the accept queue never filled");
+    (full, socket, fillers)
 }
