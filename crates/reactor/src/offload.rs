@@ -265,21 +265,33 @@ impl OffloadPool {
     }
 }
 
-/// A worker idle this long after a job gives the allocator's free memory back to the system.
+/// An idle worker looks this often at the allocator's free memory.
 const TRIM_WHEN_IDLE: Duration = Duration::from_secs(1);
+
+/// Growth of the free heap above its lowest level since the last trim that makes an idle
+/// worker trim again.
+const TRIM_SLACK: usize = 1024 * 1024;
 
 fn run_worker(receiver: &Receiver<Task>, inboxes: &[Arc<Inbox>], stats: &OffloadStats) {
     // Jobs allocate on this thread (a file window is 128 KiB) and their results are freed on a
-    // shard: glibc returns such chunks to this thread's arena and keeps them, so 100 finished
-    // downloads left 13.6 MiB of RSS behind. Trimming once the pool falls idle gives it back,
-    // off every shard's path.
+    // shard, often long after the job: glibc returns such chunks to this thread's arena and
+    // keeps them, so 100 finished downloads left 13.6 MiB of RSS behind. An idle worker
+    // therefore trims after its own jobs and whenever the free heap has grown by more than
+    // TRIM_SLACK (connections that closed while the pool was already
+    // idle), off every shard's path and at most once a second.
     let mut worked = false;
+    let mut free_low = 0usize;
     loop {
         let task = match receiver.recv_timeout(TRIM_WHEN_IDLE) {
             Ok(task) => task,
             Err(RecvTimeoutError::Timeout) => {
-                if std::mem::take(&mut worked) {
+                // Trimmed pages stay counted as free, so the level to beat is the lowest seen
+                // since the last trim: memory taken again and then freed counts as growth.
+                let free = crate::sys::free_heap_bytes();
+                free_low = free_low.min(free);
+                if std::mem::take(&mut worked) || free > free_low + TRIM_SLACK {
                     crate::sys::release_free_memory();
+                    free_low = crate::sys::free_heap_bytes();
                 }
                 continue;
             }

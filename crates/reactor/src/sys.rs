@@ -1,6 +1,6 @@
 //! The only module of the workspace with `unsafe`: taking ownership of file descriptors that
 //! systemd passed to this process by socket activation (sd_listen_fds(3)), and asking glibc's
-//! allocator to give free memory back (malloc_trim(3)).
+//! allocator to give free memory back (malloc_trim(3), mallinfo2(3)).
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -63,3 +63,19 @@ pub(crate) fn release_free_memory() {
 /// See the glibc version: other allocators keep their own policy.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn release_free_memory() {}
+
+/// Bytes the allocator holds free in its arenas (not counting what it has already given back);
+/// 0 where the C library is not glibc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn free_heap_bytes() -> usize {
+    // SAFETY: mallinfo2 takes no argument and returns a plain struct by value; it reads the
+    // arenas' statistics under their locks and is safe to call from any thread.
+    let info = unsafe { libc::mallinfo2() };
+    info.fordblks
+}
+
+/// See the glibc version.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn free_heap_bytes() -> usize {
+    0
+}
