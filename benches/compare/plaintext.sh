@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# coreloop (1 shard) versus nginx (1 worker) on /plaintext, side by side on this machine.
-# Servers pinned to CPU 1, load pinned to CPU 0; rounds alternate A B A B; medians; every
-# figure also as a ratio to nginx from the same round. The servers' CPU seconds over each
-# measured window come from /proc, so requests per server CPU-second stay honest when the
-# client saturates its core first. Loopback only, every run bounded by `timeout`.
+# coreloop (1 shard) side by side with its peers on /plaintext, on this machine: nginx (1
+# worker), may_minihttp (1 worker, TechEmpower settings; benches/compare/may_minihttp) and the
+# epoll floor (benches/compare/floor.c, the least work an epoll server can do per request).
+# Servers pinned to CPU 1, load pinned to CPU 0; rounds alternate the servers (the order is
+# reversed every other round); medians with min-max; every figure also as coreloop's ratio to
+# each peer. The servers' CPU seconds over each measured window come from /proc, so requests
+# per server CPU-second stay honest when the client saturates its core first. Loopback only,
+# every run bounded by `timeout`.
 #
 # Usage: benches/compare/plaintext.sh [ROUNDS] [SECONDS]   (defaults: 3 rounds of 5 s)
-# Env: SCENARIOS (default "S1 S2 S3 S4 S5"), CLIENTS (default "wrk load").
+# Env: SCENARIOS (default "S1 S2 S3 S4 S5"), CLIENTS (default "wrk load"),
+#      SERVERS (default "coreloop nginx may floor"; coreloop first, ratios are against it).
 set -euo pipefail
 
 ROUNDS=${1:-3}
 SECS=${2:-5}
 SCENARIOS=${SCENARIOS:-S1 S2 S3 S4 S5}
 CLIENTS=${CLIENTS:-wrk load}
-NGINX_PORT=18081
-CORELOOP_PORT=18082
+SERVERS=${SERVERS:-coreloop nginx may floor}
+declare -A PORT=([nginx]=18081 [coreloop]=18082 [may]=18083 [floor]=18084)
+declare -A PID=()
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=$(mktemp -d /tmp/coreloop-plaintext.XXXXXX)
@@ -37,6 +42,15 @@ build() {
     local target=${CARGO_TARGET_DIR:-$ROOT/target}
     CORELOOP=$target/release/coreloop
     LOAD=$target/release/coreloop-load
+    if [[ " $SERVERS " == *" may "* ]]; then
+        (cd "$HERE/may_minihttp" && CARGO_TARGET_DIR=$target/peers cargo build --release -q >&2)
+        MAY=$target/peers/release/coreloop-peer-may-minihttp
+    fi
+    if [[ " $SERVERS " == *" floor "* ]]; then
+        mkdir -p "$target/peers"
+        cc -O2 -o "$target/peers/floor" "$HERE/floor.c"
+        FLOOR=$target/peers/floor
+    fi
 }
 
 start_nginx() {
@@ -51,7 +65,7 @@ http {
     keepalive_requests 100000000;
     keepalive_timeout 300s;
     server {
-        listen 127.0.0.1:$NGINX_PORT backlog=16384;
+        listen 127.0.0.1:${PORT[nginx]} backlog=16384;
         location /plaintext { default_type text/plain; return 200 'Hello, World!'; }
     }
 }
@@ -59,8 +73,8 @@ CONF
     taskset -c 1 nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
     PIDS+=($!)
     # nginx forks its worker; the worker is the process that serves.
-    wait_up $NGINX_PORT
-    NGINX_PID=$(pgrep -P "${PIDS[-1]}" | head -1)
+    wait_up "${PORT[nginx]}"
+    PID[nginx]=$(pgrep -P "${PIDS[-1]}" | head -1)
 }
 
 start_coreloop() {
@@ -82,7 +96,7 @@ level = "warn"
 
 [[listener]]
 name = "web"
-address = "127.0.0.1:$CORELOOP_PORT"
+address = "127.0.0.1:${PORT[coreloop]}"
 protocol = "http"
 backlog = 16384
 
@@ -92,16 +106,33 @@ static = { status = 200, body = "Hello, World!", content_type = "text/plain" }
 CONF
     taskset -c 1 "$CORELOOP" --config "$WORK/coreloop.toml" 2>"$WORK/coreloop.log" &
     PIDS+=($!)
-    CORELOOP_PID=${PIDS[-1]}
-    wait_up $CORELOOP_PORT
+    PID[coreloop]=${PIDS[-1]}
+    wait_up "${PORT[coreloop]}"
+}
+
+start_may() {
+    taskset -c 1 "$MAY" "${PORT[may]}" 2>"$WORK/may.log" &
+    PIDS+=($!)
+    PID[may]=${PIDS[-1]}
+    wait_up "${PORT[may]}"
+}
+
+start_floor() {
+    taskset -c 1 "$FLOOR" "${PORT[floor]}" 2>"$WORK/floor.log" &
+    PIDS+=($!)
+    PID[floor]=${PIDS[-1]}
+    wait_up "${PORT[floor]}"
+}
+
+start_servers() {
+    for server in $SERVERS; do "start_$server"; done
 }
 
 restart_servers() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     PIDS=()
-    start_nginx
-    start_coreloop
+    start_servers
 }
 
 wait_up() {
@@ -136,46 +167,67 @@ measure() {  # $1 client, $2 server pid, $3 port, $4 connections, $5 pipeline, $
     else
         local rate=()
         [[ -n $6 ]] && rate=(--rate "$6")
+        # The server's CPU is read when the warm-up ends, so that it covers the measured
+        # window only, as the request count does.
+        (sleep 1; cpu_s "$2" >"$WORK/cpu-before") &
+        local sampler=$!
         timeout $((SECS + 30)) taskset -c 0 "$LOAD" -t 1 -c "$4" -d "${SECS}s" --warmup 1s --pipeline "$5" \
             "${rate[@]}" --no-progress --json "$WORK/out.json" "$url" >/dev/null 2>&1 || true
         read -r rps p99 < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]));
 print(r["requests_per_s"], r["latency"]["p99_us"], r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["write"] + r["errors"]["timeout"])' \
             "$WORK/out.json" | awk '{ print $1, $2; if ($3 > 0) print "socket errors: " $3 > "/dev/stderr" }')
+        wait "$sampler" 2>/dev/null || true
+        before=$(cat "$WORK/cpu-before")
     fi
     after=$(cpu_s "$2")
     echo "$rps $(awk -v a="$after" -v b="$before" 'BEGIN { print a - b }') ${p99:-0}"
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+
+# min, median and max of the numbers on stdin, as "MEDIAN MIN MAX".
+spread() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); print m, a[1], a[NR] }'; }
+
+# The servers in the order of one round: as listed on odd rounds, reversed on even ones, so
+# that no server always runs right after the same neighbour.
+round_order() {  # $1 round
+    local list=($SERVERS)
+    if (($1 % 2 == 0)); then
+        for ((i = ${#list[@]} - 1; i >= 0; i--)); do printf '%s ' "${list[i]}"; done
+    else
+        printf '%s ' "${list[@]}"
+    fi
+}
 
 # Alternating rounds of one scenario with one client; prints one table row per server.
 scenario() {  # $1 label, $2 client, $3 connections, $4 pipeline, $5 rate
-    local c_rps=() c_per=() c_p99=() n_rps=() n_per=() n_p99=()
+    declare -A rps=() per=() p99=()
     for round in $(seq "$ROUNDS"); do
-        for server in nginx coreloop; do
-            local pid port
-            if [[ $server == nginx ]]; then pid=$NGINX_PID; port=$NGINX_PORT; else pid=$CORELOOP_PID; port=$CORELOOP_PORT; fi
-            read -r rps cpu p99 < <(measure "$2" "$pid" "$port" "$3" "$4" "$5")
-            local per
-            per=$(awk -v r="$rps" -v c="$cpu" -v s="$SECS" 'BEGIN { print (c > 0 ? r * s / c : 0) }')
-            echo "  $1 $2 round $round $server: $rps req/s, server CPU ${cpu}s, $per req/CPU-s, p99 ${p99}us" >&2
-            if [[ $server == nginx ]]; then n_rps+=("$rps"); n_per+=("$per"); n_p99+=("$p99")
-            else c_rps+=("$rps"); c_per+=("$per"); c_p99+=("$p99"); fi
+        for server in $(round_order "$round"); do
+            read -r r cpu l < <(measure "$2" "${PID[$server]}" "${PORT[$server]}" "$3" "$4" "$5")
+            local p
+            p=$(awk -v r="$r" -v c="$cpu" -v s="$SECS" 'BEGIN { print (c > 0 ? r * s / c : 0) }')
+            echo "  $1 $2 round $round $server: $r req/s, server CPU ${cpu}s, $p req/CPU-s, p99 ${l}us" >&2
+            rps[$server]+="$r "; per[$server]+="$p "; p99[$server]+="$l "
         done
     done
-    local cr cp cl nr np nl
-    cr=$(printf '%s\n' "${c_rps[@]}" | median); cp=$(printf '%s\n' "${c_per[@]}" | median); cl=$(printf '%s\n' "${c_p99[@]}" | median)
-    nr=$(printf '%s\n' "${n_rps[@]}" | median); np=$(printf '%s\n' "${n_per[@]}" | median); nl=$(printf '%s\n' "${n_p99[@]}" | median)
-    awk -v l="$1" -v c="$2" -v cr="$cr" -v cp="$cp" -v cl="$cl" -v nr="$nr" -v np="$np" -v nl="$nl" 'BEGIN {
-        printf "| %s | %s | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.0f | %.0f |\n",
-            l, c, cr, nr, (nr > 0 ? cr / nr : 0), cp, np, (np > 0 ? cp / np : 0), cl, nl }'
+    local base
+    read -r base _ _ < <(printf '%s\n' ${per[coreloop]:-0} | spread)
+    for server in $SERVERS; do
+        local rm pm pmin pmax lm
+        read -r rm _ _ < <(printf '%s\n' ${rps[$server]} | spread)
+        read -r pm pmin pmax < <(printf '%s\n' ${per[$server]} | spread)
+        read -r lm _ _ < <(printf '%s\n' ${p99[$server]} | spread)
+        awk -v l="$1" -v c="$2" -v s="$server" -v rm="$rm" -v pm="$pm" -v lo="$pmin" -v hi="$pmax" \
+            -v lm="$lm" -v b="$base" 'BEGIN {
+            printf "| %s | %s | %s | %.0f | %.0f (%.0f-%.0f) | %s | %.0f |\n", l, c, s, rm, pm, lo, hi,
+                (s == "coreloop" ? "1.00" : (pm > 0 ? sprintf("%.2f", b / pm) : "-")), lm }'
+    done
 }
 
 # Server RSS growth per idle keep-alive connection (each sent one request and read it).
 idle_memory() {  # $1 connections
-    for server in nginx coreloop; do
-        local pid port
-        if [[ $server == nginx ]]; then pid=$NGINX_PID; port=$NGINX_PORT; else pid=$CORELOOP_PID; port=$CORELOOP_PORT; fi
+    for server in $SERVERS; do
+        local pid=${PID[$server]} port=${PORT[$server]}
         local before after
         before=$(rss_kib "$pid")
         coproc HOLD { ulimit -n 20000; exec taskset -c 0 timeout 300 python3 "$HERE/hold_idle.py" 127.0.0.1 "$port" "$1"; }
@@ -191,13 +243,13 @@ idle_memory() {  # $1 connections
 install_peers
 build
 ulimit -n 20000
-start_nginx
-start_coreloop
+start_servers
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2), wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}'), coreloop: $($CORELOOP --version)"
+echo "servers: $SERVERS; $ROUNDS rounds of ${SECS}s; medians (min-max); ratio = coreloop req/CPU-s / the server's"
 echo
-echo "| scenario | client | coreloop req/s | nginx req/s | ratio | coreloop req/server-CPU-s | nginx req/server-CPU-s | ratio | coreloop p99 us | nginx p99 us |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| scenario | client | server | req/s | req/server-CPU-s | coreloop / server (per CPU) | p99 us |"
+echo "|---|---|---|---|---|---|---|"
 for s in $SCENARIOS; do
     for client in $CLIENTS; do
         case $s in
@@ -208,17 +260,17 @@ for s in $SCENARIOS; do
     done
 done
 if [[ " $SCENARIOS " == *" S5 "* ]]; then
-    # Half of what coreloop-load reached on S1 against nginx, the same rate for both servers.
-    read -r full _ _ < <(measure load "$NGINX_PID" $NGINX_PORT 256 1 "")
+    # Half of what coreloop-load reached on S1 against the first server, the same rate for all.
+    first=${SERVERS%% *}
+    read -r full _ _ < <(measure load "${PID[$first]}" "${PORT[$first]}" 256 1 "")
     rate=$(awk -v r="$full" 'BEGIN { printf "%d", r / 2 }')
     echo
-    echo "S5: open loop at $rate req/s (50% of coreloop-load's S1 rate against nginx), 256 conns, coreloop-load:"
+    echo "S5: open loop at $rate req/s (50% of coreloop-load's S1 rate against $first), 256 conns, coreloop-load:"
     echo "| server | p50 us | p99 us | p99.9 us | achieved req/s |"
     echo "|---|---|---|---|---|"
-    for server in nginx coreloop; do
-        port=$NGINX_PORT; [[ $server == coreloop ]] && port=$CORELOOP_PORT
+    for server in $SERVERS; do
         timeout $((SECS + 30)) taskset -c 0 "$LOAD" -t 1 -c 256 -d "${SECS}s" --warmup 1s --rate "$rate" \
-            --no-progress --json "$WORK/s5.json" "http://127.0.0.1:$port/plaintext" >/dev/null 2>&1 || true
+            --no-progress --json "$WORK/s5.json" "http://127.0.0.1:${PORT[$server]}/plaintext" >/dev/null 2>&1 || true
         python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r["latency"]
 print("| %s | %s | %s | %s | %.0f |" % (sys.argv[2], l["p50_us"], l["p99_us"], l["p99_9_us"], r["requests_per_s"]))' "$WORK/s5.json" "$server"
     done
