@@ -50,6 +50,29 @@ impl BufPool {
         self.free.push(buf);
     }
 
+    /// A buffer of exactly `buf_size` initialized bytes, for reading into. Buffers given back
+    /// with [`give_filled`](Self::give_filled) keep their bytes, so only a fresh allocation is
+    /// zeroed: zeroing 16 KiB on every read cost more than parsing the requests it brought
+    /// (callgrind, pipelined /plaintext: a quarter of the instructions per request). What the
+    /// bytes held before is never seen: a reader exposes only what it read into them.
+    pub fn take_filled(&mut self) -> Vec<u8> {
+        let mut buf = self.take();
+        if buf.len() < self.buf_size {
+            buf.resize(self.buf_size, 0);
+        } else {
+            buf.truncate(self.buf_size);
+        }
+        buf
+    }
+
+    /// Gives back a buffer taken with [`take_filled`](Self::take_filled), bytes kept.
+    pub fn give_filled(&mut self, buf: Vec<u8>) {
+        if self.free.len() >= self.max_free || buf.capacity() > self.buf_size * MAX_KEPT_GROWTH {
+            return;
+        }
+        self.free.push(buf);
+    }
+
     /// Idle buffers held by the pool.
     pub fn idle(&self) -> usize {
         self.free.len()
@@ -85,6 +108,21 @@ mod tests {
         pool.give(buf);
         pool.give(Vec::with_capacity(1024));
         assert_eq!(pool.idle(), 1);
+    }
+
+    #[test]
+    fn a_filled_buffer_comes_back_filled_without_growing() {
+        let mut pool = BufPool::new(4096, 4);
+        let mut buf = pool.take_filled();
+        assert_eq!(buf.len(), 4096);
+        buf[0] = 7;
+        // Grown by a large request, within the kept limit.
+        buf.resize(8192, 1);
+        pool.give_filled(buf);
+        let again = pool.take_filled();
+        assert_eq!(again.len(), 4096);
+        assert_eq!(again[0], 7, "the same buffer, not zeroed again");
+        assert_eq!(pool.allocated(), 1);
     }
 
     fn pool_buf(pool: &mut BufPool) -> Vec<u8> {

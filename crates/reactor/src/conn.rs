@@ -324,7 +324,7 @@ impl Conn {
             env.timers.cancel(key);
         }
         if let Some(buf) = self.input.take() {
-            env.input_pool.give(buf.data);
+            env.input_pool.give_filled(buf.data);
         }
         if let Some(out) = self.out.take() {
             env.output_pool.give(out);
@@ -340,15 +340,10 @@ impl Conn {
     /// receive queue is empty); `Ok(None)` when the socket has nothing more (WouldBlock, EOF).
     fn read_once(&mut self, env: &mut Env<'_>) -> Result<Option<(usize, bool)>, CloseReason> {
         let pool = &mut *env.input_pool;
-        let buf = self.input.get_or_insert_with(|| {
-            let mut data = pool.take();
-            let size = pool.buf_size();
-            data.resize(size, 0);
-            InBuf {
-                data,
-                start: 0,
-                end: 0,
-            }
+        let buf = self.input.get_or_insert_with(|| InBuf {
+            data: pool.take_filled(),
+            start: 0,
+            end: 0,
         });
         if !buf.make_room(env.io.max_input) {
             return Err(CloseReason::InputOverflow);
@@ -403,7 +398,7 @@ impl Conn {
             match step {
                 Ok(step) => step,
                 Err(reason) => {
-                    env.input_pool.give(buf.data);
+                    env.input_pool.give_filled(buf.data);
                     return Err(reason);
                 }
             }
@@ -419,7 +414,7 @@ impl Conn {
 
     fn discard_input(&mut self, env: &mut Env<'_>, reason: CloseReason) -> Drive {
         if let Some(buf) = self.input.take() {
-            env.input_pool.give(buf.data);
+            env.input_pool.give_filled(buf.data);
         }
         let mut budget = env.io.read_budget;
         loop {
@@ -530,7 +525,7 @@ impl Conn {
     fn release_idle_buffers(&mut self, env: &mut Env<'_>) {
         if self.input.as_ref().is_some_and(|b| b.unconsumed() == 0) {
             if let Some(buf) = self.input.take() {
-                env.input_pool.give(buf.data);
+                env.input_pool.give_filled(buf.data);
             }
         }
     }
