@@ -252,7 +252,7 @@ impl HttpConn {
         // written in the turn that read its first byte, so the turn clock would time it as 0.
         // One vDSO read per request; docs/BENCHMARKS.md ("Request latency clock") has the cost.
         if self.started.is_none() {
-            self.started = Some(Instant::now());
+            self.started = Some(self.shared.request_start(cx.token(), cx.now()));
         }
     }
 
@@ -408,6 +408,7 @@ impl HttpConn {
         // The response is in the connection's output, which the reactor writes to the socket
         // when this step returns; read the clock now for the same reason as `begin_request`.
         let now = Instant::now();
+        self.shared.note_done(cx.token(), cx.now(), now);
         let started = self.started.take().unwrap_or(now);
         let duration = now.saturating_duration_since(started);
         let (route, method) = self.labels();

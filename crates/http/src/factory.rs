@@ -4,7 +4,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use std::net::SocketAddr;
 
@@ -113,6 +113,7 @@ impl ProtocolFactory for HttpFactory {
             peers: RefCell::new(Vec::new()),
             scratch_pool: RefCell::new(Vec::new()),
             exchange_pool: RefCell::new(Vec::new()),
+            last_done: Cell::new(None),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -142,6 +143,17 @@ pub(crate) struct Shared {
     /// The same for the state of a request in progress.
     #[allow(clippy::vec_box)]
     pub exchange_pool: RefCell<Vec<Box<Exchange>>>,
+    /// The last response finished on this shard: which connection, in which loop turn, and
+    /// the real time then (see [`Shared::request_start`]).
+    pub last_done: Cell<Option<LastDone>>,
+}
+
+/// When and where a response was last finished on a shard.
+#[derive(Clone, Copy)]
+pub(crate) struct LastDone {
+    token: ConnToken,
+    turn: Instant,
+    at: Instant,
 }
 
 /// Idle per-request buffers a shard keeps, and the capacity past which one is dropped instead
@@ -150,6 +162,22 @@ const SCRATCH_POOL: usize = 256;
 const SCRATCH_KEPT_BYTES: usize = 64 * 1024;
 
 impl Shared {
+    /// The real time a request that begins now on `token` started. When the same connection
+    /// finished its previous response in this same loop turn (a pipelined batch), nothing ran
+    /// in between, so that moment is reused instead of reading the clock again: one clock
+    /// read per pipelined request instead of two.
+    pub(crate) fn request_start(&self, token: ConnToken, turn: Instant) -> Instant {
+        match self.last_done.get() {
+            Some(last) if last.token == token && last.turn == turn => last.at,
+            _ => Instant::now(),
+        }
+    }
+
+    /// Files the time `token` finished a response, for [`Shared::request_start`].
+    pub(crate) fn note_done(&self, token: ConnToken, turn: Instant, at: Instant) {
+        self.last_done.set(Some(LastDone { token, turn, at }));
+    }
+
     /// Files the peer `open` saw under the connection's token (access log only).
     pub(crate) fn note_peer(&self, token: ConnToken) {
         if self.access_log.is_none() {

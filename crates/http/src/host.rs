@@ -15,44 +15,44 @@ use std::net::Ipv6Addr;
 /// An empty value is valid: RFC 9112 §3.2 has a client send it when the target has no
 /// authority.
 pub(crate) fn is_valid(value: &[u8]) -> bool {
-    let (host, port) = match value.first() {
-        Some(b'[') => {
-            let Some(close) = value.iter().position(|&b| b == b']') else {
-                return false;
-            };
-            if !ip_literal(&value[1..close]) {
-                return false;
-            }
-            match &value[close + 1..] {
-                [] => return true,
-                [b':', port @ ..] => (&value[..0], Some(port)),
-                _ => return false,
-            }
+    if value.first() == Some(&b'[') {
+        return bracketed(value);
+    }
+    // One pass over the reg-name up to the first `:`, then the port: every request's Host
+    // comes through here (a `position` for the colon, then a second pass, cost 240
+    // instructions for "127.0.0.1:18096" in callgrind).
+    let mut rest = value;
+    while let [byte, tail @ ..] = rest {
+        if REG_NAME[usize::from(*byte)] {
+            rest = tail;
+            continue;
         }
-        _ => match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
-            None => (value, None),
-        },
-    };
-    reg_name(host) && port.is_none_or(is_port)
-}
-
-fn reg_name(host: &[u8]) -> bool {
-    let mut at = 0;
-    while at < host.len() {
-        match host[at] {
-            byte if REG_NAME[usize::from(byte)] => at += 1,
-            b'%' => {
-                let hex = host.get(at + 1..at + 3);
-                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                at += 3;
+        match (byte, tail) {
+            (b'%', [high, low, after @ ..])
+                if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() =>
+            {
+                rest = after
             }
+            (b':', port) => return is_port(port),
             _ => return false,
         }
     }
     true
+}
+
+/// `IP-literal [ ":" port ]`.
+fn bracketed(value: &[u8]) -> bool {
+    let Some(close) = value.iter().position(|&b| b == b']') else {
+        return false;
+    };
+    if !ip_literal(&value[1..close]) {
+        return false;
+    }
+    match &value[close + 1..] {
+        [] => true,
+        [b':', port @ ..] => is_port(port),
+        _ => false,
+    }
 }
 
 /// The bytes a reg-name holds as themselves (unreserved and sub-delims but `,`): a table,
@@ -89,9 +89,17 @@ fn ip_future(rest: &[u8]) -> bool {
 }
 
 fn is_port(port: &[u8]) -> bool {
-    port.len() <= 5
-        && port.iter().all(u8::is_ascii_digit)
-        && port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) <= 65535
+    if port.len() > 5 {
+        return false;
+    }
+    let mut number = 0u32;
+    for &digit in port {
+        if !digit.is_ascii_digit() {
+            return false;
+        }
+        number = number * 10 + u32::from(digit - b'0');
+    }
+    number <= 65535
 }
 
 const fn is_unreserved(byte: u8) -> bool {
