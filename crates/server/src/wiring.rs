@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::tcp_proxy::TcpProxyFactory;
 use coreloop_config::{self as config, Config, Health};
 use coreloop_http::{
     AccessLogHook, FilesSpec, Handler, HttpConfig, HttpFactory, MetricsHook, Route, StaticSpec,
 };
+use coreloop_metrics::upstream::UpstreamStats;
 use coreloop_reactor::activation;
 use coreloop_reactor::echo::EchoFactory;
 use coreloop_reactor::frame::FrameEchoFactory;
@@ -19,6 +21,36 @@ pub(crate) struct Wired {
     pub reactor: ReactorConfig,
     /// `(listener index, factory)` of every HTTP listener.
     pub http: Vec<(usize, Arc<HttpFactory>)>,
+    pub upstreams: Arc<Upstreams>,
+}
+
+/// The `[[upstream]]`s the server started with, and their counters. Upstreams change only at
+/// a restart (a reload that changes one warns), so a listener a reload adds is built on these.
+pub(crate) struct Upstreams {
+    specs: Vec<config::Upstream>,
+    /// In `specs` order; what a scrape reads.
+    pub stats: Vec<Arc<UpstreamStats>>,
+}
+
+impl Upstreams {
+    pub fn new(config: &Config) -> Self {
+        let shards = config.shard_count();
+        let stats = (config.upstreams.iter())
+            .map(|u| {
+                let servers = u.servers.iter().map(ToString::to_string).collect();
+                Arc::new(UpstreamStats::new(&u.name, servers, shards))
+            })
+            .collect();
+        Self {
+            specs: config.upstreams.clone(),
+            stats,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<(&config::Upstream, &Arc<UpstreamStats>)> {
+        let i = self.specs.iter().position(|u| u.name == name)?;
+        Some((&self.specs[i], &self.stats[i]))
+    }
 }
 
 /// Builds the reactor's config and every listener's protocol factory.
@@ -28,9 +60,10 @@ pub(crate) fn build(
     access_log: Option<&AccessLogHook>,
 ) -> Result<Wired, String> {
     let mut http = Vec::new();
+    let upstreams = Arc::new(Upstreams::new(config));
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
-        let (spec, factory) = listener_spec(listener, metrics, access_log)?;
+        let (spec, factory) = listener_spec(listener, &upstreams, metrics, access_log)?;
         if let Some(factory) = factory {
             http.push((index, factory));
         }
@@ -39,6 +72,7 @@ pub(crate) fn build(
     Ok(Wired {
         reactor: reactor_config(config, listeners),
         http,
+        upstreams,
     })
 }
 
@@ -47,6 +81,7 @@ pub(crate) fn build(
 /// binding its address.
 pub(crate) fn listener_spec(
     listener: &config::Listener,
+    upstreams: &Upstreams,
     metrics: &MetricsHook,
     access_log: Option<&AccessLogHook>,
 ) -> Result<(ListenerSpec, Option<Arc<HttpFactory>>), String> {
@@ -63,6 +98,7 @@ pub(crate) fn listener_spec(
         config::Protocol::Frame => Arc::new(FrameEchoFactory {
             max: to_usize(listener.effective_limits().frame_max),
         }),
+        config::Protocol::TcpProxy => tcp_proxy(listener, upstreams)?,
     };
     let inherited = activation::inherited_names().contains(&listener.name);
     let addr = if inherited {
@@ -74,6 +110,26 @@ pub(crate) fn listener_spec(
         .with_backlog(listener.backlog)
         .with_io(listener_io(listener));
     Ok((spec, http))
+}
+
+/// A tcp-proxy listener's factory, on the upstream it names (validated to exist in the file;
+/// one a reload added is not running yet).
+fn tcp_proxy(
+    listener: &config::Listener,
+    upstreams: &Upstreams,
+) -> Result<Arc<dyn ProtocolFactory>, String> {
+    let name = listener.upstream.as_deref().unwrap_or_default();
+    let Some((spec, stats)) = upstreams.get(name) else {
+        return Err(format!(
+            "listener `{}`: upstream `{name}` is not running; upstreams change at a restart",
+            listener.name
+        ));
+    };
+    Ok(Arc::new(TcpProxyFactory {
+        upstream: spec.clone(),
+        idle: listener.effective_timeouts().idle,
+        stats: stats.clone(),
+    }))
 }
 
 /// The reactor's half of a listener's `[listener.timeouts]`/`[listener.limits]` overrides, as
