@@ -225,3 +225,175 @@ pub fn full_listener() -> (SocketAddr, socket2::Socket, Vec<TcpStream>) {
     assert!(fillers.len() < 16, "the accept queue never filled");
     (full, socket, fillers)
 }
+
+/// Upstreams are restart-only: a reload that changes one names the key and applies nothing
+/// of it; connections keep going to the servers the proxy started with.
+#[test]
+fn a_reload_that_changes_an_upstream_needs_a_restart_and_is_named() {
+    let backend = backend(true);
+    let (one, two) = (
+        backend.addr("echo").to_string(),
+        backend.addr("echo2").to_string(),
+    );
+    let proxy = proxy(&servers(&[&one]), "");
+    let changed = proxy_toml(&servers(&[&two]), "");
+    std::fs::write(&proxy.config, changed).unwrap();
+    proxy.signal("HUP");
+    proxy.wait_for("configuration reloaded", 1);
+    assert!(proxy
+        .stderr()
+        .contains("reload: `upstream.servers` needs a restart; not applied"));
+    round_trip(&mut connect(proxy.addr("db")), b"still the first server");
+    assert_eq!(
+        upstream_metric(&proxy, "coreloop_upstream_connects_total", &one),
+        1.0
+    );
+    assert_eq!(
+        upstream_metric(&proxy, "coreloop_upstream_connects_total", &two),
+        0.0
+    );
+}
+
+/// A reload that points a tcp-proxy listener at another upstream (both running) replaces the
+/// listener, as `listener.upstream` is documented (rebind): new connections go there.
+#[test]
+fn a_reload_that_changes_listener_upstream_rebinds_it() {
+    let backend = backend(true);
+    let (one, two) = (
+        backend.addr("echo").to_string(),
+        backend.addr("echo2").to_string(),
+    );
+    let other = format!("\n[[upstream]]\nname = \"other\"\nservers = [\"{two}\"]\n");
+    let proxy = Server::start(&(proxy_toml(&servers(&[&one]), "") + &other));
+    let moved = proxy_toml(&servers(&[&one]), "")
+        .replace("upstream = \"app\"", "upstream = \"other\"")
+        + &other;
+    std::fs::write(&proxy.config, moved).unwrap();
+    proxy.signal("HUP");
+    proxy.wait_for("configuration reloaded", 1);
+    assert!(
+        !proxy.stderr().contains("needs a restart"),
+        "{}",
+        proxy.stderr()
+    );
+    let db = crate::support::parse_listening(&proxy.stderr())["db"];
+    round_trip(&mut connect(db), b"to the other upstream");
+    let to_two = scrape(proxy.addr("web")).sum(
+        "coreloop_upstream_connects_total",
+        &[("upstream", "other"), ("server", &two)],
+    );
+    assert_eq!(to_two, 1.0);
+}
+
+/// `VmRSS` or `VmHWM` of `pid`, in bytes.
+fn memory(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// The pattern of [`pattern`], streamed: the same bytes without holding them.
+struct Stream(u32);
+
+impl Stream {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 17;
+            self.0 ^= self.0 << 5;
+            *b = self.0 as u8;
+        }
+    }
+}
+
+/// 256 MiB (1 GiB with `PROXY_BIG=1`) through the proxy to the echo server and back, both
+/// directions at once: every byte identical, and the proxy's peak RSS grows by a bounded
+/// amount (the link's two high-water marks and read buffers, not the transfer).
+#[test]
+fn a_large_transfer_is_identical_and_memory_stays_bounded() {
+    let total: u64 = if std::env::var_os("PROXY_BIG").is_some() {
+        1 << 30
+    } else {
+        256 << 20
+    };
+    let backend = backend(false);
+    let proxy = proxy(&servers(&[backend.addr("echo").to_string()]), "");
+    let before = memory(proxy.pid(), "VmRSS:");
+    let mut conn = connect(proxy.addr("db"));
+    let mut writer = conn.try_clone().unwrap();
+    let send = std::thread::spawn(move || {
+        let (mut stream, mut buf, mut sent) = (Stream(7), vec![0u8; 256 << 10], 0u64);
+        while sent < total {
+            stream.fill(&mut buf);
+            writer.write_all(&buf).unwrap();
+            sent += buf.len() as u64;
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let (mut expected, mut buf, mut want) = (Stream(7), vec![0u8; 256 << 10], vec![0u8; 256 << 10]);
+    let mut received = 0u64;
+    while received < total {
+        conn.read_exact(&mut buf).unwrap();
+        expected.fill(&mut want);
+        assert!(buf == want, "bytes differ after {received}");
+        received += buf.len() as u64;
+    }
+    send.join().unwrap();
+    assert!(closed(&mut conn));
+    let peak = memory(proxy.pid(), "VmHWM:");
+    eprintln!(
+        "tcp-proxy {} MiB: RSS before {} KiB, peak {} KiB",
+        total >> 20,
+        before >> 10,
+        peak >> 10
+    );
+    assert!(peak < before + (32 << 20), "peak RSS {peak} from {before}");
+}
+
+/// A client that writes and never reads: once the return path is full, the proxy stops
+/// reading the client (the kernel buffers fill and our writes stall), with memory bounded;
+/// reading afterwards gets every byte back.
+#[test]
+fn a_client_that_does_not_read_is_paused_not_buffered() {
+    let backend = backend(false);
+    let proxy = proxy(&servers(&[backend.addr("echo").to_string()]), "");
+    let before = memory(proxy.pid(), "VmRSS:");
+    let mut conn = connect(proxy.addr("db"));
+    conn.set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let (mut stream, mut buf, mut sent) = (Stream(3), vec![0u8; 64 << 10], 0usize);
+    stream.fill(&mut buf);
+    // Bounded: the proxy must stall us long before 256 MiB.
+    while sent < 256 << 20 {
+        match conn.write(&buf) {
+            Ok(n) => sent += n,
+            Err(_) => break,
+        }
+        if sent % buf.len() == 0 {
+            stream.fill(&mut buf);
+        } else {
+            break; // a short write: the path is full; keep the stream aligned simply
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes accepted by a proxy whose client never reads"
+    );
+    let peak = memory(proxy.pid(), "VmHWM:");
+    eprintln!(
+        "stalled after {} KiB; RSS before {} KiB, peak {} KiB",
+        sent >> 10,
+        before >> 10,
+        peak >> 10
+    );
+    assert!(peak < before + (32 << 20), "peak RSS {peak} from {before}");
+    let mut back = vec![0u8; sent];
+    conn.read_exact(&mut back).unwrap();
+    let mut expected = Stream(3);
+    let mut want = vec![0u8; 64 << 10];
+    for chunk in back.chunks(64 << 10) {
+        expected.fill(&mut want);
+        assert!(chunk == &want[..chunk.len()], "bytes differ");
+    }
+}
