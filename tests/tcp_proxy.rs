@@ -226,31 +226,60 @@ pub fn full_listener() -> (SocketAddr, socket2::Socket, Vec<TcpStream>) {
     (full, socket, fillers)
 }
 
-/// Upstreams are restart-only: a reload that changes one names the key and applies nothing
-/// of it; connections keep going to the servers the proxy started with.
+/// A client loops short connections while the upstream goes from [one] to [two] (one removed,
+/// two added) and then to [one, two]; a connection held open on `one` across both reloads
+/// keeps working. No connection of the loop fails, and each server is used when listed.
 #[test]
-fn a_reload_that_changes_an_upstream_needs_a_restart_and_is_named() {
+fn a_reload_adds_and_removes_servers_under_load_with_no_client_error() {
     let backend = backend(true);
     let (one, two) = (
         backend.addr("echo").to_string(),
         backend.addr("echo2").to_string(),
     );
     let proxy = proxy(&servers(&[&one]), "");
-    let changed = proxy_toml(&servers(&[&two]), "");
-    std::fs::write(&proxy.config, changed).unwrap();
-    proxy.signal("HUP");
-    proxy.wait_for("configuration reloaded", 1);
-    assert!(proxy
-        .stderr()
-        .contains("reload: `upstream.servers` needs a restart; not applied"));
-    round_trip(&mut connect(proxy.addr("db")), b"still the first server");
-    assert_eq!(
-        upstream_metric(&proxy, "coreloop_upstream_connects_total", &one),
-        1.0
+    let db = proxy.addr("db");
+    let mut held = connect(db);
+    round_trip(&mut held, b"held on one");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looping = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut done = 0u32;
+            // Bounded: at most 20,000 connections, whatever the reloads take.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && done < 20_000 {
+                round_trip(&mut connect(db), b"loop");
+                done += 1;
+            }
+            done
+        })
+    };
+    let reload = |upstream: String, generation: usize| {
+        std::fs::write(&proxy.config, proxy_toml(&upstream, "")).unwrap();
+        proxy.signal("HUP");
+        proxy.wait_for("configuration reloaded", generation);
+    };
+    let connects =
+        |server: &str| upstream_metric(&proxy, "coreloop_upstream_connects_total", server);
+    reload(servers(&[&two]), 1);
+    assert!(
+        eventually(|| connects(&two) > 0.0),
+        "the added server was never used"
     );
-    assert_eq!(
-        upstream_metric(&proxy, "coreloop_upstream_connects_total", &two),
-        0.0
+    round_trip(&mut held, b"still on one");
+    let on_one = connects(&one);
+    reload(servers(&[&one, &two]), 2);
+    assert!(
+        eventually(|| connects(&one) > on_one),
+        "the re-added server was never used"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let done = looping.join().expect("a looping connection failed");
+    assert!(done > 0);
+    round_trip(&mut held, b"and after both reloads");
+    assert!(
+        !proxy.stderr().contains("needs a restart"),
+        "{}",
+        proxy.stderr()
     );
 }
 
@@ -396,4 +425,29 @@ fn a_client_that_does_not_read_is_paused_not_buffered() {
         expected.fill(&mut want);
         assert!(chunk == &want[..chunk.len()], "bytes differ");
     }
+}
+
+/// A reload may add an upstream and a listener that names it, together.
+#[test]
+fn a_reload_adds_an_upstream_and_a_listener_on_it() {
+    let backend = backend(true);
+    let (one, two) = (
+        backend.addr("echo").to_string(),
+        backend.addr("echo2").to_string(),
+    );
+    let proxy = proxy(&servers(&[&one]), "");
+    let added = format!(
+        "\n[[upstream]]\nname = \"other\"\nservers = [\"{two}\"]\n\n[[listener]]\nname = \"db2\"\n\
+         address = \"127.0.0.1:0\"\nprotocol = \"tcp-proxy\"\nupstream = \"other\"\n"
+    );
+    std::fs::write(&proxy.config, proxy_toml(&servers(&[&one]), "") + &added).unwrap();
+    proxy.signal("HUP");
+    proxy.wait_for("configuration reloaded", 1);
+    let db2 = crate::support::parse_listening(&proxy.stderr())["db2"];
+    round_trip(&mut connect(db2), b"to a new upstream");
+    let to_two = scrape(proxy.addr("web")).sum(
+        "coreloop_upstream_connects_total",
+        &[("upstream", "other"), ("server", &two)],
+    );
+    assert_eq!(to_two, 1.0);
 }

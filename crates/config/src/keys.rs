@@ -170,8 +170,8 @@ macro_rules! l {
     };
 }
 
-/// An `[[upstream]]` key: its values over every upstream, so a reload that changes any of
-/// them is told it needs a restart (upstreams are built into each shard's proxy state once).
+/// An `[[upstream]]` key: its values over every upstream (live: a reload hands the new
+/// upstream to each shard of the tcp-proxy listeners that name it).
 macro_rules! u {
     ($field:ident) => {
         |c: &Config| {
@@ -249,12 +249,12 @@ pub const KEYS: &[Key] = &[
     key("listener.route.health", Live, Own, Http, Get::Listener),
     key("listener.route.metrics", Live, Own, Http, Get::Listener),
     key("listener.route.delay", Live, Own, Http, Get::Listener),
-    key("upstream.name", Restart, Global, Upstream, Get::Config(u!(name))),
-    key("upstream.servers", Restart, Global, Upstream, Get::Config(u!(servers))),
-    key("upstream.balance", Restart, Global, Upstream, Get::Config(u!(balance))),
-    key("upstream.connect_timeout", Restart, Global, Upstream, Get::Config(u!(connect_timeout))),
-    key("upstream.max_fails", Restart, Global, Upstream, Get::Config(u!(max_fails))),
-    key("upstream.fail_timeout", Restart, Global, Upstream, Get::Config(u!(fail_timeout))),
+    key("upstream.name", Live, Global, Upstream, Get::Config(u!(name))),
+    key("upstream.servers", Live, Global, Upstream, Get::Config(u!(servers))),
+    key("upstream.balance", Live, Global, Upstream, Get::Config(u!(balance))),
+    key("upstream.connect_timeout", Live, Global, Upstream, Get::Config(u!(connect_timeout))),
+    key("upstream.max_fails", Live, Global, Upstream, Get::Config(u!(max_fails))),
+    key("upstream.fail_timeout", Live, Global, Upstream, Get::Config(u!(fail_timeout))),
 ];
 
 /// The key at `path`, if there is one.

@@ -7,23 +7,25 @@ use std::sync::Arc;
 
 use crate::exposition::{Kind, Out};
 
-/// One upstream's counters, for every shard and server. Made once at start with the
-/// upstream's server list; the server address is a label (bounded by the config).
+/// One upstream's counters, for every shard and server. A reload that changes the server
+/// list makes a new one with [`UpstreamStats::reshaped`]: servers kept keep their counters.
 #[derive(Debug)]
 pub struct UpstreamStats {
     /// The `upstream` label.
     pub name: String,
-    /// The `server` label of each server, in config order.
-    pub servers: Vec<String>,
-    shards: Vec<ShardUpstreamStats>,
+    /// In config order; each one's `server` label is its address.
+    pub servers: Vec<Arc<ServerStats>>,
+    /// Per shard: connections that found no server to try (all ejected, or all failed).
+    /// Shared with the reshaped copies, so it survives a reload.
+    no_server: Arc<[AtomicU64]>,
 }
 
-/// One shard's counters of one upstream.
+/// One server's counters on every shard.
 #[derive(Debug)]
-pub struct ShardUpstreamStats {
-    servers: Box<[ServerCounters]>,
-    /// Connections that found no server to try (all ejected, or all failed).
-    no_server: AtomicU64,
+pub struct ServerStats {
+    /// The `server` label.
+    pub addr: String,
+    shards: Box<[ServerCounters]>,
 }
 
 /// One server's counters on one shard.
@@ -55,55 +57,83 @@ fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
-impl UpstreamStats {
-    /// Zeroed counters for `shards` shards of an upstream with these servers.
-    pub fn new(name: &str, servers: Vec<String>, shards: usize) -> Self {
-        let shard = || ShardUpstreamStats {
-            servers: servers.iter().map(|_| ServerCounters::default()).collect(),
-            no_server: AtomicU64::new(0),
-        };
+impl ServerStats {
+    /// Zeroed counters for `shards` shards.
+    pub fn new(addr: &str, shards: usize) -> Self {
         Self {
-            name: name.to_string(),
-            shards: (0..shards).map(|_| shard()).collect(),
-            servers,
+            addr: addr.to_string(),
+            shards: (0..shards.max(1))
+                .map(|_| ServerCounters::default())
+                .collect(),
         }
     }
 
     /// The counters shard `shard` writes.
-    pub fn shard(&self, shard: usize) -> &ShardUpstreamStats {
+    pub fn shard(&self, shard: usize) -> &ServerCounters {
         &self.shards[shard.min(self.shards.len() - 1)]
+    }
+
+    fn snapshot(&self) -> ServerSnapshot {
+        let mut sum = ServerSnapshot::default();
+        for c in self.shards.iter() {
+            sum.connects += c.connects.load(Relaxed);
+            sum.connect_errors[0] += c.refused.load(Relaxed);
+            sum.connect_errors[1] += c.timed_out.load(Relaxed);
+            sum.connect_errors[2] += c.failed.load(Relaxed);
+            sum.retries += c.retries.load(Relaxed);
+            sum.active += c.active.load(Relaxed);
+            sum.ejected += c.ejected.load(Relaxed);
+            sum.ejections += c.ejections.load(Relaxed);
+        }
+        sum
+    }
+}
+
+impl UpstreamStats {
+    /// Zeroed counters for `shards` shards of an upstream with these server addresses.
+    pub fn new(name: &str, servers: &[String], shards: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            servers: (servers.iter())
+                .map(|a| Arc::new(ServerStats::new(a, shards)))
+                .collect(),
+            no_server: (0..shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The same upstream with the server list `servers`: a server kept keeps its counters,
+    /// a new one starts at zero, a removed one is no longer exposed.
+    pub fn reshaped(&self, servers: &[String]) -> Self {
+        let shards = self.no_server.len();
+        let server = |addr: &String| {
+            (self.servers.iter())
+                .find(|s| &s.addr == addr)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(ServerStats::new(addr, shards)))
+        };
+        Self {
+            name: self.name.clone(),
+            servers: servers.iter().map(server).collect(),
+            no_server: self.no_server.clone(),
+        }
+    }
+
+    /// The server with this address, if listed.
+    pub fn server(&self, addr: &str) -> Option<&Arc<ServerStats>> {
+        self.servers.iter().find(|s| s.addr == addr)
+    }
+
+    /// A connection on `shard` found no server to try.
+    pub fn no_server(&self, shard: usize) {
+        bump(&self.no_server[shard.min(self.no_server.len() - 1)]);
     }
 
     /// Sums over shards, per server.
     pub fn snapshot(&self) -> UpstreamSnapshot {
-        let mut servers = vec![ServerSnapshot::default(); self.servers.len()];
-        let mut no_server = 0;
-        for shard in &self.shards {
-            no_server += shard.no_server.load(Relaxed);
-            for (sum, c) in servers.iter_mut().zip(shard.servers.iter()) {
-                sum.connects += c.connects.load(Relaxed);
-                sum.connect_errors[0] += c.refused.load(Relaxed);
-                sum.connect_errors[1] += c.timed_out.load(Relaxed);
-                sum.connect_errors[2] += c.failed.load(Relaxed);
-                sum.retries += c.retries.load(Relaxed);
-                sum.active += c.active.load(Relaxed);
-                sum.ejected += c.ejected.load(Relaxed);
-                sum.ejections += c.ejections.load(Relaxed);
-            }
+        UpstreamSnapshot {
+            servers: self.servers.iter().map(|s| s.snapshot()).collect(),
+            no_server: self.no_server.iter().map(|n| n.load(Relaxed)).sum(),
         }
-        UpstreamSnapshot { servers, no_server }
-    }
-}
-
-impl ShardUpstreamStats {
-    /// Server `i`'s counters on this shard.
-    pub fn server(&self, i: usize) -> &ServerCounters {
-        &self.servers[i]
-    }
-
-    /// A connection found no server to try.
-    pub fn no_server(&self) {
-        bump(&self.no_server);
     }
 }
 
@@ -213,7 +243,7 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
                 out.sample(
                     name,
                     suffix,
-                    &[("upstream", &u.name), ("server", server)],
+                    &[("upstream", &u.name), ("server", &server.addr)],
                     get(s),
                 );
             }
@@ -226,8 +256,11 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
     for (u, snap) in upstreams.iter().zip(&snaps) {
         for (server, s) in u.servers.iter().zip(&snap.servers) {
             for (cause, value) in CONNECT_FAILURES.iter().zip(s.connect_errors) {
-                let labels: [(&str, &dyn std::fmt::Display); 3] =
-                    [("upstream", &u.name), ("server", server), ("cause", cause)];
+                let labels: [(&str, &dyn std::fmt::Display); 3] = [
+                    ("upstream", &u.name),
+                    ("server", &server.addr),
+                    ("cause", cause),
+                ];
                 out.sample(name, "_total", &labels, value);
             }
         }
@@ -245,23 +278,38 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
 mod tests {
     use super::*;
 
+    fn servers(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
     #[test]
     fn shards_are_summed_per_server() {
-        let stats = UpstreamStats::new("app", vec!["a".into(), "b".into()], 2);
-        stats.shard(0).server(1).opened();
-        stats.shard(1).server(1).opened();
-        stats.shard(1).server(1).closed();
-        stats
-            .shard(0)
-            .server(0)
-            .connect_failed(ConnectFailure::TimedOut);
-        stats.shard(1).server(0).set_ejected(true);
-        stats.shard(1).server(0).ejection();
-        stats.shard(0).no_server();
+        let stats = UpstreamStats::new("app", &servers(&["a", "b"]), 2);
+        let (a, b) = (&stats.servers[0], &stats.servers[1]);
+        b.shard(0).opened();
+        b.shard(1).opened();
+        b.shard(1).closed();
+        a.shard(0).connect_failed(ConnectFailure::TimedOut);
+        a.shard(1).set_ejected(true);
+        a.shard(1).ejection();
+        stats.no_server(0);
         let snap = stats.snapshot();
         assert_eq!((snap.servers[1].connects, snap.servers[1].active), (2, 1));
         assert_eq!(snap.servers[0].connect_errors, [0, 1, 0]);
         assert_eq!((snap.servers[0].ejected, snap.servers[0].ejections), (1, 1));
         assert_eq!(snap.no_server, 1);
+    }
+
+    #[test]
+    fn a_reshape_keeps_the_counters_of_servers_kept() {
+        let stats = UpstreamStats::new("app", &servers(&["a", "b"]), 1);
+        stats.servers[1].shard(0).opened();
+        stats.no_server(0);
+        let next = stats.reshaped(&servers(&["b", "c"]));
+        let snap = next.snapshot();
+        assert_eq!(next.servers[0].addr, "b");
+        assert_eq!((snap.servers[0].connects, snap.servers[1].connects), (1, 0));
+        assert_eq!(snap.no_server, 1);
+        assert!(next.server("a").is_none());
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct Reloader {
     pub listeners: Vec<RunningListener>,
     pub metrics: MetricsHook,
     pub access_log: Option<AccessLogHook>,
-    /// The upstreams started with (they change at a restart).
+    /// The upstreams running now.
     pub upstreams: Arc<wiring::Upstreams>,
     pub log: LogControl,
     pub stats: Arc<ServerStats>,
@@ -58,6 +58,8 @@ struct Plan {
     /// protocol or backlog).
     remove: Vec<usize>,
     add: Vec<Planned>,
+    /// The upstreams of the new file (counters carried over).
+    upstreams: wiring::Upstreams,
 }
 
 impl Reloader {
@@ -122,15 +124,26 @@ impl Reloader {
 
     /// Compiles every listener of `new` against what runs now.
     fn plan(&self, new: &Config) -> Result<Plan, String> {
+        let (upstreams, changed) = self.upstreams.reloaded(new);
         let mut plan = Plan {
             route_changes: Vec::new(),
             remove: Vec::new(),
             add: Vec::new(),
+            upstreams,
         };
         for running in &self.listeners {
             match new.listener(&running.config.name) {
                 None => plan.remove.push(running.id),
                 Some(l) if same_socket(&running.config, l) => {
+                    // A tcp-proxy listener that stays takes its upstream's new servers and
+                    // settings on every shard; its connections carry on.
+                    let name = l
+                        .upstream
+                        .as_deref()
+                        .filter(|n| changed.iter().any(|c| c == n));
+                    if let Some(update) = name.and_then(|n| plan.upstreams.update(n)) {
+                        plan.route_changes.push((running.id, Arc::new(update)));
+                    }
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
                         let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
                         // write_high_water is restart-only (the reactor's half is fixed with
@@ -155,7 +168,7 @@ impl Reloader {
             if !keeps {
                 let (spec, http) = wiring::listener_spec(
                     l,
-                    &self.upstreams,
+                    &plan.upstreams,
                     &self.metrics,
                     self.access_log.as_ref(),
                 )?;
@@ -171,6 +184,7 @@ impl Reloader {
 
     /// Carries a plan out; `false` when a new listener could not start.
     fn apply(&mut self, plan: Plan, reactor: &mut ReactorHandle) -> bool {
+        self.upstreams = Arc::new(plan.upstreams);
         for (id, message) in plan.route_changes {
             reactor.broadcast(id, message);
         }
@@ -216,6 +230,7 @@ impl Reloader {
         self.scraper.update(|sources| {
             sources.listeners = reactor.listener_names().to_vec();
             sources.http = http_stats(&self.listeners);
+            sources.upstreams = self.upstreams.stats.clone();
         });
     }
 }

@@ -6,6 +6,7 @@
 //! half-close passes through, and each side reads only while the other's pending output is
 //! under the high-water mark (the reactor's `link` rules), so memory is bounded.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use coreloop_reactor::{
     ConnFactory, ConnInfo, ConnectError, ConnectOutcome, Cx, Protocol, ProtocolFactory, Step, Verb,
 };
 
-use crate::upstream::{ShardUpstream, Shared, Tried};
+use crate::upstream::{ServerSlot, ShardUpstream, Shared, Tried};
 
 /// One tcp-proxy listener's factory: each shard builds its own view of the upstream.
 pub(crate) struct TcpProxyFactory {
@@ -42,13 +43,27 @@ struct ShardFactory {
     idle: Duration,
 }
 
+/// A reloaded `[[upstream]]`, broadcast to each shard of every tcp-proxy listener that names
+/// it (`crate::reload`), with its counters reshaped to the new server list.
+pub(crate) struct UpstreamUpdate {
+    pub upstream: Upstream,
+    pub stats: Arc<UpstreamStats>,
+}
+
 impl ConnFactory for ShardFactory {
+    fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {
+        if let Some(update) = message.downcast_ref::<UpstreamUpdate>() {
+            let mut upstream = self.upstream.borrow_mut();
+            upstream.update(&update.upstream, update.stats.clone());
+        }
+    }
+
     fn open(&mut self, _info: &ConnInfo) -> Box<dyn Protocol> {
         Box::new(Client {
             upstream: self.upstream.clone(),
             idle: self.idle,
             server: None,
-            tried: Tried::default(),
+            tried: Tried::new(),
             attempts: 0,
             activity: Rc::new(Cell::new(None)),
         })
@@ -64,7 +79,7 @@ struct Client {
     upstream: Shared,
     idle: Duration,
     /// The server this connection counts against (connecting or linked).
-    server: Option<usize>,
+    server: Option<Rc<ServerSlot>>,
     tried: Tried,
     attempts: u32,
     activity: Activity,
@@ -76,7 +91,7 @@ impl Client {
         let now = cx.now();
         let mut up = self.upstream.borrow_mut();
         let Some(server) = up.pick(now, &self.tried) else {
-            up.stats().no_server();
+            up.no_server();
             if let Some(suppressed) = up.log_gate(now) {
                 tracing::warn!(
                     "upstream {}: no server to try (all ejected or failed){}",
@@ -88,11 +103,11 @@ impl Client {
             return Verb::CloseNow;
         };
         if self.attempts > 0 {
-            up.stats().server(server).retried();
+            server.counters().retried();
         }
         self.attempts += 1;
+        let addr = server.addr.clone();
         self.server = Some(server);
-        let addr = up.servers[server].addr.clone();
         let timeout = up.connect_timeout;
         drop(up);
         let side = Server {
@@ -113,17 +128,17 @@ impl Client {
             ConnectError::TimedOut => ConnectFailure::TimedOut,
             _ => ConnectFailure::Other,
         };
-        up.stats().server(server).connect_failed(cause);
-        up.released(server);
+        server.counters().connect_failed(cause);
+        server.release();
         // No room under max_connections, or a drain: not the server's fault, and no other
         // server would do better.
         if matches!(error, ConnectError::NoRoom | ConnectError::Aborted) {
             cx.refuse();
             return Verb::CloseNow;
         }
-        let ejected = up.failed(server, now);
+        let ejected = up.failed(&server, now);
         if let Some(suppressed) = up.log_gate(now) {
-            let addr = &up.servers[server].addr;
+            let addr = &server.addr;
             let what = if ejected { "; ejected" } else { "" };
             tracing::warn!(
                 "upstream {} server {addr}: connect {error:?}{what}{}",
@@ -132,7 +147,7 @@ impl Client {
             );
         }
         drop(up);
-        self.tried.add(server);
+        self.tried.push(server);
         self.dial(cx)
     }
 }
@@ -147,8 +162,8 @@ fn suppressed_note(suppressed: u64) -> String {
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if let Some(server) = self.server {
-            self.upstream.borrow_mut().released(server);
+        if let Some(server) = self.server.take() {
+            server.release();
         }
     }
 }
@@ -162,7 +177,7 @@ impl Protocol for Client {
     fn on_connect(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
         match outcome.result {
             Ok(server_conn) => {
-                if let Some(server) = self.server {
+                if let Some(server) = &self.server {
                     self.upstream.borrow_mut().connected(server);
                 }
                 cx.link(server_conn);

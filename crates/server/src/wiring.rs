@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::tcp_proxy::TcpProxyFactory;
+use crate::tcp_proxy::{TcpProxyFactory, UpstreamUpdate};
 use coreloop_config::{self as config, Config, Health};
 use coreloop_http::{
     AccessLogHook, FilesSpec, Handler, HttpConfig, HttpFactory, MetricsHook, Route, StaticSpec,
@@ -24,33 +24,71 @@ pub(crate) struct Wired {
     pub upstreams: Arc<Upstreams>,
 }
 
-/// The `[[upstream]]`s the server started with, and their counters. Upstreams change only at
-/// a restart (a reload that changes one warns), so a listener a reload adds is built on these.
+/// The `[[upstream]]`s running now, and their counters. A reload makes the next set with
+/// [`Upstreams::reloaded`]; each shard of a tcp-proxy listener takes a change as an
+/// [`UpstreamUpdate`] message.
 pub(crate) struct Upstreams {
     specs: Vec<config::Upstream>,
     /// In `specs` order; what a scrape reads.
     pub stats: Vec<Arc<UpstreamStats>>,
+    /// The running shard count (restart-only), for the counters of an upstream a reload adds.
+    shards: usize,
 }
 
 impl Upstreams {
     pub fn new(config: &Config) -> Self {
         let shards = config.shard_count();
         let stats = (config.upstreams.iter())
-            .map(|u| {
-                let servers = u.servers.iter().map(ToString::to_string).collect();
-                Arc::new(UpstreamStats::new(&u.name, servers, shards))
-            })
+            .map(|u| Arc::new(UpstreamStats::new(&u.name, &server_labels(u), shards)))
             .collect();
         Self {
             specs: config.upstreams.clone(),
             stats,
+            shards,
         }
+    }
+
+    /// The upstreams of `new`: one kept by name keeps its counters (reshaped to its new server
+    /// list), a new one starts at zero, a removed one goes. Also the names whose settings
+    /// changed, which running listeners must be told of.
+    pub fn reloaded(&self, new: &Config) -> (Upstreams, Vec<String>) {
+        let mut changed = Vec::new();
+        let stats = (new.upstreams.iter())
+            .map(|u| match self.get(&u.name) {
+                Some((old, stats)) if old == u => stats.clone(),
+                Some((_, stats)) => {
+                    changed.push(u.name.clone());
+                    Arc::new(stats.reshaped(&server_labels(u)))
+                }
+                None => Arc::new(UpstreamStats::new(&u.name, &server_labels(u), self.shards)),
+            })
+            .collect();
+        let next = Upstreams {
+            specs: new.upstreams.clone(),
+            stats,
+            shards: self.shards,
+        };
+        (next, changed)
+    }
+
+    /// The message that tells a tcp-proxy listener's shards of upstream `name`'s settings.
+    pub fn update(&self, name: &str) -> Option<UpstreamUpdate> {
+        let (spec, stats) = self.get(name)?;
+        Some(UpstreamUpdate {
+            upstream: spec.clone(),
+            stats: stats.clone(),
+        })
     }
 
     fn get(&self, name: &str) -> Option<(&config::Upstream, &Arc<UpstreamStats>)> {
         let i = self.specs.iter().position(|u| u.name == name)?;
         Some((&self.specs[i], &self.stats[i]))
     }
+}
+
+/// The `server` labels of an upstream: its addresses as written.
+fn server_labels(upstream: &config::Upstream) -> Vec<String> {
+    upstream.servers.iter().map(ToString::to_string).collect()
 }
 
 /// Builds the reactor's config and every listener's protocol factory.
@@ -121,7 +159,7 @@ fn tcp_proxy(
     let name = listener.upstream.as_deref().unwrap_or_default();
     let Some((spec, stats)) = upstreams.get(name) else {
         return Err(format!(
-            "listener `{}`: upstream `{name}` is not running; upstreams change at a restart",
+            "listener `{}`: upstream `{name}` is not configured",
             listener.name
         ));
     };

@@ -22,8 +22,8 @@ fn factory(servers: usize, max_fails: u32) -> (TcpProxyFactory, Arc<UpstreamStat
         max_fails,
         fail_timeout: Duration::from_secs(10),
     };
-    let names = upstream.servers.iter().map(ToString::to_string).collect();
-    let stats = Arc::new(UpstreamStats::new("app", names, 1));
+    let names: Vec<String> = upstream.servers.iter().map(ToString::to_string).collect();
+    let stats = Arc::new(UpstreamStats::new("app", &names, 1));
     let factory = TcpProxyFactory {
         upstream,
         idle: IDLE,

@@ -1,30 +1,30 @@
 //! The balance rules over a shard's view of an upstream's servers.
 
-use super::ServerState;
+use std::rc::Rc;
+
+use super::ServerSlot;
 
 /// The first server at or after `cursor` (wrapping) that `ok` accepts.
 pub(super) fn round_robin(
-    servers: &[ServerState],
+    servers: &[Rc<ServerSlot>],
     cursor: usize,
-    ok: impl Fn(usize, &ServerState) -> bool,
+    ok: impl Fn(&Rc<ServerSlot>) -> bool,
 ) -> Option<usize> {
     let n = servers.len();
-    (0..n)
-        .map(|k| (cursor + k) % n)
-        .find(|&i| ok(i, &servers[i]))
+    (0..n).map(|k| (cursor + k) % n).find(|&i| ok(&servers[i]))
 }
 
 /// Power of two choices (Mitzenmacher): of two servers picked at random among those `ok`
 /// accepts, the one with less `load`. Nearly as even as the least-loaded server, without
 /// herding every new connection onto the one server that just became least loaded.
 pub(super) fn two_choices(
-    servers: &[ServerState],
+    servers: &[Rc<ServerSlot>],
     rng: &mut Rng,
-    load: impl Fn(&ServerState) -> u32,
-    ok: impl Fn(usize, &ServerState) -> bool,
+    load: impl Fn(&ServerSlot) -> u32,
+    ok: impl Fn(&Rc<ServerSlot>) -> bool,
 ) -> Option<usize> {
     let n = servers.len();
-    let eligible = || (0..n).filter(|&i| ok(i, &servers[i]));
+    let eligible = || (0..n).filter(|&i| ok(&servers[i]));
     let count = eligible().count();
     if count == 0 {
         return None;
