@@ -14,6 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNS=${CONNS:-8} MIB=${MIB:-64} ROUNDS=${ROUNDS:-3} SHARDS=${SHARDS:-1}
 TARGETS=${TARGETS:-"direct proxy coreloop haproxy"}
+# The coreloop listener's read size and high-water mark: by default those of examples/tcp_proxy
+# (the reactor's defaults), not the config file's HTTP-minded 4KiB / 64KiB.
+CL_READ=${CL_READ:-16KiB} CL_HWM=${CL_HWM:-256KiB}
 bin=target/release/examples
 tmp=$(mktemp -d)
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"; }
@@ -62,6 +65,9 @@ name = "tcp"
 address = "127.0.0.1:0"
 protocol = "tcp-proxy"
 upstream = "echo"
+[listener.limits]
+read_buffer = "$CL_READ"
+write_high_water = "$CL_HWM"
 TOML
       target/release/coreloop --config "$tmp/coreloop.toml" >/dev/null 2>"$tmp/coreloop" &
       pid[coreloop]=$!; pids+=($!)
