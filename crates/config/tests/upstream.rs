@@ -186,3 +186,12 @@ fn routes_cannot_go_on_a_tcp_proxy_listener_and_proxy_routes_are_refused() {
         r#"test.toml:16:9: listener[1].route[0].proxy: HTTP proxy routes are not built in this version; a listener with protocol = "tcp-proxy" and upstream = "NAME" forwards whole connections"#,
     );
 }
+
+#[test]
+fn the_summary_names_upstreams_and_what_each_listener_forwards_to() {
+    check(
+        &upstream("servers = [\"127.0.0.1:9001\", \"unix:/run/app.sock\"]\n"),
+        "ok: 1 listener (db tcp-proxy 127.0.0.1:5433 -> app), 0 routes, 1 upstream (app 2 servers), \
+         shards=auto(2), balance=least-loaded, max_connections=auto(999927)",
+    );
+}
