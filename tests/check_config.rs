@@ -67,7 +67,7 @@ fn an_unknown_protocol() {
     check(
         "protocol = \"echo\"",
         "protocol = \"gopher\"",
-        "FILE:140:12: listener[1].protocol: unknown value \"gopher\"; expected one of \"http\", \"echo\", \"frame\"",
+        "FILE:140:12: listener[1].protocol: unknown value \"gopher\"; expected one of \"http\", \"echo\", \"frame\", \"tcp-proxy\"",
     );
 }
 
@@ -283,4 +283,37 @@ fn per_listener_keys_that_would_do_nothing_are_refused() {
         "FILE:30:19: server.offload_threads: offload_threads must be at least 1: the offload \
          pool always runs (delay and files handlers use it); there is no way to turn it off",
     );
+}
+
+/// A tcp-proxy listener naming an upstream the file misspells; an upstream without servers;
+/// each located.
+#[test]
+fn an_unknown_upstream_and_an_empty_server_list() {
+    let proxied = |servers: &str| {
+        let text = default_toml().replacen(
+            "protocol = \"echo\"",
+            "protocol = \"tcp-proxy\"\nupstream = \"pg\"",
+            1,
+        );
+        format!("{text}\n[[upstream]]\nname = \"pgg\"\nservers = {servers}\n")
+    };
+    check_text(
+        &proxied("[\"127.0.0.1:5432\"]"),
+        "FILE:141:12: listener[1].upstream: no [[upstream]] is called \"pg\"; did you mean \"pgg\"?",
+    );
+    // The misspelling is not reported on top of the broken upstream it may mean.
+    check_text(
+        &proxied("[]"),
+        "FILE:146:11: upstream[0].servers: an upstream needs at least one server, e.g. servers = [\"127.0.0.1:9001\"]",
+    );
+}
+
+fn check_text(text: &str, expected: &str) {
+    let dir = TempDir::new();
+    let path = dir.write("bad.toml", text);
+    let out = run(&["check-config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    let expected = expected.replace("FILE", path.to_str().unwrap());
+    assert_eq!(stderr.trim_end(), expected);
 }

@@ -124,7 +124,9 @@ fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
 
 #[test]
 fn docs_list_exactly_the_exposed_metrics() {
-    let server = Server::start(&config(&[]));
+    // An upstream (unused) so that the coreloop_upstream_* families are exposed too.
+    let upstream = "\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9\"]\n";
+    let server = Server::start(&(config(&[]) + upstream));
     let mut conn = Conn::open(server.addr("web"));
     conn.get("/plaintext");
     let exposed = scrape_on(&mut conn);

@@ -12,6 +12,7 @@ mod log;
 mod protocol;
 mod server;
 mod trace;
+mod upstream;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -38,7 +39,8 @@ effects! {
     "server.offload_queue" => server::a_full_offload_queue_refuses_with_503;
     "timeouts.header" => protocol::header_timeout_answers_408;
     "timeouts.body" => protocol::body_timeout_answers_408;
-    "timeouts.idle" => protocol::idle_timeout_closes_a_quiet_keep_alive_connection;
+    "timeouts.idle" => protocol::idle_timeout_closes_a_quiet_keep_alive_connection,
+        upstream::idle_closes_a_quiet_proxied_connection;
     "timeouts.write" => io::write_timeout_closes_a_reader_that_stalls,
         engine::write_timeout_per_listener;
     "timeouts.drain" => io::drain_deadline_ends_the_drain,
@@ -68,6 +70,7 @@ effects! {
     "listener.address" => listener::address_can_be_a_unix_socket;
     "listener.protocol" => listener::protocol_decides_what_is_spoken;
     "listener.backlog" => listener::backlog_is_the_listen_queue;
+    "listener.upstream" => upstream::listener_upstream_picks_the_upstream;
     "listener.route" => listener::routes_answer_their_paths;
     "listener.route.path" => listener::routes_answer_their_paths;
     "listener.route.methods" => listener::methods_outside_a_route_get_405;
@@ -78,6 +81,13 @@ effects! {
     "listener.route.health" => listener::health_answers;
     "listener.route.metrics" => listener::metrics_answers_the_exposition;
     "listener.route.delay" => listener::delay_is_capped_at_max_ms;
+    "upstream.name" => upstream::name_is_the_metric_label;
+    "upstream.servers" => upstream::servers_are_where_connections_go;
+    "upstream.balance" =>
+        upstream::balance_round_robin_alternates_and_least_requests_avoids_the_busy_server;
+    "upstream.connect_timeout" => upstream::connect_timeout_bounds_a_connect;
+    "upstream.max_fails" => upstream::max_fails_is_the_failures_that_eject;
+    "upstream.fail_timeout" => upstream::fail_timeout_is_how_long_a_server_is_skipped;
 }
 
 #[test]

@@ -12,8 +12,9 @@ use crate::listener::listeners;
 use crate::reader::{Cx, TableReader, Value};
 use crate::schema::{
     AccessLog, Limits, LimitsPatch, Listener, Log, MaxConnections, Server, Shards, Timeouts,
-    TimeoutsPatch,
+    TimeoutsPatch, Upstream,
 };
+use crate::upstream::upstreams;
 use crate::values::{boolean, duration, integer, integer32, keyword, size, string, wrong_type};
 
 /// A whole document, decoded; what failed keeps its default.
@@ -23,6 +24,7 @@ pub(crate) struct Decoded {
     pub(crate) limits: Limits,
     pub(crate) log: Log,
     pub(crate) listeners: Vec<Listener>,
+    pub(crate) upstreams: Vec<Upstream>,
 }
 
 /// The reactor always runs its pool (the `delay` and `files` handlers, and any protocol, may
@@ -50,6 +52,10 @@ pub(crate) fn document(cx: &mut Cx<'_>, root: &Value<'_>, base_dir: Option<&Path
         Some(v) => listeners(cx, v, &limits, &timeouts, base_dir),
         None => Vec::new(),
     };
+    let upstreams = match t.take(cx, "upstream") {
+        Some(v) => upstreams(cx, v),
+        None => Vec::new(),
+    };
     t.finish(cx);
     Decoded {
         server,
@@ -57,6 +63,7 @@ pub(crate) fn document(cx: &mut Cx<'_>, root: &Value<'_>, base_dir: Option<&Path
         limits,
         log,
         listeners,
+        upstreams,
     }
 }
 

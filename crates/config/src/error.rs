@@ -125,6 +125,16 @@ pub enum ErrorKind {
         applies: &'static str,
         protocol: &'static str,
     },
+    /// One server twice in an upstream's `servers`.
+    DuplicateServer { server: String },
+    /// Two upstreams with one name.
+    DuplicateUpstream { name: String, first: Loc },
+    /// A listener or route naming an upstream that no `[[upstream]]` defines.
+    UnknownUpstream {
+        name: String,
+        suggestion: Option<String>,
+        known: Vec<String>,
+    },
     /// A rule with a fixed explanation (see the `rule` constants in validate.rs).
     Rule(&'static str),
 }
@@ -208,6 +218,27 @@ impl fmt::Display for ErrorKind {
                  LimitNOFILE= in a systemd unit, nofile in /etc/security/limits.conf) \
                  or lower max_connections"
             ),
+            DuplicateServer { server } => {
+                write!(f, "server {server} is listed twice; list each server once")
+            }
+            DuplicateUpstream { name, first } => {
+                write!(
+                    f,
+                    "duplicate upstream name {name:?}; first defined at {first}"
+                )
+            }
+            UnknownUpstream {
+                name,
+                suggestion,
+                known,
+            } => {
+                write!(f, "no [[upstream]] is called {name:?}")?;
+                match (suggestion, known.is_empty()) {
+                    (Some(s), _) => write!(f, "; did you mean {s:?}?"),
+                    (None, true) => write!(f, "; add an [[upstream]] table with that name"),
+                    (None, false) => write!(f, "; upstreams: {}", known.join(", ")),
+                }
+            }
             UnknownListener {
                 name,
                 suggestion,
@@ -230,8 +261,9 @@ impl fmt::Display for ErrorKind {
                 protocol,
             } => write!(
                 f,
-                "{key} acts on protocol = \"{applies}\" listeners only, and this one is \
-                 \"{protocol}\": it would do nothing here"
+                "{key} acts on protocol = \"{}\" listeners only, and this one is \
+                 \"{protocol}\": it would do nothing here",
+                applies.replace(',', "\" or \"")
             ),
             Rule(text) => f.write_str(text),
         }

@@ -65,6 +65,10 @@ pub enum Applies {
     Http,
     /// `protocol = "frame"` listeners only.
     Frame,
+    /// `protocol = "http"` and `protocol = "tcp-proxy"` listeners.
+    HttpOrTcpProxy,
+    /// No listener: an `[[upstream]]` key, acting through the listeners that name it.
+    Upstream,
 }
 
 impl Applies {
@@ -74,14 +78,18 @@ impl Applies {
             Applies::All => true,
             Applies::Http => protocol == Protocol::Http,
             Applies::Frame => protocol == Protocol::Frame,
+            Applies::HttpOrTcpProxy => matches!(protocol, Protocol::Http | Protocol::TcpProxy),
+            Applies::Upstream => protocol == Protocol::TcpProxy,
         }
     }
 
-    fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Applies::All => "all",
             Applies::Http => "http",
             Applies::Frame => "frame",
+            Applies::HttpOrTcpProxy => "http,tcp-proxy",
+            Applies::Upstream => "tcp-proxy",
         }
     }
 }
@@ -162,6 +170,19 @@ macro_rules! l {
     };
 }
 
+/// An `[[upstream]]` key: its values over every upstream (live: a reload hands the new
+/// upstream to each shard of the tcp-proxy listeners that name it).
+macro_rules! u {
+    ($field:ident) => {
+        |c: &Config| {
+            format!(
+                "{:?}",
+                c.upstreams.iter().map(|u| &u.$field).collect::<Vec<_>>()
+            )
+        }
+    };
+}
+
 const fn key(path: &'static str, reload: Reload, scope: Scope, applies: Applies, get: Get) -> Key {
     Key {
         path,
@@ -172,7 +193,7 @@ const fn key(path: &'static str, reload: Reload, scope: Scope, applies: Applies,
     }
 }
 
-use Applies::{All, Frame, Http};
+use Applies::{All, Frame, Http, HttpOrTcpProxy, Upstream};
 use Reload::{Live, Rebind, Restart};
 use Scope::{Global, Listener as Own, PerListener};
 
@@ -193,7 +214,7 @@ pub const KEYS: &[Key] = &[
     key("server.offload_queue", Restart, Global, All, Get::Config(|c| c.server.offload_queue.to_string())),
     key("timeouts.header", Live, PerListener, Http, Get::Timeout(d!(header))),
     key("timeouts.body", Live, PerListener, Http, Get::Timeout(d!(body))),
-    key("timeouts.idle", Live, PerListener, Http, Get::Timeout(d!(idle))),
+    key("timeouts.idle", Live, PerListener, HttpOrTcpProxy, Get::Timeout(d!(idle))),
     key("timeouts.write", Restart, PerListener, All, Get::Timeout(d!(write))),
     key("timeouts.drain", Restart, PerListener, All, Get::Timeout(d!(drain))),
     key("timeouts.keepalive_grace", Restart, Global, All, Get::Timeout(d!(keepalive_grace))),
@@ -217,6 +238,7 @@ pub const KEYS: &[Key] = &[
     key("listener.address", Rebind, Own, All, Get::Listener),
     key("listener.protocol", Rebind, Own, All, Get::Listener),
     key("listener.backlog", Rebind, Own, All, Get::Listener),
+    key("listener.upstream", Rebind, Own, Upstream, Get::Listener),
     key("listener.route", Live, Own, Http, Get::Listener),
     key("listener.route.path", Live, Own, Http, Get::Listener),
     key("listener.route.methods", Live, Own, Http, Get::Listener),
@@ -227,6 +249,12 @@ pub const KEYS: &[Key] = &[
     key("listener.route.health", Live, Own, Http, Get::Listener),
     key("listener.route.metrics", Live, Own, Http, Get::Listener),
     key("listener.route.delay", Live, Own, Http, Get::Listener),
+    key("upstream.name", Live, Global, Upstream, Get::Config(u!(name))),
+    key("upstream.servers", Live, Global, Upstream, Get::Config(u!(servers))),
+    key("upstream.balance", Live, Global, Upstream, Get::Config(u!(balance))),
+    key("upstream.connect_timeout", Live, Global, Upstream, Get::Config(u!(connect_timeout))),
+    key("upstream.max_fails", Live, Global, Upstream, Get::Config(u!(max_fails))),
+    key("upstream.fail_timeout", Live, Global, Upstream, Get::Config(u!(fail_timeout))),
 ];
 
 /// The key at `path`, if there is one.

@@ -24,6 +24,7 @@ mod route;
 mod schema;
 mod summary;
 mod units;
+mod upstream;
 mod validate;
 mod values;
 
@@ -39,7 +40,7 @@ pub use overrides::Override;
 pub use schema::{
     AccessFormat, AccessLog, Address, Balance, Files, Handler, Health, Limits, LimitsPatch,
     Listener, Log, LogFormat, LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server,
-    Shards, StaticResponse, Timeouts, TimeoutsPatch,
+    Shards, StaticResponse, Timeouts, TimeoutsPatch, Upstream, UpstreamBalance,
 };
 pub use units::{format_duration, format_size, parse_duration, parse_size, UnitError};
 pub use values::Keyword;
@@ -56,6 +57,8 @@ pub struct Config {
     pub limits: Limits,
     pub log: Log,
     pub listeners: Vec<Listener>,
+    /// Every `[[upstream]]`, in file order, names unique.
+    pub upstreams: Vec<Upstream>,
     host: Host,
     locs: Locations,
 }
@@ -148,6 +151,11 @@ impl Config {
         self.listeners.iter().find(|l| l.name == name)
     }
 
+    /// The upstream called `name`.
+    pub fn upstream(&self, name: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+
     /// Where `path` (e.g. `listener[0].address`) was set, for the caller's
     /// own messages (e.g. a bind failure).
     pub fn location_of(&self, path: &str) -> Loc {
@@ -180,6 +188,7 @@ impl Config {
             limits: decoded.limits,
             log: decoded.log,
             listeners: decoded.listeners,
+            upstreams: decoded.upstreams,
             host,
             locs: cx.locs,
         };
@@ -196,6 +205,7 @@ impl Config {
         validate::validate(&validate::Subject {
             server: &self.server,
             listeners: &self.listeners,
+            upstreams: &self.upstreams,
             locs: &self.locs,
             host: &self.host,
         })

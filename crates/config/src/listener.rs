@@ -60,6 +60,7 @@ fn listener(
     let backlog = field(cx, &mut t, "backlog", |cx, p, v| {
         integer32(cx, p, v, 1, 65_535)
     });
+    let upstream = upstream_name(cx, &mut t, protocol);
     let limit_overrides = t
         .take(cx, "limits")
         .map(|v| limits(cx, &t.child("limits"), v));
@@ -89,12 +90,38 @@ fn listener(
         protocol: protocol.unwrap_or(Protocol::Http),
         backlog: backlog.unwrap_or(defaults::BACKLOG),
         routes,
+        upstream,
         limits: global_limits.patched(&limit_overrides),
         timeouts: global_timeouts.patched(&timeout_overrides),
         limit_overrides,
         timeout_overrides,
     }
 }
+
+/// `upstream`: required on a `tcp-proxy` listener, refused on any other (an HTTP listener
+/// names its upstream per route, `proxy = { upstream = ... }`). Whether it exists is checked
+/// by validation, against every `[[upstream]]`.
+fn upstream_name(
+    cx: &mut Cx<'_>,
+    t: &mut TableReader<'_, '_>,
+    protocol: Option<Protocol>,
+) -> Option<String> {
+    if protocol == Some(Protocol::TcpProxy) {
+        let expected = "the name of an [[upstream]] to forward connections to";
+        return required(cx, t, "upstream", expected, |cx, p, v| {
+            string(cx, p, v).map(str::to_string)
+        });
+    }
+    let v = t.take(cx, "upstream")?;
+    cx.error(
+        v.span(),
+        &t.child("upstream"),
+        ErrorKind::Rule(UPSTREAM_NEEDS_TCP_PROXY),
+    );
+    None
+}
+
+const UPSTREAM_NEEDS_TCP_PROXY: &str = "`upstream` on a listener needs protocol = \"tcp-proxy\"";
 
 /// Like [`field`], but a missing key is an error at the table's header.
 pub(crate) fn required<T>(

@@ -17,6 +17,11 @@ pub(crate) const HANDLERS: [&str; 7] = [
     "static", "json", "echo", "files", "health", "metrics", "delay",
 ];
 
+/// `proxy` is the issue's name for an HTTP reverse-proxy route: refused by name until it is
+/// built, rather than taken as an unknown key or, worse, accepted and ignored.
+const NO_HTTP_PROXY: &str = "HTTP proxy routes are not built in this version; a listener \
+     with protocol = \"tcp-proxy\" and upstream = \"NAME\" forwards whole connections";
+
 const PATH_FORMS: &str = "a path such as \"/json\" (exact) or \"/static/*\" (prefix)";
 
 pub(crate) fn routes(
@@ -50,6 +55,14 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
     let route_path = required(cx, &mut t, "path", PATH_FORMS, route_path);
     let methods =
         field(cx, &mut t, "methods", methods).unwrap_or_else(|| vec![Method::Get, Method::Head]);
+    let proxy = t.take(cx, "proxy");
+    if let Some(value) = proxy {
+        cx.error(
+            value.span(),
+            &t.child("proxy"),
+            ErrorKind::Rule(NO_HTTP_PROXY),
+        );
+    }
     let mut found = Vec::new();
     for key in HANDLERS {
         let Some(value) = t.take(cx, key) else {
@@ -62,6 +75,10 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
     t.finish(cx);
     // Source order, so "found 2: a, b" reads like the file.
     found.sort_by_key(|(_, span, _)| span.start);
+    if found.is_empty() && proxy.is_some() {
+        // Already reported: "no handler" would only echo it.
+        return None;
+    }
     if found.len() != 1 {
         let names = found.iter().map(|(k, _, _)| k.to_string()).collect();
         // Point at the second handler when there are several: that is

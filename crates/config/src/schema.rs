@@ -206,6 +206,9 @@ pub struct Listener {
     pub protocol: Protocol,
     pub backlog: u32,
     pub routes: Vec<Route>,
+    /// The `[[upstream]]` a `tcp-proxy` listener forwards to (validated to exist); `None` for
+    /// every other protocol.
+    pub upstream: Option<String>,
     /// The keys this listener overrides, as written.
     pub limit_overrides: LimitsPatch,
     pub timeout_overrides: TimeoutsPatch,
@@ -247,6 +250,30 @@ pub enum Protocol {
     Echo,
     /// Length-prefixed frames (the reactor's frame codec), echoed back.
     Frame,
+    /// Every connection spliced to a server of the listener's `upstream` (L4 proxy).
+    TcpProxy,
+}
+
+/// One `[[upstream]]`: servers a proxy listener forwards to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    /// At least one, no duplicates, no TCP port 0.
+    pub servers: Vec<Address>,
+    pub balance: UpstreamBalance,
+    pub connect_timeout: Duration,
+    /// Consecutive failures that eject a server; 0 never ejects.
+    pub max_fails: u32,
+    /// How long an ejected server is skipped.
+    pub fail_timeout: Duration,
+}
+
+/// How a proxy picks the server for a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamBalance {
+    RoundRobin,
+    /// Power of two choices over the connections in flight to each server.
+    LeastRequests,
 }
 
 /// One `[[listener.route]]`.

@@ -12,7 +12,15 @@ impl Config {
         let listeners: Vec<String> = self
             .listeners
             .iter()
-            .map(|l| format!("{} {} {}", l.name, l.protocol.name(), l.address))
+            .map(|l| match &l.upstream {
+                Some(upstream) => format!(
+                    "{} {} {} -> {upstream}",
+                    l.name,
+                    l.protocol.name(),
+                    l.address
+                ),
+                None => format!("{} {} {}", l.name, l.protocol.name(), l.address),
+            })
             .collect();
         let routes: usize = self.listeners.iter().map(|l| l.routes.len()).sum();
         let shards = match self.server.shards {
@@ -23,8 +31,24 @@ impl Config {
             MaxConnections::Auto => format!("auto({})", self.connection_limit()),
             MaxConnections::Limit(n) => n.to_string(),
         };
+        // Only a file with upstreams mentions them, so other summaries read as before.
+        let upstreams: Vec<String> = (self.upstreams.iter())
+            .map(|u| {
+                format!(
+                    "{} {} server{}",
+                    u.name,
+                    u.servers.len(),
+                    plural(u.servers.len())
+                )
+            })
+            .collect();
+        let upstreams = match upstreams.len() {
+            0 => String::new(),
+            n => format!(", {n} upstream{} ({})", plural(n), upstreams.join(", ")),
+        };
         format!(
-            "ok: {} listener{} ({}), {} route{}, shards={}, balance={}, max_connections={}",
+            "ok: {} listener{} ({}), {} route{}{upstreams}, shards={}, balance={}, \
+             max_connections={}",
             listeners.len(),
             plural(listeners.len()),
             listeners.join(", "),

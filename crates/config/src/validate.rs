@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use crate::address::overlaps;
 use crate::error::{ConfigError, ErrorKind};
 use crate::host::{connection_limit, fd_margin, shard_count, Host};
-use crate::keys::{Applies, Scope, KEYS};
+use crate::keys::{Scope, KEYS};
+use crate::reader::suggest;
 use crate::reader::Locations;
-use crate::schema::{Address, Balance, Listener, MaxConnections, Protocol, Server};
+use crate::schema::{Address, Balance, Listener, MaxConnections, Protocol, Server, Upstream};
 use crate::values::Keyword;
 
 const NO_FDS: &str = "the hard RLIMIT_NOFILE leaves no file descriptors for connections; \
@@ -28,6 +29,7 @@ const EMPTY_HTTP: &str = "an http listener needs at least one [[listener.route]]
 pub(crate) struct Subject<'a> {
     pub(crate) server: &'a Server,
     pub(crate) listeners: &'a [Listener],
+    pub(crate) upstreams: &'a [Upstream],
     pub(crate) locs: &'a Locations,
     pub(crate) host: &'a Host,
 }
@@ -39,6 +41,8 @@ pub(crate) fn validate(s: &Subject<'_>) -> Vec<ConfigError> {
     }
     unique_names(s, &mut out);
     unique_addresses(s, &mut out);
+    unique_upstreams(s, &mut out);
+    known_upstreams(s, &mut out);
     for (i, listener) in s.listeners.iter().enumerate() {
         listener_rules(s, i, listener, &mut out);
     }
@@ -104,7 +108,8 @@ fn listener_rules(s: &Subject<'_>, i: usize, listener: &Listener, out: &mut Vec<
     let path = format!("listener[{i}]");
     unique_routes(s, &path, listener, out);
     let protocol_ok = !s.locs.is_bad(&format!("{path}.protocol"));
-    if listener.protocol == Protocol::Http && protocol_ok && !s.locs.has(&format!("{path}.route")) {
+    let needs_routes = listener.protocol == Protocol::Http;
+    if needs_routes && protocol_ok && !s.locs.has(&format!("{path}.route")) {
         // Nothing could ever answer but 404: almost surely a forgotten table.
         push(s, out, &format!("{path}.name"), ErrorKind::Rule(EMPTY_HTTP));
     }
@@ -146,10 +151,7 @@ fn override_scopes(s: &Subject<'_>, path: &str, listener: &Listener, out: &mut V
         } else if !key.applies.to(listener.protocol) {
             let kind = ErrorKind::WrongProtocol {
                 key: key.path,
-                applies: match key.applies {
-                    Applies::Frame => "frame",
-                    _ => "http",
-                },
+                applies: key.applies.word(),
                 protocol: listener.protocol.name(),
             };
             push(s, out, &at, kind);
@@ -191,6 +193,54 @@ fn route_indices(s: &Subject<'_>, path: &str, kept: usize) -> Vec<usize> {
         .filter(|r| !s.locs.is_bad(&format!("{path}.route[{r}]")))
         .take(kept)
         .collect()
+}
+
+/// Decoded upstreams with their table indices (one that failed to decode is dropped).
+fn upstream_paths<'a>(s: &Subject<'a>) -> impl Iterator<Item = (String, &'a Upstream)> {
+    let indices = (0..1 << 20).filter(|r| !s.locs.is_bad(&format!("upstream[{r}]")));
+    indices
+        .zip(s.upstreams.iter())
+        .map(|(i, u)| (format!("upstream[{i}]"), u))
+}
+
+fn unique_upstreams(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
+    let mut seen: HashMap<&str, String> = HashMap::new();
+    for (path, upstream) in upstream_paths(s) {
+        let at = format!("{path}.name");
+        match seen.get(upstream.name.as_str()) {
+            Some(first) => {
+                let kind = ErrorKind::DuplicateUpstream {
+                    name: upstream.name.clone(),
+                    first: s.locs.of(first),
+                };
+                push(s, out, &at, kind);
+            }
+            None => {
+                seen.insert(&upstream.name, at);
+            }
+        }
+    }
+}
+
+/// Every `upstream = "NAME"` names an `[[upstream]]` that decoded. One that failed to decode
+/// already has its error, so naming it is not reported twice.
+fn known_upstreams(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
+    let known: Vec<&str> = s.upstreams.iter().map(|u| u.name.as_str()).collect();
+    let any_bad = (0..s.upstreams.len() + 1).any(|i| s.locs.is_bad(&format!("upstream[{i}]")));
+    for (i, listener) in s.listeners.iter().enumerate() {
+        let Some(name) = &listener.upstream else {
+            continue;
+        };
+        if known.contains(&name.as_str()) || any_bad {
+            continue;
+        }
+        let kind = ErrorKind::UnknownUpstream {
+            name: name.clone(),
+            suggestion: suggest(name, &known).map(str::to_string),
+            known: known.iter().map(|k| k.to_string()).collect(),
+        };
+        push(s, out, &format!("listener[{i}].upstream"), kind);
+    }
 }
 
 fn fd_limit(s: &Subject<'_>, out: &mut Vec<ConfigError>) {

@@ -7,7 +7,9 @@ use toml::de::DeValue;
 
 use crate::error::ErrorKind;
 use crate::reader::{suggest, type_name, Cx, Value};
-use crate::schema::{AccessFormat, Balance, Health, LogFormat, LogLevel, Method, Protocol};
+use crate::schema::{
+    AccessFormat, Balance, Health, LogFormat, LogLevel, Method, Protocol, UpstreamBalance,
+};
 use crate::units::{parse_duration, parse_size};
 
 pub(crate) fn string<'t>(cx: &mut Cx<'_>, path: &str, v: &'t Value<'_>) -> Option<&'t str> {
@@ -164,8 +166,18 @@ impl Keyword for Balance {
 }
 
 impl Keyword for Protocol {
-    const NAMES: &'static [&'static str] = &["http", "echo", "frame"];
-    const VALUES: &'static [Self] = &[Protocol::Http, Protocol::Echo, Protocol::Frame];
+    const NAMES: &'static [&'static str] = &["http", "echo", "frame", "tcp-proxy"];
+    const VALUES: &'static [Self] = &[
+        Protocol::Http,
+        Protocol::Echo,
+        Protocol::Frame,
+        Protocol::TcpProxy,
+    ];
+}
+
+impl Keyword for UpstreamBalance {
+    const NAMES: &'static [&'static str] = &["round-robin", "least-requests"];
+    const VALUES: &'static [Self] = &[UpstreamBalance::RoundRobin, UpstreamBalance::LeastRequests];
 }
 
 impl Keyword for LogLevel {

@@ -21,6 +21,7 @@ fn documented() -> BTreeMap<String, (String, String)> {
                 "[log]" => Some("log"),
                 "[[listener]]" => Some("listener"),
                 "[[listener.route]]" => Some("listener.route"),
+                "[[upstream]]" => Some("upstream"),
                 _ => None,
             };
             continue;

@@ -147,7 +147,7 @@ test.toml:5:9: log.level: unknown value "verbose"; expected one of "trace", "deb
 fn unknown_protocol_and_routes_on_echo() {
     check(
         "[[listener]]\nname = \"e\"\naddress = \"127.0.0.1:9000\"\nprotocol = \"htp\"\n",
-        r#"test.toml:4:12: listener[0].protocol: unknown value "htp"; expected one of "http", "echo", "frame" (did you mean "http"?)"#,
+        r#"test.toml:4:12: listener[0].protocol: unknown value "htp"; expected one of "http", "echo", "frame", "tcp-proxy" (did you mean "http"?)"#,
     );
     check(
         "[[listener]]\nname = \"e\"\naddress = \"127.0.0.1:9000\"\nprotocol = \"echo\"\n\
@@ -309,7 +309,7 @@ fn per_listener_keys_that_would_do_nothing() {
          [listener.limits]\nheader_count = 10\n[listener.timeouts]\nidle = \"1s\"\n",
         r#"
 test.toml:6:16: listener[0].limits.header_count: limits.header_count acts on protocol = "http" listeners only, and this one is "echo": it would do nothing here
-test.toml:8:8: listener[0].timeouts.idle: timeouts.idle acts on protocol = "http" listeners only, and this one is "echo": it would do nothing here
+test.toml:8:8: listener[0].timeouts.idle: timeouts.idle acts on protocol = "http" or "tcp-proxy" listeners only, and this one is "echo": it would do nothing here
 "#,
     );
     check(

@@ -45,24 +45,24 @@ pub fn render(sources: &Sources, process: &ProcessSnapshot, format: ExpositionFo
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Counter,
     Gauge,
     Histogram,
 }
 
 /// The text being written, and its format.
-struct Out {
+pub(crate) struct Out {
     text: String,
     format: ExpositionFormat,
 }
 
 /// A sample's labels: names are fixed, values come from the config or closed sets.
-type Labels<'a> = [(&'static str, &'a dyn Display)];
+pub(crate) type Labels<'a> = [(&'static str, &'a dyn Display)];
 
 impl Out {
     /// `HELP` and `TYPE` of a family; `name` is without `_total` for counters.
-    fn family(&mut self, name: &str, kind: Kind, help: &str) {
+    pub(crate) fn family(&mut self, name: &str, kind: Kind, help: &str) {
         let total = match (kind, self.format) {
             (Kind::Counter, ExpositionFormat::Prometheus) => "_total",
             _ => "",
@@ -78,7 +78,13 @@ impl Out {
     }
 
     /// One sample line: `name{labels} value`.
-    fn sample(&mut self, name: &str, suffix: &str, labels: &Labels<'_>, value: impl Display) {
+    pub(crate) fn sample(
+        &mut self,
+        name: &str,
+        suffix: &str,
+        labels: &Labels<'_>,
+        value: impl Display,
+    ) {
         self.text.push_str(name);
         self.text.push_str(suffix);
         if !labels.is_empty() {
@@ -148,6 +154,7 @@ impl Scrape<'_> {
         self.offload(out);
         self.loops(out);
         self.outbound(out);
+        crate::upstream::write(out, &self.sources.upstreams);
         self.process(out);
     }
 

@@ -12,6 +12,7 @@
 
 mod exposition;
 pub mod process;
+pub mod upstream;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -105,6 +106,8 @@ pub struct Sources {
     pub listeners: Vec<String>,
     /// The HTTP counters of each HTTP listener, by listener index.
     pub http: Vec<(usize, Arc<HttpStats>)>,
+    /// The counters of each `[[upstream]]`, in config order.
+    pub upstreams: Vec<Arc<upstream::UpstreamStats>>,
     /// Reloads and access-log drops.
     pub server: Arc<ServerStats>,
     /// `coreloop_build_info{version}`.

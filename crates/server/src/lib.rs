@@ -15,7 +15,9 @@ mod notify;
 mod reload;
 mod serve;
 mod signals;
+mod tcp_proxy;
 mod time;
+mod upstream;
 mod wiring;
 
 /// Exit code: stopped cleanly.

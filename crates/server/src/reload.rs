@@ -34,6 +34,8 @@ pub(crate) struct Reloader {
     pub listeners: Vec<RunningListener>,
     pub metrics: MetricsHook,
     pub access_log: Option<AccessLogHook>,
+    /// The upstreams running now.
+    pub upstreams: Arc<wiring::Upstreams>,
     pub log: LogControl,
     pub stats: Arc<ServerStats>,
     /// What a scrape reads; refreshed when listeners come or go.
@@ -56,6 +58,8 @@ struct Plan {
     /// protocol or backlog).
     remove: Vec<usize>,
     add: Vec<Planned>,
+    /// The upstreams of the new file (counters carried over).
+    upstreams: wiring::Upstreams,
 }
 
 impl Reloader {
@@ -120,15 +124,26 @@ impl Reloader {
 
     /// Compiles every listener of `new` against what runs now.
     fn plan(&self, new: &Config) -> Result<Plan, String> {
+        let (upstreams, changed) = self.upstreams.reloaded(new);
         let mut plan = Plan {
             route_changes: Vec::new(),
             remove: Vec::new(),
             add: Vec::new(),
+            upstreams,
         };
         for running in &self.listeners {
             match new.listener(&running.config.name) {
                 None => plan.remove.push(running.id),
                 Some(l) if same_socket(&running.config, l) => {
+                    // A tcp-proxy listener that stays takes its upstream's new servers and
+                    // settings on every shard; its connections carry on.
+                    let name = l
+                        .upstream
+                        .as_deref()
+                        .filter(|n| changed.iter().any(|c| c == n));
+                    if let Some(update) = name.and_then(|n| plan.upstreams.update(n)) {
+                        plan.route_changes.push((running.id, Arc::new(update)));
+                    }
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
                         let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
                         // write_high_water is restart-only (the reactor's half is fixed with
@@ -151,8 +166,12 @@ impl Reloader {
                 .iter()
                 .any(|r| r.config.name == l.name && same_socket(&r.config, l));
             if !keeps {
-                let (spec, http) =
-                    wiring::listener_spec(l, &self.metrics, self.access_log.as_ref())?;
+                let (spec, http) = wiring::listener_spec(
+                    l,
+                    &plan.upstreams,
+                    &self.metrics,
+                    self.access_log.as_ref(),
+                )?;
                 plan.add.push(Planned {
                     config: l.clone(),
                     spec,
@@ -165,6 +184,7 @@ impl Reloader {
 
     /// Carries a plan out; `false` when a new listener could not start.
     fn apply(&mut self, plan: Plan, reactor: &mut ReactorHandle) -> bool {
+        self.upstreams = Arc::new(plan.upstreams);
         for (id, message) in plan.route_changes {
             reactor.broadcast(id, message);
         }
@@ -210,6 +230,7 @@ impl Reloader {
         self.scraper.update(|sources| {
             sources.listeners = reactor.listener_names().to_vec();
             sources.http = http_stats(&self.listeners);
+            sources.upstreams = self.upstreams.stats.clone();
         });
     }
 }
@@ -254,7 +275,10 @@ pub(crate) fn http_stats(
 
 /// A listener keeps its socket across a reload when nothing about the socket changed.
 fn same_socket(old: &config::Listener, new: &config::Listener) -> bool {
-    old.address == new.address && old.protocol == new.protocol && old.backlog == new.backlog
+    old.address == new.address
+        && old.protocol == new.protocol
+        && old.backlog == new.backlog
+        && old.upstream == new.upstream
 }
 
 /// What differs between the running and the new configuration and takes effect only at a
@@ -423,7 +447,29 @@ mod tests {
             "access_format = \"auto\"",
             "access_format = \"combined\"",
         ),
+        ("upstream.name", "name = \"app\"", "name = \"app2\""),
+        ("upstream.servers", "127.0.0.1:9001", "127.0.0.1:9002"),
+        (
+            "upstream.balance",
+            "\"round-robin\"\nconnect",
+            "\"least-requests\"\nconnect",
+        ),
+        (
+            "upstream.connect_timeout",
+            "connect_timeout = \"1s\"",
+            "connect_timeout = \"2s\"",
+        ),
+        ("upstream.max_fails", "max_fails = 3", "max_fails = 4"),
+        (
+            "upstream.fail_timeout",
+            "fail_timeout = \"10s\"",
+            "fail_timeout = \"20s\"",
+        ),
     ];
+
+    /// An upstream no listener uses (valid), for the `upstream.*` edits.
+    const UPSTREAM: &str = "\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9001\"]\n\
+        balance = \"round-robin\"\nconnect_timeout = \"1s\"\nmax_fails = 3\nfail_timeout = \"10s\"\n";
 
     /// Walks the key table: a reload names exactly the restart keys it cannot apply, for
     /// global keys and for each listener's merged value alike, and never a live one.
@@ -433,7 +479,8 @@ mod tests {
             cpus: 4,
             fd_hard_limit: 1 << 20,
         };
-        let base = Config::default_toml().replace("protocol = \"echo\"", "protocol = \"frame\"");
+        let base = Config::default_toml().replace("protocol = \"echo\"", "protocol = \"frame\"")
+            + UPSTREAM;
         let started = Config::from_toml_str_on(&base, "t.toml", host).unwrap();
         for key in config::KEYS
             .iter()

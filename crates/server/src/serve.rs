@@ -100,6 +100,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         reactor: handle.stats_reader(),
         listeners: handle.listener_names().to_vec(),
         http: http_stats(&listeners),
+        upstreams: wired.upstreams.stats.clone(),
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
         max_connections,
@@ -114,6 +115,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         listeners,
         metrics,
         access_log: access_hook,
+        upstreams: wired.upstreams.clone(),
         log,
         stats,
         scraper,
@@ -154,6 +156,7 @@ pub(crate) fn protocol_name(protocol: coreloop_config::Protocol) -> &'static str
         coreloop_config::Protocol::Http => "http",
         coreloop_config::Protocol::Echo => "echo",
         coreloop_config::Protocol::Frame => "frame",
+        coreloop_config::Protocol::TcpProxy => "tcp-proxy",
     }
 }
 

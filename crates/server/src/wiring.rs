@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::tcp_proxy::{TcpProxyFactory, UpstreamUpdate};
 use coreloop_config::{self as config, Config, Health};
 use coreloop_http::{
     AccessLogHook, FilesSpec, Handler, HttpConfig, HttpFactory, MetricsHook, Route, StaticSpec,
 };
+use coreloop_metrics::upstream::UpstreamStats;
 use coreloop_reactor::activation;
 use coreloop_reactor::echo::EchoFactory;
 use coreloop_reactor::frame::FrameEchoFactory;
@@ -19,6 +21,74 @@ pub(crate) struct Wired {
     pub reactor: ReactorConfig,
     /// `(listener index, factory)` of every HTTP listener.
     pub http: Vec<(usize, Arc<HttpFactory>)>,
+    pub upstreams: Arc<Upstreams>,
+}
+
+/// The `[[upstream]]`s running now, and their counters. A reload makes the next set with
+/// [`Upstreams::reloaded`]; each shard of a tcp-proxy listener takes a change as an
+/// [`UpstreamUpdate`] message.
+pub(crate) struct Upstreams {
+    specs: Vec<config::Upstream>,
+    /// In `specs` order; what a scrape reads.
+    pub stats: Vec<Arc<UpstreamStats>>,
+    /// The running shard count (restart-only), for the counters of an upstream a reload adds.
+    shards: usize,
+}
+
+impl Upstreams {
+    pub fn new(config: &Config) -> Self {
+        let shards = config.shard_count();
+        let stats = (config.upstreams.iter())
+            .map(|u| Arc::new(UpstreamStats::new(&u.name, &server_labels(u), shards)))
+            .collect();
+        Self {
+            specs: config.upstreams.clone(),
+            stats,
+            shards,
+        }
+    }
+
+    /// The upstreams of `new`: one kept by name keeps its counters (reshaped to its new server
+    /// list), a new one starts at zero, a removed one goes. Also the names whose settings
+    /// changed, which running listeners must be told of.
+    pub fn reloaded(&self, new: &Config) -> (Upstreams, Vec<String>) {
+        let mut changed = Vec::new();
+        let stats = (new.upstreams.iter())
+            .map(|u| match self.get(&u.name) {
+                Some((old, stats)) if old == u => stats.clone(),
+                Some((_, stats)) => {
+                    changed.push(u.name.clone());
+                    Arc::new(stats.reshaped(&server_labels(u)))
+                }
+                None => Arc::new(UpstreamStats::new(&u.name, &server_labels(u), self.shards)),
+            })
+            .collect();
+        let next = Upstreams {
+            specs: new.upstreams.clone(),
+            stats,
+            shards: self.shards,
+        };
+        (next, changed)
+    }
+
+    /// The message that tells a tcp-proxy listener's shards of upstream `name`'s settings.
+    pub fn update(&self, name: &str) -> Option<UpstreamUpdate> {
+        let (spec, stats) = self.get(name)?;
+        Some(UpstreamUpdate {
+            upstream: spec.clone(),
+            stats: stats.clone(),
+        })
+    }
+
+    fn get(&self, name: &str) -> Option<(&config::Upstream, &Arc<UpstreamStats>)> {
+        let i = self.specs.iter().position(|u| u.name == name)?;
+        Some((&self.specs[i], &self.stats[i]))
+    }
+}
+
+/// The `server` labels of an upstream: its addresses as written.
+fn server_labels(upstream: &config::Upstream) -> Vec<String> {
+    upstream.servers.iter().map(ToString::to_string).collect()
 }
 
 /// Builds the reactor's config and every listener's protocol factory.
@@ -28,9 +98,10 @@ pub(crate) fn build(
     access_log: Option<&AccessLogHook>,
 ) -> Result<Wired, String> {
     let mut http = Vec::new();
+    let upstreams = Arc::new(Upstreams::new(config));
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for (index, listener) in config.listeners.iter().enumerate() {
-        let (spec, factory) = listener_spec(listener, metrics, access_log)?;
+        let (spec, factory) = listener_spec(listener, &upstreams, metrics, access_log)?;
         if let Some(factory) = factory {
             http.push((index, factory));
         }
@@ -39,6 +110,7 @@ pub(crate) fn build(
     Ok(Wired {
         reactor: reactor_config(config, listeners),
         http,
+        upstreams,
     })
 }
 
@@ -47,6 +119,7 @@ pub(crate) fn build(
 /// binding its address.
 pub(crate) fn listener_spec(
     listener: &config::Listener,
+    upstreams: &Upstreams,
     metrics: &MetricsHook,
     access_log: Option<&AccessLogHook>,
 ) -> Result<(ListenerSpec, Option<Arc<HttpFactory>>), String> {
@@ -63,6 +136,7 @@ pub(crate) fn listener_spec(
         config::Protocol::Frame => Arc::new(FrameEchoFactory {
             max: to_usize(listener.effective_limits().frame_max),
         }),
+        config::Protocol::TcpProxy => tcp_proxy(listener, upstreams)?,
     };
     let inherited = activation::inherited_names().contains(&listener.name);
     let addr = if inherited {
@@ -74,6 +148,26 @@ pub(crate) fn listener_spec(
         .with_backlog(listener.backlog)
         .with_io(listener_io(listener));
     Ok((spec, http))
+}
+
+/// A tcp-proxy listener's factory, on the upstream it names (validated to exist in the file;
+/// one a reload added is not running yet).
+fn tcp_proxy(
+    listener: &config::Listener,
+    upstreams: &Upstreams,
+) -> Result<Arc<dyn ProtocolFactory>, String> {
+    let name = listener.upstream.as_deref().unwrap_or_default();
+    let Some((spec, stats)) = upstreams.get(name) else {
+        return Err(format!(
+            "listener `{}`: upstream `{name}` is not configured",
+            listener.name
+        ));
+    };
+    Ok(Arc::new(TcpProxyFactory {
+        upstream: spec.clone(),
+        idle: listener.effective_timeouts().idle,
+        stats: stats.clone(),
+    }))
 }
 
 /// The reactor's half of a listener's `[listener.timeouts]`/`[listener.limits]` overrides, as

@@ -1,0 +1,315 @@
+//! Counters of each `[[upstream]]`, per shard and server: what a proxy listener did with its
+//! servers. Each shard writes only its own slots (plain load + store, `Relaxed`: one writer,
+//! no read-modify-write on the hot path); a scrape on any thread sums them over shards.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::exposition::{Kind, Out};
+
+/// One upstream's counters, for every shard and server. A reload that changes the server
+/// list makes a new one with [`UpstreamStats::reshaped`]: servers kept keep their counters.
+#[derive(Debug)]
+pub struct UpstreamStats {
+    /// The `upstream` label.
+    pub name: String,
+    /// In config order; each one's `server` label is its address.
+    pub servers: Vec<Arc<ServerStats>>,
+    /// Per shard: connections that found no server to try (all ejected, or all failed).
+    /// Shared with the reshaped copies, so it survives a reload.
+    no_server: Arc<[AtomicU64]>,
+}
+
+/// One server's counters on every shard.
+#[derive(Debug)]
+pub struct ServerStats {
+    /// The `server` label.
+    pub addr: String,
+    shards: Box<[ServerCounters]>,
+}
+
+/// One server's counters on one shard.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    connects: AtomicU64,
+    refused: AtomicU64,
+    timed_out: AtomicU64,
+    failed: AtomicU64,
+    retries: AtomicU64,
+    active: AtomicU64,
+    ejected: AtomicU64,
+    ejections: AtomicU64,
+}
+
+/// Why a connect to a server failed, as the `cause` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectFailure {
+    Refused,
+    TimedOut,
+    /// Any other error (reset, unreachable, no room under `max_connections`, a drain).
+    Other,
+}
+
+/// The `cause` label values, in [`ConnectFailure`] order.
+pub const CONNECT_FAILURES: [&str; 3] = ["refused", "timed_out", "other"];
+
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
+}
+
+impl ServerStats {
+    /// Zeroed counters for `shards` shards.
+    pub fn new(addr: &str, shards: usize) -> Self {
+        Self {
+            addr: addr.to_string(),
+            shards: (0..shards.max(1))
+                .map(|_| ServerCounters::default())
+                .collect(),
+        }
+    }
+
+    /// The counters shard `shard` writes.
+    pub fn shard(&self, shard: usize) -> &ServerCounters {
+        &self.shards[shard.min(self.shards.len() - 1)]
+    }
+
+    fn snapshot(&self) -> ServerSnapshot {
+        let mut sum = ServerSnapshot::default();
+        for c in self.shards.iter() {
+            sum.connects += c.connects.load(Relaxed);
+            sum.connect_errors[0] += c.refused.load(Relaxed);
+            sum.connect_errors[1] += c.timed_out.load(Relaxed);
+            sum.connect_errors[2] += c.failed.load(Relaxed);
+            sum.retries += c.retries.load(Relaxed);
+            sum.active += c.active.load(Relaxed);
+            sum.ejected += c.ejected.load(Relaxed);
+            sum.ejections += c.ejections.load(Relaxed);
+        }
+        sum
+    }
+}
+
+impl UpstreamStats {
+    /// Zeroed counters for `shards` shards of an upstream with these server addresses.
+    pub fn new(name: &str, servers: &[String], shards: usize) -> Self {
+        Self {
+            name: name.to_string(),
+            servers: (servers.iter())
+                .map(|a| Arc::new(ServerStats::new(a, shards)))
+                .collect(),
+            no_server: (0..shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// The same upstream with the server list `servers`: a server kept keeps its counters,
+    /// a new one starts at zero, a removed one is no longer exposed.
+    pub fn reshaped(&self, servers: &[String]) -> Self {
+        let shards = self.no_server.len();
+        let server = |addr: &String| {
+            (self.servers.iter())
+                .find(|s| &s.addr == addr)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(ServerStats::new(addr, shards)))
+        };
+        Self {
+            name: self.name.clone(),
+            servers: servers.iter().map(server).collect(),
+            no_server: self.no_server.clone(),
+        }
+    }
+
+    /// The server with this address, if listed.
+    pub fn server(&self, addr: &str) -> Option<&Arc<ServerStats>> {
+        self.servers.iter().find(|s| s.addr == addr)
+    }
+
+    /// A connection on `shard` found no server to try.
+    pub fn no_server(&self, shard: usize) {
+        bump(&self.no_server[shard.min(self.no_server.len() - 1)]);
+    }
+
+    /// Sums over shards, per server.
+    pub fn snapshot(&self) -> UpstreamSnapshot {
+        UpstreamSnapshot {
+            servers: self.servers.iter().map(|s| s.snapshot()).collect(),
+            no_server: self.no_server.iter().map(|n| n.load(Relaxed)).sum(),
+        }
+    }
+}
+
+impl ServerCounters {
+    /// A connect to this server started (the connection is active until [`Self::closed`]).
+    pub fn opened(&self) {
+        bump(&self.connects);
+        bump(&self.active);
+    }
+
+    /// A connection counted by [`Self::opened`] ended.
+    pub fn closed(&self) {
+        let n = self.active.load(Relaxed);
+        self.active.store(n.saturating_sub(1), Relaxed);
+    }
+
+    /// A connect to this server failed.
+    pub fn connect_failed(&self, why: ConnectFailure) {
+        bump(match why {
+            ConnectFailure::Refused => &self.refused,
+            ConnectFailure::TimedOut => &self.timed_out,
+            ConnectFailure::Other => &self.failed,
+        });
+    }
+
+    /// A connection that failed on another server was tried again on this one.
+    pub fn retried(&self) {
+        bump(&self.retries);
+    }
+
+    /// Passive health ejected this server (again).
+    pub fn ejection(&self) {
+        bump(&self.ejections);
+    }
+
+    /// Whether this shard skips the server now (the gauge).
+    pub fn set_ejected(&self, ejected: bool) {
+        self.ejected.store(u64::from(ejected), Relaxed);
+    }
+}
+
+/// An upstream's counters summed over shards.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamSnapshot {
+    /// Per server, in config order.
+    pub servers: Vec<ServerSnapshot>,
+    pub no_server: u64,
+}
+
+/// One server's counters summed over shards.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerSnapshot {
+    pub connects: u64,
+    /// By [`CONNECT_FAILURES`].
+    pub connect_errors: [u64; 3],
+    pub retries: u64,
+    pub active: u64,
+    /// Shards that skip the server now (0..=shards).
+    pub ejected: u64,
+    pub ejections: u64,
+}
+
+/// The `coreloop_upstream_*` families (none when no upstream is configured).
+pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
+    if upstreams.is_empty() {
+        return;
+    }
+    let snaps: Vec<UpstreamSnapshot> = upstreams.iter().map(|u| u.snapshot()).collect();
+    type Get = fn(&ServerSnapshot) -> u64;
+    let per_server: [(&str, Kind, &str, Get); 5] = [
+        (
+            "coreloop_upstream_connects",
+            Kind::Counter,
+            "Connects started to an upstream server (one per proxied connection and retry).",
+            |s| s.connects,
+        ),
+        (
+            "coreloop_upstream_retries",
+            Kind::Counter,
+            "Connects to this server that retry a connection another server failed.",
+            |s| s.retries,
+        ),
+        (
+            "coreloop_upstream_ejections",
+            Kind::Counter,
+            "Times passive health ejected this server on a shard (max_fails failures in a row).",
+            |s| s.ejections,
+        ),
+        (
+            "coreloop_upstream_connections_active",
+            Kind::Gauge,
+            "Proxied connections open to this server (connecting or spliced).",
+            |s| s.active,
+        ),
+        (
+            "coreloop_upstream_ejected",
+            Kind::Gauge,
+            "Shards that skip this server now (passive health), 0 when it is in rotation.",
+            |s| s.ejected,
+        ),
+    ];
+    for (name, kind, help, get) in per_server {
+        out.family(name, kind, help);
+        let suffix = if kind == Kind::Counter { "_total" } else { "" };
+        for (u, snap) in upstreams.iter().zip(&snaps) {
+            for (server, s) in u.servers.iter().zip(&snap.servers) {
+                out.sample(
+                    name,
+                    suffix,
+                    &[("upstream", &u.name), ("server", &server.addr)],
+                    get(s),
+                );
+            }
+        }
+    }
+    let name = "coreloop_upstream_connect_errors";
+    let help = "Failed connects to an upstream server, by cause: refused, timed_out \
+                (connect_timeout), other.";
+    out.family(name, Kind::Counter, help);
+    for (u, snap) in upstreams.iter().zip(&snaps) {
+        for (server, s) in u.servers.iter().zip(&snap.servers) {
+            for (cause, value) in CONNECT_FAILURES.iter().zip(s.connect_errors) {
+                let labels: [(&str, &dyn std::fmt::Display); 3] = [
+                    ("upstream", &u.name),
+                    ("server", &server.addr),
+                    ("cause", cause),
+                ];
+                out.sample(name, "_total", &labels, value);
+            }
+        }
+    }
+    let name = "coreloop_upstream_no_server";
+    let help = "Proxied connections closed because no server was left to try (all ejected \
+                or all failed).";
+    out.family(name, Kind::Counter, help);
+    for (u, snap) in upstreams.iter().zip(&snaps) {
+        out.sample(name, "_total", &[("upstream", &u.name)], snap.no_server);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servers(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn shards_are_summed_per_server() {
+        let stats = UpstreamStats::new("app", &servers(&["a", "b"]), 2);
+        let (a, b) = (&stats.servers[0], &stats.servers[1]);
+        b.shard(0).opened();
+        b.shard(1).opened();
+        b.shard(1).closed();
+        a.shard(0).connect_failed(ConnectFailure::TimedOut);
+        a.shard(1).set_ejected(true);
+        a.shard(1).ejection();
+        stats.no_server(0);
+        let snap = stats.snapshot();
+        assert_eq!((snap.servers[1].connects, snap.servers[1].active), (2, 1));
+        assert_eq!(snap.servers[0].connect_errors, [0, 1, 0]);
+        assert_eq!((snap.servers[0].ejected, snap.servers[0].ejections), (1, 1));
+        assert_eq!(snap.no_server, 1);
+    }
+
+    #[test]
+    fn a_reshape_keeps_the_counters_of_servers_kept() {
+        let stats = UpstreamStats::new("app", &servers(&["a", "b"]), 1);
+        stats.servers[1].shard(0).opened();
+        stats.no_server(0);
+        let next = stats.reshaped(&servers(&["b", "c"]));
+        let snap = next.snapshot();
+        assert_eq!(next.servers[0].addr, "b");
+        assert_eq!((snap.servers[0].connects, snap.servers[1].connects), (1, 0));
+        assert_eq!(snap.no_server, 1);
+        assert!(next.server("a").is_none());
+    }
+}
