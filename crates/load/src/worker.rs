@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
-use crate::conn::{split_token, Conn, Phase, Stream};
+use crate::conn::{split_token, Conn, Phase, Stream, TlsClient};
 use crate::exchange::{self, Env, ReadUntil, Verdict};
 use crate::plan::Plan;
 use crate::stats::{ErrorKind, Stats};
@@ -74,6 +74,8 @@ pub struct Worker {
     drain_deadline: Option<Instant>,
     stopped_at: Option<Instant>,
     progress: Arc<Progress>,
+    /// `https://`: this worker's TLS configuration and session cache.
+    tls: Option<TlsClient>,
 }
 
 /// What a worker hands back when it ends.
@@ -104,6 +106,7 @@ impl Worker {
             timers.push(Reverse((plan.first_connect(local), local, Timer::Connect)));
         }
         let next_scan = plan.t0;
+        let tls = plan.tls.as_ref().map(|t| t.client(conns.len()));
         Ok(Self {
             id,
             poll: Poll::new()?,
@@ -124,6 +127,7 @@ impl Worker {
             drain_deadline: None,
             stopped_at: None,
             progress,
+            tls,
         })
     }
 
@@ -274,8 +278,9 @@ impl Worker {
         }
         conn.generation = conn.generation.wrapping_add(1);
         let token = conn.token(local);
+        let source = plan.source_for(conn.global);
         let opened =
-            Stream::connect(&plan.endpoint, plan.source_for(conn.global)).and_then(|mut s| {
+            Stream::connect(&plan.endpoint, source, self.tls.as_ref()).and_then(|mut s| {
                 s.register(self.poll.registry(), token)?;
                 Ok(s)
             });
@@ -290,6 +295,16 @@ impl Worker {
 
     fn connect_failed(&mut self, local: usize, e: &io::Error, now: Instant) {
         self.env.stats.connect_failed(e);
+        self.retry_connect(local, now);
+    }
+
+    fn handshake_failed(&mut self, local: usize, f: crate::tls::Failure, now: Instant) {
+        self.env.stats.tls.failures.count(f);
+        self.retry_connect(local, now);
+    }
+
+    /// After a failed connect or handshake: back off, then connect again.
+    fn retry_connect(&mut self, local: usize, now: Instant) {
         let conn = &mut self.conns[local];
         // Requests kept for a retry after a clean close are lost with the reconnect.
         exchange::fail_all(conn, &mut self.env, ErrorKind::Read);
@@ -315,6 +330,7 @@ impl Worker {
         }
         match conn.phase {
             Phase::Connecting(since) => self.check_connected(local, since, now),
+            Phase::Handshaking(since) => self.handshake(local, since),
             Phase::Open => match readable {
                 Some(until) => self.pump(local, until),
                 None => self.on_writable(local, now),
@@ -333,7 +349,7 @@ impl Worker {
     /// Keeps WRITABLE registered exactly while output is pending.
     fn sync_interest(&mut self, local: usize, now: Instant) {
         let conn = &mut self.conns[local];
-        let want = conn.unwritten > 0;
+        let want = conn.unwritten > 0 || conn.stream.as_ref().is_some_and(Stream::pending_output);
         if want == conn.write_interest {
             return;
         }
@@ -356,24 +372,59 @@ impl Worker {
             Ok(false) => {}
             Err(e) => self.connect_failed(local, &e, now),
             Ok(true) => {
-                let conn = &mut self.conns[local];
-                let stats = &mut self.env.stats;
-                stats
+                self.env
+                    .stats
                     .connect_time
                     .record(now.saturating_duration_since(since));
-                stats.opened();
-                if conn.ever_connected {
-                    stats.reconnects += 1;
+                let tls = self.conns[local]
+                    .stream
+                    .as_ref()
+                    .is_some_and(Stream::is_tls);
+                if tls {
+                    self.conns[local].phase = Phase::Handshaking(now);
+                    self.handshake(local, now);
+                } else {
+                    self.open(local);
                 }
-                conn.ever_connected = true;
-                conn.phase = Phase::Open;
-                // Registered for the connect; `sync_interest` drops WRITABLE if nothing is pending.
-                conn.write_interest = true;
-                conn.backoff = Duration::from_millis(10);
-                conn.requeue(self.env.plan.batch.unit());
-                self.pump(local, ReadUntil::WouldBlock);
             }
         }
+    }
+
+    /// Advances a TLS handshake begun at `since`; opens the slot once done.
+    fn handshake(&mut self, local: usize, since: Instant) {
+        let Some(stream) = self.conns[local].stream.as_mut() else {
+            return;
+        };
+        match stream.handshake() {
+            Ok(false) => {}
+            Err(f) => self.handshake_failed(local, f, Instant::now()),
+            Ok(true) => {
+                let now = Instant::now();
+                if let Some(agreed) = stream.agreed() {
+                    let measured = self.measuring && !self.env.stopping;
+                    let time = now.saturating_duration_since(since);
+                    self.env.stats.tls.completed(agreed, time, measured);
+                }
+                self.open(local);
+            }
+        }
+    }
+
+    /// The slot's socket is ready for requests (connected, and TLS done).
+    fn open(&mut self, local: usize) {
+        let conn = &mut self.conns[local];
+        let stats = &mut self.env.stats;
+        stats.opened();
+        if conn.ever_connected {
+            stats.reconnects += 1;
+        }
+        conn.ever_connected = true;
+        conn.phase = Phase::Open;
+        // Registered for the connect; `sync_interest` drops WRITABLE if nothing is pending.
+        conn.write_interest = true;
+        conn.backoff = Duration::from_millis(10);
+        conn.requeue(self.env.plan.batch.unit());
+        self.pump(local, ReadUntil::WouldBlock);
     }
 
     /// Reads what is there and queues what is due; the write waits for
@@ -441,7 +492,10 @@ impl Worker {
     fn reconnect(&mut self, local: usize, now: Instant) {
         exchange::note_retry(&self.conns[local], &mut self.env);
         self.drop_socket(local);
-        if self.env.stopping && self.conns[local].in_flight.is_empty() {
+        // A budget spent means no request would use the new socket: with a
+        // connection per request (and TLS), it would be a handshake the
+        // server counts and the report could not account for.
+        if !self.env.may_start() && self.conns[local].in_flight.is_empty() {
             self.conns[local].phase = Phase::Done;
             return;
         }
@@ -497,6 +551,9 @@ impl Worker {
                 Phase::Connecting(since) if now.saturating_duration_since(since) >= timeout => {
                     let e = io::Error::from_raw_os_error(110);
                     self.connect_failed(local, &e, now);
+                }
+                Phase::Handshaking(since) if now.saturating_duration_since(since) >= timeout => {
+                    self.handshake_failed(local, crate::tls::Failure::Timeout, now);
                 }
                 _ => {}
             }

@@ -34,6 +34,7 @@ fn write(s: &mut String, r: &Report, full: bool) -> std::fmt::Result {
     )?;
     latency(s, r, full)?;
     connections(s, r, full)?;
+    tls(s, r, full)?;
     statuses(s, r)?;
     writeln!(s, "  Errors       {}", errors(&r.errors, q))?;
     warmup(s, r)?;
@@ -110,6 +111,46 @@ fn connections(s: &mut String, r: &Report, full: bool) -> std::fmt::Result {
     )?;
     if full {
         table(s, t)?;
+    }
+    Ok(())
+}
+
+fn tls(s: &mut String, r: &Report, full: bool) -> std::fmt::Result {
+    let Some(t) = &r.tls else { return Ok(()) };
+    let h = &t.handshake_time;
+    let u = TimeUnit::for_value(h.max_us);
+    writeln!(
+        s,
+        "  TLS          p50 {}  p99 {}  max {}  {}  ({} handshakes: {} full, {} resumed; {:.1}/s measured)",
+        u.show(h.p50_us),
+        u.show(h.p99_us),
+        u.show(h.max_us),
+        u.name(),
+        t.handshakes,
+        t.full,
+        t.resumed,
+        t.handshakes_per_s
+    )?;
+    if full {
+        table(s, h)?;
+    }
+    writeln!(
+        s,
+        "  TLS agreed   {} TLS 1.3, {} TLS 1.2; ALPN http/1.1 on {}",
+        t.tls13, t.tls12, t.alpn_http11
+    )?;
+    let f = &t.failures;
+    if f.total() > 0 {
+        writeln!(
+            s,
+            "  TLS failed   {}: certificate {}, alert {}, protocol {}, closed {}, timeout {}",
+            f.total(),
+            f.certificate,
+            f.alert,
+            f.protocol,
+            f.closed,
+            f.timeout
+        )?;
     }
     Ok(())
 }
