@@ -162,8 +162,15 @@ pub enum ReadUntil {
 
 /// Reads until `until` says there is nothing left (or the per-event budget
 /// runs out) into the worker's scratch buffer, framing every response that
-/// completes.
-pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], until: ReadUntil) -> Verdict {
+/// completes. `stamp` is set to the time taken after the last read that
+/// brought bytes, so the caller need not read the clock again.
+pub fn read(
+    conn: &mut Conn,
+    env: &mut Env,
+    scratch: &mut [u8],
+    until: ReadUntil,
+    stamp: &mut Option<Instant>,
+) -> Verdict {
     for _ in 0..READS_PER_EVENT {
         let Some(stream) = conn.stream.as_mut() else {
             return Verdict::Keep;
@@ -174,6 +181,7 @@ pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], until: ReadUntil
                 // Stamp responses when their bytes arrive, not when the poll
                 // batch began: later events in a big batch would look faster.
                 let now = Instant::now();
+                *stamp = Some(now);
                 let drained = stream.drained(n, scratch.len());
                 let v = consume(conn, env, &scratch[..n], now);
                 if v != Verdict::Keep || (drained && until == ReadUntil::ShortRead) {

@@ -435,9 +435,12 @@ impl Worker {
         if conn.phase != Phase::Open {
             return;
         }
-        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until);
-        // Closed loop measures from here, so take the time after the read.
-        let now = Instant::now();
+        let mut stamp = None;
+        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until, &mut stamp);
+        // Closed loop measures new requests from here: the clock read after
+        // the last read (one clock read per response, not two; it is earlier
+        // by the framing of that read's bytes, so latencies err long).
+        let now = stamp.unwrap_or_else(Instant::now);
         if v == Verdict::More {
             self.ready.push(local);
             v = Verdict::Keep;
