@@ -4,53 +4,22 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
 use crate::conn::{split_token, Conn, Phase, Stream, TlsClient};
 use crate::exchange::{self, Env, ReadUntil, Verdict};
 use crate::plan::Plan;
+pub use crate::progress::Progress;
 use crate::stats::{ErrorKind, Stats};
 
 const SCRATCH: usize = 64 * 1024;
 const EVENTS: usize = 1024;
 /// Longest sleep in `poll`, so phase changes are noticed without a timer.
 const MAX_POLL: Duration = Duration::from_millis(50);
-
-/// What the workers share with the thread that watches them: responses
-/// completed so far per worker (read by the progress bar), and the request
-/// to stop early (SIGINT, or the parent of a worker process).
-#[derive(Debug)]
-pub struct Progress {
-    pub responses: Vec<CachePadded<AtomicU64>>,
-    pub stop: Arc<AtomicBool>,
-}
-
-impl Progress {
-    pub fn new(workers: usize, stop: Arc<AtomicBool>) -> Self {
-        Self {
-            responses: (0..workers)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
-            stop,
-        }
-    }
-
-    pub fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    pub fn total(&self) -> u64 {
-        self.responses
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .sum()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
