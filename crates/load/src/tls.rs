@@ -245,6 +245,9 @@ pub struct TlsStream {
     tcp_drained: bool,
     /// The socket reported end of file: no close_notify can be sent.
     eof: bool,
+    /// The server's close_notify is in: the end of the stream is known to
+    /// the session, and no socket edge will announce it again.
+    peer_closed: bool,
 }
 
 /// Records whether one `read` filled its buffer, for `TlsStream::tcp_drained`.
@@ -273,6 +276,7 @@ impl TlsStream {
             tls,
             tcp_drained: false,
             eof: false,
+            peer_closed: false,
         })
     }
 
@@ -336,9 +340,12 @@ impl TlsStream {
             let got = self.tls.read_tls(&mut socket)?;
             self.tcp_drained = socket.short;
             self.eof |= got == 0;
-            if let Err(e) = self.tls.process_new_packets() {
-                let _ = self.flush_tls();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            match self.tls.process_new_packets() {
+                Ok(state) => self.peer_closed |= state.peer_has_closed(),
+                Err(e) => {
+                    let _ = self.flush_tls();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
             }
             // A key update or alert to answer; what blocks stays pending.
             self.flush_tls()?;
@@ -346,9 +353,12 @@ impl TlsStream {
     }
 
     /// Whether a read of `n` bytes into `len` emptied both the session's
-    /// plaintext and the socket's receive queue.
+    /// plaintext and the socket's receive queue, and no end of stream waits
+    /// in the session: a close_notify read with the last bytes would
+    /// otherwise never be seen, since the server may keep the socket open
+    /// for ours and no new edge would come.
     pub fn drained(&self, n: usize, len: usize) -> bool {
-        n < len && self.tcp_drained
+        n < len && self.tcp_drained && !self.peer_closed
     }
 
     /// Plaintext out: encrypted at once, then written as far as the socket takes.

@@ -371,3 +371,93 @@ fn tls_figures_merge_over_processes() {
     assert_eq!(n(&tls["handshake_time"]["count"]), 60);
     assert_eq!(n(&tls["full"]), 60);
 }
+
+/// `openssl s_server -www` for TLS 1.2 and then 1.3: a close-delimited
+/// HTTP/1.0 answer, the server's close_notify read with its last bytes
+/// (which once left requests waiting for an edge that never came), one
+/// full handshake per request, the version and ALPN agreed.
+#[test]
+fn openssl_s_server_each_version() {
+    let certs = Certs::make();
+    let ca = certs.arg("ca.pem");
+    for (flag, version) in [("-tls1_2", "tls12"), ("-tls1_3", "tls13")] {
+        let server = SServer::start(&certs, flag);
+        let url = format!("https://localhost:{}/", server.port);
+        let (code, r, _) = load(&[
+            "-c",
+            "1",
+            "-t",
+            "1",
+            "--requests",
+            "20",
+            "--cacert",
+            &ca,
+            &url,
+        ]);
+        assert_eq!(code, Some(0), "{flag}");
+        let tls = &r["tls"];
+        assert_eq!(n(&r["requests"]["completed"]), 20, "{flag}");
+        assert_eq!(n(&r["requests"]["failed"]), 0, "{flag}");
+        assert_eq!(n(&tls["handshakes"]), 20, "{flag}: {tls}");
+        assert_eq!(n(&tls[version]), 20, "{flag}: {tls}");
+        assert_eq!(n(&tls["alpn_http11"]), 20, "{flag}: {tls}");
+    }
+}
+
+/// `openssl s_server -www` on 127.0.0.1, port chosen by the kernel; killed on drop.
+struct SServer {
+    child: Child,
+    port: u16,
+}
+
+impl SServer {
+    fn start(certs: &Certs, version: &str) -> SServer {
+        let mut child = Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                "127.0.0.1:0",
+                "-www",
+                "-alpn",
+                "http/1.1",
+            ])
+            .arg("-cert")
+            .arg(certs.path("server.pem"))
+            .arg("-key")
+            .arg(certs.path("server.key"))
+            .arg(version)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // "ACCEPT 127.0.0.1:PORT" once it listens.
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(port) = line
+                    .strip_prefix("ACCEPT ")
+                    .and_then(|a| a.rsplit(':').next())
+                {
+                    let _ = tx.send(port.parse::<u16>().ok());
+                    return;
+                }
+            }
+            let _ = tx.send(None);
+        });
+        let port = rx
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .flatten()
+            .expect("s_server printed ACCEPT with its port");
+        SServer { child, port }
+    }
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
