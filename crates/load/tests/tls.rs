@@ -312,11 +312,18 @@ fn wrong_ca_is_refused_and_insecure_accepts() {
 fn handshake_failures_during_the_run_are_counted_by_cause() {
     let certs = Certs::make();
     let ca = certs.arg("ca.pem");
-    for (then, cause) in [("garbage", "protocol"), ("close", "closed")] {
+    let causes = [
+        ("garbage", "protocol"),
+        ("close", "closed"),
+        ("stall", "timeout"),
+        ("alert", "alert"),
+    ];
+    for (then, cause) in causes {
         // The first connection (the probe before the run) is served.
         let server = TlsServer::start(&certs, &["--after", "1", "--then", then]);
         let url = server.url("localhost");
-        let (code, r, _) = load(&["-c", "2", "-t", "1", "-d", "1s", "--cacert", &ca, &url]);
+        let args = ["-c", "2", "-t", "1", "-d", "1s", "--timeout", "300ms"];
+        let (code, r, _) = load(&[&args[..], &["--cacert", &ca, &url]].concat());
         assert_eq!(code, Some(3), "{then}");
         let failures = &r["tls"]["failures"];
         assert!(n(&failures[cause]) > 0, "{then}: {failures}");

@@ -9,8 +9,10 @@ JSON line of what the TLS listener saw, then the server closes it:
 handshakes completed, how many resumed a session, the ALPN protocols and SNI
 names agreed, failed handshakes and requests answered. With --after N, the
 first N connections are served and every later one gets the --then
-behaviour: 'garbage' (plain-text bytes instead of a ServerHello) or 'close'
-(closed before any byte). GET answers 200 "Hello, World!"; a request with
+behaviour: 'garbage' (plain-text bytes instead of a ServerHello), 'close'
+(closed before any byte), 'stall' (the ClientHello is read and never
+answered) or 'alert' (TLS 1.2 demanding a client certificate, which the
+client does not have: the server ends the handshake with a fatal alert). GET answers 200 "Hello, World!"; a request with
 "Connection: close" is answered with that header and the connection closed.
 """
 
@@ -65,9 +67,10 @@ class TlsServer(ThreadingHTTPServer):
     # Many short connections (one request each) arrive faster than threads start.
     request_queue_size = 1024
 
-    def __init__(self, context, after, then):
+    def __init__(self, context, strict, after, then):
         super().__init__(("127.0.0.1", 0), Handler)
         self.context = context
+        self.strict = strict
         self.after = after
         self.then = then
 
@@ -75,13 +78,22 @@ class TlsServer(ThreadingHTTPServer):
         with LOCK:
             SEEN["connections"] += 1
             n = SEEN["connections"]
+        context = self.context
         if self.after is not None and n > self.after:
             if self.then == "garbage":
                 request.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-            return
+                return
+            if self.then == "stall":
+                # Until the client gives up and closes.
+                while request.recv(65536):
+                    pass
+                return
+            if self.then == "close":
+                return
+            context = self.strict
         request.settimeout(10)
         try:
-            tls = self.context.wrap_socket(request, server_side=True)
+            tls = context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             bump("failed_handshakes")
             return
@@ -107,7 +119,7 @@ def main():
     p.add_argument("cert")
     p.add_argument("key")
     p.add_argument("--after", type=int)
-    p.add_argument("--then", choices=["garbage", "close"], default="close")
+    p.add_argument("--then", choices=["garbage", "close", "stall", "alert"], default="close")
     a = p.parse_args()
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(a.cert, a.key)
@@ -117,7 +129,12 @@ def main():
         bump("sni", name or "none")
 
     ctx.sni_callback = sni
-    server = TlsServer(ctx, a.after, a.then)
+    strict = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    strict.load_cert_chain(a.cert, a.key)
+    strict.maximum_version = ssl.TLSVersion.TLSv1_2
+    strict.verify_mode = ssl.CERT_REQUIRED
+    strict.load_verify_locations(a.cert)
+    server = TlsServer(ctx, strict, a.after, a.then)
     ctl = socket.socket()
     ctl.bind(("127.0.0.1", 0))
     ctl.listen(16)
