@@ -440,3 +440,79 @@ fn probe_error(e: &io::Error) -> String {
         None => format!("TLS handshake failed: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription, CertificateError, InvalidMessage, PeerMisbehaved};
+
+    #[test]
+    fn every_error_has_one_cause() {
+        let cases = [
+            (
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+                Failure::Certificate,
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+                Failure::Certificate,
+            ),
+            (
+                rustls::Error::InvalidCertificate(CertificateError::Expired),
+                Failure::Certificate,
+            ),
+            (rustls::Error::NoCertificatesPresented, Failure::Certificate),
+            (
+                rustls::Error::AlertReceived(AlertDescription::HandshakeFailure),
+                Failure::Alert,
+            ),
+            (
+                rustls::Error::AlertReceived(AlertDescription::ProtocolVersion),
+                Failure::Alert,
+            ),
+            (
+                rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType),
+                Failure::Protocol,
+            ),
+            (
+                rustls::Error::PeerMisbehaved(PeerMisbehaved::TooManyEmptyFragments),
+                Failure::Protocol,
+            ),
+            (rustls::Error::DecryptError, Failure::Protocol),
+        ];
+        for (e, want) in cases {
+            assert_eq!(classify(&e), want, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn failures_count_merge_and_explain_by_cause() {
+        let mut a = Failures::default();
+        for f in [Failure::Certificate, Failure::Certificate, Failure::Timeout] {
+            a.count(f);
+        }
+        let mut b = Failures::default();
+        b.count(Failure::Alert);
+        b.merge(&a);
+        assert_eq!((b.certificate, b.alert, b.timeout, b.total()), (2, 1, 1, 4));
+        let notes = explain(&b);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes[0].starts_with("2 TLS handshakes failed: the server's certificate"));
+        assert!(notes[0].contains("--cacert FILE"));
+        assert!(explain(&Failures::default()).is_empty());
+    }
+
+    #[test]
+    fn server_names() {
+        assert!(matches!(
+            server_name("localhost"),
+            Ok(ServerName::DnsName(_))
+        ));
+        assert!(matches!(
+            server_name("127.0.0.1"),
+            Ok(ServerName::IpAddress(_))
+        ));
+        assert!(matches!(server_name("[::1]"), Ok(ServerName::IpAddress(_))));
+        assert!(server_name("bad name!").is_err());
+    }
+}

@@ -330,6 +330,40 @@ mod tests {
     }
 
     #[test]
+    fn tls_lines_only_for_https_and_failures_only_when_some() {
+        let mut r = Report::default();
+        assert!(!r.text(false).contains("TLS"));
+        let mut tls = super::super::TlsReport {
+            handshakes: 7,
+            full: 5,
+            resumed: 2,
+            tls13: 7,
+            alpn_http11: 7,
+            handshakes_per_s: 3.5,
+            ..Default::default()
+        };
+        r.tls = Some(tls.clone());
+        let t = r.text(false);
+        assert!(
+            t.contains("(7 handshakes: 5 full, 2 resumed; 3.5/s measured)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("7 TLS 1.3, 0 TLS 1.2; ALPN http/1.1 on 7"),
+            "{t}"
+        );
+        assert!(!t.contains("TLS failed"), "{t}");
+        tls.failures.certificate = 4;
+        tls.failures.timeout = 1;
+        r.tls = Some(tls);
+        let t = r.text(false);
+        assert!(
+            t.contains("TLS failed   5: certificate 4, alert 0, protocol 0, closed 0, timeout 1"),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn text_mentions_errors_statuses_and_notes() {
         let mut r = Report::default();
         r.errors.timeout = 3;
