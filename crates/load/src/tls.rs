@@ -433,6 +433,10 @@ fn probe_error(e: &io::Error) -> String {
             "TLS handshake failed: {t}; give the server's CA with --cacert FILE, or --insecure to skip verification"
         ),
         Some(t) => format!("TLS handshake failed: {t}"),
+        None if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            "TLS handshake failed: no answer within --timeout; does the server speak TLS on this port?"
+                .to_string()
+        }
         None if e.kind() == io::ErrorKind::UnexpectedEof => {
             "TLS handshake failed: the server closed the connection; does it speak TLS on this port?"
                 .to_string()

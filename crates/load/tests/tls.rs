@@ -351,7 +351,10 @@ fn plain_http_server_on_an_https_url_is_refused() {
     let url = format!("https://127.0.0.1:{}/", server.addr.port());
     let (code, _, stderr) = load(&["--insecure", "--timeout", "1s", "--requests", "5", &url]);
     assert_eq!(code, Some(3), "{stderr}");
-    assert!(stderr.contains("TLS handshake failed"), "{stderr}");
+    assert!(
+        stderr.contains("TLS handshake failed: no answer within --timeout"),
+        "{stderr}"
+    );
 }
 
 /// `--processes`: the workers' TLS figures come back through their JSON
