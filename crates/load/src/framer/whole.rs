@@ -141,7 +141,7 @@ fn field(line: &[u8], f: &mut Fields) -> Option<()> {
         return None;
     }
     let (name, value) = (&line[..colon], &line[colon + 1..]);
-    if name.eq_ignore_ascii_case(b"content-length") {
+    if eq_lower(name, b"content-length") {
         let n = content_length(value).ok()?;
         if f.content_length.is_some_and(|old| old != n) {
             return None;
@@ -151,9 +151,9 @@ fn field(line: &[u8], f: &mut Fields) -> Option<()> {
     }
     // The byte path keeps the first VALUE_CAP bytes of these values.
     let kept = &value[..value.len().min(VALUE_CAP)];
-    if name.eq_ignore_ascii_case(b"transfer-encoding") {
+    if eq_lower(name, b"transfer-encoding") {
         f.chunked = ends_with_ignore_case(super::trim(kept), b"chunked");
-    } else if name.eq_ignore_ascii_case(b"connection") {
+    } else if eq_lower(name, b"connection") {
         f.close |= contains_ignore_case(kept, b"close");
         f.keep_alive |= contains_ignore_case(kept, b"keep-alive");
     }
@@ -182,7 +182,7 @@ fn content_length(value: &[u8]) -> Result<u64, FrameError> {
 }
 
 fn ends_with_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay[hay.len() - needle.len()..].eq_ignore_ascii_case(needle)
+    hay.len() >= needle.len() && eq_lower(&hay[hay.len() - needle.len()..], needle)
 }
 
 /// `needle` is lower case; a window is compared only where its first byte
@@ -190,12 +190,72 @@ fn ends_with_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
     let first = needle[0];
     hay.windows(needle.len())
-        .any(|w| w[0].to_ascii_lowercase() == first && w.eq_ignore_ascii_case(needle))
+        .any(|w| w[0] | 0x20 == first && eq_lower(w, needle))
+}
+
+/// `a` equals `lower` (lower-case letters and '-') ignoring ASCII case,
+/// eight bytes at a time. Setting the 0x20 bit is exact here: the only other
+/// byte it maps onto a letter is that letter's capital, and onto '-' only CR,
+/// which a line holds nowhere (`line_end` stops at it).
+fn eq_lower(a: &[u8], lower: &[u8]) -> bool {
+    if a.len() != lower.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a.iter().zip(lower).all(|(x, y)| x | 0x20 == *y);
+    }
+    let last = a.len() - 8;
+    let mut i = 0;
+    while i < last {
+        if word(a, i) | (ONES * 0x20) != word(lower, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, last) | (ONES * 0x20) == word(lower, last)
+}
+
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every single-byte change (any value but CR, which no line holds) at
+    /// every offset of every name and value the fast path compares.
+    #[test]
+    fn eq_lower_matches_eq_ignore_ascii_case() {
+        let needles: [&[u8]; 6] = [
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"chunked",
+            b"close",
+            b"keep-alive",
+        ];
+        for needle in needles {
+            let upper = needle.to_ascii_uppercase();
+            for base in [needle, &upper[..]] {
+                assert!(eq_lower(base, needle));
+                for at in 0..base.len() {
+                    for b in (0..=255u8).filter(|&b| b != b'\r') {
+                        let mut s = base.to_vec();
+                        s[at] = b;
+                        assert_eq!(
+                            eq_lower(&s, needle),
+                            s.eq_ignore_ascii_case(needle),
+                            "{s:?}"
+                        );
+                    }
+                }
+                assert!(!eq_lower(&base[1..], needle));
+            }
+        }
+    }
 
     /// Every byte value at every offset of a word and of the tail, with
     /// every kind of byte before it: the first control byte is found exactly.
