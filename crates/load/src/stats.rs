@@ -26,6 +26,9 @@ pub struct Errors {
     pub timeout: u64,
     pub status: u64,
     pub malformed: u64,
+    /// `https://`: failed TLS handshakes (sum of `tls.failures`), whole run.
+    #[serde(default)]
+    pub tls: u64,
 }
 
 impl Errors {
@@ -41,7 +44,13 @@ impl Errors {
     }
 
     pub fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.timeout + self.status + self.malformed
+        self.connect
+            + self.read
+            + self.write
+            + self.timeout
+            + self.status
+            + self.malformed
+            + self.tls
     }
 
     /// Errors that end a request without a response (not `connect`, not `status`).
@@ -56,6 +65,7 @@ impl Errors {
         self.timeout += o.timeout;
         self.status += o.status;
         self.malformed += o.malformed;
+        self.tls += o.tls;
     }
 }
 

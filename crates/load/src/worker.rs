@@ -269,6 +269,7 @@ impl Worker {
 
     fn handshake_failed(&mut self, local: usize, f: crate::tls::Failure, now: Instant) {
         self.env.stats.tls.failures.count(f);
+        self.env.stats.errors.tls += 1;
         self.retry_connect(local, now);
     }
 

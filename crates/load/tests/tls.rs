@@ -333,6 +333,7 @@ fn handshake_failures_during_the_run_are_counted_by_cause() {
             n(&failures[cause]),
             "{then}: one cause only: {failures}"
         );
+        assert_eq!(n(&r["errors"]["tls"]), total, "{then}");
         assert_eq!(n(&r["tls"]["handshakes"]), 0);
         assert_eq!(n(&r["connections"]["opened"]), 0);
         let notes = r["notes"].to_string();

@@ -232,8 +232,13 @@ fn errors(e: &Errors, r: &Requests) -> String {
     if e.total() == 0 && r.unfinished == 0 {
         return "none".to_string();
     }
+    let tls = if e.tls > 0 {
+        format!(", tls {}", e.tls)
+    } else {
+        String::new()
+    };
     format!(
-        "connect {}, read {}, write {}, timeout {}, status {}, malformed {}, unfinished {}",
+        "connect {}, read {}, write {}, timeout {}, status {}, malformed {}, unfinished {}{tls}",
         e.connect, e.read, e.write, e.timeout, e.status, e.malformed, r.unfinished
     )
 }
@@ -356,7 +361,9 @@ mod tests {
         tls.failures.certificate = 4;
         tls.failures.timeout = 1;
         r.tls = Some(tls);
+        r.errors.tls = 5;
         let t = r.text(false);
+        assert!(t.contains("unfinished 0, tls 5\n"), "{t}");
         assert!(
             t.contains("TLS failed   5: certificate 4, alert 0, protocol 0, closed 0, timeout 1"),
             "{t}"
