@@ -386,7 +386,8 @@ fn tls_figures_merge_over_processes() {
 /// `openssl s_server -www` for TLS 1.2 and then 1.3: a close-delimited
 /// HTTP/1.0 answer, the server's close_notify read with its last bytes
 /// (which once left requests waiting for an edge that never came), one
-/// full handshake per request, the version and ALPN agreed.
+/// full handshake per request, the version and ALPN agreed; and with
+/// `--tls-resume`, resumption in both versions.
 #[test]
 fn openssl_s_server_each_version() {
     let certs = Certs::make();
@@ -412,6 +413,18 @@ fn openssl_s_server_each_version() {
         assert_eq!(n(&tls["handshakes"]), 20, "{flag}: {tls}");
         assert_eq!(n(&tls[version]), 20, "{flag}: {tls}");
         assert_eq!(n(&tls["alpn_http11"]), 20, "{flag}: {tls}");
+        assert_eq!(n(&tls["resumed"]), 0, "{flag}: {tls}");
+        // Session IDs or tickets (1.2), tickets (1.3): every reconnect resumes.
+        let resume = ["-c", "1", "-t", "1", "--requests", "10", "--tls-resume"];
+        let (code, r, _) = load(&[&resume[..], &["--cacert", &ca, &url]].concat());
+        assert_eq!(code, Some(0), "{flag} --tls-resume");
+        let tls = &r["tls"];
+        assert_eq!(
+            (n(&tls["full"]), n(&tls["resumed"])),
+            (1, 9),
+            "{flag}: {tls}"
+        );
+        assert_eq!(n(&tls[version]), 10, "{flag}: {tls}");
     }
 }
 
