@@ -5,7 +5,8 @@
 # Usage: benches/load/compare.sh [ROUNDS] [SECONDS]
 # Pipelined rows: coreloop-load --pipeline-mode window, then batch (wrk's pipeline.lua
 # is a batch); RSS_TOOLS=" " skips the RSS part.
-# Env: LOAD_BIN (default: cargo build --release --bin coreloop-load), PORT (8089).
+# Env: LOAD_BIN (default: cargo build --release --bin coreloop-load), PORT (8089);
+# TARGET_URL=http://... runs against a server you started (pinned yourself) instead of nginx.
 set -euo pipefail
 
 ROUNDS=${1:-3}
@@ -16,7 +17,7 @@ DEPTH=16
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=$(mktemp -d /tmp/coreloop-compare.XXXXXX)
-URL="http://127.0.0.1:$PORT/plaintext"
+URL=${TARGET_URL:-"http://127.0.0.1:$PORT/plaintext"}
 
 need() {
     command -v wrk >/dev/null && command -v nginx >/dev/null && return
@@ -135,7 +136,7 @@ rss_run() {  # $1 = tool, $2 = connections
 
 need
 BIN=$(load_bin)
-start_nginx
+[[ -n ${TARGET_URL:-} ]] || start_nginx
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "client: $($BIN --version), $(wrk -v 2>&1 | head -1)"
 echo "| scenario | coreloop-load req/s | wrk req/s | ratio | coreloop-load req per CPU-s | wrk req per CPU-s | ratio |"

@@ -8,6 +8,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::config::{self, Config, ConfigError, PipelineMode};
 use crate::target::{self, Protocol};
+use crate::tls::{TlsOptions, Verify};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ProtocolArg {
@@ -103,6 +104,16 @@ pub struct Args {
     /// Never draw the progress bar
     #[arg(long)]
     no_progress: bool,
+    /// https: accept any server certificate (the handshake signature is still checked)
+    #[arg(short = 'k', long, conflicts_with = "cacert")]
+    insecure: bool,
+    /// https: trust only the PEM CA certificates in FILE (default: Mozilla's roots, built in)
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// https: resume TLS sessions on reconnects (default: every connection
+    /// makes a full handshake)
+    #[arg(long)]
+    tls_resume: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -158,9 +169,21 @@ impl Args {
         c.start_at = self
             .start_at
             .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s));
+        c.tls = TlsOptions {
+            verify: match (self.insecure, self.cacert) {
+                (true, _) => Verify::Insecure,
+                (false, Some(path)) => Verify::CaFile(path),
+                (false, None) => Verify::WebPkiRoots,
+            },
+            resume: self.tls_resume,
+        };
         c.validate()?;
         // A malformed -H or method is a command-line error, found before the run.
         crate::request::Batch::new(&c)?;
+        // So is a --cacert file without a certificate in it.
+        if c.target.tls_host.is_some() {
+            crate::tls::client_config(&c.tls).map_err(ConfigError)?;
+        }
         Ok((
             c,
             Output {
@@ -311,6 +334,35 @@ mod tests {
         let c = config(&words).unwrap_or_else(|e| panic!("{words:?}: {e}"));
         assert_eq!((c.processes, c.connections), (2, 25_000));
         assert!(c.start_at.is_some());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let c = config(&["https://127.0.0.1:1/"]).unwrap();
+        assert_eq!(c.tls, TlsOptions::default());
+        let c = config(&["-k", "--tls-resume", "https://127.0.0.1:1/"]).unwrap();
+        assert_eq!(c.tls.verify, Verify::Insecure);
+        assert!(c.tls.resume);
+        let err = config(&["--insecure", "--cacert", "x.pem", "https://127.0.0.1:1/"]);
+        assert!(err.unwrap_err().contains("cannot be used with"));
+        for plain in [
+            &["--insecure"][..],
+            &["--tls-resume"],
+            &["--cacert", "x.pem"],
+        ] {
+            let mut args = plain.to_vec();
+            args.push("http://127.0.0.1:1/");
+            let err = config(&args).unwrap_err();
+            assert!(err.contains("https:// targets only"), "{plain:?}: {err}");
+        }
+        let err = config(&["--cacert", "/nonexistent.pem", "https://127.0.0.1:1/"]).unwrap_err();
+        assert!(err.contains("--cacert /nonexistent.pem"), "{err}");
+        let empty =
+            std::env::temp_dir().join(format!("coreloop-load-empty-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = config(&["--cacert", empty.to_str().unwrap(), "https://127.0.0.1:1/"]);
+        let _ = std::fs::remove_file(&empty);
+        assert!(err.unwrap_err().contains("no PEM certificate"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::target::{Endpoint, Protocol, Target};
+use crate::tls::TlsOptions;
 
 /// The most requests one connection may have in flight; bounds the
 /// pre-encoded batch (pipeline + 1 copies of the request).
@@ -54,6 +55,8 @@ pub struct Config {
     pub first_global: usize,
     /// Wall-clock start (`--start-at`), so runs on several machines overlap.
     pub start_at: Option<std::time::SystemTime>,
+    /// `https://` targets: verification and resumption.
+    pub tls: TlsOptions,
 }
 
 /// A configuration the run cannot honour, with the phrase to show.
@@ -94,6 +97,7 @@ impl Config {
             processes: 1,
             first_global: 0,
             start_at: None,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -139,6 +143,9 @@ impl Config {
         }
         if self.requests == Some(0) {
             return fail("--requests must be at least 1");
+        }
+        if self.target.tls_host.is_none() && self.tls != TlsOptions::default() {
+            return fail("--insecure, --cacert and --tls-resume apply to https:// targets only");
         }
         self.validate_source_family()
     }

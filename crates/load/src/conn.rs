@@ -12,6 +12,7 @@ use socket2::{Domain, Socket, Type};
 
 use crate::framer::Framer;
 use crate::target::Endpoint;
+use crate::tls::{self, TlsStream};
 
 /// Longest wait between attempts after connect failures (doubling from 10 ms).
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -20,19 +21,83 @@ const EINPROGRESS: i32 = 115;
 const EADDRINUSE: i32 = 98;
 const EADDRNOTAVAIL: i32 = 99;
 
-/// A connected or connecting socket of either family.
+/// A connected or connecting socket of either family, or TLS over TCP.
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
+}
+
+/// What a worker needs to open TLS sessions: its own configuration (and
+/// session cache) and the server's name.
+#[derive(Debug, Clone)]
+pub struct TlsClient {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
 }
 
 impl Stream {
-    /// Starts a non-blocking connect, bound to `source` first if given.
-    pub fn connect(endpoint: &Endpoint, source: Option<SocketAddr>) -> io::Result<Self> {
-        match endpoint {
-            Endpoint::Tcp(dest) => connect_tcp(*dest, source).map(Self::Tcp),
-            Endpoint::Unix(path) => UnixStream::connect(path).map(Self::Unix),
+    /// Starts a non-blocking connect, bound to `source` first if given; with
+    /// `tls`, the session starts once the connect is done (`handshake`).
+    pub fn connect(
+        endpoint: &Endpoint,
+        source: Option<SocketAddr>,
+        tls: Option<&TlsClient>,
+    ) -> io::Result<Self> {
+        match (endpoint, tls) {
+            (Endpoint::Tcp(dest), None) => connect_tcp(*dest, source).map(Self::Tcp),
+            (Endpoint::Tcp(dest), Some(t)) => {
+                let tcp = connect_tcp(*dest, source)?;
+                let session = TlsStream::new(tcp, t.config.clone(), t.name.clone())?;
+                Ok(Self::Tls(Box::new(session)))
+            }
+            (Endpoint::Unix(path), _) => UnixStream::connect(path).map(Self::Unix),
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls(_))
+    }
+
+    /// Drives the TLS handshake; `Ok(true)` at once for a plain socket.
+    pub fn handshake(&mut self) -> Result<bool, tls::Failure> {
+        match self {
+            Self::Tls(s) => s.handshake(),
+            _ => Ok(true),
+        }
+    }
+
+    /// What the finished handshake agreed on (`None` for a plain socket).
+    pub fn agreed(&self) -> Option<tls::Agreed> {
+        match self {
+            Self::Tls(s) => Some(s.agreed()),
+            _ => None,
+        }
+    }
+
+    /// Bytes accepted by `write` that the socket has not taken yet (TLS records).
+    pub fn pending_output(&self) -> bool {
+        match self {
+            Self::Tls(s) => s.pending_output(),
+            _ => false,
+        }
+    }
+
+    /// Writes what `pending_output` holds, as far as the socket takes.
+    pub fn flush_pending(&mut self) -> io::Result<()> {
+        match self {
+            Self::Tls(s) => s.flush_tls(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a read that returned `n` of `len` bytes left nothing behind:
+    /// the receive queue was empty, so new bytes will raise a new edge.
+    pub fn drained(&self, n: usize, len: usize) -> bool {
+        match self {
+            Self::Tls(s) => s.drained(n, len),
+            _ => n < len,
         }
     }
 
@@ -42,6 +107,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => registry.register(s, token, interest),
             Self::Unix(s) => registry.register(s, token, interest),
+            Self::Tls(s) => registry.register(s.tcp_mut(), token, interest),
         }
     }
 
@@ -57,6 +123,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => registry.reregister(s, token, interest),
             Self::Unix(s) => registry.reregister(s, token, interest),
+            Self::Tls(s) => registry.reregister(s.tcp_mut(), token, interest),
         }
     }
 
@@ -65,6 +132,10 @@ impl Stream {
         let _ = match self {
             Self::Tcp(s) => registry.deregister(s),
             Self::Unix(s) => registry.deregister(s),
+            Self::Tls(s) => {
+                s.close();
+                registry.deregister(s.tcp_mut())
+            }
         };
     }
 
@@ -74,6 +145,7 @@ impl Stream {
         let (err, peer) = match self {
             Self::Tcp(s) => (s.take_error(), s.peer_addr().map(|_| ())),
             Self::Unix(s) => (s.take_error(), s.peer_addr().map(|_| ())),
+            Self::Tls(s) => (s.tcp().take_error(), s.tcp().peer_addr().map(|_| ())),
         };
         if let Some(e) = err? {
             return Err(e);
@@ -89,6 +161,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.read(buf),
             Self::Unix(s) => s.read(buf),
+            Self::Tls(s) => s.read(buf),
         }
     }
 
@@ -96,6 +169,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.write(buf),
             Self::Unix(s) => s.write(buf),
+            Self::Tls(s) => s.write(buf),
         }
     }
 }
@@ -157,6 +231,8 @@ pub enum Phase {
     /// A connect timer is pending (first connect or back-off).
     Waiting,
     Connecting(Instant),
+    /// TCP is up; the TLS handshake began at this instant.
+    Handshaking(Instant),
     Open,
     /// The run is over for this slot.
     Done,

@@ -40,7 +40,8 @@ pub struct Env {
 }
 
 impl Env {
-    fn may_start(&self) -> bool {
+    /// Whether a new measured or warm-up request may still be started.
+    pub fn may_start(&self) -> bool {
         !self.stopping && self.budget != Some(0)
     }
 
@@ -122,6 +123,10 @@ pub fn send_timer(conn: &Conn, env: &Env) -> Option<Instant> {
 /// Writes queued request bytes until done or `WouldBlock`.
 pub fn flush(conn: &mut Conn, env: &mut Env) -> Verdict {
     let unit = env.plan.batch.unit();
+    // TLS records encrypted earlier that the socket did not take.
+    if let Some(Err(_)) = conn.stream.as_mut().map(|s| s.flush_pending()) {
+        return Verdict::Fail(ErrorKind::Write);
+    }
     while conn.unwritten > 0 {
         let Some(stream) = conn.stream.as_mut() else {
             return Verdict::Keep;
@@ -157,8 +162,15 @@ pub enum ReadUntil {
 
 /// Reads until `until` says there is nothing left (or the per-event budget
 /// runs out) into the worker's scratch buffer, framing every response that
-/// completes.
-pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], until: ReadUntil) -> Verdict {
+/// completes. `stamp` is set to the time taken after the last read that
+/// brought bytes, so the caller need not read the clock again.
+pub fn read(
+    conn: &mut Conn,
+    env: &mut Env,
+    scratch: &mut [u8],
+    until: ReadUntil,
+    stamp: &mut Option<Instant>,
+) -> Verdict {
     for _ in 0..READS_PER_EVENT {
         let Some(stream) = conn.stream.as_mut() else {
             return Verdict::Keep;
@@ -169,8 +181,10 @@ pub fn read(conn: &mut Conn, env: &mut Env, scratch: &mut [u8], until: ReadUntil
                 // Stamp responses when their bytes arrive, not when the poll
                 // batch began: later events in a big batch would look faster.
                 let now = Instant::now();
+                *stamp = Some(now);
+                let drained = stream.drained(n, scratch.len());
                 let v = consume(conn, env, &scratch[..n], now);
-                if v != Verdict::Keep || (n < scratch.len() && until == ReadUntil::ShortRead) {
+                if v != Verdict::Keep || (drained && until == ReadUntil::ShortRead) {
                     return v;
                 }
             }

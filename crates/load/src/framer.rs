@@ -177,8 +177,21 @@ impl Framer {
         }
     }
 
+    /// Ready for the next response. The name and value buffers are only
+    /// read up to their lengths, so they are not cleared (a memset per response).
     fn reset(&mut self) {
-        *self = Self::new(self.expect_body);
+        self.state = State::Version(0);
+        self.head_bytes = 0;
+        self.status = 0;
+        self.minor = 0;
+        self.content_length = None;
+        self.chunked = false;
+        self.conn_close = false;
+        self.conn_keep_alive = false;
+        self.name_len = 0;
+        self.value_len = 0;
+        self.number = None;
+        self.done = false;
     }
 
     fn take_done(&mut self) -> Option<Response> {
@@ -477,8 +490,7 @@ impl Framer {
         let status = self.status;
         if (100..200).contains(&status) && status != 101 {
             // An interim response; the real one follows on the same connection.
-            let expect_body = self.expect_body;
-            *self = Self::new(expect_body);
+            self.reset();
             return Ok(());
         }
         if !self.expect_body || status == 204 || status == 304 {

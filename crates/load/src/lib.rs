@@ -27,6 +27,7 @@ mod run;
 pub mod series;
 pub mod stats;
 pub mod target;
+pub mod tls;
 mod worker;
 
 use std::io::Write;

@@ -34,6 +34,38 @@ pub struct Plan {
     pub ports: Option<(u16, u16)>,
     /// Connections of the worker processes before this one (`--processes`).
     pub first_global: usize,
+    /// `https://` targets.
+    pub tls: Option<TlsPlan>,
+}
+
+/// The TLS side of the plan; each worker copies the configuration (see
+/// `tls::for_worker`).
+#[derive(Debug)]
+pub struct TlsPlan {
+    pub config: rustls::ClientConfig,
+    pub name: rustls::pki_types::ServerName<'static>,
+    pub resume: bool,
+}
+
+impl TlsPlan {
+    fn new(config: &Config) -> Result<Option<Self>, ConfigError> {
+        let Some(host) = &config.target.tls_host else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            config: crate::tls::client_config(&config.tls).map_err(ConfigError)?,
+            name: crate::tls::server_name(host).map_err(ConfigError)?,
+            resume: config.tls.resume,
+        }))
+    }
+
+    /// Worker `id`'s client, with a session cache for its `connections`.
+    pub fn client(&self, connections: usize) -> crate::conn::TlsClient {
+        crate::conn::TlsClient {
+            config: crate::tls::for_worker(&self.config, self.resume, connections),
+            name: self.name.clone(),
+        }
+    }
 }
 
 impl Plan {
@@ -65,6 +97,7 @@ impl Plan {
                 .then(crate::limits::ephemeral_range)
                 .flatten(),
             first_global: config.first_global,
+            tls: TlsPlan::new(config)?,
         })
     }
 

@@ -1,12 +1,47 @@
 //! The progress bar: on a terminal only, never in scripts or with --no-progress.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+use crossbeam_utils::CachePadded;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::config::Config;
 use crate::plan::Plan;
+
+/// What the workers share with the thread that watches them: responses
+/// completed so far per worker (read by the progress bar), and the request
+/// to stop early (SIGINT, or the parent of a worker process).
+#[derive(Debug)]
+pub struct Progress {
+    pub responses: Vec<CachePadded<AtomicU64>>,
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Progress {
+    pub fn new(workers: usize, stop: Arc<AtomicBool>) -> Self {
+        Self {
+            responses: (0..workers)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            stop,
+        }
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.responses
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .sum()
+    }
+}
 
 /// A bar over the whole run (warm-up included), or nothing.
 pub struct Bar {

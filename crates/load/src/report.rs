@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::histogram::{round, Percentiles};
 use crate::stats::{ConnectCauses, Errors, Warmup};
+use crate::tls::Failures;
 
 pub use merge::merge;
-pub use settings::{rfc3339, Settings};
+pub use settings::{rfc3339, Settings, TlsSettings};
 pub use tally::Tally;
 
 /// Which program wrote the report.
@@ -56,6 +57,28 @@ pub struct Connections {
     pub peak_open: u64,
     pub connect_time: Percentiles,
     pub connect_failures: ConnectCauses,
+}
+
+/// `https://` runs: TLS handshakes over the whole run (like `connections`),
+/// their rate over the measured phase, and failures by cause.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsReport {
+    pub handshakes: u64,
+    pub full: u64,
+    pub resumed: u64,
+    pub tls13: u64,
+    pub tls12: u64,
+    /// Handshakes where the server chose the `http/1.1` ALPN offered.
+    pub alpn_http11: u64,
+    /// Handshakes completed during the measured phase.
+    pub measured_handshakes: u64,
+    /// `measured_handshakes / elapsed_s`.
+    pub handshakes_per_s: f64,
+    /// From the TCP connect's end to the handshake's end.
+    pub handshake_time: Percentiles,
+    pub failures: Failures,
+    /// `handshake_time`'s histogram, encoded as in `histograms`.
+    pub histogram: String,
 }
 
 /// Open loop only: requested versus achieved rates.
@@ -130,6 +153,9 @@ pub struct Report {
     /// Responses by status code (HTTP only).
     pub status: BTreeMap<String, u64>,
     pub connections: Connections,
+    /// `https://` targets only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsReport>,
     pub errors: Errors,
     pub warmup: Warmup,
     pub rate: Option<RateReport>,

@@ -183,6 +183,7 @@ fn tally(config: &Config, plan: &Plan, finished: &[Finished], notes: Vec<String>
     t.elapsed_s = elapsed;
     t.notes = notes;
     t.notes.extend(limits::explain(&stats.connect_causes));
+    t.notes.extend(crate::tls::explain(&stats.tls.failures));
     t
 }
 

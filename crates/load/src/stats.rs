@@ -26,6 +26,9 @@ pub struct Errors {
     pub timeout: u64,
     pub status: u64,
     pub malformed: u64,
+    /// `https://`: failed TLS handshakes (sum of `tls.failures`), whole run.
+    #[serde(default)]
+    pub tls: u64,
 }
 
 impl Errors {
@@ -41,7 +44,13 @@ impl Errors {
     }
 
     pub fn total(&self) -> u64 {
-        self.connect + self.read + self.write + self.timeout + self.status + self.malformed
+        self.connect
+            + self.read
+            + self.write
+            + self.timeout
+            + self.status
+            + self.malformed
+            + self.tls
     }
 
     /// Errors that end a request without a response (not `connect`, not `status`).
@@ -56,6 +65,7 @@ impl Errors {
         self.timeout += o.timeout;
         self.status += o.status;
         self.malformed += o.malformed;
+        self.tls += o.tls;
     }
 }
 
@@ -177,6 +187,52 @@ pub struct Stats {
     pub statuses: Statuses,
     pub warmup: Warmup,
     pub series: Series,
+    pub tls: TlsStats,
+}
+
+/// TLS handshakes of an `https://` run, over the whole run like the
+/// connection figures, except `measured`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsStats {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of those, resumed sessions (`--tls-resume`).
+    pub resumed: u64,
+    /// Of those, TLS 1.3 (the rest were 1.2).
+    pub tls13: u64,
+    /// Of those, where the server chose the `http/1.1` offered by ALPN.
+    pub alpn_http11: u64,
+    /// Handshakes completed in the measured phase (the rate's numerator).
+    pub measured: u64,
+    pub failures: crate::tls::Failures,
+    /// From the TCP connect's end to the handshake's.
+    pub time: Hist,
+}
+
+impl TlsStats {
+    pub fn completed(
+        &mut self,
+        agreed: crate::tls::Agreed,
+        time: std::time::Duration,
+        measured: bool,
+    ) {
+        self.handshakes += 1;
+        self.resumed += u64::from(agreed.resumed);
+        self.tls13 += u64::from(agreed.tls13);
+        self.alpn_http11 += u64::from(agreed.alpn_http11);
+        self.measured += u64::from(measured);
+        self.time.record(time);
+    }
+
+    pub fn merge(&mut self, o: &TlsStats) {
+        self.handshakes += o.handshakes;
+        self.resumed += o.resumed;
+        self.tls13 += o.tls13;
+        self.alpn_http11 += o.alpn_http11;
+        self.measured += o.measured;
+        self.failures.merge(&o.failures);
+        self.time.merge(&o.time);
+    }
 }
 
 impl Stats {
@@ -211,5 +267,6 @@ impl Stats {
         self.statuses.merge(&o.statuses);
         self.warmup.merge(&o.warmup);
         self.series.merge(&o.series);
+        self.tls.merge(&o.tls);
     }
 }

@@ -26,6 +26,9 @@ pub struct Target {
     pub host: String,
     pub path: String,
     pub scheme_protocol: Option<Protocol>,
+    /// `https://`: the URL's host (no port), sent as SNI and checked
+    /// against the server's certificate.
+    pub tls_host: Option<String>,
 }
 
 /// Why a TARGET was refused; each phrase names what the user should fix.
@@ -41,9 +44,9 @@ pub enum TargetError {
 impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownScheme => f.write_str(
-                "target must start with http://, echo:// or unix:/ (https is not supported)",
-            ),
+            Self::UnknownScheme => {
+                f.write_str("target must start with http://, https://, echo:// or unix:/")
+            }
             Self::MissingPort => f.write_str("echo:// targets need an explicit :PORT"),
             Self::BadPort => f.write_str("port is not a number from 1 to 65535"),
             Self::Unresolved(h) => write!(f, "cannot resolve host {h:?}"),
@@ -54,13 +57,16 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
-/// Parses `http://HOST[:PORT][/PATH]`, `echo://HOST:PORT` or `unix:/PATH`.
+/// Parses `http[s]://HOST[:PORT][/PATH]`, `echo://HOST:PORT` or `unix:/PATH`.
 pub fn parse(s: &str) -> Result<Target, TargetError> {
     if let Some(rest) = s.strip_prefix("http://") {
-        return parse_inet(rest, Protocol::Http);
+        return parse_inet(rest, Protocol::Http, false);
+    }
+    if let Some(rest) = s.strip_prefix("https://") {
+        return parse_inet(rest, Protocol::Http, true);
     }
     if let Some(rest) = s.strip_prefix("echo://") {
-        return parse_inet(rest, Protocol::Echo);
+        return parse_inet(rest, Protocol::Echo, false);
     }
     if let Some(path) = s.strip_prefix("unix:") {
         if path.is_empty() {
@@ -71,12 +77,13 @@ pub fn parse(s: &str) -> Result<Target, TargetError> {
             host: "localhost".to_string(),
             path: "/".to_string(),
             scheme_protocol: None,
+            tls_host: None,
         });
     }
     Err(TargetError::UnknownScheme)
 }
 
-fn parse_inet(rest: &str, protocol: Protocol) -> Result<Target, TargetError> {
+fn parse_inet(rest: &str, protocol: Protocol, tls: bool) -> Result<Target, TargetError> {
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -84,6 +91,7 @@ fn parse_inet(rest: &str, protocol: Protocol) -> Result<Target, TargetError> {
     let (host, port) = split_port(authority)?;
     let port = match (port, protocol) {
         (Some(p), _) => p,
+        (None, Protocol::Http) if tls => 443,
         (None, Protocol::Http) => 80,
         (None, Protocol::Echo) => return Err(TargetError::MissingPort),
     };
@@ -93,6 +101,7 @@ fn parse_inet(rest: &str, protocol: Protocol) -> Result<Target, TargetError> {
         host: authority.to_string(),
         path: path.to_string(),
         scheme_protocol: Some(protocol),
+        tls_host: tls.then(|| host.to_string()),
     })
 }
 
@@ -171,10 +180,21 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(parse("https://x:1/"), Err(TargetError::UnknownScheme));
+        assert_eq!(parse("ftp://x:1/"), Err(TargetError::UnknownScheme));
         assert_eq!(parse("http://127.0.0.1:0/"), Err(TargetError::BadPort));
         assert_eq!(parse("http://127.0.0.1:99999/"), Err(TargetError::BadPort));
         assert_eq!(parse("unix:"), Err(TargetError::EmptyUnixPath));
+    }
+
+    #[test]
+    fn https_defaults_port_443_and_names_the_host() {
+        let t = parse("https://localhost/x").unwrap();
+        assert_eq!(t.endpoint, Endpoint::Tcp("127.0.0.1:443".parse().unwrap()));
+        assert_eq!(t.tls_host.as_deref(), Some("localhost"));
+        assert_eq!(t.host, "localhost");
+        let t = parse("https://[::1]:8443/").unwrap();
+        assert_eq!(t.tls_host.as_deref(), Some("[::1]"));
+        assert_eq!(parse("http://localhost/").unwrap().tls_host, None);
     }
 
     #[test]

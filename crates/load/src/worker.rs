@@ -4,53 +4,22 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use mio::{Events, Poll};
 
-use crate::conn::{split_token, Conn, Phase, Stream};
+use crate::conn::{split_token, Conn, Phase, Stream, TlsClient};
 use crate::exchange::{self, Env, ReadUntil, Verdict};
 use crate::plan::Plan;
+pub use crate::progress::Progress;
 use crate::stats::{ErrorKind, Stats};
 
 const SCRATCH: usize = 64 * 1024;
 const EVENTS: usize = 1024;
 /// Longest sleep in `poll`, so phase changes are noticed without a timer.
 const MAX_POLL: Duration = Duration::from_millis(50);
-
-/// What the workers share with the thread that watches them: responses
-/// completed so far per worker (read by the progress bar), and the request
-/// to stop early (SIGINT, or the parent of a worker process).
-#[derive(Debug)]
-pub struct Progress {
-    pub responses: Vec<CachePadded<AtomicU64>>,
-    pub stop: Arc<AtomicBool>,
-}
-
-impl Progress {
-    pub fn new(workers: usize, stop: Arc<AtomicBool>) -> Self {
-        Self {
-            responses: (0..workers)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
-            stop,
-        }
-    }
-
-    pub fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
-    pub fn total(&self) -> u64 {
-        self.responses
-            .iter()
-            .map(|a| a.load(Ordering::Relaxed))
-            .sum()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -74,6 +43,8 @@ pub struct Worker {
     drain_deadline: Option<Instant>,
     stopped_at: Option<Instant>,
     progress: Arc<Progress>,
+    /// `https://`: this worker's TLS configuration and session cache.
+    tls: Option<TlsClient>,
 }
 
 /// What a worker hands back when it ends.
@@ -104,6 +75,7 @@ impl Worker {
             timers.push(Reverse((plan.first_connect(local), local, Timer::Connect)));
         }
         let next_scan = plan.t0;
+        let tls = plan.tls.as_ref().map(|t| t.client(conns.len()));
         Ok(Self {
             id,
             poll: Poll::new()?,
@@ -124,6 +96,7 @@ impl Worker {
             drain_deadline: None,
             stopped_at: None,
             progress,
+            tls,
         })
     }
 
@@ -274,8 +247,9 @@ impl Worker {
         }
         conn.generation = conn.generation.wrapping_add(1);
         let token = conn.token(local);
+        let source = plan.source_for(conn.global);
         let opened =
-            Stream::connect(&plan.endpoint, plan.source_for(conn.global)).and_then(|mut s| {
+            Stream::connect(&plan.endpoint, source, self.tls.as_ref()).and_then(|mut s| {
                 s.register(self.poll.registry(), token)?;
                 Ok(s)
             });
@@ -290,6 +264,17 @@ impl Worker {
 
     fn connect_failed(&mut self, local: usize, e: &io::Error, now: Instant) {
         self.env.stats.connect_failed(e);
+        self.retry_connect(local, now);
+    }
+
+    fn handshake_failed(&mut self, local: usize, f: crate::tls::Failure, now: Instant) {
+        self.env.stats.tls.failures.count(f);
+        self.env.stats.errors.tls += 1;
+        self.retry_connect(local, now);
+    }
+
+    /// After a failed connect or handshake: back off, then connect again.
+    fn retry_connect(&mut self, local: usize, now: Instant) {
         let conn = &mut self.conns[local];
         // Requests kept for a retry after a clean close are lost with the reconnect.
         exchange::fail_all(conn, &mut self.env, ErrorKind::Read);
@@ -315,6 +300,7 @@ impl Worker {
         }
         match conn.phase {
             Phase::Connecting(since) => self.check_connected(local, since, now),
+            Phase::Handshaking(since) => self.handshake(local, since),
             Phase::Open => match readable {
                 Some(until) => self.pump(local, until),
                 None => self.on_writable(local, now),
@@ -333,7 +319,7 @@ impl Worker {
     /// Keeps WRITABLE registered exactly while output is pending.
     fn sync_interest(&mut self, local: usize, now: Instant) {
         let conn = &mut self.conns[local];
-        let want = conn.unwritten > 0;
+        let want = conn.unwritten > 0 || conn.stream.as_ref().is_some_and(Stream::pending_output);
         if want == conn.write_interest {
             return;
         }
@@ -356,24 +342,59 @@ impl Worker {
             Ok(false) => {}
             Err(e) => self.connect_failed(local, &e, now),
             Ok(true) => {
-                let conn = &mut self.conns[local];
-                let stats = &mut self.env.stats;
-                stats
+                self.env
+                    .stats
                     .connect_time
                     .record(now.saturating_duration_since(since));
-                stats.opened();
-                if conn.ever_connected {
-                    stats.reconnects += 1;
+                let tls = self.conns[local]
+                    .stream
+                    .as_ref()
+                    .is_some_and(Stream::is_tls);
+                if tls {
+                    self.conns[local].phase = Phase::Handshaking(now);
+                    self.handshake(local, now);
+                } else {
+                    self.open(local);
                 }
-                conn.ever_connected = true;
-                conn.phase = Phase::Open;
-                // Registered for the connect; `sync_interest` drops WRITABLE if nothing is pending.
-                conn.write_interest = true;
-                conn.backoff = Duration::from_millis(10);
-                conn.requeue(self.env.plan.batch.unit());
-                self.pump(local, ReadUntil::WouldBlock);
             }
         }
+    }
+
+    /// Advances a TLS handshake begun at `since`; opens the slot once done.
+    fn handshake(&mut self, local: usize, since: Instant) {
+        let Some(stream) = self.conns[local].stream.as_mut() else {
+            return;
+        };
+        match stream.handshake() {
+            Ok(false) => {}
+            Err(f) => self.handshake_failed(local, f, Instant::now()),
+            Ok(true) => {
+                let now = Instant::now();
+                if let Some(agreed) = stream.agreed() {
+                    let measured = self.measuring && !self.env.stopping;
+                    let time = now.saturating_duration_since(since);
+                    self.env.stats.tls.completed(agreed, time, measured);
+                }
+                self.open(local);
+            }
+        }
+    }
+
+    /// The slot's socket is ready for requests (connected, and TLS done).
+    fn open(&mut self, local: usize) {
+        let conn = &mut self.conns[local];
+        let stats = &mut self.env.stats;
+        stats.opened();
+        if conn.ever_connected {
+            stats.reconnects += 1;
+        }
+        conn.ever_connected = true;
+        conn.phase = Phase::Open;
+        // Registered for the connect; `sync_interest` drops WRITABLE if nothing is pending.
+        conn.write_interest = true;
+        conn.backoff = Duration::from_millis(10);
+        conn.requeue(self.env.plan.batch.unit());
+        self.pump(local, ReadUntil::WouldBlock);
     }
 
     /// Reads what is there and queues what is due; the write waits for
@@ -384,9 +405,12 @@ impl Worker {
         if conn.phase != Phase::Open {
             return;
         }
-        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until);
-        // Closed loop measures from here, so take the time after the read.
-        let now = Instant::now();
+        let mut stamp = None;
+        let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until, &mut stamp);
+        // Closed loop measures new requests from here: the clock read after
+        // the last read (one clock read per response, not two; it is earlier
+        // by the framing of that read's bytes, so latencies err long).
+        let now = stamp.unwrap_or_else(Instant::now);
         if v == Verdict::More {
             self.ready.push(local);
             v = Verdict::Keep;
@@ -441,7 +465,10 @@ impl Worker {
     fn reconnect(&mut self, local: usize, now: Instant) {
         exchange::note_retry(&self.conns[local], &mut self.env);
         self.drop_socket(local);
-        if self.env.stopping && self.conns[local].in_flight.is_empty() {
+        // A budget spent means no request would use the new socket: with a
+        // connection per request (and TLS), it would be a handshake the
+        // server counts and the report could not account for.
+        if !self.env.may_start() && self.conns[local].in_flight.is_empty() {
             self.conns[local].phase = Phase::Done;
             return;
         }
@@ -497,6 +524,9 @@ impl Worker {
                 Phase::Connecting(since) if now.saturating_duration_since(since) >= timeout => {
                     let e = io::Error::from_raw_os_error(110);
                     self.connect_failed(local, &e, now);
+                }
+                Phase::Handshaking(since) if now.saturating_duration_since(since) >= timeout => {
+                    self.handshake_failed(local, crate::tls::Failure::Timeout, now);
                 }
                 _ => {}
             }

@@ -11,3 +11,4 @@ mod overload;
 mod pictures;
 mod processes;
 mod reporting;
+mod tls;

@@ -91,20 +91,47 @@ fn status_line(input: &[u8]) -> Option<(u8, u16, usize)> {
 /// Index of the CR of the CRLF ending the line that starts at `from`. `None`
 /// if the line is cut off or holds a control byte other than HTAB.
 fn line_end(input: &[u8], from: usize) -> Option<usize> {
-    let rest = input.get(from..)?;
-    let mut i = 0;
+    let mut at = from;
     loop {
-        let b = *rest.get(i)?;
-        if CTL[b as usize] {
-            if b == b'\r' && rest.get(i + 1) == Some(&b'\n') {
-                return Some(from + i);
-            }
-            if b != b'\t' {
-                return None;
-            }
+        let i = at + first_ctl(input.get(at..)?)?;
+        match input[i] {
+            b'\r' => return (input.get(i + 1) == Some(&b'\n')).then_some(i),
+            b'\t' => at = i + 1,
+            _ => return None,
         }
-        i += 1;
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Index of the first C0 control byte or DEL in `s`, eight bytes at a time:
+/// a byte-at-a-time scan was a third of the client's instructions per
+/// keep-alive request (docs/BENCHMARKS.md, coreloop-load CPU per request).
+fn first_ctl(s: &[u8]) -> Option<usize> {
+    let mut words = s.chunks_exact(8);
+    let mut base = 0;
+    for w in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(w);
+        let m = ctl_mask(u64::from_le_bytes(bytes));
+        if m != 0 {
+            return Some(base + (m.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let rest = words.remainder();
+    rest.iter().position(|&b| CTL[b as usize]).map(|i| base + i)
+}
+
+/// The high bit of each byte of `w` below 0x20 or equal to 0x7f. A borrow
+/// only runs upwards from a byte that is itself flagged, so the lowest
+/// flag is exact (higher ones may not be, and are never used).
+fn ctl_mask(w: u64) -> u64 {
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    let x = w ^ (ONES * 0x7f);
+    let del = x.wrapping_sub(ONES) & !x & HIGHS;
+    below_space | del
 }
 
 /// One field line without its CRLF: `token ":" value`.
@@ -114,7 +141,7 @@ fn field(line: &[u8], f: &mut Fields) -> Option<()> {
         return None;
     }
     let (name, value) = (&line[..colon], &line[colon + 1..]);
-    if name.eq_ignore_ascii_case(b"content-length") {
+    if eq_lower(name, b"content-length") {
         let n = content_length(value).ok()?;
         if f.content_length.is_some_and(|old| old != n) {
             return None;
@@ -124,9 +151,9 @@ fn field(line: &[u8], f: &mut Fields) -> Option<()> {
     }
     // The byte path keeps the first VALUE_CAP bytes of these values.
     let kept = &value[..value.len().min(VALUE_CAP)];
-    if name.eq_ignore_ascii_case(b"transfer-encoding") {
+    if eq_lower(name, b"transfer-encoding") {
         f.chunked = ends_with_ignore_case(super::trim(kept), b"chunked");
-    } else if name.eq_ignore_ascii_case(b"connection") {
+    } else if eq_lower(name, b"connection") {
         f.close |= contains_ignore_case(kept, b"close");
         f.keep_alive |= contains_ignore_case(kept, b"keep-alive");
     }
@@ -155,10 +182,102 @@ fn content_length(value: &[u8]) -> Result<u64, FrameError> {
 }
 
 fn ends_with_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay[hay.len() - needle.len()..].eq_ignore_ascii_case(needle)
+    hay.len() >= needle.len() && eq_lower(&hay[hay.len() - needle.len()..], needle)
 }
 
+/// `needle` is lower case; a window is compared only where its first byte
+/// matches, which makes `Connection: keep-alive` a handful of compares.
 fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let first = needle[0];
     hay.windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+        .any(|w| w[0] | 0x20 == first && eq_lower(w, needle))
+}
+
+/// `a` equals `lower` (lower-case letters and '-') ignoring ASCII case,
+/// eight bytes at a time. Setting the 0x20 bit is exact here: the only other
+/// byte it maps onto a letter is that letter's capital, and onto '-' only CR,
+/// which a line holds nowhere (`line_end` stops at it).
+fn eq_lower(a: &[u8], lower: &[u8]) -> bool {
+    if a.len() != lower.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a.iter().zip(lower).all(|(x, y)| x | 0x20 == *y);
+    }
+    let last = a.len() - 8;
+    let mut i = 0;
+    while i < last {
+        if word(a, i) | (ONES * 0x20) != word(lower, i) {
+            return false;
+        }
+        i += 8;
+    }
+    word(a, last) | (ONES * 0x20) == word(lower, last)
+}
+
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every single-byte change (any value but CR, which no line holds) at
+    /// every offset of every name and value the fast path compares.
+    #[test]
+    fn eq_lower_matches_eq_ignore_ascii_case() {
+        let needles: [&[u8]; 6] = [
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"chunked",
+            b"close",
+            b"keep-alive",
+        ];
+        for needle in needles {
+            let upper = needle.to_ascii_uppercase();
+            for base in [needle, &upper[..]] {
+                assert!(eq_lower(base, needle));
+                for at in 0..base.len() {
+                    for b in (0..=255u8).filter(|&b| b != b'\r') {
+                        let mut s = base.to_vec();
+                        s[at] = b;
+                        assert_eq!(
+                            eq_lower(&s, needle),
+                            s.eq_ignore_ascii_case(needle),
+                            "{s:?}"
+                        );
+                    }
+                }
+                assert!(!eq_lower(&base[1..], needle));
+            }
+        }
+    }
+
+    /// Every byte value at every offset of a word and of the tail, with
+    /// every kind of byte before it: the first control byte is found exactly.
+    #[test]
+    fn first_ctl_matches_a_byte_scan() {
+        let scan = |s: &[u8]| s.iter().position(|&b| CTL[b as usize]);
+        let fillers = [b'a', b' ', 0x80, 0xff, 0x7e, 0x21, 0x20];
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    for &fill in &fillers {
+                        let mut s = vec![fill; len];
+                        s[at] = b;
+                        assert_eq!(first_ctl(&s), scan(&s), "{s:?}");
+                        // A second control byte after the first changes nothing.
+                        if at + 1 < len {
+                            s[at + 1] = 0;
+                            assert_eq!(first_ctl(&s), scan(&s), "{s:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, PipelineMode};
 use crate::histogram::round;
 use crate::target::{Endpoint, Protocol};
+use crate::tls::Verify;
 
 /// Every setting that shaped the run, defaults included.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,35 @@ pub struct Settings {
     pub source_addrs: Vec<String>,
     pub timeout_s: f64,
     pub requests: Option<u64>,
+    /// `https://` targets only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+/// How an `https://` run checked certificates and whether it resumed sessions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsSettings {
+    /// `"webpki-roots"`, `"cacert"` or `"insecure"`.
+    pub verify: String,
+    /// The `--cacert` file.
+    pub cacert: Option<String>,
+    pub resume: bool,
+}
+
+impl TlsSettings {
+    fn of(c: &Config) -> Option<Self> {
+        c.target.tls_host.as_ref()?;
+        let (verify, cacert) = match &c.tls.verify {
+            Verify::WebPkiRoots => ("webpki-roots", None),
+            Verify::CaFile(p) => ("cacert", Some(p.display().to_string())),
+            Verify::Insecure => ("insecure", None),
+        };
+        Some(Self {
+            verify: verify.to_string(),
+            cacert,
+            resume: c.tls.resume,
+        })
+    }
 }
 
 impl Settings {
@@ -52,6 +82,7 @@ impl Settings {
             source_addrs: c.source_addrs.iter().map(|a| a.to_string()).collect(),
             timeout_s: round(c.timeout.as_secs_f64(), 3),
             requests: c.requests,
+            tls: TlsSettings::of(c),
         }
     }
 }
@@ -76,7 +107,12 @@ pub fn describe(config: &Config) -> String {
         (Endpoint::Unix(p), _) => format!("unix:{}", p.display()),
         (Endpoint::Tcp(a), Protocol::Echo) => format!("echo://{a}"),
         (Endpoint::Tcp(_), Protocol::Http) => {
-            format!("http://{}{}", config.target.host, config.target.path)
+            let scheme = if config.target.tls_host.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{}{}", config.target.host, config.target.path)
         }
     }
 }

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use crate::cpu::CpuTime;
 use crate::histogram::{round, Hist};
 use crate::series::{Second, Series, MAX_SECONDS};
-use crate::stats::{ConnectCauses, Errors, Stats, Warmup};
+use crate::stats::{ConnectCauses, Errors, Stats, TlsStats, Warmup};
 
 use super::{
     ratio, Connections, CpuReport, Histograms, RateReport, Report, Requests, SecondReport,
-    Settings, Tool,
+    Settings, TlsReport, Tool,
 };
 
 /// What a report is built from; `add` is exact (sums and histogram merges).
@@ -46,6 +46,8 @@ pub struct Tally {
     pub latency: Hist,
     pub connect_time: Hist,
     pub series: Series,
+    /// `https://` runs only.
+    pub tls: Option<TlsStats>,
 }
 
 impl Tally {
@@ -82,6 +84,7 @@ impl Tally {
             latency: s.latency.clone(),
             connect_time: s.connect_time.clone(),
             series: s.series.clone(),
+            tls: settings.tls.is_some().then(|| s.tls.clone()),
             settings,
             ..Self::default()
         }
@@ -151,6 +154,7 @@ impl Tally {
             latency,
             connect_time: Hist::decode(&r.histograms.connect_time)?,
             series,
+            tls: r.tls.as_ref().map(tls_from_report).transpose()?,
         })
     }
 
@@ -201,6 +205,13 @@ impl Tally {
         self.latency.merge(&o.latency);
         self.connect_time.merge(&o.connect_time);
         self.series.merge(&o.series);
+        self.tls = match (self.tls.take(), &o.tls) {
+            (Some(mut a), Some(b)) => {
+                a.merge(b);
+                Some(a)
+            }
+            (a, b) => a.or_else(|| b.clone()),
+        };
     }
 
     /// The report these figures make; rounds every derived figure.
@@ -242,6 +253,7 @@ impl Tally {
                 connect_time: self.connect_time.summary(),
                 connect_failures: self.connect_failures,
             },
+            tls: self.tls.as_ref().map(|t| tls_report(t, elapsed)),
             errors: self.errors,
             warmup: self.warmup,
             rate: self.rate_per_s.map(|requested| self.rate(requested)),
@@ -291,6 +303,42 @@ impl Tally {
             })
             .collect()
     }
+}
+
+fn tls_report(t: &TlsStats, elapsed: f64) -> TlsReport {
+    TlsReport {
+        handshakes: t.handshakes,
+        full: t.handshakes - t.resumed,
+        resumed: t.resumed,
+        tls13: t.tls13,
+        tls12: t.handshakes - t.tls13,
+        alpn_http11: t.alpn_http11,
+        measured_handshakes: t.measured,
+        handshakes_per_s: round(ratio(t.measured as f64, elapsed), 1),
+        handshake_time: t.time.summary(),
+        failures: t.failures,
+        histogram: t.time.encode(),
+    }
+}
+
+fn tls_from_report(r: &TlsReport) -> Result<TlsStats, String> {
+    let time = Hist::decode(&r.histogram)?;
+    if time.len() != r.handshakes {
+        return Err(format!(
+            "TLS histogram holds {} values but {} handshakes completed",
+            time.len(),
+            r.handshakes
+        ));
+    }
+    Ok(TlsStats {
+        handshakes: r.handshakes,
+        resumed: r.resumed,
+        tls13: r.tls13,
+        alpn_http11: r.alpn_http11,
+        measured: r.measured_handshakes,
+        failures: r.failures,
+        time,
+    })
 }
 
 fn add_requests(a: &mut Requests, b: &Requests) {

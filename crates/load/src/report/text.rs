@@ -34,6 +34,7 @@ fn write(s: &mut String, r: &Report, full: bool) -> std::fmt::Result {
     )?;
     latency(s, r, full)?;
     connections(s, r, full)?;
+    tls(s, r, full)?;
     statuses(s, r)?;
     writeln!(s, "  Errors       {}", errors(&r.errors, q))?;
     warmup(s, r)?;
@@ -110,6 +111,46 @@ fn connections(s: &mut String, r: &Report, full: bool) -> std::fmt::Result {
     )?;
     if full {
         table(s, t)?;
+    }
+    Ok(())
+}
+
+fn tls(s: &mut String, r: &Report, full: bool) -> std::fmt::Result {
+    let Some(t) = &r.tls else { return Ok(()) };
+    let h = &t.handshake_time;
+    let u = TimeUnit::for_value(h.max_us);
+    writeln!(
+        s,
+        "  TLS          p50 {}  p99 {}  max {}  {}  ({} handshakes: {} full, {} resumed; {:.1}/s measured)",
+        u.show(h.p50_us),
+        u.show(h.p99_us),
+        u.show(h.max_us),
+        u.name(),
+        t.handshakes,
+        t.full,
+        t.resumed,
+        t.handshakes_per_s
+    )?;
+    if full {
+        table(s, h)?;
+    }
+    writeln!(
+        s,
+        "  TLS agreed   {} TLS 1.3, {} TLS 1.2; ALPN http/1.1 on {}",
+        t.tls13, t.tls12, t.alpn_http11
+    )?;
+    let f = &t.failures;
+    if f.total() > 0 {
+        writeln!(
+            s,
+            "  TLS failed   {}: certificate {}, alert {}, protocol {}, closed {}, timeout {}",
+            f.total(),
+            f.certificate,
+            f.alert,
+            f.protocol,
+            f.closed,
+            f.timeout
+        )?;
     }
     Ok(())
 }
@@ -191,8 +232,13 @@ fn errors(e: &Errors, r: &Requests) -> String {
     if e.total() == 0 && r.unfinished == 0 {
         return "none".to_string();
     }
+    let tls = if e.tls > 0 {
+        format!(", tls {}", e.tls)
+    } else {
+        String::new()
+    };
     format!(
-        "connect {}, read {}, write {}, timeout {}, status {}, malformed {}, unfinished {}",
+        "connect {}, read {}, write {}, timeout {}, status {}, malformed {}, unfinished {}{tls}",
         e.connect, e.read, e.write, e.timeout, e.status, e.malformed, r.unfinished
     )
 }
@@ -286,6 +332,42 @@ mod tests {
         assert!(line.contains("p50 0.54  p99 12.62"), "{line}");
         assert_eq!(line.matches("ms").count(), 1, "{line}");
         assert!(!line.contains("us "), "{line}");
+    }
+
+    #[test]
+    fn tls_lines_only_for_https_and_failures_only_when_some() {
+        let mut r = Report::default();
+        assert!(!r.text(false).contains("TLS"));
+        let mut tls = super::super::TlsReport {
+            handshakes: 7,
+            full: 5,
+            resumed: 2,
+            tls13: 7,
+            alpn_http11: 7,
+            handshakes_per_s: 3.5,
+            ..Default::default()
+        };
+        r.tls = Some(tls.clone());
+        let t = r.text(false);
+        assert!(
+            t.contains("(7 handshakes: 5 full, 2 resumed; 3.5/s measured)"),
+            "{t}"
+        );
+        assert!(
+            t.contains("7 TLS 1.3, 0 TLS 1.2; ALPN http/1.1 on 7"),
+            "{t}"
+        );
+        assert!(!t.contains("TLS failed"), "{t}");
+        tls.failures.certificate = 4;
+        tls.failures.timeout = 1;
+        r.tls = Some(tls);
+        r.errors.tls = 5;
+        let t = r.text(false);
+        assert!(t.contains("unfinished 0, tls 5\n"), "{t}");
+        assert!(
+            t.contains("TLS failed   5: certificate 4, alert 0, protocol 0, closed 0, timeout 1"),
+            "{t}"
+        );
     }
 
     #[test]
