@@ -526,6 +526,7 @@ impl Protocol for HttpConn {
         // slowloris too, and gets its 408.
         self.opened = Some(cx.now());
         self.shared.note_peer(cx.token());
+        self.shared.send_file.set(cx.can_send_file());
         self.phase = Phase::Head;
         self.arm(Timer::Header, cx);
         Verb::Read

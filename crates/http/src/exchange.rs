@@ -104,6 +104,7 @@ impl HttpConn {
                     rest: head.path[raw_offset(head.path, prefix_len)..].to_vec(),
                     method: head.method,
                     fields: conditions(head),
+                    send_file: self.shared.send_file.get(),
                 };
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }

@@ -113,6 +113,7 @@ impl ProtocolFactory for HttpFactory {
             peers: RefCell::new(Vec::new()),
             scratch_pool: RefCell::new(Vec::new()),
             exchange_pool: RefCell::new(Vec::new()),
+            send_file: Cell::new(false),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -142,6 +143,9 @@ pub(crate) struct Shared {
     /// The same for the state of a request in progress.
     #[allow(clippy::vec_box)]
     pub exchange_pool: RefCell<Vec<Box<Exchange>>>,
+    /// Whether this listener's transport takes `sendfile` (`Cx::can_send_file`), noted at
+    /// each accept: every connection of a listener has the same transport.
+    pub send_file: Cell<bool>,
 }
 
 /// Idle per-request buffers a shard keeps, and the capacity past which one is dropped instead
