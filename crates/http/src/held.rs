@@ -83,6 +83,13 @@ enum Window {
     Retrying(Box<FileBody>, Instant),
 }
 
+/// How a streamed response ends: its status (for the counters) and whether it closes.
+#[derive(Clone, Copy)]
+struct Pieces {
+    status: u16,
+    close: bool,
+}
+
 /// A window read's result, with the body handed back.
 struct WindowRead {
     body: Box<FileBody>,
@@ -202,9 +209,23 @@ impl HttpConn {
         close: bool,
         cx: &mut Cx<'_>,
     ) -> Flow {
+        self.send_pieces(body, Pieces { status, close }, true, cx)
+    }
+
+    /// [`Self::stream_body`]; `probe`: try to queue a segment behind the window (false when
+    /// the caller just queued one: a second residency check would only find it busy).
+    fn send_pieces(
+        &mut self,
+        body: Box<FileBody>,
+        Pieces { status, close }: Pieces,
+        probe: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
         let mut body = body;
         body.put_window(cx);
-        body.queue_segment(cx);
+        if probe {
+            body.queue_segment(cx);
+        }
         let previous = self.take_hold();
         if !body.more() {
             return self.done(status, close, cx);
@@ -235,13 +256,16 @@ impl HttpConn {
 
     /// Goes on with the held stream after `body`'s next piece is ready, as [`Self::stream_body`]
     /// with the stream's status and close, the answer mapped to a verb.
-    fn resume_stream(&mut self, body: Box<FileBody>, cx: &mut Cx<'_>) -> Verb {
+    fn resume_stream(&mut self, body: Box<FileBody>, probe: bool, cx: &mut Cx<'_>) -> Verb {
         let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
             return self.cut(cx);
         };
         // A drain that began mid-body closes the connection once the body is out.
-        let (status, close) = (stream.status, stream.close || self.draining);
-        match self.stream_body(body, status, close, cx) {
+        let pieces = Pieces {
+            status: stream.status,
+            close: stream.close || self.draining,
+        };
+        match self.send_pieces(body, pieces, probe, cx) {
             Flow::Hold(verb) => verb,
             // The next request may be buffered: it is handed over once this output is written.
             Flow::Answered => Verb::WaitFlush,
@@ -258,7 +282,7 @@ impl HttpConn {
         match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {
             Window::Flushing(mut body) => {
                 if body.queue_segment(cx) {
-                    return self.resume_stream(body, cx);
+                    return self.resume_stream(body, false, cx);
                 }
                 let give_up = cx.now() + self.settings.config.offload_timeout;
                 self.read_window(body, give_up, cx)
@@ -329,7 +353,7 @@ impl HttpConn {
         let Some(read) = read.filter(|r| r.result.is_ok()) else {
             return Ok(self.cut(cx));
         };
-        Ok(self.resume_stream(read.body, cx))
+        Ok(self.resume_stream(read.body, true, cx))
     }
 
     /// The connection's deadline passed while something was held.
