@@ -143,6 +143,38 @@ fn preconditions_and_ranges_on_the_wire() {
             200,
             whole,
         ),
+        // §13.1.1, §13.1.2: several lines of a list field are one list (§5.3).
+        (
+            format!("If-Match: {etag}\r\nIf-Match: \"x\""),
+            "GET",
+            200,
+            whole,
+        ),
+        (
+            format!("If-Match: \"x\"\r\nIf-Match: {etag}"),
+            "GET",
+            200,
+            whole,
+        ),
+        ("If-Match: \"x\"\r\nIf-Match: \"y\"".into(), "GET", 412, &[]),
+        (
+            format!("If-None-Match: {etag}\r\nIf-None-Match: \"x\""),
+            "GET",
+            304,
+            &tagged,
+        ),
+        (
+            format!("If-None-Match: \"x\"\r\nX-Other: 1\r\nIf-None-Match: {weak}"),
+            "HEAD",
+            304,
+            &[],
+        ),
+        (
+            "If-None-Match: \"x\"\r\nIf-None-Match: \"y\"".into(),
+            "GET",
+            200,
+            whole,
+        ),
         // §13.2.2 order: If-Match before If-None-Match.
         (
             format!("If-Match: \"x\"\r\nIf-None-Match: {etag}"),
