@@ -589,3 +589,45 @@ fn delays_hold_no_thread() {
         assert_eq!(response(conn).status, 200);
     }
 }
+
+/// HTTP/1.1 lets a client half-close once its request is sent (RFC 9112 §9.6: a server
+/// does not take a read EOF for a request to abort): during a `/delay` and during a file
+/// download, the shut-down write side still gets the whole response, then the server's end.
+#[test]
+fn a_client_half_close_still_gets_the_whole_response() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 20);
+    let data = pattern(20 << 20);
+    let server = serve_files(&dir.0, &[]);
+    let body_of = |all: &[u8]| {
+        let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        (
+            String::from_utf8_lossy(&all[..end]).into_owned(),
+            all[end..].to_vec(),
+        )
+    };
+    for path in ["/delay?ms=200", "/files/big.bin"] {
+        let mut conn = Conn::open(server.addr("web"));
+        conn.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .unwrap();
+        conn.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut all = Vec::new();
+        loop {
+            match conn.stream.read_to_end(&mut all) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other.map(drop).unwrap(),
+            }
+        }
+        let (head, body) = body_of(&all);
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        match path {
+            "/delay?ms=200" => assert_eq!(body, b"ok\n"),
+            _ => assert!(
+                body == data,
+                "{path}: {} bytes of {}",
+                body.len(),
+                data.len()
+            ),
+        }
+    }
+}

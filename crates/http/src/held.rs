@@ -263,7 +263,7 @@ impl HttpConn {
         // A drain that began mid-body closes the connection once the body is out.
         let pieces = Pieces {
             status: stream.status,
-            close: stream.close || self.draining,
+            close: stream.close || self.draining || self.peer_eof,
         };
         match self.send_pieces(body, pieces, probe, cx) {
             Flow::Hold(verb) => verb,
@@ -377,6 +377,23 @@ impl HttpConn {
                 }
             }
         }
+    }
+
+    /// `Protocol::on_eof` while something is held. HTTP/1.1 lets a client shut its write side
+    /// once its request is sent (RFC 9112 §9.6), so the held response still goes out in full
+    /// and the connection closes after it: a `/delay` waits for its deadline, a file body
+    /// for its next piece. `None` when nothing is held.
+    pub(crate) fn held_eof(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
+        let verb = match self.held()?.hold()? {
+            // The deadline answers; its verb ends the wait.
+            Hold::Delay { .. } => Verb::AwaitCompletion,
+            Hold::Stream(stream) => match stream.state {
+                Window::Reading(_) | Window::Retrying(..) => Verb::AwaitCompletion,
+                Window::Flushing(_) if cx.pending_output() > 0 => Verb::WaitFlush,
+                Window::Flushing(_) => self.held_flushed(cx),
+            },
+        };
+        Some(verb)
     }
 
     /// `Protocol::on_drain` while something is held: finish it (its response then closes).
