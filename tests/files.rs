@@ -143,6 +143,38 @@ fn preconditions_and_ranges_on_the_wire() {
             200,
             whole,
         ),
+        // §13.1.1, §13.1.2: several lines of a list field are one list (§5.3).
+        (
+            format!("If-Match: {etag}\r\nIf-Match: \"x\""),
+            "GET",
+            200,
+            whole,
+        ),
+        (
+            format!("If-Match: \"x\"\r\nIf-Match: {etag}"),
+            "GET",
+            200,
+            whole,
+        ),
+        ("If-Match: \"x\"\r\nIf-Match: \"y\"".into(), "GET", 412, &[]),
+        (
+            format!("If-None-Match: {etag}\r\nIf-None-Match: \"x\""),
+            "GET",
+            304,
+            &tagged,
+        ),
+        (
+            format!("If-None-Match: \"x\"\r\nX-Other: 1\r\nIf-None-Match: {weak}"),
+            "HEAD",
+            304,
+            &[],
+        ),
+        (
+            "If-None-Match: \"x\"\r\nIf-None-Match: \"y\"".into(),
+            "GET",
+            200,
+            whole,
+        ),
         // §13.2.2 order: If-Match before If-None-Match.
         (
             format!("If-Match: \"x\"\r\nIf-None-Match: {etag}"),
@@ -289,6 +321,108 @@ fn read_at_least(conn: &mut Conn, bytes: usize) {
     }
 }
 
+/// The pattern of `big_file`, for comparing bodies.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i % (1024 * 1024)) % 251) as u8)
+        .collect()
+}
+
+fn sendfile_bytes(server: &Server) -> f64 {
+    scrape(server.addr("web")).sum("coreloop_sendfile_bytes_total", &[])
+}
+
+/// A file just written is in the page cache: its body goes by `sendfile`, and the bytes on
+/// the wire are the file's, whole or a range of it, whatever the segment boundaries.
+#[test]
+fn page_cached_bodies_go_by_sendfile_byte_for_byte() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 20);
+    let data = pattern(20 << 20);
+    let server = serve_files(&dir.0, &[]);
+    let before = sendfile_bytes(&server);
+    let mut conn = Conn::open(server.addr("web"));
+    let whole = get(&mut conn, "/files/big.bin");
+    assert_eq!(whole.status, 200);
+    assert!(whole.body == data, "the whole body differs from the file");
+    // A range across segment boundaries (4 MiB), on the same keep-alive connection.
+    let (first, last) = (1000, 9_000_000);
+    conn.send(&format!(
+        "GET /files/big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes={first}-{last}\r\n\r\n"
+    ))
+    .unwrap();
+    let partial = response(&mut conn);
+    assert_eq!(partial.status, 206);
+    assert!(partial.body == data[first..=last], "the range differs");
+    // The connection is still good for another request behind them.
+    let again = get(&mut conn, "/files/big.bin?x");
+    assert!(again.body == data);
+    let sent = sendfile_bytes(&server) - before;
+    let bodies = (2 * data.len() + (last - first + 1)) as f64;
+    assert_eq!(sent, bodies, "not every body byte went by sendfile");
+}
+
+/// A reader slower than the server, on a file many socket buffers long: the segment waits on
+/// writable readiness, and every byte arrives in order.
+#[test]
+fn a_slow_reader_of_a_large_file_gets_every_byte() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 24);
+    let data = pattern(24 << 20);
+    let server = serve_files(&dir.0, &[]);
+    let mut conn = Conn::open(server.addr("web"));
+    conn.send("GET /files/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    // The scenario, not a wait: a client that reads 256 KiB every 50 ms for a while leaves
+    // the server with a full socket buffer between its reads.
+    for _ in 0..10 {
+        let n = conn.stream.read(&mut buf).unwrap();
+        all.extend_from_slice(&buf[..n]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    conn.stream.read_to_end(&mut all).unwrap();
+    let body = &all[all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+    assert_eq!(body.len(), data.len());
+    assert!(body == data, "the body differs from the file");
+}
+
+/// Drops `path`'s pages from the page cache (GNU dd: `iflag=nocache` with no count advises
+/// POSIX_FADV_DONTNEED over the whole file; its pages are clean once synced).
+fn evict(path: &Path) {
+    std::fs::File::open(path).unwrap().sync_all().unwrap();
+    let dropped = Command::new("dd")
+        .arg(format!("if={}", path.display()))
+        .args(["iflag=nocache", "count=0", "status=none"])
+        .status()
+        .unwrap();
+    assert!(dropped.success());
+}
+
+/// A file that is not in the page cache is not sent from the shard (a miss would block it on
+/// the disk): its first window at least is read on the offload pool, and the body is whole.
+#[test]
+fn a_body_not_in_the_page_cache_is_read_on_the_pool() {
+    let dir = TempDir::new();
+    big_file(&dir, "cold.bin", 16);
+    let data = pattern(16 << 20);
+    evict(&dir.0.join("cold.bin"));
+    let server = serve_files(&dir.0, &[]);
+    let before = sendfile_bytes(&server);
+    let cold = get(&mut Conn::open(server.addr("web")), "/files/cold.bin");
+    assert!(cold.body == data, "the body differs from the file");
+    let sent = sendfile_bytes(&server) - before;
+    eprintln!(
+        "files: a 16 MiB file out of the page cache: {:.1} MiB of it by sendfile",
+        sent / 1048576.0
+    );
+    assert!(
+        sent <= (data.len() - 128 * 1024) as f64,
+        "{sent} bytes by sendfile: the first window was not read on the pool"
+    );
+}
+
 const READERS: usize = 100;
 
 #[test]
@@ -353,6 +487,7 @@ fn a_client_that_resets_stops_the_reads() {
             .count()
     };
     let fds_before = fds();
+    let sendfile_before = sendfile_bytes(&server);
     let read_before = proc_field(pid, "io", "rchar:");
     let mut conn = Conn::open(server.addr("web"));
     conn.send("GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -379,7 +514,9 @@ fn a_client_that_resets_stops_the_reads() {
         "{} MiB of the file read for a client that reset after 128 KiB",
         read >> 20
     );
-    // The server lives on.
+    // The server lives on (and the body went by sendfile, the path under test here; rchar
+    // counts sendfile's reads too).
+    assert!(sendfile_bytes(&server) > sendfile_before);
     let again = get(&mut Conn::open(server.addr("web")), "/files/big.bin");
     assert_eq!(again.body.len(), 64 << 20);
 }
@@ -450,5 +587,47 @@ fn delays_hold_no_thread() {
     }
     for conn in &mut delays {
         assert_eq!(response(conn).status, 200);
+    }
+}
+
+/// HTTP/1.1 lets a client half-close once its request is sent (RFC 9112 §9.6: a server
+/// does not take a read EOF for a request to abort): during a `/delay` and during a file
+/// download, the shut-down write side still gets the whole response, then the server's end.
+#[test]
+fn a_client_half_close_still_gets_the_whole_response() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 20);
+    let data = pattern(20 << 20);
+    let server = serve_files(&dir.0, &[]);
+    let body_of = |all: &[u8]| {
+        let end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        (
+            String::from_utf8_lossy(&all[..end]).into_owned(),
+            all[end..].to_vec(),
+        )
+    };
+    for path in ["/delay?ms=200", "/files/big.bin"] {
+        let mut conn = Conn::open(server.addr("web"));
+        conn.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
+            .unwrap();
+        conn.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut all = Vec::new();
+        loop {
+            match conn.stream.read_to_end(&mut all) {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => break other.map(drop).unwrap(),
+            }
+        }
+        let (head, body) = body_of(&all);
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        match path {
+            "/delay?ms=200" => assert_eq!(body, b"ok\n"),
+            _ => assert!(
+                body == data,
+                "{path}: {} bytes of {}",
+                body.len(),
+                data.len()
+            ),
+        }
     }
 }

@@ -113,7 +113,8 @@ pub struct HttpConn {
     /// The request's buffers, from the shard's pool while a request is in progress and
     /// back in it once the connection is idle: an idle connection owns none.
     pub(crate) scratch: Option<Box<Scratch>>,
-    peer_eof: bool,
+    /// The peer half-closed: the response in progress closes the connection.
+    pub(crate) peer_eof: bool,
     /// `on_drain` came while a request was in progress: its response closes.
     pub(crate) draining: bool,
     /// The request being answered is HTTP/1.0 (its keep-alive is announced).
@@ -527,6 +528,7 @@ impl Protocol for HttpConn {
         // slowloris too, and gets its 408.
         self.opened = Some(cx.now());
         self.shared.note_peer(cx.token());
+        self.shared.send_file.set(cx.can_send_file());
         self.phase = Phase::Head;
         self.arm(Timer::Header, cx);
         Verb::Read
@@ -570,6 +572,9 @@ impl Protocol for HttpConn {
 
     fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
         self.peer_eof = true;
+        if let Some(verb) = self.held_eof(cx) {
+            return verb;
+        }
         match self.phase {
             // Let the job finish; its response is written and then the connection closes.
             Phase::Awaiting(_) => Verb::AwaitCompletion,

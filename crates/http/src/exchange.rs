@@ -104,6 +104,7 @@ impl HttpConn {
                     rest: head.path[raw_offset(head.path, prefix_len)..].to_vec(),
                     method: head.method,
                     fields: conditions(head),
+                    send_file: self.shared.send_file.get(),
                 };
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }
@@ -280,10 +281,19 @@ fn custom_request(head: &Head<'_>, decoded: &[u8]) -> Request {
 /// The conditional fields a files request is judged by (RFC 9110 §13), copied out of the head.
 fn conditions(head: &Head<'_>) -> ConditionFields {
     let own = |field: Option<&[u8]>| field.map(<[u8]>::to_vec);
+    // RFC 9110 §13.1.1, §13.1.2: lists, so several lines are one combined list (§5.3).
+    let list = |field: Option<&[u8]>, repeated: bool, name: &str| match repeated {
+        true => Some(head.combined(name)),
+        false => own(field),
+    };
     ConditionFields {
-        if_match: own(head.if_match),
+        if_match: list(head.if_match, head.repeated.if_match, "if-match"),
         if_unmodified_since: own(head.if_unmodified_since),
-        if_none_match: own(head.if_none_match),
+        if_none_match: list(
+            head.if_none_match,
+            head.repeated.if_none_match,
+            "if-none-match",
+        ),
         if_modified_since: own(head.if_modified_since),
         if_range: own(head.if_range),
         range: own(head.range),

@@ -114,6 +114,7 @@ impl ProtocolFactory for HttpFactory {
             scratch_pool: RefCell::new(Vec::new()),
             exchange_pool: RefCell::new(Vec::new()),
             last_done: Cell::new(None),
+            send_file: Cell::new(false),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -146,6 +147,9 @@ pub(crate) struct Shared {
     /// The last response finished on this shard: which connection, in which loop turn, and
     /// the real time then (see [`Shared::request_start`]).
     pub last_done: Cell<Option<LastDone>>,
+    /// Whether this listener's transport takes `sendfile` (`Cx::can_send_file`), noted at
+    /// each accept: every connection of a listener has the same transport.
+    pub send_file: Cell<bool>,
 }
 
 /// When and where a response was last finished on a shard.

@@ -383,3 +383,64 @@ fn the_corpus_answers_the_same_whole_and_in_pieces() {
     }
     assert!(checked > 200, "{checked} corpus files");
 }
+
+/// RFC 9110 §5.3, §13.1.1, §13.1.2: If-Match and If-None-Match are lists, so several lines of
+/// one are a single list, in order, whatever lies between them; a field on one line is kept as
+/// sent, and other fields never join the list.
+#[test]
+fn list_fields_on_several_lines_are_combined() {
+    let config = HttpConfig::default();
+    // Field lines of the head, expected (repeated, combined If-Match, combined If-None-Match).
+    let rows: [(&str, bool, &str, bool, &str); 7] = [
+        ("If-Match: \"a\"\r\n", false, "\"a\"", false, ""),
+        (
+            "If-Match: \"a\"\r\nIf-Match: \"b\"\r\n",
+            true,
+            "\"a\", \"b\"",
+            false,
+            "",
+        ),
+        (
+            "if-match: \"a\"\r\nX-Other: \"z\"\r\nIF-MATCH:  W/\"b\" , \"c\"\r\n",
+            true,
+            "\"a\", W/\"b\" , \"c\"",
+            false,
+            "",
+        ),
+        (
+            "If-None-Match: \"a\"\r\nIf-None-Match:\r\nIf-None-Match: \"b\"\r\n",
+            false,
+            "",
+            true,
+            "\"a\", \"b\"",
+        ),
+        (
+            "If-None-Match: *\r\nIf-Match: \"m\"\r\nIf-None-Match: \"b\"\r\n",
+            false,
+            "\"m\"",
+            true,
+            "*, \"b\"",
+        ),
+        // A name that only starts like ours is another field.
+        (
+            "If-Match-X: \"q\"\r\nIf-Match: \"a\"\r\nIf-Match: \"b\"\r\n",
+            true,
+            "\"a\", \"b\"",
+            false,
+            "",
+        ),
+        ("X: 1\r\n", false, "", false, ""),
+    ];
+    for (fields, match_rep, match_list, none_rep, none_list) in rows {
+        let request = format!("GET /files/a HTTP/1.1\r\nHost: a\r\n{fields}\r\n");
+        let head = parse_head(request.as_bytes(), &config).unwrap().unwrap();
+        assert_eq!(head.repeated.if_match, match_rep, "{fields:?}");
+        assert_eq!(head.repeated.if_none_match, none_rep, "{fields:?}");
+        assert_eq!(text(&head.combined("if-match")), match_list, "{fields:?}");
+        assert_eq!(
+            text(&head.combined("if-none-match")),
+            none_list,
+            "{fields:?}"
+        );
+    }
+}

@@ -59,6 +59,11 @@ pub enum Framing {
 pub struct Head<'a> {
     /// Bytes of the head, through the empty line.
     pub len: usize,
+    /// The head itself, for the rare field that must be read again (`Repeated`).
+    pub raw: &'a [u8],
+    /// List fields sent on several lines: their field above holds the first line only, and
+    /// [`Head::combined`] gives the whole list.
+    pub repeated: Repeated,
     /// The method.
     pub method: Method,
     /// The method token as sent.
@@ -98,6 +103,43 @@ pub struct Head<'a> {
     pub user_agent: Option<&'a [u8]>,
     /// `Referer`, for the access log.
     pub referer: Option<&'a [u8]>,
+}
+
+/// List-valued fields (RFC 9110 §5.3) seen on more than one line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Repeated {
+    /// `If-Match` (§13.1.1).
+    pub if_match: bool,
+    /// `If-None-Match` (§13.1.2).
+    pub if_none_match: bool,
+}
+
+impl Head<'_> {
+    /// Every line of the field `name` combined into one list, in order, as RFC 9110 §5.3 has
+    /// a recipient do: their values joined by ", " (empty values dropped, §5.6.1). Reads the
+    /// head again, so it is for fields seen on several lines only, off the common path.
+    pub fn combined(&self, name: &str) -> Vec<u8> {
+        let mut list = Vec::new();
+        // The request line goes first; a line that is not `name: value` is none of ours.
+        for line in self.raw.split(|&b| b == b'\n').skip(1) {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            if !line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
+                continue;
+            }
+            let value = trim(&line[colon + 1..]);
+            if value.is_empty() {
+                continue;
+            }
+            if !list.is_empty() {
+                list.extend_from_slice(b", ");
+            }
+            list.extend_from_slice(value);
+        }
+        list
+    }
 }
 
 /// Parses a head from the start of `input`: `Ok(None)` while it is incomplete and within limits.
@@ -153,7 +195,15 @@ fn parse_with<'a, const N: usize>(
                 0 => Version::Http10,
                 _ => Version::Http11,
             };
-            finish(len, method, target, version, request.headers, config).map(Some)
+            finish(
+                &input[..len],
+                method,
+                target,
+                version,
+                request.headers,
+                config,
+            )
+            .map(Some)
         }
         Ok(httparse::Status::Partial) => {
             // The line's own errors (and a too-long target) now, not when the head ends.
@@ -199,7 +249,7 @@ fn parse_fields_after_line<'a, const N: usize>(
         Ok(httparse::Status::Complete((len, fields))) => {
             let (method, target) = (line.method, line.target);
             finish(
-                line.len + len,
+                &input[..line.len + len],
                 method,
                 target,
                 Version::Http11,
@@ -215,13 +265,14 @@ fn parse_fields_after_line<'a, const N: usize>(
 
 #[inline]
 fn finish<'a>(
-    len: usize,
+    raw: &'a [u8],
     method_token: &'a str,
     target: &'a str,
     version: Version,
     fields: &[httparse::Header<'a>],
     config: &HttpConfig,
 ) -> Result<Head<'a>, HttpError> {
+    let len = raw.len();
     if len > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
@@ -233,6 +284,8 @@ fn finish<'a>(
     };
     let mut head = Head {
         len,
+        raw,
+        repeated: Repeated::default(),
         method,
         method_token,
         path: target.path,
@@ -381,13 +434,15 @@ fn read_fields<'a>(
         } else if name.eq_ignore_ascii_case("content-type") {
             head.content_type = Some(value);
         } else if name.eq_ignore_ascii_case("if-none-match") {
-            head.if_none_match = Some(value);
+            head.repeated.if_none_match |= head.if_none_match.is_some();
+            head.if_none_match = head.if_none_match.or(Some(value));
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             head.if_modified_since = Some(value);
         } else if name.eq_ignore_ascii_case("range") {
             head.range = Some(value);
         } else if name.eq_ignore_ascii_case("if-match") {
-            head.if_match = Some(value);
+            head.repeated.if_match |= head.if_match.is_some();
+            head.if_match = head.if_match.or(Some(value));
         } else if name.eq_ignore_ascii_case("if-unmodified-since") {
             head.if_unmodified_since = Some(value);
         } else if name.eq_ignore_ascii_case("if-range") {

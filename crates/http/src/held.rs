@@ -2,10 +2,12 @@
 //! (cancelled if the connection goes first), a `/delay` waiting on the connection's deadline,
 //! or a file body being sent one window at a time.
 //!
-//! A file body: the first window goes out with the head; each next window is read on the
-//! offload pool only once the socket has taken the previous one (`Protocol::on_flushed`), so
-//! a download holds one window however large the file, and a client that stops reading stops
-//! the reads. A client that goes away drops the connection, which cancels a read still queued.
+//! A file body: the first piece goes out with the head; each next piece is queued only once
+//! the socket has taken the previous one (`Protocol::on_flushed`): a `sendfile` segment when
+//! its pages are in the page cache, else a window read on the offload pool (`files::body`).
+//! So a download holds at most one window however large the file, and a client that stops
+//! reading stops the reads. A client that goes away drops the connection, which cancels a
+//! read still queued and releases a queued segment's file.
 //!
 //! `/delay` holds no thread: it is the connection's own deadline on the shard's timer wheel.
 
@@ -79,6 +81,13 @@ enum Window {
     Reading(JobId),
     /// The offload queue refused the read; tried again at the deadline, until `give_up`.
     Retrying(Box<FileBody>, Instant),
+}
+
+/// How a streamed response ends: its status (for the counters) and whether it closes.
+#[derive(Clone, Copy)]
+struct Pieces {
+    status: u16,
+    close: bool,
 }
 
 /// A window read's result, with the body handed back.
@@ -190,7 +199,9 @@ impl HttpConn {
         Flow::Hold(Verb::Read)
     }
 
-    /// The head and first window of a file response are written: send the rest, if any.
+    /// The head of a file response is written: queue what is ready (the window read last,
+    /// then a `sendfile` segment if the next one is in the page cache), and wait for it to be
+    /// written before the next piece; finish once nothing is left to queue.
     pub(crate) fn stream_body(
         &mut self,
         body: Box<FileBody>,
@@ -198,13 +209,22 @@ impl HttpConn {
         close: bool,
         cx: &mut Cx<'_>,
     ) -> Flow {
+        self.send_pieces(body, Pieces { status, close }, true, cx)
+    }
+
+    /// [`Self::stream_body`]; `probe`: try to queue a segment behind the window (false when
+    /// the caller just queued one: a second residency check would only find it busy).
+    fn send_pieces(
+        &mut self,
+        body: Box<FileBody>,
+        Pieces { status, close }: Pieces,
+        probe: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
         let mut body = body;
-        if cx.pending_output() == 0 {
-            // Nothing else is pending (the head went out with the first window): the window
-            // itself becomes the output buffer, saving a copy of every byte.
-            body.swap_window(cx.out());
-        } else {
-            cx.out().extend_from_slice(body.window());
+        body.put_window(cx);
+        if probe {
+            body.queue_segment(cx);
         }
         let previous = self.take_hold();
         if !body.more() {
@@ -226,16 +246,44 @@ impl HttpConn {
         if !self.put_hold(Hold::Stream(Box::new(stream))) {
             return Flow::Hold(self.cut(cx));
         }
+        if cx.pending_output() == 0 {
+            // Nothing was ready (the first window was not read, and the segment is no longer
+            // in the cache): read a window now instead of waiting for a flush that never comes.
+            return Flow::Hold(self.held_flushed(cx));
+        }
         Flow::Hold(Verb::WaitFlush)
     }
 
-    /// `Protocol::on_flushed`: the previous window is written; read the next.
+    /// Goes on with the held stream after `body`'s next piece is ready, as [`Self::stream_body`]
+    /// with the stream's status and close, the answer mapped to a verb.
+    fn resume_stream(&mut self, body: Box<FileBody>, probe: bool, cx: &mut Cx<'_>) -> Verb {
+        let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
+            return self.cut(cx);
+        };
+        // A drain that began mid-body closes the connection once the body is out.
+        let pieces = Pieces {
+            status: stream.status,
+            close: stream.close || self.draining || self.peer_eof,
+        };
+        match self.send_pieces(body, pieces, probe, cx) {
+            Flow::Hold(verb) => verb,
+            // The next request may be buffered: it is handed over once this output is written.
+            Flow::Answered => Verb::WaitFlush,
+            _ => Verb::CloseAfterFlush,
+        }
+    }
+
+    /// `Protocol::on_flushed`: the previous piece is written; send the next from the page
+    /// cache, or read it on the pool.
     pub(crate) fn held_flushed(&mut self, cx: &mut Cx<'_>) -> Verb {
         let Some(Hold::Stream(stream)) = self.held_mut().and_then(Held::hold_mut) else {
             return Verb::Read;
         };
         match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {
-            Window::Flushing(body) => {
+            Window::Flushing(mut body) => {
+                if body.queue_segment(cx) {
+                    return self.resume_stream(body, false, cx);
+                }
                 let give_up = cx.now() + self.settings.config.offload_timeout;
                 self.read_window(body, give_up, cx)
             }
@@ -305,18 +353,7 @@ impl HttpConn {
         let Some(read) = read.filter(|r| r.result.is_ok()) else {
             return Ok(self.cut(cx));
         };
-        let Some(Hold::Stream(stream)) = self.held().and_then(Held::hold) else {
-            return Ok(self.cut(cx));
-        };
-        // A drain that began mid-body closes the connection once the body is out.
-        let (status, close) = (stream.status, stream.close || self.draining);
-        let flow = self.stream_body(read.body, status, close, cx);
-        Ok(match flow {
-            Flow::Hold(verb) => verb,
-            // The next request may be buffered: it is handed over once this output is written.
-            Flow::Answered => Verb::WaitFlush,
-            _ => Verb::CloseAfterFlush,
-        })
+        Ok(self.resume_stream(read.body, true, cx))
     }
 
     /// The connection's deadline passed while something was held.
@@ -340,6 +377,23 @@ impl HttpConn {
                 }
             }
         }
+    }
+
+    /// `Protocol::on_eof` while something is held. HTTP/1.1 lets a client shut its write side
+    /// once its request is sent (RFC 9112 §9.6), so the held response still goes out in full
+    /// and the connection closes after it: a `/delay` waits for its deadline, a file body
+    /// for its next piece. `None` when nothing is held.
+    pub(crate) fn held_eof(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
+        let verb = match self.held()?.hold()? {
+            // The deadline answers; its verb ends the wait.
+            Hold::Delay { .. } => Verb::AwaitCompletion,
+            Hold::Stream(stream) => match stream.state {
+                Window::Reading(_) | Window::Retrying(..) => Verb::AwaitCompletion,
+                Window::Flushing(_) if cx.pending_output() > 0 => Verb::WaitFlush,
+                Window::Flushing(_) => self.held_flushed(cx),
+            },
+        };
+        Some(verb)
     }
 
     /// `Protocol::on_drain` while something is held: finish it (its response then closes).

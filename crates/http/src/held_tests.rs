@@ -221,3 +221,43 @@ fn an_idle_connection_holds_nothing_extra() {
     let size = std::mem::size_of::<crate::HttpConn>();
     assert!(size <= 96, "HttpConn grew to {size} bytes");
 }
+
+/// RFC 9112 §9.6: an EOF after the request is a half-close, not an abort. A delay waits on
+/// for its deadline, a file body whose window read is in flight for its read, and each
+/// response is then written whole and closes the connection.
+#[test]
+fn a_half_close_while_something_is_held_still_gets_the_response() {
+    let dir = Dir::new("halfclose");
+    let (mut harness, mut protocol) = open(&dir);
+    let delay = b"GET /delay?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(harness.push(protocol.as_mut(), delay), Verb::Read);
+    assert_eq!(harness.eof(protocol.as_mut()), Verb::AwaitCompletion);
+    assert!(harness.take_output().is_empty());
+    harness.advance(Duration::from_millis(300));
+    assert_eq!(
+        harness.fire_due_deadline(protocol.as_mut()),
+        Some(Verb::CloseAfterFlush)
+    );
+    assert!(text(&harness.take_output()).ends_with("ok\n"));
+
+    let (mut harness, mut protocol) = open(&dir);
+    let file = b"GET /files/big.bin HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_eq!(harness.push(protocol.as_mut(), file), Verb::AwaitCompletion);
+    assert_eq!(run_one(&mut harness, protocol.as_mut()), Verb::WaitFlush);
+    let mut got = harness.take_output();
+    // The harness cannot sendfile: the next window is read on the pool, and the EOF that
+    // arrives meanwhile waits for it.
+    assert_eq!(harness.flushed(protocol.as_mut()), Verb::AwaitCompletion);
+    assert_eq!(harness.eof(protocol.as_mut()), Verb::AwaitCompletion);
+    let mut verb = run_one(&mut harness, protocol.as_mut());
+    while verb != Verb::CloseAfterFlush {
+        got.extend_from_slice(&harness.take_output());
+        assert_eq!(verb, Verb::WaitFlush);
+        assert_eq!(harness.flushed(protocol.as_mut()), Verb::AwaitCompletion);
+        verb = run_one(&mut harness, protocol.as_mut());
+    }
+    got.extend_from_slice(&harness.take_output());
+    let text = text(&got);
+    let body = &got[text.find("\r\n\r\n").unwrap() + 4..];
+    assert!(body == data(), "{} bytes of {}", body.len(), data().len());
+}

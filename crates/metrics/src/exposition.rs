@@ -334,6 +334,8 @@ impl Scrape<'_> {
         self.per_listener(out, "coreloop_received_bytes", help, |l| l.bytes_in);
         let help = "Bytes written to peers.";
         self.per_listener(out, "coreloop_sent_bytes", help, |l| l.bytes_out);
+        let help = "Of the bytes written to peers, those sent from files by sendfile(2).";
+        self.per_listener(out, "coreloop_sendfile_bytes", help, |l| l.bytes_sendfile);
     }
 
     fn accept(&self, out: &mut Out) {

@@ -19,6 +19,7 @@ use crate::message::{Message, Outbox, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::outbound::Connects;
 use crate::protocol::{Cx, Protocol, Step};
+use crate::segment::{self, Segments};
 use crate::socket::Stream;
 use crate::stats::{bump, CloseReason, ShardStats};
 use crate::timer::{TimerKey, TimerWheel};
@@ -78,6 +79,8 @@ pub(crate) struct Env<'a> {
     pub ready: &'a mut Vec<ConnToken>,
     pub idle: &'a mut IdleList,
     pub scratch: &'a mut [u8],
+    /// File segments queued behind connections' output (`Cx::send_file`).
+    pub segments: &'a mut Segments,
     pub io: &'a IoConfig,
     /// The linked peer's output, lent while this connection is driven.
     pub link: Option<&'a mut Lent>,
@@ -300,7 +303,7 @@ impl Conn {
         let unread = self.input.as_ref().map_or(0, InBuf::unconsumed);
         if self.state != (State::Reading { eof_seen: false })
             || unread > 0
-            || self.pending_output() > 0
+            || self.pending_output(env) > 0
         {
             return Ok(false);
         }
@@ -329,6 +332,8 @@ impl Conn {
         if let Some(out) = self.out.take() {
             env.output_pool.give(out);
         }
+        // Drops the segment's handle on its file.
+        env.segments.take(self.token);
     }
 
     fn may_read(&self, env: &Env<'_>) -> bool {
@@ -440,43 +445,63 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes pending output until done or `WouldBlock`; registers `WRITABLE` only then.
+    /// Writes pending output (the buffer and a file segment, in their order) until done or
+    /// `WouldBlock`; registers `WRITABLE` only then.
     fn flush(&mut self, env: &mut Env<'_>) -> Drive {
-        let Some(out) = self.out.as_ref() else {
+        if self.out.is_none() && !env.segments.has(self.token) {
             return self.shut_if_asked(env);
-        };
-        if out.len() > u32::MAX as usize {
+        }
+        if self
+            .out
+            .as_ref()
+            .is_some_and(|out| out.len() > u32::MAX as usize)
+        {
             return Err(CloseReason::Aborted);
         }
-        let was_blocked_above_mark = self.pending_output() > env.io.write_high_water;
-        let mut progressed = false;
-        while (self.out_pos as usize) < out.len() {
-            match self.stream.write(&out[self.out_pos as usize..]) {
-                Ok(0) => return Err(CloseReason::IoError),
-                Ok(n) => {
-                    self.out_pos += n as u32;
-                    progressed = true;
-                    bump(
-                        &env.stats.listeners[self.listener as usize].bytes_out,
-                        n as u64,
-                    );
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return self.wait_writable(progressed, was_blocked_above_mark, env);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(CloseReason::IoError),
+        let was_blocked_above_mark = self.pending_output(env) > env.io.write_high_water;
+        let mut pos = self.out_pos as usize;
+        let mut queued = env.segments.take(self.token);
+        let drained = segment::drain(&mut self.stream, self.out.as_deref(), &mut pos, &mut queued);
+        self.out_pos = pos as u32;
+        let written_out = self.out.as_ref().is_some_and(|out| pos == out.len());
+        if let Some(mut seg) = queued {
+            if written_out {
+                seg.rebase();
+            }
+            env.segments.insert(self.token, seg);
+        }
+        let drained = drained.map_err(|_| CloseReason::IoError)?;
+        if drained.wrote > 0 {
+            let counters = &env.stats.listeners[self.listener as usize];
+            bump(&counters.bytes_out, drained.wrote);
+            if drained.from_file > 0 {
+                bump(&counters.bytes_sendfile, drained.from_file);
             }
         }
-        self.out_pos = 0;
-        self.io_deadline = None;
-        if let Some(out) = self.out.take() {
-            env.output_pool.give(out);
+        self.give_back_written(env);
+        if drained.blocked {
+            return self.wait_writable(drained.wrote > 0, was_blocked_above_mark, env);
         }
+        self.io_deadline = None;
         if was_blocked_above_mark {
             self.resume_reading(env);
         }
         self.shut_if_asked(env)
+    }
+
+    /// An output buffer written to its end goes back to the pool, even while a segment queued
+    /// behind it is still being sent (its mark was moved to the next buffer's start).
+    fn give_back_written(&mut self, env: &mut Env<'_>) {
+        if self
+            .out
+            .as_ref()
+            .is_some_and(|out| self.out_pos as usize == out.len())
+        {
+            if let Some(out) = self.out.take() {
+                env.output_pool.give(out);
+            }
+            self.out_pos = 0;
+        }
     }
 
     fn wait_writable(&mut self, progressed: bool, was_above: bool, env: &mut Env<'_>) -> Drive {
@@ -496,7 +521,7 @@ impl Conn {
         if progressed || self.io_deadline.is_none() {
             self.io_deadline = Some(env.now + env.io.write_timeout);
         }
-        let pending = self.pending_output() as u64;
+        let pending = self.buffered_output() as u64;
         if pending
             > env
                 .stats
@@ -505,7 +530,7 @@ impl Conn {
         {
             crate::stats::set(&env.stats.peak_output_buffered, pending);
         }
-        if was_above && self.pending_output() <= env.io.write_high_water {
+        if was_above && self.pending_output(env) <= env.io.write_high_water {
             self.resume_reading(env);
         }
         Ok(())
@@ -573,6 +598,8 @@ impl Conn {
             token: self.token,
             out: &mut self.out,
             out_written: self.out_pos as usize,
+            segments: &mut *env.segments,
+            can_send_file: self.stream.can_send_file(),
             unseen_from: 0,
             buffered_input: self.input.as_ref().map_or(0, InBuf::unconsumed),
             pool: &mut *env.output_pool,
@@ -607,7 +634,15 @@ impl Conn {
         }
     }
 
-    fn pending_output(&self) -> usize {
+    /// Bytes not yet written: the output buffer's and a queued file segment's.
+    fn pending_output(&self, env: &Env<'_>) -> usize {
+        let segment = env.segments.remaining(self.token);
+        self.buffered_output()
+            .saturating_add(usize::try_from(segment).unwrap_or(usize::MAX))
+    }
+
+    /// Bytes of the output buffer not yet written (memory held, unlike a segment's).
+    fn buffered_output(&self) -> usize {
         self.out
             .as_ref()
             .map_or(0, |out| out.len() - self.out_pos as usize)

@@ -68,6 +68,7 @@ pub mod offload;
 pub mod outbound;
 pub mod protocol;
 mod reactor;
+pub mod segment;
 mod shard;
 mod socket;
 pub mod splice;
@@ -89,5 +90,6 @@ pub use offload::{CancelToken, Completion, Job, JobFailure, JobId, JobOutput, Jo
 pub use outbound::{ConnectError, ConnectId, ConnectOutcome};
 pub use protocol::{ConnFactory, ConnInfo, Cx, Protocol, ProtocolFactory, Step, Verb};
 pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MAX_LISTENERS};
+pub use segment::{page_cache_resident, SendFileRefused};
 pub use socket::ListenAddr;
 pub use stats::{CloseReason, OutboundSnapshot, PauseCause, Snapshot};

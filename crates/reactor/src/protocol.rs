@@ -268,6 +268,9 @@ pub struct Cx<'a> {
     pub(crate) token: ConnToken,
     pub(crate) out: &'a mut Option<Vec<u8>>,
     pub(crate) out_written: usize,
+    /// The shard's file segments; this connection's is queued behind `out` (`send_file`).
+    pub(crate) segments: &'a mut crate::segment::Segments,
+    pub(crate) can_send_file: bool,
     pub(crate) unseen_from: usize,
     pub(crate) buffered_input: usize,
     pub(crate) pool: &'a mut BufPool,
@@ -313,11 +316,50 @@ impl Cx<'_> {
         self.unseen_from
     }
 
-    /// Bytes written by the protocol and not yet sent.
+    /// Bytes written by the protocol and not yet sent, a queued file segment's included.
     pub fn pending_output(&self) -> usize {
+        let segment = self.segments.remaining(self.token);
         self.out
             .as_ref()
             .map_or(0, |out| out.len() - self.out_written)
+            .saturating_add(usize::try_from(segment).unwrap_or(usize::MAX))
+    }
+
+    /// Whether [`send_file`](Self::send_file) can be used on this connection: its transport
+    /// writes to the socket as it is (plain TCP or Unix); false where it must see the bytes
+    /// (TLS), and in the test harness.
+    pub fn can_send_file(&self) -> bool {
+        self.can_send_file
+    }
+
+    /// Queues `len` bytes of `file` from `offset` behind the output written so far; they are
+    /// sent with `sendfile(2)`, page cache to socket, before any output written after this
+    /// call. Until sent they count as pending output (high-water mark, [`Verb::WaitFlush`],
+    /// write timeout, lingering close), and a connection that closes first drops its handle.
+    ///
+    /// `sendfile` runs on the shard: queue only a range that is in the page cache
+    /// ([`crate::page_cache_resident`]), or a disk read blocks the whole shard. The file
+    /// must not shrink meanwhile: a segment that meets the file's end closes the connection
+    /// (a response announced its length). One segment at a time.
+    pub fn send_file(
+        &mut self,
+        file: &std::sync::Arc<std::fs::File>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), crate::SendFileRefused> {
+        if !self.can_send_file {
+            return Err(crate::SendFileRefused::Transport);
+        }
+        if self.segments.has(self.token) {
+            return Err(crate::SendFileRefused::Busy);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let after = self.out.as_ref().map_or(0, Vec::len);
+        let segment = crate::segment::Segment::new(file.clone(), offset, len, after);
+        self.segments.insert(self.token, segment);
+        Ok(())
     }
 
     /// Input received and not consumed, outside [`Protocol::on_input`] (where it is the input

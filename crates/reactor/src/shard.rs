@@ -109,6 +109,7 @@ struct Loop {
     evict_log: RateLimitedLog,
     /// Connects asked for by protocols, started by `open_outbound`.
     connects: Connects,
+    segments: crate::segment::Segments,
     /// Outbound connections still connecting, and who asked.
     pending: Vec<Pending>,
     /// Linked connections, both sides (`crate::link`).
@@ -146,6 +147,7 @@ impl Shard {
             evict_at: None,
             evict_log: RateLimitedLog::default(),
             connects: Connects::default(),
+            segments: Default::default(),
             pending: Vec::new(),
             links: Links::default(),
         };
@@ -603,6 +605,7 @@ struct Parts<'a> {
     output_pool: &'a mut BufPool,
     ready: &'a mut Vec<ConnToken>,
     scratch: &'a mut [u8],
+    segments: &'a mut crate::segment::Segments,
     draining: bool,
 }
 
@@ -617,6 +620,7 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
         output_pool: &mut state.output_pool,
         ready: &mut state.ready,
         scratch: &mut state.scratch,
+        segments: &mut state.segments,
         draining: state.draining.is_some(),
     };
     (&mut state.conns, parts)
@@ -639,6 +643,7 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         ready: parts.ready,
         idle: &mut parts.idle[listener],
         scratch: parts.scratch,
+        segments: parts.segments,
         io: &parts.ios[listener],
         link: None,
     }

@@ -288,6 +288,30 @@ impl Stream {
         }
     }
 
+    /// Whether bytes can go from a file to this socket by `sendfile(2)`: true for plain TCP
+    /// and Unix sockets; a transport that must see the bytes (TLS in user space) says false,
+    /// and its connections are sent file data through the output buffer instead.
+    pub fn can_send_file(&self) -> bool {
+        match self {
+            Self::Tcp(_) | Self::Unix(_) => true,
+        }
+    }
+
+    /// `sendfile(2)` of up to `count` bytes of `file` from `*offset` (moved past what was
+    /// sent); only called when [`Self::can_send_file`].
+    pub fn send_file(
+        &mut self,
+        file: &std::fs::File,
+        offset: &mut u64,
+        count: usize,
+    ) -> io::Result<usize> {
+        let sent = match self {
+            Self::Tcp(s) => rustix::fs::sendfile(&*s, file, Some(offset), count),
+            Self::Unix(s) => rustix::fs::sendfile(&*s, file, Some(offset), count),
+        };
+        sent.map_err(io::Error::from)
+    }
+
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.write(buf),

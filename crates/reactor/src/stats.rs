@@ -195,6 +195,8 @@ pub(crate) struct ListenerStats {
     pub closed: [AtomicU64; 9],
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
+    /// Of `bytes_out`, those sent from files by `sendfile` (`crate::segment`).
+    pub bytes_sendfile: AtomicU64,
 }
 
 /// What the acceptor reads on every accept to balance and to hold the limits. It has its own
@@ -289,6 +291,7 @@ impl ShardStats {
                     closed: l.closed.each_ref().map(get),
                     bytes_in: get(&l.bytes_in),
                     bytes_out: get(&l.bytes_out),
+                    bytes_sendfile: get(&l.bytes_sendfile),
                 })
                 .collect(),
             accept: self.accept.snapshot(),
@@ -353,6 +356,8 @@ pub struct ListenerSnapshot {
     pub bytes_in: u64,
     /// Bytes written to peers.
     pub bytes_out: u64,
+    /// Of `bytes_out`, bytes sent from files by `sendfile` (no copy through user memory).
+    pub bytes_sendfile: u64,
 }
 
 impl ListenerSnapshot {

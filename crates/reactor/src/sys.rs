@@ -1,6 +1,7 @@
 //! The only module of the workspace with `unsafe`: taking ownership of file descriptors that
-//! systemd passed to this process by socket activation (sd_listen_fds(3)), and asking glibc's
-//! allocator to give free memory back (malloc_trim(3), mallinfo2(3)).
+//! systemd passed to this process by socket activation (sd_listen_fds(3)), asking glibc's
+//! allocator to give free memory back (malloc_trim(3), mallinfo2(3)), and asking the kernel
+//! how much of a file is in the page cache (cachestat(2), which libc does not wrap).
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -78,4 +79,67 @@ pub(crate) fn free_heap_bytes() -> usize {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn free_heap_bytes() -> usize {
     0
+}
+
+/// `struct cachestat_range` of linux/mman.h.
+#[repr(C)]
+struct CachestatRange {
+    off: u64,
+    len: u64,
+}
+
+/// `struct cachestat` of linux/mman.h.
+#[repr(C)]
+#[derive(Default)]
+struct Cachestat {
+    nr_cache: u64,
+    nr_dirty: u64,
+    nr_writeback: u64,
+    nr_evicted: u64,
+    nr_recently_evicted: u64,
+}
+
+/// cachestat's number: 451 on every architecture (it came after the syscall tables were
+/// unified, Linux 6.5).
+#[cfg(target_os = "linux")]
+const SYS_CACHESTAT: libc::c_long = 451;
+
+/// Pages of `len` bytes of `file` from `offset` that are in the page cache. Never blocks on
+/// the disk: the kernel only looks the pages up. `Err(ENOSYS)` before Linux 6.5.
+#[cfg(target_os = "linux")]
+pub(crate) fn cached_pages(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let range = CachestatRange { off: offset, len };
+    let mut stat = Cachestat::default();
+    // SAFETY: cachestat(fd, *const cachestat_range, *mut cachestat, flags) reads `range` and
+    // writes one `struct cachestat` into `stat`; both are live, properly aligned #[repr(C)]
+    // values of the kernel's layout (five and two u64), borrowed only for the call. `fd` is
+    // open for the call's length because `file` is borrowed. An unknown syscall returns
+    // ENOSYS and touches nothing.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &range as *const CachestatRange,
+            &mut stat as *mut Cachestat,
+            0u32,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stat.nr_cache)
+}
+
+/// See the Linux version.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn cached_pages(_: &std::fs::File, _: u64, _: u64) -> std::io::Result<u64> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// The page size, the unit of the page cache.
+pub(crate) fn page_size() -> u64 {
+    // SAFETY: sysconf takes a constant and returns a value; it touches no memory of ours.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }

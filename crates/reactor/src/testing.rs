@@ -82,6 +82,8 @@ pub struct Harness {
     /// Bytes of `input` the protocol was already handed.
     seen: usize,
     out: Option<Vec<u8>>,
+    /// Always empty: the harness has no socket, so `Cx::can_send_file` is false here.
+    segments: crate::segment::Segments,
     pool: BufPool,
     deadline: Option<Instant>,
     jobs: QueuedJobs,
@@ -109,6 +111,7 @@ impl Harness {
             input: Vec::new(),
             seen: 0,
             out: None,
+            segments: Default::default(),
             pool: BufPool::new(4096, 4),
             deadline: None,
             jobs: QueuedJobs::default(),
@@ -127,6 +130,8 @@ impl Harness {
             token: self.token,
             out: &mut self.out,
             out_written: 0,
+            segments: &mut self.segments,
+            can_send_file: false,
             unseen_from: 0,
             buffered_input,
             pool: &mut self.pool,

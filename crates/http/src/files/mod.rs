@@ -66,6 +66,9 @@ pub(crate) struct FileAsk {
     pub rest: Vec<u8>,
     pub method: Method,
     pub fields: ConditionFields,
+    /// The connection's transport takes `sendfile`: a body in the page cache then goes out
+    /// from the shard with no window read here.
+    pub send_file: bool,
 }
 
 /// The conditional fields of the request, copied out of its head.
@@ -93,8 +96,8 @@ impl ConditionFields {
 }
 
 /// Serves `ask`: 200, 206, 304, 404, 412, 416, or 500 when the disk fails us. The body is not
-/// read here beyond its first window: the reply carries the open file, and the connection
-/// reads on as the client drains (see `crate::held`).
+/// read here beyond its first window (none when it goes by `sendfile`): the reply carries the
+/// open file, and the connection sends on as the client drains (see `crate::held`).
 pub(crate) fn serve(ask: &FileAsk) -> JobReply {
     let Some(path) = resolve(&ask.root, &ask.rest) else {
         return JobReply::text(404, "not found\n");
@@ -181,7 +184,7 @@ fn serve_file(ask: &FileAsk, path: &Path) -> JobReply {
     );
     let stream = match ask.method {
         Method::Head => None,
-        _ => match FileBody::open(file, first, count) {
+        _ => match FileBody::open(file, first, count, ask.send_file) {
             Ok(body) => Some(Box::new(body)),
             Err(_) => return JobReply::text(500, "read failed\n"),
         },

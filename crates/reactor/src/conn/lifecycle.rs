@@ -124,7 +124,7 @@ impl Conn {
         let verb = self.call(env, |p, cx| p.on_flushed(cx))?;
         let waits_again = match verb {
             Verb::AwaitCompletion => true,
-            Verb::WaitFlush => self.pending_output() > 0,
+            Verb::WaitFlush => self.pending_output(env) > 0,
             Verb::Read | Verb::CloseAfterFlush | Verb::CloseNow => false,
         };
         if !waits_again {
@@ -147,7 +147,7 @@ impl Conn {
                     until: Wait::Flush,
                     ..
                 }
-            ) && self.pending_output() == 0;
+            ) && self.pending_output(env) == 0;
             if flushed {
                 self.after_flush(env)?;
                 self.feed(env, 0)?;
@@ -190,7 +190,7 @@ impl Conn {
         let State::Closing { eof } = self.state else {
             return Ok(());
         };
-        if self.pending_output() > 0 {
+        if self.pending_output(env) > 0 {
             return Ok(());
         }
         match eof {

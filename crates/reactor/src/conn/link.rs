@@ -47,7 +47,9 @@ impl Conn {
         self.out = out;
         // `written` came from `out_pos`, a u32.
         self.out_pos = written as u32;
-        self.pending_output() > 0
+        // The buffer only: no protocol of ours both links and sends file segments (the
+        // splice and proxy protocols link; only the HTTP files handler sends segments).
+        self.buffered_output() > 0
     }
 
     /// The output whose size paces this connection's reads: its peer's while linked (the
@@ -55,16 +57,17 @@ impl Conn {
     pub(super) fn paced_output(&self, env: &Env<'_>) -> usize {
         match (self.linked, env.link.as_deref()) {
             (true, Some(lent)) => lent.pending(),
-            _ => self.pending_output(),
+            _ => self.pending_output(env),
         }
     }
 
     /// Every byte is written: shut down the write side if the peer asked for it.
     pub(super) fn shut_if_asked(&mut self, env: &mut Env<'_>) -> Drive {
+        let pending = self.pending_output(env);
         let Some(link) = env.link.as_deref_mut() else {
             return Ok(());
         };
-        if link.own_shut != Shut::AfterFlush || self.pending_output() > 0 {
+        if link.own_shut != Shut::AfterFlush || pending > 0 {
             return Ok(());
         }
         link.own_shut = Shut::Done;
