@@ -23,6 +23,7 @@ mod reader;
 mod route;
 mod schema;
 mod summary;
+mod tls;
 mod units;
 mod validate;
 mod values;
@@ -41,6 +42,7 @@ pub use schema::{
     Listener, Log, LogFormat, LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server,
     Shards, StaticResponse, Timeouts, TimeoutsPatch,
 };
+pub use tls::{Identity, SniIdentity, Tls, TlsVersion, HANDSHAKE_TIMEOUT};
 pub use units::{format_duration, format_size, parse_duration, parse_size, UnitError};
 pub use values::Keyword;
 
@@ -58,6 +60,7 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     host: Host,
     locs: Locations,
+    warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -182,6 +185,7 @@ impl Config {
             listeners: decoded.listeners,
             host,
             locs: cx.locs,
+            warnings: cx.warnings,
         };
         let mut errors = cx.errors;
         errors.extend(config.validate());
@@ -190,6 +194,12 @@ impl Config {
         } else {
             Err(ConfigErrors::new(errors))
         }
+    }
+
+    /// What is valid but likely wrong (an expired certificate), each at its place: printed
+    /// by `check-config` and logged at start and reload.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
     }
 
     fn validate(&self) -> Vec<ConfigError> {

@@ -19,14 +19,15 @@ use crate::message::{Message, Outbox, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::outbound::Connects;
 use crate::protocol::{Cx, Protocol, Step};
-use crate::socket::Stream;
 use crate::stats::{bump, CloseReason, ShardStats};
 use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
+use crate::transport::Transport;
 
 mod lifecycle;
 mod link;
 mod outbound;
+mod write;
 
 use lifecycle::{State, Wait};
 
@@ -43,6 +44,8 @@ pub(crate) struct IoConfig {
     pub drain: Option<Duration>,
     /// How long an idle keep-alive connection is spared by eviction.
     pub keepalive_grace: Duration,
+    /// TLS for this listener's new connections; `None`: plaintext.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsListener>>,
 }
 
 impl IoConfig {
@@ -58,6 +61,8 @@ impl IoConfig {
             linger: own.linger.unwrap_or(self.linger),
             drain: own.drain.or(self.drain),
             keepalive_grace: own.keepalive_grace.unwrap_or(self.keepalive_grace),
+            // Set apart (`ListenerSpec::tls`, `Control::SetTls`): it is no IO setting.
+            tls: None,
         }
     }
 }
@@ -87,7 +92,7 @@ pub(crate) struct Env<'a> {
 pub(crate) type Drive = Result<(), CloseReason>;
 
 pub(crate) struct Conn {
-    stream: Stream,
+    stream: Transport,
     token: ConnToken,
     listener: u16,
     protocol: Box<dyn Protocol>,
@@ -121,7 +126,7 @@ impl crate::table::Keyed for Conn {
 
 impl Conn {
     pub fn new(
-        stream: Stream,
+        stream: Transport,
         token: ConnToken,
         listener: usize,
         protocol: Box<dyn Protocol>,
@@ -277,6 +282,15 @@ impl Conn {
     pub fn on_timer(&mut self, env: &mut Env<'_>) -> Drive {
         self.armed = None;
         let now = env.now;
+        if let Some(by) = self.stream.handshake_deadline() {
+            // The protocol's deadline (HTTP's header deadline) runs from the accept, so a
+            // handshake that outlives it is a slowloris too; the protocol is not called, as
+            // no answer of its own could reach the peer.
+            if by <= now || self.deadline.is_some_and(|at| at <= now) {
+                self.stream.handshake_timed_out();
+                return Err(CloseReason::Aborted);
+            }
+        }
         if self.io_deadline.is_some_and(|at| at <= now) {
             return Err(match self.state {
                 State::Lingering { reason } => reason,
@@ -319,6 +333,7 @@ impl Conn {
 
     /// Gives back buffers and cancels the timer; the socket closes when `self` drops.
     pub fn release(mut self, env: &mut Env<'_>) {
+        self.stream.finish();
         env.idle.remove(self.token);
         if let Some(key) = self.armed.take() {
             env.timers.cancel(key);
@@ -355,7 +370,7 @@ impl Conn {
         }
         let room = buf.data.len() - buf.end as usize;
         loop {
-            return match self.stream.read(&mut buf.data[buf.end as usize..]) {
+            return match self.stream.read(&mut buf.data[buf.end as usize..], env.now) {
                 Ok(0) => {
                     // Only a reading connection reads (`may_read`), so this is its FIN.
                     self.state = State::Reading { eof_seen: true };
@@ -369,7 +384,7 @@ impl Conn {
                         &env.stats.listeners[self.listener as usize].bytes_in,
                         n as u64,
                     );
-                    Ok(Some((n, n < room)))
+                    Ok(Some((n, self.stream.drained(n, room))))
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -423,7 +438,7 @@ impl Conn {
         }
         let mut budget = env.io.read_budget;
         loop {
-            match self.stream.read(env.scratch) {
+            match self.stream.discard(env.scratch) {
                 Ok(0) => return Err(reason),
                 Ok(n) => {
                     bump(
@@ -442,77 +457,6 @@ impl Conn {
             }
         }
         self.sync_timer(env);
-        Ok(())
-    }
-
-    /// Writes pending output until done or `WouldBlock`; registers `WRITABLE` only then.
-    fn flush(&mut self, env: &mut Env<'_>) -> Drive {
-        let Some(out) = self.out.as_ref() else {
-            return self.shut_if_asked(env);
-        };
-        if out.len() > u32::MAX as usize {
-            return Err(CloseReason::Aborted);
-        }
-        let was_blocked_above_mark = self.pending_output() > env.io.write_high_water;
-        let mut progressed = false;
-        while (self.out_pos as usize) < out.len() {
-            match self.stream.write(&out[self.out_pos as usize..]) {
-                Ok(0) => return Err(CloseReason::IoError),
-                Ok(n) => {
-                    self.out_pos += n as u32;
-                    progressed = true;
-                    bump(
-                        &env.stats.listeners[self.listener as usize].bytes_out,
-                        n as u64,
-                    );
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return self.wait_writable(progressed, was_blocked_above_mark, env);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(CloseReason::IoError),
-            }
-        }
-        self.out_pos = 0;
-        self.io_deadline = None;
-        if let Some(out) = self.out.take() {
-            env.output_pool.give(out);
-        }
-        if was_blocked_above_mark {
-            self.resume_reading(env);
-        }
-        self.shut_if_asked(env)
-    }
-
-    fn wait_writable(&mut self, progressed: bool, was_above: bool, env: &mut Env<'_>) -> Drive {
-        if !self.writable_registered {
-            // WRITABLE stays registered from now on: with edge triggering it only reports when
-            // a full send buffer gains room, so leaving it costs nothing and saves a syscall.
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if self
-                .stream
-                .reregister(env.registry, self.token.to_mio(), interest)
-                .is_err()
-            {
-                return Err(CloseReason::IoError);
-            }
-            self.writable_registered = true;
-        }
-        if progressed || self.io_deadline.is_none() {
-            self.io_deadline = Some(env.now + env.io.write_timeout);
-        }
-        let pending = self.pending_output() as u64;
-        if pending
-            > env
-                .stats
-                .peak_output_buffered
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            crate::stats::set(&env.stats.peak_output_buffered, pending);
-        }
-        if was_above && self.pending_output() <= env.io.write_high_water {
-            self.resume_reading(env);
-        }
         Ok(())
     }
 
@@ -539,10 +483,14 @@ impl Conn {
     /// earlier entry in place (it fires, finds nothing due, and re-arms), so moving an idle
     /// deadline forward on every request costs no wheel operation.
     fn sync_timer(&mut self, env: &mut Env<'_>) {
-        let earliest = [self.deadline, self.io_deadline]
-            .into_iter()
-            .flatten()
-            .min();
+        let earliest = [
+            self.deadline,
+            self.io_deadline,
+            self.stream.handshake_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match (earliest, self.armed) {
             (None, Some(key)) => {
                 env.timers.cancel(key);
@@ -612,10 +560,15 @@ impl Conn {
         }
     }
 
+    /// Output not yet on the socket: the output buffer's unwritten bytes, plus one for any
+    /// ciphertext the transport still holds (its size is rustls's, bounded; `> 0` is what
+    /// counts for closing, eviction and waits).
     fn pending_output(&self) -> usize {
-        self.out
+        let own = self
+            .out
             .as_ref()
-            .map_or(0, |out| out.len() - self.out_pos as usize)
+            .map_or(0, |out| out.len() - self.out_pos as usize);
+        own + usize::from(self.stream.has_pending())
     }
 }
 

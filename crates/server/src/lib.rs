@@ -16,6 +16,7 @@ mod reload;
 mod serve;
 mod signals;
 mod time;
+mod tls;
 mod wiring;
 
 /// Exit code: stopped cleanly.

@@ -21,6 +21,8 @@ pub(crate) struct RunningListener {
     pub config: config::Listener,
     /// Its HTTP factory, for live route changes and stats.
     pub http: Option<Arc<HttpFactory>>,
+    /// Its TLS, rebuilt at every reload (the files are read again).
+    pub tls: Option<Arc<coreloop_reactor::tls::TlsListener>>,
 }
 
 /// What a reload needs, kept by the main loop.
@@ -47,11 +49,15 @@ struct Planned {
     http: Option<Arc<HttpFactory>>,
 }
 
+type TlsChange = (usize, Arc<coreloop_reactor::tls::TlsListener>);
+
 /// Everything a reload will do, worked out before anything changes, so that an error in any
 /// listener leaves the running configuration untouched.
 struct Plan {
     /// `(listener id, message)` for HTTP listeners that stay.
     route_changes: Vec<(usize, Arc<dyn std::any::Any + Send + Sync>)>,
+    /// New certificates (and TLS settings) for listeners that stay.
+    tls_changes: Vec<TlsChange>,
     /// Ids of listeners to stop (removed, or replaced by a listener with another address,
     /// protocol or backlog).
     remove: Vec<usize>,
@@ -90,6 +96,9 @@ impl Reloader {
                 return false;
             }
         };
+        for warning in new.warnings() {
+            tracing::warn!("reload: {warning}");
+        }
         let plan = match self.plan(&new) {
             Ok(plan) => plan,
             Err(message) => {
@@ -122,6 +131,7 @@ impl Reloader {
     fn plan(&self, new: &Config) -> Result<Plan, String> {
         let mut plan = Plan {
             route_changes: Vec::new(),
+            tls_changes: Vec::new(),
             remove: Vec::new(),
             add: Vec::new(),
         };
@@ -129,6 +139,10 @@ impl Reloader {
             match new.listener(&running.config.name) {
                 None => plan.remove.push(running.id),
                 Some(l) if same_socket(&running.config, l) => {
+                    if let (Some(now), Some(tls)) = (&running.tls, &l.tls) {
+                        let rebuilt = crate::tls::build(l, tls, Some(now))?;
+                        plan.tls_changes.push((running.id, rebuilt));
+                    }
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
                         let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
                         // write_high_water is restart-only (the reactor's half is fixed with
@@ -168,6 +182,12 @@ impl Reloader {
         for (id, message) in plan.route_changes {
             reactor.broadcast(id, message);
         }
+        for (id, tls) in plan.tls_changes {
+            reactor.set_listener_tls(id, tls.clone());
+            if let Some(running) = self.listeners.iter_mut().find(|r| r.id == id) {
+                running.tls = Some(tls);
+            }
+        }
         let mut freed = Vec::new();
         for id in plan.remove {
             reactor.remove_listener(id);
@@ -185,6 +205,7 @@ impl Reloader {
         for planned in plan.add {
             let protocol = crate::serve::protocol_name(planned.config.protocol);
             let reuses = freed.contains(&planned.config.address);
+            let tls = planned.spec.tls.clone();
             match add_listener(reactor, planned.spec, reuses) {
                 Ok((id, addr)) => {
                     tracing::info!(
@@ -195,6 +216,7 @@ impl Reloader {
                         id,
                         config: planned.config,
                         http: planned.http,
+                        tls,
                     });
                 }
                 Err(error) => {
@@ -252,9 +274,13 @@ pub(crate) fn http_stats(
         .collect()
 }
 
-/// A listener keeps its socket across a reload when nothing about the socket changed.
+/// A listener keeps its socket across a reload when nothing about the socket changed
+/// (turning TLS on or off is such a change: its open connections keep what they speak).
 fn same_socket(old: &config::Listener, new: &config::Listener) -> bool {
-    old.address == new.address && old.protocol == new.protocol && old.backlog == new.backlog
+    old.address == new.address
+        && old.protocol == new.protocol
+        && old.backlog == new.backlog
+        && old.tls.is_some() == new.tls.is_some()
 }
 
 /// What differs between the running and the new configuration and takes effect only at a
@@ -293,6 +319,7 @@ mod tests {
                 id,
                 config: l.clone(),
                 http: None,
+                tls: None,
             })
             .collect()
     }
