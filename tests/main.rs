@@ -19,3 +19,4 @@ mod redbot;
 mod reload;
 mod serve;
 mod shutdown;
+mod tls;

@@ -14,6 +14,8 @@ use coreloop_http::{
 use coreloop_reactor::{CloseReason, PauseCause, Snapshot};
 
 use crate::process::ProcessSnapshot;
+
+mod tls;
 use crate::Sources;
 
 /// `le` label values of [`LATENCY_BUCKETS`], then `+Inf`, written once.
@@ -148,6 +150,7 @@ impl Scrape<'_> {
         self.offload(out);
         self.loops(out);
         self.outbound(out);
+        self.tls(out);
         self.process(out);
     }
 

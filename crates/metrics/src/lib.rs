@@ -105,6 +105,8 @@ pub struct Sources {
     pub listeners: Vec<String>,
     /// The HTTP counters of each HTTP listener, by listener index.
     pub http: Vec<(usize, Arc<HttpStats>)>,
+    /// The TLS counters of each TLS listener, by listener index.
+    pub tls: Vec<(usize, Arc<coreloop_reactor::tls::TlsStats>)>,
     /// Reloads and access-log drops.
     pub server: Arc<ServerStats>,
     /// `coreloop_build_info{version}`.

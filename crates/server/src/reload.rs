@@ -232,6 +232,7 @@ impl Reloader {
         self.scraper.update(|sources| {
             sources.listeners = reactor.listener_names().to_vec();
             sources.http = http_stats(&self.listeners);
+            sources.tls = tls_stats(&self.listeners);
         });
     }
 }
@@ -271,6 +272,16 @@ pub(crate) fn http_stats(
     listeners
         .iter()
         .filter_map(|r| r.http.as_ref().map(|f| (r.id, f.stats())))
+        .collect()
+}
+
+/// The TLS stats of the running listeners, by listener id, for the metrics.
+pub(crate) fn tls_stats(
+    listeners: &[RunningListener],
+) -> Vec<(usize, Arc<coreloop_reactor::tls::TlsStats>)> {
+    listeners
+        .iter()
+        .filter_map(|r| r.tls.as_ref().map(|t| (r.id, t.stats().clone())))
         .collect()
 }
 

@@ -13,7 +13,7 @@ use crate::access_format::Format;
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
 use crate::notify::Notifier;
-use crate::reload::{http_stats, Reloader, RunningListener};
+use crate::reload::{http_stats, tls_stats, Reloader, RunningListener};
 use crate::signals::{self, Event};
 use crate::{logging, wiring, EXIT_DRAIN_CUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 
@@ -110,6 +110,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         reactor: handle.stats_reader(),
         listeners: handle.listener_names().to_vec(),
         http: http_stats(&listeners),
+        tls: tls_stats(&listeners),
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
         max_connections,

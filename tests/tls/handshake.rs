@@ -1,0 +1,137 @@
+//! Handshakes that fail, stall or end badly: each closes the connection and is counted by
+//! cause; a session that ends well sends close_notify, one the peer cuts is counted.
+
+use std::io::Write;
+use std::net::TcpStream;
+
+use super::{client_config, closed_by_server, connect, tls_get, TlsServer};
+
+fn errors(tls: &TlsServer, reason: &str) -> f64 {
+    tls.metric(
+        "coreloop_tls_handshake_errors_total",
+        &[("listener", "web-tls"), ("reason", reason)],
+    )
+}
+
+/// A TLS record header announcing a ClientHello, and only part of it.
+const TRUNCATED: &[u8] = &[
+    0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+];
+
+/// Garbage, a plaintext request and a truncated ClientHello followed by EOF: closed, counted.
+#[test]
+fn bad_first_bytes_close_and_are_counted_by_cause() {
+    let tls = TlsServer::start("", &[]);
+    let cases: &[(&[u8], &str)] = &[
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "malformed"),
+        (&[0xff; 64], "malformed"),
+        (TRUNCATED, "eof"),
+    ];
+    for (i, (bytes, reason)) in cases.iter().enumerate() {
+        let mut conn = TcpStream::connect(tls.web()).unwrap();
+        conn.write_all(bytes).unwrap();
+        if *reason == "eof" {
+            conn.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        assert!(closed_by_server(&mut conn), "case {i} was not closed");
+        assert!(
+            crate::support::eventually(|| errors(&tls, reason) >= 1.0),
+            "case {i}: no {reason} counted"
+        );
+    }
+    assert_eq!(errors(&tls, "malformed"), 2.0);
+    // A bad handshake harms nobody else.
+    let config = client_config(&tls.cert, &["http/1.1"]);
+    let mut good = connect(tls.web(), &config).unwrap();
+    assert_eq!(tls_get(&mut good, "/plaintext").unwrap().0, 200);
+}
+
+/// A client that opens TLS and stalls mid-handshake is a slowloris: reaped at the header
+/// deadline, and at `handshake_timeout` on a listener without one (echo).
+#[test]
+fn stalled_handshakes_are_reaped_at_the_header_deadline() {
+    let tls = TlsServer::start(
+        ", handshake_timeout = \"1s\"",
+        &[("header = \"10s\"", "header = \"1s\"")],
+    );
+    for addr in [tls.web(), tls.echo()] {
+        let mut silent = TcpStream::connect(addr).unwrap();
+        let mut partial = TcpStream::connect(addr).unwrap();
+        partial.write_all(TRUNCATED).unwrap();
+        assert!(closed_by_server(&mut silent), "a silent client stayed");
+        assert!(closed_by_server(&mut partial), "a half ClientHello stayed");
+    }
+    let timeouts = |listener| {
+        tls.metric(
+            "coreloop_tls_handshake_errors_total",
+            &[("listener", listener), ("reason", "timeout")],
+        )
+    };
+    assert!(crate::support::eventually(
+        || timeouts("web-tls") == 2.0 && timeouts("echo-tls") == 2.0
+    ));
+}
+
+/// Handshakes are counted and timed; a peer that closes the TCP connection without
+/// close_notify is counted as unclean, and the connection is closed as a normal EOF.
+#[test]
+fn handshakes_are_timed_and_unclean_closes_counted() {
+    let tls = TlsServer::start("", &[]);
+    let config = client_config(&tls.cert, &["http/1.1"]);
+    for _ in 0..3 {
+        let mut conn = connect(tls.web(), &config).unwrap();
+        assert_eq!(
+            tls_get(&mut conn, "/plaintext").unwrap(),
+            (200, "Hello, TLS!".into())
+        );
+        // Dropping the stream closes the socket without close_notify.
+    }
+    let web = [("listener", "web-tls")];
+    let count = || tls.metric("coreloop_tls_handshake_duration_seconds_count", &web);
+    assert!(crate::support::eventually(|| count() == 3.0));
+    let inf = [("listener", "web-tls"), ("le", "+Inf")];
+    assert_eq!(
+        tls.metric("coreloop_tls_handshake_duration_seconds_bucket", &inf),
+        3.0
+    );
+    let unclean = || tls.metric("coreloop_tls_unclean_closes_total", &web);
+    assert!(
+        crate::support::eventually(|| unclean() == 3.0),
+        "got {}",
+        unclean()
+    );
+    let errors: f64 = ["malformed", "incompatible", "eof", "timeout", "other"]
+        .iter()
+        .map(|r| errors(&tls, r))
+        .sum();
+    assert_eq!(errors, 0.0, "an unclean close is not a handshake error");
+}
+
+/// Large transfers go through TLS whole: 4 MiB through the echo listener, the client
+/// staying up to 192 KiB behind, so the server's writes come up short and it pauses reading.
+#[test]
+fn large_echo_through_tls_arrives_whole() {
+    use std::io::Read;
+    let tls = TlsServer::start("", &[]);
+    let config = client_config(&tls.cert, &[]);
+    let mut conn = connect(tls.echo(), &config).unwrap();
+    let payload: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut back = Vec::with_capacity(payload.len());
+    let mut buf = vec![0; 64 * 1024];
+    const CHUNK: usize = 64 * 1024;
+    for (i, chunk) in payload.chunks(CHUNK).enumerate() {
+        conn.write_all(chunk).unwrap();
+        let written = i * CHUNK + chunk.len();
+        while back.len() + (192 << 10) < written {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF after {} bytes", back.len());
+            back.extend_from_slice(&buf[..n]);
+        }
+    }
+    while back.len() < payload.len() {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {} bytes", back.len());
+        back.extend_from_slice(&buf[..n]);
+    }
+    assert!(back == payload, "the echo differs");
+}
