@@ -124,7 +124,9 @@ fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
 
 #[test]
 fn docs_list_exactly_the_exposed_metrics() {
-    let server = Server::start(&config(&[]));
+    // With TLS listeners, whose families only a server with one exposes.
+    let tls = crate::tls::TlsServer::start("", &[]);
+    let server = &tls.server;
     let mut conn = Conn::open(server.addr("web"));
     conn.get("/plaintext");
     let exposed = scrape_on(&mut conn);

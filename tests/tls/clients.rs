@@ -15,7 +15,7 @@ fn curl(args: &[&str]) -> String {
 
 /// curl checks the chain against `--cacert`, for both key types, and keeps the connection.
 #[test]
-fn curl_verifies_ecdsa_and_rsa_certificates_with_cacert() {
+pub fn curl_verifies_ecdsa_and_rsa_certificates_with_cacert() {
     for kind in [KeyType::EcdsaP256, KeyType::Rsa2048] {
         let dir = TempDir::new();
         let (cert, key) = make_cert(&dir.0, "localhost", "localhost", kind, 2);
@@ -44,7 +44,7 @@ fn curl_verifies_ecdsa_and_rsa_certificates_with_cacert() {
 
 /// TLS 1.0 and 1.1 are refused, 1.2 and 1.3 spoken; `min_version = "1.3"` refuses 1.2 too.
 #[test]
-fn only_tls_1_2_and_1_3_are_spoken() {
+pub fn only_tls_1_2_and_1_3_are_spoken() {
     let tls = TlsServer::start("", &[]);
     // OpenSSL 3 will not even offer 1.0/1.1 at its default security level.
     let old = ["-cipher", "DEFAULT@SECLEVEL=0"];
@@ -77,7 +77,7 @@ fn only_tls_1_2_and_1_3_are_spoken() {
 /// http listeners offer `http/1.1` by default and refuse a client that offers only others;
 /// `alpn` replaces the list; other listeners offer none.
 #[test]
-fn alpn_defaults_to_http_1_1_on_http_listeners_only() {
+pub fn alpn_defaults_to_http_1_1_on_http_listeners_only() {
     let tls = TlsServer::start("", &[]);
     let out = s_client(tls.web(), &["-alpn", "h2,http/1.1"]);
     assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
@@ -101,7 +101,7 @@ fn alpn_defaults_to_http_1_1_on_http_listeners_only() {
 
 /// `certs` picks a certificate by the SNI name; no name or another one gets the default.
 #[test]
-fn sni_picks_the_certificate() {
+pub fn sni_picks_the_certificate() {
     let dir = TempDir::new();
     let (cert, key) = make_cert(&dir.0, "default", "localhost", KeyType::EcdsaP256, 2);
     let (b_cert, b_key) = make_cert(&dir.0, "b", "b.example", KeyType::Rsa2048, 2);
@@ -154,7 +154,7 @@ for _ in range(4):
 /// and resumes its session on every later connection, whichever shard takes it: round-robin
 /// balancing puts consecutive connections on alternate shards.
 #[test]
-fn python_resumes_sessions_across_shards_and_sees_close_notify() {
+pub fn python_resumes_sessions_across_shards_and_sees_close_notify() {
     for version in ["1.2", "1.3"] {
         let round_robin = ("balance = \"least-loaded\"", "balance = \"round-robin\"");
         let extra = format!(", min_version = \"{version}\"");
@@ -190,7 +190,7 @@ fn python_resumes_sessions_across_shards_and_sees_close_notify() {
 
 /// openssl's own session file resumes too (`-sess_out`, `-sess_in`).
 #[test]
-fn openssl_resumes_a_saved_session() {
+pub fn openssl_resumes_a_saved_session() {
     let tls = TlsServer::start("", &[]);
     let sess = tls.dir.0.join("session.pem");
     let sess = sess.to_str().unwrap();
@@ -225,7 +225,7 @@ fn openssl_resumes_a_saved_session() {
 
 /// The echo listener speaks TLS unchanged.
 #[test]
-fn echo_over_tls() {
+pub fn echo_over_tls() {
     let tls = TlsServer::start("", &[]);
     let script = r#"
 import socket, ssl, sys

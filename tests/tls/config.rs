@@ -16,7 +16,7 @@ fn check(dir: &TempDir, tls: &str) -> (bool, String) {
 }
 
 #[test]
-fn check_config_locates_every_bad_tls_file() {
+pub fn check_config_locates_every_bad_tls_file() {
     let dir = TempDir::new();
     let (cert, key) = make_cert(&dir.0, "good", "localhost", KeyType::EcdsaP256, 2);
     let (_, other_key) = make_cert(&dir.0, "other", "localhost", KeyType::EcdsaP256, 2);

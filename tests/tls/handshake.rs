@@ -20,7 +20,7 @@ const TRUNCATED: &[u8] = &[
 
 /// Garbage, a plaintext request and a truncated ClientHello followed by EOF: closed, counted.
 #[test]
-fn bad_first_bytes_close_and_are_counted_by_cause() {
+pub fn bad_first_bytes_close_and_are_counted_by_cause() {
     let tls = TlsServer::start("", &[]);
     let cases: &[(&[u8], &str)] = &[
         (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "malformed"),
@@ -46,36 +46,62 @@ fn bad_first_bytes_close_and_are_counted_by_cause() {
     assert_eq!(tls_get(&mut good, "/plaintext").unwrap().0, 200);
 }
 
-/// A client that opens TLS and stalls mid-handshake is a slowloris: reaped at the header
-/// deadline, and at `handshake_timeout` on a listener without one (echo).
+/// Opens a silent connection and one that sent half a ClientHello to `addr`; whether the
+/// server closed both (within WAIT).
+fn stalled_both_reaped(addr: std::net::SocketAddr) -> bool {
+    let mut silent = TcpStream::connect(addr).unwrap();
+    let mut partial = TcpStream::connect(addr).unwrap();
+    partial.write_all(TRUNCATED).unwrap();
+    closed_by_server(&mut silent) && closed_by_server(&mut partial)
+}
+
+fn timeouts(tls: &TlsServer, listener: &str) -> f64 {
+    tls.metric(
+        "coreloop_tls_handshake_errors_total",
+        &[("listener", listener), ("reason", "timeout")],
+    )
+}
+
+/// A client that opens TLS and stalls mid-handshake is a slowloris: the header deadline,
+/// which runs from the accept, reaps it even when `handshake_timeout` is far away.
 #[test]
-fn stalled_handshakes_are_reaped_at_the_header_deadline() {
+pub fn stalled_handshakes_are_reaped_at_the_header_deadline() {
     let tls = TlsServer::start(
-        ", handshake_timeout = \"1s\"",
+        ", handshake_timeout = \"60s\"",
         &[("header = \"10s\"", "header = \"1s\"")],
     );
-    for addr in [tls.web(), tls.echo()] {
-        let mut silent = TcpStream::connect(addr).unwrap();
-        let mut partial = TcpStream::connect(addr).unwrap();
-        partial.write_all(TRUNCATED).unwrap();
-        assert!(closed_by_server(&mut silent), "a silent client stayed");
-        assert!(closed_by_server(&mut partial), "a half ClientHello stayed");
-    }
-    let timeouts = |listener| {
-        tls.metric(
-            "coreloop_tls_handshake_errors_total",
-            &[("listener", listener), ("reason", "timeout")],
-        )
-    };
+    assert!(
+        stalled_both_reaped(tls.web()),
+        "a stalled handshake outlived the header deadline"
+    );
     assert!(crate::support::eventually(
-        || timeouts("web-tls") == 2.0 && timeouts("echo-tls") == 2.0
+        || timeouts(&tls, "web-tls") == 2.0
     ));
+}
+
+/// `handshake_timeout` reaps stalled handshakes on every listener (echo has no deadline of
+/// its own), far before a header deadline.
+#[test]
+pub fn handshake_timeout_reaps_stalled_handshakes() {
+    let tls = TlsServer::start(
+        ", handshake_timeout = \"1s\"",
+        &[("header = \"10s\"", "header = \"60s\"")],
+    );
+    for addr in [tls.web(), tls.echo()] {
+        assert!(
+            stalled_both_reaped(addr),
+            "a stalled handshake outlived handshake_timeout"
+        );
+    }
+    assert!(crate::support::eventually(|| timeouts(&tls, "web-tls")
+        == 2.0
+        && timeouts(&tls, "echo-tls") == 2.0));
 }
 
 /// Handshakes are counted and timed; a peer that closes the TCP connection without
 /// close_notify is counted as unclean, and the connection is closed as a normal EOF.
 #[test]
-fn handshakes_are_timed_and_unclean_closes_counted() {
+pub fn handshakes_are_timed_and_unclean_closes_counted() {
     let tls = TlsServer::start("", &[]);
     let config = client_config(&tls.cert, &["http/1.1"]);
     for _ in 0..3 {
@@ -110,7 +136,7 @@ fn handshakes_are_timed_and_unclean_closes_counted() {
 /// Large transfers go through TLS whole: 4 MiB through the echo listener, the client
 /// staying up to 192 KiB behind, so the server's writes come up short and it pauses reading.
 #[test]
-fn large_echo_through_tls_arrives_whole() {
+pub fn large_echo_through_tls_arrives_whole() {
     use std::io::Read;
     let tls = TlsServer::start("", &[]);
     let config = client_config(&tls.cert, &[]);

@@ -2,10 +2,10 @@
 //! binary on port 0, and real clients: curl, `openssl s_client`, Python's `ssl`, and rustls
 //! for the cases that need a client driven step by step.
 
-mod clients;
+pub mod clients;
 mod config;
-mod handshake;
-mod reload;
+pub mod handshake;
+pub mod reload;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

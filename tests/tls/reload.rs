@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::{client_config, connect, make_cert, tls_get, KeyType, TlsServer};
 
 #[test]
-fn sighup_swaps_the_certificate_under_load_and_fails_no_request() {
+pub fn sighup_swaps_the_certificate_under_load_and_fails_no_request() {
     let tls = TlsServer::start("", &[]);
     let old_ca = client_config(&tls.cert, &["http/1.1"]);
     let mut kept = connect(tls.web(), &old_ca).unwrap();

@@ -11,7 +11,11 @@ const LE: [&str; HANDSHAKE_BUCKETS.len() + 1] = [
 ];
 
 impl Scrape<'_> {
+    /// Written only when some listener speaks TLS: a plaintext server shows no TLS families.
     pub(super) fn tls(&self, out: &mut Out) {
+        if self.sources.tls.is_empty() {
+            return;
+        }
         let snapshots: Vec<(&str, TlsSnapshot)> = (self.sources.tls.iter())
             .map(|(listener, stats)| (self.listener(*listener), stats.snapshot()))
             .collect();
