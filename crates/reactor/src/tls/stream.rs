@@ -250,3 +250,15 @@ impl io::Write for Sink<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/TLS.md says what an idle TLS connection holds; this is its fixed part (the heap
+    /// parts come on top). A guard, not a timing.
+    #[test]
+    fn a_tls_connection_stays_within_its_documented_size() {
+        let size = std::mem::size_of::<super::TlsStream>();
+        eprintln!("TlsStream: {size} bytes");
+        assert!(size <= 1280, "TlsStream grew to {size} bytes");
+    }
+}
