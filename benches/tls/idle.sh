@@ -13,7 +13,8 @@ rounds=${2:-3}
 kind=${3:-ecdsa}
 bin=${CARGO_TARGET_DIR:-target}/release/coreloop
 [ -x "$bin" ] || cargo build -q --release -p coreloop
-ulimit -n 65536
+# N client sockets in one process and N server sockets in another: each needs N fds.
+ulimit -n "$(ulimit -Hn)"
 dir=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 case $kind in
