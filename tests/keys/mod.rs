@@ -68,7 +68,8 @@ effects! {
     "listener.address" => listener::address_can_be_a_unix_socket;
     "listener.protocol" => listener::protocol_decides_what_is_spoken;
     "listener.backlog" => listener::backlog_is_the_listen_queue;
-    "listener.tls" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert;
+    "listener.tls" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert,
+        crate::tls::reload::removing_tls_rebinds_the_listener_as_plaintext;
     "listener.tls.cert" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert,
         crate::tls::reload::sighup_swaps_the_certificate_under_load_and_fails_no_request;
     "listener.tls.key" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert,

@@ -70,3 +70,30 @@ pub fn sighup_swaps_the_certificate_under_load_and_fails_no_request() {
     );
     assert_eq!(tls_get(&mut kept, "/plaintext").unwrap().0, 200);
 }
+
+/// Removing `tls` from a listener replaces its socket (rebind): the new one speaks
+/// plaintext; a TLS session opened on the old socket before carries on.
+#[test]
+pub fn removing_tls_rebinds_the_listener_as_plaintext() {
+    use std::io::{Read, Write};
+    let tls = TlsServer::start("", &[]);
+    let config = client_config(&tls.cert, &[]);
+    let mut kept = connect(tls.echo(), &config).unwrap();
+    let text = std::fs::read_to_string(&tls.server.config).unwrap();
+    let table = super::tls_table(&tls.cert, &tls.key, "");
+    // The echo-tls listener's table is the last one: drop its tls line only.
+    let at = text.rfind(&table).unwrap();
+    let text = format!("{}{}", &text[..at], &text[at + table.len()..]);
+    std::fs::write(&tls.server.config, text).unwrap();
+    tls.server.signal("HUP");
+    tls.server.wait_for("configuration reloaded", 1);
+    let addrs = crate::support::parse_listening(&tls.server.stderr());
+    let plain = addrs["echo-tls"];
+    assert_ne!(plain, tls.echo(), "the listener was not rebound");
+    let mut conn = crate::keys::connect(plain);
+    crate::keys::echoed(&mut conn, b"plaintext now");
+    kept.write_all(b"still TLS").unwrap();
+    let mut back = [0u8; 9];
+    kept.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"still TLS");
+}
