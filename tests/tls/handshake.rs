@@ -161,3 +161,32 @@ pub fn large_echo_through_tls_arrives_whole() {
     }
     assert!(back == payload, "the echo differs");
 }
+
+/// A TLS peer that sends and never reads: the echo's output backs up past the high-water mark,
+/// the server stops reading, and the write deadline closes it, as in plaintext.
+#[test]
+pub fn a_tls_peer_that_never_reads_meets_the_write_deadline() {
+    let tls = TlsServer::start("", &[("write = \"30s\"", "write = \"1s\"")]);
+    let config = client_config(&tls.cert, &[]);
+    let mut conn = connect(tls.echo(), &config).unwrap();
+    conn.sock
+        .set_write_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    // Bounded: at most 64 MiB, until the kernel buffers on both sides are full.
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..1024 {
+        if conn.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let closed = |reason| {
+        tls.metric(
+            "coreloop_connections_closed_total",
+            &[("listener", "echo-tls"), ("reason", reason)],
+        )
+    };
+    assert!(
+        crate::support::eventually(|| closed("write_timeout") == 1.0),
+        "not closed by the write deadline"
+    );
+}
