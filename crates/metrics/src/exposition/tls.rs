@@ -40,7 +40,7 @@ impl Scrape<'_> {
             }
         }
         let name = "coreloop_tls_handshake_duration_seconds";
-        let help = "From the accept to the completed TLS handshake.";
+        let help = "From the shard taking the connection to the completed TLS handshake.";
         out.family(name, Kind::Histogram, help);
         for (listener, s) in &snapshots {
             for (le, cumulative) in LE.iter().zip(s.latency_cumulative) {
