@@ -40,6 +40,20 @@ pub fn bad_first_bytes_close_and_are_counted_by_cause() {
         );
     }
     assert_eq!(errors(&tls, "malformed"), 2.0);
+    // Half a ClientHello, then a reset (SO_LINGER 0) instead of a FIN.
+    let script = r#"
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(bytes.fromhex(sys.argv[2]))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+"#;
+    let hex: String = TRUNCATED.iter().map(|b| format!("{b:02x}")).collect();
+    super::python(script, &[&tls.web().port().to_string(), &hex]);
+    assert!(
+        crate::support::eventually(|| errors(&tls, "eof") == 2.0),
+        "a reset mid-handshake was not counted"
+    );
     // A bad handshake harms nobody else.
     let config = client_config(&tls.cert, &["http/1.1"]);
     let mut good = connect(tls.web(), &config).unwrap();

@@ -203,6 +203,7 @@ impl Conn {
     /// `EPOLLERR`: the peer reset the connection (or it failed otherwise). Closed at once,
     /// even while the protocol awaits a job and reads nothing: nobody is left to answer.
     pub fn on_error(&mut self) -> Drive {
+        self.stream.reset();
         Err(CloseReason::IoError)
     }
 

@@ -113,6 +113,13 @@ impl Transport {
         }
     }
 
+    /// The socket failed (a reset): a handshake still running failed with it.
+    pub fn reset(&mut self) {
+        if let Self::Tls(t) = self {
+            t.reset();
+        }
+    }
+
     /// Counts a handshake that ran out of time.
     pub fn handshake_timed_out(&mut self) {
         if let Self::Tls(t) = self {

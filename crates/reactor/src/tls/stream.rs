@@ -197,6 +197,11 @@ impl TlsStream {
         self.handshake.map(|(_, by)| by)
     }
 
+    /// The socket failed (`EPOLLERR`, a reset): counted like an EOF mid-handshake.
+    pub fn reset(&mut self) {
+        self.fail(HandshakeFailure::Eof);
+    }
+
     /// The handshake ran out of time (its own deadline or the protocol's).
     pub fn handshake_timed_out(&mut self) {
         self.fail(HandshakeFailure::Timeout);
