@@ -20,3 +20,4 @@ mod reload;
 mod serve;
 mod shutdown;
 mod tcp_proxy;
+mod tls;

@@ -124,9 +124,19 @@ fn documented() -> BTreeMap<String, (String, BTreeSet<String>)> {
 
 #[test]
 fn docs_list_exactly_the_exposed_metrics() {
-    // An upstream (unused) so that the coreloop_upstream_* families are exposed too.
+    // With an (unused) upstream and TLS listeners, whose families only a server with them
+    // exposes.
     let upstream = "\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9\"]\n";
-    let server = Server::start(&(config(&[]) + upstream));
+    let dir = TempDir::new();
+    let (cert, key) = crate::tls::make_cert(
+        &dir.0,
+        "localhost",
+        "localhost",
+        crate::tls::KeyType::EcdsaP256,
+        2,
+    );
+    let tls = crate::tls::tls_table(&cert, &key, "");
+    let server = Server::start(&(crate::tls::tls_config(&tls, &[]) + upstream));
     let mut conn = Conn::open(server.addr("web"));
     conn.get("/plaintext");
     let exposed = scrape_on(&mut conn);

@@ -71,6 +71,16 @@ effects! {
     "listener.protocol" => listener::protocol_decides_what_is_spoken;
     "listener.backlog" => listener::backlog_is_the_listen_queue;
     "listener.upstream" => upstream::listener_upstream_picks_the_upstream;
+    "listener.tls" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert,
+        crate::tls::reload::removing_tls_rebinds_the_listener_as_plaintext;
+    "listener.tls.cert" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert,
+        crate::tls::reload::sighup_swaps_the_certificate_under_load_and_fails_no_request;
+    "listener.tls.key" => crate::tls::clients::curl_verifies_ecdsa_and_rsa_certificates_with_cacert,
+        crate::tls::reload::sighup_swaps_the_certificate_under_load_and_fails_no_request;
+    "listener.tls.alpn" => crate::tls::clients::alpn_defaults_to_http_1_1_on_http_listeners_only;
+    "listener.tls.min_version" => crate::tls::clients::only_tls_1_2_and_1_3_are_spoken;
+    "listener.tls.handshake_timeout" => crate::tls::handshake::handshake_timeout_reaps_stalled_handshakes;
+    "listener.tls.certs" => crate::tls::clients::sni_picks_the_certificate;
     "listener.route" => listener::routes_answer_their_paths;
     "listener.route.path" => listener::routes_answer_their_paths;
     "listener.route.methods" => listener::methods_outside_a_route_get_405;

@@ -102,6 +102,8 @@ pub enum ErrorKind {
     RoutesNeedHttp { protocol: &'static str },
     /// A `files` root that is missing or not a directory.
     FilesRoot { root: String, reason: String },
+    /// A TLS certificate or key file that cannot be used (or, as a warning, has expired).
+    Tls(String),
     /// An HTTP status outside 100..=599.
     Status { status: i128 },
     /// max_connections the fd limit cannot hold.
@@ -204,6 +206,7 @@ impl fmt::Display for ErrorKind {
                 "routes are only allowed on protocol = \"http\" listeners, this one is {protocol:?}"
             ),
             FilesRoot { root, reason } => write!(f, "files root {root:?} {reason}"),
+            Tls(reason) => write!(f, "tls: {reason}"),
             Status { status } => write!(f, "status {status} is outside 100..=599"),
             FdLimit {
                 max_connections,

@@ -239,6 +239,16 @@ pub const KEYS: &[Key] = &[
     key("listener.protocol", Rebind, Own, All, Get::Listener),
     key("listener.backlog", Rebind, Own, All, Get::Listener),
     key("listener.upstream", Rebind, Own, Upstream, Get::Listener),
+
+    // Turning TLS on or off rebinds; what it is made of is rebuilt at every reload (the
+    // files are read again), for new handshakes.
+    key("listener.tls", Rebind, Own, All, Get::Listener),
+    key("listener.tls.cert", Live, Own, All, Get::Listener),
+    key("listener.tls.key", Live, Own, All, Get::Listener),
+    key("listener.tls.alpn", Live, Own, All, Get::Listener),
+    key("listener.tls.min_version", Live, Own, All, Get::Listener),
+    key("listener.tls.handshake_timeout", Live, Own, All, Get::Listener),
+    key("listener.tls.certs", Live, Own, All, Get::Listener),
     key("listener.route", Live, Own, Http, Get::Listener),
     key("listener.route.path", Live, Own, Http, Get::Listener),
     key("listener.route.methods", Live, Own, Http, Get::Listener),

@@ -23,6 +23,7 @@ mod reader;
 mod route;
 mod schema;
 mod summary;
+mod tls;
 mod units;
 mod upstream;
 mod validate;
@@ -42,6 +43,7 @@ pub use schema::{
     Listener, Log, LogFormat, LogLevel, MaxConnections, Method, Protocol, Route, RoutePath, Server,
     Shards, StaticResponse, Timeouts, TimeoutsPatch, Upstream, UpstreamBalance,
 };
+pub use tls::{Identity, SniIdentity, Tls, TlsVersion, HANDSHAKE_TIMEOUT};
 pub use units::{format_duration, format_size, parse_duration, parse_size, UnitError};
 pub use values::Keyword;
 
@@ -61,6 +63,7 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     host: Host,
     locs: Locations,
+    warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -191,6 +194,7 @@ impl Config {
             upstreams: decoded.upstreams,
             host,
             locs: cx.locs,
+            warnings: cx.warnings,
         };
         let mut errors = cx.errors;
         errors.extend(config.validate());
@@ -199,6 +203,12 @@ impl Config {
         } else {
             Err(ConfigErrors::new(errors))
         }
+    }
+
+    /// What is valid but likely wrong (an expired certificate), each at its place: printed
+    /// by `check-config` and logged at start and reload.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
     }
 
     fn validate(&self) -> Vec<ConfigError> {

@@ -80,6 +80,9 @@ fn listener(
         Some(v) => routes(cx, &t.child("route"), v, base_dir),
         None => Vec::new(),
     };
+    let tls = t
+        .take(cx, "tls")
+        .and_then(|v| crate::tls::tls(cx, &t.child("tls"), v, base_dir));
     t.finish(cx);
     let limit_overrides = limit_overrides.unwrap_or_default();
     let timeout_overrides = timeout_overrides.unwrap_or_default();
@@ -95,6 +98,7 @@ fn listener(
         timeouts: global_timeouts.patched(&timeout_overrides),
         limit_overrides,
         timeout_overrides,
+        tls,
     }
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct Cx<'s> {
     src: &'s str,
     origin: Arc<str>,
     pub(crate) errors: Vec<ConfigError>,
+    /// What is allowed but likely wrong (an expired certificate).
+    pub(crate) warnings: Vec<ConfigError>,
     pub(crate) locs: Locations,
 }
 
@@ -73,6 +75,7 @@ impl<'s> Cx<'s> {
             src,
             origin: Arc::from(origin),
             errors: Vec::new(),
+            warnings: Vec::new(),
             locs: Locations::default(),
         };
         let root = cx.loc(0..0);
@@ -103,6 +106,16 @@ impl<'s> Cx<'s> {
         let loc = self.loc(span);
         self.locs.mark_bad(path);
         self.errors.push(ConfigError {
+            loc,
+            path: path.to_string(),
+            kind,
+        });
+    }
+
+    /// Like `error`, but the configuration stays valid.
+    pub(crate) fn warn(&mut self, span: Range<usize>, path: &str, kind: ErrorKind) {
+        let loc = self.loc(span);
+        self.warnings.push(ConfigError {
             loc,
             path: path.to_string(),
             kind,

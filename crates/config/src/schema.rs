@@ -212,6 +212,8 @@ pub struct Listener {
     /// The keys this listener overrides, as written.
     pub limit_overrides: LimitsPatch,
     pub timeout_overrides: TimeoutsPatch,
+    /// `tls = { ... }`: TLS on every connection; `None`: plaintext.
+    pub tls: Option<crate::tls::Tls>,
     pub(crate) limits: Limits,
     pub(crate) timeouts: Timeouts,
 }

@@ -14,6 +14,8 @@ use coreloop_http::{
 use coreloop_reactor::{CloseReason, PauseCause, Snapshot};
 
 use crate::process::ProcessSnapshot;
+
+mod tls;
 use crate::Sources;
 
 /// `le` label values of [`LATENCY_BUCKETS`], then `+Inf`, written once.
@@ -155,6 +157,7 @@ impl Scrape<'_> {
         self.loops(out);
         self.outbound(out);
         crate::upstream::write(out, &self.sources.upstreams);
+        self.tls(out);
         self.process(out);
     }
 

@@ -108,6 +108,8 @@ pub struct Sources {
     pub http: Vec<(usize, Arc<HttpStats>)>,
     /// The counters of each `[[upstream]]`, in config order.
     pub upstreams: Vec<Arc<upstream::UpstreamStats>>,
+    /// The TLS counters of each TLS listener, by listener index.
+    pub tls: Vec<(usize, Arc<coreloop_reactor::tls::TlsStats>)>,
     /// Reloads and access-log drops.
     pub server: Arc<ServerStats>,
     /// `coreloop_build_info{version}`.

@@ -118,6 +118,8 @@ pub struct ListenerSpec {
     pub protocol: Arc<dyn ProtocolFactory>,
     /// This listener's own IO settings, over the reactor-wide ones.
     pub io: ListenerIo,
+    /// TLS on every connection of this listener; `None`: plaintext.
+    pub tls: Option<Arc<crate::tls::TlsListener>>,
 }
 
 impl ListenerSpec {
@@ -137,6 +139,7 @@ impl ListenerSpec {
             backlog: DEFAULT_BACKLOG,
             protocol,
             io: ListenerIo::default(),
+            tls: None,
         }
     }
 
@@ -151,6 +154,12 @@ impl ListenerSpec {
         self.io = io;
         self
     }
+
+    /// With TLS on every connection (see [`crate::tls`]).
+    pub fn with_tls(mut self, tls: Arc<crate::tls::TlsListener>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
 }
 
 /// The backlog of [`ListenerSpec::new`].
@@ -163,6 +172,7 @@ impl std::fmt::Debug for ListenerSpec {
             .field("addr", &self.addr)
             .field("backlog", &self.backlog)
             .field("io", &self.io)
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -19,15 +19,16 @@ use crate::message::{Message, Outbox, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::outbound::Connects;
 use crate::protocol::{Cx, Protocol, Step};
-use crate::segment::{self, Segments};
-use crate::socket::Stream;
+use crate::segment::Segments;
 use crate::stats::{bump, CloseReason, ShardStats};
 use crate::timer::{TimerKey, TimerWheel};
 use crate::token::ConnToken;
+use crate::transport::Transport;
 
 mod lifecycle;
 mod link;
 mod outbound;
+mod write;
 
 use lifecycle::{State, Wait};
 
@@ -44,6 +45,8 @@ pub(crate) struct IoConfig {
     pub drain: Option<Duration>,
     /// How long an idle keep-alive connection is spared by eviction.
     pub keepalive_grace: Duration,
+    /// TLS for this listener's new connections; `None`: plaintext.
+    pub tls: Option<std::sync::Arc<crate::tls::TlsListener>>,
 }
 
 impl IoConfig {
@@ -59,6 +62,8 @@ impl IoConfig {
             linger: own.linger.unwrap_or(self.linger),
             drain: own.drain.or(self.drain),
             keepalive_grace: own.keepalive_grace.unwrap_or(self.keepalive_grace),
+            // Set apart (`ListenerSpec::tls`, `Control::SetTls`): it is no IO setting.
+            tls: None,
         }
     }
 }
@@ -90,7 +95,7 @@ pub(crate) struct Env<'a> {
 pub(crate) type Drive = Result<(), CloseReason>;
 
 pub(crate) struct Conn {
-    stream: Stream,
+    stream: Transport,
     token: ConnToken,
     listener: u16,
     protocol: Box<dyn Protocol>,
@@ -124,7 +129,7 @@ impl crate::table::Keyed for Conn {
 
 impl Conn {
     pub fn new(
-        stream: Stream,
+        stream: Transport,
         token: ConnToken,
         listener: usize,
         protocol: Box<dyn Protocol>,
@@ -201,6 +206,7 @@ impl Conn {
     /// `EPOLLERR`: the peer reset the connection (or it failed otherwise). Closed at once,
     /// even while the protocol awaits a job and reads nothing: nobody is left to answer.
     pub fn on_error(&mut self) -> Drive {
+        self.stream.reset();
         Err(CloseReason::IoError)
     }
 
@@ -280,6 +286,15 @@ impl Conn {
     pub fn on_timer(&mut self, env: &mut Env<'_>) -> Drive {
         self.armed = None;
         let now = env.now;
+        if let Some(by) = self.stream.handshake_deadline() {
+            // The protocol's deadline (HTTP's header deadline) runs from the accept, so a
+            // handshake that outlives it is a slowloris too; the protocol is not called, as
+            // no answer of its own could reach the peer.
+            if by <= now || self.deadline.is_some_and(|at| at <= now) {
+                self.stream.handshake_timed_out();
+                return Err(CloseReason::Aborted);
+            }
+        }
         if self.io_deadline.is_some_and(|at| at <= now) {
             return Err(match self.state {
                 State::Lingering { reason } => reason,
@@ -322,6 +337,7 @@ impl Conn {
 
     /// Gives back buffers and cancels the timer; the socket closes when `self` drops.
     pub fn release(mut self, env: &mut Env<'_>) {
+        self.stream.finish();
         env.idle.remove(self.token);
         if let Some(key) = self.armed.take() {
             env.timers.cancel(key);
@@ -355,7 +371,7 @@ impl Conn {
         }
         let room = buf.data.len() - buf.end as usize;
         loop {
-            return match self.stream.read(&mut buf.data[buf.end as usize..]) {
+            return match self.stream.read(&mut buf.data[buf.end as usize..], env.now) {
                 Ok(0) => {
                     // Only a reading connection reads (`may_read`), so this is its FIN.
                     self.state = State::Reading { eof_seen: true };
@@ -369,7 +385,7 @@ impl Conn {
                         &env.stats.listeners[self.listener as usize].bytes_in,
                         n as u64,
                     );
-                    Ok(Some((n, n < room)))
+                    Ok(Some((n, self.stream.drained(n, room))))
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -423,7 +439,7 @@ impl Conn {
         }
         let mut budget = env.io.read_budget;
         loop {
-            match self.stream.read(env.scratch) {
+            match self.stream.discard(env.scratch) {
                 Ok(0) => return Err(reason),
                 Ok(n) => {
                     bump(
@@ -442,97 +458,6 @@ impl Conn {
             }
         }
         self.sync_timer(env);
-        Ok(())
-    }
-
-    /// Writes pending output (the buffer and a file segment, in their order) until done or
-    /// `WouldBlock`; registers `WRITABLE` only then.
-    fn flush(&mut self, env: &mut Env<'_>) -> Drive {
-        if self.out.is_none() && !env.segments.has(self.token) {
-            return self.shut_if_asked(env);
-        }
-        if self
-            .out
-            .as_ref()
-            .is_some_and(|out| out.len() > u32::MAX as usize)
-        {
-            return Err(CloseReason::Aborted);
-        }
-        let was_blocked_above_mark = self.pending_output(env) > env.io.write_high_water;
-        let mut pos = self.out_pos as usize;
-        let mut queued = env.segments.take(self.token);
-        let drained = segment::drain(&mut self.stream, self.out.as_deref(), &mut pos, &mut queued);
-        self.out_pos = pos as u32;
-        let written_out = self.out.as_ref().is_some_and(|out| pos == out.len());
-        if let Some(mut seg) = queued {
-            if written_out {
-                seg.rebase();
-            }
-            env.segments.insert(self.token, seg);
-        }
-        let drained = drained.map_err(|_| CloseReason::IoError)?;
-        if drained.wrote > 0 {
-            let counters = &env.stats.listeners[self.listener as usize];
-            bump(&counters.bytes_out, drained.wrote);
-            if drained.from_file > 0 {
-                bump(&counters.bytes_sendfile, drained.from_file);
-            }
-        }
-        self.give_back_written(env);
-        if drained.blocked {
-            return self.wait_writable(drained.wrote > 0, was_blocked_above_mark, env);
-        }
-        self.io_deadline = None;
-        if was_blocked_above_mark {
-            self.resume_reading(env);
-        }
-        self.shut_if_asked(env)
-    }
-
-    /// An output buffer written to its end goes back to the pool, even while a segment queued
-    /// behind it is still being sent (its mark was moved to the next buffer's start).
-    fn give_back_written(&mut self, env: &mut Env<'_>) {
-        if self
-            .out
-            .as_ref()
-            .is_some_and(|out| self.out_pos as usize == out.len())
-        {
-            if let Some(out) = self.out.take() {
-                env.output_pool.give(out);
-            }
-            self.out_pos = 0;
-        }
-    }
-
-    fn wait_writable(&mut self, progressed: bool, was_above: bool, env: &mut Env<'_>) -> Drive {
-        if !self.writable_registered {
-            // WRITABLE stays registered from now on: with edge triggering it only reports when
-            // a full send buffer gains room, so leaving it costs nothing and saves a syscall.
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if self
-                .stream
-                .reregister(env.registry, self.token.to_mio(), interest)
-                .is_err()
-            {
-                return Err(CloseReason::IoError);
-            }
-            self.writable_registered = true;
-        }
-        if progressed || self.io_deadline.is_none() {
-            self.io_deadline = Some(env.now + env.io.write_timeout);
-        }
-        let pending = self.buffered_output() as u64;
-        if pending
-            > env
-                .stats
-                .peak_output_buffered
-                .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            crate::stats::set(&env.stats.peak_output_buffered, pending);
-        }
-        if was_above && self.pending_output(env) <= env.io.write_high_water {
-            self.resume_reading(env);
-        }
         Ok(())
     }
 
@@ -559,10 +484,14 @@ impl Conn {
     /// earlier entry in place (it fires, finds nothing due, and re-arms), so moving an idle
     /// deadline forward on every request costs no wheel operation.
     fn sync_timer(&mut self, env: &mut Env<'_>) {
-        let earliest = [self.deadline, self.io_deadline]
-            .into_iter()
-            .flatten()
-            .min();
+        let earliest = [
+            self.deadline,
+            self.io_deadline,
+            self.stream.handshake_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         match (earliest, self.armed) {
             (None, Some(key)) => {
                 env.timers.cancel(key);
@@ -599,7 +528,7 @@ impl Conn {
             out: &mut self.out,
             out_written: self.out_pos as usize,
             segments: &mut *env.segments,
-            can_send_file: self.stream.can_send_file(),
+            can_send_file: self.stream.can_sendfile(),
             unseen_from: 0,
             buffered_input: self.input.as_ref().map_or(0, InBuf::unconsumed),
             pool: &mut *env.output_pool,
@@ -641,11 +570,15 @@ impl Conn {
             .saturating_add(usize::try_from(segment).unwrap_or(usize::MAX))
     }
 
-    /// Bytes of the output buffer not yet written (memory held, unlike a segment's).
+    /// Output held in memory and not yet on the socket: the output buffer's unwritten bytes,
+    /// plus one for any ciphertext the transport still holds (its size is rustls's, bounded;
+    /// `> 0` is what counts for closing, eviction and waits).
     fn buffered_output(&self) -> usize {
-        self.out
+        let own = self
+            .out
             .as_ref()
-            .map_or(0, |out| out.len() - self.out_pos as usize)
+            .map_or(0, |out| out.len() - self.out_pos as usize);
+        own + usize::from(self.stream.has_pending())
     }
 }
 

@@ -78,7 +78,9 @@ pub mod table;
 pub mod testing;
 #[doc(hidden)] // for tests and benches only, not public API
 pub mod timer;
+pub mod tls;
 pub mod token;
+mod transport;
 
 // The one place with `unsafe`; see its SAFETY notes.
 #[allow(unsafe_code)]

@@ -329,7 +329,14 @@ fn io_defaults(config: &ReactorConfig) -> IoConfig {
         linger: config.linger,
         drain: None,
         keepalive_grace: config.keepalive_grace,
+        tls: None,
     }
+}
+
+/// A listener's IO settings with its TLS, which `for_listener` leaves out.
+fn with_tls(mut io: IoConfig, spec: &ListenerSpec) -> IoConfig {
+    io.tls = spec.tls.clone();
+    io
 }
 
 /// What every shard shares with the others and the handle.
@@ -365,7 +372,7 @@ fn spawn_shards(
         let ios: Vec<IoConfig> = config
             .listeners
             .iter()
-            .map(|l| parts.io.for_listener(&l.io))
+            .map(|l| with_tls(parts.io.for_listener(&l.io), l))
             .collect();
         let core = cores
             .as_ref()
@@ -531,7 +538,7 @@ impl ReactorHandle {
                     inbox.push_control(Control::AddListener {
                         id,
                         factory: spec.protocol.clone(),
-                        io: self.io.for_listener(&spec.io),
+                        io: with_tls(self.io.for_listener(&spec.io), &spec),
                         listener: None,
                     });
                 }
@@ -545,7 +552,7 @@ impl ReactorHandle {
             inbox.push_control(Control::AddListener {
                 id,
                 factory: spec.protocol.clone(),
-                io: self.io.for_listener(&spec.io),
+                io: with_tls(self.io.for_listener(&spec.io), &spec),
                 listener: listener.take(),
             });
         }
@@ -564,6 +571,23 @@ impl ReactorHandle {
             inbox.push_control(Control::SetIo {
                 id,
                 io: resolved.clone(),
+            });
+        }
+        true
+    }
+
+    /// Replaces listener `id`'s TLS (a certificate reload): handshakes that start from now on
+    /// use `tls`, open connections keep the session they have. `None` would make new
+    /// connections plaintext, so the server only ever passes a new `TlsListener` here. `false`
+    /// if there is no such listener.
+    pub fn set_listener_tls(&mut self, id: usize, tls: Arc<crate::tls::TlsListener>) -> bool {
+        if self.addrs.get(id).and_then(Option::as_ref).is_none() {
+            return false;
+        }
+        for inbox in self.inboxes.iter() {
+            inbox.push_control(Control::SetTls {
+                id,
+                tls: Some(tls.clone()),
             });
         }
         true

@@ -48,6 +48,11 @@ pub(crate) enum Control {
     RemoveListener { id: usize },
     /// A listener's IO settings changed (a reload): its connections use them from now on.
     SetIo { id: usize, io: IoConfig },
+    /// A listener's TLS changed (a reload): its new connections handshake with it.
+    SetTls {
+        id: usize,
+        tls: Option<Arc<crate::tls::TlsListener>>,
+    },
 }
 
 mod admit;
@@ -336,6 +341,11 @@ impl Shard {
                     listener,
                 } => self.add_listener(state, id, factory.as_ref(), io, listener),
                 Control::SetIo { id, io } => self.set_io(state, id, io),
+                Control::SetTls { id, tls } => {
+                    if let Some(io) = state.ios.get_mut(id) {
+                        io.tls = tls;
+                    }
+                }
                 Control::RemoveListener { id } => {
                     if let Some(local) = self.local_accept.as_mut() {
                         local.accept.listeners.remove(self.poll.registry(), id);
@@ -392,7 +402,9 @@ impl Shard {
             // Buffers of the old size in use go back to the new pool, which resizes them.
             state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
         }
+        let tls = current.tls.take();
         *current = io;
+        current.tls = tls;
     }
 
     fn drain_inbox(&mut self, state: &mut Loop, now: Instant) {
@@ -462,11 +474,15 @@ impl Shard {
             );
             return false;
         };
+        let tls = state.ios.get(listener).and_then(|io| io.tls.clone());
+        let Some(transport) = transport(stream, tls, now, self.id) else {
+            return false;
+        };
         let protocol = factory.open(&info);
         let registry = self.poll.registry();
         let shard = self.id;
         let adopted = state.conns.insert_with(|token| {
-            let mut conn = Conn::new(stream, token, listener, protocol);
+            let mut conn = Conn::new(transport, token, listener, protocol);
             match conn.register(registry) {
                 Ok(()) => Some(conn),
                 Err(error) => {
@@ -646,5 +662,26 @@ fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize
         segments: parts.segments,
         io: &parts.ios[listener],
         link: None,
+    }
+}
+
+/// The transport of an adopted connection: TLS when its listener has it. `None` (closed) if
+/// rustls refuses to start a session.
+fn transport(
+    stream: crate::socket::Stream,
+    tls: Option<Arc<crate::tls::TlsListener>>,
+    now: Instant,
+    shard: usize,
+) -> Option<crate::transport::Transport> {
+    use crate::transport::Transport;
+    let Some(tls) = tls else {
+        return Some(Transport::Plain(stream));
+    };
+    match crate::tls::stream::TlsStream::accept(stream, tls, now) {
+        Ok(stream) => Some(Transport::Tls(Box::new(stream))),
+        Err(error) => {
+            tracing::error!(shard, %error, "starting a TLS session failed; closing the connection");
+            None
+        }
     }
 }

@@ -122,6 +122,9 @@ fn check_config(path: PathBuf, overrides: Overrides) -> i32 {
     };
     match load(&args) {
         Ok(config) => {
+            for warning in config.warnings() {
+                eprintln!("warning: {warning}");
+            }
             println!("{}", config.summary());
             EXIT_OK
         }

@@ -17,6 +17,7 @@ mod serve;
 mod signals;
 mod tcp_proxy;
 mod time;
+mod tls;
 mod upstream;
 mod wiring;
 

@@ -21,6 +21,8 @@ pub(crate) struct RunningListener {
     pub config: config::Listener,
     /// Its HTTP factory, for live route changes and stats.
     pub http: Option<Arc<HttpFactory>>,
+    /// Its TLS, rebuilt at every reload (the files are read again).
+    pub tls: Option<Arc<coreloop_reactor::tls::TlsListener>>,
 }
 
 /// What a reload needs, kept by the main loop.
@@ -49,11 +51,15 @@ struct Planned {
     http: Option<Arc<HttpFactory>>,
 }
 
+type TlsChange = (usize, Arc<coreloop_reactor::tls::TlsListener>);
+
 /// Everything a reload will do, worked out before anything changes, so that an error in any
 /// listener leaves the running configuration untouched.
 struct Plan {
     /// `(listener id, message)` for HTTP listeners that stay.
     route_changes: Vec<(usize, Arc<dyn std::any::Any + Send + Sync>)>,
+    /// New certificates (and TLS settings) for listeners that stay.
+    tls_changes: Vec<TlsChange>,
     /// Ids of listeners to stop (removed, or replaced by a listener with another address,
     /// protocol or backlog).
     remove: Vec<usize>,
@@ -94,6 +100,9 @@ impl Reloader {
                 return false;
             }
         };
+        for warning in new.warnings() {
+            tracing::warn!("reload: {warning}");
+        }
         let plan = match self.plan(&new) {
             Ok(plan) => plan,
             Err(message) => {
@@ -127,6 +136,7 @@ impl Reloader {
         let (upstreams, changed) = self.upstreams.reloaded(new);
         let mut plan = Plan {
             route_changes: Vec::new(),
+            tls_changes: Vec::new(),
             remove: Vec::new(),
             add: Vec::new(),
             upstreams,
@@ -143,6 +153,10 @@ impl Reloader {
                         .filter(|n| changed.iter().any(|c| c == n));
                     if let Some(update) = name.and_then(|n| plan.upstreams.update(n)) {
                         plan.route_changes.push((running.id, Arc::new(update)));
+                    }
+                    if let (Some(now), Some(tls)) = (&running.tls, &l.tls) {
+                        let rebuilt = crate::tls::build(l, tls, Some(now))?;
+                        plan.tls_changes.push((running.id, rebuilt));
                     }
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
                         let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
@@ -188,6 +202,12 @@ impl Reloader {
         for (id, message) in plan.route_changes {
             reactor.broadcast(id, message);
         }
+        for (id, tls) in plan.tls_changes {
+            reactor.set_listener_tls(id, tls.clone());
+            if let Some(running) = self.listeners.iter_mut().find(|r| r.id == id) {
+                running.tls = Some(tls);
+            }
+        }
         let mut freed = Vec::new();
         for id in plan.remove {
             reactor.remove_listener(id);
@@ -205,6 +225,7 @@ impl Reloader {
         for planned in plan.add {
             let protocol = crate::serve::protocol_name(planned.config.protocol);
             let reuses = freed.contains(&planned.config.address);
+            let tls = planned.spec.tls.clone();
             match add_listener(reactor, planned.spec, reuses) {
                 Ok((id, addr)) => {
                     tracing::info!(
@@ -215,6 +236,7 @@ impl Reloader {
                         id,
                         config: planned.config,
                         http: planned.http,
+                        tls,
                     });
                 }
                 Err(error) => {
@@ -231,6 +253,7 @@ impl Reloader {
             sources.listeners = reactor.listener_names().to_vec();
             sources.http = http_stats(&self.listeners);
             sources.upstreams = self.upstreams.stats.clone();
+            sources.tls = tls_stats(&self.listeners);
         });
     }
 }
@@ -273,12 +296,24 @@ pub(crate) fn http_stats(
         .collect()
 }
 
-/// A listener keeps its socket across a reload when nothing about the socket changed.
+/// The TLS stats of the running listeners, by listener id, for the metrics.
+pub(crate) fn tls_stats(
+    listeners: &[RunningListener],
+) -> Vec<(usize, Arc<coreloop_reactor::tls::TlsStats>)> {
+    listeners
+        .iter()
+        .filter_map(|r| r.tls.as_ref().map(|t| (r.id, t.stats().clone())))
+        .collect()
+}
+
+/// A listener keeps its socket across a reload when nothing about the socket changed
+/// (turning TLS on or off is such a change: its open connections keep what they speak).
 fn same_socket(old: &config::Listener, new: &config::Listener) -> bool {
     old.address == new.address
         && old.protocol == new.protocol
         && old.backlog == new.backlog
         && old.upstream == new.upstream
+        && old.tls.is_some() == new.tls.is_some()
 }
 
 /// What differs between the running and the new configuration and takes effect only at a
@@ -317,6 +352,7 @@ mod tests {
                 id,
                 config: l.clone(),
                 http: None,
+                tls: None,
             })
             .collect()
     }

@@ -13,7 +13,7 @@ use crate::access_format::Format;
 use crate::access_log;
 use crate::cli::{self, ServeArgs};
 use crate::notify::Notifier;
-use crate::reload::{http_stats, Reloader, RunningListener};
+use crate::reload::{http_stats, tls_stats, Reloader, RunningListener};
 use crate::signals::{self, Event};
 use crate::{logging, wiring, EXIT_DRAIN_CUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE};
 
@@ -27,6 +27,9 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         }
     };
     let log = logging::init(config.log.level, config.log.format);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let stats = Arc::new(ServerStats::default());
     let (access_hook, access_writer) = match access_log::start(
         &config.log.access_log,
@@ -75,6 +78,12 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         .map(|l| matches!(l.addr, ListenAddr::Inherited(_)))
         .collect();
     let max_connections = wired.reactor.max_connections as u64;
+    let tls: Vec<_> = wired
+        .reactor
+        .listeners
+        .iter()
+        .map(|l| l.tls.clone())
+        .collect();
     let handle = match coreloop_reactor::start(wired.reactor) {
         Ok(handle) => handle,
         Err(error) => {
@@ -94,6 +103,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
                 .iter()
                 .find(|(i, _)| *i == id)
                 .map(|(_, f)| f.clone()),
+            tls: tls[id].clone(),
         })
         .collect();
     scraper.set(Sources {
@@ -101,6 +111,7 @@ pub(crate) fn run(args: &ServeArgs) -> i32 {
         listeners: handle.listener_names().to_vec(),
         http: http_stats(&listeners),
         upstreams: wired.upstreams.stats.clone(),
+        tls: tls_stats(&listeners),
         server: stats.clone(),
         version: env!("CARGO_PKG_VERSION"),
         max_connections,

@@ -144,9 +144,12 @@ pub(crate) fn listener_spec(
     } else {
         listen_addr(&listener.address)
     };
-    let spec = ListenerSpec::new(listener.name.clone(), addr, protocol)
+    let mut spec = ListenerSpec::new(listener.name.clone(), addr, protocol)
         .with_backlog(listener.backlog)
         .with_io(listener_io(listener));
+    if let Some(tls) = &listener.tls {
+        spec = spec.with_tls(crate::tls::build(listener, tls, None)?);
+    }
     Ok((spec, http))
 }
 

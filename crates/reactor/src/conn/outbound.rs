@@ -11,6 +11,7 @@ use super::{Conn, Env};
 use crate::protocol::Protocol;
 use crate::socket::Stream;
 use crate::token::ConnToken;
+use crate::transport::Transport;
 
 impl Conn {
     /// An outbound connection still connecting: `WRITABLE` is registered from the start (a
@@ -22,7 +23,7 @@ impl Conn {
         protocol: Box<dyn Protocol>,
         connect_by: Instant,
     ) -> Self {
-        let mut conn = Self::new(stream, token, listener, protocol);
+        let mut conn = Self::new(Transport::Plain(stream), token, listener, protocol);
         conn.state = State::Connecting;
         conn.outbound = true;
         conn.io_deadline = Some(connect_by);
