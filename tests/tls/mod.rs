@@ -4,6 +4,7 @@
 
 pub mod clients;
 mod config;
+mod files;
 pub mod handshake;
 pub mod reload;
 
