@@ -242,10 +242,21 @@ impl Driver {
                 }
                 Verb::AwaitCompletion => {
                     let completions = self.harness.run_jobs();
-                    assert!(
-                        !completions.is_empty(),
-                        "AwaitCompletion with no job queued"
-                    );
+                    if completions.is_empty() {
+                        // Waiting on its own deadline (a /delay after the peer's EOF): only the
+                        // timer can end the wait, so the clock runs to it. With no deadline
+                        // either, nothing could ever wake the connection.
+                        let Some(at) = self.harness.deadline() else {
+                            panic!("AwaitCompletion with no job queued and no deadline");
+                        };
+                        let by = at.saturating_duration_since(self.harness.now);
+                        self.harness.advance(by);
+                        verb = self
+                            .harness
+                            .fire_due_deadline(self.conn.as_mut())
+                            .expect("the deadline is due");
+                        continue;
+                    }
                     let mut last = Verb::Read;
                     for completion in completions {
                         last = self.harness.complete(self.conn.as_mut(), completion);
