@@ -1,7 +1,7 @@
 //! A real Prometheus (Debian's server binary, unpacked by .ci/setup) scrapes a real coreloop
 //! every second on loopback while coreloop-load runs over http, over https (a TLS listener,
 //! certificate made at test time) and through a tcp-proxy listener (an upstream of a refused
-//! port and a second coreloop); every query of the Grafana dashboard must then return data
+//! unix path and a second coreloop); every query of the Grafana dashboard must then return data
 //! through the HTTP API, the counters the TLS and upstream panels show must move, and the
 //! shipped rules must load. Bounded: the loads run 20 s at most and the whole wait is under
 //! 45 s.
@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{repo_file, Server, TempDir, WAIT};
-use crate::tcp_proxy::{backend, dead_addr, proxy_toml_on, servers};
+use crate::tcp_proxy::{backend, proxy_toml_on, servers};
 use crate::tls::{client_config, connect, make_cert, tls_config, tls_get, tls_table, KeyType};
 
 const LOAD: &str = env!("CARGO_BIN_EXE_coreloop-load");
@@ -88,7 +88,7 @@ fn dashboard_queries() -> Vec<String> {
 }
 
 /// Series that stay at zero without a reason to move; these must be above it, so that the
-/// TLS and upstream panels show traffic, not just the families' zeros.
+/// TLS and upstream panels and rules show traffic, not just the families' zeros.
 const MOVING: &[&str] = &[
     "sum(coreloop_tls_handshakes_total{kind=\"full\"}) > 0",
     "sum(coreloop_tls_handshakes_total{kind=\"resumed\"}) > 0",
@@ -100,7 +100,11 @@ const MOVING: &[&str] = &[
     "sum(coreloop_upstream_retries_total) > 0",
     "sum(coreloop_upstream_ejections_total) > 0",
     "coreloop:tls_handshakes_tried:rate5m > 0",
+    "coreloop:tls_handshake_failures:ratio5m > 0",
+    "coreloop:tls_handshake_duration_seconds:p99_5m > 0",
     "coreloop:upstream_connect_errors:ratio5m > 0",
+    // The alert's expression matches the scraped series (its `for:` is longer than the run).
+    "ALERTS{alertname=\"CoreloopUpstreamServerEjected\",server=~\".+\"}",
 ];
 
 /// coreloop-load for 20 s at `url` with `args`, its output kept in `dir` for a failure.
@@ -130,11 +134,14 @@ fn tls_oddities(tls: SocketAddr, ca: &Path) {
 }
 
 /// The server under test: the default listeners, `web-tls` with a certificate for
-/// localhost, and `db`, a tcp-proxy to a refused port and to `upstream` (http).
+/// localhost, and `db`, a tcp-proxy to a unix path nobody listens on and to `upstream`
+/// (http).
 fn server_under_test(dir: &TempDir, upstream: SocketAddr) -> Server {
     let (cert, key) = make_cert(&dir.0, "server", "localhost", KeyType::EcdsaP256, 30);
     let base = tls_config(&tls_table(&cert, &key, ""), &[]);
-    let dead = dead_addr().to_string();
+    // A unix path nobody listens on is refused for sure; a loopback port just freed may be
+    // taken by another test's listener meanwhile.
+    let dead = format!("unix:{}", dir.0.join("nobody.sock").display());
     // Ejected at the first refusal, back on probation a second later: errors, retries and
     // ejections keep moving for the whole run.
     let keys = servers(&[dead, upstream.to_string()]) + "max_fails = 1\nfail_timeout = \"1s\"\n";
@@ -188,8 +195,12 @@ fn every_dashboard_query_returns_data_from_a_real_scrape() {
             &format!("http://{}/plaintext", server.addr("db")),
         ),
     ];
-    tls_oddities(tls, &ca);
     let start = Instant::now();
+    // After a first scrape, so that rate() sees these single events as an increase.
+    while start.elapsed() < DEADLINE && !has_data(&api(port, "query", "up == 1")) {
+        std::thread::sleep(Duration::from_millis(200)); // poll interval, bounded by DEADLINE
+    }
+    tls_oddities(tls, &ca);
     let mut waiting: Vec<String> = queries;
     waiting.extend(MOVING.iter().map(|q| q.to_string()));
     let mut rules_loaded = false;
