@@ -2,10 +2,10 @@
 # Makes docs/prometheus-graph.png: Prometheus' graph page (headless Chromium) showing p99
 # latency by route while coreloop-load sends /plaintext at 2,000/s and /delay?ms=5 at 100/s;
 # and docs/prometheus-graph-tls-upstream.png: TLS handshakes by kind, and upstream connect
-# errors by server and cause with the retries they caused, while coreloop-load sends https at 100/s (Connection: close,
-# sessions resumed) and 100/s through a tcp-proxy listener whose upstream is a unix path
-# nobody listens on and the web listener itself. Grafana itself is not packaged where this
-# project installs from, so its dashboard cannot be rendered here.
+# errors by server and cause with the retries they caused, while coreloop-load sends https
+# at 100/s (Connection: close, sessions resumed) and 100/s through a tcp-proxy listener
+# whose upstream is a unix path nobody listens on and the web listener itself. Grafana is
+# not packaged where this project installs from, so its dashboard cannot be rendered here.
 # (The committed prometheus-graph.png predates the https and proxy loads of the same run.)
 # Loopback only; everything stops on exit; about a minute.
 # Needs: prometheus and its web templates (.ci/setup), chromium, and the JavaScript the
