@@ -175,7 +175,8 @@ fn every_dashboard_query_returns_data_from_a_real_scrape() {
         load(
             &dir,
             "http",
-            &["-c", "8"],
+            // Paced: the box is shared, and the panels need traffic, not a saturated core.
+            &["-c", "8", "--rate", "2000"],
             &format!("http://{web}/plaintext"),
         ),
         load(
