@@ -99,6 +99,26 @@ pub(crate) struct Exchange {
     pub held: Held,
 }
 
+impl Exchange {
+    /// An exchange owning nothing, as the pool holds them; [`HttpConn::plan`] sets every
+    /// plain field.
+    pub(crate) fn empty() -> Self {
+        Exchange {
+            target: Target::NotFound,
+            job: None,
+            custom: None,
+            decoder: None,
+            received: 0,
+            keep_alive: false,
+            head_only: false,
+            format: ExpositionFormat::Prometheus,
+            method: stats::UNKNOWN_METHOD,
+            skip_body: false,
+            held: Held::default(),
+        }
+    }
+}
+
 /// The HTTP/1.1 protocol state of one connection.
 pub struct HttpConn {
     pub(crate) shared: Rc<Shared>,
@@ -268,14 +288,15 @@ impl HttpConn {
                 Err(error) => return (0, self.refuse(error, cx)),
             }
         }
-        let parsed = head::parse_resumed(input, &mut scan.line, &settings.config);
+        let mut head = Head::empty();
+        let parsed = head::parse_into(input, &mut scan.line, &settings.config, &mut head);
         // Only a head that waited, or whose line the strict parser read (HTTP/1.2, errors),
         // has scan state to forget: the common one never touches it.
-        if scan.touched() && !matches!(parsed, Ok(None)) {
+        if scan.touched() && !matches!(parsed, Ok(false)) {
             *scan = HeadScan::default();
         }
         match parsed {
-            Ok(Some(head)) => {
+            Ok(true) => {
                 if self.is_draining(cx) {
                     let rest = &input[head.len..];
                     self.more_buffered = Some(scan::request_follows(rest, head.framing));
@@ -286,7 +307,7 @@ impl HttpConn {
                     flow.unwrap_or_else(|error| self.refuse(error, cx)),
                 )
             }
-            Ok(None) => {
+            Ok(false) => {
                 scan.wait(input.len());
                 (0, Flow::Partial)
             }
@@ -302,7 +323,7 @@ impl HttpConn {
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
-        self.exchange = Some(self.shared.boxed_exchange(exchange));
+        self.exchange = Some(exchange);
         if !reads {
             return Ok(self.finish(cx));
         }
