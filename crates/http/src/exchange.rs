@@ -55,7 +55,7 @@ impl HttpConn {
         if head.path == b"*" {
             return Ok(Target::OptionsStar);
         }
-        let path: &[u8] = if head.path.contains(&b'%') {
+        let path: &[u8] = if head.path_encoded {
             let decoded = &mut scratch_of(&mut self.scratch, &self.shared).path;
             if !decode_into(head.path, decoded) {
                 return Err(HttpError::InvalidTarget);
@@ -261,7 +261,7 @@ fn write_text(out: &mut Vec<u8>, status: u16, extra: &[u8], finish: Finish<'_>) 
 }
 
 fn custom_request(head: &Head<'_>, decoded: &[u8]) -> Request {
-    let path = if head.path.contains(&b'%') {
+    let path = if head.path_encoded {
         decoded
     } else {
         head.path

@@ -72,6 +72,9 @@ pub struct Head<'a> {
     pub path: &'a [u8],
     /// The query, without the `?`.
     pub query: &'a [u8],
+    /// The path holds a `%`, so routing decodes it first (found in the pass that splits the
+    /// target, rather than in another pass over the path).
+    pub path_encoded: bool,
     /// The authority the request names (RFC 9112 §3.2.2): an absolute-form target's, which
     /// replaces the Host field, or else the Host field's (empty when neither has one).
     pub host: &'a [u8],
@@ -128,6 +131,7 @@ impl<'a> Head<'a> {
             method_token: "",
             path: b"",
             query: b"",
+            path_encoded: false,
             host: b"",
             minor: 1,
             keep_alive: false,
@@ -340,6 +344,7 @@ fn finish<'a>(
         method_token,
         path: target.path,
         query: target.query,
+        path_encoded: target.encoded,
         host: target.authority.unwrap_or_default(),
         minor,
         keep_alive: minor == 1,
@@ -380,6 +385,8 @@ fn map_parse_error(error: httparse::Error) -> HttpError {
 struct Target<'a> {
     path: &'a [u8],
     query: &'a [u8],
+    /// The path holds a `%`.
+    encoded: bool,
     /// The authority of an absolute-form target.
     authority: Option<&'a [u8]>,
 }
@@ -396,6 +403,7 @@ fn split_target(target: &str, method: Method) -> Result<Target<'_>, HttpError> {
             Method::Options => Ok(Target {
                 path: b"*",
                 query: b"",
+                encoded: false,
                 authority: None,
             }),
             _ => Err(HttpError::InvalidTarget),
@@ -404,19 +412,46 @@ fn split_target(target: &str, method: Method) -> Result<Target<'_>, HttpError> {
         let (authority, origin) = absolute_parts(bytes).ok_or(HttpError::InvalidTarget)?;
         (origin, Some(authority))
     };
-    if origin.contains(&b'#') {
-        return Err(HttpError::InvalidTarget);
-    }
-    let (path, query) = match origin.iter().position(|&b| b == b'?') {
+    let (query_at, encoded) = scan_origin(origin)?;
+    let (path, query) = match query_at {
         Some(q) => (&origin[..q], &origin[q + 1..]),
         None => (origin, &b""[..]),
     };
     Ok(Target {
         path: if path.is_empty() { b"/" } else { path },
         query,
+        encoded,
         authority,
     })
 }
+
+/// One pass over `path [ "?" query ]`: where the query starts, whether the path holds a `%`,
+/// and a `#` anywhere refused (a fragment is never sent, RFC 9112 §3.2). Three `memchr`
+/// passes over a short target cost about 130 instructions per request in callgrind.
+fn scan_origin(origin: &[u8]) -> Result<(Option<usize>, bool), HttpError> {
+    let (mut query_at, mut encoded) = (None, false);
+    for (at, &byte) in origin.iter().enumerate() {
+        if !NOTABLE[usize::from(byte)] {
+            continue;
+        }
+        match byte {
+            b'#' => return Err(HttpError::InvalidTarget),
+            b'?' if query_at.is_none() => query_at = Some(at),
+            b'%' if query_at.is_none() => encoded = true,
+            _ => {}
+        }
+    }
+    Ok((query_at, encoded))
+}
+
+/// The bytes [`scan_origin`] stops at.
+const NOTABLE: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'#' as usize] = true;
+    table[b'?' as usize] = true;
+    table[b'%' as usize] = true;
+    table
+};
 
 /// `http://authority/path?query`: (authority, path and query).
 fn absolute_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
