@@ -475,6 +475,53 @@ fn absolute_parts(target: &[u8]) -> Option<(&[u8], &[u8])> {
     (named && host::is_valid(authority)).then_some((authority, &rest[at..]))
 }
 
+/// The fields the head reads; every other field is passed over.
+#[derive(Clone, Copy)]
+enum Field {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
+    ContentType,
+    IfNoneMatch,
+    IfModifiedSince,
+    Range,
+    IfMatch,
+    IfUnmodifiedSince,
+    IfRange,
+    Accept,
+    UserAgent,
+    Referer,
+}
+
+impl Field {
+    /// By length first, so a name is compared with at most two candidates instead of walking
+    /// all fifteen in turn.
+    fn of(name: &str) -> Option<Self> {
+        let is = |candidate: &str| name.eq_ignore_ascii_case(candidate);
+        let field = match name.len() {
+            4 if is("host") => Self::Host,
+            5 if is("range") => Self::Range,
+            6 if is("accept") => Self::Accept,
+            6 if is("expect") => Self::Expect,
+            7 if is("referer") => Self::Referer,
+            8 if is("if-match") => Self::IfMatch,
+            8 if is("if-range") => Self::IfRange,
+            10 if is("connection") => Self::Connection,
+            10 if is("user-agent") => Self::UserAgent,
+            12 if is("content-type") => Self::ContentType,
+            13 if is("if-none-match") => Self::IfNoneMatch,
+            14 if is("content-length") => Self::ContentLength,
+            17 if is("transfer-encoding") => Self::TransferEncoding,
+            17 if is("if-modified-since") => Self::IfModifiedSince,
+            19 if is("if-unmodified-since") => Self::IfUnmodifiedSince,
+            _ => return None,
+        };
+        Some(field)
+    }
+}
+
 /// What the fields say about framing and the connection, collected before judging them.
 #[derive(Default)]
 struct Fields {
@@ -493,50 +540,51 @@ fn read_fields<'a>(
 ) -> Result<(), HttpError> {
     let mut fields = Fields::default();
     for header in headers {
-        let name = header.name;
+        let Some(field) = Field::of(header.name) else {
+            continue;
+        };
         let value = header.value;
-        if name.eq_ignore_ascii_case("host") {
-            fields.hosts += 1;
-            let value = trim(value);
-            if !host::is_valid(value) {
-                return Err(HttpError::BadHost);
+        match field {
+            Field::Host => {
+                fields.hosts += 1;
+                let value = trim(value);
+                if !host::is_valid(value) {
+                    return Err(HttpError::BadHost);
+                }
+                if !absolute {
+                    head.host = value;
+                }
             }
-            if !absolute {
-                head.host = value;
+            Field::ContentLength => {
+                fields.lengths += 1;
+                fields.length = Some(parse_length(value)?);
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            fields.lengths += 1;
-            fields.length = Some(parse_length(value)?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            fields.codings = Some(fields.codings.unwrap_or_default().add(value));
-        } else if name.eq_ignore_ascii_case("connection") {
-            connection_tokens(value, &mut fields);
-        } else if name.eq_ignore_ascii_case("expect") {
-            // RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored (no 1xx to 1.0).
-            head.expect_continue =
-                head.minor == 1 && trim(value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("content-type") {
-            head.content_type = Some(value);
-        } else if name.eq_ignore_ascii_case("if-none-match") {
-            head.repeated.if_none_match |= head.if_none_match.is_some();
-            head.if_none_match = head.if_none_match.or(Some(value));
-        } else if name.eq_ignore_ascii_case("if-modified-since") {
-            head.if_modified_since = Some(value);
-        } else if name.eq_ignore_ascii_case("range") {
-            head.range = Some(value);
-        } else if name.eq_ignore_ascii_case("if-match") {
-            head.repeated.if_match |= head.if_match.is_some();
-            head.if_match = head.if_match.or(Some(value));
-        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
-            head.if_unmodified_since = Some(value);
-        } else if name.eq_ignore_ascii_case("if-range") {
-            head.if_range = Some(value);
-        } else if name.eq_ignore_ascii_case("accept") {
-            head.accept = Some(value);
-        } else if name.eq_ignore_ascii_case("user-agent") {
-            head.user_agent = Some(value);
-        } else if name.eq_ignore_ascii_case("referer") {
-            head.referer = Some(value);
+            Field::TransferEncoding => {
+                fields.codings = Some(fields.codings.unwrap_or_default().add(value));
+            }
+            Field::Connection => connection_tokens(value, &mut fields),
+            Field::Expect => {
+                // RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored (no 1xx
+                // to 1.0).
+                head.expect_continue =
+                    head.minor == 1 && trim(value).eq_ignore_ascii_case(b"100-continue");
+            }
+            Field::ContentType => head.content_type = Some(value),
+            Field::IfNoneMatch => {
+                head.repeated.if_none_match |= head.if_none_match.is_some();
+                head.if_none_match = head.if_none_match.or(Some(value));
+            }
+            Field::IfModifiedSince => head.if_modified_since = Some(value),
+            Field::Range => head.range = Some(value),
+            Field::IfMatch => {
+                head.repeated.if_match |= head.if_match.is_some();
+                head.if_match = head.if_match.or(Some(value));
+            }
+            Field::IfUnmodifiedSince => head.if_unmodified_since = Some(value),
+            Field::IfRange => head.if_range = Some(value),
+            Field::Accept => head.accept = Some(value),
+            Field::UserAgent => head.user_agent = Some(value),
+            Field::Referer => head.referer = Some(value),
         }
     }
     judge(head, &fields)
