@@ -263,11 +263,8 @@ impl HttpConn {
             self.phase = Phase::Head;
             self.settings = self.shared.settings.borrow().clone();
             self.arm(Timer::Header, cx);
-            let scratch = self.scratch();
-            scratch.log_method.clear();
-            scratch.log_path.clear();
-            scratch.log_agent.clear();
-            scratch.log_referer.clear();
+            // The access log fields need no clearing here: an idle connection owns no
+            // scratch, and the pool hands scratch out cleared (`Shared::give_scratch`).
         }
         // A real clock read, not the loop-turn clock (`cx.now()`): an in-memory answer is
         // written in the turn that read its first byte, so the turn clock would time it as 0.
@@ -279,17 +276,18 @@ impl HttpConn {
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
         self.begin_request(cx);
-        let settings = self.settings.clone();
+        // Field by field, so that no `Rc` clone of the settings is needed per request.
+        let config = &self.settings.config;
         let scan = &mut scratch_of(&mut self.scratch, &self.shared).scan;
         if scan.waiting() {
-            match scan.look(input, &settings.config) {
+            match scan.look(input, config) {
                 Ok(true) => {}
                 Ok(false) => return (0, Flow::Partial),
                 Err(error) => return (0, self.refuse(error, cx)),
             }
         }
         let mut head = Head::empty();
-        let parsed = head::parse_into(input, &mut scan.line, &settings.config, &mut head);
+        let parsed = head::parse_into(input, &mut scan.line, config, &mut head);
         // Only a head that waited, or whose line the strict parser read (HTTP/1.2, errors),
         // has scan state to forget: the common one never touches it.
         if scan.touched() && !matches!(parsed, Ok(false)) {
