@@ -99,6 +99,26 @@ pub(crate) struct Exchange {
     pub held: Held,
 }
 
+impl Exchange {
+    /// An exchange owning nothing, as the pool holds them; [`HttpConn::plan`] sets every
+    /// plain field.
+    pub(crate) fn empty() -> Self {
+        Exchange {
+            target: Target::NotFound,
+            job: None,
+            custom: None,
+            decoder: None,
+            received: 0,
+            keep_alive: false,
+            head_only: false,
+            format: ExpositionFormat::Prometheus,
+            method: stats::UNKNOWN_METHOD,
+            skip_body: false,
+            held: Held::default(),
+        }
+    }
+}
+
 /// The HTTP/1.1 protocol state of one connection.
 pub struct HttpConn {
     pub(crate) shared: Rc<Shared>,
@@ -243,11 +263,8 @@ impl HttpConn {
             self.phase = Phase::Head;
             self.settings = self.shared.settings.borrow().clone();
             self.arm(Timer::Header, cx);
-            let scratch = self.scratch();
-            scratch.log_method.clear();
-            scratch.log_path.clear();
-            scratch.log_agent.clear();
-            scratch.log_referer.clear();
+            // The access log fields need no clearing here: an idle connection owns no
+            // scratch, and the pool hands scratch out cleared (`Shared::give_scratch`).
         }
         // A real clock read, not the loop-turn clock (`cx.now()`): an in-memory answer is
         // written in the turn that read its first byte, so the turn clock would time it as 0.
@@ -259,23 +276,25 @@ impl HttpConn {
 
     fn step_head(&mut self, input: &[u8], cx: &mut Cx<'_>) -> (usize, Flow) {
         self.begin_request(cx);
-        let settings = self.settings.clone();
+        // Field by field, so that no `Rc` clone of the settings is needed per request.
+        let config = &self.settings.config;
         let scan = &mut scratch_of(&mut self.scratch, &self.shared).scan;
         if scan.waiting() {
-            match scan.look(input, &settings.config) {
+            match scan.look(input, config) {
                 Ok(true) => {}
                 Ok(false) => return (0, Flow::Partial),
                 Err(error) => return (0, self.refuse(error, cx)),
             }
         }
-        let parsed = head::parse_resumed(input, &mut scan.line, &settings.config);
+        let mut head = Head::empty();
+        let parsed = head::parse_into(input, &mut scan.line, config, &mut head);
         // Only a head that waited, or whose line the strict parser read (HTTP/1.2, errors),
         // has scan state to forget: the common one never touches it.
-        if scan.touched() && !matches!(parsed, Ok(None)) {
+        if scan.touched() && !matches!(parsed, Ok(false)) {
             *scan = HeadScan::default();
         }
         match parsed {
-            Ok(Some(head)) => {
+            Ok(true) => {
                 if self.is_draining(cx) {
                     let rest = &input[head.len..];
                     self.more_buffered = Some(scan::request_follows(rest, head.framing));
@@ -286,7 +305,7 @@ impl HttpConn {
                     flow.unwrap_or_else(|error| self.refuse(error, cx)),
                 )
             }
-            Ok(None) => {
+            Ok(false) => {
                 scan.wait(input.len());
                 (0, Flow::Partial)
             }
@@ -302,7 +321,7 @@ impl HttpConn {
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
-        self.exchange = Some(self.shared.boxed_exchange(exchange));
+        self.exchange = Some(exchange);
         if !reads {
             return Ok(self.finish(cx));
         }

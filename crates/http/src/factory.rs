@@ -204,23 +204,23 @@ impl Shared {
         self.scratch_pool.borrow_mut().pop().unwrap_or_default()
     }
 
-    pub(crate) fn boxed_exchange(&self, exchange: Exchange) -> Box<Exchange> {
-        match self.exchange_pool.borrow_mut().pop() {
-            Some(mut boxed) => {
-                *boxed = exchange;
-                boxed
-            }
-            None => Box::new(exchange),
-        }
+    pub(crate) fn take_exchange(&self) -> Box<Exchange> {
+        self.exchange_pool
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::new(Exchange::empty()))
     }
 
     pub(crate) fn give_exchange(&self, mut exchange: Box<Exchange>) {
         // What a request owned beyond its plain fields goes now, not when the box is reused;
-        // a job still in flight (its client had a 504) is waited for by nobody.
-        exchange.job = None;
-        exchange.custom = None;
-        exchange.held.cancel_job();
-        exchange.held = Held::default();
+        // a job still in flight (its client had a 504) is waited for by nobody. Most requests
+        // own none of it, and skip the drops.
+        if exchange.job.is_some() || exchange.custom.is_some() || !exchange.held.is_empty() {
+            exchange.job = None;
+            exchange.custom = None;
+            exchange.held.cancel_job();
+            exchange.held = Held::default();
+        }
         let mut pool = self.exchange_pool.borrow_mut();
         if pool.len() < SCRATCH_POOL {
             pool.push(exchange);

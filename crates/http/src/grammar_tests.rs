@@ -193,6 +193,36 @@ fn absolute_form_authority_replaces_host() {
     check(b"GET http://a/plaintext HTTP/1.1\r\nHost: a@b\r\n\r\n", 400);
 }
 
+/// The one pass over the target (issue 16): query split at the first `?`, `%` noted in the
+/// path only, `#` refused anywhere, in origin-form and absolute-form alike.
+#[test]
+fn the_target_splits_in_one_pass() {
+    let config = HttpConfig::default();
+    for (target, path, query, encoded) in [
+        ("/a", "/a", "", false),
+        ("/a?", "/a", "", false),
+        ("/a?b?c", "/a", "b?c", false),
+        ("/%41", "/%41", "", true),
+        ("/a?%41", "/a", "%41", false),
+        ("/?x", "/", "x", false),
+        ("http://h/%7e?q", "/%7e", "q", true),
+        ("http://h?q", "/", "q", false),
+        ("http://h", "/", "", false),
+    ] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let head = parse_head(request.as_bytes(), &config).unwrap().unwrap();
+        assert_eq!(
+            (head.path, head.query, head.path_encoded),
+            (path.as_bytes(), query.as_bytes(), encoded),
+            "{target}"
+        );
+    }
+    for target in ["/a#f", "/a?b#f", "/#", "http://h/a#f", "http://h/?#"] {
+        let request = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(parse_head(request.as_bytes(), &config).is_err(), "{target}");
+    }
+}
+
 /// RFC 9112 §7.1.1 through the protocol: valid extensions are dropped, anything else in a
 /// chunk-size line is 400 and a close.
 #[test]

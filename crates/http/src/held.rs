@@ -121,6 +121,11 @@ impl Held {
         self.hold.as_mut()
     }
 
+    /// Nothing in flight, held or planned: the state of most requests.
+    pub fn is_empty(&self) -> bool {
+        self.job.is_none() && self.hold.is_none() && self.planned.is_none()
+    }
+
     /// Cancels the job in flight, if any: nobody waits for it any more.
     pub fn cancel_job(&mut self) {
         if let Some((_, token)) = self.job.take() {

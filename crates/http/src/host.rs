@@ -22,22 +22,22 @@ pub(crate) fn is_valid(value: &[u8]) -> bool {
     // comes through here (a `position` for the colon, then a second pass, cost 240
     // instructions for "127.0.0.1:18096" in callgrind).
     let mut rest = value;
-    while let [byte, tail @ ..] = rest {
-        if REG_NAME[usize::from(*byte)] {
-            rest = tail;
-            continue;
-        }
-        match (byte, tail) {
-            (b'%', [high, low, after @ ..])
+    loop {
+        // A plain `position` over the table, which compiles to a tighter loop than matching
+        // the slice byte by byte (38 fewer instructions per request in callgrind).
+        let Some(at) = rest.iter().position(|&b| !REG_NAME[usize::from(b)]) else {
+            return true;
+        };
+        match &rest[at..] {
+            [b'%', high, low, after @ ..]
                 if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() =>
             {
                 rest = after
             }
-            (b':', port) => return is_port(port),
+            [b':', port @ ..] => return is_port(port),
             _ => return false,
         }
     }
-    true
 }
 
 /// `IP-literal [ ":" port ]`.

@@ -152,6 +152,11 @@ pub struct Prepared {
     status: u16,
     head: Vec<u8>,
     body: Vec<u8>,
+    /// The whole keep-alive HTTP/1.1 response, the common answer, with a placeholder `Date`
+    /// at `date_at`: serving it is one copy and the date patched in (six appends cost 133
+    /// instructions per pipelined request in callgrind).
+    whole: Vec<u8>,
+    date_at: usize,
 }
 
 impl Prepared {
@@ -175,10 +180,21 @@ impl Prepared {
         } else {
             Vec::new()
         };
+        let mut whole = head.clone();
+        let keep_alive = Finish {
+            date: &[b' '; DATE_LEN],
+            close: false,
+            head_only: false,
+            announce_keep_alive: false,
+        };
+        write_tail(&mut whole, keep_alive, &body);
+        let date_at = head.len() + b"Date: ".len();
         Self {
             status: reply.status,
             head,
             body,
+            whole,
+            date_at,
         }
     }
 
@@ -189,6 +205,12 @@ impl Prepared {
 
     /// Appends the response.
     pub fn write(&self, out: &mut Vec<u8>, finish: Finish<'_>) {
+        if !(finish.close || finish.head_only || finish.announce_keep_alive) {
+            let start = out.len();
+            out.extend_from_slice(&self.whole);
+            out[start + self.date_at..][..DATE_LEN].copy_from_slice(finish.date);
+            return;
+        }
         out.extend_from_slice(&self.head);
         let body: &[u8] = if finish.head_only { &[] } else { &self.body };
         write_tail(out, finish, body);
@@ -228,10 +250,17 @@ mod tests {
                 head_only,
                 announce_keep_alive,
             };
-            let (mut direct, mut prepared) = (Vec::new(), Vec::new());
-            write_reply(&mut direct, &reply, finish);
-            Prepared::new(&reply).write(&mut prepared, finish);
-            assert_eq!(direct, prepared);
+            // A bodiless status too: the whole keep-alive answer must match it as well.
+            let empty = Reply {
+                status: 204,
+                ..reply
+            };
+            for reply in [reply, empty] {
+                let (mut direct, mut prepared) = (b"before".to_vec(), b"before".to_vec());
+                write_reply(&mut direct, &reply, finish);
+                Prepared::new(&reply).write(&mut prepared, finish);
+                assert_eq!(direct, prepared);
+            }
         }
     }
 
