@@ -2,7 +2,7 @@
 //! socket by `sendfile(2)`, page cache to socket inside the kernel, with no copy through user
 //! memory and no offload round trip.
 //!
-//! The shard keeps the segments in a table by connection ([`Segments`]), not in `Conn`: few
+//! The shard keeps the segments in a table by connection (`Segments`), not in `Conn`: few
 //! connections ever have one, and every idle connection would pay for the field (the link
 //! table is kept the same way). A connection holds at most one segment ([`crate::Cx::send_file`]). It is written after
 //! the output bytes queued before it and before those queued after it, on the same writable

@@ -2,7 +2,7 @@
 //!
 //! rustls is sans-IO like our protocols: its [`ServerConnection`](rustls::ServerConnection)
 //! takes ciphertext (`read_tls`), yields plaintext (`reader`), takes plaintext (`writer`) and
-//! yields ciphertext (`write_tls`). The connection's [`Transport`](crate::transport) puts it
+//! yields ciphertext (`write_tls`). The connection's `Transport` puts it
 //! between the socket and the input and output buffers, so HTTP, echo, frame and the splice
 //! speak TLS without knowing it. docs/TLS.md has the whole picture.
 //!
