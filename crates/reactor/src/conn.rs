@@ -227,8 +227,25 @@ impl Conn {
         ) {
             return Ok(false);
         }
-        let verb = self.call(env, |p, cx| p.on_message(message, cx))?;
+        // `Cx::resume` is read here alone, so `Conn` carries no flag for it.
+        let (verb, resume) = self.call(env, |p, cx| {
+            let verb = p.on_message(message, cx);
+            (verb, cx.resume)
+        })?;
+        let waits = matches!(
+            self.state,
+            State::Waiting {
+                until: Wait::Completion,
+                ..
+            }
+        );
+        if resume && waits {
+            self.end_wait(env);
+        }
         self.apply(verb)?;
+        if resume && waits {
+            self.feed(env, 0)?;
+        }
         self.settle(env)?;
         Ok(true)
     }
@@ -582,6 +599,7 @@ impl Conn {
             draining: env.draining,
             refused: &mut self.refused,
             marked_idle: false,
+            resume: false,
             link: env.link.as_deref_mut(),
         };
         let protocol = self.protocol.as_mut();
