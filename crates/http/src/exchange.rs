@@ -25,12 +25,13 @@ use crate::router::Lookup;
 impl HttpConn {
     /// Routes the head and prepares what its response needs once the body is in.
     pub(crate) fn plan(&mut self, head: &Head<'_>) -> Result<Exchange, HttpError> {
+        let target = self.route(head)?;
         if let Framing::Length(length) = head.framing {
-            if length > self.settings.config.max_body_bytes {
+            // A proxied body streams through: only the upstream limits it.
+            if length > self.settings.config.max_body_bytes && self.proxy_spec(target).is_none() {
                 return Err(HttpError::BodyTooLarge);
             }
         }
-        let target = self.route(head)?;
         let mut exchange = Exchange {
             target,
             job: None,
@@ -43,6 +44,7 @@ impl HttpConn {
             method: crate::stats::method_index(head.method),
             skip_body: false,
             held: Held::default(),
+            proxy: None,
         };
         self.prepare(head, &mut exchange);
         if head.expect_continue && exchange.decoder.is_some() && !self.reads_body(target) {
@@ -82,6 +84,16 @@ impl HttpConn {
 
     fn handler(&self, target: Target) -> Option<&Compiled> {
         handler_of(&self.settings, target)
+    }
+
+    pub(crate) fn proxy_spec(
+        &self,
+        target: Target,
+    ) -> Option<std::sync::Arc<crate::proxy::ProxySpec>> {
+        match self.handler(target) {
+            Some(Compiled::Proxy(spec)) => Some(spec.clone()),
+            _ => None,
+        }
     }
 
     pub(crate) fn reads_body(&self, target: Target) -> bool {
@@ -188,7 +200,8 @@ impl HttpConn {
             Compiled::Metrics(_)
             | Compiled::Files(_)
             | Compiled::Delay { .. }
-            | Compiled::Custom { .. } => write_text(cx.out(), 500, b"", finish),
+            | Compiled::Custom { .. }
+            | Compiled::Proxy(_) => write_text(cx.out(), 500, b"", finish),
         }
     }
 

@@ -114,6 +114,7 @@ impl ProtocolFactory for HttpFactory {
             scratch_pool: RefCell::new(Vec::new()),
             exchange_pool: RefCell::new(Vec::new()),
             last_done: Cell::new(None),
+            proxies: crate::proxy::Targets::new(self.settings().routes.has_proxy()),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -146,6 +147,8 @@ pub(crate) struct Shared {
     /// The last response finished on this shard: which connection, in which loop turn, and
     /// the real time then (see [`Shared::request_start`]).
     pub last_done: Cell<Option<LastDone>>,
+    /// This shard's views of the upstreams its proxy routes name.
+    pub proxies: crate::proxy::Targets,
 }
 
 /// When and where a response was last finished on a shard.
@@ -178,9 +181,10 @@ impl Shared {
         self.last_done.set(Some(LastDone { token, turn, at }));
     }
 
-    /// Files the peer `open` saw under the connection's token (access log only).
+    /// Files the peer `open` saw under the connection's token (access log and proxy routes'
+    /// `X-Forwarded-For` only).
     pub(crate) fn note_peer(&self, token: ConnToken) {
-        if self.access_log.is_none() {
+        if self.access_log.is_none() && !self.proxies.wants_peers() {
             return;
         }
         let mut peers = self.peers.borrow_mut();
@@ -238,7 +242,7 @@ struct ShardFactory {
 
 impl ConnFactory for ShardFactory {
     fn open(&mut self, info: &ConnInfo) -> Box<dyn Protocol> {
-        if self.shared.access_log.is_some() {
+        if self.shared.access_log.is_some() || self.shared.proxies.wants_peers() {
             // Kept beside the connection, not in it (an idle HttpConn stays small); moved to
             // the per-shard table by `on_open`, which knows the connection's token.
             self.shared.listener.set(info.listener);
@@ -254,6 +258,9 @@ impl ConnFactory for ShardFactory {
     fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {
         if let Some(reload) = message.downcast_ref::<HttpReload>() {
             *self.shared.settings.borrow_mut() = Rc::new((*reload.settings).clone());
+            self.shared
+                .proxies
+                .reloaded(reload.settings.routes.has_proxy());
         }
     }
 }
