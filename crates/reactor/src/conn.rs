@@ -232,6 +232,19 @@ impl Conn {
             let verb = p.on_message(message, cx);
             (verb, cx.resume)
         })?;
+        self.apply_resumable(verb, resume, env)?;
+        self.settle(env)?;
+        Ok(true)
+    }
+
+    /// A protocol's answer from a callback that may end a completion wait (`Cx::resume`):
+    /// the wait ends first, as a completion would, then buffered input is handed over.
+    pub(crate) fn apply_resumable(
+        &mut self,
+        verb: crate::protocol::Verb,
+        resume: bool,
+        env: &mut Env<'_>,
+    ) -> Drive {
         let waits = matches!(
             self.state,
             State::Waiting {
@@ -246,8 +259,7 @@ impl Conn {
         if resume && waits {
             self.feed(env, 0)?;
         }
-        self.settle(env)?;
-        Ok(true)
+        Ok(())
     }
 
     /// Delivers the outcome of this connection's `Cx::connect`.
