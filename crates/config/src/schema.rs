@@ -266,6 +266,8 @@ pub struct Upstream {
     pub max_fails: u32,
     /// How long an ejected server is skipped.
     pub fail_timeout: Duration,
+    /// HTTP proxy routes: from connected to the end of the response head.
+    pub response_timeout: Duration,
 }
 
 /// How a proxy picks the server for a new connection.
@@ -344,6 +346,10 @@ pub enum Handler {
     Delay {
         max: Duration,
     },
+    /// Hands the request to a server of the `[[upstream]]` so named (HTTP reverse proxy).
+    Proxy {
+        upstream: String,
+    },
 }
 
 impl Handler {
@@ -357,6 +363,7 @@ impl Handler {
             Handler::Health(_) => "health",
             Handler::Metrics => "metrics",
             Handler::Delay { .. } => "delay",
+            Handler::Proxy { .. } => "proxy",
         }
     }
 }

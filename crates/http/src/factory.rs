@@ -221,6 +221,8 @@ impl Shared {
         exchange.custom = None;
         exchange.held.cancel_job();
         exchange.held = Held::default();
+        // A proxied request's server is released now (its in-flight count balances picks).
+        exchange.proxy = None;
         let mut pool = self.exchange_pool.borrow_mut();
         if pool.len() < SCRATCH_POOL {
             pool.push(exchange);

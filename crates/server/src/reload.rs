@@ -145,11 +145,12 @@ impl Reloader {
                         plan.route_changes.push((running.id, Arc::new(update)));
                     }
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
-                        let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
+                        let (mut cfg, routes) =
+                            wiring::http_settings(l, &self.metrics, &plan.upstreams);
                         // write_high_water is restart-only (the reactor's half is fixed with
                         // the socket): the protocol's half keeps the running value with it.
                         let (running_cfg, _) =
-                            wiring::http_settings(&running.config, &self.metrics);
+                            wiring::http_settings(&running.config, &self.metrics, &plan.upstreams);
                         cfg.max_pending_output = running_cfg.max_pending_output;
                         let message = factory
                             .reload(cfg, routes)

@@ -161,6 +161,7 @@ impl HttpConn {
                 let timeout = proxy.spec.response_timeout;
                 let body = proxy.body;
                 cx.link(addr);
+                let _ = cx.send(addr, Box::new(super::upstream::Linked));
                 if body {
                     self.arm_body(cx);
                     Verb::Read
@@ -239,6 +240,12 @@ impl HttpConn {
         let Some(mut state) = self.proxy_state() else {
             return self.idle_verb();
         };
+        let current = self.proxy_mut().is_some_and(|p| p.upstream.is_some());
+        if unlinked && !current {
+            // The end of a previous request's upstream connection (it closes once its
+            // response is complete), or of one this request gave up on.
+            return self.idle_verb();
+        }
         if unlinked {
             // The upstream connection ended without its side saying how: a reset.
             state = match state {

@@ -289,8 +289,10 @@ pub(crate) fn write_response(
     for header in parsed.headers.iter() {
         let name = header.name;
         let length = name.eq_ignore_ascii_case("content-length");
-        // A bodiless response keeps its Content-Length (HEAD, 304: the size it would have).
-        let keep_length = length && matches!(reframe, Reframe::Pass | Reframe::None);
+        // A bodiless response keeps its Content-Length (HEAD, 304: the size it would have),
+        // except where RFC 9110 §8.6 forbids one: 1xx and 204.
+        let allowed = response.status >= 200 && response.status != 204;
+        let keep_length = length && allowed && matches!(reframe, Reframe::Pass | Reframe::None);
         if (not_forwarded(name) && !keep_length) || is_named(name, &named) {
             continue;
         }

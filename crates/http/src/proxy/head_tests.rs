@@ -192,3 +192,20 @@ fn the_client_head_is_reframed_for_the_client() {
     assert!(head.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"));
     assert!(keep);
 }
+
+#[test]
+fn no_content_and_informational_heads_carry_no_length() {
+    let (head, reframe, _) = client_head(
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        false,
+        true,
+    );
+    assert_eq!(head, "HTTP/1.1 204 No Content\r\n\r\n");
+    assert_eq!(reframe, Reframe::None);
+    let (head, _, _) = client_head(
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+        false,
+        true,
+    );
+    assert!(head.contains("Content-Length: 5"));
+}

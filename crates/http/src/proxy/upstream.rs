@@ -42,13 +42,25 @@ pub(crate) enum State {
 
 pub(crate) type SharedPipe = Rc<RefCell<Pipe>>;
 
+/// How the upstream side ends once the response is complete: at once, not by a lingering
+/// close, so that its link to the client ends in this loop turn and the client's next request
+/// can link its own upstream connection (a connection links once). Nothing is lost: its own
+/// output (the request) was written before the response came, and it reads nothing more.
+const DONE: Verb = Verb::CloseNow;
+
 /// The client asks the upstream side to close (its response timeout passed).
 pub(crate) struct Abort;
+
+/// The client linked the two connections (sent right after `Cx::link`, so it arrives once the
+/// link exists): a response that came whole, EOF included, before the link is taken now.
+pub(crate) struct Linked;
 
 pub(crate) struct UpstreamSide {
     request: Option<Vec<u8>>,
     pipe: SharedPipe,
     body: Option<(Body, Reframe)>,
+    /// What was unread at an EOF that came before the link (bounded by the input buffer).
+    early: Option<Vec<u8>>,
 }
 
 impl UpstreamSide {
@@ -57,6 +69,7 @@ impl UpstreamSide {
             request: Some(request),
             pipe,
             body: None,
+            early: None,
         }
     }
 
@@ -112,7 +125,7 @@ impl UpstreamSide {
         let status = response.status;
         if reframe == Reframe::None {
             self.settle(State::Complete { status, keep_alive }, cx);
-            return Step::new(input.len(), Verb::CloseAfterFlush);
+            return Step::new(input.len(), DONE);
         }
         self.pipe.borrow_mut().state = State::Streaming { status };
         self.body = Some((response.body, reframe));
@@ -162,7 +175,7 @@ impl UpstreamSide {
         if done {
             self.complete(cx);
             // Bytes after the response: this connection is closed, they are dropped.
-            return Step::new(input.len(), Verb::CloseAfterFlush);
+            return Step::new(input.len(), DONE);
         }
         Step::new(consumed, Verb::Read)
     }
@@ -211,6 +224,15 @@ impl Protocol for UpstreamSide {
     }
 
     fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
+        let live = matches!(
+            self.pipe.borrow().state,
+            State::Waiting | State::Streaming { .. }
+        );
+        if live && self.early.is_none() && cx.peer_out().is_none() {
+            // The whole response and its EOF came before the link: keep it for `Linked`.
+            self.early = Some(unconsumed.to_vec());
+            return Verb::AwaitCompletion;
+        }
         let until_close = matches!(self.body, Some((Body::UntilClose, _)));
         let state = self.pipe.borrow().state;
         match state {
@@ -225,15 +247,31 @@ impl Protocol for UpstreamSide {
             }
         }
         self.complete(cx);
-        Verb::CloseAfterFlush
+        DONE
     }
 
     fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
         let _ = cx;
-        match message.downcast::<Abort>() {
-            Ok(_) => Verb::CloseNow,
-            Err(_) => Verb::Read,
+        if message.is::<Abort>() {
+            return Verb::CloseNow;
         }
+        let Some(early) = self.early.take().filter(|_| message.is::<Linked>()) else {
+            return Verb::Read;
+        };
+        let mut at = 0;
+        while at < early.len() {
+            let step = self.on_input(&early[at..], cx);
+            at += step.consumed;
+            if step.verb != Verb::Read || step.consumed == 0 {
+                if step.verb != Verb::Read {
+                    return step.verb;
+                }
+                break;
+            }
+        }
+        // `early` stays set (empty) so that this EOF is the real one now.
+        self.early = Some(Vec::new());
+        self.on_eof(&early[at..], cx)
     }
 
     fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {
