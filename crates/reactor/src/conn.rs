@@ -314,8 +314,11 @@ impl Conn {
         }
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
-            let verb = self.call(env, |p, cx| p.on_deadline(cx))?;
-            self.apply(verb)?;
+            let (verb, resume) = self.call(env, |p, cx| {
+                let verb = p.on_deadline(cx);
+                (verb, cx.resume)
+            })?;
+            self.apply_resumable(verb, resume, env)?;
         }
         self.settle(env)
     }

@@ -541,12 +541,13 @@ impl Cx<'_> {
         self.marked_idle = true;
     }
 
-    /// From [`Protocol::on_message`] or [`Protocol::on_unlinked`]: ends this connection's
-    /// [`Verb::AwaitCompletion`] wait as a job completion or a connect outcome would, and
-    /// hands buffered input over again after the call. For a wait on something done on this
-    /// shard (the linked peer finished a response and says so by a message, or it closed).
-    /// Ignored from any other callback and when the connection does not wait: a message or
-    /// an unlink alone leaves a wait in place.
+    /// From [`Protocol::on_message`], [`Protocol::on_unlinked`] or
+    /// [`Protocol::on_deadline`]: ends this connection's [`Verb::AwaitCompletion`] wait as a
+    /// job completion or a connect outcome would, and hands buffered input over again after
+    /// the call. For a wait on something done on this shard (the linked peer finished a
+    /// response and says so by a message, or it closed, or the protocol gave up waiting).
+    /// Ignored from any other callback and when the connection does not wait: a message, an
+    /// unlink or a deadline alone leaves a wait in place.
     pub fn resume(&mut self) {
         self.resume = true;
     }
