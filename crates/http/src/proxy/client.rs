@@ -324,6 +324,7 @@ impl HttpConn {
             let _ = cx.send(upstream, Box::new(Abort));
         }
         tracing::debug!(upstream = %proxy.spec.upstream, "response timeout");
+        cx.resume();
         let flow = self.proxy_refuse(HttpError::GatewayTimeout, cx);
         verb_after(flow)
     }
