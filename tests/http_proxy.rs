@@ -117,6 +117,10 @@ pub fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
     }
     // The same client connection goes on (keep-alive to the client).
     assert_eq!(conn.get("/app/fixed").text(), "hello");
+    let server = upstream.addr.to_string();
+    let metrics = scrape(proxy.addr("web"));
+    let ok = [("server", server.as_str()), ("class", "2xx")];
+    assert_eq!(metrics.sum("coreloop_upstream_responses_total", &ok), 2.0);
 }
 
 #[test]
@@ -387,6 +391,22 @@ fn upstream_failures_map_to_502_and_504() {
         }
         let text = String::from_utf8_lossy(&got).into_owned();
         assert_eq!(status_of(&text), *status, "{answer:?}: {text}");
+        let cause = if *reset { "closed" } else { "invalid" };
+        let cause = if answer.ends_with(b"ten b") {
+            "closed"
+        } else {
+            cause
+        };
+        let failed = || {
+            scrape(proxy.addr("web")).sum(
+                "coreloop_upstream_response_errors_total",
+                &[("cause", cause)],
+            ) == 1.0
+        };
+        assert!(
+            crate::support::eventually(failed),
+            "{answer:?}: counted as {cause}"
+        );
         if *status == 200 {
             // Part of a response went out and the rest never will: the client is closed,
             // with no complete response the client could take for the whole.
@@ -418,6 +438,11 @@ pub fn response_timeout_answers_504() {
     conn.send("GET /app/x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
     assert_eq!(conn.read_response().unwrap().status, 504);
     assert_eq!(conn.get("/healthz").status, 200);
+    let timed_out = scrape(stalled.addr("web")).sum(
+        "coreloop_upstream_response_errors_total",
+        &[("cause", "timed_out")],
+    );
+    assert_eq!(timed_out, 1.0);
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreloop_config::Upstream;
-use coreloop_http::{Pick, ProxySpec, ProxyTarget, ProxyTicket};
-use coreloop_metrics::upstream::{ConnectFailure, UpstreamStats};
+use coreloop_http::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use coreloop_metrics::upstream::{ConnectFailure, ResponseFailure, UpstreamStats};
 use coreloop_reactor::ConnectError;
 
 use crate::upstream::{ServerSlot, ShardUpstream, Shared, Tried};
@@ -114,8 +114,16 @@ impl ProxyTicket for Ticket {
         pick(&self.upstream, tried, now)
     }
 
-    fn responded(&mut self, status: u16, latency: Duration) {
-        let _ = (status, latency);
+    /// Counted; not judged by passive health, which counts failed connects only.
+    fn finished(&mut self, outcome: Outcome, _latency: Duration) {
+        let Some(server) = &self.server else { return };
+        let counters = server.counters();
+        match outcome {
+            Outcome::Complete(status) => counters.responded(status),
+            Outcome::Invalid => counters.response_failed(ResponseFailure::Invalid),
+            Outcome::TimedOut => counters.response_failed(ResponseFailure::TimedOut),
+            Outcome::Closed => counters.response_failed(ResponseFailure::Closed),
+        }
     }
 }
 

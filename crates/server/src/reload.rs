@@ -466,11 +466,17 @@ mod tests {
             "fail_timeout = \"10s\"",
             "fail_timeout = \"20s\"",
         ),
+        (
+            "upstream.response_timeout",
+            "response_timeout = \"30s\"",
+            "response_timeout = \"5s\"",
+        ),
     ];
 
     /// An upstream no listener uses (valid), for the `upstream.*` edits.
     const UPSTREAM: &str = "\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9001\"]\n\
-        balance = \"round-robin\"\nconnect_timeout = \"1s\"\nmax_fails = 3\nfail_timeout = \"10s\"\n";
+        balance = \"round-robin\"\nconnect_timeout = \"1s\"\nmax_fails = 3\nfail_timeout = \"10s\"\n\
+        response_timeout = \"30s\"\n";
 
     /// Walks the key table: a reload names exactly the restart keys it cannot apply, for
     /// global keys and for each listener's merged value alike, and never a live one.

@@ -10,7 +10,7 @@ use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, Verb};
 
 use super::head::{self, ClientSide};
 use super::upstream::{Abort, Pipe, SharedPipe, State, UpstreamSide};
-use super::{Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use super::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
 use crate::conn::{verb_after, Flow, HttpConn, Phase};
 use crate::error::HttpError;
 use crate::head::{Framing, Head};
@@ -249,8 +249,11 @@ impl HttpConn {
         if unlinked {
             // The upstream connection ended without its side saying how: a reset.
             state = match state {
-                State::Waiting => State::Invalid,
-                State::Streaming { status } => State::Broken { status },
+                State::Waiting => State::Invalid { closed: true },
+                State::Streaming { status } => State::Broken {
+                    status,
+                    closed: true,
+                },
                 done => done,
             };
             if let Some(proxy) = self.proxy_mut() {
@@ -258,7 +261,7 @@ impl HttpConn {
                 proxy.upstream = None;
             }
         }
-        let (State::Complete { .. } | State::Invalid | State::Broken { .. }) = state else {
+        let (State::Complete { .. } | State::Invalid { .. } | State::Broken { .. }) = state else {
             return self.idle_verb();
         };
         cx.resume();
@@ -284,22 +287,23 @@ impl HttpConn {
             .and_then(|p| p.pipe.borrow().connected)
             .map(|at| cx.now().saturating_duration_since(at))
             .unwrap_or_default();
-        let status = match state {
-            State::Complete { status, .. } | State::Broken { status } => status,
-            _ => 502,
+        let outcome = match state {
+            State::Complete { status, .. } => Outcome::Complete(status),
+            State::Broken { closed: true, .. } | State::Invalid { closed: true } => Outcome::Closed,
+            _ => Outcome::Invalid,
         };
         if let Some(ticket) = self.proxy_mut().and_then(|p| p.ticket.as_mut()) {
-            ticket.responded(status, latency);
+            ticket.finished(outcome, latency);
         }
         match state {
-            State::Complete { keep_alive, .. } => {
+            State::Complete { status, keep_alive } => {
                 let close = !keep_alive || body_unread;
                 if close {
                     cx.refuse();
                 }
                 self.done(status, close, cx)
             }
-            State::Broken { status } => {
+            State::Broken { status, .. } => {
                 cx.refuse();
                 self.done(status, true, cx)
             }
@@ -319,7 +323,11 @@ impl HttpConn {
         }
         // A terminal state first, so that the upstream side writes nothing more, then the
         // message that closes it.
-        proxy.pipe.borrow_mut().state = State::Invalid;
+        proxy.pipe.borrow_mut().state = State::Invalid { closed: false };
+        let latency = proxy.spec.response_timeout;
+        if let Some(ticket) = proxy.ticket.as_mut() {
+            ticket.finished(Outcome::TimedOut, latency);
+        }
         if let Some(upstream) = proxy.upstream.take() {
             let _ = cx.send(upstream, Box::new(Abort));
         }

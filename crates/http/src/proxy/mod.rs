@@ -46,8 +46,21 @@ pub trait ProxyTicket {
     /// The connect failed, before any byte was sent: counts against the server when it is
     /// the server's fault, and picks another server not tried yet, if any (a retry).
     fn retry(self: Box<Self>, error: ConnectError, now: Instant) -> Option<Pick>;
-    /// The upstream's response head arrived with this status (or 502 for an invalid one).
-    fn responded(&mut self, status: u16, latency: Duration);
+    /// How the exchange with the server ended, after its connect.
+    fn finished(&mut self, outcome: Outcome, latency: Duration);
+}
+
+/// How a proxied exchange ended, after the connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The whole response, with this status, reached the client's output.
+    Complete(u16),
+    /// An invalid or ambiguous response head or body framing (502, or a cut response).
+    Invalid,
+    /// No response head within `response_timeout` (504).
+    TimedOut,
+    /// The server closed or reset the connection before the response was complete.
+    Closed,
 }
 
 /// Builds a shard's [`ProxyTarget`]; called once per shard, on that shard, at its first

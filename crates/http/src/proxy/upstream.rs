@@ -34,10 +34,11 @@ pub(crate) enum State {
     Streaming { status: u16 },
     /// The whole response is in the client's output.
     Complete { status: u16, keep_alive: bool },
-    /// Nothing of a response reached the client: it answers 502.
-    Invalid,
+    /// Nothing of a response reached the client: it answers 502. `closed`: the server closed
+    /// or reset first; else its response was invalid.
+    Invalid { closed: bool },
     /// A part of the response reached the client and the rest never will: it must close.
-    Broken { status: u16 },
+    Broken { status: u16, closed: bool },
 }
 
 pub(crate) type SharedPipe = Rc<RefCell<Pipe>>;
@@ -83,10 +84,10 @@ impl UpstreamSide {
         let _ = cx.send(client, Box::new(super::ProxyWake));
     }
 
-    fn fail(&mut self, cx: &mut Cx<'_>) -> Verb {
+    fn fail(&mut self, closed: bool, cx: &mut Cx<'_>) -> Verb {
         let state = match self.pipe.borrow().state {
-            State::Streaming { status } => State::Broken { status },
-            _ => State::Invalid,
+            State::Streaming { status } => State::Broken { status, closed },
+            _ => State::Invalid { closed },
         };
         self.settle(state, cx);
         cx.refuse();
@@ -100,12 +101,12 @@ impl UpstreamSide {
         };
         let response = match head::parse_response(input, head_only) {
             Ok(Some(response)) => response,
-            Ok(None) if input.len() > max_head => return Step::new(0, self.fail(cx)),
+            Ok(None) if input.len() > max_head => return Step::new(0, self.fail(false, cx)),
             Ok(None) => return Step::new(0, Verb::Read),
-            Err(_) => return Step::new(0, self.fail(cx)),
+            Err(_) => return Step::new(0, self.fail(false, cx)),
         };
         if response.len > max_head {
-            return Step::new(0, self.fail(cx));
+            return Step::new(0, self.fail(false, cx));
         }
         let keep_alive = self.pipe.borrow().keep_alive;
         let Some(out) = cx.peer_out() else {
@@ -139,7 +140,7 @@ impl UpstreamSide {
         };
         let reframe = *reframe;
         let Some(out) = cx.peer_out() else {
-            return Step::new(0, self.fail(cx));
+            return Step::new(0, self.fail(true, cx));
         };
         let (consumed, done) = match body {
             Body::Framed(decoder) => {
@@ -157,7 +158,7 @@ impl UpstreamSide {
                 };
                 match progress {
                     Ok(progress) => (progress.consumed, progress.done),
-                    Err(_) => return Step::new(0, self.fail(cx)),
+                    Err(_) => return Step::new(0, self.fail(false, cx)),
                 }
             }
             Body::UntilClose => {
@@ -237,7 +238,7 @@ impl Protocol for UpstreamSide {
         let state = self.pipe.borrow().state;
         match state {
             State::Streaming { .. } if until_close => {}
-            State::Waiting | State::Streaming { .. } => return self.fail(cx),
+            State::Waiting | State::Streaming { .. } => return self.fail(true, cx),
             _ => return Verb::CloseAfterFlush,
         }
         let _ = unconsumed;
