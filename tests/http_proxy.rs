@@ -474,3 +474,28 @@ fn a_refusing_server_is_retried_elsewhere_then_ejected_until_none_is_left() {
     assert_eq!(status_of(&then), 503, "{then}");
     assert!(scrape(web).sum("coreloop_upstream_no_server_total", &[]) >= 1.0);
 }
+
+#[test]
+fn interim_responses_reach_http11_clients_only_and_a_bad_request_chunk_is_400() {
+    let hints = b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    let proxy = proxy_to(&[scripted(hints, false, None)], "");
+    let web = proxy.addr("web");
+    let eleven = get_close(web, "/app/x", "");
+    assert!(
+        eleven.starts_with("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        "{eleven}"
+    );
+    assert!(eleven.ends_with("\r\n\r\nok"), "{eleven}");
+    let ten = exchange(web, "GET /app/x HTTP/1.0\r\n\r\n");
+    assert!(
+        ten.starts_with("HTTP/1.1 200 OK\r\n") && !ten.contains("103"),
+        "{ten}"
+    );
+    let upstream = PyUpstream::start();
+    let proxy = proxy_to(&[upstream.addr], "");
+    let bad = exchange(
+        proxy.addr("web"),
+        "POST /app/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    );
+    assert_eq!(status_of(&bad), 400, "{bad}");
+}

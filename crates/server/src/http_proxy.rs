@@ -114,15 +114,26 @@ impl ProxyTicket for Ticket {
         pick(&self.upstream, tried, now)
     }
 
-    /// Counted; not judged by passive health, which counts failed connects only.
+    /// Counted, and a failure logged rate-limited; not judged by passive health, which
+    /// counts failed connects only.
     fn finished(&mut self, outcome: Outcome, _latency: Duration) {
         let Some(server) = &self.server else { return };
         let counters = server.counters();
-        match outcome {
-            Outcome::Complete(status) => counters.responded(status),
-            Outcome::Invalid => counters.response_failed(ResponseFailure::Invalid),
-            Outcome::TimedOut => counters.response_failed(ResponseFailure::TimedOut),
-            Outcome::Closed => counters.response_failed(ResponseFailure::Closed),
+        let (failure, what) = match outcome {
+            Outcome::Complete(status) => return counters.responded(status),
+            Outcome::Invalid => (ResponseFailure::Invalid, "invalid response"),
+            Outcome::TimedOut => (ResponseFailure::TimedOut, "no response head in time"),
+            Outcome::Closed => (ResponseFailure::Closed, "closed before the response ended"),
+        };
+        counters.response_failed(failure);
+        let mut up = self.upstream.borrow_mut();
+        if let Some(suppressed) = up.log_gate(Instant::now()) {
+            tracing::warn!(
+                "upstream {} server {}: {what}{}",
+                up.name,
+                server.addr,
+                suppressed_note(suppressed)
+            );
         }
     }
 }

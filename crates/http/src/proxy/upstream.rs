@@ -208,20 +208,24 @@ impl Protocol for UpstreamSide {
     }
 
     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
-        let state = self.pipe.borrow().state;
-        match state {
-            State::Waiting => {}
-            State::Streaming { .. } => return self.on_body(input, cx),
-            _ => return Step::new(input.len(), Verb::CloseNow),
+        // Heads (1xx ones, then the final one) and the body's start may come in one read:
+        // all of it is taken now, as the reactor hands buffered input over only on a read.
+        let mut at = 0;
+        loop {
+            let state = self.pipe.borrow().state;
+            let step = match state {
+                State::Waiting => self.on_head(&input[at..], cx),
+                State::Streaming { .. } => {
+                    let step = self.on_body(&input[at..], cx);
+                    return Step::new(at + step.consumed, step.verb);
+                }
+                _ => return Step::new(input.len(), Verb::CloseNow),
+            };
+            at += step.consumed;
+            if step.verb != Verb::Read || step.consumed == 0 || at == input.len() {
+                return Step::new(at, step.verb);
+            }
         }
-        let step = self.on_head(input, cx);
-        // Body bytes that came with the head are handed over again by the reactor only on
-        // the next read; take them now.
-        if step.consumed < input.len() && self.body.is_some() && step.verb == Verb::Read {
-            let rest = self.on_body(&input[step.consumed..], cx);
-            return Step::new(step.consumed + rest.consumed, rest.verb);
-        }
-        step
     }
 
     fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
