@@ -117,6 +117,7 @@ impl HttpConn {
             max_head: self.settings.config.max_header_bytes,
             state: State::Waiting,
             connected: None,
+            response_timeout: spec.response_timeout,
         }));
         let body = head.framing != Framing::Empty;
         if head.expect_continue && body && !more {

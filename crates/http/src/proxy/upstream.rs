@@ -24,6 +24,8 @@ pub(crate) struct Pipe {
     pub state: State,
     /// When the upstream connected (the response latency starts there).
     pub connected: Option<Instant>,
+    /// The route's `response_timeout`, also the upstream side's own guard (see `on_deadline`).
+    pub response_timeout: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,6 +205,19 @@ impl Protocol for UpstreamSide {
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
         if let Some(request) = self.request.take() {
             cx.out().extend_from_slice(&request);
+        }
+        let guard = cx.now() + self.pipe.borrow().response_timeout;
+        cx.set_deadline(guard);
+        Verb::Read
+    }
+
+    /// A client that went away while this connection was connecting never links it, and
+    /// nobody else would close it: at `response_timeout` an unlinked upstream side closes.
+    /// A linked one is the client's to time out (and its body may stream for longer).
+    fn on_deadline(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let waiting = self.pipe.borrow().state == State::Waiting;
+        if waiting && cx.peer_out().is_none() {
+            return Verb::CloseNow;
         }
         Verb::Read
     }
