@@ -499,3 +499,17 @@ fn interim_responses_reach_http11_clients_only_and_a_bad_request_chunk_is_400() 
     );
     assert_eq!(status_of(&bad), 400, "{bad}");
 }
+
+/// `strip_prefix` takes the route's prefix off the path (whole segments only).
+#[test]
+pub fn strip_prefix_is_taken_off_the_path() {
+    let upstream = PyUpstream::start();
+    let text = proxy_toml(&format!("servers = [\"{}\"]\n", upstream.addr)).replace(
+        "proxy = { upstream = \"app\" }",
+        "proxy = { upstream = \"app\", strip_prefix = \"/app\" }",
+    );
+    let proxy = Server::start(&text);
+    let mut conn = Conn::open(proxy.addr("web"));
+    let seen = conn.get("/app/headers?x=1").text();
+    assert!(seen.starts_with("GET /headers?x=1 HTTP/1.1\r\n"), "{seen}");
+}

@@ -19,8 +19,12 @@ pub(crate) const HANDLERS: [&str; 7] = [
 
 /// The issue's optional proxy keys this version does not act on: refused by name rather than
 /// accepted and ignored.
-const PROXY_NOT_BUILT: &str = "is not built in this version; remove it (the request passes with \
-     its path and headers as sent, hop-by-hop fields removed and X-Forwarded-* added)";
+const PROXY_NOT_BUILT: &str = "is not built in this version; remove it (the path passes as sent \
+     or with strip_prefix removed, headers as sent with hop-by-hop fields removed and \
+     X-Forwarded-* added)";
+
+const STRIP_RULE: &str = "a path prefix such as \"/app\": starts with \"/\", does not end \
+     with one, no query, fragment, percent sign or space";
 
 const PATH_FORMS: &str = "a path such as \"/json\" (exact) or \"/static/*\" (prefix)";
 
@@ -101,18 +105,26 @@ fn proxy(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Handler> {
         "an upstream name such as \"app\"",
         |cx, p, v| string(cx, p, v).map(str::to_string),
     );
-    for key in ["strip_prefix", "set_headers"] {
-        if let Some(value) = t.take(cx, key) {
-            cx.error(
-                value.span(),
-                &t.child(key),
-                ErrorKind::Rule(PROXY_NOT_BUILT),
-            );
+    let strip_prefix = field(cx, &mut t, "strip_prefix", |cx, p, v| {
+        let text = string(cx, p, v)?;
+        let ok = text.len() > 1
+            && text.starts_with('/')
+            && !text.ends_with('/')
+            && !text.contains(['?', '#', '%', ' ']);
+        if !ok {
+            cx.error(v.span(), p, ErrorKind::Rule(STRIP_RULE));
+            return None;
         }
+        Some(text.to_string())
+    });
+    if let Some(value) = t.take(cx, "set_headers") {
+        let at = t.child("set_headers");
+        cx.error(value.span(), &at, ErrorKind::Rule(PROXY_NOT_BUILT));
     }
     t.finish(cx);
     Some(Handler::Proxy {
         upstream: upstream?,
+        strip_prefix,
     })
 }
 

@@ -349,6 +349,8 @@ pub enum Handler {
     /// Hands the request to a server of the `[[upstream]]` so named (HTTP reverse proxy).
     Proxy {
         upstream: String,
+        /// Removed from the front of the request path before it goes upstream.
+        strip_prefix: Option<String>,
     },
 }
 

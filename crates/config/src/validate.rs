@@ -247,7 +247,7 @@ fn known_upstreams(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
         let path = format!("listener[{i}]");
         let indices = route_indices(s, &path, listener.routes.len());
         for (k, route) in listener.routes.iter().enumerate() {
-            let Handler::Proxy { upstream: name } = &route.handler else {
+            let Handler::Proxy { upstream: name, .. } = &route.handler else {
                 continue;
             };
             if known.contains(&name.as_str()) || any_bad {

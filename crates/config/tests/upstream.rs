@@ -191,10 +191,10 @@ fn routes_cannot_go_on_a_tcp_proxy_listener_and_proxy_routes_name_upstreams() {
         r#"test.toml:16:22: listener[1].route[0].proxy.upstream: no [[upstream]] is called "ap"; did you mean "app"?"#,
     );
     check(
-        &proxied("{ upstream = \"app\", strip_prefix = \"/app\", set_headers = {} }"),
+        &proxied("{ upstream = \"app\", strip_prefix = \"/app/\", set_headers = {} }"),
         r#"
-test.toml:16:44: listener[1].route[0].proxy.strip_prefix: is not built in this version; remove it (the request passes with its path and headers as sent, hop-by-hop fields removed and X-Forwarded-* added)
-test.toml:16:66: listener[1].route[0].proxy.set_headers: is not built in this version; remove it (the request passes with its path and headers as sent, hop-by-hop fields removed and X-Forwarded-* added)
+test.toml:16:44: listener[1].route[0].proxy.strip_prefix: a path prefix such as "/app": starts with "/", does not end with one, no query, fragment, percent sign or space
+test.toml:16:67: listener[1].route[0].proxy.set_headers: is not built in this version; remove it (the path passes as sent or with strip_prefix removed, headers as sent with hop-by-hop fields removed and X-Forwarded-* added)
 "#,
     );
     check(

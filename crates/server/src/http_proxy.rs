@@ -21,6 +21,7 @@ pub(crate) fn spec(spec: &Upstream, stats: &Arc<UpstreamStats>) -> ProxySpec {
         upstream: spec.name.clone(),
         response_timeout: spec.response_timeout,
         proto: "http",
+        strip_prefix: None,
         target: Arc::new(move |shard| {
             let view = ShardUpstream::new(&upstream, shard, stats.clone());
             Box::new(Target(Rc::new(RefCell::new(view)))) as Box<dyn ProxyTarget>

@@ -294,8 +294,15 @@ fn handler(handler: &config::Handler, metrics: &MetricsHook, upstreams: &Upstrea
         config::Handler::Health(Health::Ready) => Handler::Ready,
         config::Handler::Metrics => Handler::Metrics(metrics.clone()),
         config::Handler::Delay { max } => Handler::Delay { max: *max },
-        config::Handler::Proxy { upstream } => match upstreams.get(upstream) {
-            Some((spec, stats)) => Handler::Proxy(crate::http_proxy::spec(spec, stats)),
+        config::Handler::Proxy {
+            upstream,
+            strip_prefix,
+        } => match upstreams.get(upstream) {
+            Some((spec, stats)) => {
+                let mut proxy = crate::http_proxy::spec(spec, stats);
+                proxy.strip_prefix = strip_prefix.clone();
+                Handler::Proxy(proxy)
+            }
             // Validated to exist; answer 502 rather than panic if it somehow does not.
             None => Handler::Static(StaticSpec {
                 status: 502,

@@ -89,7 +89,10 @@ impl HttpConn {
         cx: &mut Cx<'_>,
     ) -> Flow {
         let peer = self.shared.peer_of(cx.token());
-        let target_path = &raw_target(raw);
+        let mut target_path = raw_target(raw);
+        if let Some(prefix) = &spec.strip_prefix {
+            target_path = strip(target_path, prefix.as_bytes());
+        }
         let client = ClientSide {
             addr: peer.map(|p| p.ip()),
             proto: spec.proto,
@@ -97,7 +100,7 @@ impl HttpConn {
             framing: head.framing,
         };
         let mut request = Vec::with_capacity(raw.len() + 128);
-        if !head::write_request(raw, target_path, &client, &mut request) {
+        if !head::write_request(raw, &target_path, &client, &mut request) {
             return self.refuse(HttpError::MalformedHeader, cx);
         }
         let now = cx.now();
@@ -367,6 +370,35 @@ fn dial(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) {
     proxy.ticket = Some(pick.ticket);
     let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone());
     cx.connect(pick.addr, pick.connect_timeout, Box::new(side));
+}
+
+/// `target` without `prefix` in front, when it is there as whole segments.
+fn strip(target: Vec<u8>, prefix: &[u8]) -> Vec<u8> {
+    let Some(rest) = target.strip_prefix(prefix) else {
+        return target;
+    };
+    match rest.first() {
+        None => b"/".to_vec(),
+        Some(b'/') => rest.to_vec(),
+        Some(b'?') => [b"/", rest].concat(),
+        Some(_) => target,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_prefix_is_stripped_by_whole_segments() {
+    let cases: &[(&str, &str)] = &[
+        ("/app/x?q=1", "/x?q=1"),
+        ("/app", "/"),
+        ("/app?q", "/?q"),
+        ("/apple", "/apple"),
+        ("/other/app", "/other/app"),
+    ];
+    for (from, to) in cases {
+        let got = strip(from.as_bytes().to_vec(), b"/app");
+        assert_eq!(String::from_utf8(got).unwrap(), *to, "{from}");
+    }
 }
 
 /// The request target as the client sent it (origin form passes as is; an absolute form's

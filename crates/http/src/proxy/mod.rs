@@ -78,6 +78,9 @@ pub struct ProxySpec {
     pub response_timeout: Duration,
     /// `X-Forwarded-Proto` (`https` behind TLS).
     pub proto: &'static str,
+    /// Removed from the front of the path when the path is it or continues with `/` or `?`
+    /// (`/app/x` -> `/x`, `/app` -> `/`); other paths pass as they are.
+    pub strip_prefix: Option<String>,
 }
 
 impl std::fmt::Debug for ProxySpec {
