@@ -513,3 +513,30 @@ pub fn strip_prefix_is_taken_off_the_path() {
     let seen = conn.get("/app/headers?x=1").text();
     assert!(seen.starts_with("GET /headers?x=1 HTTP/1.1\r\n"), "{seen}");
 }
+
+/// Smuggling shapes and invalid framing are refused by the request parser before a server is
+/// picked: nothing of them reaches the upstream (not even a connect).
+#[test]
+fn ambiguous_requests_never_reach_the_upstream() {
+    let upstream = PyUpstream::start();
+    let proxy = proxy_to(&[upstream.addr], "");
+    let web = proxy.addr("web");
+    let shapes = [
+        "POST /app/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /app/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "POST /app/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "POST /app/upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "POST /app/upload HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /app/upload HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        "GET /app/fixed HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /app/fixed HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+        "GET /app/fixed HTTP/1.1\r\nHost : a\r\n\r\n",
+    ];
+    for shape in shapes {
+        let answer = exchange(web, shape);
+        let status = status_of(&answer);
+        assert!((400..=501).contains(&status), "{shape:?}: {answer}");
+    }
+    let connects = scrape(web).sum("coreloop_upstream_connects_total", &[]);
+    assert_eq!(connects, 0.0, "an ambiguous request reached the upstream");
+}
