@@ -112,7 +112,7 @@ fn a_route_with_two_handlers() {
     check(
         "json = {}",
         "json = {}\necho = {}",
-        "FILE:115:8: listener[0].route[1]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay); found 2: json, echo",
+        "FILE:115:8: listener[0].route[1]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay, proxy); found 2: json, echo",
     );
 }
 

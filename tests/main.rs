@@ -12,6 +12,7 @@ mod drain_report;
 mod eviction;
 mod files;
 mod grammar;
+mod http_proxy;
 mod keys;
 mod metrics;
 mod prometheus;

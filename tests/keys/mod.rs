@@ -91,6 +91,9 @@ effects! {
     "listener.route.health" => listener::health_answers;
     "listener.route.metrics" => listener::metrics_answers_the_exposition;
     "listener.route.delay" => listener::delay_is_capped_at_max_ms;
+    "listener.route.proxy" => crate::http_proxy::hop_by_hop_fields_are_removed_and_forwarding_fields_added,
+        crate::http_proxy::strip_prefix_is_taken_off_the_path,
+        crate::http_proxy::response_bodies_are_reframed_for_the_client;
     "upstream.name" => upstream::name_is_the_metric_label;
     "upstream.servers" => upstream::servers_are_where_connections_go;
     "upstream.balance" =>
@@ -98,6 +101,7 @@ effects! {
     "upstream.connect_timeout" => upstream::connect_timeout_bounds_a_connect;
     "upstream.max_fails" => upstream::max_fails_is_the_failures_that_eject;
     "upstream.fail_timeout" => upstream::fail_timeout_is_how_long_a_server_is_skipped;
+    "upstream.response_timeout" => crate::http_proxy::response_timeout_answers_504;
 }
 
 #[test]

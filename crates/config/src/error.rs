@@ -306,7 +306,7 @@ fn unknown_word(
 }
 
 fn handler_count(f: &mut fmt::Formatter<'_>, found: &[String]) -> fmt::Result {
-    let all = "static, json, echo, files, health, metrics, delay";
+    let all = "static, json, echo, files, health, metrics, delay, proxy";
     if found.is_empty() {
         write!(f, "a route needs exactly one handler ({all}); found none")
     } else {

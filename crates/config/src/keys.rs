@@ -259,12 +259,14 @@ pub const KEYS: &[Key] = &[
     key("listener.route.health", Live, Own, Http, Get::Listener),
     key("listener.route.metrics", Live, Own, Http, Get::Listener),
     key("listener.route.delay", Live, Own, Http, Get::Listener),
+    key("listener.route.proxy", Live, Own, Http, Get::Listener),
     key("upstream.name", Live, Global, Upstream, Get::Config(u!(name))),
     key("upstream.servers", Live, Global, Upstream, Get::Config(u!(servers))),
     key("upstream.balance", Live, Global, Upstream, Get::Config(u!(balance))),
     key("upstream.connect_timeout", Live, Global, Upstream, Get::Config(u!(connect_timeout))),
     key("upstream.max_fails", Live, Global, Upstream, Get::Config(u!(max_fails))),
     key("upstream.fail_timeout", Live, Global, Upstream, Get::Config(u!(fail_timeout))),
+    key("upstream.response_timeout", Live, Global, Http, Get::Config(u!(response_timeout))),
 ];
 
 /// The key at `path`, if there is one.

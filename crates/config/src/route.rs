@@ -17,10 +17,14 @@ pub(crate) const HANDLERS: [&str; 7] = [
     "static", "json", "echo", "files", "health", "metrics", "delay",
 ];
 
-/// `proxy` is the issue's name for an HTTP reverse-proxy route: refused by name until it is
-/// built, rather than taken as an unknown key or, worse, accepted and ignored.
-const NO_HTTP_PROXY: &str = "HTTP proxy routes are not built in this version; a listener \
-     with protocol = \"tcp-proxy\" and upstream = \"NAME\" forwards whole connections";
+/// The issue's optional proxy keys this version does not act on: refused by name rather than
+/// accepted and ignored.
+const PROXY_NOT_BUILT: &str = "is not built in this version; remove it (the path passes as sent \
+     or with strip_prefix removed, headers as sent with hop-by-hop fields removed and \
+     X-Forwarded-* added)";
+
+const STRIP_RULE: &str = "a path prefix such as \"/app\": starts with \"/\", does not end \
+     with one, no query, fragment, percent sign or space";
 
 const PATH_FORMS: &str = "a path such as \"/json\" (exact) or \"/static/*\" (prefix)";
 
@@ -55,15 +59,11 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
     let route_path = required(cx, &mut t, "path", PATH_FORMS, route_path);
     let methods =
         field(cx, &mut t, "methods", methods).unwrap_or_else(|| vec![Method::Get, Method::Head]);
-    let proxy = t.take(cx, "proxy");
-    if let Some(value) = proxy {
-        cx.error(
-            value.span(),
-            &t.child("proxy"),
-            ErrorKind::Rule(NO_HTTP_PROXY),
-        );
-    }
     let mut found = Vec::new();
+    if let Some(value) = t.take(cx, "proxy") {
+        let handler = proxy(cx, &t.child("proxy"), value);
+        found.push(("proxy", value.span(), handler));
+    }
     for key in HANDLERS {
         let Some(value) = t.take(cx, key) else {
             continue;
@@ -75,10 +75,6 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
     t.finish(cx);
     // Source order, so "found 2: a, b" reads like the file.
     found.sort_by_key(|(_, span, _)| span.start);
-    if found.is_empty() && proxy.is_some() {
-        // Already reported: "no handler" would only echo it.
-        return None;
-    }
     if found.len() != 1 {
         let names = found.iter().map(|(k, _, _)| k.to_string()).collect();
         // Point at the second handler when there are several: that is
@@ -92,6 +88,43 @@ fn route(cx: &mut Cx<'_>, path: &str, v: &Value<'_>, base_dir: Option<&Path>) ->
         path: route_path?,
         methods,
         handler: handler?,
+    })
+}
+
+/// `proxy = { upstream = "NAME" }`; whether NAME exists is checked with the upstreams.
+fn proxy(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Handler> {
+    if !v.get_ref().is_table() {
+        let expected = "a table such as { upstream = \"app\" }";
+        return wrong_type(cx, path, v, expected, v.get_ref());
+    }
+    let mut t = TableReader::new(cx, path, v);
+    let upstream = required(
+        cx,
+        &mut t,
+        "upstream",
+        "an upstream name such as \"app\"",
+        |cx, p, v| string(cx, p, v).map(str::to_string),
+    );
+    let strip_prefix = field(cx, &mut t, "strip_prefix", |cx, p, v| {
+        let text = string(cx, p, v)?;
+        let ok = text.len() > 1
+            && text.starts_with('/')
+            && !text.ends_with('/')
+            && !text.contains(['?', '#', '%', ' ']);
+        if !ok {
+            cx.error(v.span(), p, ErrorKind::Rule(STRIP_RULE));
+            return None;
+        }
+        Some(text.to_string())
+    });
+    if let Some(value) = t.take(cx, "set_headers") {
+        let at = t.child("set_headers");
+        cx.error(value.span(), &at, ErrorKind::Rule(PROXY_NOT_BUILT));
+    }
+    t.finish(cx);
+    Some(Handler::Proxy {
+        upstream: upstream?,
+        strip_prefix,
     })
 }
 

@@ -268,6 +268,8 @@ pub struct Upstream {
     pub max_fails: u32,
     /// How long an ejected server is skipped.
     pub fail_timeout: Duration,
+    /// HTTP proxy routes: from connected to the end of the response head.
+    pub response_timeout: Duration,
 }
 
 /// How a proxy picks the server for a new connection.
@@ -346,6 +348,12 @@ pub enum Handler {
     Delay {
         max: Duration,
     },
+    /// Hands the request to a server of the `[[upstream]]` so named (HTTP reverse proxy).
+    Proxy {
+        upstream: String,
+        /// Removed from the front of the request path before it goes upstream.
+        strip_prefix: Option<String>,
+    },
 }
 
 impl Handler {
@@ -359,6 +367,7 @@ impl Handler {
             Handler::Health(_) => "health",
             Handler::Metrics => "metrics",
             Handler::Delay { .. } => "delay",
+            Handler::Proxy { .. } => "proxy",
         }
     }
 }

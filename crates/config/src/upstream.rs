@@ -1,8 +1,8 @@
 //! `[[upstream]]` tables: the servers a `tcp-proxy` listener forwards to, how it picks one, and
 //! when it stops trying a failing one (passive health).
 //!
-//! Keys of the issue that this version does not act on yet (`keepalive`, `response_timeout`,
-//! `idle_timeout`, `health`) are decoded only to be refused with a located error: a key that
+//! Keys of the issue that this version does not act on yet (`keepalive`, `idle_timeout`,
+//! `health`) are decoded only to be refused with a located error: a key that
 //! parses and does nothing would be a promise the server does not keep.
 
 use std::time::Duration;
@@ -21,16 +21,15 @@ const NAME_RULE: &str = "an upstream name is 1 to 64 letters, digits, '-' or '_'
 const NO_SERVERS: &str =
     "an upstream needs at least one server, e.g. servers = [\"127.0.0.1:9001\"]";
 const PORT_ZERO: &str = "a server needs a port to connect to; port 0 only makes sense to bind";
-const HTTP_ONLY: &str = "acts on pooled HTTP upstream connections, and HTTP proxy routes are \
-     not built in this version; remove it (tcp-proxy listeners open one connection per client)";
+const HTTP_ONLY: &str = "acts on pooled upstream connections, and upstream connection reuse is \
+     not built in this version; remove it (each proxied request or connection opens its own)";
 const NO_ACTIVE_HEALTH: &str = "active health checks are not built in this version; remove \
      `health` (passive health, max_fails and fail_timeout, is)";
 const ZERO_TIMEOUT: &str = "must be greater than \"0s\"; a zero deadline would expire at once";
 
 /// Keys refused with [`HTTP_ONLY`] or [`NO_ACTIVE_HEALTH`].
-const NOT_BUILT: [(&str, &str); 4] = [
+const NOT_BUILT: [(&str, &str); 3] = [
     ("keepalive", HTTP_ONLY),
-    ("response_timeout", HTTP_ONLY),
     ("idle_timeout", HTTP_ONLY),
     ("health", NO_ACTIVE_HEALTH),
 ];
@@ -68,6 +67,8 @@ fn upstream(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Upstream> {
     .unwrap_or(3);
     let fail_timeout =
         field(cx, &mut t, "fail_timeout", positive).unwrap_or(Duration::from_secs(10));
+    let response_timeout =
+        field(cx, &mut t, "response_timeout", positive).unwrap_or(Duration::from_secs(30));
     for (key, rule) in NOT_BUILT {
         if let Some(value) = t.take(cx, key) {
             cx.error(value.span(), &t.child(key), ErrorKind::Rule(rule));
@@ -81,6 +82,7 @@ fn upstream(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Upstream> {
         connect_timeout,
         max_fails,
         fail_timeout,
+        response_timeout,
     })
 }
 

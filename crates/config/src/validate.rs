@@ -10,7 +10,9 @@ use crate::host::{connection_limit, fd_margin, shard_count, Host};
 use crate::keys::{Scope, KEYS};
 use crate::reader::suggest;
 use crate::reader::Locations;
-use crate::schema::{Address, Balance, Listener, MaxConnections, Protocol, Server, Upstream};
+use crate::schema::{
+    Address, Balance, Handler, Listener, MaxConnections, Protocol, Server, Upstream,
+};
 use crate::values::Keyword;
 
 const NO_FDS: &str = "the hard RLIMIT_NOFILE leaves no file descriptors for connections; \
@@ -240,6 +242,25 @@ fn known_upstreams(s: &Subject<'_>, out: &mut Vec<ConfigError>) {
             known: known.iter().map(|k| k.to_string()).collect(),
         };
         push(s, out, &format!("listener[{i}].upstream"), kind);
+    }
+    for (i, listener) in s.listeners.iter().enumerate() {
+        let path = format!("listener[{i}]");
+        let indices = route_indices(s, &path, listener.routes.len());
+        for (k, route) in listener.routes.iter().enumerate() {
+            let Handler::Proxy { upstream: name, .. } = &route.handler else {
+                continue;
+            };
+            if known.contains(&name.as_str()) || any_bad {
+                continue;
+            }
+            let kind = ErrorKind::UnknownUpstream {
+                name: name.clone(),
+                suggestion: suggest(name, &known).map(str::to_string),
+                known: known.iter().map(|k| k.to_string()).collect(),
+            };
+            let at = format!("{path}.route[{}].proxy.upstream", indices[k]);
+            push(s, out, &at, kind);
+        }
     }
 }
 

@@ -161,11 +161,11 @@ fn route_handlers() {
     let listener = "[[listener]]\nname = \"w\"\naddress = \"127.0.0.1:8080\"\n";
     check(
         &format!("{listener}[[listener.route]]\npath = \"/\"\njson = {{}}\necho = {{}}\n"),
-        "test.toml:7:8: listener[0].route[0]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay); found 2: json, echo",
+        "test.toml:7:8: listener[0].route[0]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay, proxy); found 2: json, echo",
     );
     check(
         &format!("{listener}[[listener.route]]\npath = \"/\"\n"),
-        "test.toml:4:1: listener[0].route[0]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay); found none",
+        "test.toml:4:1: listener[0].route[0]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay, proxy); found none",
     );
     check(
         &format!("{listener}[[listener.route]]\npath = \"/\"\nfiles = {{ root = \"/nonexistent/coreloop-www\" }}\n"),

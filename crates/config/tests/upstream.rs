@@ -117,15 +117,18 @@ test.toml:13:16: upstream[0].fail_timeout: expected a duration string such as "1
 fn keys_not_built_are_refused_by_name() {
     check(
         &upstream(
-            "servers = [\"127.0.0.1:9001\"]\nkeepalive = 32\nresponse_timeout = \"30s\"\n\
+            "servers = [\"127.0.0.1:9001\"]\nkeepalive = 32\n\
              idle_timeout = \"60s\"\nhealth = { path = \"/healthz\" }\n",
         ),
         r#"
-test.toml:10:13: upstream[0].keepalive: acts on pooled HTTP upstream connections, and HTTP proxy routes are not built in this version; remove it (tcp-proxy listeners open one connection per client)
-test.toml:11:20: upstream[0].response_timeout: acts on pooled HTTP upstream connections, and HTTP proxy routes are not built in this version; remove it (tcp-proxy listeners open one connection per client)
-test.toml:12:16: upstream[0].idle_timeout: acts on pooled HTTP upstream connections, and HTTP proxy routes are not built in this version; remove it (tcp-proxy listeners open one connection per client)
-test.toml:13:10: upstream[0].health: active health checks are not built in this version; remove `health` (passive health, max_fails and fail_timeout, is)
+test.toml:10:13: upstream[0].keepalive: acts on pooled upstream connections, and upstream connection reuse is not built in this version; remove it (each proxied request or connection opens its own)
+test.toml:11:16: upstream[0].idle_timeout: acts on pooled upstream connections, and upstream connection reuse is not built in this version; remove it (each proxied request or connection opens its own)
+test.toml:12:10: upstream[0].health: active health checks are not built in this version; remove `health` (passive health, max_fails and fail_timeout, is)
 "#,
+    );
+    check(
+        &upstream("servers = [\"127.0.0.1:9001\"]\nresponse_timeout = \"0s\"\n"),
+        r#"test.toml:10:20: upstream[0].response_timeout: must be greater than "0s"; a zero deadline would expire at once"#,
     );
 }
 
@@ -166,7 +169,7 @@ fn listeners_name_upstreams_that_exist() {
 }
 
 #[test]
-fn routes_cannot_go_on_a_tcp_proxy_listener_and_proxy_routes_are_refused() {
+fn routes_cannot_go_on_a_tcp_proxy_listener_and_proxy_routes_name_upstreams() {
     let routed = upstream("servers = [\"127.0.0.1:9001\"]\n").replacen(
         "upstream = \"app\"\n",
         "upstream = \"app\"\n[[listener.route]]\npath = \"/\"\njson = {}\n",
@@ -176,14 +179,35 @@ fn routes_cannot_go_on_a_tcp_proxy_listener_and_proxy_routes_are_refused() {
         &routed,
         r#"test.toml:6:1: listener[0].route: routes are only allowed on protocol = "http" listeners, this one is "tcp-proxy""#,
     );
-    let proxied = format!(
-        "{}\n[[listener]]\nname = \"web\"\naddress = \"127.0.0.1:8080\"\n\
-         [[listener.route]]\npath = \"/app/*\"\nproxy = {{ upstream = \"app\" }}\n",
-        upstream("servers = [\"127.0.0.1:9001\"]\n")
+    let proxied = |proxy: &str| {
+        format!(
+            "{}\n[[listener]]\nname = \"web\"\naddress = \"127.0.0.1:8080\"\n\
+             [[listener.route]]\npath = \"/app/*\"\nproxy = {proxy}\n",
+            upstream("servers = [\"127.0.0.1:9001\"]\n")
+        )
+    };
+    check(
+        &proxied("{ upstream = \"ap\" }"),
+        r#"test.toml:16:22: listener[1].route[0].proxy.upstream: no [[upstream]] is called "ap"; did you mean "app"?"#,
     );
     check(
-        &proxied,
-        r#"test.toml:16:9: listener[1].route[0].proxy: HTTP proxy routes are not built in this version; a listener with protocol = "tcp-proxy" and upstream = "NAME" forwards whole connections"#,
+        &proxied("{ upstream = \"app\", strip_prefix = \"/app/\", set_headers = {} }"),
+        r#"
+test.toml:16:44: listener[1].route[0].proxy.strip_prefix: a path prefix such as "/app": starts with "/", does not end with one, no query, fragment, percent sign or space
+test.toml:16:67: listener[1].route[0].proxy.set_headers: is not built in this version; remove it (the path passes as sent or with strip_prefix removed, headers as sent with hop-by-hop fields removed and X-Forwarded-* added)
+"#,
+    );
+    check(
+        &proxied("\"app\""),
+        r#"test.toml:16:9: listener[1].route[0].proxy: expected a table such as { upstream = "app" }, found a string"#,
+    );
+    check(
+        &proxied("{}"),
+        r#"test.toml:16:9: listener[1].route[0].proxy.upstream: missing required key; expected an upstream name such as "app""#,
+    );
+    check(
+        &proxied("{ upstream = \"app\" }\njson = {}"),
+        r#"test.toml:17:8: listener[1].route[0]: a route needs exactly one handler (static, json, echo, files, health, metrics, delay, proxy); found 2: proxy, json"#,
     );
 }
 

@@ -14,7 +14,9 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use coreloop_reactor::{Completion, Cx, JobFailure, JobId, Protocol, Step, Verb};
+use coreloop_reactor::{
+    Completion, ConnectOutcome, Cx, JobFailure, JobId, Message, Protocol, Step, Verb,
+};
 
 use crate::access::{AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 use crate::body::BodyDecoder;
@@ -33,6 +35,8 @@ pub(crate) enum Phase {
     Head,
     Body,
     Awaiting(JobId),
+    /// A proxy route waits for its upstream's response (`crate::proxy`).
+    Proxying,
     Closed,
 }
 
@@ -42,6 +46,8 @@ enum Timer {
     Body,
     Idle,
     Offload,
+    /// A proxy route's `response_timeout`.
+    Proxy,
 }
 
 /// What handling one step of a request led to.
@@ -97,6 +103,8 @@ pub(crate) struct Exchange {
     pub skip_body: bool,
     /// A job in flight, a delay or a file body (`crate::held`).
     pub held: Held,
+    /// A proxied request (`crate::proxy`).
+    pub proxy: Option<Box<crate::proxy::ProxyExchange>>,
 }
 
 impl Exchange {
@@ -115,6 +123,7 @@ impl Exchange {
             method: stats::UNKNOWN_METHOD,
             skip_body: false,
             held: Held::default(),
+            proxy: None,
         }
     }
 }
@@ -252,9 +261,28 @@ impl HttpConn {
             Timer::Body => config.body_timeout,
             Timer::Idle => config.idle_timeout,
             Timer::Offload => config.offload_timeout,
+            Timer::Proxy => config.offload_timeout,
         };
         self.timer = Some(timer);
         cx.set_deadline(cx.now() + after);
+    }
+
+    pub(crate) fn arm_proxy(&mut self, timeout: std::time::Duration, cx: &mut Cx<'_>) {
+        self.timer = Some(Timer::Proxy);
+        cx.set_deadline(cx.now() + timeout);
+    }
+
+    pub(crate) fn arm_body(&mut self, cx: &mut Cx<'_>) {
+        self.arm(Timer::Body, cx);
+    }
+
+    pub(crate) fn clear_timer(&mut self, cx: &mut Cx<'_>) {
+        self.timer = None;
+        cx.clear_deadline();
+    }
+
+    pub(crate) fn begin_request_now(&mut self, cx: &mut Cx<'_>) {
+        self.begin_request(cx);
     }
 
     /// The first bytes of a request: take the current settings and start the header clock.
@@ -299,7 +327,8 @@ impl HttpConn {
                     let rest = &input[head.len..];
                     self.more_buffered = Some(scan::request_follows(rest, head.framing));
                 }
-                let flow = self.on_head(&head, input.len() > head.len, cx);
+                let raw = &input[..head.len];
+                let flow = self.on_head(&head, raw, input.len() > head.len, cx);
                 (
                     head.len,
                     flow.unwrap_or_else(|error| self.refuse(error, cx)),
@@ -313,7 +342,13 @@ impl HttpConn {
         }
     }
 
-    fn on_head(&mut self, head: &Head<'_>, more: bool, cx: &mut Cx<'_>) -> Result<Flow, HttpError> {
+    fn on_head(
+        &mut self,
+        head: &Head<'_>,
+        raw: &[u8],
+        more: bool,
+        cx: &mut Cx<'_>,
+    ) -> Result<Flow, HttpError> {
         if self.shared.access_log.is_some() {
             self.note_request(head, cx);
         }
@@ -321,7 +356,11 @@ impl HttpConn {
         let exchange = self.plan(head)?;
         let reads = exchange.decoder.is_some() && !exchange.skip_body;
         let wants_body = reads && self.reads_body(exchange.target);
+        let proxy = self.proxy_spec(exchange.target);
         self.exchange = Some(exchange);
+        if let Some(spec) = proxy {
+            return Ok(self.start_proxy(head, raw, spec, more, cx));
+        }
         if !reads {
             return Ok(self.finish(cx));
         }
@@ -339,6 +378,9 @@ impl HttpConn {
             .exchange
             .as_ref()
             .is_some_and(|e| self.reads_body(e.target));
+        if self.exchange.as_ref().is_some_and(|e| e.proxy.is_some()) {
+            return self.proxy_body(input, cx);
+        }
         let Some(exchange) = self.exchange.as_mut() else {
             return Err(HttpError::InvalidChunk);
         };
@@ -532,7 +574,7 @@ impl HttpConn {
     }
 }
 
-fn verb_after(flow: Flow) -> Verb {
+pub(crate) fn verb_after(flow: Flow) -> Verb {
     match flow {
         Flow::Await => Verb::AwaitCompletion,
         Flow::Close => Verb::CloseAfterFlush,
@@ -561,7 +603,9 @@ impl Protocol for HttpConn {
         loop {
             let (used, flow) = match self.phase {
                 Phase::Closed => return Step::new(input.len(), Verb::CloseAfterFlush),
-                Phase::Awaiting(_) => return Step::new(pos, Verb::AwaitCompletion),
+                Phase::Awaiting(_) | Phase::Proxying => {
+                    return Step::new(pos, Verb::AwaitCompletion)
+                }
                 Phase::Body => self
                     .step_body(&input[pos..], cx)
                     .unwrap_or_else(|e| (0, self.refuse(e, cx))),
@@ -596,7 +640,7 @@ impl Protocol for HttpConn {
         }
         match self.phase {
             // Let the job finish; its response is written and then the connection closes.
-            Phase::Awaiting(_) => Verb::AwaitCompletion,
+            Phase::Awaiting(_) | Phase::Proxying => Verb::AwaitCompletion,
             // Nothing more can arrive, so no deadline may answer for a request that will never
             // complete (found by fuzzing: a 408 after the close; regression below).
             _ => {
@@ -619,6 +663,7 @@ impl Protocol for HttpConn {
             (Some(Timer::Idle), Phase::Head) if self.started.is_none() => {
                 return Verb::CloseAfterFlush
             }
+            (Some(Timer::Proxy), Phase::Proxying) => return self.proxy_timeout(cx),
             (Some(Timer::Offload), Phase::Awaiting(_)) => {
                 self.refuse(HttpError::HandlerTimeout, cx)
             }
@@ -676,8 +721,28 @@ impl Protocol for HttpConn {
             Phase::Idle => self.drain_grace(cx),
             Phase::Head if self.started.is_none() => self.drain_grace(cx),
             Phase::Head | Phase::Body => Verb::Read,
-            Phase::Awaiting(_) => Verb::AwaitCompletion,
+            Phase::Awaiting(_) | Phase::Proxying => Verb::AwaitCompletion,
         }
+    }
+
+    fn on_connect(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
+        self.proxy_connected(outcome, cx)
+    }
+
+    fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+        if message.is::<crate::proxy::ProxyWake>() {
+            return self.proxy_wake(false, cx);
+        }
+        match self.phase {
+            Phase::Awaiting(_) | Phase::Proxying => Verb::AwaitCompletion,
+            Phase::Closed => Verb::CloseAfterFlush,
+            _ => Verb::Read,
+        }
+    }
+
+    // The upstream connection of a proxied request ended; outside one, nothing to do.
+    fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {
+        self.proxy_wake(true, cx)
     }
 }
 

@@ -56,6 +56,13 @@ pub enum HttpError {
     HandlerTimeout,
     /// A handler panicked.
     HandlerPanicked,
+    /// A proxy route's upstream refused or reset the connection, or sent an invalid response
+    /// head (502).
+    BadGateway,
+    /// A proxy route's upstream did not connect or answer its head in time (504).
+    GatewayTimeout,
+    /// A proxy route's upstream has no server to try: all ejected (503).
+    NoUpstream,
 }
 
 /// The response a failure turns into.
@@ -92,6 +99,10 @@ impl HttpError {
             // after a 504 the connection cannot go on: close it.
             HandlerTimeout => (504, Fault::Server, true),
             HandlerPanicked => (500, Fault::Server, false),
+            // Nothing of a response reached the client: it can go on.
+            BadGateway => (502, Fault::Server, false),
+            GatewayTimeout => (504, Fault::Server, false),
+            NoUpstream => (503, Fault::Server, false),
         };
         Refusal {
             status,
@@ -123,6 +134,9 @@ impl HttpError {
             Overloaded => "server busy",
             HandlerTimeout => "handler timed out",
             HandlerPanicked => "handler failed",
+            BadGateway => "bad gateway",
+            GatewayTimeout => "gateway timeout",
+            NoUpstream => "no upstream server available",
         }
     }
 }

@@ -28,12 +28,13 @@ impl HttpConn {
     /// owned in it): building it on the stack and moving it in cost about 100 instructions
     /// per request.
     pub(crate) fn plan(&mut self, head: &Head<'_>) -> Result<Box<Exchange>, HttpError> {
+        let target = self.route(head)?;
         if let Framing::Length(length) = head.framing {
-            if length > self.settings.config.max_body_bytes {
+            // A proxied body streams through: only the upstream limits it.
+            if length > self.settings.config.max_body_bytes && self.proxy_spec(target).is_none() {
                 return Err(HttpError::BodyTooLarge);
             }
         }
-        let target = self.route(head)?;
         let mut exchange = self.shared.take_exchange();
         exchange.target = target;
         exchange.decoder = BodyDecoder::new(head.framing);
@@ -81,6 +82,16 @@ impl HttpConn {
 
     fn handler(&self, target: Target) -> Option<&Compiled> {
         handler_of(&self.settings, target)
+    }
+
+    pub(crate) fn proxy_spec(
+        &self,
+        target: Target,
+    ) -> Option<std::sync::Arc<crate::proxy::ProxySpec>> {
+        match self.handler(target) {
+            Some(Compiled::Proxy(spec)) => Some(spec.clone()),
+            _ => None,
+        }
     }
 
     pub(crate) fn reads_body(&self, target: Target) -> bool {
@@ -188,7 +199,8 @@ impl HttpConn {
             Compiled::Metrics(_)
             | Compiled::Files(_)
             | Compiled::Delay { .. }
-            | Compiled::Custom { .. } => write_text(cx.out(), 500, b"", finish),
+            | Compiled::Custom { .. }
+            | Compiled::Proxy(_) => write_text(cx.out(), 500, b"", finish),
         }
     }
 

@@ -115,6 +115,7 @@ impl ProtocolFactory for HttpFactory {
             exchange_pool: RefCell::new(Vec::new()),
             last_done: Cell::new(None),
             send_file: Cell::new(false),
+            proxies: crate::proxy::Targets::new(self.settings().routes.has_proxy()),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -150,6 +151,8 @@ pub(crate) struct Shared {
     /// Whether this listener's transport takes `sendfile` (`Cx::can_send_file`), noted at
     /// each accept: every connection of a listener has the same transport.
     pub send_file: Cell<bool>,
+    /// This shard's views of the upstreams its proxy routes name.
+    pub proxies: crate::proxy::Targets,
 }
 
 /// When and where a response was last finished on a shard.
@@ -182,9 +185,10 @@ impl Shared {
         self.last_done.set(Some(LastDone { token, turn, at }));
     }
 
-    /// Files the peer `open` saw under the connection's token (access log only).
+    /// Files the peer `open` saw under the connection's token (access log and proxy routes'
+    /// `X-Forwarded-For` only).
     pub(crate) fn note_peer(&self, token: ConnToken) {
-        if self.access_log.is_none() {
+        if self.access_log.is_none() && !self.proxies.wants_peers() {
             return;
         }
         let mut peers = self.peers.borrow_mut();
@@ -221,6 +225,8 @@ impl Shared {
             exchange.held.cancel_job();
             exchange.held = Held::default();
         }
+        // A proxied request's server is released now (its in-flight count balances picks).
+        exchange.proxy = None;
         let mut pool = self.exchange_pool.borrow_mut();
         if pool.len() < SCRATCH_POOL {
             pool.push(exchange);
@@ -242,7 +248,7 @@ struct ShardFactory {
 
 impl ConnFactory for ShardFactory {
     fn open(&mut self, info: &ConnInfo) -> Box<dyn Protocol> {
-        if self.shared.access_log.is_some() {
+        if self.shared.access_log.is_some() || self.shared.proxies.wants_peers() {
             // Kept beside the connection, not in it (an idle HttpConn stays small); moved to
             // the per-shard table by `on_open`, which knows the connection's token.
             self.shared.listener.set(info.listener);
@@ -258,6 +264,9 @@ impl ConnFactory for ShardFactory {
     fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {
         if let Some(reload) = message.downcast_ref::<HttpReload>() {
             *self.shared.settings.borrow_mut() = Rc::new((*reload.settings).clone());
+            self.shared
+                .proxies
+                .reloaded(reload.settings.routes.has_proxy());
         }
     }
 }

@@ -27,6 +27,7 @@ mod held;
 mod host;
 mod line;
 mod percent;
+mod proxy;
 mod response;
 mod router;
 mod scan;
@@ -43,6 +44,7 @@ pub use handlers::{
     CustomFn, ExpositionFormat, Handler, MetricsHook, Request, Response, StaticSpec,
 };
 pub use head::{parse as parse_head, Framing, Head, Method};
+pub use proxy::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTargetFactory, ProxyTicket};
 pub use router::{Route, RouteError, RouteTable};
 pub use stats::{
     HttpStats, SeriesSnapshot, ShardHttpSnapshot, ShardHttpStats, CODE_LABELS, LATENCY_BUCKETS,

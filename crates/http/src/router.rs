@@ -165,6 +165,15 @@ impl RouteTable {
     }
 
     /// The `route` slot of the entry [`Lookup::Found`] named.
+    /// Whether any route proxies (then every connection's peer address is kept, for
+    /// `X-Forwarded-For`).
+    pub(crate) fn has_proxy(&self) -> bool {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.entries)
+            .any(|e| matches!(e.handler, Compiled::Proxy(_)))
+    }
+
     pub(crate) fn slot(&self, group: usize, entry: usize) -> usize {
         (self.groups.get(group))
             .and_then(|g| g.entries.get(entry))

@@ -39,6 +39,10 @@ pub struct ServerCounters {
     active: AtomicU64,
     ejected: AtomicU64,
     ejections: AtomicU64,
+    /// HTTP proxy routes: response heads by status class (1xx..5xx).
+    responses: [AtomicU64; 5],
+    /// HTTP proxy routes: exchanges that failed, by [`RESPONSE_FAILURES`].
+    response_errors: [AtomicU64; 3],
 }
 
 /// Why a connect to a server failed, as the `cause` label.
@@ -52,6 +56,23 @@ pub enum ConnectFailure {
 
 /// The `cause` label values, in [`ConnectFailure`] order.
 pub const CONNECT_FAILURES: [&str; 3] = ["refused", "timed_out", "other"];
+
+/// Why a proxied HTTP exchange failed after its connect, as the `cause` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseFailure {
+    /// An invalid or ambiguous response head, or a bad body framing (502 or a cut response).
+    Invalid,
+    /// No response head within `response_timeout` (504).
+    TimedOut,
+    /// The server closed or reset the connection before the response was complete.
+    Closed,
+}
+
+/// The `cause` label values, in [`ResponseFailure`] order.
+pub const RESPONSE_FAILURES: [&str; 3] = ["invalid", "timed_out", "closed"];
+
+/// The `class` label values of responses.
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 fn bump(counter: &AtomicU64) {
     counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
@@ -84,6 +105,12 @@ impl ServerStats {
             sum.active += c.active.load(Relaxed);
             sum.ejected += c.ejected.load(Relaxed);
             sum.ejections += c.ejections.load(Relaxed);
+            for (n, c) in sum.responses.iter_mut().zip(&c.responses) {
+                *n += c.load(Relaxed);
+            }
+            for (n, c) in sum.response_errors.iter_mut().zip(&c.response_errors) {
+                *n += c.load(Relaxed);
+            }
         }
         sum
     }
@@ -164,6 +191,17 @@ impl ServerCounters {
         bump(&self.retries);
     }
 
+    /// An HTTP response head with this status came from the server.
+    pub fn responded(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        bump(&self.responses[class]);
+    }
+
+    /// A proxied HTTP exchange with this server failed after its connect.
+    pub fn response_failed(&self, why: ResponseFailure) {
+        bump(&self.response_errors[why as usize]);
+    }
+
     /// Passive health ejected this server (again).
     pub fn ejection(&self) {
         bump(&self.ejections);
@@ -194,6 +232,10 @@ pub struct ServerSnapshot {
     /// Shards that skip the server now (0..=shards).
     pub ejected: u64,
     pub ejections: u64,
+    /// By [`STATUS_CLASSES`].
+    pub responses: [u64; 5],
+    /// By [`RESPONSE_FAILURES`].
+    pub response_errors: [u64; 3],
 }
 
 /// The `coreloop_upstream_*` families (none when no upstream is configured).
@@ -256,6 +298,38 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
     for (u, snap) in upstreams.iter().zip(&snaps) {
         for (server, s) in u.servers.iter().zip(&snap.servers) {
             for (cause, value) in CONNECT_FAILURES.iter().zip(s.connect_errors) {
+                let labels: [(&str, &dyn std::fmt::Display); 3] = [
+                    ("upstream", &u.name),
+                    ("server", &server.addr),
+                    ("cause", cause),
+                ];
+                out.sample(name, "_total", &labels, value);
+            }
+        }
+    }
+    let name = "coreloop_upstream_responses";
+    let help = "HTTP proxy routes: response heads from an upstream server, by status class.";
+    out.family(name, Kind::Counter, help);
+    for (u, snap) in upstreams.iter().zip(&snaps) {
+        for (server, s) in u.servers.iter().zip(&snap.servers) {
+            for (class, value) in STATUS_CLASSES.iter().zip(s.responses) {
+                let labels: [(&str, &dyn std::fmt::Display); 3] = [
+                    ("upstream", &u.name),
+                    ("server", &server.addr),
+                    ("class", class),
+                ];
+                out.sample(name, "_total", &labels, value);
+            }
+        }
+    }
+    let name = "coreloop_upstream_response_errors";
+    let help = "HTTP proxy routes: exchanges that failed after the connect, by cause: invalid \
+                (bad response head or framing), timed_out (response_timeout), closed (closed or \
+                reset before the response was complete).";
+    out.family(name, Kind::Counter, help);
+    for (u, snap) in upstreams.iter().zip(&snaps) {
+        for (server, s) in u.servers.iter().zip(&snap.servers) {
+            for (cause, value) in RESPONSE_FAILURES.iter().zip(s.response_errors) {
                 let labels: [(&str, &dyn std::fmt::Display); 3] = [
                     ("upstream", &u.name),
                     ("server", &server.addr),

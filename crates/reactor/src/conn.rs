@@ -236,10 +236,39 @@ impl Conn {
         ) {
             return Ok(false);
         }
-        let verb = self.call(env, |p, cx| p.on_message(message, cx))?;
-        self.apply(verb)?;
+        // `Cx::resume` is read here alone, so `Conn` carries no flag for it.
+        let (verb, resume) = self.call(env, |p, cx| {
+            let verb = p.on_message(message, cx);
+            (verb, cx.resume)
+        })?;
+        self.apply_resumable(verb, resume, env)?;
         self.settle(env)?;
         Ok(true)
+    }
+
+    /// A protocol's answer from a callback that may end a completion wait (`Cx::resume`):
+    /// the wait ends first, as a completion would, then buffered input is handed over.
+    pub(crate) fn apply_resumable(
+        &mut self,
+        verb: crate::protocol::Verb,
+        resume: bool,
+        env: &mut Env<'_>,
+    ) -> Drive {
+        let waits = matches!(
+            self.state,
+            State::Waiting {
+                until: Wait::Completion,
+                ..
+            }
+        );
+        if resume && waits {
+            self.end_wait(env);
+        }
+        self.apply(verb)?;
+        if resume && waits {
+            self.feed(env, 0)?;
+        }
+        Ok(())
     }
 
     /// Delivers the outcome of this connection's `Cx::connect`.
@@ -303,8 +332,11 @@ impl Conn {
         }
         if self.deadline.is_some_and(|at| at <= now) {
             self.deadline = None;
-            let verb = self.call(env, |p, cx| p.on_deadline(cx))?;
-            self.apply(verb)?;
+            let (verb, resume) = self.call(env, |p, cx| {
+                let verb = p.on_deadline(cx);
+                (verb, cx.resume)
+            })?;
+            self.apply_resumable(verb, resume, env)?;
         }
         self.settle(env)
     }
@@ -538,6 +570,7 @@ impl Conn {
             draining: env.draining,
             refused: &mut self.refused,
             marked_idle: false,
+            resume: false,
             link: env.link.as_deref_mut(),
         };
         let protocol = self.protocol.as_mut();

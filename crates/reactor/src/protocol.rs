@@ -280,6 +280,8 @@ pub struct Cx<'a> {
     pub(crate) draining: bool,
     pub(crate) refused: &'a mut bool,
     pub(crate) marked_idle: bool,
+    /// [`Cx::resume`] was called.
+    pub(crate) resume: bool,
     /// The linked peer's output, lent for this call (`None`: not linked, or the peer closed).
     pub(crate) link: Option<&'a mut crate::link::Lent>,
 }
@@ -579,6 +581,17 @@ impl Cx<'_> {
     /// it again after the next answer. A protocol that never calls it is never evicted.
     pub fn mark_idle(&mut self) {
         self.marked_idle = true;
+    }
+
+    /// From [`Protocol::on_message`], [`Protocol::on_unlinked`] or
+    /// [`Protocol::on_deadline`]: ends this connection's [`Verb::AwaitCompletion`] wait as a
+    /// job completion or a connect outcome would, and hands buffered input over again after
+    /// the call. For a wait on something done on this shard (the linked peer finished a
+    /// response and says so by a message, or it closed, or the protocol gave up waiting).
+    /// Ignored from any other callback and when the connection does not wait: a message, an
+    /// unlink or a deadline alone leaves a wait in place.
+    pub fn resume(&mut self) {
+        self.resume = true;
     }
 
     /// Marks the close this connection is heading for as a refusal (bad input, a protocol

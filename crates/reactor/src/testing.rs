@@ -90,6 +90,7 @@ pub struct Harness {
     mail: SentMessages,
     refused: bool,
     idle_marks: usize,
+    resumed: bool,
     /// The linked peer's output (`link_to`), as the shard lends it.
     peer: Option<crate::link::Lent>,
 }
@@ -118,6 +119,7 @@ impl Harness {
             mail: SentMessages::default(),
             refused: false,
             idle_marks: 0,
+            resumed: false,
             peer: None,
         }
     }
@@ -141,12 +143,14 @@ impl Harness {
             draining: self.draining,
             refused: &mut self.refused,
             marked_idle: false,
+            resume: false,
             link: self.peer.as_mut(),
         };
         let result = f(&mut cx);
         if cx.marked_idle {
             self.idle_marks += 1;
         }
+        self.resumed |= cx.resume;
         result
     }
 
@@ -156,6 +160,11 @@ impl Harness {
             self.out = None;
         }
         verb
+    }
+
+    /// Whether the protocol called [`Cx::resume`] since the last look (and forgets it).
+    pub fn take_resumed(&mut self) -> bool {
+        std::mem::take(&mut self.resumed)
     }
 
     /// Times the protocol called [`Cx::mark_idle`].

@@ -291,3 +291,55 @@ fn a_message_reaches_a_connection_awaiting_a_job_and_it_keeps_waiting() {
     assert_eq!(read_exactly(&mut conn, 8), "done in ");
     reactor.shutdown(Duration::from_secs(5));
 }
+
+/// On `park`, waits with `AwaitCompletion` for nothing but its own two messages: `stay`
+/// (answered without `Cx::resume`, so the wait goes on) and `go` (which resumes). Input after
+/// `park` is answered `in ` once handed over.
+struct Parks {
+    parked: bool,
+}
+
+impl Protocol for Parks {
+    fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+        Mailbox.on_open(cx)
+    }
+
+    fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        if !self.parked && input.starts_with(b"park") {
+            self.parked = true;
+            let me = cx.addr();
+            cx.send(me, Box::new("stay")).unwrap();
+            cx.send(me, Box::new("go")).unwrap();
+            return Step::new(4, Verb::AwaitCompletion);
+        }
+        cx.out().extend_from_slice(b"in ");
+        Step::new(input.len(), Verb::Read)
+    }
+
+    fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
+        let word = *message.downcast::<&str>().unwrap();
+        cx.out().extend_from_slice(word.as_bytes());
+        cx.out().push(b' ');
+        if word == "go" {
+            cx.resume();
+        }
+        Verb::Read
+    }
+}
+
+#[test]
+fn a_message_that_resumes_ends_a_completion_wait_and_hands_buffered_input_over() {
+    let reactor = support::start(
+        1,
+        Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(|_: &ConnInfo| Parks { parked: false }),
+        |_| {},
+    );
+    let mut conn = BufReader::new(support::connect(support::tcp_addr(&reactor)));
+    let _ = read_addr(&mut conn);
+    // One write: `x` is buffered behind `park` and must wait for `go`, not `stay`.
+    conn.get_mut().write_all(b"parkx").unwrap();
+    assert_eq!(read_exactly(&mut conn, 11), "stay go in ");
+    reactor.shutdown(Duration::from_secs(5));
+}

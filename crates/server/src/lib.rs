@@ -10,6 +10,7 @@
 mod access_format;
 mod access_log;
 mod cli;
+mod http_proxy;
 mod logging;
 mod notify;
 mod reload;

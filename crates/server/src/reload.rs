@@ -159,11 +159,12 @@ impl Reloader {
                         plan.tls_changes.push((running.id, rebuilt));
                     }
                     if let (Some(factory), config::Protocol::Http) = (&running.http, l.protocol) {
-                        let (mut cfg, routes) = wiring::http_settings(l, &self.metrics);
+                        let (mut cfg, routes) =
+                            wiring::http_settings(l, &self.metrics, &plan.upstreams);
                         // write_high_water is restart-only (the reactor's half is fixed with
                         // the socket): the protocol's half keeps the running value with it.
                         let (running_cfg, _) =
-                            wiring::http_settings(&running.config, &self.metrics);
+                            wiring::http_settings(&running.config, &self.metrics, &plan.upstreams);
                         cfg.max_pending_output = running_cfg.max_pending_output;
                         let message = factory
                             .reload(cfg, routes)
@@ -501,11 +502,17 @@ mod tests {
             "fail_timeout = \"10s\"",
             "fail_timeout = \"20s\"",
         ),
+        (
+            "upstream.response_timeout",
+            "response_timeout = \"30s\"",
+            "response_timeout = \"5s\"",
+        ),
     ];
 
     /// An upstream no listener uses (valid), for the `upstream.*` edits.
     const UPSTREAM: &str = "\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9001\"]\n\
-        balance = \"round-robin\"\nconnect_timeout = \"1s\"\nmax_fails = 3\nfail_timeout = \"10s\"\n";
+        balance = \"round-robin\"\nconnect_timeout = \"1s\"\nmax_fails = 3\nfail_timeout = \"10s\"\n\
+        response_timeout = \"30s\"\n";
 
     /// Walks the key table: a reload names exactly the restart keys it cannot apply, for
     /// global keys and for each listener's merged value alike, and never a live one.

@@ -126,7 +126,7 @@ pub(crate) fn listener_spec(
     let mut http = None;
     let protocol: Arc<dyn ProtocolFactory> = match listener.protocol {
         config::Protocol::Http => {
-            let (cfg, routes) = http_settings(listener, metrics);
+            let (cfg, routes) = http_settings(listener, metrics, upstreams);
             let factory = HttpFactory::with_access_log(cfg, routes, access_log.cloned())
                 .map_err(|e| format!("listener `{}`: {e}", listener.name))?;
             http = Some(factory.clone());
@@ -234,6 +234,7 @@ fn connection_limit(config: &Config) -> usize {
 pub(crate) fn http_settings(
     listener: &config::Listener,
     metrics: &MetricsHook,
+    upstreams: &Upstreams,
 ) -> (HttpConfig, Vec<Route>) {
     let limits = listener.effective_limits();
     let timeouts = listener.effective_timeouts();
@@ -252,11 +253,13 @@ pub(crate) fn http_settings(
         offload_timeout: timeouts.offload,
         ..HttpConfig::default()
     };
-    let routes = listener.routes.iter().map(|r| route(r, metrics)).collect();
+    let routes = (listener.routes.iter())
+        .map(|r| route(r, metrics, upstreams))
+        .collect();
     (cfg, routes)
 }
 
-fn route(route: &config::Route, metrics: &MetricsHook) -> Route {
+fn route(route: &config::Route, metrics: &MetricsHook, upstreams: &Upstreams) -> Route {
     let (path, prefix) = match &route.path {
         config::RoutePath::Exact(path) => (path.clone(), false),
         // The config's "/a/*" is stored as "/a/"; the router's prefix ending in `/` matches
@@ -271,11 +274,11 @@ fn route(route: &config::Route, metrics: &MetricsHook) -> Route {
             .iter()
             .map(|m| m.as_str().to_owned())
             .collect(),
-        handler: handler(&route.handler, metrics),
+        handler: handler(&route.handler, metrics, upstreams),
     }
 }
 
-fn handler(handler: &config::Handler, metrics: &MetricsHook) -> Handler {
+fn handler(handler: &config::Handler, metrics: &MetricsHook, upstreams: &Upstreams) -> Handler {
     match handler {
         config::Handler::Static(s) => Handler::Static(StaticSpec {
             status: s.status,
@@ -294,6 +297,23 @@ fn handler(handler: &config::Handler, metrics: &MetricsHook) -> Handler {
         config::Handler::Health(Health::Ready) => Handler::Ready,
         config::Handler::Metrics => Handler::Metrics(metrics.clone()),
         config::Handler::Delay { max } => Handler::Delay { max: *max },
+        config::Handler::Proxy {
+            upstream,
+            strip_prefix,
+        } => match upstreams.get(upstream) {
+            Some((spec, stats)) => {
+                let mut proxy = crate::http_proxy::spec(spec, stats);
+                proxy.strip_prefix = strip_prefix.clone();
+                Handler::Proxy(proxy)
+            }
+            // Validated to exist; answer 502 rather than panic if it somehow does not.
+            None => Handler::Static(StaticSpec {
+                status: 502,
+                content_type: "text/plain".to_owned(),
+                headers: Vec::new(),
+                body: b"upstream not configured\n".to_vec(),
+            }),
+        },
     }
 }
 
@@ -339,7 +359,7 @@ mod tests {
             config.connection_limit()
         );
         assert!(wired.reactor.max_input >= 8 * 1024);
-        let (cfg, routes) = http_settings(&config.listeners[0], &hook());
+        let (cfg, routes) = http_settings(&config.listeners[0], &hook(), &Upstreams::new(&config));
         assert_eq!(cfg.max_header_bytes, 8 * 1024);
         assert_eq!(cfg.max_pipeline_depth, 16);
         assert_eq!(routes.len(), 7);
@@ -353,7 +373,7 @@ mod tests {
             "[listener.limits]\nheader_bytes = \"2KiB\"\nuri_length = \"1KiB\"\n",
         );
         let config = Config::from_toml_str(&text, "t.toml").unwrap();
-        let (cfg, _) = http_settings(&config.listeners[0], &hook());
+        let (cfg, _) = http_settings(&config.listeners[0], &hook(), &Upstreams::new(&config));
         assert_eq!(cfg.max_header_bytes, 2048);
         let wired = build(&config, &hook(), None).unwrap();
         assert_eq!(wired.reactor.read_buffer, 4096);

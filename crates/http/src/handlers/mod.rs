@@ -124,6 +124,8 @@ pub enum Handler {
         /// The longest sleep granted.
         max: Duration,
     },
+    /// Hands the request to a server of an upstream (`crate::proxy`).
+    Proxy(crate::proxy::ProxySpec),
     /// A function of the request; `blocking` ones run on the offload pool.
     Custom {
         /// The function.
@@ -155,6 +157,7 @@ impl std::fmt::Debug for Handler {
                 .debug_struct("Custom")
                 .field("blocking", blocking)
                 .finish(),
+            Self::Proxy(spec) => f.debug_tuple("Proxy").field(spec).finish(),
             Self::Json => f.write_str("Json"),
             Self::Echo => f.write_str("Echo"),
             Self::Health => f.write_str("Health"),
@@ -183,6 +186,7 @@ pub(crate) enum Compiled {
         func: CustomFn,
         blocking: bool,
     },
+    Proxy(Arc<crate::proxy::ProxySpec>),
 }
 
 impl std::fmt::Debug for Compiled {
@@ -197,7 +201,7 @@ impl std::fmt::Debug for Compiled {
 impl Compiled {
     /// Whether the handler reads the request body (and so earns a `100 Continue`).
     pub fn reads_body(&self) -> bool {
-        matches!(self, Self::Echo | Self::Custom { .. })
+        matches!(self, Self::Echo | Self::Custom { .. } | Self::Proxy(_))
     }
 }
 
@@ -243,6 +247,7 @@ pub(crate) fn compile(handler: Handler) -> Result<Compiled, String> {
         Handler::Files(spec) => Compiled::Files(Arc::new(FilesRoot::new(spec)?)),
         Handler::Delay { max } => Compiled::Delay { max },
         Handler::Custom { func, blocking } => Compiled::Custom { func, blocking },
+        Handler::Proxy(spec) => Compiled::Proxy(Arc::new(spec)),
     })
 }
 

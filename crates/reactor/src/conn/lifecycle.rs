@@ -43,7 +43,8 @@ pub(super) enum Eof {
 /// outbound connection starts in `Connecting`, before `Reading`.
 ///
 /// A message (`Protocol::on_message`) moves nothing by itself: its verb goes through `apply`
-/// like any other, so a waiting connection keeps waiting, and a closing or lingering one is
+/// like any other, so a waiting connection keeps waiting unless the protocol called
+/// `Cx::resume` (then a completion wait ends, as a completion would), and a closing or lingering one is
 /// not called at all (the shard counts the message as stale).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum State {

@@ -97,8 +97,11 @@ impl Conn {
         if matches!(self.state, State::Closing { .. } | State::Lingering { .. }) {
             return Ok(());
         }
-        let verb = self.call(env, |p, cx| p.on_unlinked(cx))?;
-        self.apply(verb)?;
+        let (verb, resume) = self.call(env, |p, cx| {
+            let verb = p.on_unlinked(cx);
+            (verb, cx.resume)
+        })?;
+        self.apply_resumable(verb, resume, env)?;
         if let State::Waiting {
             until: Wait::Peer,
             eof,

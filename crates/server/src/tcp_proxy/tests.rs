@@ -21,6 +21,7 @@ fn factory(servers: usize, max_fails: u32) -> (TcpProxyFactory, Arc<UpstreamStat
         connect_timeout: Duration::from_millis(500),
         max_fails,
         fail_timeout: Duration::from_secs(10),
+        response_timeout: Duration::from_secs(30),
     };
     let names: Vec<String> = upstream.servers.iter().map(ToString::to_string).collect();
     let stats = Arc::new(UpstreamStats::new("app", &names, 1));

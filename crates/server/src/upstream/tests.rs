@@ -16,6 +16,7 @@ fn spec(ports: &[u16], balance: UpstreamBalance, max_fails: u32) -> Upstream {
         connect_timeout: Duration::from_secs(1),
         max_fails,
         fail_timeout: Duration::from_secs(10),
+        response_timeout: Duration::from_secs(30),
     }
 }
 

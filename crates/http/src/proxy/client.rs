@@ -1,0 +1,431 @@
+//! The client side of a proxy route, as phases of [`HttpConn`]: pick and dial a server (retry
+//! on a failed connect, when nothing was sent), link, stream the request body into the link,
+//! then wait for the upstream side's word that the response is complete or failed.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, Verb};
+
+use super::head::{self, ClientSide};
+use super::upstream::{Abort, Pipe, SharedPipe, State, UpstreamSide};
+use super::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use crate::conn::{verb_after, Flow, HttpConn, Phase};
+use crate::error::HttpError;
+use crate::head::{Framing, Head};
+
+/// The upstream side's word to the client side: look at the pipe.
+pub(crate) struct ProxyWake;
+
+/// One shard's view of one upstream, shared by that shard's connections.
+type ShardTarget = Rc<RefCell<Box<dyn ProxyTarget>>>;
+
+/// A shard's [`ProxyTarget`]s, one per proxy route's spec, built at first use.
+pub(crate) struct Targets {
+    by_spec: RefCell<Vec<(usize, ShardTarget)>>,
+    wants_peers: std::cell::Cell<bool>,
+}
+
+impl Targets {
+    pub fn new(wants_peers: bool) -> Self {
+        Self {
+            by_spec: RefCell::new(Vec::new()),
+            wants_peers: std::cell::Cell::new(wants_peers),
+        }
+    }
+
+    pub fn wants_peers(&self) -> bool {
+        self.wants_peers.get()
+    }
+
+    /// New settings: their specs are new values, so the views are built again at first use.
+    pub fn reloaded(&self, wants_peers: bool) {
+        self.by_spec.borrow_mut().clear();
+        self.wants_peers.set(wants_peers);
+    }
+
+    fn of(&self, spec: &Arc<ProxySpec>, shard: usize) -> ShardTarget {
+        let key = Arc::as_ptr(spec) as usize;
+        let mut by_spec = self.by_spec.borrow_mut();
+        if let Some((_, target)) = by_spec.iter().find(|(k, _)| *k == key) {
+            return target.clone();
+        }
+        let target = Rc::new(RefCell::new((spec.target)(shard)));
+        by_spec.push((key, target.clone()));
+        target
+    }
+}
+
+/// A proxied request in progress, in its `Exchange`.
+pub(crate) struct ProxyExchange {
+    spec: Arc<ProxySpec>,
+    /// The rewritten request head, copied into each attempt's upstream side.
+    request: Vec<u8>,
+    ticket: Option<Box<dyn ProxyTicket>>,
+    pipe: SharedPipe,
+    upstream: Option<ConnAddr>,
+    /// The request has a body still to forward.
+    body: bool,
+}
+
+impl std::fmt::Debug for ProxyExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyExchange")
+            .field("upstream", &self.upstream)
+            .finish()
+    }
+}
+
+impl HttpConn {
+    /// A proxy route's head: rewrite it, pick a server and dial it. The body (if any) waits in
+    /// the input buffer until the link exists.
+    pub(crate) fn start_proxy(
+        &mut self,
+        head: &Head<'_>,
+        raw: &[u8],
+        spec: Arc<ProxySpec>,
+        more: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
+        let peer = self.shared.peer_of(cx.token());
+        let mut target_path = raw_target(raw);
+        if let Some(prefix) = &spec.strip_prefix {
+            target_path = strip(target_path, prefix.as_bytes());
+        }
+        let client = ClientSide {
+            addr: peer.map(|p| p.ip()),
+            proto: spec.proto,
+            host: head.host,
+            framing: head.framing,
+        };
+        let mut request = Vec::with_capacity(raw.len() + 128);
+        if !head::write_request(raw, &target_path, &client, &mut request) {
+            return self.refuse(HttpError::MalformedHeader, cx);
+        }
+        let now = cx.now();
+        let target = self.shared.proxies.of(&spec, cx.shard());
+        let picked = target.borrow_mut().pick(now);
+        let Some(pick) = picked else {
+            tracing::debug!(upstream = %spec.upstream, "no server available");
+            return self.proxy_refuse(HttpError::NoUpstream, cx);
+        };
+        let keep_alive =
+            self.exchange.as_ref().is_some_and(|e| e.keep_alive) && !self.must_close(cx);
+        let pipe = Rc::new(RefCell::new(Pipe {
+            client: cx.addr(),
+            http10: self.http10,
+            keep_alive,
+            head_only: self.exchange.as_ref().is_some_and(|e| e.head_only),
+            max_head: self.settings.config.max_header_bytes,
+            state: State::Waiting,
+            connected: None,
+            response_timeout: spec.response_timeout,
+        }));
+        let body = head.framing != Framing::Empty;
+        if head.expect_continue && body && !more {
+            // Answered here and not forwarded (head.rs drops `Expect`): never both.
+            cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let mut proxy = ProxyExchange {
+            spec,
+            request,
+            ticket: None,
+            pipe,
+            upstream: None,
+            body,
+        };
+        dial(&mut proxy, pick, cx);
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.proxy = Some(Box::new(proxy));
+        }
+        // No timer while connecting: the reactor's connect timeout answers for it.
+        self.clear_timer(cx);
+        self.phase = if body { Phase::Body } else { Phase::Proxying };
+        Flow::Await
+    }
+
+    fn proxy_mut(&mut self) -> Option<&mut ProxyExchange> {
+        self.exchange.as_mut()?.proxy.as_deref_mut()
+    }
+
+    /// The outcome of a dial.
+    pub(crate) fn proxy_connected(&mut self, outcome: ConnectOutcome, cx: &mut Cx<'_>) -> Verb {
+        let now = cx.now();
+        let Some(proxy) = self.proxy_mut() else {
+            return Verb::Read;
+        };
+        match outcome.result {
+            Ok(addr) => {
+                if let Some(ticket) = proxy.ticket.as_mut() {
+                    ticket.connected(now);
+                }
+                proxy.upstream = Some(addr);
+                proxy.pipe.borrow_mut().connected = Some(now);
+                let timeout = proxy.spec.response_timeout;
+                let body = proxy.body;
+                cx.link(addr);
+                let _ = cx.send(addr, Box::new(super::upstream::Linked));
+                if body {
+                    self.arm_body(cx);
+                    Verb::Read
+                } else {
+                    self.arm_proxy(timeout, cx);
+                    Verb::AwaitCompletion
+                }
+            }
+            Err(error) => {
+                let retry = proxy.ticket.take().and_then(|t| t.retry(error, now));
+                if let Some(pick) = retry {
+                    dial(proxy, pick, cx);
+                    return Verb::AwaitCompletion;
+                }
+                let error = match error {
+                    ConnectError::TimedOut => HttpError::GatewayTimeout,
+                    ConnectError::NoRoom | ConnectError::Aborted => HttpError::NoUpstream,
+                    _ => HttpError::BadGateway,
+                };
+                let flow = self.proxy_refuse(error, cx);
+                verb_after(flow)
+            }
+        }
+    }
+
+    /// Request body bytes: forwarded once the link exists, as they were framed (validated by
+    /// the decoder on the way; no limit but the upstream's).
+    pub(crate) fn proxy_body(
+        &mut self,
+        input: &[u8],
+        cx: &mut Cx<'_>,
+    ) -> Result<(usize, Flow), HttpError> {
+        let Some(exchange) = self.exchange.as_mut() else {
+            return Err(HttpError::InvalidChunk);
+        };
+        let linked = exchange
+            .proxy
+            .as_ref()
+            .is_some_and(|p| p.upstream.is_some());
+        let Some(decoder) = exchange.decoder.as_mut() else {
+            return Ok((0, Flow::Partial));
+        };
+        let out = match cx.peer_out() {
+            Some(out) if linked => out,
+            _ => return Ok((0, Flow::Partial)),
+        };
+        let progress = decoder.decode(input, &mut None, &mut exchange.received, u64::MAX)?;
+        out.extend_from_slice(&input[..progress.consumed]);
+        if !progress.done {
+            return Ok((progress.consumed, Flow::Partial));
+        }
+        let timeout = exchange.proxy.as_ref().map(|p| p.spec.response_timeout);
+        self.phase = Phase::Proxying;
+        if let Some(timeout) = timeout {
+            self.arm_proxy(timeout, cx);
+        }
+        // A response that is complete already is taken now (it said so by a message that
+        // found the body unfinished).
+        if self
+            .proxy_state()
+            .is_some_and(|s| s != State::Waiting && !matches!(s, State::Streaming { .. }))
+        {
+            return Ok((progress.consumed, self.proxy_settle(cx)));
+        }
+        Ok((progress.consumed, Flow::Await))
+    }
+
+    fn proxy_state(&self) -> Option<State> {
+        let proxy = self.exchange.as_ref()?.proxy.as_ref()?;
+        let state = proxy.pipe.borrow().state;
+        Some(state)
+    }
+
+    /// The upstream side moved on ([`ProxyWake`]), or its connection ended.
+    pub(crate) fn proxy_wake(&mut self, unlinked: bool, cx: &mut Cx<'_>) -> Verb {
+        let Some(mut state) = self.proxy_state() else {
+            return self.idle_verb();
+        };
+        let current = self.proxy_mut().is_some_and(|p| p.upstream.is_some());
+        if unlinked && !current {
+            // The end of a previous request's upstream connection (it closes once its
+            // response is complete), or of one this request gave up on.
+            return self.idle_verb();
+        }
+        if unlinked {
+            // The upstream connection ended without its side saying how: a reset.
+            state = match state {
+                State::Waiting => State::Invalid { closed: true },
+                State::Streaming { status } => State::Broken {
+                    status,
+                    closed: true,
+                },
+                done => done,
+            };
+            if let Some(proxy) = self.proxy_mut() {
+                proxy.pipe.borrow_mut().state = state;
+                proxy.upstream = None;
+            }
+        }
+        let (State::Complete { .. } | State::Invalid { .. } | State::Broken { .. }) = state else {
+            return self.idle_verb();
+        };
+        cx.resume();
+        let flow = self.proxy_settle(cx);
+        if flow == Flow::Answered && cx.buffered_input() > 0 {
+            self.begin_request_now(cx);
+        }
+        verb_after(flow)
+    }
+
+    /// The response is done one way or another: account for it and move on.
+    fn proxy_settle(&mut self, cx: &mut Cx<'_>) -> Flow {
+        let Some(state) = self.proxy_state() else {
+            return Flow::Answered;
+        };
+        // The upstream answered before the request body was all sent: the rest of it is
+        // still on the client connection, which cannot go on.
+        let body_unread = self.phase == Phase::Body;
+        let latency = self
+            .exchange
+            .as_ref()
+            .and_then(|e| e.proxy.as_ref())
+            .and_then(|p| p.pipe.borrow().connected)
+            .map(|at| cx.now().saturating_duration_since(at))
+            .unwrap_or_default();
+        let outcome = match state {
+            State::Complete { status, .. } => Outcome::Complete(status),
+            State::Broken { closed: true, .. } | State::Invalid { closed: true } => Outcome::Closed,
+            _ => Outcome::Invalid,
+        };
+        if let Some(ticket) = self.proxy_mut().and_then(|p| p.ticket.as_mut()) {
+            ticket.finished(outcome, latency);
+        }
+        match state {
+            State::Complete { status, keep_alive } => {
+                let close = !keep_alive || body_unread;
+                if close {
+                    cx.refuse();
+                }
+                self.done(status, close, cx)
+            }
+            State::Broken { status, .. } => {
+                cx.refuse();
+                self.done(status, true, cx)
+            }
+            _ => self.proxy_refuse(HttpError::BadGateway, cx),
+        }
+    }
+
+    /// No response head within `response_timeout`: 504, and the upstream connection closed.
+    pub(crate) fn proxy_timeout(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let Some(proxy) = self.proxy_mut() else {
+            return self.idle_verb();
+        };
+        let waiting = proxy.pipe.borrow().state == State::Waiting;
+        if !waiting {
+            // The head came: the timeout covers the head only.
+            return Verb::AwaitCompletion;
+        }
+        // A terminal state first, so that the upstream side writes nothing more, then the
+        // message that closes it.
+        proxy.pipe.borrow_mut().state = State::Invalid { closed: false };
+        let latency = proxy.spec.response_timeout;
+        if let Some(ticket) = proxy.ticket.as_mut() {
+            ticket.finished(Outcome::TimedOut, latency);
+        }
+        if let Some(upstream) = proxy.upstream.take() {
+            let _ = cx.send(upstream, Box::new(Abort));
+        }
+        tracing::debug!(upstream = %proxy.spec.upstream, "response timeout");
+        cx.resume();
+        let flow = self.proxy_refuse(HttpError::GatewayTimeout, cx);
+        verb_after(flow)
+    }
+
+    /// A failure answered before any byte of a response: the client connection goes on
+    /// unless a request body is left unread on it.
+    fn proxy_refuse(&mut self, error: HttpError, cx: &mut Cx<'_>) -> Flow {
+        if self.phase == Phase::Body {
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.keep_alive = false;
+            }
+        }
+        if let Some(proxy) = self.proxy_mut() {
+            if let Some(upstream) = proxy.upstream.take() {
+                let _ = cx.send(upstream, Box::new(Abort));
+            }
+        }
+        self.refuse(error, cx)
+    }
+
+    fn idle_verb(&self) -> Verb {
+        match self.phase {
+            Phase::Proxying | Phase::Awaiting(_) => Verb::AwaitCompletion,
+            Phase::Closed => Verb::CloseAfterFlush,
+            _ => Verb::Read,
+        }
+    }
+}
+
+fn dial(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) {
+    proxy.ticket = Some(pick.ticket);
+    let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone());
+    cx.connect(pick.addr, pick.connect_timeout, Box::new(side));
+}
+
+/// `target` without `prefix` in front, when it is there as whole segments.
+fn strip(target: Vec<u8>, prefix: &[u8]) -> Vec<u8> {
+    let Some(rest) = target.strip_prefix(prefix) else {
+        return target;
+    };
+    match rest.first() {
+        None => b"/".to_vec(),
+        Some(b'/') => rest.to_vec(),
+        Some(b'?') => [b"/", rest].concat(),
+        Some(_) => target,
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn a_prefix_is_stripped_by_whole_segments() {
+    let cases: &[(&str, &str)] = &[
+        ("/app/x?q=1", "/x?q=1"),
+        ("/app", "/"),
+        ("/app?q", "/?q"),
+        ("/apple", "/apple"),
+        ("/other/app", "/other/app"),
+    ];
+    for (from, to) in cases {
+        let got = strip(from.as_bytes().to_vec(), b"/app");
+        assert_eq!(String::from_utf8(got).unwrap(), *to, "{from}");
+    }
+}
+
+/// The request target as the client sent it (origin form passes as is; an absolute form's
+/// path and query, RFC 9112 §3.2.2).
+fn raw_target(raw: &[u8]) -> Vec<u8> {
+    let line_end = raw
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(raw.len());
+    let line = &raw[..line_end];
+    let mut parts = line.split(|&b| b == b' ');
+    let _method = parts.next();
+    let target = parts.next().unwrap_or(b"/");
+    if let Some(rest) = target
+        .strip_prefix(b"http://")
+        .or_else(|| target.strip_prefix(b"https://"))
+    {
+        let path = rest
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .map_or(&b"/"[..], |i| &rest[i..]);
+        if path.first() == Some(&b'?') {
+            let mut with_slash = b"/".to_vec();
+            with_slash.extend_from_slice(path);
+            return with_slash;
+        }
+        return path.to_vec();
+    }
+    target.to_vec()
+}

@@ -1,0 +1,317 @@
+//! The two heads a proxy writes: the request head sent upstream (RFC 9110 §7.6.1 hop-by-hop
+//! fields removed, `X-Forwarded-*` added) and the response head sent back to the client,
+//! from an upstream head parsed as strictly as a request (RFC 9112 §6.3: an ambiguous
+//! framing is an error, never a guess), so that no upstream can desync the client connection.
+
+use crate::body::BodyDecoder;
+use crate::head::{trim, Framing};
+
+/// Upstream response heads with more fields than this are refused (502).
+const MAX_FIELDS: usize = 128;
+
+/// What the client asked and is, as the rewritten heads need it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientSide<'a> {
+    pub addr: Option<std::net::IpAddr>,
+    /// `https` behind a TLS listener, else `http`.
+    pub proto: &'a str,
+    /// The request's Host value (or authority of an absolute target).
+    pub host: &'a [u8],
+    pub framing: Framing,
+}
+
+/// True for the fields that are about one connection and never forwarded (RFC 9110 §7.6.1),
+/// and for the framing and forwarding fields the proxy writes itself.
+fn not_forwarded(name: &str) -> bool {
+    const FIELDS: [&str; 10] = [
+        "connection",
+        "keep-alive",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "expect",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "http2-settings",
+    ];
+    FIELDS.iter().any(|f| name.eq_ignore_ascii_case(f))
+        || name.len() >= 6 && name[..6].eq_ignore_ascii_case("proxy-")
+}
+
+/// The tokens of every `Connection` field: the fields they name are hop-by-hop too.
+fn named_by_connection<'a>(headers: &[httparse::Header<'a>]) -> Vec<&'a [u8]> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|h| h.value.split(|&b| b == b',').map(trim))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_named(name: &str, named: &[&[u8]]) -> bool {
+    named
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// Writes the request head for the upstream from the client's raw, already validated head.
+/// Returns `false` (nothing usable written) if the head does not parse again, which cannot
+/// happen for a head the request parser accepted.
+pub(crate) fn write_request(
+    raw: &[u8],
+    target: &[u8],
+    client: &ClientSide<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut request = httparse::Request::new(&mut storage);
+    let Ok(httparse::Status::Complete(_)) = request.parse(raw) else {
+        return false;
+    };
+    let Some(method) = request.method else {
+        return false;
+    };
+    let named = named_by_connection(request.headers);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut forwarded_for: Option<&[u8]> = None;
+    let mut has_host = false;
+    for header in request.headers.iter() {
+        let name = header.name;
+        if not_forwarded(name) || is_named(name, &named) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            // The client's own claim: kept in front of the address we saw (the last
+            // one is the only one this proxy vouches for). Several fields: the last wins.
+            forwarded_for = Some(header.value);
+            continue;
+        }
+        has_host |= name.eq_ignore_ascii_case("host");
+        push_field(out, name.as_bytes(), header.value);
+    }
+    if !has_host {
+        // An absolute-form target's authority is the Host (RFC 9112 §3.2.2).
+        push_field(out, b"Host", client.host);
+    }
+    let mut xff = Vec::new();
+    if let Some(earlier) = forwarded_for {
+        xff.extend_from_slice(trim(earlier));
+        xff.extend_from_slice(b", ");
+    }
+    match client.addr {
+        Some(ip) => xff.extend_from_slice(ip.to_string().as_bytes()),
+        None => xff.extend_from_slice(b"unknown"),
+    }
+    push_field(out, b"X-Forwarded-For", &xff);
+    push_field(out, b"X-Forwarded-Proto", client.proto.as_bytes());
+    push_field(out, b"X-Forwarded-Host", client.host);
+    match client.framing {
+        Framing::Empty => {}
+        Framing::Length(n) => push_field(out, b"Content-Length", n.to_string().as_bytes()),
+        Framing::Chunked => push_field(out, b"Transfer-Encoding", b"chunked"),
+    }
+    // One upstream connection per request in this version: say so, so the upstream closes
+    // and never waits for a next request.
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    true
+}
+
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the upstream's response body is delimited.
+#[derive(Clone, Debug)]
+pub(crate) enum Body {
+    /// None, whatever the upstream sent (HEAD, 204, 304; RFC 9110 §6.4.1).
+    None,
+    /// Content-Length or chunked, decoded (and so validated) as it passes.
+    Framed(BodyDecoder),
+    /// Until the upstream closes (RFC 9112 §6.3 rule 8).
+    UntilClose,
+}
+
+/// Why an upstream response head is refused (each is a 502 and the upstream closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BadResponse {
+    /// httparse refused it: bad status line, bad field syntax, obs-fold, bare LF...
+    Syntax,
+    /// Content-Length together with Transfer-Encoding.
+    LengthAndCoding,
+    /// More than one Content-Length, or one that is not a plain decimal.
+    Length,
+    /// A Transfer-Encoding whose last coding is not `chunked`, chunked twice, or another coding.
+    Coding,
+    /// 101 (Switching Protocols): upgrades are not proxied.
+    Upgrade,
+    /// Too many fields, or longer than the head limit.
+    TooLarge,
+}
+
+/// An upstream response head.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub len: usize,
+    pub status: u16,
+    pub body: Body,
+}
+
+/// Parses an upstream response head. `Ok(None)`: incomplete. `head_only`: the request was
+/// HEAD. 1xx heads come back as themselves (status < 200, `Body::None`).
+pub(crate) fn parse_response(
+    input: &[u8],
+    head_only: bool,
+) -> Result<Option<Response>, BadResponse> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut response = httparse::Response::new(&mut storage);
+    let len = match response.parse(input) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(BadResponse::TooLarge),
+        Err(_) => return Err(BadResponse::Syntax),
+    };
+    let status = response.code.ok_or(BadResponse::Syntax)?;
+    if !(100..=599).contains(&status) {
+        return Err(BadResponse::Syntax);
+    }
+    if status == 101 {
+        return Err(BadResponse::Upgrade);
+    }
+    let framing = framing_of(response.headers)?;
+    let bodiless = head_only || status < 200 || status == 204 || status == 304;
+    let body = match (bodiless, framing) {
+        (true, _) => Body::None,
+        (false, Some(framing)) => BodyDecoder::new(framing).map_or(Body::None, Body::Framed),
+        (false, None) => Body::UntilClose,
+    };
+    Ok(Some(Response { len, status, body }))
+}
+
+/// RFC 9112 §6.3 applied to a response: `None` when neither field is present.
+fn framing_of(headers: &[httparse::Header<'_>]) -> Result<Option<Framing>, BadResponse> {
+    let (mut lengths, mut length, mut codings) = (0u32, 0u64, Vec::new());
+    for header in headers {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            let digits = trim(header.value);
+            if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(BadResponse::Length);
+            }
+            length = digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            codings.extend(
+                header
+                    .value
+                    .split(|&b| b == b',')
+                    .map(trim)
+                    .filter(|c| !c.is_empty()),
+            );
+        }
+    }
+    if lengths > 0 && !codings.is_empty() {
+        return Err(BadResponse::LengthAndCoding);
+    }
+    if lengths > 1 {
+        return Err(BadResponse::Length);
+    }
+    if !codings.is_empty() {
+        let chunked = codings
+            .iter()
+            .filter(|c| c.eq_ignore_ascii_case(b"chunked"))
+            .count();
+        return match (chunked, codings.len()) {
+            (1, 1) => Ok(Some(Framing::Chunked)),
+            _ => Err(BadResponse::Coding),
+        };
+    }
+    Ok((lengths == 1).then_some(if length == 0 {
+        Framing::Empty
+    } else {
+        Framing::Length(length)
+    }))
+}
+
+/// How the client's response is framed, from the upstream's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reframe {
+    /// No body.
+    None,
+    /// The upstream's framed bytes pass as they are (Content-Length, or chunked to 1.1).
+    Pass,
+    /// Decoded data only, delimited by closing the client (chunked or close-delimited to 1.0).
+    DecodeAndClose,
+    /// A close-delimited body re-framed as chunks (1.1 clients), so the client stays open.
+    Chunk,
+}
+
+/// Writes the client's response head from the upstream's, and says how the body goes.
+/// `keep_alive`: the client connection may stay open after this response (the caller's
+/// choice); it is forced off when only a close can end the body.
+pub(crate) fn write_response(
+    raw: &[u8],
+    response: &Response,
+    http10: bool,
+    keep_alive: bool,
+    out: &mut Vec<u8>,
+) -> (Reframe, bool) {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Response::new(&mut storage);
+    // Parsed once already by `parse_response`: it cannot fail here.
+    let _ = parsed.parse(raw);
+    let reframe = match (&response.body, http10) {
+        (Body::None, _) => Reframe::None,
+        (Body::Framed(BodyDecoder::Length(_)), _) => Reframe::Pass,
+        (Body::Framed(BodyDecoder::Chunked(_)), false) => Reframe::Pass,
+        (Body::Framed(BodyDecoder::Chunked(_)), true) | (Body::UntilClose, true) => {
+            Reframe::DecodeAndClose
+        }
+        (Body::UntilClose, false) => Reframe::Chunk,
+    };
+    let keep_alive = keep_alive && reframe != Reframe::DecodeAndClose && response.status >= 200;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(response.status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(parsed.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let named = named_by_connection(parsed.headers);
+    let chunked_out = matches!(reframe, Reframe::Chunk)
+        || matches!(
+            (reframe, &response.body),
+            (Reframe::Pass, Body::Framed(BodyDecoder::Chunked(_)))
+        );
+    for header in parsed.headers.iter() {
+        let name = header.name;
+        let length = name.eq_ignore_ascii_case("content-length");
+        // A bodiless response keeps its Content-Length (HEAD, 304: the size it would have),
+        // except where RFC 9110 §8.6 forbids one: 1xx and 204.
+        let allowed = response.status >= 200 && response.status != 204;
+        let keep_length = length && allowed && matches!(reframe, Reframe::Pass | Reframe::None);
+        if (not_forwarded(name) && !keep_length) || is_named(name, &named) {
+            continue;
+        }
+        push_field(out, name.as_bytes(), header.value);
+    }
+    if chunked_out {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if response.status >= 200 {
+        match (keep_alive, http10) {
+            (false, _) => out.extend_from_slice(b"Connection: close\r\n"),
+            (true, true) => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            (true, false) => {}
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    (reframe, keep_alive)
+}
+
+#[cfg(test)]
+#[path = "head_tests.rs"]
+mod tests;

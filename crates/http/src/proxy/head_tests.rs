@@ -1,0 +1,211 @@
+use super::*;
+
+fn client(framing: Framing) -> ClientSide<'static> {
+    ClientSide {
+        addr: Some("192.0.2.7".parse().unwrap()),
+        proto: "http",
+        host: b"front.example",
+        framing,
+    }
+}
+
+fn request(raw: &str, framing: Framing) -> String {
+    let mut out = Vec::new();
+    assert!(write_request(
+        raw.as_bytes(),
+        b"/x",
+        &client(framing),
+        &mut out
+    ));
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
+    let raw = "GET /app/x HTTP/1.1\r\nHost: front.example\r\nConnection: keep-alive, X-Secret\r\n\
+               Keep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n\
+               Proxy-Authorization: basic x\r\nProxy-Connection: keep-alive\r\nX-Secret: 1\r\n\
+               X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\nExpect: 100-continue\r\n\
+               Accept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n";
+    let sent = request(raw, Framing::Empty);
+    assert_eq!(
+        sent,
+        "GET /x HTTP/1.1\r\nHost: front.example\r\nAccept: */*\r\n\
+         X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: front.example\r\nConnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn the_body_framing_is_written_by_the_proxy() {
+    let raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
+    assert!(request(raw, Framing::Length(5)).contains("\r\nContent-Length: 5\r\n"));
+    let raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let sent = request(raw, Framing::Chunked);
+    assert_eq!(sent.matches("Transfer-Encoding: chunked").count(), 1);
+    assert!(!sent.contains("Content-Length"));
+}
+
+#[test]
+fn an_http10_request_without_host_gets_one() {
+    let sent = request("GET / HTTP/1.0\r\n\r\n", Framing::Empty);
+    assert!(sent.starts_with("GET /x HTTP/1.1\r\nHost: front.example\r\n"));
+}
+
+fn parsed(raw: &str, head_only: bool) -> Result<Option<Response>, BadResponse> {
+    parse_response(raw.as_bytes(), head_only)
+}
+
+#[test]
+fn ambiguous_or_invalid_response_framing_is_refused() {
+    use BadResponse::*;
+    let cases: &[(&str, BadResponse)] = &[
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            LengthAndCoding,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            Length,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            Length,
+        ),
+        ("HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n", Length),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n", Length),
+        ("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", Length),
+        ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Coding),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            Coding,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Coding,
+        ),
+        ("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", Syntax),
+        ("HTTP/1.1 200 OK\r\nX : a\r\n\r\n", Syntax),
+        ("HTTP/1.1 2000 OK\r\n\r\n", Syntax),
+        ("HTTP/1.1 099 OK\r\n\r\n", Syntax),
+        ("HTTP/2.0 200 OK\r\n\r\n", Syntax),
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
+            Upgrade,
+        ),
+        ("garbage\r\n\r\n", Syntax),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(parsed(raw, false).unwrap_err(), *want, "{raw:?}");
+    }
+}
+
+#[test]
+fn bodies_are_judged_by_status_method_and_fields() {
+    let body = |raw: &str, head_only| parsed(raw, head_only).unwrap().unwrap().body;
+    assert!(matches!(
+        body("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false),
+        Body::Framed(BodyDecoder::Length(3))
+    ));
+    assert!(matches!(
+        body("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", true),
+        Body::None
+    ));
+    assert!(matches!(
+        body(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+            false
+        ),
+        Body::None
+    ));
+    assert!(matches!(
+        body(
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false
+        ),
+        Body::None
+    ));
+    assert!(matches!(
+        body("HTTP/1.1 100 Continue\r\n\r\n", false),
+        Body::None
+    ));
+    assert!(matches!(
+        body(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n",
+            false
+        ),
+        Body::Framed(BodyDecoder::Chunked(_))
+    ));
+    assert!(matches!(
+        body("HTTP/1.1 200 OK\r\n\r\n", false),
+        Body::UntilClose
+    ));
+    assert!(matches!(
+        body("HTTP/1.0 200 OK\r\n\r\n", false),
+        Body::UntilClose
+    ));
+    assert!(matches!(
+        body("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false),
+        Body::None
+    ));
+    assert!(parsed("HTTP/1.1 200 OK\r\nContent-Le", false)
+        .unwrap()
+        .is_none());
+}
+
+fn client_head(raw: &str, http10: bool, keep_alive: bool) -> (String, Reframe, bool) {
+    let response = parsed(raw, false).unwrap().unwrap();
+    let mut out = Vec::new();
+    let (reframe, keep) = write_response(raw.as_bytes(), &response, http10, keep_alive, &mut out);
+    (String::from_utf8(out).unwrap(), reframe, keep)
+}
+
+#[test]
+fn the_client_head_is_reframed_for_the_client() {
+    let (head, reframe, keep) = client_head(
+        "HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 1\r\nContent-Length: 2\r\nServer: up\r\n\r\n",
+        false,
+        true,
+    );
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: up\r\n\r\n"
+    );
+    assert_eq!((reframe, keep), (Reframe::Pass, true));
+    let (head, reframe, keep) = client_head("HTTP/1.0 200 OK\r\n\r\n", false, true);
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    assert_eq!((reframe, keep), (Reframe::Chunk, true));
+    let (head, reframe, keep) = client_head("HTTP/1.0 200 OK\r\n\r\n", true, true);
+    assert_eq!(head, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    assert_eq!((reframe, keep), (Reframe::DecodeAndClose, false));
+    let (head, reframe, _) = client_head(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        true,
+        true,
+    );
+    assert!(!head.contains("chunked"));
+    assert_eq!(reframe, Reframe::DecodeAndClose);
+    let (head, _, keep) = client_head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, true);
+    assert!(head.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"));
+    assert!(keep);
+}
+
+#[test]
+fn no_content_and_informational_heads_carry_no_length() {
+    let (head, reframe, _) = client_head(
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        false,
+        true,
+    );
+    assert_eq!(head, "HTTP/1.1 204 No Content\r\n\r\n");
+    assert_eq!(reframe, Reframe::None);
+    let (head, _, _) = client_head(
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+        false,
+        true,
+    );
+    assert!(head.contains("Content-Length: 5"));
+}
