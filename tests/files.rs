@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::support::{config, scrape, Conn, Response, Server, TempDir, WAIT};
 
 /// Polls `done` every 10 ms until it holds or `within` passes.
-fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while !done() {
         if Instant::now() >= deadline {
@@ -25,7 +25,7 @@ fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
 const SMALL: &str = "0123456789";
 
 /// The default config plus a `/files/*` route on `root`, then `edits`.
-fn serve_files(root: &Path, edits: &[(&str, &str)]) -> Server {
+pub(crate) fn serve_files(root: &Path, edits: &[(&str, &str)]) -> Server {
     let route = format!(
         "[[listener.route]]\npath = \"/files/*\"\nfiles = {{ root = \"{}\" }}\n\n\
          [[listener.route]]\npath = \"/delay\"",
@@ -88,7 +88,7 @@ fn response(conn: &mut Conn) -> Response {
 }
 
 /// GET `path` on `conn`.
-fn get(conn: &mut Conn, path: &str) -> Response {
+pub(crate) fn get(conn: &mut Conn, path: &str) -> Response {
     conn.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
         .unwrap();
     response(conn)
@@ -497,7 +497,8 @@ fn a_client_that_resets_stops_the_reads() {
     drop(conn);
     // The server notices on its next write and closes the connection. Once its fds are back to
     // the baseline, the file is closed too: the body that holds it (in the connection or in a
-    // read job) is gone, so no further read can happen.
+    // read job) is gone, so no further read can happen. (The shard's open-file cache holds the
+    // file a second or two longer, until its clock tick closes the stale entry.)
     let closed = poll_until(WAIT, || fds() <= fds_before);
     assert!(
         closed,

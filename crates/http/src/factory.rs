@@ -15,6 +15,7 @@ use crossbeam_utils::CachePadded;
 use crate::access::{AccessLog, AccessLogHook};
 use crate::config::HttpConfig;
 use crate::conn::{Exchange, HttpConn, Scratch};
+use crate::files::OpenFiles;
 use crate::held::Held;
 use crate::response::{format_date, DateBytes};
 use crate::router::{Route, RouteError, RouteTable};
@@ -115,6 +116,7 @@ impl ProtocolFactory for HttpFactory {
             exchange_pool: RefCell::new(Vec::new()),
             last_done: Cell::new(None),
             send_file: Cell::new(false),
+            open_files: RefCell::new(OpenFiles::default()),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -150,6 +152,8 @@ pub(crate) struct Shared {
     /// Whether this listener's transport takes `sendfile` (`Cx::can_send_file`), noted at
     /// each accept: every connection of a listener has the same transport.
     pub send_file: Cell<bool>,
+    /// Files served lately, kept open to answer on the shard (`crate::files::OpenFiles`).
+    pub open_files: RefCell<OpenFiles>,
 }
 
 /// When and where a response was last finished on a shard.
@@ -218,6 +222,7 @@ impl Shared {
         // What a request owned beyond its plain fields goes now, not when the box is reused;
         // a job still in flight (its client had a 504) is waited for by nobody.
         exchange.job = None;
+        exchange.ready = None;
         exchange.custom = None;
         exchange.held.cancel_job();
         exchange.held = Held::default();
@@ -253,6 +258,8 @@ impl ConnFactory for ShardFactory {
 
     fn on_clock(&mut self, wall: SystemTime) {
         self.shared.date.set(format_date(wall));
+        // Once a second: a file nobody asked for lately is closed, not held until evicted.
+        self.shared.open_files.borrow_mut().sweep(Instant::now());
     }
 
     fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {

@@ -45,17 +45,28 @@ impl FileBody {
     /// `count` bytes of `file` from `offset`. The first window is read now (this runs on the
     /// offload pool), unless `send_file` allows sendfile and the first segment is in the
     /// page cache: the shard then sends it without a read.
-    pub fn open(file: File, offset: u64, count: u64, send_file: bool) -> io::Result<Self> {
-        let mut body = Self {
-            file: Arc::new(file),
-            pos: offset,
-            remaining: count,
-            window: Vec::new(),
-        };
+    pub fn open(file: Arc<File>, offset: u64, count: u64, send_file: bool) -> io::Result<Self> {
+        let mut body = Self::unread(file, offset, count);
         if !(send_file && body.next_resident()) {
             body.read_window()?;
         }
         Ok(body)
+    }
+
+    /// `count` bytes of `file` from `offset`, begun on the shard: only if the first segment is
+    /// in the page cache (no read here, which could block on the disk); `None` otherwise.
+    pub fn resident(file: Arc<File>, offset: u64, count: u64) -> Option<Self> {
+        let body = Self::unread(file, offset, count);
+        body.next_resident().then_some(body)
+    }
+
+    fn unread(file: Arc<File>, offset: u64, count: u64) -> Self {
+        Self {
+            file,
+            pos: offset,
+            remaining: count,
+            window: Vec::new(),
+        }
     }
 
     /// Reads the next window (blocking). A file that shrank under us is an error: the response
@@ -127,16 +138,26 @@ mod tests {
         let path = std::env::temp_dir().join(format!("coreloop-body-{}", std::process::id()));
         let data: Vec<u8> = (0..WINDOW * 2 + 10).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let mut body =
-            FileBody::open(File::open(&path).unwrap(), 5, data.len() as u64 - 7, false).unwrap();
+        let mut body = FileBody::open(
+            Arc::new(File::open(&path).unwrap()),
+            5,
+            data.len() as u64 - 7,
+            false,
+        )
+        .unwrap();
         let mut got = body.window().to_vec();
         while body.more() {
             body.read_window().unwrap();
             got.extend_from_slice(body.window());
         }
         assert_eq!(got, &data[5..data.len() - 2]);
-        let mut short =
-            FileBody::open(File::open(&path).unwrap(), 0, data.len() as u64, false).unwrap();
+        let mut short = FileBody::open(
+            Arc::new(File::open(&path).unwrap()),
+            0,
+            data.len() as u64,
+            false,
+        )
+        .unwrap();
         std::fs::write(&path, &data[..WINDOW + 1]).unwrap();
         short.read_window().unwrap_err();
         std::fs::remove_file(&path).unwrap();
