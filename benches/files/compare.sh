@@ -6,7 +6,8 @@
 # (nanoseconds; clock ticks are too coarse for a few hundred MB), read before and after each
 # round's downloads.
 #
-# Usage: benches/files/compare.sh [ROUNDS] [DOWNLOADS]   (defaults: 5 rounds of 10 downloads)
+# Usage: [CORELOOP_BIN=path] benches/files/compare.sh [ROUNDS] [DOWNLOADS]
+#        (defaults: 5 rounds of 10 downloads; the release build of this tree)
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -28,8 +29,13 @@ trap cleanup EXIT
 
 command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
-(cd "$ROOT" && cargo build --release --bin coreloop >&2)
-CORELOOP=${CARGO_TARGET_DIR:-$ROOT/target}/release/coreloop
+# CORELOOP_BIN: a prebuilt binary (e.g. an older commit's, for a before/after run).
+if [ -n "${CORELOOP_BIN:-}" ]; then
+    CORELOOP=$CORELOOP_BIN
+else
+    (cd "$ROOT" && cargo build --release --bin coreloop >&2)
+    CORELOOP=${CARGO_TARGET_DIR:-$ROOT/target}/release/coreloop
+fi
 
 mkdir -p "$WORK/www"
 # nginx's worker runs unprivileged: it must be able to read the file.
