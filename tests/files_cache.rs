@@ -124,6 +124,8 @@ fn open_fds_stay_within_the_cache_bound() {
     }
     let server = serve_files(&dir.0, &[]);
     let mut conn = Conn::open(server.addr("web"));
+    // Answered once, so that the server has surely accepted the connection.
+    assert_eq!(get(&mut conn, "/healthz").status, 200);
     let baseline = fds(server.pid());
     let mut most = baseline;
     for i in 0..FILES {

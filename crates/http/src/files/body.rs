@@ -39,6 +39,9 @@ pub(crate) struct FileBody {
     /// Bytes after `pos` still to send.
     remaining: u64,
     window: Vec<u8>,
+    /// The next segment was found resident when the body began: its first queue need not ask
+    /// again (the check and the queue are a job's round trip apart at most).
+    checked: bool,
 }
 
 impl FileBody {
@@ -47,7 +50,8 @@ impl FileBody {
     /// page cache: the shard then sends it without a read.
     pub fn open(file: Arc<File>, offset: u64, count: u64, send_file: bool) -> io::Result<Self> {
         let mut body = Self::unread(file, offset, count);
-        if !(send_file && body.next_resident()) {
+        body.checked = send_file && body.next_resident();
+        if !body.checked {
             body.read_window()?;
         }
         Ok(body)
@@ -56,8 +60,9 @@ impl FileBody {
     /// `count` bytes of `file` from `offset`, begun on the shard: only if the first segment is
     /// in the page cache (no read here, which could block on the disk); `None` otherwise.
     pub fn resident(file: Arc<File>, offset: u64, count: u64) -> Option<Self> {
-        let body = Self::unread(file, offset, count);
-        body.next_resident().then_some(body)
+        let mut body = Self::unread(file, offset, count);
+        body.checked = body.next_resident();
+        body.checked.then_some(body)
     }
 
     fn unread(file: Arc<File>, offset: u64, count: u64) -> Self {
@@ -66,6 +71,7 @@ impl FileBody {
             pos: offset,
             remaining: count,
             window: Vec::new(),
+            checked: false,
         }
     }
 
@@ -73,6 +79,7 @@ impl FileBody {
     /// announced its length already, so it cannot be finished honestly.
     pub fn read_window(&mut self) -> io::Result<()> {
         let want = self.remaining.min(WINDOW as u64) as usize;
+        self.checked = false;
         self.window.clear();
         self.window.resize(want, 0);
         self.file.read_exact_at(&mut self.window, self.pos)?;
@@ -101,7 +108,8 @@ impl FileBody {
     /// Queues the next segment for `sendfile` if the transport takes it and its pages are
     /// all in the page cache; false when the caller must read a window instead.
     pub fn queue_segment(&mut self, cx: &mut Cx<'_>) -> bool {
-        if self.remaining == 0 || !cx.can_send_file() || !self.next_resident() {
+        let checked = std::mem::take(&mut self.checked);
+        if self.remaining == 0 || !cx.can_send_file() || !(checked || self.next_resident()) {
             return false;
         }
         let len = self.remaining.min(SEGMENT);
