@@ -298,7 +298,7 @@ fn rss_mib(pid: u32) -> f64 {
     proc_field(pid, "status", "VmRSS:") as f64 / 1024.0
 }
 
-fn big_file(dir: &TempDir, name: &str, mib: usize) {
+pub(crate) fn big_file(dir: &TempDir, name: &str, mib: usize) {
     let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let mut data = Vec::with_capacity(mib * chunk.len());
     for _ in 0..mib {
@@ -322,13 +322,13 @@ fn read_at_least(conn: &mut Conn, bytes: usize) {
 }
 
 /// The pattern of `big_file`, for comparing bodies.
-fn pattern(len: usize) -> Vec<u8> {
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((i % (1024 * 1024)) % 251) as u8)
         .collect()
 }
 
-fn sendfile_bytes(server: &Server) -> f64 {
+pub(crate) fn sendfile_bytes(server: &Server) -> f64 {
     scrape(server.addr("web")).sum("coreloop_sendfile_bytes_total", &[])
 }
 
@@ -390,7 +390,7 @@ fn a_slow_reader_of_a_large_file_gets_every_byte() {
 
 /// Drops `path`'s pages from the page cache (GNU dd: `iflag=nocache` with no count advises
 /// POSIX_FADV_DONTNEED over the whole file; its pages are clean once synced).
-fn evict(path: &Path) {
+pub(crate) fn evict(path: &Path) {
     std::fs::File::open(path).unwrap().sync_all().unwrap();
     let dropped = Command::new("dd")
         .arg(format!("if={}", path.display()))

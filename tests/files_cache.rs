@@ -1,12 +1,13 @@
 //! The shard's open-file cache through the real binary: a file served once is answered on the
 //! shard with no offload job, a file replaced, rewritten or deleted on disk is noticed within
-//! the cache's validity (1 s; bounded waits of several seconds here), and the open fds stay
-//! within the cache's bound however many files are served.
+//! the cache's validity (1 s; bounded waits of several seconds here), a file evicted from the
+//! page cache goes back to pool reads, and the open fds stay within the cache's bound however
+//! many files are served.
 
 use std::fs::File;
 use std::time::{Duration, SystemTime};
 
-use crate::files::{get, poll_until, serve_files};
+use crate::files::{big_file, evict, get, pattern, poll_until, sendfile_bytes, serve_files};
 use crate::support::{scrape, Conn, Server, TempDir};
 
 /// `crates/http/src/files/cache.rs`: `OPEN_FILES` per shard and listener.
@@ -149,4 +150,33 @@ fn open_fds_stay_within_the_cache_bound() {
     // Nobody asks for them any more: the shard's clock tick closes them all.
     let closed = poll_until(NOTICED_WITHIN, || fds(server.pid()) <= baseline);
     assert!(closed, "the cache kept its files open while idle");
+}
+
+/// A cached file found wholly in the page cache is sent with no residency check for a second
+/// (`OpenFile::trust`); once that lapses, a file evicted meanwhile is noticed and read on the
+/// pool again, not sent from the shard.
+#[test]
+fn an_evicted_cached_file_goes_back_to_the_pool() {
+    let dir = TempDir::new();
+    big_file(&dir, "hot.bin", 8);
+    let data = pattern(8 << 20);
+    let server = serve_files(&dir.0, &[]);
+    let mut conn = Conn::open(server.addr("web"));
+    for _ in 0..2 {
+        assert!(get(&mut conn, "/files/hot.bin").body == data);
+    }
+    evict(&dir.0.join("hot.bin"));
+    let noticed = poll_until(NOTICED_WITHIN, || {
+        let before = sendfile_bytes(&server);
+        let got = get(&mut conn, "/files/hot.bin");
+        assert!(got.body == data, "the body differs from the file");
+        let by_sendfile = sendfile_bytes(&server) - before;
+        // Read back in by then, the file may be sent whole again: evict it for the next try.
+        evict(&dir.0.join("hot.bin"));
+        by_sendfile < data.len() as f64
+    });
+    assert!(
+        noticed,
+        "an evicted file was still sent whole from the shard"
+    );
 }

@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use coreloop_reactor::{page_cache_resident, Cx};
 
@@ -42,6 +43,9 @@ pub(crate) struct FileBody {
     /// The next segment was found resident when the body began: its first queue need not ask
     /// again (the check and the queue are a job's round trip apart at most).
     checked: bool,
+    /// Until when segments go with no residency check (the whole file was found resident
+    /// lately: `cache::OpenFile::trust`).
+    trusted_until: Option<Instant>,
 }
 
 impl FileBody {
@@ -59,9 +63,17 @@ impl FileBody {
 
     /// `count` bytes of `file` from `offset`, begun on the shard: only if the first segment is
     /// in the page cache (no read here, which could block on the disk); `None` otherwise.
-    pub fn resident(file: Arc<File>, offset: u64, count: u64) -> Option<Self> {
+    /// `trusted_until`: the whole file was found resident lately, so no segment is checked
+    /// before then.
+    pub fn resident(
+        file: Arc<File>,
+        offset: u64,
+        count: u64,
+        trusted_until: Option<Instant>,
+    ) -> Option<Self> {
         let mut body = Self::unread(file, offset, count);
-        body.checked = body.next_resident();
+        body.trusted_until = trusted_until;
+        body.checked = trusted_until.is_some() || body.next_resident();
         body.checked.then_some(body)
     }
 
@@ -72,6 +84,7 @@ impl FileBody {
             remaining: count,
             window: Vec::new(),
             checked: false,
+            trusted_until: None,
         }
     }
 
@@ -108,7 +121,8 @@ impl FileBody {
     /// Queues the next segment for `sendfile` if the transport takes it and its pages are
     /// all in the page cache; false when the caller must read a window instead.
     pub fn queue_segment(&mut self, cx: &mut Cx<'_>) -> bool {
-        let checked = std::mem::take(&mut self.checked);
+        let trusted = self.trusted_until.is_some_and(|t| cx.now() < t);
+        let checked = std::mem::take(&mut self.checked) || trusted;
         if self.remaining == 0 || !cx.can_send_file() || !(checked || self.next_resident()) {
             return false;
         }

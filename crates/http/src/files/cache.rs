@@ -26,6 +26,10 @@ pub(crate) const OPEN_FILES: usize = 64;
 /// deleted file is still served from its old open handle.
 pub(crate) const VALID: Duration = Duration::from_secs(1);
 
+/// The largest file whose residency is checked whole and then trusted for [`VALID`]: 16 Ki
+/// pages, a check of tens of microseconds on the shard at most.
+pub(crate) const TRUSTED_MAX: u64 = 64 * 1024 * 1024;
+
 /// An open file and what its responses need to know of it.
 #[derive(Debug, Clone)]
 pub(crate) struct Opened {
@@ -44,6 +48,8 @@ pub(crate) struct OpenFile {
     opened: Opened,
     /// When the pool looked at the disk for it.
     at: Instant,
+    /// When the whole file was last found in the page cache (see [`OpenFile::trust`]).
+    resident_at: Option<Instant>,
 }
 
 impl OpenFile {
@@ -53,7 +59,31 @@ impl OpenFile {
             rest,
             opened,
             at,
+            resident_at: None,
         }
+    }
+
+    pub fn opened(&self) -> &Opened {
+        &self.opened
+    }
+
+    /// Until when the file's segments may go by `sendfile` with no residency check: for
+    /// [`VALID`] after the whole file was found in the page cache (checked now if it was not
+    /// within the last [`VALID`]), so that downloads of a hot file skip the per-segment
+    /// check. The risk taken: a page evicted within that second blocks the shard on its disk
+    /// read. Files over [`TRUSTED_MAX`] are never trusted (their whole-file check would cost
+    /// the shard more than it saves).
+    pub fn trust(&mut self, now: Instant) -> Option<Instant> {
+        if self.opened.len > TRUSTED_MAX {
+            return None;
+        }
+        let fresh = |t: Instant| now.saturating_duration_since(t) < VALID;
+        if !self.resident_at.is_some_and(fresh) {
+            let file = &self.opened.file;
+            let whole = coreloop_reactor::page_cache_resident(file, 0, self.opened.len);
+            self.resident_at = (whole == Some(true)).then_some(now);
+        }
+        self.resident_at.map(|t| t + VALID)
     }
 
     fn is(&self, root: &Arc<FilesRoot>, rest: &[u8]) -> bool {
@@ -71,13 +101,18 @@ impl OpenFiles {
     /// The file `rest` names under `root` if an entry younger than [`VALID`] has it. An older
     /// entry is dropped (closing its fd unless a download holds it): the caller asks the pool,
     /// whose answer makes the next entry.
-    pub fn lookup(&mut self, root: &Arc<FilesRoot>, rest: &[u8], now: Instant) -> Option<&Opened> {
+    pub fn lookup(
+        &mut self,
+        root: &Arc<FilesRoot>,
+        rest: &[u8],
+        now: Instant,
+    ) -> Option<&mut OpenFile> {
         let at = self.entries.iter().position(|e| e.is(root, rest))?;
         if now.saturating_duration_since(self.entries[at].at) >= VALID {
             self.entries.swap_remove(at);
             return None;
         }
-        Some(&self.entries[at].opened)
+        Some(&mut self.entries[at])
     }
 
     /// Drops every entry older than [`VALID`]: called once a second, so that an idle shard
@@ -142,7 +177,10 @@ mod tests {
         let now = Instant::now();
         let mut cache = OpenFiles::default();
         cache.insert(entry(&one, "a.txt", 1, now));
-        assert_eq!(cache.lookup(&one, b"a.txt", now).map(|o| o.len), Some(1));
+        assert_eq!(
+            cache.lookup(&one, b"a.txt", now).map(|o| o.opened().len),
+            Some(1)
+        );
         assert!(cache.lookup(&one, b"b.txt", now).is_none());
         assert!(
             cache.lookup(&two, b"a.txt", now).is_none(),
@@ -168,6 +206,36 @@ mod tests {
     }
 
     #[test]
+    fn a_resident_file_is_trusted_for_the_validity_and_a_large_one_never() {
+        let path = std::env::temp_dir().join(format!("coreloop-trust-{}", std::process::id()));
+        std::fs::write(&path, vec![3u8; 64 * 1024]).unwrap();
+        let opened = |len| Opened {
+            file: Arc::new(File::open(&path).unwrap()),
+            len,
+            modified: SystemTime::UNIX_EPOCH,
+            content_type: b"text/plain",
+        };
+        let now = Instant::now();
+        let mut small = OpenFile::new(root(), b"s".to_vec(), opened(64 * 1024), now);
+        // Just written, so resident (unless the kernel lacks cachestat: then never trusted).
+        if coreloop_reactor::page_cache_resident(&small.opened.file, 0, 1) == Some(true) {
+            assert_eq!(small.trust(now), Some(now + VALID));
+            let later = now + VALID / 2;
+            assert_eq!(
+                small.trust(later),
+                Some(now + VALID),
+                "checked again too soon"
+            );
+            assert_eq!(small.trust(now + VALID), Some(now + 2 * VALID));
+        } else {
+            assert_eq!(small.trust(now), None);
+        }
+        let mut large = OpenFile::new(root(), b"l".to_vec(), opened(TRUSTED_MAX + 1), now);
+        assert_eq!(large.trust(now), None);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn a_refresh_replaces_and_a_full_cache_evicts_the_oldest() {
         let root = root();
         let start = Instant::now();
@@ -176,7 +244,10 @@ mod tests {
         cache.insert(entry(&root, "a", 2, start + Duration::from_millis(1)));
         assert_eq!(cache.len(), 1);
         let late = start + Duration::from_millis(2);
-        assert_eq!(cache.lookup(&root, b"a", late).map(|o| o.len), Some(2));
+        assert_eq!(
+            cache.lookup(&root, b"a", late).map(|o| o.opened().len),
+            Some(2)
+        );
         for i in 0..OPEN_FILES {
             let at = start + Duration::from_millis(10 + i as u64);
             cache.insert(entry(&root, &format!("f{i}"), 0, at));

@@ -185,12 +185,17 @@ pub(crate) fn serve_cached(
     method: Method,
     fields: &ConditionFields,
 ) -> Option<JobReply> {
-    let opened = cache.lookup(root, rest, Instant::now())?;
-    let start = |file, first, count| match FileBody::resident(file, first, count) {
+    let now = Instant::now();
+    let entry = cache.lookup(root, rest, now)?;
+    let trust = match method {
+        Method::Head => None,
+        _ => entry.trust(now),
+    };
+    let start = |file, first, count| match FileBody::resident(file, first, count, trust) {
         Some(body) => Start::Body(body),
         None => Start::NotHere,
     };
-    respond(method, &fields.view(), opened, start)
+    respond(method, &fields.view(), entry.opened(), start)
 }
 
 /// How a response's body begins: made, failed (500), or not possible on this thread.
