@@ -1,4 +1,5 @@
-//! The files handler: serves a directory from the offload pool (every call here may block).
+//! The files handler: serves a directory from the offload pool (every call here may block),
+//! except [`serve_cached`], which answers on the shard from its open files and touches no path.
 //! Conditional requests are in [`preconditions`], ranges in [`range`], the windowed body in
 //! [`body`], the shard's open files in [`cache`].
 //!
