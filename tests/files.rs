@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::support::{config, scrape, Conn, Response, Server, TempDir, WAIT};
 
 /// Polls `done` every 10 ms until it holds or `within` passes.
-fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + within;
     while !done() {
         if Instant::now() >= deadline {
@@ -25,7 +25,7 @@ fn poll_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
 const SMALL: &str = "0123456789";
 
 /// The default config plus a `/files/*` route on `root`, then `edits`.
-fn serve_files(root: &Path, edits: &[(&str, &str)]) -> Server {
+pub(crate) fn serve_files(root: &Path, edits: &[(&str, &str)]) -> Server {
     let route = format!(
         "[[listener.route]]\npath = \"/files/*\"\nfiles = {{ root = \"{}\" }}\n\n\
          [[listener.route]]\npath = \"/delay\"",
@@ -88,7 +88,7 @@ fn response(conn: &mut Conn) -> Response {
 }
 
 /// GET `path` on `conn`.
-fn get(conn: &mut Conn, path: &str) -> Response {
+pub(crate) fn get(conn: &mut Conn, path: &str) -> Response {
     conn.send(&format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n"))
         .unwrap();
     response(conn)
@@ -298,7 +298,7 @@ fn rss_mib(pid: u32) -> f64 {
     proc_field(pid, "status", "VmRSS:") as f64 / 1024.0
 }
 
-fn big_file(dir: &TempDir, name: &str, mib: usize) {
+pub(crate) fn big_file(dir: &TempDir, name: &str, mib: usize) {
     let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let mut data = Vec::with_capacity(mib * chunk.len());
     for _ in 0..mib {
@@ -322,13 +322,13 @@ fn read_at_least(conn: &mut Conn, bytes: usize) {
 }
 
 /// The pattern of `big_file`, for comparing bodies.
-fn pattern(len: usize) -> Vec<u8> {
+pub(crate) fn pattern(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((i % (1024 * 1024)) % 251) as u8)
         .collect()
 }
 
-fn sendfile_bytes(server: &Server) -> f64 {
+pub(crate) fn sendfile_bytes(server: &Server) -> f64 {
     scrape(server.addr("web")).sum("coreloop_sendfile_bytes_total", &[])
 }
 
@@ -390,7 +390,7 @@ fn a_slow_reader_of_a_large_file_gets_every_byte() {
 
 /// Drops `path`'s pages from the page cache (GNU dd: `iflag=nocache` with no count advises
 /// POSIX_FADV_DONTNEED over the whole file; its pages are clean once synced).
-fn evict(path: &Path) {
+pub(crate) fn evict(path: &Path) {
     std::fs::File::open(path).unwrap().sync_all().unwrap();
     let dropped = Command::new("dd")
         .arg(format!("if={}", path.display()))
@@ -497,7 +497,8 @@ fn a_client_that_resets_stops_the_reads() {
     drop(conn);
     // The server notices on its next write and closes the connection. Once its fds are back to
     // the baseline, the file is closed too: the body that holds it (in the connection or in a
-    // read job) is gone, so no further read can happen.
+    // read job) is gone, so no further read can happen. (The shard's open-file cache holds the
+    // file a second or two longer, until its clock tick closes the stale entry.)
     let closed = poll_until(WAIT, || fds() <= fds_before);
     assert!(
         closed,

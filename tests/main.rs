@@ -11,6 +11,7 @@ mod drain;
 mod drain_report;
 mod eviction;
 mod files;
+mod files_cache;
 mod grammar;
 mod http_proxy;
 mod keys;

@@ -6,7 +6,8 @@
 # (nanoseconds; clock ticks are too coarse for a few hundred MB), read before and after each
 # round's downloads.
 #
-# Usage: benches/files/compare.sh [ROUNDS] [DOWNLOADS]   (defaults: 5 rounds of 10 downloads)
+# Usage: [CORELOOP_BIN=path] benches/files/compare.sh [ROUNDS] [DOWNLOADS]
+#        (defaults: 5 rounds of 10 downloads; the release build of this tree)
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -28,8 +29,15 @@ trap cleanup EXIT
 
 command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null; }
-(cd "$ROOT" && cargo build --release --bin coreloop >&2)
-CORELOOP=${CARGO_TARGET_DIR:-$ROOT/target}/release/coreloop
+# CORELOOP_BIN: a prebuilt binary (e.g. an older commit's, for a before/after run).
+# BALANCE: coreloop's `server.balance` (default least-loaded, through the acceptor thread;
+# reuseport: the shard accepts, as nginx's worker does).
+if [ -n "${CORELOOP_BIN:-}" ]; then
+    CORELOOP=$CORELOOP_BIN
+else
+    (cd "$ROOT" && cargo build --release --bin coreloop >&2)
+    CORELOOP=${CARGO_TARGET_DIR:-$ROOT/target}/release/coreloop
+fi
 
 mkdir -p "$WORK/www"
 # nginx's worker runs unprivileged: it must be able to read the file.
@@ -69,10 +77,11 @@ NGINX_MASTER=$!
 wait_up $NGINX_PORT
 
 "$CORELOOP" print-config >"$WORK/coreloop.toml"
-python3 - "$WORK/coreloop.toml" "$CORELOOP_PORT" "$WORK/www" <<'PY'
+python3 - "$WORK/coreloop.toml" "$CORELOOP_PORT" "$WORK/www" "${BALANCE:-least-loaded}" <<'PY'
 import sys
-path, port, root = sys.argv[1:]
+path, port, root, balance = sys.argv[1:]
 text = open(path).read()
+text = text.replace('balance = "least-loaded"', f'balance = "{balance}"')
 text = text.replace("127.0.0.1:8080", f"127.0.0.1:{port}").replace("127.0.0.1:9000", "127.0.0.1:0")
 text = text.replace('shards = "auto"', "shards = 1")
 route = f'[[listener.route]]\npath = "/*"\nfiles = {{ root = "{root}" }}\n\n[[listener.route]]\npath = "/delay"'

@@ -88,6 +88,8 @@ pub(crate) struct Exchange {
     pub target: Target,
     /// The blocking work, built from the head (files, delay) or after the body (custom).
     pub job: Option<Box<dyn FnOnce() -> JobReply + Send>>,
+    /// A `files` answer made on the shard from its open-file cache: no job needed.
+    pub ready: Option<JobReply>,
     /// Boxed: only custom handlers use it, and inline it would double an idle connection's size.
     pub custom: Option<Box<Request>>,
     pub decoder: Option<BodyDecoder>,
@@ -114,6 +116,7 @@ impl Exchange {
         Exchange {
             target: Target::NotFound,
             job: None,
+            ready: None,
             custom: None,
             decoder: None,
             received: 0,
@@ -545,10 +548,13 @@ impl HttpConn {
         reply: Result<JobReply, HttpError>,
         cx: &mut Cx<'_>,
     ) -> Flow {
-        let reply = match reply {
+        let mut reply = match reply {
             Ok(reply) => reply,
             Err(error) => return self.refuse(error, cx),
         };
+        if let Some(open) = reply.open.take() {
+            self.shared.open_files.borrow_mut().insert(*open);
+        }
         // Output queued before may have been written while the job ran: measure from here.
         self.scratch().log_mark = cx.pending_output();
         let exchange = self.exchange.as_ref();

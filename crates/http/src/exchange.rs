@@ -11,7 +11,7 @@ use crate::body::BodyDecoder;
 use crate::conn::{scratch_of, Exchange, Flow, HttpConn, Phase, Target};
 use crate::error::HttpError;
 use crate::factory::Settings;
-use crate::files::{serve, ConditionFields, FileAsk};
+use crate::files::{serve, serve_cached, ConditionFields, FileAsk};
 use crate::handlers::ExpositionFormat;
 use crate::handlers::{
     custom, delay_of, metrics_reply, write_echo, write_json, Compiled, JobReply, Request,
@@ -109,12 +109,22 @@ impl HttpConn {
         let settings = Rc::clone(&self.settings);
         match handler_of(&settings, exchange.target) {
             Some(Compiled::Files(root)) => {
+                let rest = &head.path[raw_offset(head.path, prefix_len)..];
+                let fields = conditions(head);
+                let send_file = self.shared.send_file.get();
+                if send_file {
+                    let mut cache = self.shared.open_files.borrow_mut();
+                    exchange.ready = serve_cached(&mut cache, root, rest, head.method, &fields);
+                    if exchange.ready.is_some() {
+                        return;
+                    }
+                }
                 let ask = FileAsk {
                     root: root.clone(),
-                    rest: head.path[raw_offset(head.path, prefix_len)..].to_vec(),
+                    rest: rest.to_vec(),
                     method: head.method,
-                    fields: conditions(head),
-                    send_file: self.shared.send_file.get(),
+                    fields,
+                    send_file,
                 };
                 exchange.job = Some(Box::new(move || serve(&ask)));
             }
@@ -147,6 +157,9 @@ impl HttpConn {
             exchange.keep_alive,
             exchange.format,
         );
+        if let Some(reply) = exchange.ready.take() {
+            return self.answer_job(Ok(reply), cx);
+        }
         if let Some(job) = exchange.job.take() {
             return self.submit(job, cx);
         }

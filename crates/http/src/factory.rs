@@ -15,6 +15,7 @@ use crossbeam_utils::CachePadded;
 use crate::access::{AccessLog, AccessLogHook};
 use crate::config::HttpConfig;
 use crate::conn::{Exchange, HttpConn, Scratch};
+use crate::files::OpenFiles;
 use crate::held::Held;
 use crate::response::{format_date, DateBytes};
 use crate::router::{Route, RouteError, RouteTable};
@@ -116,6 +117,7 @@ impl ProtocolFactory for HttpFactory {
             last_done: Cell::new(None),
             send_file: Cell::new(false),
             proxies: crate::proxy::Targets::new(self.settings().routes.has_proxy()),
+            open_files: RefCell::new(OpenFiles::default()),
         };
         Box::new(ShardFactory {
             shared: Rc::new(shared),
@@ -153,6 +155,8 @@ pub(crate) struct Shared {
     pub send_file: Cell<bool>,
     /// This shard's views of the upstreams its proxy routes name.
     pub proxies: crate::proxy::Targets,
+    /// Files served lately, kept open to answer on the shard (`crate::files::OpenFiles`).
+    pub open_files: RefCell<OpenFiles>,
 }
 
 /// When and where a response was last finished on a shard.
@@ -219,8 +223,13 @@ impl Shared {
         // What a request owned beyond its plain fields goes now, not when the box is reused;
         // a job still in flight (its client had a 504) is waited for by nobody. Most requests
         // own none of it, and skip the drops.
-        if exchange.job.is_some() || exchange.custom.is_some() || !exchange.held.is_empty() {
+        if exchange.job.is_some()
+            || exchange.ready.is_some()
+            || exchange.custom.is_some()
+            || !exchange.held.is_empty()
+        {
             exchange.job = None;
+            exchange.ready = None;
             exchange.custom = None;
             exchange.held.cancel_job();
             exchange.held = Held::default();
@@ -259,6 +268,8 @@ impl ConnFactory for ShardFactory {
 
     fn on_clock(&mut self, wall: SystemTime) {
         self.shared.date.set(format_date(wall));
+        // Once a second: a file nobody asked for lately is closed, not held until evicted.
+        self.shared.open_files.borrow_mut().sweep(Instant::now());
     }
 
     fn on_message(&mut self, message: &(dyn Any + Send + Sync)) {

@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use coreloop_reactor::{page_cache_resident, Cx};
 
@@ -39,29 +40,59 @@ pub(crate) struct FileBody {
     /// Bytes after `pos` still to send.
     remaining: u64,
     window: Vec<u8>,
+    /// The next segment was found resident when the body began: its first queue need not ask
+    /// again (the check and the queue are a job's round trip apart at most).
+    checked: bool,
+    /// Until when segments go with no residency check (the whole file was found resident
+    /// lately: `cache::OpenFile::trust`).
+    trusted_until: Option<Instant>,
 }
 
 impl FileBody {
     /// `count` bytes of `file` from `offset`. The first window is read now (this runs on the
     /// offload pool), unless `send_file` allows sendfile and the first segment is in the
     /// page cache: the shard then sends it without a read.
-    pub fn open(file: File, offset: u64, count: u64, send_file: bool) -> io::Result<Self> {
-        let mut body = Self {
-            file: Arc::new(file),
-            pos: offset,
-            remaining: count,
-            window: Vec::new(),
-        };
-        if !(send_file && body.next_resident()) {
+    pub fn open(file: Arc<File>, offset: u64, count: u64, send_file: bool) -> io::Result<Self> {
+        let mut body = Self::unread(file, offset, count);
+        body.checked = send_file && body.next_resident();
+        if !body.checked {
             body.read_window()?;
         }
         Ok(body)
+    }
+
+    /// `count` bytes of `file` from `offset`, begun on the shard: only if the first segment is
+    /// in the page cache (no read here, which could block on the disk); `None` otherwise.
+    /// `trusted_until`: the whole file was found resident lately, so no segment is checked
+    /// before then.
+    pub fn resident(
+        file: Arc<File>,
+        offset: u64,
+        count: u64,
+        trusted_until: Option<Instant>,
+    ) -> Option<Self> {
+        let mut body = Self::unread(file, offset, count);
+        body.trusted_until = trusted_until;
+        body.checked = trusted_until.is_some() || body.next_resident();
+        body.checked.then_some(body)
+    }
+
+    fn unread(file: Arc<File>, offset: u64, count: u64) -> Self {
+        Self {
+            file,
+            pos: offset,
+            remaining: count,
+            window: Vec::new(),
+            checked: false,
+            trusted_until: None,
+        }
     }
 
     /// Reads the next window (blocking). A file that shrank under us is an error: the response
     /// announced its length already, so it cannot be finished honestly.
     pub fn read_window(&mut self) -> io::Result<()> {
         let want = self.remaining.min(WINDOW as u64) as usize;
+        self.checked = false;
         self.window.clear();
         self.window.resize(want, 0);
         self.file.read_exact_at(&mut self.window, self.pos)?;
@@ -90,7 +121,9 @@ impl FileBody {
     /// Queues the next segment for `sendfile` if the transport takes it and its pages are
     /// all in the page cache; false when the caller must read a window instead.
     pub fn queue_segment(&mut self, cx: &mut Cx<'_>) -> bool {
-        if self.remaining == 0 || !cx.can_send_file() || !self.next_resident() {
+        let trusted = self.trusted_until.is_some_and(|t| cx.now() < t);
+        let checked = std::mem::take(&mut self.checked) || trusted;
+        if self.remaining == 0 || !cx.can_send_file() || !(checked || self.next_resident()) {
             return false;
         }
         let len = self.remaining.min(SEGMENT);
@@ -127,16 +160,26 @@ mod tests {
         let path = std::env::temp_dir().join(format!("coreloop-body-{}", std::process::id()));
         let data: Vec<u8> = (0..WINDOW * 2 + 10).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let mut body =
-            FileBody::open(File::open(&path).unwrap(), 5, data.len() as u64 - 7, false).unwrap();
+        let mut body = FileBody::open(
+            Arc::new(File::open(&path).unwrap()),
+            5,
+            data.len() as u64 - 7,
+            false,
+        )
+        .unwrap();
         let mut got = body.window().to_vec();
         while body.more() {
             body.read_window().unwrap();
             got.extend_from_slice(body.window());
         }
         assert_eq!(got, &data[5..data.len() - 2]);
-        let mut short =
-            FileBody::open(File::open(&path).unwrap(), 0, data.len() as u64, false).unwrap();
+        let mut short = FileBody::open(
+            Arc::new(File::open(&path).unwrap()),
+            0,
+            data.len() as u64,
+            false,
+        )
+        .unwrap();
         std::fs::write(&path, &data[..WINDOW + 1]).unwrap();
         short.read_window().unwrap_err();
         std::fs::remove_file(&path).unwrap();

@@ -1,6 +1,7 @@
-//! The files handler: serves a directory from the offload pool (every call here may block).
+//! The files handler: serves a directory from the offload pool (every call here may block),
+//! except [`serve_cached`], which answers on the shard from its open files and touches no path.
 //! Conditional requests are in [`preconditions`], ranges in [`range`], the windowed body in
-//! [`body`].
+//! [`body`], the shard's open files in [`cache`].
 //!
 //! Containment: the request path is split on `/` *before* decoding, each segment is decoded on
 //! its own (so `%2F` never becomes a separator), `.`/`..` segments (also `%2e%2e`) are 404, and
@@ -8,6 +9,7 @@
 //! catches symlinks that point out of it.
 
 mod body;
+mod cache;
 mod preconditions;
 mod range;
 
@@ -15,13 +17,15 @@ use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 pub(crate) use body::FileBody;
+pub(crate) use cache::{OpenFile, OpenFiles};
 
 use crate::handlers::JobReply;
 use crate::head::Method;
 use crate::percent::decode_segment;
+use cache::Opened;
 use preconditions::{evaluate, Conditions, Outcome, Validators};
 
 /// Where and how to serve files.
@@ -152,10 +156,68 @@ fn serve_file(ask: &FileAsk, path: &Path) -> JobReply {
     let Ok(meta) = file.metadata() else {
         return JobReply::text(500, "read failed\n");
     };
-    let len = meta.len();
+    let opened = Opened {
+        file: Arc::new(file),
+        len: meta.len(),
+        modified: meta.modified().unwrap_or(UNIX_EPOCH),
+        content_type: content_type(path),
+    };
+    let start = |file, first, count| match FileBody::open(file, first, count, ask.send_file) {
+        Ok(body) => Start::Body(body),
+        Err(_) => Start::Failed,
+    };
+    let Some(mut reply) = respond(ask.method, &ask.fields.view(), &opened, start) else {
+        return JobReply::text(500, "read failed\n");
+    };
+    // Only a listener that takes `sendfile` can answer from the cache on the shard.
+    if ask.send_file {
+        let entry = OpenFile::new(ask.root.clone(), ask.rest.clone(), opened, Instant::now());
+        reply.open = Some(Box::new(entry));
+    }
+    reply
+}
+
+/// Answers on the shard from `cache` when it holds the file, fresh, and the body's first
+/// segment is in the page cache; `None`: ask the pool ([`serve`]) instead.
+pub(crate) fn serve_cached(
+    cache: &mut OpenFiles,
+    root: &Arc<FilesRoot>,
+    rest: &[u8],
+    method: Method,
+    fields: &ConditionFields,
+) -> Option<JobReply> {
+    let now = Instant::now();
+    let entry = cache.lookup(root, rest, now)?;
+    let trust = match method {
+        Method::Head => None,
+        _ => entry.trust(now),
+    };
+    let start = |file, first, count| match FileBody::resident(file, first, count, trust) {
+        Some(body) => Start::Body(body),
+        None => Start::NotHere,
+    };
+    respond(method, &fields.view(), entry.opened(), start)
+}
+
+/// How a response's body begins: made, failed (500), or not possible on this thread.
+enum Start {
+    Body(FileBody),
+    Failed,
+    NotHere,
+}
+
+/// The response to a request for `opened`; `start(file, first, count)` begins its body.
+/// `None` when `start` answers [`Start::NotHere`]; a failed start is a 500.
+fn respond(
+    method: Method,
+    conditions: &Conditions<'_>,
+    opened: &Opened,
+    start: impl FnOnce(Arc<File>, u64, u64) -> Start,
+) -> Option<JobReply> {
+    let len = opened.len;
     let now = SystemTime::now();
     // §8.8.2.1: never a Last-Modified later than the response's date.
-    let modified = meta.modified().unwrap_or(UNIX_EPOCH).min(now);
+    let modified = opened.modified.min(now);
     let stamp = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
     let etag = format!("\"{len:x}-{:x}\"", stamp.as_nanos());
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -166,11 +228,11 @@ fn serve_file(ask: &FileAsk, path: &Path) -> JobReply {
         len,
     };
     let mut extra = format!("ETag: {etag}\r\n").into_bytes();
-    let (status, first, count) = match evaluate(ask.method, &ask.fields.view(), &validators) {
+    let (status, first, count) = match evaluate(method, conditions, &validators) {
         // §15.4.5: a 304 carries the ETag, and no other representation metadata.
-        Outcome::NotModified => return bodiless(304, extra),
-        Outcome::Failed => return JobReply::text(412, "precondition failed\n"),
-        Outcome::Unsatisfiable => return unsatisfiable(len),
+        Outcome::NotModified => return Some(bodiless(304, extra)),
+        Outcome::Failed => return Some(JobReply::text(412, "precondition failed\n")),
+        Outcome::Unsatisfiable => return Some(unsatisfiable(len)),
         Outcome::Whole => (200, 0, len),
         Outcome::Partial(first, last) => {
             let range = format!("Content-Range: bytes {first}-{last}/{len}\r\n");
@@ -182,21 +244,23 @@ fn serve_file(ask: &FileAsk, path: &Path) -> JobReply {
     extra.extend_from_slice(
         format!("Last-Modified: {modified}\r\nAccept-Ranges: bytes\r\n").as_bytes(),
     );
-    let stream = match ask.method {
+    let stream = match method {
         Method::Head => None,
-        _ => match FileBody::open(file, first, count, ask.send_file) {
-            Ok(body) => Some(Box::new(body)),
-            Err(_) => return JobReply::text(500, "read failed\n"),
+        _ => match start(opened.file.clone(), first, count) {
+            Start::Body(body) => Some(Box::new(body)),
+            Start::Failed => return Some(JobReply::text(500, "read failed\n")),
+            Start::NotHere => return None,
         },
     };
-    JobReply {
+    Some(JobReply {
         status,
-        content_type: Some(content_type(path).to_vec()),
+        content_type: Some(opened.content_type.to_vec()),
         extra,
         body: Vec::new(),
         length: count,
         stream,
-    }
+        open: None,
+    })
 }
 
 fn bodiless(status: u16, extra: Vec<u8>) -> JobReply {
@@ -237,6 +301,7 @@ fn listing(dir: &Path) -> JobReply {
         body: html.into_bytes(),
         length,
         stream: None,
+        open: None,
     }
 }
 

@@ -58,5 +58,6 @@ pub(crate) fn run(func: &CustomFn, request: &Request, head_only: bool) -> JobRep
         body: if head_only { Vec::new() } else { response.body },
         length,
         stream: None,
+        open: None,
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub use custom::{CustomFn, Request, Response};
 pub(crate) use inline::{write_echo, write_json};
 
-use crate::files::{FileBody, FilesRoot, FilesSpec};
+use crate::files::{FileBody, FilesRoot, FilesSpec, OpenFile};
 use crate::response::{Prepared, Reply};
 
 /// Produces the metrics exposition text in the format asked for; filled in by the metrics
@@ -218,6 +218,8 @@ pub(crate) struct JobReply {
     pub length: u64,
     /// A file body sent after `body`, one window at a time (`crate::held`).
     pub stream: Option<Box<FileBody>>,
+    /// The file a `files` job opened, for the shard's open-file cache (`crate::files`).
+    pub open: Option<Box<OpenFile>>,
 }
 
 impl JobReply {
@@ -229,6 +231,7 @@ impl JobReply {
             body: body.as_bytes().to_vec(),
             length: body.len() as u64,
             stream: None,
+            open: None,
         }
     }
 }
@@ -341,6 +344,7 @@ pub(crate) fn metrics_reply(
             text.into_bytes()
         },
         stream: None,
+        open: None,
     }
 }
 
