@@ -21,30 +21,60 @@ pub fn format_date(wall: SystemTime) -> DateBytes {
     bytes
 }
 
-/// The reason phrase of the statuses we send.
+/// The reason phrase of `status`: every code RFC 9110 §15 defines, and RFC 6585's 428, 429
+/// and 431. Any other code (a `static` route or an upstream may answer one) gets an empty
+/// phrase, which RFC 9112 §4 allows (`status-code SP [ reason-phrase ]`): a client must not
+/// depend on the phrase, and an invented one would only mislead.
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
         206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
         304 => "Not Modified",
+        305 => "Use Proxy",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
         412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
-        _ => "Unknown",
+        _ => "",
     }
 }
 
@@ -220,6 +250,31 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_rfc_9110_defines_has_its_phrase_and_others_none() {
+        for (status, phrase) in [
+            (101, "Switching Protocols"),
+            (201, "Created"),
+            (301, "Moved Permanently"),
+            (302, "Found"),
+            (308, "Permanent Redirect"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (429, "Too Many Requests"),
+            (502, "Bad Gateway"),
+            (503, "Service Unavailable"),
+            (504, "Gateway Timeout"),
+        ] {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+        // RFC 9110 §15 defines 44 codes; 428, 429 and 431 come from RFC 6585.
+        let named = (100..600).filter(|&s| !reason(s).is_empty()).count();
+        assert_eq!(named, 47);
+        for unregistered in [102, 299, 306, 418, 499, 599] {
+            assert_eq!(reason(unregistered), "", "{unregistered}");
+        }
+    }
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
