@@ -6,6 +6,7 @@ pub mod clients;
 mod config;
 mod files;
 pub mod handshake;
+mod proxy;
 pub mod reload;
 
 use std::io::{Read, Write};

@@ -253,13 +253,24 @@ pub(crate) fn http_settings(
         offload_timeout: timeouts.offload,
         ..HttpConfig::default()
     };
+    // What a proxied request's `X-Forwarded-Proto` says: the client's scheme on this listener.
+    let proto = if listener.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let routes = (listener.routes.iter())
-        .map(|r| route(r, metrics, upstreams))
+        .map(|r| route(r, metrics, upstreams, proto))
         .collect();
     (cfg, routes)
 }
 
-fn route(route: &config::Route, metrics: &MetricsHook, upstreams: &Upstreams) -> Route {
+fn route(
+    route: &config::Route,
+    metrics: &MetricsHook,
+    upstreams: &Upstreams,
+    proto: &'static str,
+) -> Route {
     let (path, prefix) = match &route.path {
         config::RoutePath::Exact(path) => (path.clone(), false),
         // The config's "/a/*" is stored as "/a/"; the router's prefix ending in `/` matches
@@ -274,11 +285,16 @@ fn route(route: &config::Route, metrics: &MetricsHook, upstreams: &Upstreams) ->
             .iter()
             .map(|m| m.as_str().to_owned())
             .collect(),
-        handler: handler(&route.handler, metrics, upstreams),
+        handler: handler(&route.handler, metrics, upstreams, proto),
     }
 }
 
-fn handler(handler: &config::Handler, metrics: &MetricsHook, upstreams: &Upstreams) -> Handler {
+fn handler(
+    handler: &config::Handler,
+    metrics: &MetricsHook,
+    upstreams: &Upstreams,
+    proto: &'static str,
+) -> Handler {
     match handler {
         config::Handler::Static(s) => Handler::Static(StaticSpec {
             status: s.status,
@@ -304,6 +320,7 @@ fn handler(handler: &config::Handler, metrics: &MetricsHook, upstreams: &Upstrea
             Some((spec, stats)) => {
                 let mut proxy = crate::http_proxy::spec(spec, stats);
                 proxy.strip_prefix = strip_prefix.clone();
+                proxy.proto = proto;
                 Handler::Proxy(proxy)
             }
             // Validated to exist; answer 502 rather than panic if it somehow does not.
