@@ -11,18 +11,10 @@ cd "$(dirname "$0")/../.."
 n=${1:-10000}
 rounds=${2:-3}
 kind=${3:-ecdsa}
-bin=${CARGO_TARGET_DIR:-target}/release/coreloop
-[ -x "$bin" ] || cargo build -q --release -p coreloop
 # N client sockets in one process and N server sockets in another: each needs N fds.
 ulimit -n "$(ulimit -Hn)"
-dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
-case $kind in
-    ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
-    rsa) newkey=(-newkey rsa:2048) ;;
-esac
-openssl req -x509 -nodes "${newkey[@]}" -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 2 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost -addext basicConstraints=critical,CA:FALSE 2>/dev/null
+. benches/tls/common.sh
+make_cert "$kind"
 
 cat > "$dir/coreloop.toml" <<TOML
 [server]
