@@ -112,6 +112,7 @@ pub fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
         "x-forwarded-for: 203.0.113.9, 127.0.0.1",
         "x-forwarded-proto: http",
         "x-forwarded-host: front.example",
+        "via: 1.1 coreloop",
     ] {
         assert!(seen.contains(kept), "{kept} missing: {seen}");
     }

@@ -1,5 +1,5 @@
 //! The two heads a proxy writes: the request head sent upstream (RFC 9110 §7.6.1 hop-by-hop
-//! fields removed, `X-Forwarded-*` added) and the response head sent back to the client,
+//! fields removed, `X-Forwarded-*` and `Via` added) and the response head sent back to the client,
 //! from an upstream head parsed as strictly as a request (RFC 9112 §6.3: an ambiguous
 //! framing is an error, never a guess), so that no upstream can desync the client connection.
 
@@ -109,6 +109,15 @@ pub(crate) fn write_request(
     push_field(out, b"X-Forwarded-For", &xff);
     push_field(out, b"X-Forwarded-Proto", client.proto.as_bytes());
     push_field(out, b"X-Forwarded-Host", client.host);
+    // RFC 9110 §7.6.3: a gateway MUST send Via in each request it forwards: the protocol it
+    // received the request with and a pseudonym. Via fields the client sent went through
+    // above, ahead of this one, so the list stays in hop order.
+    let received: &[u8] = if request.version == Some(0) {
+        b"1.0 coreloop"
+    } else {
+        b"1.1 coreloop"
+    };
+    push_field(out, b"Via", received);
     match client.framing {
         Framing::Empty => {}
         Framing::Length(n) => push_field(out, b"Content-Length", n.to_string().as_bytes()),

@@ -32,8 +32,23 @@ fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
         sent,
         "GET /x HTTP/1.1\r\nHost: front.example\r\nAccept: */*\r\n\
          X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\
-         X-Forwarded-Host: front.example\r\nConnection: close\r\n\r\n"
+         X-Forwarded-Host: front.example\r\nVia: 1.1 coreloop\r\nConnection: close\r\n\r\n"
     );
+}
+
+/// RFC 9110 §7.6.3: Via names the protocol each hop received; earlier hops' entries stay in
+/// front of this one.
+#[test]
+fn via_says_how_the_request_was_received_after_earlier_hops() {
+    let sent = request("GET / HTTP/1.0\r\nHost: a\r\n\r\n", Framing::Empty);
+    assert!(sent.contains("\r\nVia: 1.0 coreloop\r\n"), "{sent}");
+    let raw = "GET / HTTP/1.1\r\nHost: a\r\nVia: 1.1 edge.example\r\n\r\n";
+    let sent = request(raw, Framing::Empty);
+    let first = sent
+        .find("Via: 1.1 edge.example\r\n")
+        .expect("the client's Via kept");
+    let ours = sent.find("Via: 1.1 coreloop\r\n").expect("ours added");
+    assert!(first < ours, "{sent}");
 }
 
 #[test]
