@@ -487,7 +487,6 @@ fn a_client_that_resets_stops_the_reads() {
             .count()
     };
     let fds_before = fds();
-    let sendfile_before = sendfile_bytes(&server);
     let read_before = proc_field(pid, "io", "rchar:");
     let mut conn = Conn::open(server.addr("web"));
     conn.send("GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -515,9 +514,10 @@ fn a_client_that_resets_stops_the_reads() {
         "{} MiB of the file read for a client that reset after 128 KiB",
         read >> 20
     );
-    // The server lives on (and the body went by sendfile, the path under test here; rchar
-    // counts sendfile's reads too).
-    assert!(sendfile_bytes(&server) > sendfile_before);
+    // The server lives on. Which path carried the 128 KiB (sendfile, or window reads on the
+    // pool) depends on the page cache and on how fast the reset comes, so it is not asserted
+    // here (CI saw both); rchar counts either's reads, and the sendfile path has its own test
+    // (`page_cached_bodies_go_by_sendfile_byte_for_byte`).
     let again = get(&mut Conn::open(server.addr("web")), "/files/big.bin");
     assert_eq!(again.body.len(), 64 << 20);
 }
