@@ -345,7 +345,6 @@ fn finish<'a>(
     *head = Head {
         len,
         raw,
-        repeated: Repeated::default(),
         method,
         method_token,
         path: target.path,
@@ -354,18 +353,7 @@ fn finish<'a>(
         host: target.authority.unwrap_or_default(),
         minor,
         keep_alive: minor == 1,
-        framing: Framing::Empty,
-        expect_continue: false,
-        content_type: None,
-        if_match: None,
-        if_unmodified_since: None,
-        if_none_match: None,
-        if_modified_since: None,
-        if_range: None,
-        accept: None,
-        user_agent: None,
-        referer: None,
-        range: None,
+        ..Head::empty()
     };
     read_fields(head, fields, target.authority.is_some())
 }
