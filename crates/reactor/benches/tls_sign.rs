@@ -3,7 +3,7 @@
 //! beside `openssl speed` by `benches/tls/sign.sh`, it separates ring's signature from the rest
 //! of a handshake (docs/BENCHMARKS.md, "TLS: the signature alone").
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use rustls::sign::SigningKey;
 use rustls::SignatureScheme;
 
 /// A fresh key made by `openssl genpkey` (keys are never committed), loaded as a listener would.
-fn key(dir: &PathBuf, name: &str, algorithm: &[&str]) -> Arc<dyn SigningKey> {
+fn key(dir: &Path, name: &str, algorithm: &[&str]) -> Arc<dyn SigningKey> {
     let path = dir.join(format!("{name}.pem"));
     let status = Command::new("openssl")
         .arg("genpkey")
@@ -71,7 +71,7 @@ fn signatures(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = thread_cpu();
                 for _ in 0..iters {
-                    criterion::black_box(signer.sign(&message).expect("signs"));
+                    std::hint::black_box(signer.sign(&message).expect("signs"));
                 }
                 thread_cpu() - start
             })
