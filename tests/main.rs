@@ -17,6 +17,7 @@ mod http_proxy;
 mod keys;
 mod metrics;
 mod prometheus;
+mod proxy_semantics;
 mod redbot;
 mod reload;
 mod serve;
