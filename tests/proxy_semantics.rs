@@ -252,6 +252,8 @@ fn failed_responses_eject_the_server_until_fail_timeout() {
             4.0,
             "each connected exchange timed"
         );
+        let sum = "coreloop_upstream_response_duration_seconds_sum";
+        assert!(metrics.sum(sum, &of) > 0.0);
         upstream.answer(Answer::Echo);
         assert!(
             eventually(|| status_of(web) == 200),
