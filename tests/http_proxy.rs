@@ -171,7 +171,7 @@ pub fn response_bodies_are_reframed_for_the_client() {
         "HEAD /app/fixed HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
     );
     assert!(
-        head.ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"),
+        head.ends_with("Content-Length: 5\r\nVia: 1.1 coreloop\r\nConnection: close\r\n\r\n"),
         "{head}"
     );
     let mut conn = Conn::open(web);
@@ -483,7 +483,9 @@ fn interim_responses_reach_http11_clients_only_and_a_bad_request_chunk_is_400() 
     let web = proxy.addr("web");
     let eleven = get_close(web, "/app/x", "");
     assert!(
-        eleven.starts_with("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\n"),
+        eleven.starts_with(
+            "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\nVia: 1.1 coreloop\r\n\r\nHTTP/1.1 200 OK\r\n"
+        ),
         "{eleven}"
     );
     assert!(eleven.ends_with("\r\n\r\nok"), "{eleven}");

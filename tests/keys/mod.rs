@@ -93,7 +93,8 @@ effects! {
     "listener.route.delay" => listener::delay_is_capped_at_max_ms;
     "listener.route.proxy" => crate::http_proxy::hop_by_hop_fields_are_removed_and_forwarding_fields_added,
         crate::http_proxy::strip_prefix_is_taken_off_the_path,
-        crate::http_proxy::response_bodies_are_reframed_for_the_client;
+        crate::http_proxy::response_bodies_are_reframed_for_the_client,
+        crate::proxy_semantics::set_headers_replace_the_clients_fields_and_can_remove_the_forwarding_ones;
     "upstream.name" => upstream::name_is_the_metric_label;
     "upstream.servers" => upstream::servers_are_where_connections_go;
     "upstream.balance" =>

@@ -22,6 +22,7 @@ mod overrides;
 mod reader;
 mod route;
 mod schema;
+mod set_headers;
 mod summary;
 mod tls;
 mod units;

@@ -17,12 +17,6 @@ pub(crate) const HANDLERS: [&str; 7] = [
     "static", "json", "echo", "files", "health", "metrics", "delay",
 ];
 
-/// The issue's optional proxy keys this version does not act on: refused by name rather than
-/// accepted and ignored.
-const PROXY_NOT_BUILT: &str = "is not built in this version; remove it (the path passes as sent \
-     or with strip_prefix removed, headers as sent with hop-by-hop fields removed and \
-     X-Forwarded-* added)";
-
 const STRIP_RULE: &str = "a path prefix such as \"/app\": starts with \"/\", does not end \
      with one, no query, fragment, percent sign or space";
 
@@ -117,14 +111,15 @@ fn proxy(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Handler> {
         }
         Some(text.to_string())
     });
-    if let Some(value) = t.take(cx, "set_headers") {
-        let at = t.child("set_headers");
-        cx.error(value.span(), &at, ErrorKind::Rule(PROXY_NOT_BUILT));
-    }
+    let set_headers = match t.take(cx, "set_headers") {
+        Some(value) => crate::set_headers::set_headers(cx, &t.child("set_headers"), value),
+        None => Some(Vec::new()),
+    };
     t.finish(cx);
     Some(Handler::Proxy {
         upstream: upstream?,
         strip_prefix,
+        set_headers: set_headers?,
     })
 }
 

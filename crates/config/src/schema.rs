@@ -353,6 +353,9 @@ pub enum Handler {
         upstream: String,
         /// Removed from the front of the request path before it goes upstream.
         strip_prefix: Option<String>,
+        /// `set_headers`: fields that replace the client's of the same name in the forwarded
+        /// request (an empty value removes the field), sorted by name.
+        set_headers: Vec<(String, String)>,
     },
 }
 

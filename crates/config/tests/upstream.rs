@@ -191,10 +191,35 @@ fn routes_cannot_go_on_a_tcp_proxy_listener_and_proxy_routes_name_upstreams() {
         r#"test.toml:16:22: listener[1].route[0].proxy.upstream: no [[upstream]] is called "ap"; did you mean "app"?"#,
     );
     check(
-        &proxied("{ upstream = \"app\", strip_prefix = \"/app/\", set_headers = {} }"),
+        &proxied("{ upstream = \"app\", strip_prefix = \"/app/\" }"),
+        r#"test.toml:16:44: listener[1].route[0].proxy.strip_prefix: a path prefix such as "/app": starts with "/", does not end with one, no query, fragment, percent sign or space"#,
+    );
+    let set = |headers: &str| {
+        proxied(&format!(
+            "{{ upstream = \"app\", set_headers = {headers} }}"
+        ))
+    };
+    check(
+        &set("\"X\""),
+        r#"test.toml:16:43: listener[1].route[0].proxy.set_headers: expected a table of header names to strings such as { "X-Real-IP" = "" }, found a string"#,
+    );
+    check(
+        &set(
+            "{ \"X Y\" = \"1\", Connection = \"close\", Proxy-Authorization = \"x\", \
+             Content-Length = \"1\", Max-Forwards = \"1\", X-A = \"1\", X-D = \"a\\r\\nX-Evil: 1\", X-B = \" b\", \
+             X-C = 1, Host = \"\", x-a = \"2\" }",
+        ),
         r#"
-test.toml:16:44: listener[1].route[0].proxy.strip_prefix: a path prefix such as "/app": starts with "/", does not end with one, no query, fragment, percent sign or space
-test.toml:16:67: listener[1].route[0].proxy.set_headers: is not built in this version; remove it (the path passes as sent or with strip_prefix removed, headers as sent with hop-by-hop fields removed and X-Forwarded-* added)
+test.toml:16:53: listener[1].route[0].proxy.set_headers.X Y: a header name is a token (letters, digits and !#$%&'*+-.^_`|~)
+test.toml:16:71: listener[1].route[0].proxy.set_headers.Connection: is about one connection or the body's framing and is the proxy's own (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*, HTTP2-Settings, Content-Length, Expect, Max-Forwards): it cannot be set
+test.toml:16:102: listener[1].route[0].proxy.set_headers.Proxy-Authorization: is about one connection or the body's framing and is the proxy's own (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*, HTTP2-Settings, Content-Length, Expect, Max-Forwards): it cannot be set
+test.toml:16:124: listener[1].route[0].proxy.set_headers.Content-Length: is about one connection or the body's framing and is the proxy's own (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*, HTTP2-Settings, Content-Length, Expect, Max-Forwards): it cannot be set
+test.toml:16:144: listener[1].route[0].proxy.set_headers.Max-Forwards: is about one connection or the body's framing and is the proxy's own (Connection, Keep-Alive, TE, Transfer-Encoding, Upgrade, Proxy-*, HTTP2-Settings, Content-Length, Expect, Max-Forwards): it cannot be set
+test.toml:16:166: listener[1].route[0].proxy.set_headers.X-D: a header value is visible US-ASCII characters with single spaces or tabs between them (RFC 9110 field-value: no CR, LF or other control character, no leading or trailing space), or "" to remove the field
+test.toml:16:190: listener[1].route[0].proxy.set_headers.X-B: a header value is visible US-ASCII characters with single spaces or tabs between them (RFC 9110 field-value: no CR, LF or other control character, no leading or trailing space), or "" to remove the field
+test.toml:16:202: listener[1].route[0].proxy.set_headers.X-C: expected a string, found an integer
+test.toml:16:212: listener[1].route[0].proxy.set_headers.Host: Host cannot be removed (HTTP/1.1 requires it); set a value or leave it out
+test.toml:16:222: listener[1].route[0].proxy.set_headers.x-a: names this header a second time (header names are case-insensitive)
 "#,
     );
     check(

@@ -50,6 +50,8 @@ pub enum HttpError {
     InvalidChunk,
     /// A request target that is neither origin-, absolute- nor asterisk-form, or bad escapes.
     InvalidTarget,
+    /// A proxied OPTIONS or TRACE whose `Max-Forwards` is not one `1*DIGIT` (RFC 9110 §7.6.2).
+    InvalidMaxForwards,
     /// The offload queue was full.
     Overloaded,
     /// An offloaded handler did not finish within the offload timeout.
@@ -85,9 +87,8 @@ impl HttpError {
             MalformedRequestLine | MalformedHeader | BadHost | LengthWithTransferEncoding => {
                 (400, Fault::Client, true)
             }
-            InvalidContentLength | ChunkedNotLast | InvalidChunk | InvalidTarget => {
-                (400, Fault::Client, true)
-            }
+            InvalidContentLength | ChunkedNotLast | InvalidChunk | InvalidTarget
+            | InvalidMaxForwards => (400, Fault::Client, true),
             UriTooLong => (414, Fault::Client, true),
             HeadersTooLarge | TooManyHeaders => (431, Fault::Client, true),
             BodyTooLarge => (413, Fault::Client, true),
@@ -131,6 +132,7 @@ impl HttpError {
             ChunkedNotLast => "Transfer-Encoding must end in chunked",
             InvalidChunk => "invalid chunked framing",
             InvalidTarget => "invalid request target",
+            InvalidMaxForwards => "invalid Max-Forwards",
             Overloaded => "server busy",
             HandlerTimeout => "handler timed out",
             HandlerPanicked => "handler failed",

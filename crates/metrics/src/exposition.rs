@@ -19,7 +19,7 @@ mod tls;
 use crate::Sources;
 
 /// `le` label values of [`LATENCY_BUCKETS`], then `+Inf`, written once.
-const LE: [&str; LATENCY_BUCKETS.len() + 1] = [
+pub(crate) const LE: [&str; LATENCY_BUCKETS.len() + 1] = [
     "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
     "0.1", "0.25", "1", "2.5", "10", "+Inf",
 ];

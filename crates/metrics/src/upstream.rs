@@ -5,7 +5,12 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::exposition::{Kind, Out};
+use coreloop_http::LATENCY_BUCKETS;
+
+use crate::exposition::{Kind, Out, LE};
+
+/// Buckets of the response histogram: [`LATENCY_BUCKETS`], then `+Inf`.
+const BUCKETS: usize = LATENCY_BUCKETS.len() + 1;
 
 /// One upstream's counters, for every shard and server. A reload that changes the server
 /// list makes a new one with [`UpstreamStats::reshaped`]: servers kept keep their counters.
@@ -43,6 +48,9 @@ pub struct ServerCounters {
     responses: [AtomicU64; 5],
     /// HTTP proxy routes: exchanges that failed, by [`RESPONSE_FAILURES`].
     response_errors: [AtomicU64; 3],
+    /// HTTP proxy routes: exchanges timed, per bucket (not cumulative; the scrape sums).
+    latency: [AtomicU64; BUCKETS],
+    latency_sum_micros: AtomicU64,
 }
 
 /// Why a connect to a server failed, as the `cause` label.
@@ -111,6 +119,10 @@ impl ServerStats {
             for (n, c) in sum.response_errors.iter_mut().zip(&c.response_errors) {
                 *n += c.load(Relaxed);
             }
+            for (n, c) in sum.latency.iter_mut().zip(&c.latency) {
+                *n += c.load(Relaxed);
+            }
+            sum.latency_sum_micros += c.latency_sum_micros.load(Relaxed);
         }
         sum
     }
@@ -202,6 +214,17 @@ impl ServerCounters {
         bump(&self.response_errors[why as usize]);
     }
 
+    /// An HTTP exchange with this server ended, `latency` after its connect (a complete
+    /// response or a failed one: a timeout is timed as the `response_timeout` it waited).
+    pub fn response_took(&self, latency: std::time::Duration) {
+        let seconds = latency.as_secs_f64();
+        let bucket = LATENCY_BUCKETS.partition_point(|&bound| bound < seconds);
+        bump(&self.latency[bucket]);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let sum = &self.latency_sum_micros;
+        sum.store(sum.load(Relaxed).saturating_add(micros), Relaxed);
+    }
+
     /// Passive health ejected this server (again).
     pub fn ejection(&self) {
         bump(&self.ejections);
@@ -236,6 +259,9 @@ pub struct ServerSnapshot {
     pub responses: [u64; 5],
     /// By [`RESPONSE_FAILURES`].
     pub response_errors: [u64; 3],
+    /// Exchanges timed per bucket of [`LATENCY_BUCKETS`] then `+Inf`, not cumulative.
+    pub latency: [u64; BUCKETS],
+    pub latency_sum_micros: u64,
 }
 
 /// The `coreloop_upstream_*` families (none when no upstream is configured).
@@ -339,6 +365,25 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
             }
         }
     }
+    let name = "coreloop_upstream_response_duration_seconds";
+    let help = "HTTP proxy routes: from the connect to an upstream server to the end of the \
+                exchange (the whole response in the client's output, or its failure).";
+    out.family(name, Kind::Histogram, help);
+    for (u, snap) in upstreams.iter().zip(&snaps) {
+        for (server, s) in u.servers.iter().zip(&snap.servers) {
+            let mut cumulative = 0;
+            for (le, n) in LE.iter().zip(s.latency) {
+                cumulative += n;
+                let labels: [(&str, &dyn std::fmt::Display); 3] =
+                    [("upstream", &u.name), ("server", &server.addr), ("le", le)];
+                out.sample(name, "_bucket", &labels, cumulative);
+            }
+            let labels: [(&str, &dyn std::fmt::Display); 2] =
+                [("upstream", &u.name), ("server", &server.addr)];
+            out.sample(name, "_sum", &labels, s.latency_sum_micros as f64 / 1e6);
+            out.sample(name, "_count", &labels, cumulative);
+        }
+    }
     let name = "coreloop_upstream_no_server";
     let help = "Proxied connections closed because no server was left to try (all ejected \
                 or all failed).";
@@ -372,6 +417,21 @@ mod tests {
         assert_eq!(snap.servers[0].connect_errors, [0, 1, 0]);
         assert_eq!((snap.servers[0].ejected, snap.servers[0].ejections), (1, 1));
         assert_eq!(snap.no_server, 1);
+    }
+
+    #[test]
+    fn response_latencies_fall_in_their_buckets() {
+        use std::time::Duration;
+        let stats = UpstreamStats::new("app", &servers(&["a"]), 2);
+        let a = &stats.servers[0];
+        a.shard(0).response_took(Duration::from_micros(25)); // on a bound: that bucket
+        a.shard(1).response_took(Duration::from_micros(26));
+        a.shard(1).response_took(Duration::from_secs(30)); // past the last bound: +Inf
+        let snap = &stats.snapshot().servers[0];
+        assert_eq!(&snap.latency[..3], &[1, 1, 0]);
+        assert_eq!(snap.latency[BUCKETS - 1], 1);
+        assert_eq!(snap.latency.iter().sum::<u64>(), 3);
+        assert_eq!(snap.latency_sum_micros, 30_000_051);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub(crate) fn spec(spec: &Upstream, stats: &Arc<UpstreamStats>) -> ProxySpec {
         response_timeout: spec.response_timeout,
         proto: "http",
         strip_prefix: None,
+        set_headers: Vec::new(),
         target: Arc::new(move |shard| {
             let view = ShardUpstream::new(&upstream, shard, stats.clone());
             Box::new(Target(Rc::new(RefCell::new(view)))) as Box<dyn ProxyTarget>
@@ -77,11 +78,10 @@ struct Ticket {
 }
 
 impl ProxyTicket for Ticket {
-    fn connected(&mut self, _now: Instant) {
-        if let Some(server) = &self.server {
-            self.upstream.borrow_mut().connected(server);
-        }
-    }
+    /// Not a success yet for passive health: a server that accepts connections and then
+    /// answers garbage, resets or stalls is as broken as one that refuses them, so on an
+    /// HTTP route only a complete response clears its failures (`finished`).
+    fn connected(&mut self, _now: Instant) {}
 
     /// As tcp-proxy's retry: nothing was sent, so another server is always safe to try.
     fn retry(mut self: Box<Self>, error: ConnectError, now: Instant) -> Option<Pick> {
@@ -115,22 +115,31 @@ impl ProxyTicket for Ticket {
         pick(&self.upstream, tried, now)
     }
 
-    /// Counted, and a failure logged rate-limited; not judged by passive health, which
-    /// counts failed connects only.
-    fn finished(&mut self, outcome: Outcome, _latency: Duration) {
+    /// Counted and timed; judged by passive health: a complete response (any status: the
+    /// server answered) clears the server's failures, a failed one is a failure toward
+    /// `max_fails` like a failed connect. A failure is logged rate-limited.
+    fn finished(&mut self, outcome: Outcome, latency: Duration) {
         let Some(server) = &self.server else { return };
         let counters = server.counters();
+        counters.response_took(latency);
         let (failure, what) = match outcome {
-            Outcome::Complete(status) => return counters.responded(status),
+            Outcome::Complete(status) => {
+                counters.responded(status);
+                self.upstream.borrow_mut().connected(server);
+                return;
+            }
             Outcome::Invalid => (ResponseFailure::Invalid, "invalid response"),
             Outcome::TimedOut => (ResponseFailure::TimedOut, "no response head in time"),
             Outcome::Closed => (ResponseFailure::Closed, "closed before the response ended"),
         };
         counters.response_failed(failure);
+        let now = Instant::now();
         let mut up = self.upstream.borrow_mut();
-        if let Some(suppressed) = up.log_gate(Instant::now()) {
+        let ejected = up.failed(server, now);
+        if let Some(suppressed) = up.log_gate(now) {
+            let ejected = if ejected { "; ejected" } else { "" };
             tracing::warn!(
-                "upstream {} server {}: {what}{}",
+                "upstream {} server {}: {what}{ejected}{}",
                 up.name,
                 server.addr,
                 suppressed_note(suppressed)

@@ -316,10 +316,12 @@ fn handler(
         config::Handler::Proxy {
             upstream,
             strip_prefix,
+            set_headers,
         } => match upstreams.get(upstream) {
             Some((spec, stats)) => {
                 let mut proxy = crate::http_proxy::spec(spec, stats);
                 proxy.strip_prefix = strip_prefix.clone();
+                proxy.set_headers = set_headers.clone();
                 proxy.proto = proto;
                 Handler::Proxy(proxy)
             }

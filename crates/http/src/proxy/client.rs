@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, Verb};
 
-use super::head::{self, ClientSide};
+use super::head::{self, ClientSide, Rewrite};
 use super::upstream::{Abort, Pipe, SharedPipe, State, UpstreamSide};
 use super::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
 use crate::conn::{verb_after, Flow, HttpConn, Phase};
@@ -98,10 +98,16 @@ impl HttpConn {
             proto: spec.proto,
             host: head.host,
             framing: head.framing,
+            set: &spec.set_headers,
         };
         let mut request = Vec::with_capacity(raw.len() + 128);
-        if !head::write_request(raw, &target_path, &client, &mut request) {
-            return self.refuse(HttpError::MalformedHeader, cx);
+        match head::write_request(raw, &target_path, &client, &mut request) {
+            Rewrite::Forward => {}
+            Rewrite::AnswerHere => {
+                return self.answer_options_here(head.framing != Framing::Empty, cx)
+            }
+            Rewrite::BadMaxForwards => return self.refuse(HttpError::InvalidMaxForwards, cx),
+            Rewrite::Unparsable => return self.refuse(HttpError::MalformedHeader, cx),
         }
         let now = cx.now();
         let target = self.shared.proxies.of(&spec, cx.shard());

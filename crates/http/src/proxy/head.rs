@@ -1,7 +1,9 @@
 //! The two heads a proxy writes: the request head sent upstream (RFC 9110 §7.6.1 hop-by-hop
-//! fields removed, `X-Forwarded-*` and `Via` added) and the response head sent back to the client,
-//! from an upstream head parsed as strictly as a request (RFC 9112 §6.3: an ambiguous
-//! framing is an error, never a guess), so that no upstream can desync the client connection.
+//! fields removed, `X-Forwarded-*` and `Via` added, the route's `set_headers` applied,
+//! `Max-Forwards` counted down) and the response head sent back to the client, from an
+//! upstream head parsed as strictly as a request (RFC 9112 §6.3: an ambiguous framing is an
+//! error, never a guess), so that no upstream can desync the client connection; it carries
+//! `Via` too (RFC 9110 §7.6.3).
 
 use crate::body::BodyDecoder;
 use crate::head::{trim, Framing};
@@ -18,6 +20,24 @@ pub(crate) struct ClientSide<'a> {
     /// The request's Host value (or authority of an absolute target).
     pub host: &'a [u8],
     pub framing: Framing,
+    /// The route's `set_headers`: each replaces the client's fields of that name and the one
+    /// the proxy would add; an empty value only removes. Names are validated tokens, never
+    /// hop-by-hop or framing fields (crates/config refuses those).
+    pub set: &'a [(String, String)],
+}
+
+/// What [`write_request`] made of the client's head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rewrite {
+    /// The head for the upstream is written.
+    Forward,
+    /// OPTIONS or TRACE with `Max-Forwards: 0`: this proxy is the final recipient and
+    /// answers itself (RFC 9110 §7.6.2); nothing usable is written.
+    AnswerHere,
+    /// A `Max-Forwards` that is not one `1*DIGIT` on an OPTIONS or TRACE (400).
+    BadMaxForwards,
+    /// The head does not parse again (cannot happen for a head the request parser took).
+    Unparsable,
 }
 
 /// True for the fields that are about one connection and never forwarded (RFC 9110 §7.6.1),
@@ -55,24 +75,62 @@ fn is_named(name: &str, named: &[&[u8]]) -> bool {
         .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
 }
 
+/// RFC 9110 §7.6.2: `Max-Forwards` counts hops for OPTIONS and TRACE only (other methods
+/// forward it as any end-to-end field). `Ok(None)`: absent; `Ok(Some(n))`: the value to
+/// forward; `Err`: this proxy answers (`AnswerHere`) or refuses (`BadMaxForwards`).
+fn max_forwards(method: &str, headers: &[httparse::Header<'_>]) -> Result<Option<u64>, Rewrite> {
+    if method != "OPTIONS" && method != "TRACE" {
+        return Ok(None);
+    }
+    let mut fields = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("max-forwards"));
+    let Some(field) = fields.next() else {
+        return Ok(None);
+    };
+    let digits = trim(field.value);
+    if fields.next().is_some() || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Rewrite::BadMaxForwards);
+    }
+    // Past u64 the count is as good as infinite: saturate rather than refuse.
+    let hops = digits.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
+    match hops {
+        0 => Err(Rewrite::AnswerHere),
+        n => Ok(Some(n - 1)),
+    }
+}
+
+/// The route's value for `name`, if `set_headers` names it (`Some("")`: removed).
+fn configured<'s>(set: &'s [(String, String)], name: &str) -> Option<&'s str> {
+    set.iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// Writes the request head for the upstream from the client's raw, already validated head.
-/// Returns `false` (nothing usable written) if the head does not parse again, which cannot
-/// happen for a head the request parser accepted.
+/// Only [`Rewrite::Forward`] leaves a usable head in `out`.
 pub(crate) fn write_request(
     raw: &[u8],
     target: &[u8],
     client: &ClientSide<'_>,
     out: &mut Vec<u8>,
-) -> bool {
+) -> Rewrite {
     let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut request = httparse::Request::new(&mut storage);
     let Ok(httparse::Status::Complete(_)) = request.parse(raw) else {
-        return false;
+        return Rewrite::Unparsable;
     };
     let Some(method) = request.method else {
-        return false;
+        return Rewrite::Unparsable;
+    };
+    let hops = match max_forwards(method, request.headers) {
+        Ok(hops) => hops,
+        Err(answer) => return answer,
     };
     let named = named_by_connection(request.headers);
+    let set = client.set;
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(target);
@@ -81,7 +139,10 @@ pub(crate) fn write_request(
     let mut has_host = false;
     for header in request.headers.iter() {
         let name = header.name;
-        if not_forwarded(name) || is_named(name, &named) {
+        if not_forwarded(name) || is_named(name, &named) || configured(set, name).is_some() {
+            continue;
+        }
+        if hops.is_some() && name.eq_ignore_ascii_case("max-forwards") {
             continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -93,31 +154,41 @@ pub(crate) fn write_request(
         has_host |= name.eq_ignore_ascii_case("host");
         push_field(out, name.as_bytes(), header.value);
     }
-    if !has_host {
+    if !has_host && configured(set, "host").is_none() {
         // An absolute-form target's authority is the Host (RFC 9112 §3.2.2).
         push_field(out, b"Host", client.host);
     }
-    let mut xff = Vec::new();
-    if let Some(earlier) = forwarded_for {
-        xff.extend_from_slice(trim(earlier));
-        xff.extend_from_slice(b", ");
+    if let Some(hops) = hops {
+        push_field(out, b"Max-Forwards", hops.to_string().as_bytes());
     }
-    match client.addr {
-        Some(ip) => xff.extend_from_slice(ip.to_string().as_bytes()),
-        None => xff.extend_from_slice(b"unknown"),
+    if configured(set, "x-forwarded-for").is_none() {
+        let mut xff = Vec::new();
+        if let Some(earlier) = forwarded_for {
+            xff.extend_from_slice(trim(earlier));
+            xff.extend_from_slice(b", ");
+        }
+        match client.addr {
+            Some(ip) => xff.extend_from_slice(ip.to_string().as_bytes()),
+            None => xff.extend_from_slice(b"unknown"),
+        }
+        push_field(out, b"X-Forwarded-For", &xff);
     }
-    push_field(out, b"X-Forwarded-For", &xff);
-    push_field(out, b"X-Forwarded-Proto", client.proto.as_bytes());
-    push_field(out, b"X-Forwarded-Host", client.host);
+    if configured(set, "x-forwarded-proto").is_none() {
+        push_field(out, b"X-Forwarded-Proto", client.proto.as_bytes());
+    }
+    if configured(set, "x-forwarded-host").is_none() {
+        push_field(out, b"X-Forwarded-Host", client.host);
+    }
     // RFC 9110 §7.6.3: a gateway MUST send Via in each request it forwards: the protocol it
     // received the request with and a pseudonym. Via fields the client sent went through
-    // above, ahead of this one, so the list stays in hop order.
-    let received: &[u8] = if request.version == Some(0) {
-        b"1.0 coreloop"
-    } else {
-        b"1.1 coreloop"
-    };
-    push_field(out, b"Via", received);
+    // above, ahead of this one, so the list stays in hop order. (`set_headers` may replace
+    // or remove it: the operator's call, documented in docs/PROXY.md.)
+    if configured(set, "via").is_none() {
+        push_field(out, b"Via", via(request.version));
+    }
+    for (name, value) in set.iter().filter(|(_, v)| !v.is_empty()) {
+        push_field(out, name.as_bytes(), value.as_bytes());
+    }
     match client.framing {
         Framing::Empty => {}
         Framing::Length(n) => push_field(out, b"Content-Length", n.to_string().as_bytes()),
@@ -126,7 +197,16 @@ pub(crate) fn write_request(
     // One upstream connection per request in this version: say so, so the upstream closes
     // and never waits for a next request.
     out.extend_from_slice(b"Connection: close\r\n\r\n");
-    true
+    Rewrite::Forward
+}
+
+/// This hop's `Via` entry: the protocol version the message was received with.
+fn via(version: Option<u8>) -> &'static [u8] {
+    if version == Some(0) {
+        b"1.0 coreloop"
+    } else {
+        b"1.1 coreloop"
+    }
 }
 
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -307,6 +387,9 @@ pub(crate) fn write_response(
         }
         push_field(out, name.as_bytes(), header.value);
     }
+    // RFC 9110 §7.6.3: an intermediary adds Via to the responses it forwards too, after the
+    // upstream's own entries, naming the version it received the response with.
+    push_field(out, b"Via", via(parsed.version));
     if chunked_out {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }

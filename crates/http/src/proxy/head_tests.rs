@@ -1,23 +1,154 @@
 use super::*;
 
-fn client(framing: Framing) -> ClientSide<'static> {
+fn client<'a>(framing: Framing, set: &'a [(String, String)]) -> ClientSide<'a> {
     ClientSide {
         addr: Some("192.0.2.7".parse().unwrap()),
         proto: "http",
         host: b"front.example",
         framing,
+        set,
     }
+}
+
+fn rewrite(raw: &str, set: &[(&str, &str)]) -> (Rewrite, String) {
+    let set: Vec<(String, String)> = (set.iter())
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let mut out = Vec::new();
+    let client = client(Framing::Empty, &set);
+    let rewrite = write_request(raw.as_bytes(), b"/x", &client, &mut out);
+    (rewrite, String::from_utf8(out).unwrap())
 }
 
 fn request(raw: &str, framing: Framing) -> String {
     let mut out = Vec::new();
-    assert!(write_request(
-        raw.as_bytes(),
-        b"/x",
-        &client(framing),
-        &mut out
-    ));
+    let rewrite = write_request(raw.as_bytes(), b"/x", &client(framing, &[]), &mut out);
+    assert_eq!(rewrite, Rewrite::Forward);
     String::from_utf8(out).unwrap()
+}
+
+/// nginx's proxy_set_header: the configured field replaces every client field of that name
+/// (any case) and the one the proxy would add; an empty value only removes.
+#[test]
+fn set_headers_replace_the_clients_and_the_proxys_fields() {
+    let raw =
+        "GET / HTTP/1.1\r\nHost: front.example\r\nx-real-ip: 6.6.6.6\r\nX-Real-IP: 7.7.7.7\r\n\
+               X-Forwarded-For: 10.0.0.1\r\nVia: 1.1 edge\r\nAccept: */*\r\nCookie: a=1\r\n\r\n";
+    let set = [
+        ("X-Real-IP", "192.0.2.7"),
+        ("X-Forwarded-For", ""),
+        ("X-Forwarded-Host", ""),
+        ("X-Forwarded-Proto", "https"),
+        ("Via", ""),
+        ("Cookie", ""),
+        ("Host", "app.internal"),
+    ];
+    let (outcome, sent) = rewrite(raw, &set);
+    assert_eq!(outcome, Rewrite::Forward);
+    assert_eq!(
+        sent,
+        "GET /x HTTP/1.1\r\nAccept: */*\r\nX-Real-IP: 192.0.2.7\r\nX-Forwarded-Proto: https\r\n\
+         Host: app.internal\r\nConnection: close\r\n\r\n"
+    );
+    // Nothing set: the proxy's own fields, and a Host for a 1.0 request without one.
+    let (_, sent) = rewrite("GET / HTTP/1.0\r\n\r\n", &[("X-Other", "1")]);
+    assert!(sent.contains("\r\nHost: front.example\r\n"), "{sent}");
+    assert!(
+        sent.contains("\r\nVia: 1.0 coreloop\r\nX-Other: 1\r\n"),
+        "{sent}"
+    );
+    let (_, sent) = rewrite("GET / HTTP/1.0\r\n\r\n", &[("host", "h")]);
+    let hosts = sent.to_ascii_lowercase().matches("\r\nhost: ").count();
+    assert_eq!(hosts, 1, "{sent}");
+}
+
+/// RFC 9110 §7.6.2, every case of the class: OPTIONS and TRACE count hops down, 0 is answered
+/// here, a value that is not one `1*DIGIT` is refused; other methods pass it as sent.
+#[test]
+fn max_forwards_counts_down_for_options_and_trace_only() {
+    let head =
+        |method: &str, fields: &str| format!("{method} / HTTP/1.1\r\nHost: a\r\n{fields}\r\n");
+    let cases: &[(&str, &str, Rewrite, Option<&str>)] = &[
+        ("OPTIONS", "Max-Forwards: 0\r\n", Rewrite::AnswerHere, None),
+        ("TRACE", "max-forwards: 00\r\n", Rewrite::AnswerHere, None),
+        (
+            "OPTIONS",
+            "Max-Forwards: 1\r\n",
+            Rewrite::Forward,
+            Some("Max-Forwards: 0"),
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards:  10 \r\n",
+            Rewrite::Forward,
+            Some("Max-Forwards: 9"),
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards: 99999999999999999999999\r\n",
+            Rewrite::Forward,
+            Some("Max-Forwards: 18446744073709551614"),
+        ),
+        ("OPTIONS", "", Rewrite::Forward, None),
+        (
+            "OPTIONS",
+            "Max-Forwards: -1\r\n",
+            Rewrite::BadMaxForwards,
+            None,
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards: +1\r\n",
+            Rewrite::BadMaxForwards,
+            None,
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards: 1, 2\r\n",
+            Rewrite::BadMaxForwards,
+            None,
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards: \r\n",
+            Rewrite::BadMaxForwards,
+            None,
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards: 0x1\r\n",
+            Rewrite::BadMaxForwards,
+            None,
+        ),
+        (
+            "OPTIONS",
+            "Max-Forwards: 1\r\nMax-Forwards: 1\r\n",
+            Rewrite::BadMaxForwards,
+            None,
+        ),
+        (
+            "GET",
+            "Max-Forwards: 0\r\n",
+            Rewrite::Forward,
+            Some("Max-Forwards: 0"),
+        ),
+        (
+            "POST",
+            "Max-Forwards: x\r\n",
+            Rewrite::Forward,
+            Some("Max-Forwards: x"),
+        ),
+    ];
+    for (method, fields, want, field) in cases {
+        let (got, sent) = rewrite(&head(method, fields), &[]);
+        assert_eq!(got, *want, "{method} {fields:?}");
+        if let Some(field) = field {
+            assert_eq!(sent.matches("Max-Forwards").count(), 1, "{sent}");
+            assert!(sent.contains(&format!("\r\n{field}\r\n")), "{sent}");
+        } else if got == Rewrite::Forward {
+            assert!(!sent.contains("Max-Forwards"), "{sent}");
+        }
+    }
 }
 
 #[test]
@@ -184,17 +315,20 @@ fn the_client_head_is_reframed_for_the_client() {
     );
     assert_eq!(
         head,
-        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: up\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: up\r\nVia: 1.1 coreloop\r\n\r\n"
     );
     assert_eq!((reframe, keep), (Reframe::Pass, true));
     let (head, reframe, keep) = client_head("HTTP/1.0 200 OK\r\n\r\n", false, true);
     assert_eq!(
         head,
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nVia: 1.0 coreloop\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
     assert_eq!((reframe, keep), (Reframe::Chunk, true));
     let (head, reframe, keep) = client_head("HTTP/1.0 200 OK\r\n\r\n", true, true);
-    assert_eq!(head, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\nVia: 1.0 coreloop\r\nConnection: close\r\n\r\n"
+    );
     assert_eq!((reframe, keep), (Reframe::DecodeAndClose, false));
     let (head, reframe, _) = client_head(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -204,7 +338,9 @@ fn the_client_head_is_reframed_for_the_client() {
     assert!(!head.contains("chunked"));
     assert_eq!(reframe, Reframe::DecodeAndClose);
     let (head, _, keep) = client_head("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, true);
-    assert!(head.ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"));
+    assert!(
+        head.ends_with("Content-Length: 0\r\nVia: 1.1 coreloop\r\nConnection: keep-alive\r\n\r\n")
+    );
     assert!(keep);
 }
 
@@ -215,7 +351,7 @@ fn no_content_and_informational_heads_carry_no_length() {
         false,
         true,
     );
-    assert_eq!(head, "HTTP/1.1 204 No Content\r\n\r\n");
+    assert_eq!(head, "HTTP/1.1 204 No Content\r\nVia: 1.1 coreloop\r\n\r\n");
     assert_eq!(reframe, Reframe::None);
     let (head, _, _) = client_head(
         "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
@@ -223,4 +359,33 @@ fn no_content_and_informational_heads_carry_no_length() {
         true,
     );
     assert!(head.contains("Content-Length: 5"));
+}
+
+/// RFC 9110 §7.6.3: the response carries the upstream's Via entries, then this hop's, naming
+/// the version the response came with; interim responses too.
+#[test]
+fn responses_carry_via_after_the_upstreams() {
+    let (head, _, _) = client_head(
+        "HTTP/1.1 200 OK\r\nVia: 1.1 app-cache\r\nContent-Length: 0\r\n\r\n",
+        false,
+        true,
+    );
+    let theirs = head.find("\r\nVia: 1.1 app-cache\r\n").expect("kept");
+    let ours = head.find("\r\nVia: 1.1 coreloop\r\n").expect("added");
+    assert!(theirs < ours, "{head}");
+    let interim = parsed("HTTP/1.1 103 Early Hints\r\n\r\n", false)
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    write_response(
+        b"HTTP/1.1 103 Early Hints\r\n\r\n",
+        &interim,
+        false,
+        true,
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        b"HTTP/1.1 103 Early Hints\r\nVia: 1.1 coreloop\r\n\r\n"
+    );
 }

@@ -16,6 +16,7 @@
 
 mod client;
 mod head;
+mod options;
 mod upstream;
 
 use std::sync::Arc;
@@ -81,6 +82,9 @@ pub struct ProxySpec {
     /// Removed from the front of the path when the path is it or continues with `/` or `?`
     /// (`/app/x` -> `/x`, `/app` -> `/`); other paths pass as they are.
     pub strip_prefix: Option<String>,
+    /// `set_headers`: (name, value) pairs, validated by the config; each replaces the
+    /// client's fields of that name and the proxy's own, and an empty value only removes.
+    pub set_headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for ProxySpec {
