@@ -247,3 +247,21 @@ fn the_answer_follows_the_terms_the_connection_sets() {
     let (exchange, _) = desk.plan(request, false).unwrap();
     assert!(!exchange.keep_alive);
 }
+
+/// The one-direction rule, checked on the source: the exchange names neither the connection,
+/// its cycle types nor the reactor's context, so it cannot reach back into the cycle (it gets
+/// the connection's scratch buffers, a plain value, through `Env`).
+#[test]
+fn the_exchange_knows_no_connection() {
+    let source = include_str!("exchange.rs");
+    for name in [
+        "HttpConn",
+        "Cx<",
+        "coreloop_reactor",
+        "Phase::",
+        "Flow::",
+        "Verb",
+    ] {
+        assert!(!source.contains(name), "exchange.rs names `{name}`");
+    }
+}
