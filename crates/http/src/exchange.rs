@@ -107,15 +107,13 @@ pub(crate) struct Env<'a> {
 }
 
 /// The connection's side of how a response ends, decided by `crate::conn` (limits, drain,
-/// HTTP/1.0, a peer that half-closed).
+/// HTTP/1.0, a peer that half-closed) and written by the exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Terms {
     /// The response says `Connection: close`, and the connection closes after it.
     pub close: bool,
     /// An HTTP/1.0 request: say `Connection: keep-alive` (see [`Finish`]).
     pub http10: bool,
-    /// The server drains (`/readyz` answers 503).
-    pub draining: bool,
 }
 
 /// What a planned head needs next.
@@ -220,12 +218,14 @@ pub(crate) fn reads_body(settings: &Settings, target: Target) -> bool {
 }
 
 /// The answer of a request whose body is in (or that has none). `out` is the connection's
-/// output; nothing is written to it unless the answer is [`Answer::Written`].
+/// output; nothing is written to it unless the answer is [`Answer::Written`]. `draining`: the
+/// server drains (`/readyz` answers 503).
 pub(crate) fn answer(
     env: &mut Env<'_>,
     exchange: &mut Exchange,
     out: &mut Vec<u8>,
     terms: Terms,
+    draining: bool,
 ) -> Answer {
     // The common request prepared nothing: test before taking (a move of the whole enum).
     if !matches!(exchange.work, Work::None | Work::Custom(_)) {
@@ -249,7 +249,7 @@ pub(crate) fn answer(
         Some(Compiled::Metrics(hook)) => {
             return Answer::Reply(metrics_reply(hook, exchange.format, exchange.head_only))
         }
-        Some(handler) => inline(env, handler, out, finish, terms.draining),
+        Some(handler) => inline(env, handler, out, finish, draining),
         None => unrouted(env.settings, exchange.target, out, finish),
     };
     Answer::Written(status)

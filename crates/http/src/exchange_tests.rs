@@ -52,9 +52,14 @@ impl Desk {
     }
 
     /// The answer to a planned exchange under `terms`, and what it wrote.
-    fn answer(&mut self, exchange: &mut Exchange, terms: Terms) -> (Answer, String) {
+    fn answer(
+        &mut self,
+        exchange: &mut Exchange,
+        terms: Terms,
+        draining: bool,
+    ) -> (Answer, String) {
         let mut out = Vec::new();
-        let answer = exchange::answer(&mut self.env(), exchange, &mut out, terms);
+        let answer = exchange::answer(&mut self.env(), exchange, &mut out, terms, draining);
         (answer, String::from_utf8(out).unwrap())
     }
 }
@@ -62,7 +67,6 @@ impl Desk {
 const KEEP: Terms = Terms {
     close: false,
     http10: false,
-    draining: false,
 };
 
 fn next_kind(next: &Next) -> &'static str {
@@ -184,7 +188,7 @@ fn a_head_plans_what_comes_next_and_the_answer_it_gets() {
         let mut desk = Desk::new();
         let (mut exchange, next) = desk.plan(request, *more).unwrap();
         assert_eq!(next_kind(&next), *want_next, "{request:?}");
-        let (answer, out) = desk.answer(&mut exchange, KEEP);
+        let (answer, out) = desk.answer(&mut exchange, KEEP, false);
         assert_eq!(answer_kind(&answer), *want_answer, "{request:?}");
         // Only a written answer wrote anything.
         let status = match answer {
@@ -222,7 +226,7 @@ fn the_answer_follows_the_terms_the_connection_sets() {
         close: true,
         ..KEEP
     };
-    let (_, out) = desk.answer(&mut exchange, close);
+    let (_, out) = desk.answer(&mut exchange, close, false);
     assert!(out.contains("\r\nConnection: close\r\n"), "{out}");
 
     let (mut exchange, _) = desk.plan("GET /plaintext HTTP/1.0\r\n\r\n", false).unwrap();
@@ -230,15 +234,11 @@ fn the_answer_follows_the_terms_the_connection_sets() {
         http10: true,
         ..KEEP
     };
-    let (_, out) = desk.answer(&mut exchange, http10);
+    let (_, out) = desk.answer(&mut exchange, http10, false);
     assert!(out.contains("\r\nConnection: keep-alive\r\n"), "{out}");
 
     let (mut exchange, _) = desk.plan("GET /readyz HTTP/1.1\r\n\r\n", false).unwrap();
-    let draining = Terms {
-        draining: true,
-        ..KEEP
-    };
-    let (answer, _) = desk.answer(&mut exchange, draining);
+    let (answer, _) = desk.answer(&mut exchange, KEEP, true);
     assert_eq!(answer_kind(&answer), "written 503");
 
     // An `Expect` to a handler that ignores the body: answered now, and it may not keep the

@@ -484,23 +484,24 @@ impl HttpConn {
     /// The body is in (or there is none): the exchange answers, and the cycle goes on as its
     /// answer says.
     pub(crate) fn finish(&mut self, cx: &mut Cx<'_>) -> Flow {
-        let Some(keep_alive) = self.exchange.as_ref().map(|e| e.keep_alive) else {
+        // Out of `self` while the exchange answers, back in before the cycle acts (`done`
+        // labels the response from it).
+        let Some(mut exchange) = self.exchange.take() else {
             return self.refuse(HttpError::MalformedRequestLine, cx);
         };
         let terms = Terms {
-            close: !keep_alive || self.must_close(cx),
+            close: !exchange.keep_alive || self.must_close(cx),
             http10: self.http10,
-            draining: self.is_draining(cx),
         };
-        let Some(exchange) = self.exchange.as_deref_mut() else {
-            return self.refuse(HttpError::MalformedRequestLine, cx);
-        };
+        let draining = self.is_draining(cx);
         let mut env = Env {
             settings: &self.settings,
             shared: &self.shared,
             scratch: scratch_of(&mut self.scratch, &self.shared),
         };
-        match exchange::answer(&mut env, exchange, cx.out(), terms) {
+        let answer = exchange::answer(&mut env, &mut exchange, cx.out(), terms, draining);
+        self.exchange = Some(exchange);
+        match answer {
             Answer::Written(status) => self.done(status, terms.close, cx),
             Answer::Reply(reply) => self.answer_job(Ok(reply), cx),
             Answer::Job(work) => self.submit(work, cx),
@@ -539,7 +540,6 @@ impl HttpConn {
         let terms = Terms {
             close: exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof,
             http10: self.http10,
-            draining: false,
         };
         let Encoded { status, rest } =
             exchange::encode(&self.shared, reply, head_only, cx.out(), terms);
