@@ -14,7 +14,8 @@ use crossbeam_utils::CachePadded;
 
 use crate::access::{AccessLog, AccessLogHook};
 use crate::config::HttpConfig;
-use crate::conn::{Exchange, HttpConn, Scratch};
+use crate::conn::{HttpConn, Scratch};
+use crate::exchange::{Exchange, Work};
 use crate::files::OpenFiles;
 use crate::held::Held;
 use crate::response::{format_date, DateBytes};
@@ -103,22 +104,12 @@ impl HttpFactory {
 
 impl ProtocolFactory for HttpFactory {
     fn for_shard(&self, shard: usize) -> Box<dyn ConnFactory> {
-        let shared = Shared {
-            settings: RefCell::new(Rc::new((*self.settings()).clone())),
-            date: Cell::new(format_date(UNIX_EPOCH)),
-            stats: self.stats.for_shard(shard),
-            scratch: RefCell::new(Vec::new()),
-            access_log: self.access_log.clone(),
-            listener: Cell::new(0),
-            opening: Cell::new(None),
-            peers: RefCell::new(Vec::new()),
-            scratch_pool: RefCell::new(Vec::new()),
-            exchange_pool: RefCell::new(Vec::new()),
-            last_done: Cell::new(None),
-            send_file: Cell::new(false),
-            proxies: crate::proxy::Targets::new(self.settings().routes.has_proxy()),
-            open_files: RefCell::new(OpenFiles::default()),
-        };
+        let settings = (*self.settings()).clone();
+        let shared = Shared::new(
+            settings,
+            self.stats.for_shard(shard),
+            self.access_log.clone(),
+        );
         Box::new(ShardFactory {
             shared: Rc::new(shared),
         })
@@ -173,6 +164,31 @@ const SCRATCH_POOL: usize = 256;
 const SCRATCH_KEPT_BYTES: usize = 64 * 1024;
 
 impl Shared {
+    /// A shard's state, before its first connection.
+    pub(crate) fn new(
+        settings: Settings,
+        stats: Arc<CachePadded<ShardHttpStats>>,
+        access_log: Option<AccessLog>,
+    ) -> Self {
+        let wants_peers = settings.routes.has_proxy();
+        Shared {
+            settings: RefCell::new(Rc::new(settings)),
+            date: Cell::new(format_date(UNIX_EPOCH)),
+            stats,
+            scratch: RefCell::new(Vec::new()),
+            access_log,
+            listener: Cell::new(0),
+            opening: Cell::new(None),
+            peers: RefCell::new(Vec::new()),
+            scratch_pool: RefCell::new(Vec::new()),
+            exchange_pool: RefCell::new(Vec::new()),
+            last_done: Cell::new(None),
+            send_file: Cell::new(false),
+            proxies: crate::proxy::Targets::new(wants_peers),
+            open_files: RefCell::new(OpenFiles::default()),
+        }
+    }
+
     /// The real time a request that begins now on `token` started. When the same connection
     /// finished its previous response in this same loop turn (a pipelined batch), nothing ran
     /// in between, so that moment is reused instead of reading the clock again: one clock
@@ -223,14 +239,8 @@ impl Shared {
         // What a request owned beyond its plain fields goes now, not when the box is reused;
         // a job still in flight (its client had a 504) is waited for by nobody. Most requests
         // own none of it, and skip the drops.
-        if exchange.job.is_some()
-            || exchange.ready.is_some()
-            || exchange.custom.is_some()
-            || !exchange.held.is_empty()
-        {
-            exchange.job = None;
-            exchange.ready = None;
-            exchange.custom = None;
+        if !matches!(exchange.work, Work::None) || !exchange.held.is_empty() {
+            exchange.work = Work::None;
             exchange.held.cancel_job();
             exchange.held = Held::default();
         }

@@ -32,8 +32,6 @@ pub(crate) struct Held {
     /// The job in flight and its token, so that dropping the connection voids it.
     job: Option<(JobId, CancelToken)>,
     hold: Option<Hold>,
-    /// The delay a `/delay` head asked for, until its body (if any) is in.
-    planned: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -108,11 +106,6 @@ impl Held {
         })
     }
 
-    /// Sets the planned delay of the request being read; returns the one it replaces.
-    pub fn plan_delay(&mut self, delay: Option<Duration>) -> Option<Duration> {
-        std::mem::replace(&mut self.planned, delay)
-    }
-
     fn hold(&self) -> Option<&Hold> {
         self.hold.as_ref()
     }
@@ -121,9 +114,9 @@ impl Held {
         self.hold.as_mut()
     }
 
-    /// Nothing in flight, held or planned: the state of most requests.
+    /// Nothing in flight or held: the state of most requests.
     pub fn is_empty(&self) -> bool {
-        self.job.is_none() && self.hold.is_none() && self.planned.is_none()
+        self.job.is_none() && self.hold.is_none()
     }
 
     /// Cancels the job in flight, if any: nobody waits for it any more.

@@ -54,6 +54,8 @@ pub use stats::{
 #[cfg(test)]
 mod drain_tests;
 #[cfg(test)]
+mod exchange_tests;
+#[cfg(test)]
 mod grammar_tests;
 #[cfg(test)]
 mod held_tests;

@@ -4,6 +4,10 @@
 //! the request has one) -> answered inline, or `Awaiting` a job -> `Idle` again; any refusal or
 //! `Connection: close` goes to `Closed`, after which nothing else is ever answered.
 //!
+//! One direction: what a request is answered with is `crate::exchange`'s, which returns it as
+//! a value (`Next` after the head, `Answer` once the body is in); this module owns the cycle
+//! and acts on the value (deadlines, offload, holds, refusals, bookkeeping, verbs).
+//!
 //! Deadlines, one at a time (RFC 9112 §9.5 leaves them to us):
 //! - header: from accept, from the end of the previous response when the next request is
 //!   already buffered, or from its first byte otherwise, to the end of its head: 408;
@@ -11,19 +15,19 @@
 //! - idle: from the end of a response while nothing else is buffered: closed silently;
 //! - offload: from the submission of a job: 504.
 
+use std::any::Any;
 use std::rc::Rc;
 use std::time::Instant;
 
-use coreloop_reactor::{Cx, JobFailure, JobId, Verb};
+use coreloop_reactor::{Cx, Job, JobFailure, JobId, Verb};
 
 use crate::access::{AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
-use crate::body::BodyDecoder;
 use crate::error::HttpError;
+use crate::exchange::{self, Answer, BlockingWork, Encoded, Env, Exchange, Next, Target, Terms};
 use crate::factory::{Settings, Shared};
-use crate::handlers::{ExpositionFormat, JobReply, Request};
+use crate::handlers::JobReply;
 use crate::head::{self, Head};
-use crate::held::Held;
-use crate::response::{write_reply, write_sized, Finish, Reply};
+use crate::response::{write_reply, Finish, Reply};
 use crate::scan::{self, HeadScan};
 use crate::stats;
 
@@ -66,69 +70,6 @@ pub(crate) enum Flow {
     /// Something outside the request cycle runs (a delay, a file body; see `crate::held`):
     /// wait as the verb says.
     Hold(Verb),
-}
-
-/// Where a request goes, decided from its head.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Target {
-    Route {
-        group: usize,
-        entry: usize,
-        prefix_len: usize,
-    },
-    NotAllowed {
-        group: usize,
-    },
-    NotFound,
-    OptionsStar,
-}
-
-/// A request between its head and its response.
-pub(crate) struct Exchange {
-    pub target: Target,
-    /// The blocking work, built from the head (files, delay) or after the body (custom).
-    pub job: Option<Box<dyn FnOnce() -> JobReply + Send>>,
-    /// A `files` answer made on the shard from its open-file cache: no job needed.
-    pub ready: Option<JobReply>,
-    /// Boxed: only custom handlers use it, and inline it would double an idle connection's size.
-    pub custom: Option<Box<Request>>,
-    pub decoder: Option<BodyDecoder>,
-    pub received: u64,
-    pub keep_alive: bool,
-    pub head_only: bool,
-    /// The exposition format `Accept` asked for (read by the metrics route only).
-    pub format: ExpositionFormat,
-    /// The `method` label slot (`crate::stats::METHOD_LABELS`).
-    pub method: usize,
-    /// Answer now and close without reading the body (Expect: 100-continue to a handler that
-    /// does not read it: RFC 9110 §10.1.1 lets us answer and close instead).
-    pub skip_body: bool,
-    /// A job in flight, a delay or a file body (`crate::held`).
-    pub held: Held,
-    /// A proxied request (`crate::proxy`).
-    pub proxy: Option<Box<crate::proxy::ProxyExchange>>,
-}
-
-impl Exchange {
-    /// An exchange owning nothing, as the pool holds them; [`HttpConn::plan`] sets every
-    /// plain field.
-    pub(crate) fn empty() -> Self {
-        Exchange {
-            target: Target::NotFound,
-            job: None,
-            ready: None,
-            custom: None,
-            decoder: None,
-            received: 0,
-            keep_alive: false,
-            head_only: false,
-            format: ExpositionFormat::Prometheus,
-            method: stats::UNKNOWN_METHOD,
-            skip_body: false,
-            held: Held::default(),
-            proxy: None,
-        }
-    }
 }
 
 /// The HTTP/1.1 protocol state of one connection.
@@ -356,23 +297,25 @@ impl HttpConn {
             self.note_request(head, cx);
         }
         self.http10 = head.minor == 0;
-        let exchange = self.plan(head)?;
-        let reads = exchange.decoder.is_some() && !exchange.skip_body;
-        let wants_body = reads && self.reads_body(exchange.target);
-        let proxy = self.proxy_spec(exchange.target);
+        let mut env = Env {
+            settings: &self.settings,
+            shared: &self.shared,
+            scratch: scratch_of(&mut self.scratch, &self.shared),
+        };
+        let (exchange, next) = exchange::plan(&mut env, head, more)?;
         self.exchange = Some(exchange);
-        if let Some(spec) = proxy {
-            return Ok(self.start_proxy(head, raw, spec, more, cx));
+        match next {
+            Next::Proxy(spec) => Ok(self.start_proxy(head, raw, spec, more, cx)),
+            Next::Answer => Ok(self.finish(cx)),
+            Next::Body { interim } => {
+                if interim {
+                    cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                }
+                self.phase = Phase::Body;
+                self.arm(Timer::Body, cx);
+                Ok(Flow::Continue)
+            }
         }
-        if !reads {
-            return Ok(self.finish(cx));
-        }
-        if head.expect_continue && wants_body && !more {
-            cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        self.phase = Phase::Body;
-        self.arm(Timer::Body, cx);
-        Ok(Flow::Continue)
     }
 
     fn step_body(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Result<(usize, Flow), HttpError> {
@@ -380,7 +323,7 @@ impl HttpConn {
         let keep = self
             .exchange
             .as_ref()
-            .is_some_and(|e| self.reads_body(e.target));
+            .is_some_and(|e| exchange::reads_body(&self.settings, e.target));
         if self.exchange.as_ref().is_some_and(|e| e.proxy.is_some()) {
             return self.proxy_body(input, cx);
         }
@@ -538,45 +481,72 @@ impl HttpConn {
         scratch.log_mark = cx.pending_output();
     }
 
-    pub(crate) fn arm_offload(&mut self, cx: &mut Cx<'_>) {
-        self.arm(Timer::Offload, cx);
+    /// The body is in (or there is none): the exchange answers, and the cycle goes on as its
+    /// answer says.
+    pub(crate) fn finish(&mut self, cx: &mut Cx<'_>) -> Flow {
+        // Out of `self` while the exchange answers, back in before the cycle acts (`done`
+        // labels the response from it).
+        let Some(mut exchange) = self.exchange.take() else {
+            return self.refuse(HttpError::MalformedRequestLine, cx);
+        };
+        let terms = Terms {
+            close: !exchange.keep_alive || self.must_close(cx),
+            http10: self.http10,
+        };
+        let draining = self.is_draining(cx);
+        let mut env = Env {
+            settings: &self.settings,
+            shared: &self.shared,
+            scratch: scratch_of(&mut self.scratch, &self.shared),
+        };
+        let answer = exchange::answer(&mut env, &mut exchange, cx.out(), terms, draining);
+        self.exchange = Some(exchange);
+        match answer {
+            Answer::Written(status) => self.done(status, terms.close, cx),
+            Answer::Reply(reply) => self.answer_job(Ok(reply), cx),
+            Answer::Job(work) => self.submit(work, cx),
+            Answer::Delay(delay) => self.hold_delay(delay, cx),
+            Answer::Refusal(error) => self.refuse(error, cx),
+        }
     }
 
-    /// A job's reply, or the failure that replaces it.
+    /// Hands `work` to the offload pool and waits for it under the offload deadline.
+    fn submit(&mut self, work: BlockingWork, cx: &mut Cx<'_>) -> Flow {
+        let job: Job = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
+        match self.offload(job, cx) {
+            Ok(id) => {
+                self.phase = Phase::Awaiting(id);
+                self.arm(Timer::Offload, cx);
+                Flow::Await
+            }
+            Err(_) => self.refuse(HttpError::Overloaded, cx),
+        }
+    }
+
+    /// A handler's reply (from a job, or made on the shard), or the failure that replaces it.
     pub(crate) fn answer_job(
         &mut self,
         reply: Result<JobReply, HttpError>,
         cx: &mut Cx<'_>,
     ) -> Flow {
-        let mut reply = match reply {
+        let reply = match reply {
             Ok(reply) => reply,
             Err(error) => return self.refuse(error, cx),
         };
-        if let Some(open) = reply.open.take() {
-            self.shared.open_files.borrow_mut().insert(*open);
-        }
         // Output queued before may have been written while the job ran: measure from here.
         self.scratch().log_mark = cx.pending_output();
         let exchange = self.exchange.as_ref();
         let head_only = exchange.is_some_and(|e| e.head_only);
-        let close = exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof;
-        let view = Reply {
-            status: reply.status,
-            content_type: reply.content_type.as_deref(),
-            extra: &reply.extra,
-            body: &reply.body,
+        let terms = Terms {
+            close: exchange.is_none_or(|e| !e.keep_alive) || self.must_close(cx) || self.peer_eof,
+            http10: self.http10,
         };
-        let finish = Finish {
-            date: &self.shared.date.get(),
-            close,
-            head_only,
-            announce_keep_alive: self.http10,
-        };
-        write_sized(cx.out(), &view, reply.length, finish);
-        if let Some(body) = reply.stream {
-            return self.stream_body(body, reply.status, close, cx);
+        let Encoded { status, rest } =
+            exchange::encode(&self.shared, reply, head_only, cx.out(), terms);
+        match rest {
+            Some(body) => self.stream_body(body, status, terms.close, cx),
+            None => self.done(status, terms.close, cx),
         }
-        self.done(reply.status, close, cx)
     }
 }
 
