@@ -5,7 +5,8 @@
 
 use coreloop_reactor::Cx;
 
-use crate::conn::{Flow, HttpConn, Target};
+use crate::conn::{Flow, HttpConn};
+use crate::exchange::Target;
 use crate::response::{write_reply, Finish, Reply};
 
 impl HttpConn {
