@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreloop_config::Upstream;
-use coreloop_http::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use coreloop_http::{Attempt, Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
 use coreloop_metrics::upstream::{ConnectFailure, ResponseFailure, UpstreamStats};
 use coreloop_reactor::ConnectError;
 
@@ -41,7 +41,7 @@ impl ProxyTarget for Target {
 /// is ejected or was tried.
 fn pick(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
     let mut up = upstream.borrow_mut();
-    let Some(server) = up.pick(now, &tried) else {
+    let Some(server) = up.choose(now, &tried) else {
         up.no_server();
         if let Some(suppressed) = up.log_gate(now) {
             tracing::warn!(
@@ -58,9 +58,11 @@ fn pick(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
     let addr = server.addr.clone();
     let connect_timeout = up.connect_timeout;
     drop(up);
+    let pool = Some(server.pool.clone());
     Some(Pick {
         addr,
         connect_timeout,
+        pool,
         ticket: Box::new(Ticket {
             upstream: upstream.clone(),
             server: Some(server),
@@ -115,6 +117,14 @@ impl ProxyTicket for Ticket {
         pick(&self.upstream, tried, now)
     }
 
+    fn attempt(&mut self, attempt: Attempt) {
+        self.count(attempt);
+    }
+
+    fn retry_elsewhere(self: Box<Self>, now: Instant) -> Option<Pick> {
+        (*self).elsewhere(now)
+    }
+
     /// Counted, and a failure logged rate-limited; not judged by passive health, which
     /// counts failed connects only.
     fn finished(&mut self, outcome: Outcome, _latency: Duration) {
@@ -136,6 +146,32 @@ impl ProxyTicket for Ticket {
                 suppressed_note(suppressed)
             );
         }
+    }
+}
+
+impl Ticket {
+    /// Pool side of [`ProxyTicket`]: what to count for one way of reaching the server.
+    fn count(&self, attempt: Attempt) {
+        let Some(server) = &self.server else { return };
+        let counters = server.counters();
+        match attempt {
+            Attempt::Dial => counters.connect_started(),
+            Attempt::Reuse => counters.reused(),
+            Attempt::Redial => {
+                counters.connect_started();
+                counters.retried();
+            }
+        }
+    }
+
+    /// Pool side of [`ProxyTicket`]: the server closed an idempotent request unanswered; it
+    /// joins the tried ones (not judged: only connects are) and another is picked.
+    fn elsewhere(mut self, now: Instant) -> Option<Pick> {
+        let server = self.server.take()?;
+        server.release();
+        let mut tried = std::mem::take(&mut self.tried);
+        tried.push(server);
+        pick(&self.upstream, tried, now)
     }
 }
 

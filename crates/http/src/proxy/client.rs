@@ -6,11 +6,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, Verb};
+use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, ListenAddr, Verb};
 
 use super::head::{self, ClientSide};
-use super::upstream::{Abort, Pipe, SharedPipe, State, UpstreamSide};
-use super::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use super::pool::{Next, Parked, ServerPool};
+use super::upstream::{Abort, Pipe, Reuse, SharedPipe, State, UpstreamSide};
+use super::{Attempt, Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
 use crate::conn::{verb_after, Flow, HttpConn, Phase};
 use crate::error::HttpError;
 use crate::head::{Framing, Head};
@@ -67,6 +68,24 @@ pub(crate) struct ProxyExchange {
     upstream: Option<ConnAddr>,
     /// The request has a body still to forward.
     body: bool,
+    /// RFC 9110 §9.2.2: the method may be sent twice (no body, no response byte: retried).
+    idempotent: bool,
+    /// The server of this attempt: where a redial goes.
+    server: Option<(ListenAddr, std::time::Duration, Option<Rc<ServerPool>>)>,
+    /// This attempt runs on a pooled connection.
+    reused: bool,
+    /// A pooled connection was taken for a request with a body: the body waits until the
+    /// upstream side says the head is written.
+    awaits_start: bool,
+}
+
+/// What a failed attempt allows, when no response byte came back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retry {
+    /// A new connection to the same server: the pooled one closed before it answered.
+    Redial,
+    /// Another server (an idempotent request on a new connection that closed unanswered).
+    Elsewhere,
 }
 
 impl std::fmt::Debug for ProxyExchange {
@@ -93,16 +112,6 @@ impl HttpConn {
         if let Some(prefix) = &spec.strip_prefix {
             target_path = strip(target_path, prefix.as_bytes());
         }
-        let client = ClientSide {
-            addr: peer.map(|p| p.ip()),
-            proto: spec.proto,
-            host: head.host,
-            framing: head.framing,
-        };
-        let mut request = Vec::with_capacity(raw.len() + 128);
-        if !head::write_request(raw, &target_path, &client, &mut request) {
-            return self.refuse(HttpError::MalformedHeader, cx);
-        }
         let now = cx.now();
         let target = self.shared.proxies.of(&spec, cx.shard());
         let picked = target.borrow_mut().pick(now);
@@ -110,6 +119,18 @@ impl HttpConn {
             tracing::debug!(upstream = %spec.upstream, "no server available");
             return self.proxy_refuse(HttpError::NoUpstream, cx);
         };
+        let client = ClientSide {
+            addr: peer.map(|p| p.ip()),
+            proto: spec.proto,
+            host: head.host,
+            framing: head.framing,
+            reuse: pick.pool.as_ref().is_some_and(|p| p.keeps()),
+        };
+        let mut request = Vec::with_capacity(raw.len() + 128);
+        if !head::write_request(raw, &target_path, &client, &mut request) {
+            return self.refuse(HttpError::MalformedHeader, cx);
+        }
+        let body = head.framing != Framing::Empty;
         let keep_alive =
             self.exchange.as_ref().is_some_and(|e| e.keep_alive) && !self.must_close(cx);
         let pipe = Rc::new(RefCell::new(Pipe {
@@ -121,12 +142,18 @@ impl HttpConn {
             state: State::Waiting,
             connected: None,
             response_timeout: spec.response_timeout,
+            started: false,
+            answered: false,
+            request_done: !body,
         }));
-        let body = head.framing != Framing::Empty;
         if head.expect_continue && body && !more {
             // Answered here and not forwarded (head.rs drops `Expect`): never both.
             cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
+        let idempotent = matches!(
+            head.method_token,
+            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+        );
         let mut proxy = ProxyExchange {
             spec,
             request,
@@ -134,15 +161,29 @@ impl HttpConn {
             pipe,
             upstream: None,
             body,
+            idempotent,
+            server: None,
+            reused: false,
+            awaits_start: false,
         };
-        dial(&mut proxy, pick, cx);
+        let claimed = attempt(&mut proxy, pick, cx);
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.proxy = Some(Box::new(proxy));
         }
-        // No timer while connecting: the reactor's connect timeout answers for it.
-        self.clear_timer(cx);
         self.phase = if body { Phase::Body } else { Phase::Proxying };
+        self.arm_attempt(claimed, cx);
         Flow::Await
+    }
+
+    /// The timer of a new attempt: none while connecting (the reactor's connect timeout
+    /// answers for it); on a pooled connection, the body's or the response's at once.
+    fn arm_attempt(&mut self, claimed: bool, cx: &mut Cx<'_>) {
+        let timeout = self.proxy_mut().map(|p| p.spec.response_timeout);
+        match (claimed, timeout) {
+            (true, Some(_)) if self.phase == Phase::Body => self.arm_body(cx),
+            (true, Some(timeout)) => self.arm_proxy(timeout, cx),
+            _ => self.clear_timer(cx),
+        }
     }
 
     fn proxy_mut(&mut self) -> Option<&mut ProxyExchange> {
@@ -177,7 +218,8 @@ impl HttpConn {
             Err(error) => {
                 let retry = proxy.ticket.take().and_then(|t| t.retry(error, now));
                 if let Some(pick) = retry {
-                    dial(proxy, pick, cx);
+                    let claimed = attempt(proxy, pick, cx);
+                    self.arm_attempt(claimed, cx);
                     return Verb::AwaitCompletion;
                 }
                 let error = match error {
@@ -204,7 +246,7 @@ impl HttpConn {
         let linked = exchange
             .proxy
             .as_ref()
-            .is_some_and(|p| p.upstream.is_some());
+            .is_some_and(|p| p.upstream.is_some() && !p.awaits_start);
         let Some(decoder) = exchange.decoder.as_mut() else {
             return Ok((0, Flow::Partial));
         };
@@ -218,6 +260,9 @@ impl HttpConn {
             return Ok((progress.consumed, Flow::Partial));
         }
         let timeout = exchange.proxy.as_ref().map(|p| p.spec.response_timeout);
+        if let Some(proxy) = exchange.proxy.as_ref() {
+            proxy.pipe.borrow_mut().request_done = true;
+        }
         self.phase = Phase::Proxying;
         if let Some(timeout) = timeout {
             self.arm_proxy(timeout, cx);
@@ -250,6 +295,9 @@ impl HttpConn {
             // response is complete), or of one this request gave up on.
             return self.idle_verb();
         }
+        if !unlinked && state == State::Waiting {
+            return self.proxy_started(cx);
+        }
         if unlinked {
             // The upstream connection ended without its side saying how: a reset.
             state = match state {
@@ -268,12 +316,90 @@ impl HttpConn {
         let (State::Complete { .. } | State::Invalid { .. } | State::Broken { .. }) = state else {
             return self.idle_verb();
         };
+        if state == (State::Invalid { closed: true }) {
+            if let Some(retry) = self.retry_kind() {
+                if self.proxy_retry(retry, cx) {
+                    return self.idle_verb();
+                }
+            }
+        }
         cx.resume();
         let flow = self.proxy_settle(cx);
         if flow == Flow::Answered && cx.buffered_input() > 0 {
             self.begin_request_now(cx);
         }
         verb_after(flow)
+    }
+
+    /// A pooled connection wrote the request head: a request body may follow it now.
+    fn proxy_started(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let Some(proxy) = self.proxy_mut() else {
+            return self.idle_verb();
+        };
+        if !std::mem::take(&mut proxy.awaits_start) {
+            return self.idle_verb();
+        }
+        cx.resume();
+        Verb::Read
+    }
+
+    /// Whether the failed attempt (closed, no response byte) may be made again.
+    fn retry_kind(&self) -> Option<Retry> {
+        let proxy = self.exchange.as_ref()?.proxy.as_ref()?;
+        let pipe = proxy.pipe.borrow();
+        if pipe.answered {
+            return None;
+        }
+        if !pipe.started {
+            // Nothing of it was sent: the pooled connection closed before it was used.
+            return Some(Retry::Redial);
+        }
+        if !proxy.idempotent || proxy.body {
+            return None;
+        }
+        Some(if proxy.reused {
+            Retry::Redial
+        } else {
+            Retry::Elsewhere
+        })
+    }
+
+    /// Makes the attempt again, on a new pipe (the old upstream side, if it lives on, writes
+    /// nothing this request reads). `false`: no server left to try.
+    fn proxy_retry(&mut self, retry: Retry, cx: &mut Cx<'_>) -> bool {
+        let now = cx.now();
+        let Some(proxy) = self.proxy_mut() else {
+            return false;
+        };
+        let latency = (proxy.pipe.borrow().connected)
+            .map(|at| now.saturating_duration_since(at))
+            .unwrap_or_default();
+        let fresh = proxy.pipe.borrow().retried(proxy.body);
+        proxy.pipe = Rc::new(RefCell::new(fresh));
+        proxy.upstream = None;
+        proxy.awaits_start = false;
+        tracing::debug!(upstream = %proxy.spec.upstream, ?retry, "retrying a request");
+        let claimed = match retry {
+            Retry::Redial => {
+                if let Some(ticket) = proxy.ticket.as_mut() {
+                    ticket.attempt(Attempt::Redial);
+                }
+                dial(proxy, cx);
+                false
+            }
+            Retry::Elsewhere => {
+                let Some(mut ticket) = proxy.ticket.take() else {
+                    return false;
+                };
+                ticket.finished(Outcome::Closed, latency);
+                let Some(pick) = ticket.retry_elsewhere(now) else {
+                    return false;
+                };
+                attempt(proxy, pick, cx)
+            }
+        };
+        self.arm_attempt(claimed, cx);
+        true
     }
 
     /// The response is done one way or another: account for it and move on.
@@ -366,10 +492,54 @@ impl HttpConn {
     }
 }
 
-fn dial(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) {
+/// Takes an idle pooled connection to the picked server, or dials one. `true`: pooled (it is
+/// linked now and told to send the request).
+fn attempt(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) -> bool {
     proxy.ticket = Some(pick.ticket);
-    let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone());
-    cx.connect(pick.addr, pick.connect_timeout, Box::new(side));
+    let parked = pick.pool.as_ref().and_then(|pool| pool.take());
+    proxy.server = Some((pick.addr, pick.connect_timeout, pick.pool));
+    match parked {
+        Some(parked) => {
+            claim(proxy, &parked, cx);
+            true
+        }
+        None => {
+            if let Some(ticket) = proxy.ticket.as_mut() {
+                ticket.attempt(Attempt::Dial);
+            }
+            dial(proxy, cx);
+            false
+        }
+    }
+}
+
+/// A new connection to the attempt's server.
+fn dial(proxy: &mut ProxyExchange, cx: &mut Cx<'_>) {
+    let Some((addr, timeout, pool)) = proxy.server.clone() else {
+        return;
+    };
+    proxy.reused = false;
+    let home = pool.as_ref().filter(|p| p.keeps()).map(Rc::downgrade);
+    let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone(), home);
+    cx.connect(addr, timeout, Box::new(side));
+}
+
+/// Hands the request to a parked connection and links to it; the upstream side writes the
+/// request when [`Reuse`] arrives (the link exists by then).
+fn claim(proxy: &mut ProxyExchange, parked: &Rc<Parked>, cx: &mut Cx<'_>) {
+    if let Some(ticket) = proxy.ticket.as_mut() {
+        ticket.attempt(Attempt::Reuse);
+    }
+    proxy.reused = true;
+    proxy.awaits_start = proxy.body;
+    proxy.upstream = Some(parked.addr);
+    proxy.pipe.borrow_mut().connected = Some(cx.now());
+    *parked.next.borrow_mut() = Some(Next {
+        request: proxy.request.clone(),
+        pipe: proxy.pipe.clone(),
+    });
+    cx.link(parked.addr);
+    let _ = cx.send(parked.addr, Box::new(Reuse));
 }
 
 /// `target` without `prefix` in front, when it is there as whole segments.

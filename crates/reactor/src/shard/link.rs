@@ -49,6 +49,22 @@ pub(super) fn give_back(state: &mut Loop, token: ConnToken, mut lent: Lent) {
     }
 }
 
+/// An asker whose peer closed in this turn (its `Unlinked` still queued) is linked to
+/// nothing: it may link again now, and the queued `Unlinked`, whose link id is no longer
+/// its link's, is dropped as stale when it comes.
+fn forget_gone_peer(state: &mut Loop, asker: ConnToken) {
+    let Some(link) = state.links.by_conn.get(&asker) else {
+        return;
+    };
+    if state.conns.get_mut(link.peer).is_some() {
+        return;
+    }
+    state.links.by_conn.remove(&asker);
+    if let Some(conn) = state.conns.get_mut(asker) {
+        conn.set_linked(false);
+    }
+}
+
 impl Shard {
     /// Makes every link asked for since the last call; one that cannot be made is told to the
     /// asker as `on_unlinked`. An asker already linked keeps its link: the request is dropped.
@@ -60,6 +76,7 @@ impl Shard {
             return;
         }
         for (asker, peer) in std::mem::take(&mut state.connects.links) {
+            forget_gone_peer(state, asker);
             let mut may_link = |token| state.conns.get_mut(token).is_some_and(|c| c.may_link());
             if !may_link(asker) {
                 continue;
