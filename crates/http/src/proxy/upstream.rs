@@ -462,3 +462,7 @@ impl Drop for UpstreamSide {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;
