@@ -27,6 +27,8 @@ enum Mode {
     /// Answers, then closes the connection at once (without saying so): the proxy finds
     /// its pooled connection closed, before or as it reuses it.
     CloseIdle,
+    /// Reads each request and closes without answering.
+    Silent,
 }
 
 #[derive(Default)]
@@ -108,7 +110,7 @@ fn serve(stream: TcpStream, id: usize, mode: Mode, gate: usize, counts: &Counts)
         if lower.contains("\r\nconnection: close\r\n") {
             counts.said_close.fetch_add(1, SeqCst);
         }
-        if mode == Mode::DropReused && n >= 2 {
+        if mode == Mode::Silent || (mode == Mode::DropReused && n >= 2) {
             return;
         }
         if gate > 1 {
@@ -320,4 +322,38 @@ fn a_reload_that_removes_a_server_closes_its_pooled_connections() {
     }
     assert_eq!(b.accepted(), 1, "no request went to the removed server");
     assert_eq!(idle(&proxy, b.addr), 0.0);
+}
+
+#[test]
+fn an_idempotent_request_closed_unanswered_is_retried_on_another_server() {
+    let (silent, good) = (
+        Keeper::start(Mode::Silent, 1),
+        Keeper::start(Mode::KeepAlive, 1),
+    );
+    let proxy = proxy_to(&[silent.addr, good.addr], "");
+    let web = proxy.addr("web");
+    for _ in 0..4 {
+        get_ok(&mut Conn::open(web), "/app/x");
+    }
+    assert!(
+        silent.accepted() >= 1,
+        "round robin reached the silent server"
+    );
+    let retries = upstream_sum(&proxy, "coreloop_upstream_retries_total", good.addr);
+    assert_eq!(retries, silent.accepted() as f64);
+    let no_server = scrape(web).sum("coreloop_upstream_no_server_total", &[]);
+    assert_eq!(no_server, 0.0);
+    // A POST is not sent twice: on the silent server it is a 502.
+    let statuses: Vec<u16> = (0..2)
+        .map(|_| {
+            let mut conn = Conn::open(web);
+            conn.send("POST /app/x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            conn.read_response().unwrap().status
+        })
+        .collect();
+    assert!(
+        statuses.contains(&502) && statuses.contains(&200),
+        "{statuses:?}"
+    );
 }

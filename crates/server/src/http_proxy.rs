@@ -71,6 +71,20 @@ fn pick(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
     })
 }
 
+/// Another server for a request its server closed unanswered, or `None`, quietly: that
+/// request's 502 is the server's failure, already counted and logged, not a lack of servers.
+fn pick_other(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
+    let any = {
+        let up = upstream.borrow();
+        up.has_other(now, &tried)
+    };
+    if any {
+        pick(upstream, tried, now)
+    } else {
+        None
+    }
+}
+
 struct Ticket {
     upstream: Shared,
     /// Released in `Drop`, so every way a request ends gives the in-flight count back.
@@ -171,7 +185,7 @@ impl Ticket {
         server.release();
         let mut tried = std::mem::take(&mut self.tried);
         tried.push(server);
-        pick(&self.upstream, tried, now)
+        pick_other(&self.upstream, tried, now)
     }
 }
 

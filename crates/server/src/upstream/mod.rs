@@ -202,6 +202,12 @@ impl ShardUpstream {
         Some(server)
     }
 
+    /// Whether a server is available that is not in `tried` (what [`choose`](Self::choose)
+    /// would find, without choosing).
+    pub fn has_other(&self, now: Instant, tried: &Tried) -> bool {
+        (self.servers.iter()).any(|s| s.available(now) && !tried.iter().any(|t| Rc::ptr_eq(t, s)))
+    }
+
     /// The connect to `server` succeeded: its failure count starts again.
     pub fn connected(&mut self, server: &ServerSlot) {
         server.fails.set(0);
