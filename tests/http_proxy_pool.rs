@@ -180,6 +180,13 @@ pub fn sequential_requests_share_one_upstream_connection() {
         let expected = format!("conn=0 n={i} len={}", body.len());
         assert_eq!((response.status, response.text()), (200, expected));
     }
+    // Pipelined requests take the connection their predecessor just gave back.
+    conn.send(&"GET /app/p HTTP/1.1\r\nHost: a\r\n\r\n".repeat(3))
+        .unwrap();
+    for i in 28..=30 {
+        let response = conn.read_response().unwrap();
+        assert_eq!(response.text(), format!("conn=0 n={i} len=0"));
+    }
     assert_eq!(
         up.accepted(),
         1,
@@ -196,7 +203,7 @@ pub fn sequential_requests_share_one_upstream_connection() {
     );
     assert_eq!(
         upstream_sum(&proxy, "coreloop_upstream_reused_total", up.addr),
-        26.0
+        29.0
     );
     assert_eq!(idle(&proxy, up.addr), 1.0);
 }
@@ -356,4 +363,16 @@ fn an_idempotent_request_closed_unanswered_is_retried_on_another_server() {
         statuses.contains(&502) && statuses.contains(&200),
         "{statuses:?}"
     );
+}
+
+#[test]
+fn a_drain_closes_pooled_connections_and_cuts_nothing() {
+    let up = Keeper::start(Mode::KeepAlive, 1);
+    let mut proxy = proxy_to(&[up.addr], "");
+    get_ok(&mut Conn::open(proxy.addr("web")), "/app/x");
+    assert_eq!(up.open(), 1);
+    proxy.signal("TERM");
+    let status = proxy.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", proxy.stderr());
+    assert!(eventually(|| up.open() == 0));
 }
