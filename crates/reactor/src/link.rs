@@ -36,6 +36,7 @@
 //!   was only ever borrowed), and reads its socket as any connection does.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::buffer::BufPool;
 use crate::token::ConnToken;
@@ -83,11 +84,38 @@ pub(crate) struct Link {
     pub id: u32,
 }
 
+/// The link table's hasher: its keys are the shard's own tokens (a slab index and a
+/// generation), never chosen by a peer, so HashDoS resistance buys nothing, and SipHash was a
+/// tenth of a proxied request's instructions (callgrind, docs/BENCHMARKS.md). FxHash's
+/// multiply-rotate over the token's two words.
+#[derive(Default)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The shard's links, by connection (both sides have an entry). Kept out of `Conn`, which
 /// carries only a flag, so that connections that never link pay nothing.
 #[derive(Default)]
 pub(crate) struct Links {
-    pub by_conn: HashMap<ConnToken, Link>,
+    pub by_conn: HashMap<ConnToken, Link, BuildHasherDefault<TokenHasher>>,
     /// The next link's id (wrapping: two links of one pair 4 billion links apart would
     /// have to overlap for it to matter).
     next_id: u32,
