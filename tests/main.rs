@@ -14,6 +14,7 @@ mod files;
 mod files_cache;
 mod grammar;
 mod http_proxy;
+mod http_proxy_pool;
 mod keys;
 mod metrics;
 mod prometheus;

@@ -103,6 +103,9 @@ effects! {
     "upstream.max_fails" => upstream::max_fails_is_the_failures_that_eject;
     "upstream.fail_timeout" => upstream::fail_timeout_is_how_long_a_server_is_skipped;
     "upstream.response_timeout" => crate::http_proxy::response_timeout_answers_504;
+    "upstream.keepalive" => crate::http_proxy_pool::sequential_requests_share_one_upstream_connection,
+        crate::http_proxy_pool::keepalive_caps_the_idle_connections_per_server;
+    "upstream.idle_timeout" => crate::http_proxy_pool::idle_timeout_closes_a_pooled_connection;
 }
 
 #[test]

@@ -267,6 +267,8 @@ pub const KEYS: &[Key] = &[
     key("upstream.max_fails", Live, Global, Upstream, Get::Config(u!(max_fails))),
     key("upstream.fail_timeout", Live, Global, Upstream, Get::Config(u!(fail_timeout))),
     key("upstream.response_timeout", Live, Global, Http, Get::Config(u!(response_timeout))),
+    key("upstream.keepalive", Live, Global, Http, Get::Config(u!(keepalive))),
+    key("upstream.idle_timeout", Live, Global, Http, Get::Config(u!(idle_timeout))),
 ];
 
 /// The key at `path`, if there is one.

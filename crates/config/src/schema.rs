@@ -270,6 +270,11 @@ pub struct Upstream {
     pub fail_timeout: Duration,
     /// HTTP proxy routes: from connected to the end of the response head.
     pub response_timeout: Duration,
+    /// HTTP proxy routes: idle kept-alive connections kept per server per shard; 0 pools
+    /// none (each request opens its own, sent `Connection: close`).
+    pub keepalive: u32,
+    /// HTTP proxy routes: a pooled connection unused this long is closed.
+    pub idle_timeout: Duration,
 }
 
 /// How a proxy picks the server for a new connection.

@@ -1,9 +1,10 @@
 //! `[[upstream]]` tables: the servers a `tcp-proxy` listener forwards to, how it picks one, and
 //! when it stops trying a failing one (passive health).
 //!
-//! Keys of the issue that this version does not act on yet (`keepalive`, `idle_timeout`,
-//! `health`) are decoded only to be refused with a located error: a key that
-//! parses and does nothing would be a promise the server does not keep.
+//! `keepalive` and `idle_timeout` act on the pooled connections of HTTP proxy routes (a
+//! tcp-proxy listener splices each connection to its own). A key of the issue that this
+//! version does not act on yet (`health`) is decoded only to be refused with a located
+//! error: a key that parses and does nothing would be a promise the server does not keep.
 
 use std::time::Duration;
 
@@ -21,18 +22,12 @@ const NAME_RULE: &str = "an upstream name is 1 to 64 letters, digits, '-' or '_'
 const NO_SERVERS: &str =
     "an upstream needs at least one server, e.g. servers = [\"127.0.0.1:9001\"]";
 const PORT_ZERO: &str = "a server needs a port to connect to; port 0 only makes sense to bind";
-const HTTP_ONLY: &str = "acts on pooled upstream connections, and upstream connection reuse is \
-     not built in this version; remove it (each proxied request or connection opens its own)";
 const NO_ACTIVE_HEALTH: &str = "active health checks are not built in this version; remove \
      `health` (passive health, max_fails and fail_timeout, is)";
 const ZERO_TIMEOUT: &str = "must be greater than \"0s\"; a zero deadline would expire at once";
 
-/// Keys refused with [`HTTP_ONLY`] or [`NO_ACTIVE_HEALTH`].
-const NOT_BUILT: [(&str, &str); 3] = [
-    ("keepalive", HTTP_ONLY),
-    ("idle_timeout", HTTP_ONLY),
-    ("health", NO_ACTIVE_HEALTH),
-];
+/// Keys refused with [`NO_ACTIVE_HEALTH`].
+const NOT_BUILT: [(&str, &str); 1] = [("health", NO_ACTIVE_HEALTH)];
 
 pub(crate) fn upstreams(cx: &mut Cx<'_>, v: &Value<'_>) -> Vec<Upstream> {
     let DeValue::Array(items) = v.get_ref() else {
@@ -69,6 +64,12 @@ fn upstream(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Upstream> {
         field(cx, &mut t, "fail_timeout", positive).unwrap_or(Duration::from_secs(10));
     let response_timeout =
         field(cx, &mut t, "response_timeout", positive).unwrap_or(Duration::from_secs(30));
+    let keepalive = field(cx, &mut t, "keepalive", |cx, p, v| {
+        integer32(cx, p, v, 0, 100_000)
+    })
+    .unwrap_or(32);
+    let idle_timeout =
+        field(cx, &mut t, "idle_timeout", positive).unwrap_or(Duration::from_secs(60));
     for (key, rule) in NOT_BUILT {
         if let Some(value) = t.take(cx, key) {
             cx.error(value.span(), &t.child(key), ErrorKind::Rule(rule));
@@ -83,6 +84,8 @@ fn upstream(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Upstream> {
         max_fails,
         fail_timeout,
         response_timeout,
+        keepalive,
+        idle_timeout,
     })
 }
 

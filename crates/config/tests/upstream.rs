@@ -121,9 +121,14 @@ fn keys_not_built_are_refused_by_name() {
              idle_timeout = \"60s\"\nhealth = { path = \"/healthz\" }\n",
         ),
         r#"
-test.toml:10:13: upstream[0].keepalive: acts on pooled upstream connections, and upstream connection reuse is not built in this version; remove it (each proxied request or connection opens its own)
-test.toml:11:16: upstream[0].idle_timeout: acts on pooled upstream connections, and upstream connection reuse is not built in this version; remove it (each proxied request or connection opens its own)
 test.toml:12:10: upstream[0].health: active health checks are not built in this version; remove `health` (passive health, max_fails and fail_timeout, is)
+"#,
+    );
+    check(
+        &upstream("servers = [\"127.0.0.1:9001\"]\nkeepalive = -1\nidle_timeout = \"0s\"\n"),
+        r#"
+test.toml:10:13: upstream[0].keepalive: -1 is out of range; allowed 0..=100000
+test.toml:11:16: upstream[0].idle_timeout: must be greater than "0s"; a zero deadline would expire at once
 "#,
     );
     check(

@@ -44,7 +44,10 @@ pub use handlers::{
     CustomFn, ExpositionFormat, Handler, MetricsHook, Request, Response, StaticSpec,
 };
 pub use head::{parse as parse_head, Framing, Head, Method};
-pub use proxy::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTargetFactory, ProxyTicket};
+pub use proxy::{
+    Attempt, Outcome, Pick, PoolGauges, ProxySpec, ProxyTarget, ProxyTargetFactory, ProxyTicket,
+    ServerPool,
+};
 pub use router::{Route, RouteError, RouteTable};
 pub use stats::{
     HttpStats, SeriesSnapshot, ShardHttpSnapshot, ShardHttpStats, CODE_LABELS, LATENCY_BUCKETS,

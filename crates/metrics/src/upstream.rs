@@ -51,6 +51,10 @@ pub struct ServerCounters {
     /// HTTP proxy routes: exchanges timed, per bucket (not cumulative; the scrape sums).
     latency: [AtomicU64; BUCKETS],
     latency_sum_micros: AtomicU64,
+    /// HTTP proxy routes: kept-alive connections parked in this shard's pools (gauge).
+    idle: AtomicU64,
+    /// HTTP proxy routes: requests sent on a pooled connection instead of a new one.
+    reused: AtomicU64,
 }
 
 /// Why a connect to a server failed, as the `cause` label.
@@ -123,6 +127,8 @@ impl ServerStats {
                 *n += c.load(Relaxed);
             }
             sum.latency_sum_micros += c.latency_sum_micros.load(Relaxed);
+            sum.idle += c.idle.load(Relaxed);
+            sum.reused += c.reused.load(Relaxed);
         }
         sum
     }
@@ -179,8 +185,31 @@ impl UpstreamStats {
 impl ServerCounters {
     /// A connect to this server started (the connection is active until [`Self::closed`]).
     pub fn opened(&self) {
-        bump(&self.connects);
+        self.connect_started();
+        self.began();
+    }
+
+    /// A proxied request or connection to this server began (active until
+    /// [`Self::closed`]), on a new connection or a pooled one.
+    pub fn began(&self) {
         bump(&self.active);
+    }
+
+    /// A connect to this server started.
+    pub fn connect_started(&self) {
+        bump(&self.connects);
+    }
+
+    /// A request went on a pooled connection: no connect.
+    pub fn reused(&self) {
+        bump(&self.reused);
+    }
+
+    /// Connections parked in this shard's pools moved by `delta`.
+    pub fn idle_moved(&self, delta: i64) {
+        let n = self.idle.load(Relaxed) as i64;
+        self.idle
+            .store(n.saturating_add(delta).max(0) as u64, Relaxed);
     }
 
     /// A connection counted by [`Self::opened`] ended.
@@ -262,6 +291,9 @@ pub struct ServerSnapshot {
     /// Exchanges timed per bucket of [`LATENCY_BUCKETS`] then `+Inf`, not cumulative.
     pub latency: [u64; BUCKETS],
     pub latency_sum_micros: u64,
+    /// Pooled idle connections.
+    pub idle: u64,
+    pub reused: u64,
 }
 
 /// The `coreloop_upstream_*` families (none when no upstream is configured).
@@ -271,11 +303,12 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
     }
     let snaps: Vec<UpstreamSnapshot> = upstreams.iter().map(|u| u.snapshot()).collect();
     type Get = fn(&ServerSnapshot) -> u64;
-    let per_server: [(&str, Kind, &str, Get); 5] = [
+    let per_server: [(&str, Kind, &str, Get); 7] = [
         (
             "coreloop_upstream_connects",
             Kind::Counter,
-            "Connects started to an upstream server (one per proxied connection and retry).",
+            "Connects started to an upstream server (one per proxied connection, request not \
+             served by a pooled connection, and retry).",
             |s| s.connects,
         ),
         (
@@ -291,10 +324,23 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
             |s| s.ejections,
         ),
         (
+            "coreloop_upstream_reused",
+            Kind::Counter,
+            "HTTP proxy routes: requests sent on a pooled kept-alive connection, no connect.",
+            |s| s.reused,
+        ),
+        (
             "coreloop_upstream_connections_active",
             Kind::Gauge,
-            "Proxied connections open to this server (connecting or spliced).",
+            "Proxied connections or requests in progress with this server (connecting, \
+             spliced, or carrying a request).",
             |s| s.active,
+        ),
+        (
+            "coreloop_upstream_connections_idle",
+            Kind::Gauge,
+            "HTTP proxy routes: kept-alive connections to this server idle in a pool.",
+            |s| s.idle,
         ),
         (
             "coreloop_upstream_ejected",

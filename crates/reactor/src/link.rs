@@ -24,8 +24,19 @@
 //!   for any reason, the other is told with [`crate::Protocol::on_unlinked`] (default: close
 //!   after flushing) later in the same loop turn; a half-closed one that answers `Read`
 //!   closes after flushing anyway, as nothing can reach it any more.
+//! - Unlink: [`crate::Cx::unlink`] ends a live link without closing either side (a proxy
+//!   detaches a kept-alive upstream connection from its client after a complete response,
+//!   and links it to another client later). The shard removes both entries right after the
+//!   asking call; the other side is told with `on_unlinked`, the asker is not (it asked).
+//!   Each link has its own id, so an `on_unlinked` still queued for a link that ended never
+//!   ends a newer link between the same two connections; and a `ConnAddr` names a token
+//!   with its generation, so a stale address never reaches the connection that reuses its
+//!   slot (the link to it is refused, as to a gone connection). An unlinked connection
+//!   holds no lent buffer (what it lent came back after each call, and the peer's output
+//!   was only ever borrowed), and reads its socket as any connection does.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::buffer::BufPool;
 use crate::token::ConnToken;
@@ -68,11 +79,52 @@ pub(crate) struct Link {
     pub peer: ConnToken,
     /// This side's write half-close.
     pub shut: Shut,
+    /// The link's own id (both sides carry it), so that the news of its end cannot be
+    /// taken for the end of a later link between the same two connections.
+    pub id: u32,
+}
+
+/// The link table's hasher: its keys are the shard's own tokens (a slab index and a
+/// generation), never chosen by a peer, so HashDoS resistance buys nothing, and SipHash was a
+/// tenth of a proxied request's instructions (callgrind, docs/BENCHMARKS.md). FxHash's
+/// multiply-rotate over the token's two words.
+#[derive(Default)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The shard's links, by connection (both sides have an entry). Kept out of `Conn`, which
 /// carries only a flag, so that connections that never link pay nothing.
 #[derive(Default)]
 pub(crate) struct Links {
-    pub by_conn: HashMap<ConnToken, Link>,
+    pub by_conn: HashMap<ConnToken, Link, BuildHasherDefault<TokenHasher>>,
+    /// The next link's id (wrapping: two links of one pair 4 billion links apart would
+    /// have to overlap for it to matter).
+    next_id: u32,
+}
+
+impl Links {
+    pub fn next_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
 }

@@ -118,14 +118,23 @@ pub trait MessageSink {
 
     /// Asks to link the connection `asker` with `peer` (see [`crate::link`]).
     fn link(&mut self, asker: ConnToken, peer: ConnAddr);
+
+    /// Asks to end the link of the connection `asker`, if it has one (see [`crate::link`]).
+    fn unlink(&mut self, asker: ConnToken) {
+        let _ = asker;
+    }
 }
 
 /// What waits in a shard's local queue for one of its connections.
 pub(crate) enum Local {
     Message(Message),
     Connect(ConnectOutcome),
-    /// The linked peer (this token) closed, or a link to it could not be made.
-    Unlinked(ConnToken),
+    /// The linked peer (`peer`) closed or unlinked (`link`: the link's id), or a link to it
+    /// could not be made (`None`).
+    Unlinked {
+        peer: ConnToken,
+        link: Option<u32>,
+    },
 }
 
 /// Sends messages to connections from any thread. Cheap to clone.
@@ -279,5 +288,9 @@ impl MessageSink for Outbox<'_> {
 
     fn link(&mut self, asker: ConnToken, peer: ConnAddr) {
         self.connects.links.push((asker, peer));
+    }
+
+    fn unlink(&mut self, asker: ConnToken) {
+        self.connects.unlinks.push(asker);
     }
 }

@@ -80,6 +80,8 @@ pub(crate) struct Connects {
     pub queue: Vec<ConnectRequest>,
     /// Links asked for (`Cx::link`): the asker and its peer, made after the asker's call.
     pub links: Vec<(ConnToken, ConnAddr)>,
+    /// Unlinks asked for (`Cx::unlink`), made after the asker's call, before new links.
+    pub unlinks: Vec<ConnToken>,
     next: u64,
 }
 

@@ -548,6 +548,45 @@ impl Cx<'_> {
         self.mail.link(self.token, peer);
     }
 
+    /// Ends this connection's link, if it has one, right after this call; neither side
+    /// closes. The peer is told with [`Protocol::on_unlinked`] later in this loop turn, this
+    /// connection is not. Both may be linked again afterwards (to each other or to others).
+    /// [`Cx::peer_out`] still works for the rest of this call: what is written there goes
+    /// to the peer as usual. A half-close asked for and not yet made is forgotten. For a
+    /// proxy's pool: an upstream connection leaves its client after a complete response.
+    ///
+    /// ```
+    /// use coreloop_reactor::testing::Harness;
+    /// use coreloop_reactor::token::ConnToken;
+    /// use coreloop_reactor::{ConnAddr, Cx, Protocol, Step, Verb};
+    ///
+    /// /// Forwards one line to its peer, then leaves it.
+    /// struct OneLine;
+    /// impl Protocol for OneLine {
+    ///     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+    ///         let Some(end) = input.iter().position(|&b| b == b'\n') else {
+    ///             return Step::new(0, Verb::Read);
+    ///         };
+    ///         if let Some(out) = cx.peer_out() {
+    ///             out.extend_from_slice(&input[..=end]);
+    ///         }
+    ///         cx.unlink();
+    ///         Step::new(end + 1, Verb::Read)
+    ///     }
+    /// }
+    ///
+    /// let mut harness = Harness::new();
+    /// let mut one = OneLine;
+    /// harness.link_to(ConnAddr { shard: 0, token: ConnToken::new(7, 0) });
+    /// harness.push(&mut one, b"hi\nmore");
+    /// assert_eq!(harness.take_peer_output(), b"hi\n");
+    /// assert!(harness.take_unlinked_by_protocol());
+    /// assert!(!harness.is_linked());
+    /// ```
+    pub fn unlink(&mut self) {
+        self.mail.unlink(self.token);
+    }
+
     /// The linked peer's output buffer, to append to (one copy, no queue): `None` when this
     /// connection is not linked, or no longer (see [`Cx::link`]).
     pub fn peer_out(&mut self) -> Option<&mut Vec<u8>> {

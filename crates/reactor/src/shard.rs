@@ -291,9 +291,11 @@ impl Shard {
             reason
         };
         if let Some(link) = state.links.by_conn.remove(&token) {
-            self.mail
-                .local
-                .push_back((link.peer, Local::Unlinked(token)));
+            let unlinked = Local::Unlinked {
+                peer: token,
+                link: Some(link.id),
+            };
+            self.mail.local.push_back((link.peer, unlinked));
         }
         let outbound = conn.is_outbound();
         if outbound {

@@ -39,6 +39,8 @@ struct SentMessages {
     refuse: bool,
     connects: Vec<(ConnectId, ListenAddr, Box<dyn Protocol>)>,
     links: Vec<ConnAddr>,
+    /// The protocol called `Cx::unlink` during the last call.
+    unlink: bool,
 }
 
 impl MessageSink for SentMessages {
@@ -64,6 +66,10 @@ impl MessageSink for SentMessages {
 
     fn link(&mut self, _asker: ConnToken, peer: ConnAddr) {
         self.links.push(peer);
+    }
+
+    fn unlink(&mut self, _asker: ConnToken) {
+        self.unlink = true;
     }
 }
 
@@ -93,6 +99,11 @@ pub struct Harness {
     resumed: bool,
     /// The linked peer's output (`link_to`), as the shard lends it.
     peer: Option<crate::link::Lent>,
+    /// The peer's output as it was when the protocol unlinked (`Cx::unlink`), still
+    /// readable with `take_peer_output`.
+    parted: Option<crate::link::Lent>,
+    /// The protocol unlinked since `take_unlinked_by_protocol` last asked.
+    unlinked_by_protocol: bool,
 }
 
 impl Default for Harness {
@@ -121,6 +132,8 @@ impl Harness {
             idle_marks: 0,
             resumed: false,
             peer: None,
+            parted: None,
+            unlinked_by_protocol: false,
         }
     }
 
@@ -151,6 +164,11 @@ impl Harness {
             self.idle_marks += 1;
         }
         self.resumed |= cx.resume;
+        // As the shard does right after the call: the link ends, the peer's output stays.
+        if std::mem::take(&mut self.mail.unlink) && self.peer.is_some() {
+            self.parted = self.peer.take();
+            self.unlinked_by_protocol = true;
+        }
         result
     }
 
@@ -338,6 +356,7 @@ impl Harness {
     /// Links the connection to a peer: from now on [`Cx::peer_out`] is a buffer that
     /// [`take_peer_output`](Self::take_peer_output) reads (the peer never writes it out).
     pub fn link_to(&mut self, peer: ConnAddr) {
+        self.parted = None;
         self.peer = Some(crate::link::Lent {
             peer: peer.token,
             out: None,
@@ -359,8 +378,21 @@ impl Harness {
     pub fn take_peer_output(&mut self) -> Vec<u8> {
         self.peer
             .as_mut()
+            .or(self.parted.as_mut())
             .and_then(|peer| peer.out.take())
             .unwrap_or_default()
+    }
+
+    /// Whether the protocol ended its link with [`Cx::unlink`] since the last time this was
+    /// asked (the harness then unlinks it, as the shard would: [`Cx::peer_out`] is `None`).
+    pub fn take_unlinked_by_protocol(&mut self) -> bool {
+        std::mem::take(&mut self.unlinked_by_protocol)
+    }
+
+    /// Whether the connection is linked now ([`link_to`](Self::link_to), until it or its peer
+    /// unlinks).
+    pub fn is_linked(&self) -> bool {
+        self.peer.is_some()
     }
 
     /// Whether the protocol asked the peer to shut down its write side

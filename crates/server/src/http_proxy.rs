@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreloop_config::Upstream;
-use coreloop_http::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use coreloop_http::{Attempt, Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
 use coreloop_metrics::upstream::{ConnectFailure, ResponseFailure, UpstreamStats};
 use coreloop_reactor::ConnectError;
 
@@ -42,7 +42,7 @@ impl ProxyTarget for Target {
 /// is ejected or was tried.
 fn pick(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
     let mut up = upstream.borrow_mut();
-    let Some(server) = up.pick(now, &tried) else {
+    let Some(server) = up.choose(now, &tried) else {
         up.no_server();
         if let Some(suppressed) = up.log_gate(now) {
             tracing::warn!(
@@ -59,15 +59,31 @@ fn pick(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
     let addr = server.addr.clone();
     let connect_timeout = up.connect_timeout;
     drop(up);
+    let pool = Some(server.pool.clone());
     Some(Pick {
         addr,
         connect_timeout,
+        pool,
         ticket: Box::new(Ticket {
             upstream: upstream.clone(),
             server: Some(server),
             tried,
         }),
     })
+}
+
+/// Another server for a request its server closed unanswered, or `None`, quietly: that
+/// request's 502 is the server's failure, already counted and logged, not a lack of servers.
+fn pick_other(upstream: &Shared, tried: Tried, now: Instant) -> Option<Pick> {
+    let any = {
+        let up = upstream.borrow();
+        up.has_other(now, &tried)
+    };
+    if any {
+        pick(upstream, tried, now)
+    } else {
+        None
+    }
 }
 
 struct Ticket {
@@ -115,6 +131,14 @@ impl ProxyTicket for Ticket {
         pick(&self.upstream, tried, now)
     }
 
+    fn attempt(&mut self, attempt: Attempt) {
+        self.count(attempt);
+    }
+
+    fn retry_elsewhere(self: Box<Self>, now: Instant) -> Option<Pick> {
+        (*self).elsewhere(now)
+    }
+
     /// Counted and timed; judged by passive health: a complete response (any status: the
     /// server answered) clears the server's failures, a failed one is a failure toward
     /// `max_fails` like a failed connect. A failure is logged rate-limited.
@@ -145,6 +169,32 @@ impl ProxyTicket for Ticket {
                 suppressed_note(suppressed)
             );
         }
+    }
+}
+
+impl Ticket {
+    /// Pool side of [`ProxyTicket`]: what to count for one way of reaching the server.
+    fn count(&self, attempt: Attempt) {
+        let Some(server) = &self.server else { return };
+        let counters = server.counters();
+        match attempt {
+            Attempt::Dial => counters.connect_started(),
+            Attempt::Reuse => counters.reused(),
+            Attempt::Redial => {
+                counters.connect_started();
+                counters.retried();
+            }
+        }
+    }
+
+    /// Pool side of [`ProxyTicket`]: the server closed an idempotent request unanswered; it
+    /// joins the tried ones (not judged: only connects are) and another is picked.
+    fn elsewhere(mut self, now: Instant) -> Option<Pick> {
+        let server = self.server.take()?;
+        server.release();
+        let mut tried = std::mem::take(&mut self.tried);
+        tried.push(server);
+        pick_other(&self.upstream, tried, now)
     }
 }
 

@@ -507,12 +507,18 @@ mod tests {
             "response_timeout = \"30s\"",
             "response_timeout = \"5s\"",
         ),
+        ("upstream.keepalive", "keepalive = 32", "keepalive = 4"),
+        (
+            "upstream.idle_timeout",
+            "idle_timeout = \"60s\"",
+            "idle_timeout = \"5s\"",
+        ),
     ];
 
     /// An upstream no listener uses (valid), for the `upstream.*` edits.
     const UPSTREAM: &str = "\n[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:9001\"]\n\
         balance = \"round-robin\"\nconnect_timeout = \"1s\"\nmax_fails = 3\nfail_timeout = \"10s\"\n\
-        response_timeout = \"30s\"\n";
+        response_timeout = \"30s\"\nkeepalive = 32\nidle_timeout = \"60s\"\n";
 
     /// Walks the key table: a reload names exactly the restart keys it cannot apply, for
     /// global keys and for each listener's merged value alike, and never a live one.

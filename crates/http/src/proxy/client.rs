@@ -6,14 +6,19 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, Verb};
+use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, ListenAddr, Verb};
 
 use super::head::{self, ClientSide, Rewrite};
-use super::upstream::{Abort, Pipe, SharedPipe, State, UpstreamSide};
-use super::{Outcome, Pick, ProxySpec, ProxyTarget, ProxyTicket};
+use super::pool::ServerPool;
+use super::upstream::{Abort, Pipe, SharedPipe, State};
+use super::{Outcome, ProxySpec, ProxyTarget, ProxyTicket};
+
+mod attempt;
+
 use crate::conn::{verb_after, Flow, HttpConn, Phase};
 use crate::error::HttpError;
 use crate::head::{Framing, Head};
+use attempt::attempt;
 
 /// The upstream side's word to the client side: look at the pipe.
 pub(crate) struct ProxyWake;
@@ -67,6 +72,15 @@ pub(crate) struct ProxyExchange {
     upstream: Option<ConnAddr>,
     /// The request has a body still to forward.
     body: bool,
+    /// RFC 9110 §9.2.2: the method may be sent twice (no body, no response byte: retried).
+    idempotent: bool,
+    /// The server of this attempt: where a redial goes.
+    server: Option<(ListenAddr, std::time::Duration, Option<Rc<ServerPool>>)>,
+    /// This attempt runs on a pooled connection.
+    reused: bool,
+    /// A pooled connection was taken for a request with a body: the body waits until the
+    /// upstream side says the head is written.
+    awaits_start: bool,
 }
 
 impl std::fmt::Debug for ProxyExchange {
@@ -116,6 +130,8 @@ impl HttpConn {
             tracing::debug!(upstream = %spec.upstream, "no server available");
             return self.proxy_refuse(HttpError::NoUpstream, cx);
         };
+        head::end_request(&mut request, pick.pool.as_ref().is_some_and(|p| p.keeps()));
+        let body = head.framing != Framing::Empty;
         let keep_alive =
             self.exchange.as_ref().is_some_and(|e| e.keep_alive) && !self.must_close(cx);
         let pipe = Rc::new(RefCell::new(Pipe {
@@ -127,12 +143,18 @@ impl HttpConn {
             state: State::Waiting,
             connected: None,
             response_timeout: spec.response_timeout,
+            started: false,
+            answered: false,
+            request_done: !body,
         }));
-        let body = head.framing != Framing::Empty;
         if head.expect_continue && body && !more {
             // Answered here and not forwarded (head.rs drops `Expect`): never both.
             cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
+        let idempotent = matches!(
+            head.method_token,
+            "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "TRACE"
+        );
         let mut proxy = ProxyExchange {
             spec,
             request,
@@ -140,14 +162,17 @@ impl HttpConn {
             pipe,
             upstream: None,
             body,
+            idempotent,
+            server: None,
+            reused: false,
+            awaits_start: false,
         };
-        dial(&mut proxy, pick, cx);
+        let claimed = attempt(&mut proxy, pick, cx);
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.proxy = Some(Box::new(proxy));
         }
-        // No timer while connecting: the reactor's connect timeout answers for it.
-        self.clear_timer(cx);
         self.phase = if body { Phase::Body } else { Phase::Proxying };
+        self.arm_attempt(claimed, cx);
         Flow::Await
     }
 
@@ -183,7 +208,8 @@ impl HttpConn {
             Err(error) => {
                 let retry = proxy.ticket.take().and_then(|t| t.retry(error, now));
                 if let Some(pick) = retry {
-                    dial(proxy, pick, cx);
+                    let claimed = attempt(proxy, pick, cx);
+                    self.arm_attempt(claimed, cx);
                     return Verb::AwaitCompletion;
                 }
                 let error = match error {
@@ -210,7 +236,7 @@ impl HttpConn {
         let linked = exchange
             .proxy
             .as_ref()
-            .is_some_and(|p| p.upstream.is_some());
+            .is_some_and(|p| p.upstream.is_some() && !p.awaits_start);
         let Some(decoder) = exchange.decoder.as_mut() else {
             return Ok((0, Flow::Partial));
         };
@@ -224,6 +250,9 @@ impl HttpConn {
             return Ok((progress.consumed, Flow::Partial));
         }
         let timeout = exchange.proxy.as_ref().map(|p| p.spec.response_timeout);
+        if let Some(proxy) = exchange.proxy.as_ref() {
+            proxy.pipe.borrow_mut().request_done = true;
+        }
         self.phase = Phase::Proxying;
         if let Some(timeout) = timeout {
             self.arm_proxy(timeout, cx);
@@ -256,6 +285,9 @@ impl HttpConn {
             // response is complete), or of one this request gave up on.
             return self.idle_verb();
         }
+        if !unlinked && state == State::Waiting {
+            return self.proxy_started(cx);
+        }
         if unlinked {
             // The upstream connection ended without its side saying how: a reset.
             state = match state {
@@ -274,6 +306,13 @@ impl HttpConn {
         let (State::Complete { .. } | State::Invalid { .. } | State::Broken { .. }) = state else {
             return self.idle_verb();
         };
+        if state == (State::Invalid { closed: true }) {
+            if let Some(retry) = self.retry_kind() {
+                if self.proxy_retry(retry, cx) {
+                    return self.idle_verb();
+                }
+            }
+        }
         cx.resume();
         let flow = self.proxy_settle(cx);
         if flow == Flow::Answered && cx.buffered_input() > 0 {
@@ -370,12 +409,6 @@ impl HttpConn {
             _ => Verb::Read,
         }
     }
-}
-
-fn dial(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) {
-    proxy.ticket = Some(pick.ticket);
-    let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone());
-    cx.connect(pick.addr, pick.connect_timeout, Box::new(side));
 }
 
 /// `target` without `prefix` in front, when it is there as whole segments.

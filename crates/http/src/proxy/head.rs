@@ -194,10 +194,20 @@ pub(crate) fn write_request(
         Framing::Length(n) => push_field(out, b"Content-Length", n.to_string().as_bytes()),
         Framing::Chunked => push_field(out, b"Transfer-Encoding", b"chunked"),
     }
-    // One upstream connection per request in this version: say so, so the upstream closes
-    // and never waits for a next request.
-    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    // The head's end waits for the server: whether it may be kept decides `Connection`.
     Rewrite::Forward
+}
+
+/// Ends a head [`write_request`] wrote. `reuse`: the upstream connection may be kept for
+/// another request (`upstream.keepalive` > 0), so no `Connection: close` (HTTP/1.1 persists
+/// by default, RFC 9112 §9.3); without a pool, say so, so that the upstream closes and never
+/// waits for a next request. Apart from `write_request` because it depends on the server
+/// picked, and a request answered here (`Max-Forwards: 0`) must not pick one.
+pub(crate) fn end_request(out: &mut Vec<u8>, reuse: bool) {
+    if !reuse {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// This hop's `Via` entry: the protocol version the message was received with.
@@ -250,6 +260,10 @@ pub(crate) struct Response {
     pub len: usize,
     pub status: u16,
     pub body: Body,
+    /// The upstream lets its connection persist after this response: HTTP/1.1 without a
+    /// `close` connection option (RFC 9112 §9.3), and no body announced where none may
+    /// come. An HTTP/1.0 upstream is never reused.
+    pub reusable: bool,
 }
 
 /// Parses an upstream response head. `Ok(None)`: incomplete. `head_only`: the request was
@@ -280,7 +294,20 @@ pub(crate) fn parse_response(
         (false, Some(framing)) => BodyDecoder::new(framing).map_or(Body::None, Body::Framed),
         (false, None) => Body::UntilClose,
     };
-    Ok(Some(Response { len, status, body }))
+    let closes = named_by_connection(response.headers)
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(b"close"));
+    // A bodiless response whose head announces a body (HEAD with a length, a 204 or 304
+    // with framing fields) leaves the connection unsure: an upstream that sends the body
+    // anyway would have it read as the next response. Only a close makes that safe.
+    let announced = matches!(framing, Some(Framing::Length(_) | Framing::Chunked));
+    let reusable = response.version == Some(1) && !closes && !(bodiless && announced);
+    Ok(Some(Response {
+        len,
+        status,
+        body,
+        reusable,
+    }))
 }
 
 /// RFC 9112 §6.3 applied to a response: `None` when neither field is present.

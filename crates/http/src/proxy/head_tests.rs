@@ -17,6 +17,9 @@ fn rewrite(raw: &str, set: &[(&str, &str)]) -> (Rewrite, String) {
     let mut out = Vec::new();
     let client = client(Framing::Empty, &set);
     let rewrite = write_request(raw.as_bytes(), b"/x", &client, &mut out);
+    if rewrite == Rewrite::Forward {
+        end_request(&mut out, false);
+    }
     (rewrite, String::from_utf8(out).unwrap())
 }
 
@@ -24,6 +27,7 @@ fn request(raw: &str, framing: Framing) -> String {
     let mut out = Vec::new();
     let rewrite = write_request(raw.as_bytes(), b"/x", &client(framing, &[]), &mut out);
     assert_eq!(rewrite, Rewrite::Forward);
+    end_request(&mut out, false);
     String::from_utf8(out).unwrap()
 }
 
@@ -388,4 +392,78 @@ fn responses_carry_via_after_the_upstreams() {
         out,
         b"HTTP/1.1 103 Early Hints\r\nVia: 1.1 coreloop\r\n\r\n"
     );
+}
+
+#[test]
+fn only_an_http11_response_without_close_lets_its_connection_be_reused() {
+    let cases: &[(&str, bool)] = &[
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true),
+        (
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            true,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nConnection: X-Hop, Close\r\nContent-Length: 0\r\n\r\n",
+            false,
+        ),
+        (
+            "HTTP/1.1 200 OK\r\nConnection: x\r\nConnection: close\r\n\r\n",
+            false,
+        ),
+        ("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false),
+        (
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            false,
+        ),
+    ];
+    for (raw, reusable) in cases {
+        let response = parsed(raw, false).unwrap().unwrap();
+        assert_eq!(response.reusable, *reusable, "{raw}");
+    }
+    // Where no body may come, one announced anyway could arrive later and be read as the
+    // next response: such a connection is closed.
+    let bodiless: &[(&str, bool, bool)] = &[
+        ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true, false),
+        ("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", true, true),
+        ("HTTP/1.1 200 OK\r\n\r\n", true, true),
+        (
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            false,
+            false,
+        ),
+        ("HTTP/1.1 204 No Content\r\n\r\n", false, true),
+        (
+            "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+            false,
+        ),
+        (
+            "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+            false,
+            true,
+        ),
+    ];
+    for (raw, head_only, reusable) in bodiless {
+        let response = parsed(raw, *head_only).unwrap().unwrap();
+        assert_eq!(response.reusable, *reusable, "{raw} head_only={head_only}");
+    }
+}
+
+#[test]
+fn a_pooled_request_does_not_say_close() {
+    let raw = "GET /x HTTP/1.1\r\nHost: front.example\r\n\r\n";
+    let mut out = Vec::new();
+    let side = client(Framing::Empty, &[]);
+    assert_eq!(
+        write_request(raw.as_bytes(), b"/x", &side, &mut out),
+        Rewrite::Forward
+    );
+    end_request(&mut out, true);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.ends_with("Via: 1.1 coreloop\r\n\r\n"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("connection"), "{text}");
 }

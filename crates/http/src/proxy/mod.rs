@@ -12,13 +12,20 @@
 //!   reactor's link rule is the backpressure: each side reads only while the other's pending
 //!   output is under the high-water mark, so a proxied exchange holds two connections'
 //!   buffers, whatever the body sizes.
-//! - One upstream connection per request in this version (sent `Connection: close`): no pool.
+//! - Keep-alive (`pool.rs`): after a response that allows it, the upstream side unlinks
+//!   itself from the client (`Cx::unlink`) and parks in its server's [`ServerPool`], which the
+//!   server crate keeps per server per shard; the client side of a later request on that
+//!   shard takes it before dialing. A request is retried only when nothing of it was sent
+//!   (a failed connect, a pooled connection that closed before the request was written) or
+//!   when it is idempotent, sent no body and no response byte came back.
 
 mod client;
 mod head;
 mod options;
+mod pool;
 mod upstream;
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +39,21 @@ pub struct Pick {
     pub connect_timeout: Duration,
     /// The pick's bookkeeping: told how the connect went; gives the server back when dropped.
     pub ticket: Box<dyn ProxyTicket>,
+    /// The server's kept-alive connections on this shard, taken before dialing and where the
+    /// connection goes back after its response; `None`: no reuse.
+    pub pool: Option<Rc<ServerPool>>,
+}
+
+/// How a request reaches its server, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// A new connection is dialed.
+    Dial,
+    /// An idle pooled connection is taken.
+    Reuse,
+    /// A new connection to the same server, because the pooled one taken closed before it
+    /// answered (a retry).
+    Redial,
 }
 
 /// One shard's view of an upstream: balance and passive health (server crate).
@@ -49,6 +71,16 @@ pub trait ProxyTicket {
     fn retry(self: Box<Self>, error: ConnectError, now: Instant) -> Option<Pick>;
     /// How the exchange with the server ended, after its connect.
     fn finished(&mut self, outcome: Outcome, latency: Duration);
+    /// How the request goes to the server (before it does).
+    fn attempt(&mut self, attempt: Attempt) {
+        let _ = attempt;
+    }
+    /// The server closed before answering an idempotent request that sent no body: another
+    /// server not tried yet, if any (a retry; not judged by passive health).
+    fn retry_elsewhere(self: Box<Self>, now: Instant) -> Option<Pick> {
+        let _ = now;
+        None
+    }
 }
 
 /// How a proxied exchange ended, after the connect.
@@ -97,3 +129,4 @@ impl std::fmt::Debug for ProxySpec {
 }
 
 pub(crate) use client::{ProxyExchange, ProxyWake, Targets};
+pub use pool::{PoolGauges, ServerPool};

@@ -1,14 +1,23 @@
 //! The upstream side of a proxied request: a protocol on the outbound connection that sends
 //! the rewritten request head, parses the response head, and streams the response into the
 //! linked client connection's output, re-framed for the client (`head::Reframe`).
+//!
+//! After a response that lets its connection persist (HTTP/1.1 without `close`, a framed
+//! body read to its end, nothing after it, the whole request sent), the side unlinks itself
+//! from the client and parks in its server's pool (`pool.rs`) under `idle_timeout`. Parked,
+//! any byte or an EOF closes it (an upstream may close an idle connection at any time, and
+//! bytes nobody asked for would be read as the next response). A client that takes it
+//! links to it and sends [`Reuse`]: the next request is written then, and a new exchange
+//! begins on the same connection.
 
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use coreloop_reactor::{ConnAddr, Cx, Message, Protocol, Step, Verb};
 
 use super::head::{self, Body, Reframe};
+use super::pool::{Parked, ServerPool, CHECK_EVERY};
 
 /// What the client side and the upstream side share for one request (one shard: `Rc`).
 #[derive(Debug)]
@@ -26,6 +35,33 @@ pub(crate) struct Pipe {
     pub connected: Option<Instant>,
     /// The route's `response_timeout`, also the upstream side's own guard (see `on_deadline`).
     pub response_timeout: std::time::Duration,
+    /// The request head is in the upstream connection's output. A pooled connection gets it
+    /// when its [`Reuse`] arrives: until then nothing of the request was sent.
+    pub started: bool,
+    /// A byte of a response came (an interim one included): the request is not retried.
+    pub answered: bool,
+    /// All of the request (head and body) went into the upstream connection's output; a
+    /// response that ends before it leaves no reusable connection.
+    pub request_done: bool,
+}
+
+impl Pipe {
+    /// The same request's pipe for another attempt: nothing sent, nothing answered.
+    pub fn retried(&self, body: bool) -> Pipe {
+        Pipe {
+            client: self.client,
+            http10: self.http10,
+            keep_alive: self.keep_alive,
+            head_only: self.head_only,
+            max_head: self.max_head,
+            state: State::Waiting,
+            connected: None,
+            response_timeout: self.response_timeout,
+            started: false,
+            answered: false,
+            request_done: !body,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,10 +81,10 @@ pub(crate) enum State {
 
 pub(crate) type SharedPipe = Rc<RefCell<Pipe>>;
 
-/// How the upstream side ends once the response is complete: at once, not by a lingering
-/// close, so that its link to the client ends in this loop turn and the client's next request
-/// can link its own upstream connection (a connection links once). Nothing is lost: its own
-/// output (the request) was written before the response came, and it reads nothing more.
+/// How the upstream side ends a response it does not keep the connection after: at once, not
+/// by a lingering close, so that its link to the client ends in this loop turn. Nothing is
+/// lost: its own output (the request) was written before the response came, and it reads
+/// nothing more.
 const DONE: Verb = Verb::CloseNow;
 
 /// The client asks the upstream side to close (its response timeout passed).
@@ -58,22 +94,107 @@ pub(crate) struct Abort;
 /// link exists): a response that came whole, EOF included, before the link is taken now.
 pub(crate) struct Linked;
 
+/// A client took this parked connection and linked to it: its request is in the `Parked`
+/// slot (sent right after `Cx::link`, so it arrives once the link exists).
+pub(crate) struct Reuse;
+
 pub(crate) struct UpstreamSide {
     request: Option<Vec<u8>>,
     pipe: SharedPipe,
     body: Option<(Body, Reframe)>,
     /// What was unread at an EOF that came before the link (bounded by the input buffer).
     early: Option<Vec<u8>>,
+    /// The final response head lets the connection persist and its body is framed.
+    reusable: bool,
+    /// The pool it parks in after a reusable response; `None`: it never parks.
+    home: Option<Weak<ServerPool>>,
+    /// Parked: its ticket in the pool (still there, or taken with a [`Reuse`] on the way).
+    parked: Option<Rc<Parked>>,
+    /// Parked: when it closes unused (`idle_timeout`).
+    idle_until: Option<Instant>,
 }
 
 impl UpstreamSide {
-    pub fn new(request: Vec<u8>, pipe: SharedPipe) -> Self {
+    pub fn new(request: Vec<u8>, pipe: SharedPipe, home: Option<Weak<ServerPool>>) -> Self {
         Self {
             request: Some(request),
             pipe,
             body: None,
             early: None,
+            reusable: false,
+            home,
+            parked: None,
+            idle_until: None,
         }
+    }
+
+    /// The response is complete in the client's output: park, when everything allows it, or
+    /// close. `leftover`: bytes came after the response (an upstream that sends more than it
+    /// framed cannot be trusted with the next request).
+    fn after_response(&mut self, leftover: bool, cx: &mut Cx<'_>) -> Verb {
+        let request_done = self.pipe.borrow().request_done;
+        let keep = self.reusable && !leftover && request_done && !cx.is_draining();
+        let pool = self.home.as_ref().and_then(Weak::upgrade);
+        let Some(pool) = pool.filter(|_| keep) else {
+            return DONE;
+        };
+        let Some(parked) = pool.park(cx.addr()) else {
+            return DONE;
+        };
+        cx.unlink();
+        self.parked = Some(parked);
+        self.body = None;
+        let until = cx.now() + pool.idle_timeout;
+        self.idle_until = Some(until);
+        cx.set_deadline(until.min(cx.now() + CHECK_EVERY));
+        Verb::Read
+    }
+
+    /// A client took the parked connection: write its request and begin its exchange. Not
+    /// linked (the client went, or the link was refused): the client is told that nothing
+    /// was sent, and this connection closes.
+    fn reuse(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let Some(parked) = self.parked.take() else {
+            return Verb::Read;
+        };
+        let Some(next) = parked.next.borrow_mut().take() else {
+            return Verb::CloseNow;
+        };
+        self.pipe = next.pipe;
+        self.reusable = false;
+        self.idle_until = None;
+        self.early = Some(Vec::new());
+        if cx.peer_out().is_none() {
+            self.settle(State::Invalid { closed: true }, cx);
+            return Verb::CloseNow;
+        }
+        cx.out().extend_from_slice(&next.request);
+        let (timeout, client) = {
+            let mut pipe = self.pipe.borrow_mut();
+            pipe.started = true;
+            (pipe.response_timeout, pipe.client)
+        };
+        cx.set_deadline(cx.now() + timeout);
+        // The client waits for this before it sends a request body.
+        let _ = cx.send(client, Box::new(super::ProxyWake));
+        Verb::Read
+    }
+
+    /// Parked: still wanted (held by a live pool, or taken), and not idle too long.
+    fn parked_check(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let Some(parked) = self.parked.as_ref() else {
+            return Verb::Read;
+        };
+        if parked.next.borrow().is_some() {
+            return Verb::Read;
+        }
+        let held = (self.home.as_ref().and_then(Weak::upgrade)).is_some_and(|p| p.holds(parked));
+        let until = self.idle_until.unwrap_or(cx.now());
+        if !held || cx.now() >= until {
+            return Verb::CloseNow;
+        }
+        cx.set_deadline(until.min(cx.now() + CHECK_EVERY));
+        Verb::Read
     }
 
     fn settle(&mut self, state: State, cx: &mut Cx<'_>) {
@@ -126,9 +247,11 @@ impl UpstreamSide {
         }
         let (reframe, keep_alive) = head::write_response(raw, &response, http10, keep_alive, out);
         let status = response.status;
+        self.reusable = response.reusable && !matches!(response.body, Body::UntilClose);
         if reframe == Reframe::None {
             self.settle(State::Complete { status, keep_alive }, cx);
-            return Step::new(input.len(), DONE);
+            let leftover = input.len() > response.len;
+            return Step::new(input.len(), self.after_response(leftover, cx));
         }
         self.pipe.borrow_mut().state = State::Streaming { status };
         self.body = Some((response.body, reframe));
@@ -177,8 +300,9 @@ impl UpstreamSide {
         };
         if done {
             self.complete(cx);
-            // Bytes after the response: this connection is closed, they are dropped.
-            return Step::new(input.len(), DONE);
+            // Bytes after the response: dropped, and the connection with them.
+            let leftover = consumed < input.len();
+            return Step::new(input.len(), self.after_response(leftover, cx));
         }
         Step::new(consumed, Verb::Read)
     }
@@ -206,6 +330,7 @@ impl Protocol for UpstreamSide {
         if let Some(request) = self.request.take() {
             cx.out().extend_from_slice(&request);
         }
+        self.pipe.borrow_mut().started = true;
         let guard = cx.now() + self.pipe.borrow().response_timeout;
         cx.set_deadline(guard);
         Verb::Read
@@ -215,6 +340,9 @@ impl Protocol for UpstreamSide {
     /// nobody else would close it: at `response_timeout` an unlinked upstream side closes.
     /// A linked one is the client's to time out (and its body may stream for longer).
     fn on_deadline(&mut self, cx: &mut Cx<'_>) -> Verb {
+        if self.parked.is_some() {
+            return self.parked_check(cx);
+        }
         let waiting = self.pipe.borrow().state == State::Waiting;
         if waiting && cx.peer_out().is_none() {
             return Verb::CloseNow;
@@ -223,6 +351,13 @@ impl Protocol for UpstreamSide {
     }
 
     fn on_input(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        if self.parked.is_some() {
+            // Nobody asked: whatever it is, it cannot be the answer to a later request.
+            return Step::new(input.len(), Verb::CloseNow);
+        }
+        if !input.is_empty() {
+            self.pipe.borrow_mut().answered = true;
+        }
         // Heads (1xx ones, then the final one) and the body's start may come in one read:
         // all of it is taken now, as the reactor hands buffered input over only on a read.
         let mut at = 0;
@@ -244,6 +379,11 @@ impl Protocol for UpstreamSide {
     }
 
     fn on_eof(&mut self, unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
+        if self.parked.is_some() {
+            // The upstream closed an idle connection, as it may; a client that took it
+            // already hears of it by the link (nothing was sent: it retries).
+            return Verb::CloseNow;
+        }
         let live = matches!(
             self.pipe.borrow().state,
             State::Waiting | State::Streaming { .. }
@@ -271,9 +411,11 @@ impl Protocol for UpstreamSide {
     }
 
     fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
-        let _ = cx;
         if message.is::<Abort>() {
             return Verb::CloseNow;
+        }
+        if message.is::<Reuse>() {
+            return self.reuse(cx);
         }
         let Some(early) = self.early.take().filter(|_| message.is::<Linked>()) else {
             return Verb::Read;
@@ -299,8 +441,28 @@ impl Protocol for UpstreamSide {
         Verb::CloseNow
     }
 
+    /// In flight: the response finishes (and the connection then closes, not parked).
+    /// Parked: nothing to finish, so it closes now and holds no drain up.
     fn on_drain(&mut self, cx: &mut Cx<'_>) -> Verb {
         let _ = cx;
-        Verb::Read
+        match &self.parked {
+            Some(parked) if parked.next.borrow().is_none() => Verb::CloseNow,
+            _ => Verb::Read,
+        }
     }
 }
+
+impl Drop for UpstreamSide {
+    /// However the connection ends (the protocol's own close, a reset, a drain cut), a parked
+    /// one leaves its pool, so no client takes a stale address.
+    fn drop(&mut self) {
+        let pool = self.home.as_ref().and_then(Weak::upgrade);
+        if let (Some(parked), Some(pool)) = (&self.parked, pool) {
+            pool.remove(parked);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "upstream_tests.rs"]
+mod tests;

@@ -26,8 +26,8 @@ impl Conn {
             )
     }
 
-    pub fn set_linked(&mut self) {
-        self.linked = true;
+    pub fn set_linked(&mut self, linked: bool) {
+        self.linked = linked;
     }
 
     /// Lends this connection's output to its peer's call; `restore` takes it back.
@@ -108,6 +108,19 @@ impl Conn {
         } = self.state
         {
             // Half-closed, and nothing can reach it any more.
+            self.begin_close(eof);
+        }
+        self.settle(env)
+    }
+
+    /// This connection ended its own link (`Cx::unlink`): a half-closed side waiting for its
+    /// peer has nothing left to wait for.
+    pub fn after_unlink(&mut self, env: &mut Env<'_>) -> Drive {
+        if let State::Waiting {
+            until: Wait::Peer,
+            eof,
+        } = self.state
+        {
             self.begin_close(eof);
         }
         self.settle(env)

@@ -49,32 +49,56 @@ pub(super) fn give_back(state: &mut Loop, token: ConnToken, mut lent: Lent) {
     }
 }
 
+/// An asker whose peer closed in this turn (its `Unlinked` still queued) is linked to
+/// nothing: it may link again now, and the queued `Unlinked`, whose link id is no longer
+/// its link's, is dropped as stale when it comes.
+fn forget_gone_peer(state: &mut Loop, asker: ConnToken) {
+    let Some(link) = state.links.by_conn.get(&asker) else {
+        return;
+    };
+    if state.conns.get_mut(link.peer).is_some() {
+        return;
+    }
+    state.links.by_conn.remove(&asker);
+    if let Some(conn) = state.conns.get_mut(asker) {
+        conn.set_linked(false);
+    }
+}
+
 impl Shard {
     /// Makes every link asked for since the last call; one that cannot be made is told to the
     /// asker as `on_unlinked`. An asker already linked keeps its link: the request is dropped.
     pub(super) fn make_links(&mut self, state: &mut Loop, now: Instant) {
+        if !state.connects.unlinks.is_empty() {
+            self.end_links(state, now);
+        }
         if state.connects.links.is_empty() {
             return;
         }
         for (asker, peer) in std::mem::take(&mut state.connects.links) {
+            forget_gone_peer(state, asker);
             let mut may_link = |token| state.conns.get_mut(token).is_some_and(|c| c.may_link());
             if !may_link(asker) {
                 continue;
             }
             let same_shard = peer.shard == self.id && peer.token != asker;
             if !(same_shard && may_link(peer.token)) {
-                self.mail
-                    .local
-                    .push_back((asker, Local::Unlinked(peer.token)));
+                let refused = Local::Unlinked {
+                    peer: peer.token,
+                    link: None,
+                };
+                self.mail.local.push_back((asker, refused));
                 continue;
             }
+            let id = state.links.next_id();
             for (one, other) in [(asker, peer.token), (peer.token, asker)] {
                 if let Some(conn) = state.conns.get_mut(one) {
-                    conn.set_linked();
+                    conn.set_linked(true);
                 }
                 let link = Link {
                     peer: other,
                     shut: Shut::Open,
+                    id,
                 };
                 state.links.by_conn.insert(one, link);
             }
@@ -84,20 +108,46 @@ impl Shard {
         }
     }
 
-    /// `token` hears that its link to `peer` ended, or was never made. Stale when `token`
-    /// is linked to someone else meanwhile.
+    /// Ends the links whose side asked (`Cx::unlink`): both entries go at once, so either
+    /// side may link again in this turn; the other side is told (`Local::Unlinked` with the
+    /// link's id), the asker is driven once more, as a half-closed asker has nothing left to
+    /// wait for.
+    fn end_links(&mut self, state: &mut Loop, now: Instant) {
+        for asker in std::mem::take(&mut state.connects.unlinks) {
+            let Some(link) = state.links.by_conn.remove(&asker) else {
+                continue;
+            };
+            state.links.by_conn.remove(&link.peer);
+            for token in [asker, link.peer] {
+                if let Some(conn) = state.conns.get_mut(token) {
+                    conn.set_linked(false);
+                }
+            }
+            let unlinked = Local::Unlinked {
+                peer: asker,
+                link: Some(link.id),
+            };
+            self.mail.local.push_back((link.peer, unlinked));
+            self.try_drive(state, asker, now, |conn, env| conn.after_unlink(env));
+        }
+    }
+
+    /// `token` hears that its link `link` to `peer` ended, or was never made (`None`). Stale
+    /// when `token` is linked again meanwhile (to anyone, the same peer included: a link
+    /// with another id).
     pub(super) fn unlinked(
         &mut self,
         state: &mut Loop,
         token: ConnToken,
         peer: ConnToken,
+        link: Option<u32>,
         now: Instant,
     ) {
         match state.links.by_conn.get(&token) {
-            Some(link) if link.peer != peer => return,
-            Some(_) => {
+            Some(entry) if entry.peer == peer && Some(entry.id) == link => {
                 state.links.by_conn.remove(&token);
             }
+            Some(_) => return,
             None => {}
         }
         self.try_drive(state, token, now, |conn, env| conn.on_unlinked(env));

@@ -23,7 +23,7 @@ impl Shard {
                 Local::Connect(outcome) => {
                     self.try_drive(state, token, now, |conn, env| conn.on_connect(outcome, env));
                 }
-                Local::Unlinked(peer) => self.unlinked(state, token, peer, now),
+                Local::Unlinked { peer, link } => self.unlinked(state, token, peer, link, now),
             }
         }
     }

@@ -22,6 +22,8 @@ fn factory(servers: usize, max_fails: u32) -> (TcpProxyFactory, Arc<UpstreamStat
         max_fails,
         fail_timeout: Duration::from_secs(10),
         response_timeout: Duration::from_secs(30),
+        keepalive: 32,
+        idle_timeout: Duration::from_secs(60),
     };
     let names: Vec<String> = upstream.servers.iter().map(ToString::to_string).collect();
     let stats = Arc::new(UpstreamStats::new("app", &names, 1));

@@ -12,6 +12,12 @@
 //! A connection holds its server's [`ServerSlot`] itself (an `Rc`), not an index: a reload
 //! that changes the server list ([`ShardUpstream::update`]) leaves the connections it does not
 //! concern untouched, and one to a removed server runs on and releases its own slot.
+//!
+//! Each slot also owns the server's pool of kept-alive HTTP connections on this shard
+//! (`coreloop_http::ServerPool`, `keepalive` and `idle_timeout`; unused by tcp-proxy
+//! listeners). A server that leaves the list, or a view that is dropped (an HTTP route's view
+//! is rebuilt at each reload), retires its pools: their idle connections close, and the ones
+//! carrying a request close after it instead of parking.
 
 mod pick;
 
@@ -21,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreloop_config::{Upstream, UpstreamBalance};
+use coreloop_http::{PoolGauges, ServerPool};
 use coreloop_metrics::upstream::{ServerCounters, ServerStats, UpstreamStats};
 use coreloop_reactor::ListenAddr;
 
@@ -42,6 +49,20 @@ pub(crate) struct ServerSlot {
     ejected_until: Cell<Option<Instant>>,
     stats: Arc<ServerStats>,
     shard: usize,
+    /// Kept-alive HTTP connections to it on this shard.
+    pub pool: Rc<ServerPool>,
+}
+
+/// A pool's idle count, as this shard's slot of the server's gauge.
+struct IdleGauge {
+    stats: Arc<ServerStats>,
+    shard: usize,
+}
+
+impl PoolGauges for IdleGauge {
+    fn idle(&self, delta: i64) {
+        self.stats.shard(self.shard).idle_moved(delta);
+    }
 }
 
 impl ServerSlot {
@@ -112,7 +133,7 @@ impl ShardUpstream {
     /// on and release their own slot). The other keys apply to the next pick.
     pub fn update(&mut self, spec: &Upstream, stats: Arc<UpstreamStats>) {
         let shard = self.shard;
-        let servers = (spec.servers.iter())
+        let servers: Vec<Rc<ServerSlot>> = (spec.servers.iter())
             .map(|address| {
                 let addr = listen_addr(address);
                 let kept = self.servers.iter().find(|s| s.addr == addr);
@@ -120,6 +141,12 @@ impl ShardUpstream {
                     let label = address.to_string();
                     let stats = stats.server(&label).cloned();
                     let stats = stats.unwrap_or_else(|| Arc::new(ServerStats::new(&label, 1)));
+                    let gauge = IdleGauge {
+                        stats: stats.clone(),
+                        shard,
+                    };
+                    let keep = spec.keepalive as usize;
+                    let pool = ServerPool::new(keep, spec.idle_timeout, Box::new(gauge));
                     Rc::new(ServerSlot {
                         addr,
                         in_flight: Cell::new(0),
@@ -127,10 +154,14 @@ impl ShardUpstream {
                         ejected_until: Cell::new(None),
                         stats,
                         shard,
+                        pool: Rc::new(pool),
                     })
                 })
             })
             .collect();
+        for gone in (self.servers.iter()).filter(|s| !servers.iter().any(|k| Rc::ptr_eq(k, s))) {
+            gone.pool.retire();
+        }
         self.servers = servers;
         self.balance = spec.balance;
         self.connect_timeout = spec.connect_timeout;
@@ -146,8 +177,17 @@ impl ShardUpstream {
     }
 
     /// The server for a new connection, by the balance rule, among those not ejected and
-    /// not in `tried` (servers this connection already failed on); `None`: none is left.
+    /// not in `tried` (servers this connection already failed on), with its connect counted;
+    /// `None`: none is left.
     pub fn pick(&mut self, now: Instant, tried: &Tried) -> Option<Rc<ServerSlot>> {
+        let server = self.choose(now, tried)?;
+        server.counters().connect_started();
+        Some(server)
+    }
+
+    /// [`pick`](Self::pick) without counting a connect: an HTTP request may go on a pooled
+    /// connection (its caller counts the connect when it dials).
+    pub fn choose(&mut self, now: Instant, tried: &Tried) -> Option<Rc<ServerSlot>> {
         let ok = |s: &Rc<ServerSlot>| s.available(now) && !tried.iter().any(|t| Rc::ptr_eq(t, s));
         let picked = match self.balance {
             UpstreamBalance::RoundRobin => pick::round_robin(&self.servers, self.cursor, ok),
@@ -158,8 +198,14 @@ impl ShardUpstream {
         self.cursor = picked + 1;
         let server = self.servers[picked].clone();
         server.in_flight.set(server.in_flight.get() + 1);
-        server.counters().opened();
+        server.counters().began();
         Some(server)
+    }
+
+    /// Whether a server is available that is not in `tried` (what [`choose`](Self::choose)
+    /// would find, without choosing).
+    pub fn has_other(&self, now: Instant, tried: &Tried) -> bool {
+        (self.servers.iter()).any(|s| s.available(now) && !tried.iter().any(|t| Rc::ptr_eq(t, s)))
     }
 
     /// The connect to `server` succeeded: its failure count starts again.
@@ -204,6 +250,15 @@ impl ShardUpstream {
         }
         self.last_log = Some(now);
         Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+impl Drop for ShardUpstream {
+    /// The view is gone (a reload rebuilt it): nothing may park in its pools any more.
+    fn drop(&mut self) {
+        for server in &self.servers {
+            server.pool.retire();
+        }
     }
 }
 

@@ -17,6 +17,8 @@ fn spec(ports: &[u16], balance: UpstreamBalance, max_fails: u32) -> Upstream {
         max_fails,
         fail_timeout: Duration::from_secs(10),
         response_timeout: Duration::from_secs(30),
+        keepalive: 32,
+        idle_timeout: Duration::from_secs(60),
     }
 }
 
