@@ -474,3 +474,37 @@ fn list_fields_on_several_lines_are_combined() {
         );
     }
 }
+
+/// Issue 13 §3: a head trickled in a byte at a time through the harness is looked at in
+/// linear work, as counted by the parser and the scan themselves: each look starts where
+/// the reactor's unseen bytes do (`Cx::unseen_from`), the line is read on from where it
+/// stopped, and the head is parsed whole once, when its end is in. Parsing it again on
+/// every byte would count about len²/2 (8 M for the 4 KiB head).
+#[test]
+fn a_trickled_head_costs_linear_work() {
+    let config = HttpConfig {
+        max_header_bytes: 64 * 1024,
+        max_headers: 1024,
+        ..config()
+    };
+    let mut per_byte = Vec::new();
+    for fields in [8, 64, 512] {
+        let lines: String = (0..fields).map(|i| format!("X-{i}: v\tw\r\n")).collect();
+        let head = format!("GET /plaintext HTTP/1.1\r\nHost: a\r\n{lines}\r\n");
+        let (mut harness, mut protocol) = open_with(config.clone());
+        crate::scan::counter::take();
+        for byte in head.as_bytes() {
+            harness.push(protocol.as_mut(), std::slice::from_ref(byte));
+        }
+        let scanned = crate::scan::counter::take();
+        assert_eq!(statuses(&text(&harness.take_output())), [200]);
+        assert!(
+            scanned <= 4 * head.len(),
+            "{scanned} for {} bytes",
+            head.len()
+        );
+        per_byte.push(scanned as f64 / head.len() as f64);
+    }
+    // The same work per byte whatever the length (quadratic work would grow 64-fold).
+    assert!(per_byte[2] < per_byte[0] * 1.5, "{per_byte:?}");
+}

@@ -11,8 +11,16 @@
 //! - exactly one SP between the parts; a bare LF ends the line as CRLF does (RFC 9112 §2.2),
 //!   a CR anywhere but before the LF is refused;
 //! - empty lines before the request line are skipped (RFC 9112 §2.2 asks for at least one).
+//!
+//! Two readers apply these rules. [`LineScan`] is the reference: a byte-at-a-time state
+//! machine that resumes where it stopped, for a line that arrives in pieces, and that says
+//! which error the first bad byte makes. [`read_line`] is the head parser's fast path for a
+//! line that is whole and valid (nearly every line): it accepts exactly the lines `LineScan`
+//! accepts without leading empty lines, and leaves every other input (incomplete, invalid,
+//! too long, leading empty lines) to `LineScan`, so the two can never answer differently.
 
 use crate::error::HttpError;
+use crate::head::Method;
 
 /// A complete request line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +43,41 @@ pub(crate) enum Version {
     Http11,
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
     /// The version to follow, or 505 for a well-formed version whose major we do not speak
     /// (HTTP/0.9, HTTP/2.0, HTTP/3.0, ...).
+    #[cfg(test)]
     pub(crate) fn version(&self) -> Result<Version, HttpError> {
-        match (self.major, self.minor) {
-            (1, 0) => Ok(Version::Http10),
-            (1, _) => Ok(Version::Http11),
-            _ => Err(HttpError::UnsupportedVersion),
+        version(self.major, self.minor)
+    }
+
+    /// The line as the head parser takes it (a rare path: the fast reader declined it).
+    pub(crate) fn request(self) -> RequestLine<'a> {
+        let target = self.target.as_bytes();
+        RequestLine {
+            len: self.len,
+            method: Method::from_token(self.method),
+            method_token: self.method,
+            target,
+            marks: Marks::of(target),
+            major: self.major,
+            minor: self.minor,
         }
+    }
+}
+
+impl RequestLine<'_> {
+    /// See [`Line::version`].
+    pub(crate) fn version(&self) -> Result<Version, HttpError> {
+        version(self.major, self.minor)
+    }
+}
+
+fn version(major: u8, minor: u8) -> Result<Version, HttpError> {
+    match (major, minor) {
+        (1, 0) => Ok(Version::Http10),
+        (1, _) => Ok(Version::Http11),
+        _ => Err(HttpError::UnsupportedVersion),
     }
 }
 
@@ -100,6 +134,8 @@ impl LineScan {
             };
             self.part = self.step(byte, max_uri)?;
             self.at += 1;
+            #[cfg(test)]
+            crate::scan::counter::add(1);
         }
         let target_start = self.method_end + 1;
         Ok(Some(Line {
@@ -109,6 +145,22 @@ impl LineScan {
             major: self.major,
             minor: self.minor,
         }))
+    }
+
+    /// The scan of a line [`read_line`] read whole (it reads none with leading empty lines):
+    /// done, as if it had stepped over every byte, so that a head whose fields are not all
+    /// in yet is not read again from its first byte.
+    pub(crate) fn read_whole(line: &RequestLine<'_>) -> Self {
+        let method_end = line.method_token.len();
+        Self {
+            at: line.len,
+            part: Part::Done,
+            start: 0,
+            method_end,
+            target_end: method_end + 1 + line.target.len(),
+            major: line.major,
+            minor: line.minor,
+        }
     }
 
     /// Whether nothing has been read yet.
@@ -181,7 +233,181 @@ fn ascii(bytes: &[u8]) -> &str {
 
 /// A `tchar` of RFC 9110 §5.6.2.
 pub(crate) fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+    TCHAR[usize::from(byte)]
+}
+
+/// [`is_tchar`] as a table: method and field-name bytes are looked up one by one.
+pub(crate) const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
+
+/// A request line read in one pass, with what the target's pass found on the way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RequestLine<'a> {
+    /// Bytes from the start of the input through the line's LF.
+    pub len: usize,
+    pub method: Method,
+    pub method_token: &'a str,
+    pub target: &'a [u8],
+    /// What the target holds, for an origin-form target (the only form that uses it).
+    pub marks: Marks,
+    pub major: u8,
+    pub minor: u8,
+}
+
+/// Where a target's `?` is, whether a `%` comes before it and whether it holds a `#`: what
+/// splitting an origin-form target needs, found while its bytes are checked anyway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    pub query_at: Option<usize>,
+    pub encoded: bool,
+    pub fragment: bool,
+}
+
+impl Marks {
+    /// The marks of `target`, in a pass of its own (for lines [`read_line`] left to
+    /// [`LineScan`], and the path of an absolute-form target).
+    pub(crate) fn of(target: &[u8]) -> Self {
+        let mut marks = Marks::default();
+        for (at, &byte) in target.iter().enumerate() {
+            marks.note(TARGET[usize::from(byte)], at);
+        }
+        marks
+    }
+
+    #[inline]
+    fn note(&mut self, class: u8, at: usize) {
+        match class {
+            QUERY if self.query_at.is_none() => self.query_at = Some(at),
+            PERCENT if self.query_at.is_none() => self.encoded = true,
+            HASH => self.fragment = true,
+            _ => {}
+        }
+    }
+}
+
+/// Target byte classes: [`PLAIN`] needs nothing; the marks are noted; [`SPACE`] ends the
+/// target; anything else (a control, DEL, non-ASCII) is not a target byte.
+const PLAIN: u8 = 0;
+const QUERY: u8 = 1;
+const PERCENT: u8 = 2;
+const HASH: u8 = 3;
+const SPACE: u8 = 4;
+const NOT_TARGET: u8 = 5;
+
+const TARGET: [u8; 256] = {
+    let mut table = [NOT_TARGET; 256];
+    let mut byte = b'!';
+    while byte <= b'~' {
+        table[byte as usize] = PLAIN;
+        byte += 1;
+    }
+    table[b'?' as usize] = QUERY;
+    table[b'%' as usize] = PERCENT;
+    table[b'#' as usize] = HASH;
+    table[b' ' as usize] = SPACE;
+    table
+};
+
+/// The fast path: the request line at the very start of `input` if it is whole, valid and
+/// its target at most `max_uri` bytes; `None` for anything else, which [`LineScan`] then
+/// reads (and refuses, or waits for). One pass: the method's tchars, the target's bytes
+/// (its marks noted on the way), the version as one 8-byte compare, the line end.
+#[inline]
+pub(crate) fn read_line(input: &[u8], max_uri: usize) -> Option<RequestLine<'_>> {
+    let method_len = input.iter().position(|&b| !TCHAR[usize::from(b)])?;
+    if method_len == 0 || input[method_len] != b' ' {
+        return None;
+    }
+    let (method, method_token) = method_of(&input[..method_len])?;
+    let start = method_len + 1;
+    let mut marks = Marks::default();
+    let mut at = start;
+    loop {
+        let class = TARGET[usize::from(*input.get(at)?)];
+        if class != PLAIN {
+            if class == SPACE {
+                break;
+            }
+            if class == NOT_TARGET {
+                return None;
+            }
+            marks.note(class, at - start);
+        }
+        at += 1;
+    }
+    let target = &input[start..at];
+    if target.is_empty() || target.len() > max_uri {
+        return None;
+    }
+    let (major, minor) = version_digits(input.get(at + 1..)?.first_chunk()?)?;
+    let end = at + 9;
+    let len = match input.get(end..)? {
+        [b'\n', ..] => end + 1,
+        [b'\r', b'\n', ..] => end + 2,
+        _ => return None,
+    };
+    Some(RequestLine {
+        len,
+        method,
+        method_token,
+        target,
+        marks,
+        major,
+        minor,
+    })
+}
+
+/// The methods the router names, with their tokens as static strings (no UTF-8 check of
+/// the bytes needed); any other token is checked once.
+#[inline]
+fn method_of(token: &[u8]) -> Option<(Method, &str)> {
+    let known = match token {
+        b"GET" => (Method::Get, "GET"),
+        b"HEAD" => (Method::Head, "HEAD"),
+        b"POST" => (Method::Post, "POST"),
+        b"PUT" => (Method::Put, "PUT"),
+        b"DELETE" => (Method::Delete, "DELETE"),
+        b"OPTIONS" => (Method::Options, "OPTIONS"),
+        _ => return std::str::from_utf8(token).ok().map(|t| (Method::Other, t)),
+    };
+    Some(known)
+}
+
+/// `HTTP/` DIGIT `.` DIGIT as one compare of a little-endian word with the digits masked out.
+#[inline]
+fn version_digits(version: &[u8; 8]) -> Option<(u8, u8)> {
+    const SHAPE: u64 = u64::from_le_bytes(*b"HTTP/\0.\0");
+    const DIGITS_OUT: u64 = 0x00ff_00ff_ffff_ffff;
+    if u64::from_le_bytes(*version) & DIGITS_OUT != SHAPE {
+        return None;
+    }
+    let (major, minor) = (version[5].wrapping_sub(b'0'), version[7].wrapping_sub(b'0'));
+    (major < 10 && minor < 10).then_some((major, minor))
 }
 
 #[cfg(test)]

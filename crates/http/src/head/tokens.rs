@@ -1,0 +1,164 @@
+//! Field lines (RFC 9112 §5, RFC 9110 §5.5), tokenised and checked in one pass:
+//!
+//! - `field-name ":" OWS field-value OWS` and a line end: CRLF, or a bare LF (RFC 9112 §2.2);
+//! - the name is one or more tchars, and the colon follows it at once: whitespace before the
+//!   colon is refused (§5.1), and so is a line that starts with whitespace, obs-fold (§5.2);
+//! - the value holds HTAB, SP, visible ASCII and obs-text (0x80-0xFF); a control (NUL among
+//!   them), DEL, or a CR not followed by LF is refused (RFC 9110 §5.5);
+//! - the value is given without the whitespace around it;
+//! - an empty line (CRLF or LF) ends the head.
+//!
+//! The value, the longest part of most lines, is searched a word at a time: eight bytes are
+//! checked for "below SP or DEL" with a few integer operations, and only a word that holds
+//! such a byte (the line end, a tab, an error) is looked at byte by byte.
+
+use super::fields::FieldReader;
+use super::Head;
+use crate::error::HttpError;
+use crate::line::TCHAR;
+
+/// Reads the field lines from `at` (just after the request line) through the empty line:
+/// `Ok(Some(end))` with the head's length, `Ok(None)` while it is incomplete and valid so
+/// far, the first syntax error otherwise. More than `max_fields` field lines is refused once
+/// the first one too many is whole (as a syntax error in it goes first).
+#[inline]
+pub(super) fn read_fields<'a>(
+    input: &'a [u8],
+    mut at: usize,
+    max_fields: usize,
+    reader: &mut FieldReader,
+    head: &mut Head<'a>,
+) -> Result<Option<usize>, HttpError> {
+    let mut count = 0;
+    loop {
+        match input.get(at..) {
+            None | Some([]) | Some([b'\r']) => return Ok(None),
+            Some([b'\n', ..]) => return Ok(Some(at + 1)),
+            Some([b'\r', b'\n', ..]) => return Ok(Some(at + 2)),
+            Some([b'\r', ..]) => return Err(HttpError::MalformedHeader),
+            Some(_) => {}
+        }
+        let name_start = at;
+        while input.get(at).is_some_and(|&b| TCHAR[usize::from(b)]) {
+            at += 1;
+        }
+        match input.get(at) {
+            None => return Ok(None),
+            Some(b':') if at > name_start => {}
+            Some(_) => return Err(HttpError::MalformedHeader),
+        }
+        let name = &input[name_start..at];
+        at += 1;
+        while let Some(b' ' | b'\t') = input.get(at) {
+            at += 1;
+        }
+        let Some((value_end, next)) = value_end(input, at)? else {
+            return Ok(None);
+        };
+        count += 1;
+        if count > max_fields {
+            return Err(HttpError::TooManyHeaders);
+        }
+        reader.field(head, name, trim_end(&input[at..value_end]));
+        at = next;
+    }
+}
+
+/// From the start of a value: (its end, the start of the next line), `None` while the line
+/// is not all in.
+#[inline]
+fn value_end(input: &[u8], mut at: usize) -> Result<Option<(usize, usize)>, HttpError> {
+    loop {
+        let Some(stop) = next_stop(input, at) else {
+            return Ok(None);
+        };
+        match input[stop..] {
+            [b'\t', ..] => at = stop + 1,
+            [b'\n', ..] => return Ok(Some((stop, stop + 1))),
+            [b'\r', b'\n', ..] => return Ok(Some((stop, stop + 2))),
+            [b'\r'] => return Ok(None),
+            _ => return Err(HttpError::MalformedHeader),
+        }
+    }
+}
+
+/// The first byte from `at` on that is below SP or DEL (a line end, a tab or an error).
+#[inline]
+fn next_stop(input: &[u8], mut at: usize) -> Option<usize> {
+    while let Some(word) = input.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let stops = stops(u64::from_le_bytes(*word));
+        if stops != 0 {
+            return Some(at + (stops.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = input.get(at..)?;
+    tail.iter()
+        .position(|&b| b < b' ' || b == 0x7f)
+        .map(|offset| at + offset)
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that is below SP or is DEL. Exact for the lowest
+/// such byte, which is all [`next_stop`] reads: a borrow can only mark bytes above a marked
+/// one. Bytes from 0x80 (obs-text) are never marked (`& !word`).
+#[inline]
+fn stops(word: u64) -> u64 {
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let del = word ^ (ONES * 0x7f);
+    let del = del.wrapping_sub(ONES) & !del;
+    (below_space | del) & HIGH_BITS
+}
+
+/// Without trailing SP and HTAB (RFC 9110 §5.5: not part of the value).
+#[inline]
+fn trim_end(mut value: &[u8]) -> &[u8] {
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_stop_is_found_at_every_offset_and_length() {
+        let stop_bytes = (0u8..0x20).chain([0x7f]);
+        for len in 0..40 {
+            assert_eq!(next_stop(&vec![b'a'; len], 0), None, "{len}");
+            let high = vec![0x80u8; len];
+            assert_eq!(next_stop(&high, 0), None, "obs-text {len}");
+            for at in 0..len {
+                for byte in stop_bytes.clone() {
+                    // Other stop bytes after the first must not hide it.
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    for later in bytes.iter_mut().skip(at + 1).step_by(3) {
+                        *later = 0x00;
+                    }
+                    assert_eq!(next_stop(&bytes, 0), Some(at), "{len} {at} {byte:#x}");
+                }
+                let mut bytes = vec![0xffu8; len];
+                bytes[at] = b'\r';
+                assert_eq!(next_stop(&bytes, 0), Some(at), "after 0xff, {len} {at}");
+            }
+        }
+        // Every byte alone, at every position of a word.
+        for byte in 0..=255u8 {
+            let stop = byte < b' ' || byte == 0x7f;
+            for at in 0..8 {
+                let mut bytes = [b'x'; 8];
+                bytes[at] = byte;
+                assert_eq!(
+                    next_stop(&bytes, 0),
+                    stop.then_some(at),
+                    "{byte:#x} at {at}"
+                );
+            }
+        }
+    }
+}
