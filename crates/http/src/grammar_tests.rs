@@ -508,3 +508,124 @@ fn a_trickled_head_costs_linear_work() {
     // The same work per byte whatever the length (quadratic work would grow 64-fold).
     assert!(per_byte[2] < per_byte[0] * 1.5, "{per_byte:?}");
 }
+
+/// Issue 16: the one pass answers in the order the two passes did. The first byte that
+/// breaks the grammar decides; then the head's size; then the target; then the first field
+/// whose value is refused, in field order; then the framing rules over all fields.
+#[test]
+fn the_first_refusal_in_the_heads_order_decides() {
+    use HttpError::*;
+    let config = HttpConfig {
+        max_header_bytes: 120,
+        max_headers: 4,
+        ..HttpConfig::default()
+    };
+    let big = "X: ".to_owned() + &"v".repeat(100) + "\r\n";
+    let rows: [(String, HttpError); 12] = [
+        // A field's refusal waits for the grammar of the lines after it.
+        (
+            "GET / HTTP/1.1\r\nContent-Length: x\r\nX : y\r\n\r\n".into(),
+            MalformedHeader,
+        ),
+        // ... and for the size.
+        (
+            format!("GET / HTTP/1.1\r\nHost: a@b\r\n{big}\r\n"),
+            HeadersTooLarge,
+        ),
+        // A syntax error beyond the size limit is still a syntax error.
+        (
+            format!("GET / HTTP/1.1\r\n{big}X : y\r\n\r\n"),
+            MalformedHeader,
+        ),
+        // The target before the fields.
+        (
+            "GET /#f HTTP/1.1\r\nHost: a@b\r\n\r\n".into(),
+            InvalidTarget,
+        ),
+        // Fields in order.
+        (
+            "GET / HTTP/1.1\r\nHost: a@b\r\nContent-Length: x\r\n\r\n".into(),
+            BadHost,
+        ),
+        (
+            "GET / HTTP/1.1\r\nContent-Length: x\r\nHost: a@b\r\n\r\n".into(),
+            InvalidContentLength,
+        ),
+        // The framing judgement after every field.
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n"
+                .into(),
+            LengthWithTransferEncoding,
+        ),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n".into(),
+            BadHost,
+        ),
+        // A well-formed unsupported version as soon as the line is whole.
+        ("GET / HTTP/2.0\r\nX : y\r\n\r\n".into(), UnsupportedVersion),
+        ("GET / HTTP/2.0\r\nX".into(), UnsupportedVersion),
+        // One field too many once it is whole; a syntax error in it goes first.
+        (
+            "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n".into(),
+            TooManyHeaders,
+        ),
+        (
+            "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE : 5\r\n".into(),
+            MalformedHeader,
+        ),
+    ];
+    for (head, error) in rows {
+        assert_eq!(
+            parse_head(head.as_bytes(), &config).map(|h| h.is_some()),
+            Err(error),
+            "{head:?}"
+        );
+    }
+    let short = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5";
+    assert_eq!(
+        parse_head(short.as_bytes(), &config).map(|h| h.is_some()),
+        Ok(false)
+    );
+}
+
+/// Heads of every field shape the one pass reads, split at every byte boundary (two pieces)
+/// and fed a byte at a time, two pipelined, get exactly the bytes they get whole.
+#[test]
+fn every_split_of_every_field_shape_answers_as_whole() {
+    let heads: [&[u8]; 8] = [
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\r\nGET /pl%61intext?x=%41 HTTP/1.1\nHost:\t a:80 \t\nAccept: */*\n\n",
+        b"GET http://h/plaintext HTTP/1.2\r\nHost: x\r\nX: \x80\xff\tv \r\nY:\r\n\r\n",
+        // (No Expect: whether 100 Continue is sent depends on whether the body came along.)
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Type: t\r\n\r\nhi",
+        b"POST /echo HTTP/1.1\r\nhost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+        b"GET /plaintext HTTP/1.0\r\nConnection: keep-alive, x\r\nUser-Agent: u\r\n\r\n",
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\nX : bad\r\n\r\n",
+        b"GET /plaintext HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n",
+    ];
+    let answer = |parts: &[&[u8]]| {
+        let (mut harness, mut protocol) = open();
+        let mut verb = Verb::Read;
+        for part in parts {
+            verb = harness.push(protocol.as_mut(), part);
+        }
+        (text(&harness.take_output()), verb)
+    };
+    for first in heads {
+        for second in heads {
+            let both = [first, second].concat();
+            let whole = answer(&[&both]);
+            assert!(!whole.0.is_empty());
+            for cut in 0..both.len() {
+                assert_eq!(
+                    answer(&[&both[..cut], &both[cut..]]),
+                    whole,
+                    "{:?} cut at {cut}",
+                    text(&both)
+                );
+            }
+            let bytes: Vec<&[u8]> = both.chunks(1).collect();
+            assert_eq!(answer(&bytes), whole, "{:?} a byte at a time", text(&both));
+        }
+    }
+}

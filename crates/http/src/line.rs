@@ -511,6 +511,71 @@ mod tests {
         assert_eq!(scan.done(), Some(23));
     }
 
+    /// `read_line` accepts exactly what `LineScan` accepts (without leading empty lines and
+    /// within the target limit), with the same parts, and declines everything else.
+    fn same_as_the_scan(input: &[u8], max_uri: usize) {
+        let fast = read_line(input, max_uri);
+        let scan = parse(input, max_uri);
+        match (fast, scan) {
+            (Some(fast), Ok(Some(line))) => {
+                assert_eq!(fast, line.request(), "{input:?}");
+                let whole = LineScan::read_whole(&fast);
+                let mut resumed = LineScan::default();
+                resumed.advance(input, max_uri).unwrap();
+                assert_eq!(format!("{whole:?}"), format!("{resumed:?}"), "{input:?}");
+            }
+            (None, Ok(Some(line))) => assert!(
+                matches!(input.first(), Some(b'\r' | b'\n')),
+                "{input:?} declined though {line:?}"
+            ),
+            (Some(fast), scan) => panic!("{input:?}: fast {fast:?}, scan {scan:?}"),
+            (None, _) => {}
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_agrees_with_the_scan() {
+        for line in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"GET / HTTP/1.1\n",
+            b"GET /a?b%c#d HTTP/1.0\r\nHost",
+            b"M-SEARCH * HTTP/9.9\r\n",
+            b"\r\nGET / HTTP/1.1\r\n",
+            b"GET /\xe4 HTTP/1.1\r\n",
+            b"GET / HTTP/1.1\rX",
+            b"GET / HTTP/1.1 \r\n",
+            b"GET  / HTTP/1.1\r\n",
+            b"GET / HTTP/x.1\r\n",
+        ] {
+            for cut in 0..=line.len() {
+                for max_uri in [1, 4, 64] {
+                    same_as_the_scan(&line[..cut], max_uri);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 2048, ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        #[test]
+        fn lines_of_line_bytes_read_alike(
+            bytes in proptest::collection::vec(proptest::sample::select(
+                b"GET /?%#*HTP1.029 \r\n\t\x00\x7f\x80a".to_vec()), 0..24),
+            max_uri in 1usize..8,
+        ) {
+            // Mostly a valid start, so the later parts are reached.
+            let input = [&b"GET / HTTP/1.1\r\n"[..cut_of(&bytes)], &bytes].concat();
+            same_as_the_scan(&input, max_uri);
+        }
+    }
+
+    fn cut_of(bytes: &[u8]) -> usize {
+        bytes.len() % 17
+    }
+
     #[test]
     fn a_long_target_is_414_as_soon_as_it_is_seen() {
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(64));

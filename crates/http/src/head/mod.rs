@@ -14,6 +14,8 @@ use crate::error::HttpError;
 use crate::line::{read_line, LineScan, RequestLine, Version};
 
 mod fields;
+#[cfg(test)]
+mod oracle_tests;
 mod target;
 mod tokens;
 
