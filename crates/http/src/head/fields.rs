@@ -6,8 +6,8 @@ use crate::error::HttpError;
 use crate::host;
 
 /// The fields the head reads; every other field is passed over.
-#[derive(Clone, Copy)]
-enum Field {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Field {
     Host,
     ContentLength,
     TransferEncoding,
@@ -29,7 +29,7 @@ impl Field {
     /// By length first, so a name is compared with at most two candidates instead of walking
     /// all fifteen in turn.
     #[inline]
-    fn of(name: &[u8]) -> Option<Self> {
+    pub(super) fn of(name: &[u8]) -> Option<Self> {
         let is = |candidate: &[u8]| name.eq_ignore_ascii_case(candidate);
         let field = match name.len() {
             4 if is(b"host") => Self::Host,
@@ -86,16 +86,24 @@ impl FieldReader {
         }
     }
 
-    /// One field line: `value` without its surrounding whitespace (RFC 9112 §5.1).
+    /// One field line of a field we read: `value` without its surrounding whitespace
+    /// (RFC 9112 §5.1).
     #[inline]
-    pub(super) fn field<'a>(&mut self, head: &mut Head<'a>, name: &[u8], value: &'a [u8]) {
-        let Some(field) = Field::of(name) else {
-            return;
-        };
+    pub(super) fn field<'a>(&mut self, head: &mut Head<'a>, field: Field, value: &'a [u8]) {
         if self.error.is_none() {
             if let Err(error) = self.read(head, field, value) {
                 self.error = Some(error);
             }
+        }
+    }
+
+    /// A Host line whose value the tokeniser already found to be a plain `reg-name [ ":"
+    /// port ]` (the common shape), so [`host::is_valid`] need not read it again.
+    #[inline]
+    pub(super) fn valid_host<'a>(&mut self, head: &mut Head<'a>, value: &'a [u8]) {
+        self.fields.hosts += 1;
+        if !self.absolute && self.error.is_none() {
+            head.host = value;
         }
     }
 

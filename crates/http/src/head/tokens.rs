@@ -12,9 +12,10 @@
 //! checked for "below SP or DEL" with a few integer operations, and only a word that holds
 //! such a byte (the line end, a tab, an error) is looked at byte by byte.
 
-use super::fields::FieldReader;
+use super::fields::{Field, FieldReader};
 use super::Head;
 use crate::error::HttpError;
+use crate::host::REG_NAME;
 use crate::line::TCHAR;
 
 /// Reads the field lines from `at` (just after the request line) through the empty line:
@@ -38,19 +39,35 @@ pub(super) fn read_fields<'a>(
             Some([b'\r', ..]) => return Err(HttpError::MalformedHeader),
             Some(_) => {}
         }
-        let name_start = at;
-        while input.get(at).is_some_and(|&b| TCHAR[usize::from(b)]) {
+        let field = if is_host(input, at) {
+            at += HOST.len();
+            Some(Field::Host)
+        } else {
+            let name_start = at;
+            while input.get(at).is_some_and(|&b| TCHAR[usize::from(b)]) {
+                at += 1;
+            }
+            match input.get(at) {
+                None => return Ok(None),
+                Some(b':') if at > name_start => {}
+                Some(_) => return Err(HttpError::MalformedHeader),
+            }
             at += 1;
-        }
-        match input.get(at) {
-            None => return Ok(None),
-            Some(b':') if at > name_start => {}
-            Some(_) => return Err(HttpError::MalformedHeader),
-        }
-        let name = &input[name_start..at];
-        at += 1;
+            Field::of(&input[name_start..at - 1])
+        };
         while let Some(b' ' | b'\t') = input.get(at) {
             at += 1;
+        }
+        if field == Some(Field::Host) {
+            if let Some((end, next)) = plain_authority(input, at) {
+                count += 1;
+                if count > max_fields {
+                    return Err(HttpError::TooManyHeaders);
+                }
+                reader.valid_host(head, &input[at..end]);
+                at = next;
+                continue;
+            }
         }
         let Some((value_end, next)) = value_end(input, at)? else {
             return Ok(None);
@@ -59,8 +76,55 @@ pub(super) fn read_fields<'a>(
         if count > max_fields {
             return Err(HttpError::TooManyHeaders);
         }
-        reader.field(head, name, trim_end(&input[at..value_end]));
+        if let Some(field) = field {
+            reader.field(head, field, trim_end(&input[at..value_end]));
+        }
         at = next;
+    }
+}
+
+/// `host:` in any case, with its colon: the field every request has, known without the
+/// name's byte-by-byte walk and lookup (one compare of a word, letters folded to lower
+/// case, the colon exact).
+const HOST: &[u8] = b"host:";
+
+#[inline]
+fn is_host(input: &[u8], at: usize) -> bool {
+    const NAME: u64 = u64::from_le_bytes(*b"host:\0\0\0");
+    const FOLD: u64 = 0x2020_2020;
+    const KEEP: u64 = 0xff_ffff_ffff;
+    input
+        .get(at..)
+        .and_then(<[u8]>::first_chunk::<8>)
+        .is_some_and(|word| (u64::from_le_bytes(*word) | FOLD) & KEEP == NAME)
+}
+
+/// A Host value of the common shape, `reg-name [ ":" port ]` with no `%`, brackets or
+/// whitespace, right up to its line end: (its end, the next line's start). `None` for any
+/// other value (or a line not all in), which the general path then reads and judges with
+/// [`crate::host::is_valid`]; this shape is one that function accepts.
+#[inline]
+fn plain_authority(input: &[u8], at: usize) -> Option<(usize, usize)> {
+    let rest = input.get(at..)?;
+    let mut end = at + rest.iter().position(|&b| !REG_NAME[usize::from(b)])?;
+    if input[end] == b':' {
+        let port = &input[end + 1..];
+        let digits = port.iter().position(|b| !b.is_ascii_digit())?;
+        if digits > 5 {
+            return None;
+        }
+        let number = port[..digits]
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        if number > 65535 {
+            return None;
+        }
+        end += 1 + digits;
+    }
+    match input[end..] {
+        [b'\n', ..] => Some((end, end + 1)),
+        [b'\r', b'\n', ..] => Some((end, end + 2)),
+        _ => None,
     }
 }
 
