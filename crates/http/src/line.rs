@@ -339,25 +339,28 @@ const TARGET: [u8; 256] = {
 /// (its marks noted on the way), the version as one 8-byte compare, the line end.
 #[inline]
 pub(crate) fn read_line(input: &[u8], max_uri: usize) -> Option<RequestLine<'_>> {
-    let method_len = input.iter().position(|&b| !TCHAR[usize::from(b)])?;
-    if method_len == 0 || input[method_len] != b' ' {
-        return None;
-    }
-    let (method, method_token) = method_of(&input[..method_len])?;
-    let start = method_len + 1;
+    let (method, method_token) = if input.starts_with(b"GET ") {
+        (Method::Get, "GET")
+    } else {
+        let method_len = input.iter().position(|&b| !TCHAR[usize::from(b)])?;
+        if method_len == 0 || input[method_len] != b' ' {
+            return None;
+        }
+        method_of(&input[..method_len])?
+    };
+    let start = method_token.len() + 1;
     let mut marks = Marks::default();
     let mut at = start;
     loop {
-        let class = TARGET[usize::from(*input.get(at)?)];
-        if class != PLAIN {
-            if class == SPACE {
-                break;
-            }
-            if class == NOT_TARGET {
-                return None;
-            }
-            marks.note(class, at - start);
+        at = target_stop(input, at)?;
+        let class = TARGET[usize::from(input[at])];
+        if class == SPACE {
+            break;
         }
+        if class == NOT_TARGET {
+            return None;
+        }
+        marks.note(class, at - start);
         at += 1;
     }
     let target = &input[start..at];
@@ -380,6 +383,32 @@ pub(crate) fn read_line(input: &[u8], max_uri: usize) -> Option<RequestLine<'_>>
         major,
         minor,
     })
+}
+
+/// The first byte from `at` on that is not a [`PLAIN`] target byte, eight at a time: a word
+/// is tested for bytes below `!` or above `~` and for `?`, `%` and `#` with a few integer
+/// operations each (each test exact for its lowest marked byte, which is the one read).
+#[inline]
+fn target_stop(input: &[u8], mut at: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let zero_at = |word: u64| word.wrapping_sub(ONES) & !word;
+    while let Some(word) = input.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*word);
+        let outside = (word.wrapping_sub(ONES * 0x21) & !word) | word.wrapping_add(ONES) | word;
+        let marks = zero_at(word ^ (ONES * u64::from(b'?')))
+            | zero_at(word ^ (ONES * u64::from(b'%')))
+            | zero_at(word ^ (ONES * u64::from(b'#')));
+        let stops = (outside | marks) & HIGH_BITS;
+        if stops != 0 {
+            return Some(at + (stops.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = input.get(at..)?;
+    tail.iter()
+        .position(|&b| TARGET[usize::from(b)] != PLAIN)
+        .map(|offset| at + offset)
 }
 
 /// The methods the router names, with their tokens as static strings (no UTF-8 check of
@@ -574,6 +603,27 @@ mod tests {
 
     fn cut_of(bytes: &[u8]) -> usize {
         bytes.len() % 17
+    }
+
+    #[test]
+    fn the_target_stops_at_its_first_byte_that_is_not_plain() {
+        for len in [8, 12, 16, 19] {
+            assert_eq!(target_stop(&vec![b'a'; len], 0), None);
+            for byte in 0..=255u8 {
+                let stop = TARGET[usize::from(byte)] != PLAIN;
+                for at in 0..len {
+                    // Stop bytes after the first must not hide it.
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    for later in bytes.iter_mut().skip(at + 1).step_by(2) {
+                        *later = 0xff;
+                    }
+                    let first = if stop { at } else { at + 1 };
+                    let want = (first < len).then_some(first);
+                    assert_eq!(target_stop(&bytes, 0), want, "{byte:#x} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]

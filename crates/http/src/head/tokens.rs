@@ -108,18 +108,20 @@ fn plain_authority(input: &[u8], at: usize) -> Option<(usize, usize)> {
     let rest = input.get(at..)?;
     let mut end = at + rest.iter().position(|&b| !REG_NAME[usize::from(b)])?;
     if input[end] == b':' {
-        let port = &input[end + 1..];
-        let digits = port.iter().position(|b| !b.is_ascii_digit())?;
-        if digits > 5 {
-            return None;
+        // At most five digits, at most 65535, read in the pass that finds their end.
+        end += 1;
+        let mut number = 0u32;
+        for (count, &byte) in input[end..].iter().enumerate() {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            number = number * 10 + u32::from(digit);
+            if count == 5 || number > 65535 {
+                return None;
+            }
+            end += 1;
         }
-        let number = port[..digits]
-            .iter()
-            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
-        if number > 65535 {
-            return None;
-        }
-        end += 1 + digits;
     }
     match input[end..] {
         [b'\n', ..] => Some((end, end + 1)),
