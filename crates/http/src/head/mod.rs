@@ -163,6 +163,31 @@ impl<'a> Head<'a> {
         }
     }
 
+    /// Whether this is [`Head::empty`]: what [`parse_into`] must be handed, since it sets
+    /// only what the head holds (checked in debug builds).
+    #[cfg(debug_assertions)]
+    fn is_empty(&self) -> bool {
+        let unset = [
+            self.content_type,
+            self.if_match,
+            self.if_unmodified_since,
+            self.if_none_match,
+            self.if_modified_since,
+            self.if_range,
+            self.range,
+            self.accept,
+            self.user_agent,
+            self.referer,
+        ];
+        self.len == 0
+            && self.raw.is_empty()
+            && self.repeated == Repeated::default()
+            && self.host.is_empty()
+            && !self.expect_continue
+            && self.framing == Framing::Empty
+            && unset.iter().all(Option::is_none)
+    }
+
     /// Every line of the field `name` combined into one list, in order, as RFC 9110 §5.3 has
     /// a recipient do: their values joined by ", " (empty values dropped, §5.6.1). Reads the
     /// head again, so it is for fields seen on several lines only, off the common path.
@@ -222,6 +247,8 @@ pub(crate) fn parse_into<'a>(
 ) -> Result<bool, HttpError> {
     #[cfg(test)]
     crate::scan::counter::add(input.len());
+    #[cfg(debug_assertions)]
+    debug_assert!(head.is_empty(), "parse_into needs an empty slot");
     let fast = read_line(input, config.max_uri_bytes);
     let request = match fast {
         Some(request) => request,
