@@ -16,6 +16,8 @@ use crate::line::{read_line, LineScan, RequestLine, Version};
 mod fields;
 #[cfg(test)]
 mod oracle_tests;
+#[cfg(test)]
+mod pass_tests;
 mod target;
 mod tokens;
 
