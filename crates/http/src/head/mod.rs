@@ -252,16 +252,19 @@ pub(crate) fn parse_into<'a>(
     #[cfg(debug_assertions)]
     debug_assert!(head.is_empty(), "parse_into needs an empty slot");
     let fast = read_line(input, config.max_uri_bytes);
-    let request = match fast {
+    let scanned;
+    let request = match &fast {
         Some(request) => request,
         None => match line.advance(input, config.max_uri_bytes)? {
-            Some(parsed) => parsed.request(),
+            Some(parsed) => {
+                scanned = parsed.request();
+                &scanned
+            }
             None => return within(input, config).map(|()| false),
         },
     };
-    let reader = start(&request, head)?;
+    let mut reader = start(request, head)?;
     let max = config.max_headers.clamp(1, HEADER_CAPACITY);
-    let mut reader = reader;
     match tokens::read_fields(input, request.len, max, &mut reader, head)? {
         Some(len) => {
             if len > config.max_header_bytes {
@@ -273,7 +276,7 @@ pub(crate) fn parse_into<'a>(
         }
         None => {
             if fast.is_some() && line.fresh() {
-                *line = LineScan::read_whole(&request);
+                *line = LineScan::read_whole(request);
             }
             within(input, config).map(|()| false)
         }
