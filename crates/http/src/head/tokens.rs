@@ -39,22 +39,10 @@ pub(super) fn read_fields<'a>(
             Some([b'\r', ..]) => return Err(HttpError::MalformedHeader),
             Some(_) => {}
         }
-        let field = if is_host(input, at) {
-            at += HOST.len();
-            Some(Field::Host)
-        } else {
-            let name_start = at;
-            while input.get(at).is_some_and(|&b| TCHAR[usize::from(b)]) {
-                at += 1;
-            }
-            match input.get(at) {
-                None => return Ok(None),
-                Some(b':') if at > name_start => {}
-                Some(_) => return Err(HttpError::MalformedHeader),
-            }
-            at += 1;
-            Field::of(&input[name_start..at - 1])
+        let Some((field, after)) = read_name(input, at)? else {
+            return Ok(None);
         };
+        at = after;
         while let Some(b' ' | b'\t') = input.get(at) {
             at += 1;
         }
@@ -80,6 +68,24 @@ pub(super) fn read_fields<'a>(
             reader.field(head, field, trim_end(&input[at..value_end]));
         }
         at = next;
+    }
+}
+
+/// The name of the field line at `at` and its colon: (the field, if one we read; where its
+/// value's whitespace starts), `None` while the name is not all in.
+#[inline]
+fn read_name(input: &[u8], mut at: usize) -> Result<Option<(Option<Field>, usize)>, HttpError> {
+    if is_host(input, at) {
+        return Ok(Some((Some(Field::Host), at + HOST.len())));
+    }
+    let start = at;
+    while input.get(at).is_some_and(|&b| TCHAR[usize::from(b)]) {
+        at += 1;
+    }
+    match input.get(at) {
+        None => Ok(None),
+        Some(b':') if at > start => Ok(Some((Field::of(&input[start..at]), at + 1))),
+        Some(_) => Err(HttpError::MalformedHeader),
     }
 }
 
