@@ -238,6 +238,16 @@ impl Codings {
 }
 
 fn connection_tokens(value: &[u8], fields: &mut Fields) {
+    // The one-token values nearly every client sends, without the list walk (which cost
+    // about 380 instructions for `keep-alive` in callgrind).
+    if value.eq_ignore_ascii_case(b"keep-alive") {
+        fields.keep_alive = true;
+        return;
+    }
+    if value.eq_ignore_ascii_case(b"close") {
+        fields.close = true;
+        return;
+    }
     for token in value.split(|&b| b == b',').map(trim) {
         if token.eq_ignore_ascii_case(b"close") {
             fields.close = true;

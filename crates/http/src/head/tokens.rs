@@ -163,8 +163,31 @@ fn value_end(input: &[u8], mut at: usize) -> Result<Option<(usize, usize)>, Http
 #[inline(never)]
 fn next_stop(input: &[u8], at: usize) -> Option<usize> {
     let rest = input.get(at..)?;
-    let mut words = rest.chunks_exact(8);
+    // Two words a turn: one test and branch for sixteen bytes of a long value.
+    let mut pairs = rest.chunks_exact(16);
     let mut offset = at;
+    for pair in &mut pairs {
+        let (Ok(low), Ok(high)) = (
+            <[u8; 8]>::try_from(&pair[..8]),
+            <[u8; 8]>::try_from(&pair[8..]),
+        ) else {
+            break;
+        };
+        let (low, high) = (
+            stops(u64::from_le_bytes(low)),
+            stops(u64::from_le_bytes(high)),
+        );
+        if low | high != 0 {
+            let first = if low != 0 {
+                low.trailing_zeros()
+            } else {
+                64 + high.trailing_zeros()
+            };
+            return Some(offset + (first / 8) as usize);
+        }
+        offset += 16;
+    }
+    let mut words = pairs.remainder().chunks_exact(8);
     for word in &mut words {
         let Ok(word) = <[u8; 8]>::try_from(word) else {
             break;
