@@ -137,7 +137,10 @@ fn within(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
 /// Searches `input[from..]` (field bytes, which start at `fields`) for an LF that ends an
 /// empty line, checking the bytes on the way. Vectorised where it matters (a head sent in
 /// small pieces is mostly field bytes): one pass for controls, then a memchr for CRs and LFs,
-/// each judged by its neighbours.
+/// each judged by its neighbours. Only the LF that ends an empty line must be new: it is
+/// judged by the (up to) two bytes before it, seen or not, so an end whose first three
+/// bytes came in an earlier read (`\r\n\r` then `\n`) is found from the unseen offset as
+/// if the search had started three bytes earlier.
 fn end_of_head(input: &[u8], fields: usize, from: usize) -> Result<bool, HttpError> {
     // A CR that ended the last look is judged by the byte after it, which may be here now.
     let from = if from > fields && input[from - 1] == b'\r' {
