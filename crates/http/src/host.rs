@@ -56,8 +56,8 @@ fn bracketed(value: &[u8]) -> bool {
 }
 
 /// The bytes a reg-name holds as themselves (unreserved and sub-delims but `,`): a table,
-/// since every request's Host goes through it.
-const REG_NAME: [bool; 256] = {
+/// since every request's Host goes through it (here, and in the head's one pass).
+pub(crate) const REG_NAME: [bool; 256] = {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 256 {

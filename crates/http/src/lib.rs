@@ -2,9 +2,10 @@
 //! a router and built-in handlers.
 //!
 //! The protocol never touches a socket, a thread or a clock: it parses what the reactor hands
-//! it (httparse for tokens, RFC 9112 framing rules on top), appends responses to the
-//! connection's output buffer and answers with a verb. Blocking handlers (files, delay) run on
-//! the reactor's offload pool. See docs/HTTP.md for the behaviour in full.
+//! it (one strict pass over each request head: RFC 9112 grammar and framing rules), appends
+//! responses to the connection's output buffer and answers with a verb. Blocking handlers
+//! (files, delay) run on the reactor's offload pool. See docs/HTTP.md for the behaviour in
+//! full.
 //!
 //! Wiring: build an [`HttpFactory`] from an [`HttpConfig`] and [`Route`]s, hand it to a
 //! `ListenerSpec`, read [`HttpFactory::stats`] for metrics, and broadcast

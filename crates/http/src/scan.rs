@@ -1,14 +1,15 @@
-//! Waiting for the end of a head in linear time (issue 11 §6).
+//! Waiting for the end of a head in linear time (issue 11 §6, issue 13 §3).
 //!
 //! A head that arrives in pieces used to be parsed again from its first byte after every
 //! read: quadratic, 9 s of CPU for a 256 KiB head sent a byte at a time. Now the first look
 //! parses as before (a head that arrives whole, the common case, pays nothing more); after an
-//! incomplete look, each later read only looks at the bytes it adds: the request line is read
-//! on from where it stopped (its errors, and a too-long target, are found at once), the field
-//! bytes are checked for what no field line may hold (controls, DEL, a CR without its LF),
-//! and the head is parsed again only once its end, an empty line (CRLF CRLF, or the bare-LF
-//! forms the parser accepts), is there. A field grammar error in a head whose end never
-//! comes is then answered as too large (431) or too slow (408) rather than 400.
+//! incomplete look, each later read only looks at the bytes it adds, which the reactor names
+//! (`Cx::unseen_from`): the request line is read on from where it stopped (its errors, and a
+//! too-long target, are found at once), the field bytes are checked for what no field line
+//! may hold (controls, DEL, a CR without its LF), and the head is parsed again only once its
+//! end, an empty line (CRLF CRLF, or the bare-LF forms the parser accepts), is there. A field
+//! grammar error in a head whose end never comes is then answered as too large (431) or too
+//! slow (408) rather than 400.
 
 use crate::config::HttpConfig;
 use crate::error::HttpError;
@@ -20,44 +21,89 @@ use crate::line::LineScan;
 pub(crate) struct HeadScan {
     /// The request line, as far as it was read.
     pub line: LineScan,
-    /// Bytes of the input already searched; 0 before the first look.
-    scanned: usize,
+    /// An earlier look found the head incomplete: every byte it was handed was looked at.
+    waiting: bool,
+    /// What that look was handed, to check in debug builds that the reactor's "unseen"
+    /// offset is exactly where it stopped (release builds keep no count of their own).
+    #[cfg(debug_assertions)]
+    looked: usize,
 }
 
 impl HeadScan {
     /// Whether an earlier look found the head incomplete.
     pub(crate) fn waiting(&self) -> bool {
-        self.scanned > 0
+        self.waiting
     }
 
     /// Whether anything was recorded for the current head (it must then be forgotten before
     /// the next one).
     pub(crate) fn touched(&self) -> bool {
-        self.scanned > 0 || !self.line.fresh()
+        self.waiting || !self.line.fresh()
     }
 
-    /// The head was incomplete after a full parse of `len` bytes.
-    pub(crate) fn wait(&mut self, len: usize) {
-        self.scanned = len;
+    /// The head was incomplete after a look at all of `input`.
+    pub(crate) fn wait(&mut self, input: &[u8]) {
+        self.waiting = true;
+        #[cfg(debug_assertions)]
+        {
+            self.looked = input.len();
+        }
+        #[cfg(not(debug_assertions))]
+        let _ = input;
     }
 
-    /// Looks at what `input` adds: `Ok(true)` once the head's end is in it, so that a parse
-    /// can complete; an error as soon as the new bytes show one.
-    pub(crate) fn look(&mut self, input: &[u8], config: &HttpConfig) -> Result<bool, HttpError> {
-        let from = self.scanned;
-        self.scanned = input.len();
+    /// Looks at what `input` adds from `unseen` on (the bytes not handed over before; those
+    /// before it were all looked at, since a waiting head starts the input the connection
+    /// is handed: everything before it was consumed): `Ok(true)` once the head's end is in
+    /// it, so that a parse can complete; an error as soon as the new bytes show one.
+    pub(crate) fn look(
+        &mut self,
+        input: &[u8],
+        unseen: usize,
+        config: &HttpConfig,
+    ) -> Result<bool, HttpError> {
+        #[cfg(debug_assertions)]
+        {
+            debug_assert_eq!(
+                unseen, self.looked,
+                "unseen bytes start where the look stopped"
+            );
+            self.looked = input.len();
+        }
+        let from = unseen.min(input.len());
         if self.line.done().is_none() {
             self.line.advance(input, config.max_uri_bytes)?;
         }
         let Some(fields) = self.line.done() else {
             return within(input, config).map(|()| false);
         };
-        let from = from.max(fields);
-        let found = end_of_head(input, fields, from)?;
+        // Field bytes before `from` were searched by an earlier look, unless the line
+        // ended only now (then none were).
+        let found = end_of_head(input, fields, from.max(fields))?;
         if found {
             return Ok(true);
         }
         within(input, config).map(|()| false)
+    }
+}
+
+/// Bytes looked at by the head parser and the scan, counted in tests only: the proof that a
+/// head trickled in a byte at a time costs linear work, not quadratic.
+#[cfg(test)]
+pub(crate) mod counter {
+    use std::cell::Cell;
+
+    thread_local! {
+        static SCANNED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(crate) fn add(bytes: usize) {
+        SCANNED.with(|count| count.set(count.get() + bytes));
+    }
+
+    /// The count so far on this thread, reset.
+    pub(crate) fn take() -> usize {
+        SCANNED.with(|count| count.replace(0))
     }
 }
 
@@ -91,7 +137,10 @@ fn within(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
 /// Searches `input[from..]` (field bytes, which start at `fields`) for an LF that ends an
 /// empty line, checking the bytes on the way. Vectorised where it matters (a head sent in
 /// small pieces is mostly field bytes): one pass for controls, then a memchr for CRs and LFs,
-/// each judged by its neighbours.
+/// each judged by its neighbours. Only the LF that ends an empty line must be new: it is
+/// judged by the (up to) two bytes before it, seen or not, so an end whose first three
+/// bytes came in an earlier read (`\r\n\r` then `\n`) is found from the unseen offset as
+/// if the search had started three bytes earlier.
 fn end_of_head(input: &[u8], fields: usize, from: usize) -> Result<bool, HttpError> {
     // A CR that ended the last look is judged by the byte after it, which may be here now.
     let from = if from > fields && input[from - 1] == b'\r' {
@@ -99,6 +148,8 @@ fn end_of_head(input: &[u8], fields: usize, from: usize) -> Result<bool, HttpErr
     } else {
         from
     };
+    #[cfg(test)]
+    counter::add(input.len() - from);
     let mut end = None;
     for offset in memchr::memchr2_iter(b'\r', b'\n', &input[from..]) {
         let at = from + offset;
@@ -161,9 +212,9 @@ mod tests {
     /// Fed a byte at a time after a first incomplete look: where the end is found.
     fn first_ready(head: &[u8]) -> Result<Option<usize>, HttpError> {
         let mut scan = HeadScan::default();
-        scan.wait(1);
+        scan.wait(&head[..1]);
         for end in 2..=head.len() {
-            if scan.look(&head[..end], &config())? {
+            if scan.look(&head[..end], end - 1, &config())? {
                 return Ok(Some(end));
             }
         }
@@ -205,9 +256,9 @@ mod tests {
     #[test]
     fn bytes_after_the_end_are_not_judged() {
         let mut scan = HeadScan::default();
-        scan.wait(16);
         let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n\x00\x01\r\x7f";
-        assert_eq!(scan.look(input, &config()), Ok(true));
+        scan.wait(&input[..16]);
+        assert_eq!(scan.look(input, 16, &config()), Ok(true));
     }
 
     #[test]

@@ -252,7 +252,7 @@ impl HttpConn {
         let config = &self.settings.config;
         let scan = &mut scratch_of(&mut self.scratch, &self.shared).scan;
         if scan.waiting() {
-            match scan.look(input, config) {
+            match scan.look(input, cx.unseen_from(), config) {
                 Ok(true) => {}
                 Ok(false) => return (0, Flow::Partial),
                 Err(error) => return (0, self.refuse(error, cx)),
@@ -279,7 +279,7 @@ impl HttpConn {
                 )
             }
             Ok(false) => {
-                scan.wait(input.len());
+                scan.wait(input);
                 (0, Flow::Partial)
             }
             Err(error) => (0, self.refuse(error, cx)),

@@ -1,19 +1,28 @@
-//! Parsing and validating a request head: request line, header fields and message framing.
+//! Parsing and validating a request head in one pass: request line, header fields and
+//! message framing.
 //!
-//! The request line is read by [`crate::line`]; httparse tokenises the fields (it refuses
-//! obs-fold, whitespace before the colon, bare CR and NUL in requests); this module applies
-//! RFC 9112's Host and framing rules on top, strictly, because a lenient reading here is how
-//! request smuggling starts.
+//! The request line is read by [`crate::line`] (its fast reader, or the resumable reference
+//! scan for what the fast one declines), the field lines by [`tokens`], each field's meaning
+//! by [`fields`] as it is tokenised: RFC 9112's grammar, Host and framing rules, strictly,
+//! because a lenient reading here is how request smuggling starts. What decides an answer,
+//! in order: the first byte that breaks the grammar (wherever the input was cut, the same
+//! byte: 400, 414, 505, or 431 for one field too many); then the head's size (431); then the
+//! target's form; then the first field whose value is refused; then the framing judgement.
 
 use crate::config::{HttpConfig, HEADER_CAPACITY};
 use crate::error::HttpError;
-use crate::line::{Line, LineScan, Version};
+use crate::line::{read_line, LineScan, RequestLine, Version};
 
 mod fields;
+#[cfg(test)]
+mod oracle_tests;
+#[cfg(test)]
+mod pass_tests;
 mod target;
+mod tokens;
 
-use fields::read_fields;
 pub(crate) use fields::trim;
+use fields::FieldReader;
 use target::split_target;
 
 /// Request methods the router distinguishes; others are carried as [`Method::Other`].
@@ -36,7 +45,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn from_token(token: &str) -> Self {
+    pub(crate) fn from_token(token: &str) -> Self {
         match token {
             "GET" => Self::Get,
             "HEAD" => Self::Head,
@@ -156,6 +165,31 @@ impl<'a> Head<'a> {
         }
     }
 
+    /// Whether this is [`Head::empty`]: what [`parse_into`] must be handed, since it sets
+    /// only what the head holds (checked in debug builds).
+    #[cfg(debug_assertions)]
+    fn is_empty(&self) -> bool {
+        let unset = [
+            self.content_type,
+            self.if_match,
+            self.if_unmodified_since,
+            self.if_none_match,
+            self.if_modified_since,
+            self.if_range,
+            self.range,
+            self.accept,
+            self.user_agent,
+            self.referer,
+        ];
+        self.len == 0
+            && self.raw.is_empty()
+            && self.repeated == Repeated::default()
+            && self.host.is_empty()
+            && !self.expect_continue
+            && self.framing == Framing::Empty
+            && unset.iter().all(Option::is_none)
+    }
+
     /// Every line of the field `name` combined into one list, in order, as RFC 9110 §5.3 has
     /// a recipient do: their values joined by ", " (empty values dropped, §5.6.1). Reads the
     /// head again, so it is for fields seen on several lines only, off the common path.
@@ -198,179 +232,87 @@ pub(crate) fn parse_resumed<'a>(
     Ok(parse_into(input, line, config, &mut head)?.then_some(head))
 }
 
-/// [`parse_resumed`] into a caller's slot: `Ok(true)` when `head` now holds a complete head.
-/// The serving path parses every request this way: `Head` is about 300 bytes, and returning
-/// it through `Result<Option<_>>` copied it twice per request (`memcpy` was 116 instructions
-/// of a pipelined request's 2,880 in callgrind).
+/// [`parse_resumed`] into a caller's slot, which must hold [`Head::empty`]: `Ok(true)` when
+/// `head` now holds a complete head. The serving path parses every request this way: `Head`
+/// is about 300 bytes, and returning it through `Result<Option<_>>` copied it twice per
+/// request (`memcpy` was 116 instructions of a pipelined request's 2,880 in callgrind).
 ///
-/// httparse reads the head first, as it always did (its request line is a superset of ours
-/// only in letting non-ASCII into the target and in speaking no HTTP/1.2); the strict line
-/// parser runs when httparse stops short of a complete, ASCII, short-enough head, and says
-/// what the answer is. So a head that arrives whole pays for one more `is_ascii` only.
+/// One pass from the first byte: the line, then each field line, tokenised, checked and read
+/// for its meaning at once (httparse and a second walk over its fields before; issue 16).
+/// When the head is incomplete, `line` is left where the line's reading got, so that a later
+/// look ([`crate::scan`]) goes on from there.
 pub(crate) fn parse_into<'a>(
     input: &'a [u8],
     line: &mut LineScan,
     config: &HttpConfig,
     head: &mut Head<'a>,
 ) -> Result<bool, HttpError> {
+    #[cfg(test)]
+    crate::scan::counter::add(input.len());
+    #[cfg(debug_assertions)]
+    debug_assert!(head.is_empty(), "parse_into needs an empty slot");
+    let fast = read_line(input, config.max_uri_bytes);
+    let scanned;
+    let request = match &fast {
+        Some(request) => request,
+        None => match line.advance(input, config.max_uri_bytes)? {
+            Some(parsed) => {
+                scanned = parsed.request();
+                &scanned
+            }
+            None => return within(input, config).map(|()| false),
+        },
+    };
+    let mut reader = start(request, head)?;
     let max = config.max_headers.clamp(1, HEADER_CAPACITY);
-    // Two sizes of stack array, so that the common limit does not pay for the largest.
-    if max <= SMALL_HEADERS {
-        parse_with::<SMALL_HEADERS>(input, line, max, config, head)
-    } else {
-        parse_with::<HEADER_CAPACITY>(input, line, max, config, head)
-    }
-}
-
-/// Header arrays up to this size are the cheap case.
-const SMALL_HEADERS: usize = 128;
-
-#[inline]
-fn parse_with<'a, const N: usize>(
-    input: &'a [u8],
-    line: &mut LineScan,
-    max: usize,
-    config: &HttpConfig,
-    head: &mut Head<'a>,
-) -> Result<bool, HttpError> {
-    // Left uninitialised: filling 128 empty headers (4 KiB) for every request cost more than
-    // parsing the request itself (15% of a pipelined run's CPU in a profile).
-    let mut storage = [const { std::mem::MaybeUninit::<httparse::Header<'a>>::uninit() }; N];
-    let mut request = httparse::Request::new(&mut []);
-    match request.parse_with_uninit_headers(input, &mut storage[..max]) {
-        Ok(httparse::Status::Complete(len)) => {
-            let (Some(method), Some(target), Some(minor)) =
-                (request.method, request.path, request.version)
-            else {
-                return Err(HttpError::MalformedRequestLine);
-            };
-            if target.len() > config.max_uri_bytes || !target.is_ascii() {
-                return Err(line_error(input, line, config));
+    match tokens::read_fields(input, request.len, max, &mut reader, head)? {
+        Some(len) => {
+            if len > config.max_header_bytes {
+                return Err(HttpError::HeadersTooLarge);
             }
-            let version = match minor {
-                0 => Version::Http10,
-                _ => Version::Http11,
-            };
-            finish(
-                &input[..len],
-                method,
-                target,
-                version,
-                request.headers,
-                config,
-                head,
-            )
-            .map(|()| true)
+            head.len = len;
+            head.raw = &input[..len];
+            reader.finish(head).map(|()| true)
         }
-        Ok(httparse::Status::Partial) => {
-            // The line's own errors (and a too-long target) now, not when the head ends.
-            line.advance(input, config.max_uri_bytes)?;
-            check_partial(input, config).map(|()| false)
-        }
-        Err(error) => {
-            let Some(parsed) = line.advance(input, config.max_uri_bytes)? else {
-                // httparse refuses `HTTP/1.2` at its digit, before the line ends: the line
-                // is valid so far and simply not complete.
-                return check_partial(input, config).map(|()| false);
-            };
-            match parsed.version()? {
-                // httparse knows no HTTP/1.2: the fields are read alone (a rare path).
-                Version::Http11 if parsed.minor > 1 => {
-                    parse_fields_after_line::<N>(input, &parsed, max, config, head)
-                }
-                // The line is valid: what httparse refused is in the fields.
-                _ => Err(map_parse_error(error)),
+        None => {
+            if fast.is_some() && line.fresh() {
+                *line = LineScan::read_whole(request);
             }
+            within(input, config).map(|()| false)
         }
     }
 }
 
-/// What the strict line parser says of a line httparse let through: it must refuse it.
-#[cold]
-fn line_error(input: &[u8], line: &mut LineScan, config: &HttpConfig) -> HttpError {
-    match line.advance(input, config.max_uri_bytes) {
-        Err(error) => error,
-        Ok(_) => HttpError::MalformedRequestLine,
-    }
-}
-
-#[inline(never)]
-fn parse_fields_after_line<'a, const N: usize>(
-    input: &'a [u8],
-    line: &Line<'a>,
-    max: usize,
-    config: &HttpConfig,
-    head: &mut Head<'a>,
-) -> Result<bool, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; N];
-    match httparse::parse_headers(&input[line.len..], &mut headers[..max]) {
-        Ok(httparse::Status::Complete((len, fields))) => {
-            let (method, target) = (line.method, line.target);
-            finish(
-                &input[..line.len + len],
-                method,
-                target,
-                Version::Http11,
-                fields,
-                config,
-                head,
-            )
-            .map(|()| true)
-        }
-        Ok(httparse::Status::Partial) => check_partial(input, config).map(|()| false),
-        Err(error) => Err(map_parse_error(error)),
-    }
-}
-
+/// What the request line puts in the head; the reader for its fields, holding the target's
+/// refusal if there is one (judged after the head's grammar and size).
 #[inline]
-fn finish<'a>(
-    raw: &'a [u8],
-    method_token: &'a str,
-    target: &'a str,
-    version: Version,
-    fields: &[httparse::Header<'a>],
-    config: &HttpConfig,
-    head: &mut Head<'a>,
-) -> Result<(), HttpError> {
-    let len = raw.len();
-    if len > config.max_header_bytes {
-        return Err(HttpError::HeadersTooLarge);
-    }
-    let method = Method::from_token(method_token);
-    let target = split_target(target, method)?;
-    let minor = match version {
+fn start<'a>(request: &RequestLine<'a>, head: &mut Head<'a>) -> Result<FieldReader, HttpError> {
+    head.minor = match request.version()? {
         Version::Http10 => 0,
         Version::Http11 => 1,
     };
-    *head = Head {
-        len,
-        raw,
-        method,
-        method_token,
-        path: target.path,
-        query: target.query,
-        path_encoded: target.encoded,
-        host: target.authority.unwrap_or_default(),
-        minor,
-        keep_alive: minor == 1,
-        ..Head::empty()
-    };
-    read_fields(head, fields, target.authority.is_some())
+    head.keep_alive = head.minor == 1;
+    head.method = request.method;
+    head.method_token = request.method_token;
+    Ok(
+        match split_target(request.target, request.marks, request.method) {
+            Ok(target) => {
+                head.path = target.path;
+                head.query = target.query;
+                head.path_encoded = target.encoded;
+                head.host = target.authority.unwrap_or_default();
+                FieldReader::new(target.authority.is_some(), None)
+            }
+            Err(error) => FieldReader::new(false, Some(error)),
+        },
+    )
 }
 
 /// An incomplete head becomes an error once it is longer than any valid one could be (the
 /// request line checks its own target length as it goes).
-fn check_partial(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
+fn within(input: &[u8], config: &HttpConfig) -> Result<(), HttpError> {
     if input.len() > config.max_header_bytes {
         return Err(HttpError::HeadersTooLarge);
     }
     Ok(())
-}
-
-/// The request line is already checked: what httparse refuses now is in the fields.
-fn map_parse_error(error: httparse::Error) -> HttpError {
-    match error {
-        httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
-        _ => HttpError::MalformedHeader,
-    }
 }

@@ -11,8 +11,20 @@
 //! - exactly one SP between the parts; a bare LF ends the line as CRLF does (RFC 9112 §2.2),
 //!   a CR anywhere but before the LF is refused;
 //! - empty lines before the request line are skipped (RFC 9112 §2.2 asks for at least one).
+//!
+//! Two readers apply these rules. [`LineScan`] is the reference: a byte-at-a-time state
+//! machine that resumes where it stopped, for a line that arrives in pieces, and that says
+//! which error the first bad byte makes. [`read_line`] is the head parser's fast path for a
+//! line that is whole and valid (nearly every line): it accepts exactly the lines `LineScan`
+//! accepts without leading empty lines, and leaves every other input (incomplete, invalid,
+//! too long, leading empty lines) to `LineScan`, so the two can never answer differently.
 
 use crate::error::HttpError;
+use crate::head::Method;
+
+mod fast;
+
+pub(crate) use fast::{read_line, Marks, RequestLine};
 
 /// A complete request line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +47,34 @@ pub(crate) enum Version {
     Http11,
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
     /// The version to follow, or 505 for a well-formed version whose major we do not speak
     /// (HTTP/0.9, HTTP/2.0, HTTP/3.0, ...).
+    #[cfg(test)]
     pub(crate) fn version(&self) -> Result<Version, HttpError> {
-        match (self.major, self.minor) {
-            (1, 0) => Ok(Version::Http10),
-            (1, _) => Ok(Version::Http11),
-            _ => Err(HttpError::UnsupportedVersion),
+        version(self.major, self.minor)
+    }
+
+    /// The line as the head parser takes it (a rare path: the fast reader declined it).
+    pub(crate) fn request(self) -> RequestLine<'a> {
+        let target = self.target.as_bytes();
+        RequestLine {
+            len: self.len,
+            method: Method::from_token(self.method),
+            method_token: self.method,
+            target,
+            marks: Marks::of(target),
+            major: self.major,
+            minor: self.minor,
         }
+    }
+}
+
+pub(crate) fn version(major: u8, minor: u8) -> Result<Version, HttpError> {
+    match (major, minor) {
+        (1, 0) => Ok(Version::Http10),
+        (1, _) => Ok(Version::Http11),
+        _ => Err(HttpError::UnsupportedVersion),
     }
 }
 
@@ -100,6 +131,8 @@ impl LineScan {
             };
             self.part = self.step(byte, max_uri)?;
             self.at += 1;
+            #[cfg(test)]
+            crate::scan::counter::add(1);
         }
         let target_start = self.method_end + 1;
         Ok(Some(Line {
@@ -109,6 +142,22 @@ impl LineScan {
             major: self.major,
             minor: self.minor,
         }))
+    }
+
+    /// The scan of a line [`read_line`] read whole (it reads none with leading empty lines):
+    /// done, as if it had stepped over every byte, so that a head whose fields are not all
+    /// in yet is not read again from its first byte.
+    pub(crate) fn read_whole(line: &RequestLine<'_>) -> Self {
+        let method_end = line.method_token.len();
+        Self {
+            at: line.len,
+            part: Part::Done,
+            start: 0,
+            method_end,
+            target_end: method_end + 1 + line.target.len(),
+            major: line.major,
+            minor: line.minor,
+        }
     }
 
     /// Whether nothing has been read yet.
@@ -181,8 +230,37 @@ fn ascii(bytes: &[u8]) -> &str {
 
 /// A `tchar` of RFC 9110 §5.6.2.
 pub(crate) fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+    TCHAR[usize::from(byte)]
 }
+
+/// [`is_tchar`] as a table: method and field-name bytes are looked up one by one.
+pub(crate) const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
