@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::{config, Conn, Server};
+use crate::support::{config, eventually, scrape, Conn, Server};
 
 const CLIENTS: usize = 200;
 
@@ -130,6 +130,21 @@ fn a_second_signal_exits_at_once() {
     let mut slow = Conn::open(server.addr("web"));
     slow.send("GET /delay?ms=8000 HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
+    // The drain must find the delay's connection accepted (its pending request is then read
+    // and held): a connection still in the backlog when the drain stops accepting is just
+    // closed, and the drain, with nothing to wait for, ends before the second signal (exit 0,
+    // seen under load). Accepts are in backlog order, so once the n-th scrape's connection
+    // is counted, so is the delay's, which connected first.
+    let web = server.addr("web");
+    let mut scrapes = 0.0;
+    assert!(eventually(|| {
+        scrapes += 1.0;
+        let accepted = scrape(web).sum(
+            "coreloop_connections_accepted_total",
+            &[("listener", "web")],
+        );
+        accepted > scrapes
+    }));
     server.signal("INT");
     server.wait_for("draining", 1);
     let at = Instant::now();
