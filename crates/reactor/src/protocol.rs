@@ -274,7 +274,9 @@ pub struct Cx<'a> {
     pub(crate) unseen_from: usize,
     pub(crate) buffered_input: usize,
     pub(crate) pool: &'a mut BufPool,
-    pub(crate) deadline: &'a mut Option<Instant>,
+    /// The connection's deadline, as a moment of `epoch` (the shard's timer wheel's start).
+    pub(crate) deadline: &'a mut Option<crate::moment::Moment>,
+    pub(crate) epoch: Instant,
     pub(crate) jobs: &'a mut dyn JobSink,
     pub(crate) mail: &'a mut dyn MessageSink,
     pub(crate) draining: bool,
@@ -373,7 +375,7 @@ impl Cx<'_> {
     /// Sets (or moves) the connection's one protocol deadline; [`Protocol::on_deadline`] runs when
     /// it passes.
     pub fn set_deadline(&mut self, at: Instant) {
-        *self.deadline = Some(at);
+        *self.deadline = Some(crate::moment::Moment::new(self.epoch, at));
     }
 
     /// Cancels the protocol deadline.
@@ -383,7 +385,7 @@ impl Cx<'_> {
 
     /// The protocol deadline, if one is set.
     pub fn deadline(&self) -> Option<Instant> {
-        *self.deadline
+        self.deadline.map(|at| at.instant(self.epoch))
     }
 
     /// Runs `job` on the offload pool; its [`Completion`] comes back through

@@ -85,7 +85,9 @@ pub struct Harness {
     /// Always empty: the harness has no socket, so `Cx::can_send_file` is false here.
     segments: crate::segment::Segments,
     pool: BufPool,
-    deadline: Option<Instant>,
+    deadline: Option<crate::moment::Moment>,
+    /// What `deadline` counts from, as a shard's timer wheel's start.
+    epoch: Instant,
     jobs: QueuedJobs,
     mail: SentMessages,
     refused: bool,
@@ -104,8 +106,10 @@ impl Default for Harness {
 impl Harness {
     /// A fresh connection at an arbitrary `now`.
     pub fn new() -> Self {
+        let now = Instant::now();
         Self {
-            now: Instant::now(),
+            now,
+            epoch: now,
             draining: false,
             shard: 0,
             token: ConnToken::new(0, 0),
@@ -138,6 +142,7 @@ impl Harness {
             buffered_input,
             pool: &mut self.pool,
             deadline: &mut self.deadline,
+            epoch: self.epoch,
             jobs: &mut self.jobs,
             mail: &mut self.mail,
             draining: self.draining,
@@ -237,12 +242,12 @@ impl Harness {
 
     /// The protocol's deadline.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.map(|at| at.instant(self.epoch))
     }
 
     /// Fires the deadline if `now` has reached it, as the shard's timer wheel would.
     pub fn fire_due_deadline(&mut self, protocol: &mut dyn Protocol) -> Option<Verb> {
-        self.deadline.filter(|at| *at <= self.now)?;
+        self.deadline().filter(|at| *at <= self.now)?;
         self.deadline = None;
         let verb = self.with_cx(|cx| protocol.on_deadline(cx));
         Some(self.answer(verb))

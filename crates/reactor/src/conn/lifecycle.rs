@@ -209,7 +209,8 @@ impl Conn {
         if self.stream.shutdown_write().is_err() {
             return Err(reason);
         }
-        self.io_deadline = Some(env.now + env.io.linger);
+        let by = env.now + env.io.linger;
+        self.io_deadline = Some(crate::moment::Moment::new(env.timers.epoch(), by));
         self.deadline = None;
         self.discard_input(env, reason)
     }

@@ -155,7 +155,8 @@ impl Conn {
             self.writable_registered = true;
         }
         if progressed || self.io_deadline.is_none() {
-            self.io_deadline = Some(env.now + env.io.write_timeout);
+            let by = env.now + env.io.write_timeout;
+            self.io_deadline = Some(crate::moment::Moment::new(env.timers.epoch(), by));
         }
         let pending = self.buffered_output() as u64;
         if pending
