@@ -72,6 +72,8 @@ impl IoConfig {
 /// The shard's parts a connection borrows while it is driven.
 pub(crate) struct Env<'a> {
     pub now: Instant,
+    /// `now` as a moment of the timer wheel's epoch, for the deadlines.
+    pub moment: Moment,
     pub shard: usize,
     pub draining: bool,
     pub registry: &'a Registry,
@@ -317,7 +319,7 @@ impl Conn {
     /// The wheel fired for this connection: find out which deadline passed.
     pub fn on_timer(&mut self, env: &mut Env<'_>) -> Drive {
         self.armed = None;
-        let now = Moment::new(env.timers.epoch(), env.now);
+        let now = env.moment;
         if let Some(by) = self.stream.handshake_deadline() {
             // The protocol's deadline (HTTP's header deadline) runs from the accept, so a
             // handshake that outlives it is a slowloris too; the protocol is not called, as
@@ -558,10 +560,10 @@ impl Conn {
             mail: &mut *env.mail,
             connects: &mut *env.connects,
         };
-        let epoch = env.timers.epoch();
         let mut cx = Cx {
             now: env.now,
-            epoch,
+            epoch: env.timers.epoch(),
+            moment: env.moment,
             shard: env.shard,
             token: self.token,
             out: &mut self.out,
@@ -589,7 +591,7 @@ impl Conn {
             CloseReason::Panicked
         })?;
         if marked_idle {
-            env.idle.push(self.token, env.now);
+            env.idle.push(self.token, env.moment);
         }
         Ok(result)
     }

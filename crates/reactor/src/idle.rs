@@ -6,9 +6,7 @@
 //! turn ever scans the connections. A protocol marks its connection idle
 //! ([`crate::Cx::mark_idle`]); any byte read, or the close, takes it off again.
 
-use std::num::NonZeroU64;
-use std::time::{Duration, Instant};
-
+use crate::moment::Moment;
 use crate::token::ConnToken;
 
 const NONE: u32 = u32::MAX;
@@ -21,9 +19,9 @@ const NONE: u32 = u32::MAX;
 struct Link {
     prev: u32,
     next: u32,
-    /// Since when the connection in this slot is idle, as nanoseconds after the list's epoch
-    /// plus one (u64 nanoseconds last 584 years); `None`: the slot is not on the list.
-    since: Option<NonZeroU64>,
+    /// Since when the connection in this slot is idle (a moment of the shard's timer-wheel
+    /// epoch); `None`: the slot is not on the list.
+    since: Option<Moment>,
 }
 
 const UNLINKED: Link = Link {
@@ -38,8 +36,6 @@ pub(crate) struct IdleList {
     head: u32,
     tail: u32,
     len: usize,
-    /// What `Link::since` counts from.
-    epoch: Instant,
 }
 
 impl Default for IdleList {
@@ -49,25 +45,23 @@ impl Default for IdleList {
             head: NONE,
             tail: NONE,
             len: 0,
-            epoch: Instant::now(),
         }
     }
 }
 
 impl IdleList {
     /// `token` went idle at `now`: it goes to the young end (moved there if it was on already).
-    pub fn push(&mut self, token: ConnToken, now: Instant) {
+    pub fn push(&mut self, token: ConnToken, now: Moment) {
         self.remove(token);
         let slot = token.index();
         if self.links.len() <= slot {
             self.links.resize(slot + 1, UNLINKED);
         }
         let index = slot as u32;
-        let nanos = now.saturating_duration_since(self.epoch).as_nanos() as u64;
         self.links[slot] = Link {
             prev: self.tail,
             next: NONE,
-            since: NonZeroU64::new(nanos.saturating_add(1)),
+            since: Some(now),
         };
         match self.tail {
             NONE => self.head = index,
@@ -103,10 +97,9 @@ impl IdleList {
     }
 
     /// The slot of the connection idle longest, and since when.
-    pub fn oldest(&self) -> Option<(usize, Instant)> {
+    pub fn oldest(&self) -> Option<(usize, Moment)> {
         let head = self.head;
         let since = self.links.get(head as usize)?.since?;
-        let since = self.epoch + Duration::from_nanos(since.get() - 1);
         Some((head as usize, since))
     }
 
@@ -130,12 +123,12 @@ impl IdleList {
 mod tests {
     use super::*;
     use std::collections::VecDeque;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     /// Random pushes and removes agree with a plain queue of slots.
     #[test]
     fn the_list_agrees_with_a_queue() {
-        let t0 = Instant::now();
+        let epoch = Instant::now();
         let mut list = IdleList::default();
         let mut model: VecDeque<usize> = VecDeque::new();
         let mut seed = 0x9e37_79b9_u64;
@@ -145,7 +138,7 @@ mod tests {
             seed ^= seed << 17;
             let slot = (seed % 40) as usize;
             let token = ConnToken::new(slot, 1);
-            let now = t0 + Duration::from_millis(u64::from(step));
+            let now = Moment::new(epoch, epoch + Duration::from_millis(u64::from(step)));
             if seed % 3 == 0 {
                 list.remove(token);
                 model.retain(|s| *s != slot);
@@ -162,14 +155,16 @@ mod tests {
 
     #[test]
     fn the_oldest_comes_back_with_its_time() {
-        let now = Instant::now() + Duration::from_millis(5);
+        let epoch = Instant::now();
+        let now = Moment::new(epoch, epoch + Duration::from_millis(5));
+        let then = Moment::new(epoch, epoch + Duration::new(0, 5_000_001));
         let mut list = IdleList::default();
         list.push(ConnToken::new(3, 7), now);
-        list.push(ConnToken::new(5, 1), now + Duration::from_nanos(1));
+        list.push(ConnToken::new(5, 1), then);
         assert_eq!(list.oldest(), Some((3, now)), "to the nanosecond");
         list.remove(ConnToken::new(3, 7));
         list.remove(ConnToken::new(3, 7));
-        assert_eq!(list.oldest(), Some((5, now + Duration::from_nanos(1))));
+        assert_eq!(list.oldest(), Some((5, then)));
         list.remove(ConnToken::new(5, 1));
         assert!(list.is_empty());
         assert_eq!(list.oldest(), None);

@@ -22,6 +22,16 @@ impl Moment {
         Self(NonZeroU64::MIN.saturating_add(nanos))
     }
 
+    /// `after` later: u64 arithmetic only, no `Instant` to subtract (what a deadline set
+    /// relative to the loop's `now` costs per request).
+    pub fn after(self, after: Duration) -> Self {
+        let nanos = after
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(after.subsec_nanos()));
+        Self(self.0.saturating_add(nanos))
+    }
+
     /// Nanoseconds after the epoch.
     pub fn nanos(self) -> u64 {
         self.0.get() - 1
@@ -49,5 +59,12 @@ mod tests {
         let early = epoch.checked_sub(Duration::from_secs(1)).unwrap_or(epoch);
         assert_eq!(Moment::new(epoch, early).instant(epoch), epoch);
         assert_eq!(std::mem::size_of::<Option<Moment>>(), 8);
+        let later = Duration::new(3, 5);
+        assert_eq!(moment.after(later), Moment::new(epoch, at + later));
+        assert_eq!(
+            moment.after(Duration::MAX).nanos(),
+            u64::MAX - 1,
+            "saturates"
+        );
     }
 }

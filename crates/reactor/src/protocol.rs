@@ -277,6 +277,8 @@ pub struct Cx<'a> {
     /// The connection's deadline, as a moment of `epoch` (the shard's timer wheel's start).
     pub(crate) deadline: &'a mut Option<crate::moment::Moment>,
     pub(crate) epoch: Instant,
+    /// `now` as a moment of `epoch`.
+    pub(crate) moment: crate::moment::Moment,
     pub(crate) jobs: &'a mut dyn JobSink,
     pub(crate) mail: &'a mut dyn MessageSink,
     pub(crate) draining: bool,
@@ -376,6 +378,13 @@ impl Cx<'_> {
     /// it passes.
     pub fn set_deadline(&mut self, at: Instant) {
         *self.deadline = Some(crate::moment::Moment::new(self.epoch, at));
+    }
+
+    /// [`set_deadline`](Self::set_deadline) at `after` from [`now`](Self::now): the same
+    /// deadline, without an `Instant` to add and convert (what a protocol that sets a deadline
+    /// on every request should call).
+    pub fn set_deadline_in(&mut self, after: Duration) {
+        *self.deadline = Some(self.moment.after(after));
     }
 
     /// Cancels the protocol deadline.

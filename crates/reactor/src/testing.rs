@@ -143,6 +143,7 @@ impl Harness {
             pool: &mut self.pool,
             deadline: &mut self.deadline,
             epoch: self.epoch,
+            moment: crate::moment::Moment::new(self.epoch, self.now),
             jobs: &mut self.jobs,
             mail: &mut self.mail,
             draining: self.draining,

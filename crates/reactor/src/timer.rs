@@ -37,6 +37,8 @@ struct Entry<T> {
 pub struct TimerWheel<T> {
     start: Instant,
     tick: Duration,
+    /// `tick` in nanoseconds, as every conversion divides by it.
+    tick_nanos: u64,
     heads: Vec<u32>,
     occupied: Vec<u64>,
     entries: slab::Slab<Entry<T>>,
@@ -50,9 +52,11 @@ impl<T> TimerWheel<T> {
     /// each.
     pub fn new(start: Instant, tick: Duration, slots: usize) -> Self {
         let slots = slots.max(64).next_power_of_two();
+        let tick = tick.max(Duration::from_micros(100));
         Self {
             start,
-            tick: tick.max(Duration::from_micros(100)),
+            tick,
+            tick_nanos: nanos(tick),
             heads: vec![NIL; slots],
             occupied: vec![0; slots / 64],
             entries: slab::Slab::new(),
@@ -225,11 +229,11 @@ impl<T> TimerWheel<T> {
 
     /// The first tick at or after `nanos` past the start.
     fn tick_of_nanos(&self, nanos_after: u64) -> u64 {
-        nanos_after.div_ceil(nanos(self.tick))
+        nanos_after.div_ceil(self.tick_nanos)
     }
 
     fn tick_at_or_before(&self, now: Instant) -> Option<u64> {
-        Some(nanos(now.checked_duration_since(self.start)?) / nanos(self.tick))
+        Some(nanos(now.checked_duration_since(self.start)?) / self.tick_nanos)
     }
 
     fn instant_of(&self, tick: u64) -> Instant {

@@ -222,12 +222,12 @@ impl HttpConn {
             Timer::Proxy => config.offload_timeout,
         };
         self.timer = Some(timer);
-        cx.set_deadline(cx.now() + after);
+        cx.set_deadline_in(after);
     }
 
     pub(crate) fn arm_proxy(&mut self, timeout: std::time::Duration, cx: &mut Cx<'_>) {
         self.timer = Some(Timer::Proxy);
-        cx.set_deadline(cx.now() + timeout);
+        cx.set_deadline_in(timeout);
     }
 
     pub(crate) fn arm_body(&mut self, cx: &mut Cx<'_>) {

@@ -209,8 +209,7 @@ impl Conn {
         if self.stream.shutdown_write().is_err() {
             return Err(reason);
         }
-        let by = env.now + env.io.linger;
-        self.io_deadline = Some(crate::moment::Moment::new(env.timers.epoch(), by));
+        self.io_deadline = Some(env.moment.after(env.io.linger));
         self.deadline = None;
         self.discard_input(env, reason)
     }

@@ -155,8 +155,7 @@ impl Conn {
             self.writable_registered = true;
         }
         if progressed || self.io_deadline.is_none() {
-            let by = env.now + env.io.write_timeout;
-            self.io_deadline = Some(crate::moment::Moment::new(env.timers.epoch(), by));
+            self.io_deadline = Some(env.moment.after(env.io.write_timeout));
         }
         let pending = self.buffered_output() as u64;
         if pending

@@ -88,10 +88,12 @@ impl Shard {
 fn oldest_ripe(state: &mut Loop, now: Instant) -> Option<(usize, usize)> {
     let mut best: Option<(Instant, usize, usize)> = None;
     let mut next_ripe: Option<Instant> = None;
+    let epoch = state.timers.epoch();
     for (listener, list) in state.idle.iter().enumerate() {
         let Some((slot, since)) = list.oldest() else {
             continue;
         };
+        let since = since.instant(epoch);
         let ripe = since + state.ios[listener].keepalive_grace;
         if ripe > now {
             next_ripe = Some(next_ripe.map_or(ripe, |at| at.min(ripe)));
