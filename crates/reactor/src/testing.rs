@@ -467,4 +467,42 @@ mod tests {
         assert_eq!(harness.push(&mut relay, b"dropped!"), Verb::CloseNow);
         assert!(harness.take_output().is_empty());
     }
+
+    /// Sets its deadline on open, either way: `Some(d)` relative, `None` as an `Instant`.
+    struct Deadlined(Option<Duration>);
+
+    impl Protocol for Deadlined {
+        fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+            match self.0 {
+                Some(after) => cx.set_deadline_in(after),
+                None => cx.set_deadline(cx.now() + Duration::new(7, 1)),
+            }
+            Verb::Read
+        }
+
+        fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+            Step::new(input.len(), Verb::Read)
+        }
+    }
+
+    /// Deadlines are kept as nanoseconds after an epoch: both setters give back the exact
+    /// `Instant`, and it fires at it, not a nanosecond before.
+    #[test]
+    fn a_deadline_set_either_way_is_exact() {
+        for (protocol, after) in [
+            (Deadlined(Some(Duration::new(7, 1))), Duration::new(7, 1)),
+            (Deadlined(None), Duration::new(7, 1)),
+        ] {
+            let mut protocol = protocol;
+            let mut harness = Harness::new();
+            harness.advance(Duration::from_millis(3));
+            let opened = harness.now;
+            harness.open(&mut protocol);
+            assert_eq!(harness.deadline(), Some(opened + after));
+            harness.advance(after - Duration::from_nanos(1));
+            assert_eq!(harness.fire_due_deadline(&mut protocol), None);
+            harness.advance(Duration::from_nanos(1));
+            assert!(harness.fire_due_deadline(&mut protocol).is_some());
+        }
+    }
 }
