@@ -1,9 +1,11 @@
 //! A connection's unconsumed input.
 
 /// Unconsumed input: `data[start..end]`. `data` stays fully initialised at its length, so
-/// reads go straight into it without zeroing; consumed bytes only move `start`.
+/// reads go straight into it without zeroing; consumed bytes only move `start`. A boxed slice,
+/// not a `Vec`: its length is all the room there is, and `Option<InBuf>` in `Conn` is 24
+/// bytes, not 32 (issue 16, S4).
 pub(crate) struct InBuf {
-    pub data: Vec<u8>,
+    pub data: Box<[u8]>,
     pub start: u32,
     pub end: u32,
 }
@@ -35,7 +37,11 @@ impl InBuf {
         }
         // Offsets are u32: input is capped far below 4 GiB (max_input).
         let grown = (self.data.len() * 2).min(max).min(u32::MAX as usize);
-        self.data.resize(grown, 0);
+        let mut data = std::mem::take(&mut self.data).into_vec();
+        // Exact, so that the box takes the vector's block as it is.
+        data.reserve_exact(grown - data.len());
+        data.resize(grown, 0);
+        self.data = data.into_boxed_slice();
         true
     }
 }
@@ -46,7 +52,7 @@ mod tests {
 
     fn buf(len: usize, start: u32, end: u32) -> InBuf {
         InBuf {
-            data: (0..len as u8).collect(),
+            data: (0..len as u8).collect::<Vec<_>>().into_boxed_slice(),
             start,
             end,
         }

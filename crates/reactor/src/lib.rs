@@ -64,6 +64,7 @@ pub mod limits;
 pub mod link;
 mod listener_set;
 pub mod message;
+mod moment;
 pub mod offload;
 pub mod outbound;
 pub mod protocol;

@@ -274,7 +274,11 @@ pub struct Cx<'a> {
     pub(crate) unseen_from: usize,
     pub(crate) buffered_input: usize,
     pub(crate) pool: &'a mut BufPool,
-    pub(crate) deadline: &'a mut Option<Instant>,
+    /// The connection's deadline, as a moment of `epoch` (the shard's timer wheel's start).
+    pub(crate) deadline: &'a mut Option<crate::moment::Moment>,
+    pub(crate) epoch: Instant,
+    /// `now` as a moment of `epoch`.
+    pub(crate) moment: crate::moment::Moment,
     pub(crate) jobs: &'a mut dyn JobSink,
     pub(crate) mail: &'a mut dyn MessageSink,
     pub(crate) draining: bool,
@@ -373,7 +377,14 @@ impl Cx<'_> {
     /// Sets (or moves) the connection's one protocol deadline; [`Protocol::on_deadline`] runs when
     /// it passes.
     pub fn set_deadline(&mut self, at: Instant) {
-        *self.deadline = Some(at);
+        *self.deadline = Some(crate::moment::Moment::new(self.epoch, at));
+    }
+
+    /// [`set_deadline`](Self::set_deadline) at `after` from [`now`](Self::now): the same
+    /// deadline, without an `Instant` to add and convert (what a protocol that sets a deadline
+    /// on every request should call).
+    pub fn set_deadline_in(&mut self, after: Duration) {
+        *self.deadline = Some(self.moment.after(after));
     }
 
     /// Cancels the protocol deadline.
@@ -383,7 +394,7 @@ impl Cx<'_> {
 
     /// The protocol deadline, if one is set.
     pub fn deadline(&self) -> Option<Instant> {
-        *self.deadline
+        self.deadline.map(|at| at.instant(self.epoch))
     }
 
     /// Runs `job` on the offload pool; its [`Completion`] comes back through

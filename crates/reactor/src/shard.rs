@@ -648,6 +648,7 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
 fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize) -> Env<'a> {
     Env {
         now,
+        moment: crate::moment::Moment::new(parts.timers.epoch(), now),
         shard: shard.id,
         draining: parts.draining,
         registry: shard.poll.registry(),

@@ -54,6 +54,12 @@ impl<T: Keyed> ConnTable<T> {
             .filter(|value| value.token() == token)
     }
 
+    /// The token of the live entry in slot `index` (side tables indexed by slot, such as
+    /// the idle list, keep no generation of their own).
+    pub fn token_at(&self, index: usize) -> Option<ConnToken> {
+        self.slab.get(index).map(Keyed::token)
+    }
+
     /// Takes the live value `token` names out; `None` (and nothing removed) for a stale token.
     pub fn remove(&mut self, token: ConnToken) -> Option<T> {
         self.get_mut(token)?;

@@ -91,7 +91,9 @@ pub struct Harness {
     /// Always empty: the harness has no socket, so `Cx::can_send_file` is false here.
     segments: crate::segment::Segments,
     pool: BufPool,
-    deadline: Option<Instant>,
+    deadline: Option<crate::moment::Moment>,
+    /// What `deadline` counts from, as a shard's timer wheel's start.
+    epoch: Instant,
     jobs: QueuedJobs,
     mail: SentMessages,
     refused: bool,
@@ -115,8 +117,10 @@ impl Default for Harness {
 impl Harness {
     /// A fresh connection at an arbitrary `now`.
     pub fn new() -> Self {
+        let now = Instant::now();
         Self {
-            now: Instant::now(),
+            now,
+            epoch: now,
             draining: false,
             shard: 0,
             token: ConnToken::new(0, 0),
@@ -151,6 +155,8 @@ impl Harness {
             buffered_input,
             pool: &mut self.pool,
             deadline: &mut self.deadline,
+            epoch: self.epoch,
+            moment: crate::moment::Moment::new(self.epoch, self.now),
             jobs: &mut self.jobs,
             mail: &mut self.mail,
             draining: self.draining,
@@ -255,12 +261,12 @@ impl Harness {
 
     /// The protocol's deadline.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.map(|at| at.instant(self.epoch))
     }
 
     /// Fires the deadline if `now` has reached it, as the shard's timer wheel would.
     pub fn fire_due_deadline(&mut self, protocol: &mut dyn Protocol) -> Option<Verb> {
-        self.deadline.filter(|at| *at <= self.now)?;
+        self.deadline().filter(|at| *at <= self.now)?;
         self.deadline = None;
         let verb = self.with_cx(|cx| protocol.on_deadline(cx));
         Some(self.answer(verb))
@@ -492,5 +498,43 @@ mod tests {
         assert_eq!(harness.take_output(), b"kept");
         assert_eq!(harness.push(&mut relay, b"dropped!"), Verb::CloseNow);
         assert!(harness.take_output().is_empty());
+    }
+
+    /// Sets its deadline on open, either way: `Some(d)` relative, `None` as an `Instant`.
+    struct Deadlined(Option<Duration>);
+
+    impl Protocol for Deadlined {
+        fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
+            match self.0 {
+                Some(after) => cx.set_deadline_in(after),
+                None => cx.set_deadline(cx.now() + Duration::new(7, 1)),
+            }
+            Verb::Read
+        }
+
+        fn on_input(&mut self, input: &[u8], _cx: &mut Cx<'_>) -> Step {
+            Step::new(input.len(), Verb::Read)
+        }
+    }
+
+    /// Deadlines are kept as nanoseconds after an epoch: both setters give back the exact
+    /// `Instant`, and it fires at it, not a nanosecond before.
+    #[test]
+    fn a_deadline_set_either_way_is_exact() {
+        for (protocol, after) in [
+            (Deadlined(Some(Duration::new(7, 1))), Duration::new(7, 1)),
+            (Deadlined(None), Duration::new(7, 1)),
+        ] {
+            let mut protocol = protocol;
+            let mut harness = Harness::new();
+            harness.advance(Duration::from_millis(3));
+            let opened = harness.now;
+            harness.open(&mut protocol);
+            assert_eq!(harness.deadline(), Some(opened + after));
+            harness.advance(after - Duration::from_nanos(1));
+            assert_eq!(harness.fire_due_deadline(&mut protocol), None);
+            harness.advance(Duration::from_nanos(1));
+            assert!(harness.fire_due_deadline(&mut protocol).is_some());
+        }
     }
 }

@@ -6,7 +6,10 @@
 //! which is what makes cancel O(1). Entries further away than one rotation stay in their slot
 //! and are skipped until their own tick comes round.
 
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
+
+use crate::moment::Moment;
 
 const NIL: u32 = u32::MAX;
 
@@ -15,13 +18,15 @@ const NIL: u32 = u32::MAX;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimerKey {
     index: u32,
-    seq: u32,
+    seq: NonZeroU32,
 }
 
+/// Never 0 in `seq`: the slab then keeps its vacant-or-occupied tag in that niche, so an
+/// entry for a `ConnToken` is 32 bytes, not 40 (every idle connection has one; issue 16, S4).
 #[derive(Debug)]
 struct Entry<T> {
     tick: u64,
-    seq: u32,
+    seq: NonZeroU32,
     prev: u32,
     next: u32,
     value: T,
@@ -32,12 +37,14 @@ struct Entry<T> {
 pub struct TimerWheel<T> {
     start: Instant,
     tick: Duration,
+    /// `tick` in nanoseconds, as every conversion divides by it.
+    tick_nanos: u64,
     heads: Vec<u32>,
     occupied: Vec<u64>,
     entries: slab::Slab<Entry<T>>,
     /// Every entry with a tick below this one has fired.
     next_tick: u64,
-    next_seq: u32,
+    next_seq: NonZeroU32,
 }
 
 impl<T> TimerWheel<T> {
@@ -45,14 +52,16 @@ impl<T> TimerWheel<T> {
     /// each.
     pub fn new(start: Instant, tick: Duration, slots: usize) -> Self {
         let slots = slots.max(64).next_power_of_two();
+        let tick = tick.max(Duration::from_micros(100));
         Self {
             start,
-            tick: tick.max(Duration::from_micros(100)),
+            tick,
+            tick_nanos: nanos(tick),
             heads: vec![NIL; slots],
             occupied: vec![0; slots / 64],
             entries: slab::Slab::new(),
             next_tick: 0,
-            next_seq: 0,
+            next_seq: NonZeroU32::MIN,
         }
     }
 
@@ -66,11 +75,25 @@ impl<T> TimerWheel<T> {
         self.entries.is_empty()
     }
 
+    /// The instant the wheel counts from (the epoch of a shard's `Moment`s).
+    pub fn epoch(&self) -> Instant {
+        self.start
+    }
+
     /// Schedules `value` to come back from [`expire`](Self::expire) once `now >= at`.
     pub fn insert(&mut self, at: Instant, value: T) -> TimerKey {
-        let tick = self.tick_at_or_after(at).max(self.next_tick);
+        self.insert_tick(self.tick_at_or_after(at), value)
+    }
+
+    /// [`insert`](Self::insert) for a moment of this wheel's epoch.
+    pub(crate) fn insert_moment(&mut self, at: Moment, value: T) -> TimerKey {
+        self.insert_tick(self.tick_of_nanos(at.nanos()), value)
+    }
+
+    fn insert_tick(&mut self, tick: u64, value: T) -> TimerKey {
+        let tick = tick.max(self.next_tick);
         let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1);
+        self.next_seq = self.next_seq.checked_add(1).unwrap_or(NonZeroU32::MIN);
         let slot = self.slot(tick);
         let head = self.heads[slot];
         let index = self.entries.insert(Entry {
@@ -99,10 +122,17 @@ impl<T> TimerWheel<T> {
     /// True when the timer `key` is pending and fires no later than a timer inserted for `at`
     /// would: the caller can keep it instead of re-arming.
     pub fn fires_by(&self, key: TimerKey, at: Instant) -> bool {
+        self.fires_by_tick(key, self.tick_at_or_after(at))
+    }
+
+    /// [`fires_by`](Self::fires_by) for a moment of this wheel's epoch.
+    pub(crate) fn fires_by_moment(&self, key: TimerKey, at: Moment) -> bool {
+        self.fires_by_tick(key, self.tick_of_nanos(at.nanos()))
+    }
+
+    fn fires_by_tick(&self, key: TimerKey, tick: u64) -> bool {
         match self.entries.get(key.index as usize) {
-            Some(entry) if entry.seq == key.seq => {
-                entry.tick <= self.tick_at_or_after(at).max(self.next_tick)
-            }
+            Some(entry) if entry.seq == key.seq => entry.tick <= tick.max(self.next_tick),
             _ => false,
         }
     }
@@ -194,11 +224,16 @@ impl<T> TimerWheel<T> {
     // In u64 nanoseconds (584 years), not `as_nanos`'s u128: a u128 division is a libcall,
     // and `sync_timer` asks for a tick after every event.
     fn tick_at_or_after(&self, at: Instant) -> u64 {
-        nanos(at.saturating_duration_since(self.start)).div_ceil(nanos(self.tick))
+        self.tick_of_nanos(nanos(at.saturating_duration_since(self.start)))
+    }
+
+    /// The first tick at or after `nanos` past the start.
+    fn tick_of_nanos(&self, nanos_after: u64) -> u64 {
+        nanos_after.div_ceil(self.tick_nanos)
     }
 
     fn tick_at_or_before(&self, now: Instant) -> Option<u64> {
-        Some(nanos(now.checked_duration_since(self.start)?) / nanos(self.tick))
+        Some(nanos(now.checked_duration_since(self.start)?) / self.tick_nanos)
     }
 
     fn instant_of(&self, tick: u64) -> Instant {
@@ -214,6 +249,21 @@ fn nanos(duration: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/ARCHITECTURE.md counts 32 bytes per armed connection, and an `Option<TimerKey>`
+    /// of 8 in `Conn`. A guard, not a timing.
+    #[test]
+    fn an_entry_for_a_connection_is_32_bytes() {
+        use std::mem::size_of;
+        // The slab's own slot type (slab 0.4, private), mirrored.
+        #[allow(dead_code)]
+        enum SlabSlot<T> {
+            Vacant(usize),
+            Occupied(T),
+        }
+        assert_eq!(size_of::<SlabSlot<Entry<crate::token::ConnToken>>>(), 32);
+        assert_eq!(size_of::<Option<TimerKey>>(), 8);
+    }
 
     /// The first occupied slot, one slot at a time: what `next_occupied` must agree with.
     fn linear(wheel: &TimerWheel<u32>) -> Option<u64> {

@@ -9,7 +9,7 @@ impl Protocol for HttpConn {
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
         // The header clock starts at accept: a client that connects and sends nothing is a
         // slowloris too, and gets its 408.
-        self.opened = Some(cx.now());
+        self.opened = self.shared.since_epoch(cx.now());
         self.shared.note_peer(cx.token());
         self.shared.send_file.set(cx.can_send_file());
         self.phase = Phase::Head;
@@ -25,9 +25,7 @@ impl Protocol for HttpConn {
         loop {
             let (used, flow) = match self.phase {
                 Phase::Closed => return Step::new(input.len(), Verb::CloseAfterFlush),
-                Phase::Awaiting(_) | Phase::Proxying => {
-                    return Step::new(pos, Verb::AwaitCompletion)
-                }
+                Phase::Awaiting | Phase::Proxying => return Step::new(pos, Verb::AwaitCompletion),
                 Phase::Body => self
                     .step_body(&input[pos..], cx)
                     .unwrap_or_else(|e| (0, self.refuse(e, cx))),
@@ -62,7 +60,7 @@ impl Protocol for HttpConn {
         }
         match self.phase {
             // Let the job finish; its response is written and then the connection closes.
-            Phase::Awaiting(_) | Phase::Proxying => Verb::AwaitCompletion,
+            Phase::Awaiting | Phase::Proxying => Verb::AwaitCompletion,
             // Nothing more can arrive, so no deadline may answer for a request that will never
             // complete (found by fuzzing: a 408 after the close; regression below).
             _ => {
@@ -82,13 +80,11 @@ impl Protocol for HttpConn {
             (_, Phase::Closed) => Flow::Close,
             (Some(Timer::Idle), Phase::Idle) => return Verb::CloseAfterFlush,
             // The drain grace of a connection that never sent a byte.
-            (Some(Timer::Idle), Phase::Head) if self.started.is_none() => {
+            (Some(Timer::Idle), Phase::Head) if !self.request_started() => {
                 return Verb::CloseAfterFlush
             }
             (Some(Timer::Proxy), Phase::Proxying) => return self.proxy_timeout(cx),
-            (Some(Timer::Offload), Phase::Awaiting(_)) => {
-                self.refuse(HttpError::HandlerTimeout, cx)
-            }
+            (Some(Timer::Offload), Phase::Awaiting) => self.refuse(HttpError::HandlerTimeout, cx),
             (Some(Timer::Body), _) => self.refuse(HttpError::BodyTimeout, cx),
             _ => self.refuse(HttpError::HeaderTimeout, cx),
         };
@@ -100,14 +96,15 @@ impl Protocol for HttpConn {
             Ok(verb) => return verb,
             Err(completion) => completion,
         };
-        let Phase::Awaiting(job) = self.phase else {
+        let job = self.scratch.as_ref().and_then(|s| s.job);
+        let Phase::Awaiting = self.phase else {
             // A completion after its 504 (or after the connection began closing): ignored.
             return match self.phase {
                 Phase::Closed => Verb::CloseAfterFlush,
                 _ => Verb::Read,
             };
         };
-        if completion.job != job {
+        if job != Some(completion.job) {
             return Verb::AwaitCompletion;
         }
         let reply = match completion.result {
@@ -141,9 +138,9 @@ impl Protocol for HttpConn {
             // already (sent before the client could know), so answer for a short grace, each
             // response saying `Connection: close`, then close.
             Phase::Idle => self.drain_grace(cx),
-            Phase::Head if self.started.is_none() => self.drain_grace(cx),
+            Phase::Head if !self.request_started() => self.drain_grace(cx),
             Phase::Head | Phase::Body => Verb::Read,
-            Phase::Awaiting(_) | Phase::Proxying => Verb::AwaitCompletion,
+            Phase::Awaiting | Phase::Proxying => Verb::AwaitCompletion,
         }
     }
 
@@ -156,7 +153,7 @@ impl Protocol for HttpConn {
             return self.proxy_wake(false, cx);
         }
         match self.phase {
-            Phase::Awaiting(_) | Phase::Proxying => Verb::AwaitCompletion,
+            Phase::Awaiting | Phase::Proxying => Verb::AwaitCompletion,
             Phase::Closed => Verb::CloseAfterFlush,
             _ => Verb::Read,
         }

@@ -38,7 +38,9 @@ pub(crate) enum Phase {
     Idle,
     Head,
     Body,
-    Awaiting(JobId),
+    /// A job runs; the scratch has its id (`Scratch::job`), so that no idle connection
+    /// carries 8 bytes for it.
+    Awaiting,
     /// A proxy route waits for its upstream's response (`crate::proxy`).
     Proxying,
     Closed,
@@ -78,8 +80,9 @@ pub struct HttpConn {
     pub(crate) settings: Rc<Settings>,
     pub(crate) phase: Phase,
     timer: Option<Timer>,
-    opened: Option<Instant>,
-    pub(crate) started: Option<Instant>,
+    /// When the connection was accepted, as nanoseconds since the shard's epoch
+    /// (`Shared::epoch`): 8 bytes where an `Instant` takes 16, for `max_connection_age`.
+    opened: u64,
     pub(crate) served: u64,
     /// Boxed from the shard's pool while a request is in progress, like `scratch`.
     pub(crate) exchange: Option<Box<Exchange>>,
@@ -115,6 +118,11 @@ pub(crate) struct Scratch {
     pub log_referer: Vec<u8>,
     pub log_minor: u8,
     pub log_mark: usize,
+    /// When the request in progress started (its latency's start). Here rather than in
+    /// `HttpConn`, so an idle connection does not carry it; `None`: nothing of a request yet.
+    pub started: Option<Instant>,
+    /// The job the request waits for (`Phase::Awaiting`), set when it is submitted.
+    pub job: Option<JobId>,
     /// How far the look for the end of a head that arrives in pieces got. Here rather than in
     /// `HttpConn`, so an idle connection does not carry it.
     pub scan: HeadScan,
@@ -132,6 +140,8 @@ impl Scratch {
         self.log_referer.clear();
         self.log_minor = 1;
         self.log_mark = 0;
+        self.started = None;
+        self.job = None;
         self.scan = HeadScan::default();
     }
 
@@ -168,8 +178,7 @@ impl HttpConn {
             settings,
             phase: Phase::Idle,
             timer: None,
-            opened: None,
-            started: None,
+            opened: 0,
             served: 0,
             exchange: None,
             scratch: None,
@@ -183,6 +192,11 @@ impl HttpConn {
     /// This request's buffers.
     pub(crate) fn scratch(&mut self) -> &mut Scratch {
         scratch_of(&mut self.scratch, &self.shared)
+    }
+
+    /// True once a byte of the request in progress has arrived (`begin_request`).
+    pub(crate) fn request_started(&self) -> bool {
+        self.scratch.as_ref().is_some_and(|s| s.started.is_some())
     }
 
     fn release_scratch(&mut self) {
@@ -208,12 +222,12 @@ impl HttpConn {
             Timer::Proxy => config.offload_timeout,
         };
         self.timer = Some(timer);
-        cx.set_deadline(cx.now() + after);
+        cx.set_deadline_in(after);
     }
 
     pub(crate) fn arm_proxy(&mut self, timeout: std::time::Duration, cx: &mut Cx<'_>) {
         self.timer = Some(Timer::Proxy);
-        cx.set_deadline(cx.now() + timeout);
+        cx.set_deadline_in(timeout);
     }
 
     pub(crate) fn arm_body(&mut self, cx: &mut Cx<'_>) {
@@ -241,8 +255,9 @@ impl HttpConn {
         // A real clock read, not the loop-turn clock (`cx.now()`): an in-memory answer is
         // written in the turn that read its first byte, so the turn clock would time it as 0.
         // One vDSO read per request; docs/BENCHMARKS.md ("Request latency clock") has the cost.
-        if self.started.is_none() {
-            self.started = Some(self.shared.request_start(cx.token(), cx.now()));
+        let scratch = scratch_of(&mut self.scratch, &self.shared);
+        if scratch.started.is_none() {
+            scratch.started = Some(self.shared.request_start(cx.token(), cx.now()));
         }
     }
 
@@ -388,10 +403,13 @@ impl HttpConn {
         let config = &self.settings.config;
         let limit = config.max_requests_per_connection;
         let too_many = limit > 0 && self.served + 1 >= limit;
-        let too_old = match (config.max_connection_age, self.opened) {
-            (Some(age), Some(opened)) => cx.now().saturating_duration_since(opened) >= age,
-            _ => false,
-        };
+        let too_old = config.max_connection_age.is_some_and(|age| {
+            let lived = self
+                .shared
+                .since_epoch(cx.now())
+                .saturating_sub(self.opened);
+            u128::from(lived) >= age.as_nanos()
+        });
         let last = !self
             .more_buffered
             .unwrap_or_else(|| cx.buffered_input() > 0);
@@ -417,7 +435,11 @@ impl HttpConn {
         // when this step returns; read the clock now for the same reason as `begin_request`.
         let now = Instant::now();
         self.shared.note_done(cx.token(), cx.now(), now);
-        let started = self.started.take().unwrap_or(now);
+        let started = self
+            .scratch
+            .as_mut()
+            .and_then(|s| s.started.take())
+            .unwrap_or(now);
         let duration = now.saturating_duration_since(started);
         let (route, method) = self.labels();
         self.shared.stats.record(route, method, status, duration);
@@ -515,7 +537,8 @@ impl HttpConn {
         let job: Job = Box::new(move || Box::new(work()) as Box<dyn Any + Send>);
         match self.offload(job, cx) {
             Ok(id) => {
-                self.phase = Phase::Awaiting(id);
+                self.scratch().job = Some(id);
+                self.phase = Phase::Awaiting;
                 self.arm(Timer::Offload, cx);
                 Flow::Await
             }

@@ -404,7 +404,7 @@ impl HttpConn {
 
     fn idle_verb(&self) -> Verb {
         match self.phase {
-            Phase::Proxying | Phase::Awaiting(_) => Verb::AwaitCompletion,
+            Phase::Proxying | Phase::Awaiting => Verb::AwaitCompletion,
             Phase::Closed => Verb::CloseAfterFlush,
             _ => Verb::Read,
         }

@@ -209,7 +209,7 @@ impl Conn {
         if self.stream.shutdown_write().is_err() {
             return Err(reason);
         }
-        self.io_deadline = Some(env.now + env.io.linger);
+        self.io_deadline = Some(env.moment.after(env.io.linger));
         self.deadline = None;
         self.discard_input(env, reason)
     }

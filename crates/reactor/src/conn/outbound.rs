@@ -2,12 +2,12 @@
 //! any other (`conn.rs`).
 
 use std::io;
-use std::time::Instant;
 
 use mio::{Interest, Registry};
 
 use super::lifecycle::State;
 use super::{Conn, Env};
+use crate::moment::Moment;
 use crate::protocol::Protocol;
 use crate::socket::Stream;
 use crate::token::ConnToken;
@@ -21,7 +21,7 @@ impl Conn {
         token: ConnToken,
         listener: usize,
         protocol: Box<dyn Protocol>,
-        connect_by: Instant,
+        connect_by: Moment,
     ) -> Self {
         let mut conn = Self::new(Transport::Plain(stream), token, listener, protocol);
         conn.state = State::Connecting;
@@ -61,7 +61,7 @@ impl Conn {
     }
 
     /// True while connecting, with its connect deadline passed at `now`.
-    pub fn connect_expired(&self, now: Instant) -> bool {
+    pub fn connect_expired(&self, now: Moment) -> bool {
         self.state == State::Connecting && self.io_deadline.is_some_and(|at| at <= now)
     }
 

@@ -155,7 +155,7 @@ impl Conn {
             self.writable_registered = true;
         }
         if progressed || self.io_deadline.is_none() {
-            self.io_deadline = Some(env.now + env.io.write_timeout);
+            self.io_deadline = Some(env.moment.after(env.io.write_timeout));
         }
         let pending = self.buffered_output() as u64;
         if pending

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use super::{Loop, Shard};
 use crate::idle::IdleList;
-use crate::token::ConnToken;
 
 /// Free slots below this fraction of a limit start eviction (nginx uses the same 1/16).
 const EVICT_BELOW_DIVISOR: usize = 16;
@@ -26,13 +25,14 @@ impl Shard {
         let wanted = self.evictions_wanted(state).min(EVICT_PER_TURN);
         let mut evicted = 0;
         while evicted < wanted {
-            let Some((listener, token)) = oldest_ripe(state, now) else {
+            let Some((listener, slot)) = oldest_ripe(state, now) else {
                 break;
             };
-            if state.conns.get_mut(token).is_none() {
-                state.idle[listener].remove(token); // cannot happen: a close takes it off
+            let Some(token) = state.conns.token_at(slot) else {
+                // Cannot happen: a close takes its connection off.
+                state.idle[listener].remove_slot(slot);
                 continue;
-            }
+            };
             // Counted first: an eviction may end at once (the peer had gone), and `close`
             // takes it off the count however it ends.
             state.evicting += 1;
@@ -83,24 +83,26 @@ impl Shard {
     }
 }
 
-/// The connection idle longest among those past their listener's grace, and its listener;
-/// otherwise notes in `evict_at` when the first one will be. One look per listener.
-fn oldest_ripe(state: &mut Loop, now: Instant) -> Option<(usize, ConnToken)> {
-    let mut best: Option<(Instant, usize, ConnToken)> = None;
+/// The connection idle longest among those past their listener's grace: its listener and
+/// slot; otherwise notes in `evict_at` when the first one will be. One look per listener.
+fn oldest_ripe(state: &mut Loop, now: Instant) -> Option<(usize, usize)> {
+    let mut best: Option<(Instant, usize, usize)> = None;
     let mut next_ripe: Option<Instant> = None;
+    let epoch = state.timers.epoch();
     for (listener, list) in state.idle.iter().enumerate() {
-        let Some((token, since)) = list.oldest() else {
+        let Some((slot, since)) = list.oldest() else {
             continue;
         };
+        let since = since.instant(epoch);
         let ripe = since + state.ios[listener].keepalive_grace;
         if ripe > now {
             next_ripe = Some(next_ripe.map_or(ripe, |at| at.min(ripe)));
         } else if best.is_none_or(|(oldest, _, _)| since < oldest) {
-            best = Some((since, listener, token));
+            best = Some((since, listener, slot));
         }
     }
     if best.is_none() {
         state.evict_at = next_ripe;
     }
-    best.map(|(_, listener, token)| (listener, token))
+    best.map(|(_, listener, slot)| (listener, slot))
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::{env, split, Loop, Shard};
 use crate::conn::Conn;
 use crate::message::{ConnAddr, Local};
+use crate::moment::Moment;
 use crate::outbound::{ConnectError, ConnectId, ConnectOutcome, Pending};
 use crate::socket::Stream;
 use crate::stats::{bump, set, CloseReason};
@@ -33,7 +34,7 @@ impl Shard {
                 }
             };
             let registry = self.poll.registry();
-            let connect_by = now + request.timeout;
+            let connect_by = Moment::new(state.timers.epoch(), now + request.timeout);
             let protocol = request.protocol;
             let inserted = state.conns.insert_with(|token| {
                 let mut conn = Conn::outbound(stream, token, listener, protocol, connect_by);
@@ -114,11 +115,12 @@ impl Shard {
         let Some(at) = state.pending.iter().position(|p| p.token == token) else {
             return false;
         };
+        let epoch = state.timers.epoch();
         let Some(conn) = state.conns.get_mut(token) else {
             state.pending.swap_remove(at);
             return true;
         };
-        if !conn.connect_expired(now) {
+        if !conn.connect_expired(Moment::new(epoch, now)) {
             // Connected meanwhile (its event is on the way), or the wheel fired early.
             if !self.connect_event(state, token, now) {
                 return false;
