@@ -117,6 +117,25 @@ impl LowWater {
     }
 }
 
+/// A new batch was queued on `conn`: sets its mark; true if one is in force
+/// (and a guard must watch it).
+pub fn arm(conn: &mut Conn) -> bool {
+    let want = conn.low_water.want(conn.in_flight.len());
+    if want != conn.low_water.mark() {
+        set_mark(conn, want);
+    }
+    conn.low_water.mark() > 1
+}
+
+/// After a read that brought bytes: a batch still unfinished under a mark
+/// means the responses grew (or the kernel woke the reader early, under
+/// memory pressure); the rest is read segment by segment.
+pub fn after_read(conn: &mut Conn) {
+    if !conn.in_flight.is_empty() && conn.low_water.mark() > 1 {
+        set_mark(conn, 1);
+    }
+}
+
 /// Sets the socket's receive low-water mark; a socket that refuses it is not
 /// asked again on this slot (it keeps the kernel's default).
 pub fn set_mark(conn: &mut Conn, mark: u32) {

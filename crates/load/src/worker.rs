@@ -412,11 +412,8 @@ impl Worker {
         let mut stamp = None;
         let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until, &mut stamp);
         let batch = self.env.plan.refill_when_empty;
-        let unfinished = stamp.is_some() && !conn.in_flight.is_empty();
-        if batch && unfinished && v == Verdict::Keep && conn.low_water.mark() > 1 {
-            // Bytes came but not the whole batch: the responses grew (or the
-            // kernel woke us early); wait for the rest segment by segment.
-            lowat::set_mark(conn, 1);
+        if batch && stamp.is_some() && v == Verdict::Keep {
+            lowat::after_read(conn);
         }
         let idle = conn.in_flight.is_empty();
         // Closed loop measures new requests from here: the clock read after
@@ -471,11 +468,7 @@ impl Worker {
     /// A new batch was queued: set its mark, and make sure a guard will look.
     fn arm_low_water(&mut self, local: usize, now: Instant) {
         let conn = &mut self.conns[local];
-        let want = conn.low_water.want(conn.in_flight.len());
-        if want != conn.low_water.mark() {
-            lowat::set_mark(conn, want);
-        }
-        if conn.low_water.mark() > 1 && !conn.low_water.guard_pending {
+        if lowat::arm(conn) && !conn.low_water.guard_pending {
             conn.low_water.guard_pending = true;
             let due = now + conn.low_water.guard(self.env.plan.timeout);
             self.timers.push(Reverse((due, local, Timer::LowWater)));
