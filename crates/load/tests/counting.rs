@@ -127,6 +127,41 @@ fn batch_mode_counts_exactly_when_response_sizes_change() {
     }
 }
 
+/// The mark on the other paths batch mode takes: echo replies (one size by
+/// construction), and a server that closes after every response, so each
+/// new socket starts at the kernel's default and the FIN, not the mark's
+/// bytes, ends every batch (the unanswered rest is written again).
+#[test]
+fn batch_mode_with_the_mark_counts_exactly_on_echo_and_on_closes() {
+    let echo = Server::start(Behaviour::Echo);
+    let mut c = config(&format!("echo://{}", echo.addr));
+    c.connections = 4;
+    c.pipeline = 16;
+    c.pipeline_mode = PipelineMode::Batch;
+    c.size = 100;
+    c.timeout = std::time::Duration::from_millis(400);
+    c.requests = Some(2003);
+    let r = run(&c);
+    assert_eq!(r.requests.completed, 2003);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(r.bytes_read, 100 * 2003);
+
+    let announced = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let closing = Server::start(Behaviour::http(announced, true));
+    let mut c = config(&closing.http_url());
+    c.connections = 4;
+    c.pipeline = 16;
+    c.pipeline_mode = PipelineMode::Batch;
+    c.timeout = std::time::Duration::from_millis(400);
+    c.requests = Some(203);
+    let r = run(&c);
+    assert_eq!(r.requests.completed, 203);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    // The server reads no head after the one it closes on.
+    assert_eq!(closing.received(), 203);
+    assert!(r.requests.retried > 0);
+}
+
 #[test]
 fn echo_counts_exactly() {
     let server = Server::start(Behaviour::Echo);
