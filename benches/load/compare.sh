@@ -4,7 +4,7 @@
 # Bounded: every client run is under `timeout`; nginx is stopped on exit.
 # Usage: benches/load/compare.sh [ROUNDS] [SECONDS]
 # Pipelined rows: coreloop-load --pipeline-mode window, then batch (wrk's pipeline.lua
-# is a batch); RSS_TOOLS=" " skips the RSS part.
+# is a batch); RSS_TOOLS=" " skips the RSS part; ROWS="keepalive batch" runs only those rows.
 # Env: LOAD_BIN (default: cargo build --release --bin coreloop-load), PORT (8089);
 # TARGET_URL=http://... runs against a server you started (pinned yourself) instead of nginx.
 set -euo pipefail
@@ -141,9 +141,14 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "client: $($BIN --version), $(wrk -v 2>&1 | head -1)"
 echo "| scenario | coreloop-load req/s | wrk req/s | ratio | coreloop-load req per CPU-s | wrk req per CPU-s | ratio |"
 echo "|---|---|---|---|---|---|---|"
-compare "keep-alive, $CONNS conns" 1
-compare "pipelined x$DEPTH, $CONNS conns" "$DEPTH"
-compare "pipelined x$DEPTH batch, $CONNS conns" "$DEPTH" batch
+for row in ${ROWS:-keepalive window batch}; do
+    case $row in
+        keepalive) compare "keep-alive, $CONNS conns" 1 ;;
+        window) compare "pipelined x$DEPTH, $CONNS conns" "$DEPTH" ;;
+        batch) compare "pipelined x$DEPTH batch, $CONNS conns" "$DEPTH" batch ;;
+        *) echo "unknown row $row (keepalive, window, batch)" >&2; exit 2 ;;
+    esac
+done
 echo
 echo "| client | connections | RSS KiB | req/s |"
 echo "|---|---|---|---|"

@@ -11,6 +11,7 @@ use mio::{Interest, Registry, Token};
 use socket2::{Domain, Socket, Type};
 
 use crate::framer::Framer;
+use crate::lowat::LowWater;
 use crate::target::Endpoint;
 use crate::tls::{self, TlsStream};
 
@@ -157,6 +158,17 @@ impl Stream {
         }
     }
 
+    /// Sets the receive low-water mark (lowat.rs); TCP only: a Unix socket's
+    /// readiness ignores the mark, and over TLS the bytes queued are records,
+    /// not the responses' bytes.
+    pub fn set_recv_low_water(&self, bytes: u32) -> io::Result<()> {
+        use std::os::fd::AsFd;
+        match self {
+            Self::Tcp(s) => coreloop_reactor::sockopt::set_recv_low_water(s.as_fd(), bytes),
+            _ => Err(io::ErrorKind::Unsupported.into()),
+        }
+    }
+
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Self::Tcp(s) => s.read(buf),
@@ -268,6 +280,8 @@ pub struct Conn {
     /// On the worker's list of connections to write after this poll batch.
     pub write_queued: bool,
     pub backoff: Duration,
+    /// Batch mode: the socket's receive low-water mark.
+    pub low_water: LowWater,
 }
 
 impl Conn {
@@ -289,6 +303,7 @@ impl Conn {
             write_interest: false,
             write_queued: false,
             backoff: FIRST_BACKOFF,
+            low_water: LowWater::default(),
         }
     }
 
@@ -308,6 +323,7 @@ impl Conn {
         self.unwritten = 0;
         self.write_pos = 0;
         self.write_interest = false;
+        self.low_water.new_socket();
     }
 
     fn expect_body(&self) -> bool {

@@ -280,6 +280,11 @@ fn complete(conn: &mut Conn, env: &mut Env, status: u16, now: Instant) -> bool {
     };
     env.in_flight -= 1;
     let bytes = std::mem::take(&mut conn.response_bytes);
+    conn.low_water.response(bytes);
+    if conn.in_flight.is_empty() {
+        conn.low_water
+            .batch_done(now.saturating_duration_since(req.queued));
+    }
     let s = &mut env.stats;
     if !req.measured {
         s.warmup.completed += 1;
@@ -323,6 +328,31 @@ pub fn note_retry(conn: &Conn, env: &mut Env) {
     let again = conn.in_flight.iter().filter(|r| r.measured).count() as u64;
     env.stats.retried += again;
     env.stats.bytes_written += again * env.plan.batch.unit() as u64;
+}
+
+/// Open loop: measured requests that fell due before `end` (the end of the
+/// duration, or when the run was stopped) but were never sent.
+pub fn backlog(c: &Conn, plan: &Plan, interval: Duration, end: Instant) -> u64 {
+    let Some(due) = c.next_due else { return 0 };
+    let from = due.max(plan.measure_start);
+    if from >= end {
+        return 0;
+    }
+    let late = end.duration_since(from);
+    (late.as_secs_f64() / interval.as_secs_f64()).floor() as u64 + 1
+}
+
+/// Open loop: warm-up requests of `c` that were due but never sent.
+pub fn unsent_warmup(c: &Conn, plan: &Plan, interval: Duration) -> u64 {
+    match c.next_due {
+        Some(due) if due < plan.measure_start => {
+            plan.measure_start
+                .duration_since(due)
+                .as_nanos()
+                .div_ceil(interval.as_nanos().max(1)) as u64
+        }
+        _ => 0,
+    }
 }
 
 #[cfg(test)]

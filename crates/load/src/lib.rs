@@ -16,6 +16,7 @@ pub mod framer;
 pub mod histogram;
 pub mod html;
 mod limits;
+mod lowat;
 mod merge_cli;
 mod plan;
 mod probe;

@@ -12,6 +12,7 @@ use mio::{Events, Poll};
 
 use crate::conn::{split_token, Conn, Phase, Stream, TlsClient};
 use crate::exchange::{self, Env, ReadUntil, Verdict};
+use crate::lowat;
 use crate::plan::Plan;
 pub use crate::progress::Progress;
 use crate::stats::{ErrorKind, Stats};
@@ -25,6 +26,8 @@ const MAX_POLL: Duration = Duration::from_millis(50);
 enum Timer {
     Connect,
     Send,
+    /// Batch mode: the stall guard of a receive low-water mark (lowat.rs).
+    LowWater,
 }
 
 /// A worker thread's state. `run` is the only caller of `poll`.
@@ -70,7 +73,7 @@ impl Worker {
             .iter()
             .map(|&g| Conn::new(g, plan.pipeline, plan.expect_body))
             .collect();
-        let mut timers = BinaryHeap::with_capacity(2 * conns.len() + 1);
+        let mut timers = BinaryHeap::with_capacity(3 * conns.len() + 1);
         for local in 0..conns.len() {
             timers.push(Reverse((plan.first_connect(local), local, Timer::Connect)));
         }
@@ -164,7 +167,7 @@ impl Worker {
             self.env.stats.backlog = self
                 .conns
                 .iter()
-                .map(|c| backlog(c, &plan, interval, end))
+                .map(|c| exchange::backlog(c, &plan, interval, end))
                 .sum();
             // Warm-up requests still unsent on a connection that never got
             // to send in the measured phase were skipped too.
@@ -172,7 +175,7 @@ impl Worker {
                 self.env.stats.warmup.skipped += self
                     .conns
                     .iter()
-                    .map(|c| unsent_warmup(c, &plan, interval))
+                    .map(|c| exchange::unsent_warmup(c, &plan, interval))
                     .sum::<u64>();
             }
         }
@@ -227,6 +230,7 @@ impl Worker {
                     self.conns[local].send_timer = false;
                     self.pump(local, ReadUntil::WouldBlock);
                 }
+                Timer::LowWater => self.on_guard(local, now),
             }
         }
     }
@@ -407,6 +411,11 @@ impl Worker {
         }
         let mut stamp = None;
         let mut v = exchange::read(conn, &mut self.env, &mut self.scratch, until, &mut stamp);
+        let batch = self.env.plan.refill_when_empty;
+        if batch && stamp.is_some() && v == Verdict::Keep {
+            lowat::after_read(conn);
+        }
+        let idle = conn.in_flight.is_empty();
         // Closed loop measures new requests from here: the clock read after
         // the last read (one clock read per response, not two; it is earlier
         // by the framing of that read's bytes, so latencies err long).
@@ -418,6 +427,10 @@ impl Worker {
         match v {
             Verdict::Keep | Verdict::More => {
                 exchange::fill(conn, &mut self.env, now);
+                if batch && idle && !conn.in_flight.is_empty() {
+                    self.arm_low_water(local, now);
+                }
+                let conn = &mut self.conns[local];
                 if conn.unwritten == 0 {
                     self.arm_send_timer(local);
                     self.sync_interest(local, now);
@@ -450,6 +463,37 @@ impl Worker {
             }
         }
         self.writes = writes;
+    }
+
+    /// A new batch was queued: set its mark, and make sure a guard will look.
+    fn arm_low_water(&mut self, local: usize, now: Instant) {
+        let conn = &mut self.conns[local];
+        if lowat::arm(conn) && !conn.low_water.guard_pending {
+            conn.low_water.guard_pending = true;
+            let due = now + conn.low_water.guard(self.env.plan.timeout);
+            self.timers.push(Reverse((due, local, Timer::LowWater)));
+        }
+    }
+
+    /// One guard timer per slot at most: it follows the slot's batches,
+    /// and drops the mark of a batch that has waited past the guard.
+    fn on_guard(&mut self, local: usize, now: Instant) {
+        let conn = &mut self.conns[local];
+        conn.low_water.guard_pending = false;
+        let Some(oldest) = conn.in_flight.front() else {
+            return;
+        };
+        if conn.phase != Phase::Open || conn.low_water.mark() <= 1 {
+            return;
+        }
+        let due = oldest.queued + conn.low_water.guard(self.env.plan.timeout);
+        if due > now {
+            conn.low_water.guard_pending = true;
+            self.timers.push(Reverse((due, local, Timer::LowWater)));
+            return;
+        }
+        lowat::set_mark(conn, 1);
+        self.pump(local, ReadUntil::WouldBlock);
     }
 
     fn arm_send_timer(&mut self, local: usize) {
@@ -555,31 +599,6 @@ impl Worker {
             stopped_at: self.stopped_at.unwrap_or(finished_at),
             finished_at,
         }
-    }
-}
-
-/// Open loop: measured requests that fell due before `end` (the end of the
-/// duration, or when the run was stopped) but were never sent.
-fn backlog(c: &Conn, plan: &Plan, interval: Duration, end: Instant) -> u64 {
-    let Some(due) = c.next_due else { return 0 };
-    let from = due.max(plan.measure_start);
-    if from >= end {
-        return 0;
-    }
-    let late = end.duration_since(from);
-    (late.as_secs_f64() / interval.as_secs_f64()).floor() as u64 + 1
-}
-
-/// Open loop: warm-up requests of `c` that were due but never sent.
-fn unsent_warmup(c: &Conn, plan: &Plan, interval: Duration) -> u64 {
-    match c.next_due {
-        Some(due) if due < plan.measure_start => {
-            plan.measure_start
-                .duration_since(due)
-                .as_nanos()
-                .div_ceil(interval.as_nanos().max(1)) as u64
-        }
-        _ => 0,
     }
 }
 

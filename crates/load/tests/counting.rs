@@ -3,7 +3,7 @@
 
 use coreloop_load::config::PipelineMode;
 
-use crate::support::{config, run, Behaviour, Server};
+use crate::support::{config, run, sized_response, Behaviour, Server};
 
 #[test]
 fn keep_alive_counts_exactly() {
@@ -71,6 +71,95 @@ fn pipelined_batch_mode_duration_run_adds_up() {
         r.requests.sent
     );
     assert_eq!(r.latency.count, r.requests.completed);
+}
+
+/// Batch mode sleeps until a batch's bytes are in (docs/LOAD.md) once the
+/// responses have had one size. Every way the size can change under it,
+/// with each response in its own segment: the mark must never leave a batch
+/// waiting for bytes that do not come (a stall would end in timeouts, and
+/// the guard's wait is at most a quarter of the timeout), and must never
+/// cost a response.
+#[test]
+fn batch_mode_counts_exactly_when_response_sizes_change() {
+    let cases: &[(&str, Vec<(u64, usize)>)] = &[
+        ("constant", vec![(u64::MAX, 13)]),
+        (
+            "shrinks: the guard must drop the mark",
+            vec![(600, 200), (u64::MAX, 5)],
+        ),
+        ("shrinks to empty", vec![(600, 100), (u64::MAX, 0)]),
+        (
+            "grows: a read shows the batch unfinished",
+            vec![(600, 5), (u64::MAX, 300)],
+        ),
+        (
+            "one odd response",
+            vec![(599, 40), (600, 41), (u64::MAX, 40)],
+        ),
+        (
+            "grows past the mark's cap",
+            vec![(600, 10), (u64::MAX, 4000)],
+        ),
+        (
+            "alternates",
+            vec![(300, 10), (600, 90), (900, 10), (u64::MAX, 90)],
+        ),
+    ];
+    for (what, phases) in cases {
+        let server = Server::start(Behaviour::BodySizes(phases.clone()));
+        let mut c = config(&server.http_url());
+        c.connections = 4;
+        c.pipeline = 16;
+        c.pipeline_mode = PipelineMode::Batch;
+        c.timeout = std::time::Duration::from_millis(400);
+        let n = 2003;
+        c.requests = Some(n);
+        let r = run(&c);
+        let bytes: u64 = (1..=n)
+            .map(|i| sized_response(phases, i).len() as u64)
+            .sum();
+        assert_eq!(r.requests.sent, n, "{what}");
+        assert_eq!(r.requests.completed, n, "{what}");
+        assert_eq!(r.errors.total(), 0, "{what}: {:?}", r.errors);
+        assert_eq!(server.received(), n, "{what}");
+        assert_eq!(r.bytes_read, bytes, "{what}");
+        assert_eq!(r.latency.count, n, "{what}");
+    }
+}
+
+/// The mark on the other paths batch mode takes: echo replies (one size by
+/// construction), and a server that closes after every response, so each
+/// new socket starts at the kernel's default and the FIN, not the mark's
+/// bytes, ends every batch (the unanswered rest is written again).
+#[test]
+fn batch_mode_with_the_mark_counts_exactly_on_echo_and_on_closes() {
+    let echo = Server::start(Behaviour::Echo);
+    let mut c = config(&format!("echo://{}", echo.addr));
+    c.connections = 4;
+    c.pipeline = 16;
+    c.pipeline_mode = PipelineMode::Batch;
+    c.size = 100;
+    c.timeout = std::time::Duration::from_millis(400);
+    c.requests = Some(2003);
+    let r = run(&c);
+    assert_eq!(r.requests.completed, 2003);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(r.bytes_read, 100 * 2003);
+
+    let announced = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let closing = Server::start(Behaviour::http(announced, true));
+    let mut c = config(&closing.http_url());
+    c.connections = 4;
+    c.pipeline = 16;
+    c.pipeline_mode = PipelineMode::Batch;
+    c.timeout = std::time::Duration::from_millis(400);
+    c.requests = Some(203);
+    let r = run(&c);
+    assert_eq!(r.requests.completed, 203);
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    // The server reads no head after the one it closes on.
+    assert_eq!(closing.received(), 203);
+    assert!(r.requests.retried > 0);
 }
 
 #[test]

@@ -40,6 +40,11 @@ pub enum Behaviour {
     SilentEvery(u64),
     /// Answers each request with the status of the next entry, in turn.
     Statuses(Vec<u16>),
+    /// Answers request `n` (counted over all connections, from 1) with a
+    /// 200 whose body is `len` bytes of the first `(last, len)` with
+    /// `n <= last` (the last entry's past the end), each response written
+    /// on its own, as nginx answers a pipeline: one segment per response.
+    BodySizes(Vec<(u64, usize)>),
 }
 
 impl Behaviour {
@@ -53,6 +58,18 @@ impl Behaviour {
             close,
         }
     }
+}
+
+/// The response `BodySizes(phases)` gives request `n`.
+pub fn sized_response(phases: &[(u64, usize)], n: u64) -> Vec<u8> {
+    let len = phases
+        .iter()
+        .find(|&&(last, _)| n <= last)
+        .or(phases.last())
+        .map_or(0, |&(_, len)| len);
+    let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+    r.resize(r.len() + len, b'x');
+    r
 }
 
 pub const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nHello, World!";
@@ -318,6 +335,12 @@ impl Loop {
                 let code = codes[(n as usize - 1) % codes.len()];
                 let r = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
                 conn.out.extend_from_slice(r.as_bytes());
+                false
+            }
+            Behaviour::BodySizes(phases) => {
+                conn.out.extend_from_slice(&sized_response(phases, n));
+                // A failed write shows as the client's read error.
+                flush(conn);
                 false
             }
             Behaviour::Blackhole | Behaviour::Echo | Behaviour::CorruptEcho => false,

@@ -71,6 +71,10 @@ pub mod protocol;
 mod reactor;
 pub mod segment;
 mod shard;
+/// Socket options the safe wrappers (socket2, rustix) lack; the load generator uses these.
+pub mod sockopt {
+    pub use crate::sys::set_recv_low_water;
+}
 mod socket;
 pub mod splice;
 pub mod stats;

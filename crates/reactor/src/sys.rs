@@ -143,3 +143,29 @@ pub(crate) fn page_size() -> u64 {
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
+
+/// Sets `SO_RCVLOWAT`: readiness (and a blocking read) waits until `bytes` bytes are queued,
+/// so a reader that cannot act on less is woken once instead of once per segment. Linux
+/// re-checks a socket's readiness when the mark is set, so lowering it wakes a waiting reader
+/// at once. Neither socket2 nor rustix wraps this option.
+pub fn set_recv_low_water(fd: std::os::fd::BorrowedFd<'_>, bytes: u32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fd` is a borrowed, hence open, descriptor for the whole call; the option value
+    // points at a live `c_int` on this stack frame and its exact size is passed, so the kernel
+    // reads no more than that and keeps no pointer to it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
