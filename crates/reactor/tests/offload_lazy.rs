@@ -47,7 +47,13 @@ fn the_offload_pool_starts_with_the_first_job() {
     let mut client = support::connect(support::tcp_addr(&reactor));
     support::write_all(&mut client, b"go");
     assert_eq!(support::read_exact(&mut client, 4), b"done");
-    assert_eq!(offload_threads(), 3);
+    // A spawned thread names itself once it runs, so a worker that has not been scheduled
+    // yet has no name to count (seen under load): wait, bounded, for all three.
+    support::wait_until(
+        Duration::from_secs(10),
+        "three named offload threads",
+        || offload_threads() == 3,
+    );
     drop(client);
     reactor.shutdown(Duration::from_secs(5));
     assert_eq!(offload_threads(), 0, "joined at shutdown");
