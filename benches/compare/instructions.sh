@@ -28,9 +28,14 @@ command -v valgrind >/dev/null && command -v strace >/dev/null || {
 
 target=${CARGO_TARGET_DIR:-$ROOT/target}
 (cd "$ROOT" && cargo build --release --bin coreloop --bin coreloop-load >&2)
-(cd "$HERE/may_minihttp" && CARGO_TARGET_DIR=$target/peers cargo build --release -q >&2)
+# Only the peers asked for: a coreloop-only run (SERVERS=coreloop) builds neither.
 mkdir -p "$target/peers"
-cc -O2 -g -o "$target/peers/floor" "$HERE/floor.c"
+if [[ " $SERVERS " == *" may "* ]]; then
+    (cd "$HERE/may_minihttp" && CARGO_TARGET_DIR=$target/peers cargo build --release -q >&2)
+fi
+if [[ " $SERVERS " == *" floor "* ]]; then
+    cc -O2 -g -o "$target/peers/floor" "$HERE/floor.c"
+fi
 LOAD=$target/release/coreloop-load
 
 cat >"$WORK/coreloop.toml" <<CONF
