@@ -222,7 +222,8 @@ impl UpstreamSide {
             let pipe = self.pipe.borrow();
             (pipe.head_only, pipe.max_head, pipe.http10)
         };
-        let response = match head::parse_response(input, head_only) {
+        let mut fields = head::fields();
+        let response = match head::parse_response(input, head_only, &mut fields) {
             Ok(Some(response)) => response,
             Ok(None) if input.len() > max_head => return Step::new(0, self.fail(false, cx)),
             Ok(None) => return Step::new(0, Verb::Read),
@@ -237,15 +238,14 @@ impl UpstreamSide {
             // first is handed over again then.
             return Step::new(0, Verb::Read);
         };
-        let raw = &input[..response.len];
         if response.status < 200 {
             // RFC 9110 §15.2: 1xx go to HTTP/1.1 clients only.
             if !http10 {
-                head::write_response(raw, &response, http10, keep_alive, out);
+                head::write_response(&response, http10, keep_alive, out);
             }
             return Step::new(response.len, Verb::Read);
         }
-        let (reframe, keep_alive) = head::write_response(raw, &response, http10, keep_alive, out);
+        let (reframe, keep_alive) = head::write_response(&response, http10, keep_alive, out);
         let status = response.status;
         self.reusable = response.reusable && !matches!(response.body, Body::UntilClose);
         if reframe == Reframe::None {
@@ -288,7 +288,8 @@ impl UpstreamSide {
             }
             Body::UntilClose => {
                 if reframe == Reframe::Chunk && !input.is_empty() {
-                    out.extend_from_slice(format!("{:x}\r\n", input.len()).as_bytes());
+                    head::push_hex(out, input.len() as u64);
+                    out.extend_from_slice(b"\r\n");
                     out.extend_from_slice(input);
                     out.extend_from_slice(b"\r\n");
                 } else {
