@@ -128,17 +128,21 @@ impl UpstreamSide {
         }
     }
 
-    /// The response is complete in the client's output: park, when everything allows it, or
-    /// close. `leftover`: bytes came after the response (an upstream that sends more than it
-    /// framed cannot be trusted with the next request).
+    /// The response is complete in the client's output (the pipe says so, and the client is
+    /// told here): park, when everything allows it, or close. `leftover`: bytes came after
+    /// the response (an upstream that sends more than it framed cannot be trusted with the
+    /// next request). Parked, the unlink is the client's word (its `on_unlinked` finds the
+    /// state complete): one message fewer per pooled request than a wake and an unlink.
     fn after_response(&mut self, leftover: bool, cx: &mut Cx<'_>) -> Verb {
         let request_done = self.pipe.borrow().request_done;
         let keep = self.reusable && !leftover && request_done && !cx.is_draining();
         let pool = self.home.as_ref().and_then(Weak::upgrade);
         let Some(pool) = pool.filter(|_| keep) else {
+            self.wake(cx);
             return DONE;
         };
         let Some(parked) = pool.park(cx.addr()) else {
+            self.wake(cx);
             return DONE;
         };
         cx.unlink();
@@ -175,8 +179,11 @@ impl UpstreamSide {
             (pipe.response_timeout, pipe.client)
         };
         cx.set_deadline(cx.now() + timeout);
-        // The client waits for this before it sends a request body.
-        let _ = cx.send(client, Box::new(super::ProxyWake));
+        // A client with a request body waits for this before it sends it; one without waits
+        // for the response only.
+        if !self.pipe.borrow().request_done {
+            let _ = cx.send(client, Box::new(super::ProxyWake));
+        }
         Verb::Read
     }
 
@@ -198,12 +205,13 @@ impl UpstreamSide {
     }
 
     fn settle(&mut self, state: State, cx: &mut Cx<'_>) {
-        let client = {
-            let mut pipe = self.pipe.borrow_mut();
-            pipe.state = state;
-            pipe.client
-        };
-        // The client waits for exactly this; a client gone meanwhile is no error.
+        self.pipe.borrow_mut().state = state;
+        self.wake(cx);
+    }
+
+    /// Tells the client to look at the pipe; a client gone meanwhile is no error.
+    fn wake(&self, cx: &mut Cx<'_>) {
+        let client = self.pipe.borrow().client;
         let _ = cx.send(client, Box::new(super::ProxyWake));
     }
 
@@ -249,7 +257,7 @@ impl UpstreamSide {
         let status = response.status;
         self.reusable = response.reusable && !matches!(response.body, Body::UntilClose);
         if reframe == Reframe::None {
-            self.settle(State::Complete { status, keep_alive }, cx);
+            self.pipe.borrow_mut().state = State::Complete { status, keep_alive };
             let leftover = input.len() > response.len;
             return Step::new(input.len(), self.after_response(leftover, cx));
         }
@@ -300,7 +308,7 @@ impl UpstreamSide {
             Body::None => (0, true),
         };
         if done {
-            self.complete(cx);
+            self.complete();
             // Bytes after the response: dropped, and the connection with them.
             let leftover = consumed < input.len();
             return Step::new(input.len(), self.after_response(leftover, cx));
@@ -308,7 +316,9 @@ impl UpstreamSide {
         Step::new(consumed, Verb::Read)
     }
 
-    fn complete(&mut self, cx: &mut Cx<'_>) {
+    /// The response is all in the client's output: said in the pipe (the caller tells the
+    /// client).
+    fn complete(&mut self) {
         let (status, keep_alive) = {
             let pipe = self.pipe.borrow();
             let status = match pipe.state {
@@ -322,7 +332,7 @@ impl UpstreamSide {
             )
         };
         self.body = None;
-        self.settle(State::Complete { status, keep_alive }, cx);
+        self.pipe.borrow_mut().state = State::Complete { status, keep_alive };
     }
 }
 
@@ -407,7 +417,8 @@ impl Protocol for UpstreamSide {
                 out.extend_from_slice(b"0\r\n\r\n");
             }
         }
-        self.complete(cx);
+        self.complete();
+        self.wake(cx);
         DONE
     }
 

@@ -174,11 +174,11 @@ fn a_parked_connection_closes_on_any_byte_an_eof_its_idle_timeout_or_a_drain() {
     assert_eq!(harness.fire_due_deadline(&mut side), Some(Verb::CloseNow));
 }
 
-#[test]
-fn a_taken_connection_writes_the_next_request_when_told() {
+/// A parked side taken for a request with a body (`body`) or without, and told.
+fn taken(body: bool) -> (Harness, UpstreamSide, Rc<ServerPool>, SharedPipe) {
     let (mut harness, mut side, pool) = parked();
     let taken = pool.take().unwrap();
-    let next = pipe(true, false);
+    let next = pipe(!body, false);
     *taken.next.borrow_mut() = Some(Next {
         request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
         pipe: next.clone(),
@@ -188,10 +188,21 @@ fn a_taken_connection_writes_the_next_request_when_told() {
     assert_eq!(harness.message(&mut side, Box::new(Reuse)), Verb::Read);
     assert_eq!(harness.take_output(), b"GET /next HTTP/1.1\r\n\r\n");
     assert!(next.borrow().started);
+    (harness, side, pool, next)
+}
+
+#[test]
+fn a_taken_connection_writes_the_next_request_when_told() {
+    let (mut harness, _side, _pool, _next) = taken(true);
     assert_eq!(
         harness.take_sent().len(),
         1,
-        "the client is told the head is out"
+        "a client with a body is told the head is out"
+    );
+    let (mut harness, mut side, pool, next) = taken(false);
+    assert!(
+        harness.take_sent().is_empty(),
+        "a client without a body waits for the response only"
     );
     let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     assert_eq!(harness.push(&mut side, ok), Verb::Read);
@@ -203,6 +214,10 @@ fn a_taken_connection_writes_the_next_request_when_told() {
         }
     );
     assert_eq!(pool.idle_count(), 1, "parked again");
+    assert!(
+        harness.take_sent().is_empty() && harness.take_unlinked_by_protocol(),
+        "a parked connection's unlink is the client's word, not a message"
+    );
 }
 
 #[test]
