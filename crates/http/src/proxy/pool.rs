@@ -45,7 +45,7 @@ pub(crate) struct Parked {
     pub next: RefCell<Option<Next>>,
 }
 
-/// A request handed to a pooled connection (`upstream::Reuse` says it is there).
+/// A request handed to a pooled connection (its link to the taker says it is there).
 pub(crate) struct Next {
     pub request: Vec<u8>,
     pub pipe: SharedPipe,

@@ -7,8 +7,8 @@
 //! from the client and parks in its server's pool (`pool.rs`) under `idle_timeout`. Parked,
 //! any byte or an EOF closes it (an upstream may close an idle connection at any time, and
 //! bytes nobody asked for would be read as the next response). A client that takes it
-//! links to it and sends [`Reuse`]: the next request is written then, and a new exchange
-//! begins on the same connection.
+//! links to it: the next request is written when the link is made (`on_linked`, in the
+//! client's loop turn), and a new exchange begins on the same connection.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -36,7 +36,8 @@ pub(crate) struct Pipe {
     /// The route's `response_timeout`, also the upstream side's own guard (see `on_deadline`).
     pub response_timeout: std::time::Duration,
     /// The request head is in the upstream connection's output. A pooled connection gets it
-    /// when its [`Reuse`] arrives: until then nothing of the request was sent.
+    /// when it is linked to the client that took it: until then nothing of the request was
+    /// sent.
     pub started: bool,
     /// A byte of a response came (an interim one included): the request is not retried.
     pub answered: bool,
@@ -94,10 +95,6 @@ pub(crate) struct Abort;
 /// link exists): a response that came whole, EOF included, before the link is taken now.
 pub(crate) struct Linked;
 
-/// A client took this parked connection and linked to it: its request is in the `Parked`
-/// slot (sent right after `Cx::link`, so it arrives once the link exists).
-pub(crate) struct Reuse;
-
 pub(crate) struct UpstreamSide {
     request: Option<Vec<u8>>,
     pipe: SharedPipe,
@@ -108,7 +105,7 @@ pub(crate) struct UpstreamSide {
     reusable: bool,
     /// The pool it parks in after a reusable response; `None`: it never parks.
     home: Option<Weak<ServerPool>>,
-    /// Parked: its ticket in the pool (still there, or taken with a [`Reuse`] on the way).
+    /// Parked: its ticket in the pool (still there, or taken, its link on the way).
     parked: Option<Rc<Parked>>,
     /// Parked: when it closes unused (`idle_timeout`).
     idle_until: Option<Instant>,
@@ -154,9 +151,9 @@ impl UpstreamSide {
         Verb::Read
     }
 
-    /// A client took the parked connection: write its request and begin its exchange. Not
-    /// linked (the client went, or the link was refused): the client is told that nothing
-    /// was sent, and this connection closes.
+    /// A client took the parked connection and linked to it: write its request and begin
+    /// its exchange. (Not linked after all: the client is told that nothing was sent, and
+    /// this connection closes.)
     fn reuse(&mut self, cx: &mut Cx<'_>) -> Verb {
         let Some(parked) = self.parked.take() else {
             return Verb::Read;
@@ -187,13 +184,16 @@ impl UpstreamSide {
         Verb::Read
     }
 
-    /// Parked: still wanted (held by a live pool, or taken), and not idle too long.
+    /// Parked: still wanted (held by a live pool), and not idle too long. Taken and still
+    /// parked: its link was refused or never made (it is made in the taker's loop turn, and
+    /// `on_linked` unparks), and the taker heard so from the reactor and redialed: nobody
+    /// will use it.
     fn parked_check(&mut self, cx: &mut Cx<'_>) -> Verb {
         let Some(parked) = self.parked.as_ref() else {
             return Verb::Read;
         };
         if parked.next.borrow().is_some() {
-            return Verb::Read;
+            return Verb::CloseNow;
         }
         let held = (self.home.as_ref().and_then(Weak::upgrade)).is_some_and(|p| p.holds(parked));
         let until = self.idle_until.unwrap_or(cx.now());
@@ -426,9 +426,6 @@ impl Protocol for UpstreamSide {
         if message.is::<Abort>() {
             return Verb::CloseNow;
         }
-        if message.is::<Reuse>() {
-            return self.reuse(cx);
-        }
         let Some(early) = self.early.take().filter(|_| message.is::<Linked>()) else {
             return Verb::Read;
         };
@@ -446,6 +443,16 @@ impl Protocol for UpstreamSide {
         // `early` stays set (empty) so that this EOF is the real one now.
         self.early = Some(Vec::new());
         self.on_eof(&early[at..], cx)
+    }
+
+    /// A client that took this parked connection is linked to it now: its request goes.
+    /// (No message: it would cost a delivery per pooled request.)
+    fn on_linked(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let taken = (self.parked.as_ref()).is_some_and(|p| p.next.borrow().is_some());
+        if taken {
+            return self.reuse(cx);
+        }
+        Verb::Read
     }
 
     fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {

@@ -183,9 +183,8 @@ fn taken(body: bool) -> (Harness, UpstreamSide, Rc<ServerPool>, SharedPipe) {
         request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
         pipe: next.clone(),
     });
-    // The client linked to it before telling it.
-    harness.link_to(client());
-    assert_eq!(harness.message(&mut side, Box::new(Reuse)), Verb::Read);
+    // The link the client asked for is made: the request goes.
+    assert_eq!(harness.linked(&mut side, client()), Verb::Read);
     assert_eq!(harness.take_output(), b"GET /next HTTP/1.1\r\n\r\n");
     assert!(next.borrow().started);
     (harness, side, pool, next)
@@ -220,8 +219,10 @@ fn a_taken_connection_writes_the_next_request_when_told() {
     );
 }
 
+/// Its link refused (the taker heard so and redials), a taken connection is never linked:
+/// it sends nothing and closes at its next check, and a message changes nothing.
 #[test]
-fn a_taken_connection_that_is_not_linked_tells_the_client_nothing_was_sent() {
+fn a_taken_connection_never_linked_sends_nothing_and_closes_at_its_check() {
     let (mut harness, mut side, pool) = parked();
     let taken = pool.take().unwrap();
     let next = pipe(true, false);
@@ -229,10 +230,10 @@ fn a_taken_connection_that_is_not_linked_tells_the_client_nothing_was_sent() {
         request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
         pipe: next.clone(),
     });
-    assert_eq!(harness.message(&mut side, Box::new(Reuse)), Verb::CloseNow);
-    let pipe = next.borrow();
-    assert_eq!(
-        (pipe.state, pipe.started),
-        (State::Invalid { closed: true }, false)
-    );
+    assert_eq!(harness.message(&mut side, Box::new(Linked)), Verb::Read);
+    assert_eq!(harness.drain(&mut side), Verb::Read, "taken: not idle");
+    harness.advance(CHECK_EVERY);
+    assert_eq!(harness.fire_due_deadline(&mut side), Some(Verb::CloseNow));
+    assert!(harness.take_output().is_empty() && harness.take_sent().is_empty());
+    assert!(!next.borrow().started);
 }

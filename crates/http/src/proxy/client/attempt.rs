@@ -11,7 +11,7 @@ use coreloop_reactor::{Cx, Verb};
 use super::ProxyExchange;
 use crate::conn::{HttpConn, Phase};
 use crate::proxy::pool::{Next, Parked};
-use crate::proxy::upstream::{Reuse, UpstreamSide};
+use crate::proxy::upstream::UpstreamSide;
 use crate::proxy::{Attempt, Outcome, Pick};
 
 /// What a failed attempt allows, when no response byte came back.
@@ -140,7 +140,7 @@ fn dial(proxy: &mut ProxyExchange, cx: &mut Cx<'_>) {
 }
 
 /// Hands the request to a parked connection and links to it; the upstream side writes the
-/// request when [`Reuse`] arrives (the link exists by then).
+/// request when the link is made (its `on_linked`, later in this loop turn).
 fn claim(proxy: &mut ProxyExchange, parked: &Rc<Parked>, cx: &mut Cx<'_>) {
     if let Some(ticket) = proxy.ticket.as_mut() {
         ticket.attempt(Attempt::Reuse);
@@ -154,5 +154,4 @@ fn claim(proxy: &mut ProxyExchange, parked: &Rc<Parked>, cx: &mut Cx<'_>) {
         pipe: proxy.pipe.clone(),
     });
     cx.link(parked.addr);
-    let _ = cx.send(parked.addr, Box::new(Reuse));
 }
