@@ -66,8 +66,6 @@ impl Targets {
 /// A proxied request in progress, in its `Exchange`.
 pub(crate) struct ProxyExchange {
     spec: Arc<ProxySpec>,
-    /// The rewritten request head, copied into each attempt's upstream side.
-    request: Vec<u8>,
     ticket: Option<Box<dyn ProxyTicket>>,
     pipe: SharedPipe,
     upstream: Option<ConnAddr>,
@@ -136,6 +134,7 @@ impl HttpConn {
         let keep_alive =
             self.exchange.as_ref().is_some_and(|e| e.keep_alive) && !self.must_close(cx);
         let pipe = Rc::new(RefCell::new(Pipe {
+            request,
             client: cx.addr(),
             http10: self.http10,
             keep_alive,
@@ -158,7 +157,6 @@ impl HttpConn {
         );
         let mut proxy = ProxyExchange {
             spec,
-            request,
             ticket: None,
             pipe,
             upstream: None,

@@ -22,6 +22,9 @@ use super::pool::{Parked, ServerPool, CHECK_EVERY};
 /// What the client side and the upstream side share for one request (one shard: `Rc`).
 #[derive(Debug)]
 pub(crate) struct Pipe {
+    /// The rewritten request head: each attempt's upstream side copies it into its output
+    /// (kept here, not copied per attempt, for a retry).
+    pub request: Vec<u8>,
     /// The client connection, told by a [`super::ProxyWake`] when `state` moves on.
     pub client: ConnAddr,
     pub http10: bool,
@@ -47,9 +50,11 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    /// The same request's pipe for another attempt: nothing sent, nothing answered.
-    pub fn retried(&self, body: bool) -> Pipe {
+    /// The same request's pipe for another attempt (the head moves over): nothing sent,
+    /// nothing answered.
+    pub fn retried(&mut self, body: bool) -> Pipe {
         Pipe {
+            request: std::mem::take(&mut self.request),
             client: self.client,
             http10: self.http10,
             keep_alive: self.keep_alive,
@@ -96,7 +101,6 @@ pub(crate) struct Abort;
 pub(crate) struct Linked;
 
 pub(crate) struct UpstreamSide {
-    request: Option<Vec<u8>>,
     pipe: SharedPipe,
     body: Option<(Body, Reframe)>,
     /// What was unread at an EOF that came before the link (bounded by the input buffer).
@@ -107,20 +111,23 @@ pub(crate) struct UpstreamSide {
     home: Option<Weak<ServerPool>>,
     /// Parked: its ticket in the pool (still there, or taken, its link on the way).
     parked: Option<Rc<Parked>>,
+    /// Its ticket from the last time it was parked, parked again with it (one allocation
+    /// per connection, not per request).
+    spare: Option<Rc<Parked>>,
     /// Parked: when it closes unused (`idle_timeout`).
     idle_until: Option<Instant>,
 }
 
 impl UpstreamSide {
-    pub fn new(request: Vec<u8>, pipe: SharedPipe, home: Option<Weak<ServerPool>>) -> Self {
+    pub fn new(pipe: SharedPipe, home: Option<Weak<ServerPool>>) -> Self {
         Self {
-            request: Some(request),
             pipe,
             body: None,
             early: None,
             reusable: false,
             home,
             parked: None,
+            spare: None,
             idle_until: None,
         }
     }
@@ -138,7 +145,7 @@ impl UpstreamSide {
             self.wake(cx);
             return DONE;
         };
-        let Some(parked) = pool.park(cx.addr()) else {
+        let Some(parked) = pool.park(cx.addr(), self.spare.take()) else {
             self.wake(cx);
             return DONE;
         };
@@ -161,7 +168,8 @@ impl UpstreamSide {
         let Some(next) = parked.next.borrow_mut().take() else {
             return Verb::CloseNow;
         };
-        self.pipe = next.pipe;
+        self.spare = Some(parked);
+        self.pipe = next;
         self.reusable = false;
         self.idle_until = None;
         self.early = Some(Vec::new());
@@ -169,9 +177,9 @@ impl UpstreamSide {
             self.settle(State::Invalid { closed: true }, cx);
             return Verb::CloseNow;
         }
-        cx.out().extend_from_slice(&next.request);
         let (timeout, client) = {
             let mut pipe = self.pipe.borrow_mut();
+            cx.out().extend_from_slice(&pipe.request);
             pipe.started = true;
             (pipe.response_timeout, pipe.client)
         };
@@ -338,10 +346,10 @@ impl UpstreamSide {
 
 impl Protocol for UpstreamSide {
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
-        if let Some(request) = self.request.take() {
-            cx.out().extend_from_slice(&request);
-        }
-        self.pipe.borrow_mut().started = true;
+        let mut pipe = self.pipe.borrow_mut();
+        cx.out().extend_from_slice(&pipe.request);
+        pipe.started = true;
+        drop(pipe);
         let guard = cx.now() + self.pipe.borrow().response_timeout;
         cx.set_deadline(guard);
         Verb::Read

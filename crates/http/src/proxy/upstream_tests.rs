@@ -10,7 +10,7 @@ use coreloop_reactor::token::ConnToken;
 use coreloop_reactor::{ConnAddr, Verb};
 
 use super::*;
-use crate::proxy::pool::{Next, PoolGauges, ServerPool};
+use crate::proxy::pool::{PoolGauges, ServerPool};
 
 struct Gauge(Rc<Cell<i64>>);
 
@@ -27,8 +27,9 @@ fn client() -> ConnAddr {
     }
 }
 
-fn pipe(request_done: bool, head_only: bool) -> SharedPipe {
+fn pipe(request: &[u8], request_done: bool, head_only: bool) -> SharedPipe {
     Rc::new(RefCell::new(Pipe {
+        request: request.to_vec(),
         client: client(),
         http10: false,
         keep_alive: true,
@@ -51,8 +52,7 @@ fn linked_side(keep: usize, request_done: bool) -> (Harness, UpstreamSide, Rc<Se
         Box::new(Gauge(Rc::default())),
     ));
     let mut side = UpstreamSide::new(
-        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
-        pipe(request_done, false),
+        pipe(b"GET / HTTP/1.1\r\n\r\n", request_done, false),
         Some(Rc::downgrade(&pool)),
     );
     let mut harness = Harness::new();
@@ -178,11 +178,8 @@ fn a_parked_connection_closes_on_any_byte_an_eof_its_idle_timeout_or_a_drain() {
 fn taken(body: bool) -> (Harness, UpstreamSide, Rc<ServerPool>, SharedPipe) {
     let (mut harness, mut side, pool) = parked();
     let taken = pool.take().unwrap();
-    let next = pipe(!body, false);
-    *taken.next.borrow_mut() = Some(Next {
-        request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
-        pipe: next.clone(),
-    });
+    let next = pipe(b"GET /next HTTP/1.1\r\n\r\n", !body, false);
+    *taken.next.borrow_mut() = Some(next.clone());
     // The link the client asked for is made: the request goes.
     assert_eq!(harness.linked(&mut side, client()), Verb::Read);
     assert_eq!(harness.take_output(), b"GET /next HTTP/1.1\r\n\r\n");
@@ -225,11 +222,8 @@ fn a_taken_connection_writes_the_next_request_when_told() {
 fn a_taken_connection_never_linked_sends_nothing_and_closes_at_its_check() {
     let (mut harness, mut side, pool) = parked();
     let taken = pool.take().unwrap();
-    let next = pipe(true, false);
-    *taken.next.borrow_mut() = Some(Next {
-        request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
-        pipe: next.clone(),
-    });
+    let next = pipe(b"GET /next HTTP/1.1\r\n\r\n", true, false);
+    *taken.next.borrow_mut() = Some(next.clone());
     assert_eq!(harness.message(&mut side, Box::new(Linked)), Verb::Read);
     assert_eq!(harness.drain(&mut side), Verb::Read, "taken: not idle");
     harness.advance(CHECK_EVERY);

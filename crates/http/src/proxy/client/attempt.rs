@@ -10,7 +10,7 @@ use coreloop_reactor::{Cx, Verb};
 
 use super::ProxyExchange;
 use crate::conn::{HttpConn, Phase};
-use crate::proxy::pool::{Next, Parked};
+use crate::proxy::pool::Parked;
 use crate::proxy::upstream::UpstreamSide;
 use crate::proxy::{Attempt, Outcome, Pick};
 
@@ -78,7 +78,7 @@ impl HttpConn {
         let latency = (proxy.pipe.borrow().connected)
             .map(|at| now.saturating_duration_since(at))
             .unwrap_or_default();
-        let fresh = proxy.pipe.borrow().retried(proxy.body);
+        let fresh = proxy.pipe.borrow_mut().retried(proxy.body);
         proxy.pipe = Rc::new(RefCell::new(fresh));
         proxy.upstream = None;
         proxy.awaits_start = false;
@@ -135,7 +135,7 @@ fn dial(proxy: &mut ProxyExchange, cx: &mut Cx<'_>) {
     };
     proxy.reused = false;
     let home = pool.as_ref().filter(|p| p.keeps()).map(Rc::downgrade);
-    let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone(), home);
+    let side = UpstreamSide::new(proxy.pipe.clone(), home);
     cx.connect(addr, timeout, Box::new(side));
 }
 
@@ -149,9 +149,6 @@ fn claim(proxy: &mut ProxyExchange, parked: &Rc<Parked>, cx: &mut Cx<'_>) {
     proxy.awaits_start = proxy.body;
     proxy.upstream = Some(parked.addr);
     proxy.pipe.borrow_mut().connected = Some(cx.now());
-    *parked.next.borrow_mut() = Some(Next {
-        request: proxy.request.clone(),
-        pipe: proxy.pipe.clone(),
-    });
+    *parked.next.borrow_mut() = Some(proxy.pipe.clone());
     cx.link(parked.addr);
 }
