@@ -16,6 +16,7 @@
 #   benches/proxy/http.sh            # CONNS=32 SECS=5 ROUNDS=3
 #   MODE=latency RATE=5000 benches/proxy/http.sh
 #   MODE=body BODY_CONNS=4 BODY_MB=20 benches/proxy/http.sh
+#   READ_BUFFER=16KiB: the coreloop proxy's `[limits] read_buffer` (its read size)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONNS=${CONNS:-32} SECS=${SECS:-5} ROUNDS=${ROUNDS:-3}
@@ -84,6 +85,8 @@ proxy = { upstream = "app" }
 name = "app"
 servers = ["127.0.0.1:$up_port"]
 TOML
+      # READ_BUFFER: the coreloop proxy's `[limits] read_buffer` (default 4KiB).
+      [ -n "${READ_BUFFER:-}" ] && printf '[limits]\nread_buffer = "%s"\n' "$READ_BUFFER" >>"$tmp/coreloop.toml"
       taskset -c 0 "$bin" -c "$tmp/coreloop.toml" 2>/dev/null & pid[coreloop]=$!; pids+=($!) ;;
     nginx)
       mkdir -p "$tmp/nginx"
