@@ -44,6 +44,8 @@ pub struct ServerPool {
 pub(crate) struct Parked {
     pub addr: ConnAddr,
     pub next: RefCell<Option<SharedPipe>>,
+    /// The pipe of the connection's last exchange, for the taker to use again.
+    pub last: RefCell<Option<SharedPipe>>,
 }
 
 impl ServerPool {
@@ -89,11 +91,13 @@ impl ServerPool {
         let parked = match spare {
             Some(spare) if Rc::strong_count(&spare) == 1 && spare.addr == addr => {
                 *spare.next.borrow_mut() = None;
+                *spare.last.borrow_mut() = None;
                 spare
             }
             _ => Rc::new(Parked {
                 addr,
                 next: RefCell::new(None),
+                last: RefCell::new(None),
             }),
         };
         idle.push(parked.clone());
@@ -199,6 +203,7 @@ mod tests {
             Some(Rc::new(Parked {
                 addr: addr(3),
                 next: RefCell::new(None),
+                last: RefCell::new(None),
             })),
         );
         assert_eq!(

@@ -150,6 +150,7 @@ impl UpstreamSide {
             return DONE;
         };
         cx.unlink();
+        *parked.last.borrow_mut() = Some(self.pipe.clone());
         self.parked = Some(parked);
         self.body = None;
         let until = cx.now() + pool.idle_timeout;

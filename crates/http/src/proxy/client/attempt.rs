@@ -110,8 +110,18 @@ impl HttpConn {
 /// Takes an idle pooled connection to the picked server, or dials one. `true`: pooled (it is
 /// linked now and told to send the request).
 pub(super) fn attempt(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) -> bool {
-    proxy.ticket = Some(pick.ticket);
     let parked = pick.pool.as_ref().and_then(|pool| pool.take());
+    attempt_taken(proxy, pick, parked, cx)
+}
+
+/// [`attempt`] with the pooled connection (if any) taken already.
+pub(super) fn attempt_taken(
+    proxy: &mut ProxyExchange,
+    pick: Pick,
+    parked: Option<Rc<Parked>>,
+    cx: &mut Cx<'_>,
+) -> bool {
+    proxy.ticket = Some(pick.ticket);
     proxy.server = Some((pick.addr, pick.connect_timeout, pick.pool));
     match parked {
         Some(parked) => {
