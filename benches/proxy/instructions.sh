@@ -9,6 +9,8 @@
 #
 #   cargo build --release --bin coreloop --bin coreloop-load
 #   benches/proxy/instructions.sh [N]     # default N=5000; PROXIES="coreloop nginx", CONNS=32
+#   KEEP=dir: keeps each 2N run's callgrind output (one process) as dir/<proxy>.out, and its per-function
+#   breakdown as dir/<proxy>.txt (`callgrind_annotate`, exclusive), to compare profiles.
 set -euo pipefail
 N=${1:-5000}
 PROXIES=${PROXIES:-coreloop nginx}
@@ -95,6 +97,11 @@ run_once() { # $1 proxy, $2 requests: prints the proxy's instruction total
   proxy=$(pgrep -P "$pid" | head -1)
   kill -INT "$proxy" 2>/dev/null || kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ] && [ "$2" -gt "$N" ]; then
+    mkdir -p "$KEEP"
+    for f in "$work"/out.*; do cp "$f" "$KEEP/$1.out"; done
+    callgrind_annotate --threshold=99 "$KEEP/$1.out" >"$KEEP/$1.txt" 2>/dev/null || true
+  fi
   callgrind_annotate "$work"/out.* 2>/dev/null |
     awk '/PROGRAM TOTALS/ && !done { gsub(",", "", $1); print $1; done = 1 }'
 }

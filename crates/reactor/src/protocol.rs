@@ -164,6 +164,17 @@ pub trait Protocol {
         Verb::Read
     }
 
+    /// The link this connection or its peer asked for ([`Cx::link`]) was just made, in the loop
+    /// turn it was asked in: [`Cx::peer_out`] is the peer's output from now on. Called on
+    /// both sides (the asker first), each before the input it buffered meanwhile is handed
+    /// over; a link that could not be made is [`on_unlinked`](Self::on_unlinked) instead. A
+    /// side can start on its peer here rather than wait for a message sent after the link.
+    /// The default does nothing.
+    fn on_linked(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let _ = cx;
+        Verb::Read
+    }
+
     /// The connection this one is linked to ([`Cx::link`]) closed, or the link asked for could
     /// not be made (see [`crate::link`]). [`Cx::peer_out`] is `None` from now on. The default
     /// closes once pending output is written; a connection half-closed by its peer's EOF

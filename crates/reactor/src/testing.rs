@@ -372,6 +372,14 @@ impl Harness {
         });
     }
 
+    /// Links the connection to a peer, as [`link_to`](Self::link_to), and tells the protocol:
+    /// [`Protocol::on_linked`].
+    pub fn linked(&mut self, protocol: &mut dyn Protocol, peer: ConnAddr) -> Verb {
+        self.link_to(peer);
+        let verb = self.with_cx(|cx| protocol.on_linked(cx));
+        self.answer(verb)
+    }
+
     /// Ends the link, as when the peer closes: [`Protocol::on_unlinked`].
     pub fn unlinked(&mut self, protocol: &mut dyn Protocol) -> Verb {
         self.peer = None;

@@ -1,7 +1,8 @@
 //! `Cx::unlink` over a real reactor: an outbound connection leaves one client connection and
 //! is linked to another on the same shard (a proxy's pooled upstream connection), a stale
 //! end-of-link never ends a newer link of the same pair, an unlinked connection still reads
-//! its socket (bytes or an EOF while idle close it), and a stale address never links.
+//! its socket (bytes or an EOF while idle close it), and a stale address never links. Each
+//! link made is heard on both sides (`on_linked`, with the peer's output usable), in order.
 
 mod support;
 
@@ -125,6 +126,14 @@ impl Protocol for Back {
         Verb::CloseNow
     }
 
+    /// Greets each client it is linked to, through the link (so `peer_out` works there).
+    fn on_linked(&mut self, cx: &mut Cx<'_>) -> Verb {
+        if let Some(out) = cx.peer_out() {
+            out.extend_from_slice(b"linked\n");
+        }
+        Verb::Read
+    }
+
     /// The client went: say so to the backend socket, and stay for the next client.
     fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {
         cx.out().extend_from_slice(b"client gone\n");
@@ -210,12 +219,14 @@ fn an_unlinked_connection_serves_the_next_client_and_stale_ends_of_links_are_ign
     let mut up = upstream;
     assert_eq!(backend_line(&mut up_reader), "from-a\n");
     up.write_all(b"to-a\n").unwrap();
+    assert_eq!(a.line(), "linked\n");
     assert_eq!(a.line(), "to-a\n");
 
     // `swap`: unlink, then link again to the same client in the same turn. The end of the
     // first link, still queued when the second is made, must not end the second.
     up.write_all(b"swap\n").unwrap();
     assert_eq!(a.line(), "swap\n");
+    assert_eq!(a.line(), "linked\n", "the new link is heard too");
     up.write_all(b"after-swap\n").unwrap();
     assert_eq!(
         a.line(),
@@ -239,6 +250,7 @@ fn an_unlinked_connection_serves_the_next_client_and_stale_ends_of_links_are_ign
     b.send("from-b\n");
     assert_eq!(backend_line(&mut up_reader), "from-b\n");
     up.write_all(b"to-b\n").unwrap();
+    assert_eq!(b.line(), "linked\n");
     assert_eq!(b.line(), "to-b\n");
     backend.set_nonblocking(true).unwrap();
     assert!(

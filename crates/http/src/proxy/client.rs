@@ -9,16 +9,18 @@ use std::sync::Arc;
 use coreloop_reactor::{ConnAddr, ConnectError, ConnectOutcome, Cx, ListenAddr, Verb};
 
 use super::head::{self, ClientSide, Rewrite};
-use super::pool::ServerPool;
+use super::pool::{Parked, ServerPool};
 use super::upstream::{Abort, Pipe, SharedPipe, State};
 use super::{Outcome, ProxySpec, ProxyTarget, ProxyTicket};
 
 mod attempt;
+mod target;
 
 use crate::conn::{verb_after, Flow, HttpConn, Phase};
 use crate::error::HttpError;
 use crate::head::{Framing, Head};
-use attempt::attempt;
+use attempt::{attempt, attempt_taken};
+use target::{raw_target, strip};
 
 /// The upstream side's word to the client side: look at the pipe.
 pub(crate) struct ProxyWake;
@@ -30,6 +32,9 @@ type ShardTarget = Rc<RefCell<Box<dyn ProxyTarget>>>;
 pub(crate) struct Targets {
     by_spec: RefCell<Vec<(usize, ShardTarget)>>,
     wants_peers: std::cell::Cell<bool>,
+    /// Where the shard writes a rewritten request head before it knows whether a pooled
+    /// connection's pipe takes a copy (and this buffer comes back) or a new pipe takes it.
+    scratch: RefCell<Vec<u8>>,
 }
 
 impl Targets {
@@ -37,7 +42,19 @@ impl Targets {
         Self {
             by_spec: RefCell::new(Vec::new()),
             wants_peers: std::cell::Cell::new(wants_peers),
+            scratch: RefCell::new(Vec::new()),
         }
+    }
+
+    /// The shard's head buffer, empty (with its capacity when it came back).
+    fn scratch(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.scratch.borrow_mut())
+    }
+
+    /// Gives the head buffer back, emptied.
+    fn give_scratch(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        *self.scratch.borrow_mut() = buffer;
     }
 
     pub fn wants_peers(&self) -> bool {
@@ -65,8 +82,6 @@ impl Targets {
 /// A proxied request in progress, in its `Exchange`.
 pub(crate) struct ProxyExchange {
     spec: Arc<ProxySpec>,
-    /// The rewritten request head, copied into each attempt's upstream side.
-    request: Vec<u8>,
     ticket: Option<Box<dyn ProxyTicket>>,
     pipe: SharedPipe,
     upstream: Option<ConnAddr>,
@@ -114,19 +129,23 @@ impl HttpConn {
             framing: head.framing,
             set: &spec.set_headers,
         };
-        let mut request = Vec::with_capacity(raw.len() + 128);
-        match head::write_request(raw, &target_path, &client, &mut request) {
-            Rewrite::Forward => {}
-            Rewrite::AnswerHere => {
-                return self.answer_options_here(head.framing != Framing::Empty, cx)
-            }
-            Rewrite::BadMaxForwards => return self.refuse(HttpError::InvalidMaxForwards, cx),
-            Rewrite::Unparsable => return self.refuse(HttpError::MalformedHeader, cx),
+        let mut request = self.shared.proxies.scratch();
+        // At once, not by doubling: the proxy adds its own fields to the client's head.
+        request.reserve(raw.len() + 256);
+        let rewrite = head::write_request(raw, &target_path, &client, &mut request);
+        if rewrite != Rewrite::Forward {
+            self.shared.proxies.give_scratch(request);
+            return match rewrite {
+                Rewrite::AnswerHere => self.answer_options_here(head.framing != Framing::Empty, cx),
+                Rewrite::BadMaxForwards => self.refuse(HttpError::InvalidMaxForwards, cx),
+                _ => self.refuse(HttpError::MalformedHeader, cx),
+            };
         }
         let now = cx.now();
         let target = self.shared.proxies.of(&spec, cx.shard());
         let picked = target.borrow_mut().pick(now);
         let Some(pick) = picked else {
+            self.shared.proxies.give_scratch(request);
             tracing::debug!(upstream = %spec.upstream, "no server available");
             return self.proxy_refuse(HttpError::NoUpstream, cx);
         };
@@ -134,7 +153,9 @@ impl HttpConn {
         let body = head.framing != Framing::Empty;
         let keep_alive =
             self.exchange.as_ref().is_some_and(|e| e.keep_alive) && !self.must_close(cx);
-        let pipe = Rc::new(RefCell::new(Pipe {
+        let parked = pick.pool.as_ref().and_then(|pool| pool.take());
+        let fresh = Pipe {
+            request,
             client: cx.addr(),
             http10: self.http10,
             keep_alive,
@@ -146,7 +167,8 @@ impl HttpConn {
             started: false,
             answered: false,
             request_done: !body,
-        }));
+        };
+        let pipe = pipe_for(parked.as_ref(), fresh, &self.shared.proxies);
         if head.expect_continue && body && !more {
             // Answered here and not forwarded (head.rs drops `Expect`): never both.
             cx.out().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -157,7 +179,6 @@ impl HttpConn {
         );
         let mut proxy = ProxyExchange {
             spec,
-            request,
             ticket: None,
             pipe,
             upstream: None,
@@ -167,7 +188,7 @@ impl HttpConn {
             reused: false,
             awaits_start: false,
         };
-        let claimed = attempt(&mut proxy, pick, cx);
+        let claimed = attempt_taken(&mut proxy, pick, parked, cx);
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.proxy = Some(Box::new(proxy));
         }
@@ -411,60 +432,82 @@ impl HttpConn {
     }
 }
 
-/// `target` without `prefix` in front, when it is there as whole segments.
-fn strip(target: Vec<u8>, prefix: &[u8]) -> Vec<u8> {
-    let Some(rest) = target.strip_prefix(prefix) else {
-        return target;
-    };
-    match rest.first() {
-        None => b"/".to_vec(),
-        Some(b'/') => rest.to_vec(),
-        Some(b'?') => [b"/", rest].concat(),
-        Some(_) => target,
+/// The pipe of a request: the pooled connection's own from its last exchange when it takes
+/// one and nobody else holds that pipe any more (its upstream side and the ticket's slot
+/// are the only holders: the last client is done with it), so a pooled request allocates
+/// no pipe and no head buffer; else a new one, which takes the head buffer.
+fn pipe_for(parked: Option<&Rc<Parked>>, mut fresh: Pipe, targets: &Targets) -> SharedPipe {
+    let last = parked.and_then(|p| p.last.borrow_mut().take());
+    match last {
+        Some(last) if Rc::strong_count(&last) == 2 => {
+            let head = std::mem::take(&mut fresh.request);
+            {
+                let mut old = last.borrow_mut();
+                let mut request = std::mem::take(&mut old.request);
+                request.clear();
+                request.extend_from_slice(&head);
+                *old = Pipe { request, ..fresh };
+            }
+            targets.give_scratch(head);
+            last
+        }
+        _ => Rc::new(RefCell::new(fresh)),
     }
 }
 
 #[cfg(test)]
 #[test]
-fn a_prefix_is_stripped_by_whole_segments() {
-    let cases: &[(&str, &str)] = &[
-        ("/app/x?q=1", "/x?q=1"),
-        ("/app", "/"),
-        ("/app?q", "/?q"),
-        ("/apple", "/apple"),
-        ("/other/app", "/other/app"),
-    ];
-    for (from, to) in cases {
-        let got = strip(from.as_bytes().to_vec(), b"/app");
-        assert_eq!(String::from_utf8(got).unwrap(), *to, "{from}");
-    }
-}
-
-/// The request target as the client sent it (origin form passes as is; an absolute form's
-/// path and query, RFC 9112 §3.2.2).
-fn raw_target(raw: &[u8]) -> Vec<u8> {
-    let line_end = raw
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(raw.len());
-    let line = &raw[..line_end];
-    let mut parts = line.split(|&b| b == b' ');
-    let _method = parts.next();
-    let target = parts.next().unwrap_or(b"/");
-    if let Some(rest) = target
-        .strip_prefix(b"http://")
-        .or_else(|| target.strip_prefix(b"https://"))
-    {
-        let path = rest
-            .iter()
-            .position(|&b| b == b'/' || b == b'?')
-            .map_or(&b"/"[..], |i| &rest[i..]);
-        if path.first() == Some(&b'?') {
-            let mut with_slash = b"/".to_vec();
-            with_slash.extend_from_slice(path);
-            return with_slash;
-        }
-        return path.to_vec();
-    }
-    target.to_vec()
+fn a_pooled_connections_pipe_is_used_again_only_once_its_last_client_let_go() {
+    use coreloop_reactor::token::ConnToken;
+    let addr = ConnAddr {
+        shard: 0,
+        token: ConnToken::new(1, 1),
+    };
+    let pipe = |request: &[u8]| Pipe {
+        request: request.to_vec(),
+        client: addr,
+        http10: false,
+        keep_alive: true,
+        head_only: false,
+        max_head: 8192,
+        state: State::Complete {
+            status: 200,
+            keep_alive: true,
+        },
+        connected: None,
+        response_timeout: std::time::Duration::from_secs(1),
+        started: true,
+        answered: true,
+        request_done: true,
+    };
+    let targets = Targets::new(false);
+    let parked = Rc::new(Parked {
+        addr,
+        next: RefCell::new(None),
+        last: RefCell::new(None),
+    });
+    // The upstream side's pipe, offered at park, while the last client still holds it.
+    let side = Rc::new(RefCell::new(pipe(b"GET /old HTTP/1.1\r\n\r\n")));
+    let client = side.clone();
+    *parked.last.borrow_mut() = Some(side.clone());
+    let mut fresh = pipe(b"GET /new HTTP/1.1\r\n\r\n");
+    fresh.state = State::Waiting;
+    let got = pipe_for(Some(&parked), fresh, &targets);
+    assert!(
+        !Rc::ptr_eq(&got, &side),
+        "still held by its client: a new pipe"
+    );
+    drop(client);
+    *parked.last.borrow_mut() = Some(side.clone());
+    let mut fresh = pipe(b"GET /next HTTP/1.1\r\n\r\n");
+    fresh.state = State::Waiting;
+    let got = pipe_for(Some(&parked), fresh, &targets);
+    assert!(Rc::ptr_eq(&got, &side), "let go: the same pipe");
+    let used = got.borrow();
+    assert_eq!(used.request, b"GET /next HTTP/1.1\r\n\r\n");
+    assert_eq!(used.state, State::Waiting);
+    assert!(
+        targets.scratch().capacity() > 0,
+        "the head buffer came back"
+    );
 }

@@ -5,11 +5,23 @@
 //! error, never a guess), so that no upstream can desync the client connection; it carries
 //! `Via` too (RFC 9110 §7.6.3).
 
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+
 use crate::body::BodyDecoder;
 use crate::head::{trim, Framing};
 
 /// Upstream response heads with more fields than this are refused (502).
 const MAX_FIELDS: usize = 128;
+
+/// Room for one head's fields. Left uninitialised: httparse writes the ones it parses, and
+/// filling 128 empty fields first cost more than parsing a short head.
+pub(crate) type Fields<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_FIELDS];
+
+/// An empty [`Fields`].
+pub(crate) fn fields<'b>() -> Fields<'b> {
+    [const { MaybeUninit::uninit() }; MAX_FIELDS]
+}
 
 /// What the client asked and is, as the rewritten heads need it.
 #[derive(Clone, Copy, Debug)]
@@ -117,9 +129,10 @@ pub(crate) fn write_request(
     client: &ClientSide<'_>,
     out: &mut Vec<u8>,
 ) -> Rewrite {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut request = httparse::Request::new(&mut storage);
-    let Ok(httparse::Status::Complete(_)) = request.parse(raw) else {
+    let mut storage = fields();
+    let mut request = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(_)) = request.parse_with_uninit_headers(raw, &mut storage)
+    else {
         return Rewrite::Unparsable;
     };
     let Some(method) = request.method else {
@@ -159,19 +172,21 @@ pub(crate) fn write_request(
         push_field(out, b"Host", client.host);
     }
     if let Some(hops) = hops {
-        push_field(out, b"Max-Forwards", hops.to_string().as_bytes());
+        out.extend_from_slice(b"Max-Forwards: ");
+        push_decimal(out, hops);
+        out.extend_from_slice(b"\r\n");
     }
     if configured(set, "x-forwarded-for").is_none() {
-        let mut xff = Vec::new();
+        out.extend_from_slice(b"X-Forwarded-For: ");
         if let Some(earlier) = forwarded_for {
-            xff.extend_from_slice(trim(earlier));
-            xff.extend_from_slice(b", ");
+            out.extend_from_slice(trim(earlier));
+            out.extend_from_slice(b", ");
         }
         match client.addr {
-            Some(ip) => xff.extend_from_slice(ip.to_string().as_bytes()),
-            None => xff.extend_from_slice(b"unknown"),
+            Some(ip) => push_ip(out, ip),
+            None => out.extend_from_slice(b"unknown"),
         }
-        push_field(out, b"X-Forwarded-For", &xff);
+        out.extend_from_slice(b"\r\n");
     }
     if configured(set, "x-forwarded-proto").is_none() {
         push_field(out, b"X-Forwarded-Proto", client.proto.as_bytes());
@@ -191,7 +206,11 @@ pub(crate) fn write_request(
     }
     match client.framing {
         Framing::Empty => {}
-        Framing::Length(n) => push_field(out, b"Content-Length", n.to_string().as_bytes()),
+        Framing::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
         Framing::Chunked => push_field(out, b"Transfer-Encoding", b"chunked"),
     }
     // The head's end waits for the server: whether it may be kept decides `Connection`.
@@ -216,6 +235,62 @@ fn via(version: Option<u8>) -> &'static [u8] {
         b"1.0 coreloop"
     } else {
         b"1.1 coreloop"
+    }
+}
+
+/// `n` in decimal, formatted on the stack (no `String` per request).
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// `n` in lowercase hexadecimal (a chunk size), formatted on the stack.
+pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// The client's address as `Display` writes it. IPv4 by hand: the formatter's padding
+/// support made it a tenth of a proxied request's instructions.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -254,11 +329,16 @@ pub(crate) enum BadResponse {
     TooLarge,
 }
 
-/// An upstream response head.
+/// An upstream response head, with its fields as parsed (written out again for the client
+/// without a second parse).
 #[derive(Debug)]
-pub(crate) struct Response {
+pub(crate) struct Response<'h, 'b> {
     pub len: usize,
     pub status: u16,
+    pub reason: &'b str,
+    /// `1` for HTTP/1.1, `0` for HTTP/1.0.
+    pub version: u8,
+    pub headers: &'h [httparse::Header<'b>],
     pub body: Body,
     /// The upstream lets its connection persist after this response: HTTP/1.1 without a
     /// `close` connection option (RFC 9112 §9.3), and no body announced where none may
@@ -267,14 +347,20 @@ pub(crate) struct Response {
 }
 
 /// Parses an upstream response head. `Ok(None)`: incomplete. `head_only`: the request was
-/// HEAD. 1xx heads come back as themselves (status < 200, `Body::None`).
-pub(crate) fn parse_response(
-    input: &[u8],
+/// HEAD. 1xx heads come back as themselves (status < 200, `Body::None`). The fields are
+/// parsed into `storage`.
+pub(crate) fn parse_response<'h, 'b>(
+    input: &'b [u8],
     head_only: bool,
-) -> Result<Option<Response>, BadResponse> {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut response = httparse::Response::new(&mut storage);
-    let len = match response.parse(input) {
+    storage: &'h mut Fields<'b>,
+) -> Result<Option<Response<'h, 'b>>, BadResponse> {
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        input,
+        storage,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(BadResponse::TooLarge),
@@ -305,6 +391,9 @@ pub(crate) fn parse_response(
     Ok(Some(Response {
         len,
         status,
+        reason: response.reason.unwrap_or(""),
+        version: response.version.unwrap_or(1),
+        headers: response.headers,
         body,
         reusable,
     }))
@@ -371,16 +460,11 @@ pub(crate) enum Reframe {
 /// `keep_alive`: the client connection may stay open after this response (the caller's
 /// choice); it is forced off when only a close can end the body.
 pub(crate) fn write_response(
-    raw: &[u8],
-    response: &Response,
+    response: &Response<'_, '_>,
     http10: bool,
     keep_alive: bool,
     out: &mut Vec<u8>,
 ) -> (Reframe, bool) {
-    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut parsed = httparse::Response::new(&mut storage);
-    // Parsed once already by `parse_response`: it cannot fail here.
-    let _ = parsed.parse(raw);
     let reframe = match (&response.body, http10) {
         (Body::None, _) => Reframe::None,
         (Body::Framed(BodyDecoder::Length(_)), _) => Reframe::Pass,
@@ -392,17 +476,17 @@ pub(crate) fn write_response(
     };
     let keep_alive = keep_alive && reframe != Reframe::DecodeAndClose && response.status >= 200;
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(response.status.to_string().as_bytes());
+    push_decimal(out, u64::from(response.status));
     out.push(b' ');
-    out.extend_from_slice(parsed.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(response.reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let named = named_by_connection(parsed.headers);
+    let named = named_by_connection(response.headers);
     let chunked_out = matches!(reframe, Reframe::Chunk)
         || matches!(
             (reframe, &response.body),
             (Reframe::Pass, Body::Framed(BodyDecoder::Chunked(_)))
         );
-    for header in parsed.headers.iter() {
+    for header in response.headers {
         let name = header.name;
         let length = name.eq_ignore_ascii_case("content-length");
         // A bodiless response keeps its Content-Length (HEAD, 304: the size it would have),
@@ -416,7 +500,7 @@ pub(crate) fn write_response(
     }
     // RFC 9110 §7.6.3: an intermediary adds Via to the responses it forwards too, after the
     // upstream's own entries, naming the version it received the response with.
-    push_field(out, b"Via", via(parsed.version));
+    push_field(out, b"Via", via(Some(response.version)));
     if chunked_out {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }

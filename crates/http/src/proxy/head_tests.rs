@@ -202,8 +202,9 @@ fn an_http10_request_without_host_gets_one() {
     assert!(sent.starts_with("GET /x HTTP/1.1\r\nHost: front.example\r\n"));
 }
 
-fn parsed(raw: &str, head_only: bool) -> Result<Option<Response>, BadResponse> {
-    parse_response(raw.as_bytes(), head_only)
+/// Parsed into fields that live as long as the test (leaked: a few KiB per call).
+fn parsed<'b>(raw: &'b str, head_only: bool) -> Result<Option<Response<'b, 'b>>, BadResponse> {
+    parse_response(raw.as_bytes(), head_only, Box::leak(Box::new(fields())))
 }
 
 #[test]
@@ -306,7 +307,7 @@ fn bodies_are_judged_by_status_method_and_fields() {
 fn client_head(raw: &str, http10: bool, keep_alive: bool) -> (String, Reframe, bool) {
     let response = parsed(raw, false).unwrap().unwrap();
     let mut out = Vec::new();
-    let (reframe, keep) = write_response(raw.as_bytes(), &response, http10, keep_alive, &mut out);
+    let (reframe, keep) = write_response(&response, http10, keep_alive, &mut out);
     (String::from_utf8(out).unwrap(), reframe, keep)
 }
 
@@ -381,13 +382,7 @@ fn responses_carry_via_after_the_upstreams() {
         .unwrap()
         .unwrap();
     let mut out = Vec::new();
-    write_response(
-        b"HTTP/1.1 103 Early Hints\r\n\r\n",
-        &interim,
-        false,
-        true,
-        &mut out,
-    );
+    write_response(&interim, false, true, &mut out);
     assert_eq!(
         out,
         b"HTTP/1.1 103 Early Hints\r\nVia: 1.1 coreloop\r\n\r\n"
@@ -466,4 +461,32 @@ fn a_pooled_request_does_not_say_close() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.ends_with("Via: 1.1 coreloop\r\n\r\n"), "{text}");
     assert!(!text.to_ascii_lowercase().contains("connection"), "{text}");
+}
+
+#[test]
+fn numbers_and_addresses_are_written_as_display_writes_them() {
+    let numbers = [0u64, 1, 9, 10, 99, 100, 204, 599, 65_535, 1 << 32, u64::MAX];
+    for n in numbers {
+        let (mut dec, mut hex) = (Vec::new(), Vec::new());
+        push_decimal(&mut dec, n);
+        push_hex(&mut hex, n);
+        assert_eq!(dec, n.to_string().as_bytes(), "{n}");
+        assert_eq!(hex, format!("{n:x}").as_bytes(), "{n}");
+    }
+    let addresses = [
+        "0.0.0.0",
+        "127.0.0.1",
+        "192.0.2.7",
+        "255.255.255.255",
+        "10.20.30.40",
+        "::1",
+        "2001:db8::7",
+        "::ffff:192.0.2.7",
+    ];
+    for text in addresses {
+        let ip: IpAddr = text.parse().unwrap();
+        let mut out = Vec::new();
+        push_ip(&mut out, ip);
+        assert_eq!(out, ip.to_string().as_bytes(), "{text}");
+    }
 }

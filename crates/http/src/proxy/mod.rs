@@ -5,8 +5,9 @@
 //!   a server through the route's [`ProxyTarget`] (balance and passive health live in the
 //!   server crate), dials it with the rewritten request head as the new connection's first
 //!   output, links the two connections, streams the request body into the link and waits
-//!   (`Verb::AwaitCompletion`) until the upstream side says, by a same-shard message, that
-//!   the response is complete or failed (`Cx::resume` ends the wait).
+//!   (`Verb::AwaitCompletion`) until the upstream side says that the response is complete
+//!   or failed: by a same-shard message, or, when it parks, by unlinking itself (`Cx::resume`
+//!   ends the wait).
 //! - The upstream side (`upstream.rs`) parses the response head strictly (`head.rs`), writes
 //!   the client's head and then the body into the client's output through the link. The
 //!   reactor's link rule is the backpressure: each side reads only while the other's pending
@@ -15,7 +16,8 @@
 //! - Keep-alive (`pool.rs`): after a response that allows it, the upstream side unlinks
 //!   itself from the client (`Cx::unlink`) and parks in its server's [`ServerPool`], which the
 //!   server crate keeps per server per shard; the client side of a later request on that
-//!   shard takes it before dialing. A request is retried only when nothing of it was sent
+//!   shard takes it before dialing, links to it, and the upstream side writes the request
+//!   when the link is made (`Protocol::on_linked`). A request is retried only when nothing of it was sent
 //!   (a failed connect, a pooled connection that closed before the request was written) or
 //!   when it is idempotent, sent no body and no response byte came back.
 

@@ -39,16 +39,13 @@ pub struct ServerPool {
     gauges: Box<dyn PoolGauges>,
 }
 
-/// One parked connection, and the request a client gives it when it takes it.
+/// One parked connection, and the request a client gives it when it takes it (the pipe
+/// holds the head; its link to the taker says it is there).
 pub(crate) struct Parked {
     pub addr: ConnAddr,
-    pub next: RefCell<Option<Next>>,
-}
-
-/// A request handed to a pooled connection (`upstream::Reuse` says it is there).
-pub(crate) struct Next {
-    pub request: Vec<u8>,
-    pub pipe: SharedPipe,
+    pub next: RefCell<Option<SharedPipe>>,
+    /// The pipe of the connection's last exchange, for the taker to use again.
+    pub last: RefCell<Option<SharedPipe>>,
 }
 
 impl ServerPool {
@@ -84,16 +81,25 @@ impl ServerPool {
     }
 
     /// Parks the connection at `addr`; `None` when the pool is full or retired (the caller
-    /// closes it).
-    pub(crate) fn park(&self, addr: ConnAddr) -> Option<Rc<Parked>> {
+    /// closes it). `spare`: its ticket from an earlier park, used again when nobody else
+    /// holds it any more.
+    pub(crate) fn park(&self, addr: ConnAddr, spare: Option<Rc<Parked>>) -> Option<Rc<Parked>> {
         let mut idle = self.idle.borrow_mut();
         if self.retired.get() || idle.len() >= self.keep {
             return None;
         }
-        let parked = Rc::new(Parked {
-            addr,
-            next: RefCell::new(None),
-        });
+        let parked = match spare {
+            Some(spare) if Rc::strong_count(&spare) == 1 && spare.addr == addr => {
+                *spare.next.borrow_mut() = None;
+                *spare.last.borrow_mut() = None;
+                spare
+            }
+            _ => Rc::new(Parked {
+                addr,
+                next: RefCell::new(None),
+                last: RefCell::new(None),
+            }),
+        };
         idle.push(parked.clone());
         self.gauges.idle(1);
         Some(parked)
@@ -160,9 +166,9 @@ mod tests {
     fn the_pool_keeps_up_to_its_cap_hands_out_the_newest_and_forgets_on_retire() {
         let gauge = Rc::new(Cell::new(0));
         let pool = ServerPool::new(2, CHECK_EVERY, Box::new(Count(gauge.clone())));
-        let first = pool.park(addr(1)).unwrap();
-        let second = pool.park(addr(2)).unwrap();
-        assert!(pool.park(addr(3)).is_none(), "over keepalive");
+        let first = pool.park(addr(1), None).unwrap();
+        let second = pool.park(addr(2), None).unwrap();
+        assert!(pool.park(addr(3), None).is_none(), "over keepalive");
         assert_eq!(gauge.get(), 2);
         assert_eq!(pool.take().unwrap().addr, second.addr, "newest first");
         assert!(pool.holds(&first) && !pool.holds(&second));
@@ -170,13 +176,47 @@ mod tests {
         assert_eq!(gauge.get(), 1);
         pool.retire();
         assert_eq!((pool.idle_count(), gauge.get()), (0, 0));
-        assert!(!pool.holds(&first) && pool.park(addr(4)).is_none() && !pool.keeps());
+        assert!(!pool.holds(&first) && pool.park(addr(4), None).is_none() && !pool.keeps());
+    }
+
+    #[test]
+    fn a_connections_ticket_is_parked_again_once_nobody_else_holds_it() {
+        let pool = ServerPool::new(2, CHECK_EVERY, Box::new(Count(Rc::default())));
+        let first = pool.park(addr(1), None).unwrap();
+        let taken = pool.take().unwrap();
+        *taken.next.borrow_mut() = None;
+        drop(taken);
+        let again = pool.park(addr(1), Some(first.clone())).unwrap();
+        assert!(
+            !Rc::ptr_eq(&first, &again),
+            "still held by the caller: a new one"
+        );
+        drop(again);
+        let taken = pool.take().unwrap();
+        drop(taken);
+        let ptr = Rc::as_ptr(&first);
+        let again = pool.park(addr(1), Some(first)).unwrap();
+        assert_eq!(Rc::as_ptr(&again), ptr, "the same ticket");
+        assert!(again.next.borrow().is_none() && pool.holds(&again));
+        let other = pool.park(
+            addr(2),
+            Some(Rc::new(Parked {
+                addr: addr(3),
+                next: RefCell::new(None),
+                last: RefCell::new(None),
+            })),
+        );
+        assert_eq!(
+            other.unwrap().addr,
+            addr(2),
+            "another address's ticket is not used"
+        );
     }
 
     #[test]
     fn keepalive_zero_parks_nothing() {
         let pool = ServerPool::new(0, CHECK_EVERY, Box::new(Count(Rc::default())));
         assert!(!pool.keeps());
-        assert!(pool.park(addr(1)).is_none());
+        assert!(pool.park(addr(1), None).is_none());
     }
 }

@@ -7,8 +7,8 @@
 //! from the client and parks in its server's pool (`pool.rs`) under `idle_timeout`. Parked,
 //! any byte or an EOF closes it (an upstream may close an idle connection at any time, and
 //! bytes nobody asked for would be read as the next response). A client that takes it
-//! links to it and sends [`Reuse`]: the next request is written then, and a new exchange
-//! begins on the same connection.
+//! links to it: the next request is written when the link is made (`on_linked`, in the
+//! client's loop turn), and a new exchange begins on the same connection.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -22,6 +22,9 @@ use super::pool::{Parked, ServerPool, CHECK_EVERY};
 /// What the client side and the upstream side share for one request (one shard: `Rc`).
 #[derive(Debug)]
 pub(crate) struct Pipe {
+    /// The rewritten request head: each attempt's upstream side copies it into its output
+    /// (kept here, not copied per attempt, for a retry).
+    pub request: Vec<u8>,
     /// The client connection, told by a [`super::ProxyWake`] when `state` moves on.
     pub client: ConnAddr,
     pub http10: bool,
@@ -36,7 +39,8 @@ pub(crate) struct Pipe {
     /// The route's `response_timeout`, also the upstream side's own guard (see `on_deadline`).
     pub response_timeout: std::time::Duration,
     /// The request head is in the upstream connection's output. A pooled connection gets it
-    /// when its [`Reuse`] arrives: until then nothing of the request was sent.
+    /// when it is linked to the client that took it: until then nothing of the request was
+    /// sent.
     pub started: bool,
     /// A byte of a response came (an interim one included): the request is not retried.
     pub answered: bool,
@@ -46,9 +50,11 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
-    /// The same request's pipe for another attempt: nothing sent, nothing answered.
-    pub fn retried(&self, body: bool) -> Pipe {
+    /// The same request's pipe for another attempt (the head moves over): nothing sent,
+    /// nothing answered.
+    pub fn retried(&mut self, body: bool) -> Pipe {
         Pipe {
+            request: std::mem::take(&mut self.request),
             client: self.client,
             http10: self.http10,
             keep_alive: self.keep_alive,
@@ -94,12 +100,7 @@ pub(crate) struct Abort;
 /// link exists): a response that came whole, EOF included, before the link is taken now.
 pub(crate) struct Linked;
 
-/// A client took this parked connection and linked to it: its request is in the `Parked`
-/// slot (sent right after `Cx::link`, so it arrives once the link exists).
-pub(crate) struct Reuse;
-
 pub(crate) struct UpstreamSide {
-    request: Option<Vec<u8>>,
     pipe: SharedPipe,
     body: Option<(Body, Reframe)>,
     /// What was unread at an EOF that came before the link (bounded by the input buffer).
@@ -108,40 +109,48 @@ pub(crate) struct UpstreamSide {
     reusable: bool,
     /// The pool it parks in after a reusable response; `None`: it never parks.
     home: Option<Weak<ServerPool>>,
-    /// Parked: its ticket in the pool (still there, or taken with a [`Reuse`] on the way).
+    /// Parked: its ticket in the pool (still there, or taken, its link on the way).
     parked: Option<Rc<Parked>>,
+    /// Its ticket from the last time it was parked, parked again with it (one allocation
+    /// per connection, not per request).
+    spare: Option<Rc<Parked>>,
     /// Parked: when it closes unused (`idle_timeout`).
     idle_until: Option<Instant>,
 }
 
 impl UpstreamSide {
-    pub fn new(request: Vec<u8>, pipe: SharedPipe, home: Option<Weak<ServerPool>>) -> Self {
+    pub fn new(pipe: SharedPipe, home: Option<Weak<ServerPool>>) -> Self {
         Self {
-            request: Some(request),
             pipe,
             body: None,
             early: None,
             reusable: false,
             home,
             parked: None,
+            spare: None,
             idle_until: None,
         }
     }
 
-    /// The response is complete in the client's output: park, when everything allows it, or
-    /// close. `leftover`: bytes came after the response (an upstream that sends more than it
-    /// framed cannot be trusted with the next request).
+    /// The response is complete in the client's output (the pipe says so, and the client is
+    /// told here): park, when everything allows it, or close. `leftover`: bytes came after
+    /// the response (an upstream that sends more than it framed cannot be trusted with the
+    /// next request). Parked, the unlink is the client's word (its `on_unlinked` finds the
+    /// state complete): one message fewer per pooled request than a wake and an unlink.
     fn after_response(&mut self, leftover: bool, cx: &mut Cx<'_>) -> Verb {
         let request_done = self.pipe.borrow().request_done;
         let keep = self.reusable && !leftover && request_done && !cx.is_draining();
         let pool = self.home.as_ref().and_then(Weak::upgrade);
         let Some(pool) = pool.filter(|_| keep) else {
+            self.wake(cx);
             return DONE;
         };
-        let Some(parked) = pool.park(cx.addr()) else {
+        let Some(parked) = pool.park(cx.addr(), self.spare.take()) else {
+            self.wake(cx);
             return DONE;
         };
         cx.unlink();
+        *parked.last.borrow_mut() = Some(self.pipe.clone());
         self.parked = Some(parked);
         self.body = None;
         let until = cx.now() + pool.idle_timeout;
@@ -150,9 +159,9 @@ impl UpstreamSide {
         Verb::Read
     }
 
-    /// A client took the parked connection: write its request and begin its exchange. Not
-    /// linked (the client went, or the link was refused): the client is told that nothing
-    /// was sent, and this connection closes.
+    /// A client took the parked connection and linked to it: write its request and begin
+    /// its exchange. (Not linked after all: the client is told that nothing was sent, and
+    /// this connection closes.)
     fn reuse(&mut self, cx: &mut Cx<'_>) -> Verb {
         let Some(parked) = self.parked.take() else {
             return Verb::Read;
@@ -160,7 +169,8 @@ impl UpstreamSide {
         let Some(next) = parked.next.borrow_mut().take() else {
             return Verb::CloseNow;
         };
-        self.pipe = next.pipe;
+        self.spare = Some(parked);
+        self.pipe = next;
         self.reusable = false;
         self.idle_until = None;
         self.early = Some(Vec::new());
@@ -168,25 +178,31 @@ impl UpstreamSide {
             self.settle(State::Invalid { closed: true }, cx);
             return Verb::CloseNow;
         }
-        cx.out().extend_from_slice(&next.request);
         let (timeout, client) = {
             let mut pipe = self.pipe.borrow_mut();
+            cx.out().extend_from_slice(&pipe.request);
             pipe.started = true;
             (pipe.response_timeout, pipe.client)
         };
         cx.set_deadline(cx.now() + timeout);
-        // The client waits for this before it sends a request body.
-        let _ = cx.send(client, Box::new(super::ProxyWake));
+        // A client with a request body waits for this before it sends it; one without waits
+        // for the response only.
+        if !self.pipe.borrow().request_done {
+            let _ = cx.send(client, Box::new(super::ProxyWake));
+        }
         Verb::Read
     }
 
-    /// Parked: still wanted (held by a live pool, or taken), and not idle too long.
+    /// Parked: still wanted (held by a live pool), and not idle too long. Taken and still
+    /// parked: its link was refused or never made (it is made in the taker's loop turn, and
+    /// `on_linked` unparks), and the taker heard so from the reactor and redialed: nobody
+    /// will use it.
     fn parked_check(&mut self, cx: &mut Cx<'_>) -> Verb {
         let Some(parked) = self.parked.as_ref() else {
             return Verb::Read;
         };
         if parked.next.borrow().is_some() {
-            return Verb::Read;
+            return Verb::CloseNow;
         }
         let held = (self.home.as_ref().and_then(Weak::upgrade)).is_some_and(|p| p.holds(parked));
         let until = self.idle_until.unwrap_or(cx.now());
@@ -198,12 +214,13 @@ impl UpstreamSide {
     }
 
     fn settle(&mut self, state: State, cx: &mut Cx<'_>) {
-        let client = {
-            let mut pipe = self.pipe.borrow_mut();
-            pipe.state = state;
-            pipe.client
-        };
-        // The client waits for exactly this; a client gone meanwhile is no error.
+        self.pipe.borrow_mut().state = state;
+        self.wake(cx);
+    }
+
+    /// Tells the client to look at the pipe; a client gone meanwhile is no error.
+    fn wake(&self, cx: &mut Cx<'_>) {
+        let client = self.pipe.borrow().client;
         let _ = cx.send(client, Box::new(super::ProxyWake));
     }
 
@@ -222,7 +239,8 @@ impl UpstreamSide {
             let pipe = self.pipe.borrow();
             (pipe.head_only, pipe.max_head, pipe.http10)
         };
-        let response = match head::parse_response(input, head_only) {
+        let mut fields = head::fields();
+        let response = match head::parse_response(input, head_only, &mut fields) {
             Ok(Some(response)) => response,
             Ok(None) if input.len() > max_head => return Step::new(0, self.fail(false, cx)),
             Ok(None) => return Step::new(0, Verb::Read),
@@ -237,19 +255,18 @@ impl UpstreamSide {
             // first is handed over again then.
             return Step::new(0, Verb::Read);
         };
-        let raw = &input[..response.len];
         if response.status < 200 {
             // RFC 9110 §15.2: 1xx go to HTTP/1.1 clients only.
             if !http10 {
-                head::write_response(raw, &response, http10, keep_alive, out);
+                head::write_response(&response, http10, keep_alive, out);
             }
             return Step::new(response.len, Verb::Read);
         }
-        let (reframe, keep_alive) = head::write_response(raw, &response, http10, keep_alive, out);
+        let (reframe, keep_alive) = head::write_response(&response, http10, keep_alive, out);
         let status = response.status;
         self.reusable = response.reusable && !matches!(response.body, Body::UntilClose);
         if reframe == Reframe::None {
-            self.settle(State::Complete { status, keep_alive }, cx);
+            self.pipe.borrow_mut().state = State::Complete { status, keep_alive };
             let leftover = input.len() > response.len;
             return Step::new(input.len(), self.after_response(leftover, cx));
         }
@@ -288,7 +305,8 @@ impl UpstreamSide {
             }
             Body::UntilClose => {
                 if reframe == Reframe::Chunk && !input.is_empty() {
-                    out.extend_from_slice(format!("{:x}\r\n", input.len()).as_bytes());
+                    head::push_hex(out, input.len() as u64);
+                    out.extend_from_slice(b"\r\n");
                     out.extend_from_slice(input);
                     out.extend_from_slice(b"\r\n");
                 } else {
@@ -299,7 +317,7 @@ impl UpstreamSide {
             Body::None => (0, true),
         };
         if done {
-            self.complete(cx);
+            self.complete();
             // Bytes after the response: dropped, and the connection with them.
             let leftover = consumed < input.len();
             return Step::new(input.len(), self.after_response(leftover, cx));
@@ -307,7 +325,9 @@ impl UpstreamSide {
         Step::new(consumed, Verb::Read)
     }
 
-    fn complete(&mut self, cx: &mut Cx<'_>) {
+    /// The response is all in the client's output: said in the pipe (the caller tells the
+    /// client).
+    fn complete(&mut self) {
         let (status, keep_alive) = {
             let pipe = self.pipe.borrow();
             let status = match pipe.state {
@@ -321,16 +341,16 @@ impl UpstreamSide {
             )
         };
         self.body = None;
-        self.settle(State::Complete { status, keep_alive }, cx);
+        self.pipe.borrow_mut().state = State::Complete { status, keep_alive };
     }
 }
 
 impl Protocol for UpstreamSide {
     fn on_open(&mut self, cx: &mut Cx<'_>) -> Verb {
-        if let Some(request) = self.request.take() {
-            cx.out().extend_from_slice(&request);
-        }
-        self.pipe.borrow_mut().started = true;
+        let mut pipe = self.pipe.borrow_mut();
+        cx.out().extend_from_slice(&pipe.request);
+        pipe.started = true;
+        drop(pipe);
         let guard = cx.now() + self.pipe.borrow().response_timeout;
         cx.set_deadline(guard);
         Verb::Read
@@ -406,16 +426,14 @@ impl Protocol for UpstreamSide {
                 out.extend_from_slice(b"0\r\n\r\n");
             }
         }
-        self.complete(cx);
+        self.complete();
+        self.wake(cx);
         DONE
     }
 
     fn on_message(&mut self, message: Message, cx: &mut Cx<'_>) -> Verb {
         if message.is::<Abort>() {
             return Verb::CloseNow;
-        }
-        if message.is::<Reuse>() {
-            return self.reuse(cx);
         }
         let Some(early) = self.early.take().filter(|_| message.is::<Linked>()) else {
             return Verb::Read;
@@ -434,6 +452,16 @@ impl Protocol for UpstreamSide {
         // `early` stays set (empty) so that this EOF is the real one now.
         self.early = Some(Vec::new());
         self.on_eof(&early[at..], cx)
+    }
+
+    /// A client that took this parked connection is linked to it now: its request goes.
+    /// (No message: it would cost a delivery per pooled request.)
+    fn on_linked(&mut self, cx: &mut Cx<'_>) -> Verb {
+        let taken = (self.parked.as_ref()).is_some_and(|p| p.next.borrow().is_some());
+        if taken {
+            return self.reuse(cx);
+        }
+        Verb::Read
     }
 
     fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {

@@ -10,7 +10,7 @@ use coreloop_reactor::token::ConnToken;
 use coreloop_reactor::{ConnAddr, Verb};
 
 use super::*;
-use crate::proxy::pool::{Next, PoolGauges, ServerPool};
+use crate::proxy::pool::{PoolGauges, ServerPool};
 
 struct Gauge(Rc<Cell<i64>>);
 
@@ -27,8 +27,9 @@ fn client() -> ConnAddr {
     }
 }
 
-fn pipe(request_done: bool, head_only: bool) -> SharedPipe {
+fn pipe(request: &[u8], request_done: bool, head_only: bool) -> SharedPipe {
     Rc::new(RefCell::new(Pipe {
+        request: request.to_vec(),
         client: client(),
         http10: false,
         keep_alive: true,
@@ -51,8 +52,7 @@ fn linked_side(keep: usize, request_done: bool) -> (Harness, UpstreamSide, Rc<Se
         Box::new(Gauge(Rc::default())),
     ));
     let mut side = UpstreamSide::new(
-        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
-        pipe(request_done, false),
+        pipe(b"GET / HTTP/1.1\r\n\r\n", request_done, false),
         Some(Rc::downgrade(&pool)),
     );
     let mut harness = Harness::new();
@@ -174,24 +174,31 @@ fn a_parked_connection_closes_on_any_byte_an_eof_its_idle_timeout_or_a_drain() {
     assert_eq!(harness.fire_due_deadline(&mut side), Some(Verb::CloseNow));
 }
 
-#[test]
-fn a_taken_connection_writes_the_next_request_when_told() {
+/// A parked side taken for a request with a body (`body`) or without, and told.
+fn taken(body: bool) -> (Harness, UpstreamSide, Rc<ServerPool>, SharedPipe) {
     let (mut harness, mut side, pool) = parked();
     let taken = pool.take().unwrap();
-    let next = pipe(true, false);
-    *taken.next.borrow_mut() = Some(Next {
-        request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
-        pipe: next.clone(),
-    });
-    // The client linked to it before telling it.
-    harness.link_to(client());
-    assert_eq!(harness.message(&mut side, Box::new(Reuse)), Verb::Read);
+    let next = pipe(b"GET /next HTTP/1.1\r\n\r\n", !body, false);
+    *taken.next.borrow_mut() = Some(next.clone());
+    // The link the client asked for is made: the request goes.
+    assert_eq!(harness.linked(&mut side, client()), Verb::Read);
     assert_eq!(harness.take_output(), b"GET /next HTTP/1.1\r\n\r\n");
     assert!(next.borrow().started);
+    (harness, side, pool, next)
+}
+
+#[test]
+fn a_taken_connection_writes_the_next_request_when_told() {
+    let (mut harness, _side, _pool, _next) = taken(true);
     assert_eq!(
         harness.take_sent().len(),
         1,
-        "the client is told the head is out"
+        "a client with a body is told the head is out"
+    );
+    let (mut harness, mut side, pool, next) = taken(false);
+    assert!(
+        harness.take_sent().is_empty(),
+        "a client without a body waits for the response only"
     );
     let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     assert_eq!(harness.push(&mut side, ok), Verb::Read);
@@ -203,21 +210,24 @@ fn a_taken_connection_writes_the_next_request_when_told() {
         }
     );
     assert_eq!(pool.idle_count(), 1, "parked again");
+    assert!(
+        harness.take_sent().is_empty() && harness.take_unlinked_by_protocol(),
+        "a parked connection's unlink is the client's word, not a message"
+    );
 }
 
+/// Its link refused (the taker heard so and redials), a taken connection is never linked:
+/// it sends nothing and closes at its next check, and a message changes nothing.
 #[test]
-fn a_taken_connection_that_is_not_linked_tells_the_client_nothing_was_sent() {
+fn a_taken_connection_never_linked_sends_nothing_and_closes_at_its_check() {
     let (mut harness, mut side, pool) = parked();
     let taken = pool.take().unwrap();
-    let next = pipe(true, false);
-    *taken.next.borrow_mut() = Some(Next {
-        request: b"GET /next HTTP/1.1\r\n\r\n".to_vec(),
-        pipe: next.clone(),
-    });
-    assert_eq!(harness.message(&mut side, Box::new(Reuse)), Verb::CloseNow);
-    let pipe = next.borrow();
-    assert_eq!(
-        (pipe.state, pipe.started),
-        (State::Invalid { closed: true }, false)
-    );
+    let next = pipe(b"GET /next HTTP/1.1\r\n\r\n", true, false);
+    *taken.next.borrow_mut() = Some(next.clone());
+    assert_eq!(harness.message(&mut side, Box::new(Linked)), Verb::Read);
+    assert_eq!(harness.drain(&mut side), Verb::Read, "taken: not idle");
+    harness.advance(CHECK_EVERY);
+    assert_eq!(harness.fire_due_deadline(&mut side), Some(Verb::CloseNow));
+    assert!(harness.take_output().is_empty() && harness.take_sent().is_empty());
+    assert!(!next.borrow().started);
 }

@@ -126,8 +126,13 @@ impl Conn {
         self.settle(env)
     }
 
-    /// The link was just made: input buffered before it goes to the protocol now.
+    /// The link was just made: the protocol hears it, then input buffered before it goes to
+    /// the protocol.
     pub fn on_linked(&mut self, env: &mut Env<'_>) -> Drive {
+        if matches!(self.state, State::Reading { .. } | State::Waiting { .. }) {
+            let verb = self.call(env, |p, cx| p.on_linked(cx))?;
+            self.apply(verb)?;
+        }
         self.feed(env, 0)?;
         self.settle(env)
     }

@@ -75,7 +75,10 @@ impl Shard {
         if state.connects.links.is_empty() {
             return;
         }
-        for (asker, peer) in std::mem::take(&mut state.connects.links) {
+        // Taken out (a drive below may ask for more links, made by its own `make_links`) and
+        // put back empty, so the list keeps its capacity: no allocation per link.
+        let mut asked = std::mem::take(&mut state.connects.links);
+        for (asker, peer) in asked.drain(..) {
             forget_gone_peer(state, asker);
             let mut may_link = |token| state.conns.get_mut(token).is_some_and(|c| c.may_link());
             if !may_link(asker) {
@@ -106,6 +109,9 @@ impl Shard {
                 self.try_drive(state, token, now, |conn, env| conn.on_linked(env));
             }
         }
+        if state.connects.links.is_empty() {
+            state.connects.links = asked;
+        }
     }
 
     /// Ends the links whose side asked (`Cx::unlink`): both entries go at once, so either
@@ -113,7 +119,8 @@ impl Shard {
     /// link's id), the asker is driven once more, as a half-closed asker has nothing left to
     /// wait for.
     fn end_links(&mut self, state: &mut Loop, now: Instant) {
-        for asker in std::mem::take(&mut state.connects.unlinks) {
+        let mut asked = std::mem::take(&mut state.connects.unlinks);
+        for asker in asked.drain(..) {
             let Some(link) = state.links.by_conn.remove(&asker) else {
                 continue;
             };
@@ -129,6 +136,9 @@ impl Shard {
             };
             self.mail.local.push_back((link.peer, unlinked));
             self.try_drive(state, asker, now, |conn, env| conn.after_unlink(env));
+        }
+        if state.connects.unlinks.is_empty() {
+            state.connects.unlinks = asked;
         }
     }
 

@@ -10,8 +10,8 @@ use coreloop_reactor::{Cx, Verb};
 
 use super::ProxyExchange;
 use crate::conn::{HttpConn, Phase};
-use crate::proxy::pool::{Next, Parked};
-use crate::proxy::upstream::{Reuse, UpstreamSide};
+use crate::proxy::pool::Parked;
+use crate::proxy::upstream::UpstreamSide;
 use crate::proxy::{Attempt, Outcome, Pick};
 
 /// What a failed attempt allows, when no response byte came back.
@@ -78,7 +78,7 @@ impl HttpConn {
         let latency = (proxy.pipe.borrow().connected)
             .map(|at| now.saturating_duration_since(at))
             .unwrap_or_default();
-        let fresh = proxy.pipe.borrow().retried(proxy.body);
+        let fresh = proxy.pipe.borrow_mut().retried(proxy.body);
         proxy.pipe = Rc::new(RefCell::new(fresh));
         proxy.upstream = None;
         proxy.awaits_start = false;
@@ -110,8 +110,18 @@ impl HttpConn {
 /// Takes an idle pooled connection to the picked server, or dials one. `true`: pooled (it is
 /// linked now and told to send the request).
 pub(super) fn attempt(proxy: &mut ProxyExchange, pick: Pick, cx: &mut Cx<'_>) -> bool {
-    proxy.ticket = Some(pick.ticket);
     let parked = pick.pool.as_ref().and_then(|pool| pool.take());
+    attempt_taken(proxy, pick, parked, cx)
+}
+
+/// [`attempt`] with the pooled connection (if any) taken already.
+pub(super) fn attempt_taken(
+    proxy: &mut ProxyExchange,
+    pick: Pick,
+    parked: Option<Rc<Parked>>,
+    cx: &mut Cx<'_>,
+) -> bool {
+    proxy.ticket = Some(pick.ticket);
     proxy.server = Some((pick.addr, pick.connect_timeout, pick.pool));
     match parked {
         Some(parked) => {
@@ -135,12 +145,12 @@ fn dial(proxy: &mut ProxyExchange, cx: &mut Cx<'_>) {
     };
     proxy.reused = false;
     let home = pool.as_ref().filter(|p| p.keeps()).map(Rc::downgrade);
-    let side = UpstreamSide::new(proxy.request.clone(), proxy.pipe.clone(), home);
+    let side = UpstreamSide::new(proxy.pipe.clone(), home);
     cx.connect(addr, timeout, Box::new(side));
 }
 
 /// Hands the request to a parked connection and links to it; the upstream side writes the
-/// request when [`Reuse`] arrives (the link exists by then).
+/// request when the link is made (its `on_linked`, later in this loop turn).
 fn claim(proxy: &mut ProxyExchange, parked: &Rc<Parked>, cx: &mut Cx<'_>) {
     if let Some(ticket) = proxy.ticket.as_mut() {
         ticket.attempt(Attempt::Reuse);
@@ -149,10 +159,6 @@ fn claim(proxy: &mut ProxyExchange, parked: &Rc<Parked>, cx: &mut Cx<'_>) {
     proxy.awaits_start = proxy.body;
     proxy.upstream = Some(parked.addr);
     proxy.pipe.borrow_mut().connected = Some(cx.now());
-    *parked.next.borrow_mut() = Some(Next {
-        request: proxy.request.clone(),
-        pipe: proxy.pipe.clone(),
-    });
+    *parked.next.borrow_mut() = Some(proxy.pipe.clone());
     cx.link(parked.addr);
-    let _ = cx.send(parked.addr, Box::new(Reuse));
 }
