@@ -205,6 +205,10 @@ pub fn sequential_requests_share_one_upstream_connection() {
         upstream_sum(&proxy, "coreloop_upstream_reused_total", up.addr),
         29.0
     );
+    assert_eq!(
+        upstream_sum(&proxy, "coreloop_upstream_requests_total", up.addr),
+        30.0
+    );
     assert_eq!(idle(&proxy, up.addr), 1.0);
 }
 

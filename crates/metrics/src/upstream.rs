@@ -55,6 +55,8 @@ pub struct ServerCounters {
     idle: AtomicU64,
     /// HTTP proxy routes: requests sent on a pooled connection instead of a new one.
     reused: AtomicU64,
+    /// HTTP proxy routes: requests begun with this server, one per attempt.
+    requests: AtomicU64,
 }
 
 /// Why a connect to a server failed, as the `cause` label.
@@ -129,6 +131,7 @@ impl ServerStats {
             sum.latency_sum_micros += c.latency_sum_micros.load(Relaxed);
             sum.idle += c.idle.load(Relaxed);
             sum.reused += c.reused.load(Relaxed);
+            sum.requests += c.requests.load(Relaxed);
         }
         sum
     }
@@ -198,6 +201,12 @@ impl ServerCounters {
     /// A connect to this server started.
     pub fn connect_started(&self) {
         bump(&self.connects);
+    }
+
+    /// HTTP proxy routes: a request is begun with this server, one per attempt (a new or a
+    /// pooled connection, a retry, an attempt whose connect fails).
+    pub fn request_sent(&self) {
+        bump(&self.requests);
     }
 
     /// A request went on a pooled connection: no connect.
@@ -294,6 +303,8 @@ pub struct ServerSnapshot {
     /// Pooled idle connections.
     pub idle: u64,
     pub reused: u64,
+    /// Requests sent, retries included.
+    pub requests: u64,
 }
 
 /// The `coreloop_upstream_*` families (none when no upstream is configured).
@@ -303,7 +314,14 @@ pub(crate) fn write(out: &mut Out, upstreams: &[Arc<UpstreamStats>]) {
     }
     let snaps: Vec<UpstreamSnapshot> = upstreams.iter().map(|u| u.snapshot()).collect();
     type Get = fn(&ServerSnapshot) -> u64;
-    let per_server: [(&str, Kind, &str, Get); 7] = [
+    let per_server: [(&str, Kind, &str, Get); 8] = [
+        (
+            "coreloop_upstream_requests",
+            Kind::Counter,
+            "HTTP proxy routes: requests begun with this server, one per attempt (new or pooled \
+             connection; retries and failed connects count).",
+            |s| s.requests,
+        ),
         (
             "coreloop_upstream_connects",
             Kind::Counter,

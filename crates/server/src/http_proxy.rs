@@ -177,6 +177,7 @@ impl Ticket {
     fn count(&self, attempt: Attempt) {
         let Some(server) = &self.server else { return };
         let counters = server.counters();
+        counters.request_sent();
         match attempt {
             Attempt::Dial => counters.connect_started(),
             Attempt::Reuse => counters.reused(),
