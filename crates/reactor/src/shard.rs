@@ -3,7 +3,6 @@
 //! `Shard::run` is the only caller of `poll` on its thread. Everything from other threads
 //! (handoffs, offload completions, control messages) arrives through the shard's [`Inbox`].
 
-use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -21,41 +20,14 @@ use crate::link::Links;
 use crate::message::{Local, ShardMail};
 use crate::offload::{Completion, OffloadSink};
 use crate::outbound::{Connects, Pending};
-use crate::protocol::{ConnFactory, ConnInfo, ProtocolFactory};
-use crate::socket::Listener;
+use crate::protocol::{ConnFactory, ConnInfo};
 use crate::stats::{bump, set, CloseReason, ShardStats};
 use crate::table::ConnTable;
 use crate::timer::TimerWheel;
 use crate::token::{ConnToken, Reserved};
 
-/// Messages to a shard from the reactor handle.
-pub(crate) enum Control {
-    /// Stop accepting, let connections finish, force-close what is left at the deadline.
-    Drain { deadline: Instant },
-    /// Pass a message to one listener's connection factory.
-    Message {
-        listener: usize,
-        message: Arc<dyn Any + Send + Sync>,
-    },
-    /// A listener was added: its protocol, and in reuseport mode this shard's own socket.
-    AddListener {
-        id: usize,
-        factory: Arc<dyn ProtocolFactory>,
-        io: IoConfig,
-        listener: Option<Listener>,
-    },
-    /// A listener was removed (reuseport mode: close this shard's socket for it).
-    RemoveListener { id: usize },
-    /// A listener's IO settings changed (a reload): its connections use them from now on.
-    SetIo { id: usize, io: IoConfig },
-    /// A listener's TLS changed (a reload): its new connections handshake with it.
-    SetTls {
-        id: usize,
-        tls: Option<Arc<crate::tls::TlsListener>>,
-    },
-}
-
 mod admit;
+mod control;
 mod drain;
 mod evict;
 mod link;
@@ -64,6 +36,7 @@ mod mail;
 mod outbound;
 
 use admit::Adopter;
+pub(crate) use control::Control;
 
 const EVENTS_CAPACITY: usize = 1024;
 const IDLE_POOL_BUFFERS: usize = 256;
@@ -325,88 +298,6 @@ impl Shard {
         if let Some(local) = self.local_accept.as_mut() {
             local.accept.room_freed();
         }
-    }
-
-    fn drain_control(&mut self, state: &mut Loop, now: Instant) {
-        while let Some(control) = self.inbox.pop_control() {
-            match control {
-                Control::Drain { deadline } => self.start_drain(state, deadline, now),
-                Control::Message { listener, message } => {
-                    if let Some(Some(factory)) = state.factories.get_mut(listener) {
-                        factory.on_message(message.as_ref());
-                    }
-                }
-                Control::AddListener {
-                    id,
-                    factory,
-                    io,
-                    listener,
-                } => self.add_listener(state, id, factory.as_ref(), io, listener),
-                Control::SetIo { id, io } => self.set_io(state, id, io),
-                Control::SetTls { id, tls } => {
-                    if let Some(io) = state.ios.get_mut(id) {
-                        io.tls = tls;
-                    }
-                }
-                Control::RemoveListener { id } => {
-                    if let Some(local) = self.local_accept.as_mut() {
-                        local.accept.listeners.remove(self.poll.registry(), id);
-                    }
-                }
-            }
-        }
-    }
-
-    fn add_listener(
-        &mut self,
-        state: &mut Loop,
-        id: usize,
-        factory: &dyn ProtocolFactory,
-        io: IoConfig,
-        listener: Option<Listener>,
-    ) {
-        if state.factories.len() <= id {
-            state.factories.resize_with(id + 1, || None);
-        }
-        // Listener ids only grow; a connection names its listener only once it is here.
-        while state.ios.len() <= id {
-            state.ios.push(io.clone());
-            state
-                .input_pools
-                .push(BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS));
-            state.idle.push(IdleList::default());
-        }
-        state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
-        state.ios[id] = io;
-        let mut made = factory.for_shard(self.id);
-        made.on_clock(SystemTime::now());
-        state.factories[id] = Some(made);
-        let (Some(listener), Some(local)) = (listener, self.local_accept.as_mut()) else {
-            return;
-        };
-        if state.draining.is_some() {
-            return; // dropped: a draining shard accepts nothing new
-        }
-        if let Err(error) = local
-            .accept
-            .listeners
-            .add(self.poll.registry(), id, listener)
-        {
-            tracing::error!(shard = self.id, listener = id, %error, "registering a new listener failed");
-        }
-    }
-
-    fn set_io(&mut self, state: &mut Loop, id: usize, io: IoConfig) {
-        let Some(current) = state.ios.get_mut(id) else {
-            return;
-        };
-        if current.read_buffer != io.read_buffer {
-            // Buffers of the old size in use go back to the new pool, which resizes them.
-            state.input_pools[id] = BufPool::new(io.read_buffer, IDLE_POOL_BUFFERS);
-        }
-        let tls = current.tls.take();
-        *current = io;
-        current.tls = tls;
     }
 
     fn drain_inbox(&mut self, state: &mut Loop, now: Instant) {
