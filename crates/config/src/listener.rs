@@ -144,6 +144,17 @@ pub(crate) fn required<T>(
 }
 
 fn name(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<String> {
+    identifier(cx, path, v, NAME_RULE)
+}
+
+/// A name other parts of the config refer to (a listener, an upstream): 1 to 64 letters,
+/// digits, '-' or '_'; `rule` is the message when it is not.
+pub(crate) fn identifier(
+    cx: &mut Cx<'_>,
+    path: &str,
+    v: &Value<'_>,
+    rule: &'static str,
+) -> Option<String> {
     let text = string(cx, path, v)?;
     let ok = !text.is_empty()
         && text.len() <= 64
@@ -151,7 +162,7 @@ fn name(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
-        cx.error(v.span(), path, ErrorKind::Rule(NAME_RULE));
+        cx.error(v.span(), path, ErrorKind::Rule(rule));
         return None;
     }
     Some(text.to_string())

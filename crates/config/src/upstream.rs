@@ -12,10 +12,10 @@ use toml::de::DeValue;
 
 use crate::decode::field;
 use crate::error::ErrorKind;
-use crate::listener::{address, required};
+use crate::listener::{address, identifier, required};
 use crate::reader::{Cx, TableReader, Value};
 use crate::schema::{Address, Upstream, UpstreamBalance};
-use crate::values::{duration, integer32, keyword, string, wrong_type};
+use crate::values::{duration, integer32, keyword, wrong_type};
 
 const NAME_RULE: &str = "an upstream name is 1 to 64 letters, digits, '-' or '_' \
      (it becomes a metric label)";
@@ -90,17 +90,7 @@ fn upstream(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Upstream> {
 }
 
 fn name(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<String> {
-    let text = string(cx, path, v)?;
-    let ok = !text.is_empty()
-        && text.len() <= 64
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !ok {
-        cx.error(v.span(), path, ErrorKind::Rule(NAME_RULE));
-        return None;
-    }
-    Some(text.to_string())
+    identifier(cx, path, v, NAME_RULE)
 }
 
 fn servers(cx: &mut Cx<'_>, path: &str, v: &Value<'_>) -> Option<Vec<Address>> {
