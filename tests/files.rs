@@ -591,6 +591,54 @@ fn delays_hold_no_thread() {
     }
 }
 
+/// A request pipelined behind a held one (a `/delay`, a streamed file) and then the client's
+/// half-close: every complete request before the EOF is answered, in order, as when nothing
+/// is held, and the connection closes after the last response. Before, the EOF reached the
+/// held request with the second one still buffered, and it was dropped.
+#[test]
+fn requests_pipelined_behind_a_held_one_are_answered_after_a_half_close() {
+    let dir = TempDir::new();
+    big_file(&dir, "big.bin", 9);
+    let data = pattern(9 << 20);
+    let server = serve_files(&dir.0, &[]);
+    let cases: [(&str, &str, &[u8]); 4] = [
+        ("/delay?ms=100", "/plaintext", b"Hello, World!"),
+        ("/files/big.bin", "/plaintext", b"Hello, World!"),
+        ("/delay?ms=50", "/delay?ms=50", b"ok\n"),
+        ("/plaintext", "/files/big.bin", &data),
+    ];
+    for (first, second, second_body) in cases {
+        let mut conn = Conn::open(server.addr("web"));
+        conn.send(&format!(
+            "GET {first} HTTP/1.1\r\nHost: t\r\n\r\nGET {second} HTTP/1.1\r\nHost: t\r\n\r\n"
+        ))
+        .unwrap();
+        conn.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut next = |which: &str| loop {
+            match conn.read_response() {
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                other => {
+                    break other.unwrap_or_else(|e| panic!("{first} then {second}: {which}: {e}"))
+                }
+            }
+        };
+        let one = next("first");
+        assert_eq!(one.status, 200, "{first} then {second}: first");
+        let two = next("second");
+        assert_eq!(two.status, 200, "{first} then {second}: second");
+        assert!(
+            two.body == second_body,
+            "{first} then {second}: second body of {} bytes",
+            two.body.len()
+        );
+        assert_eq!(
+            conn.read_eof().unwrap(),
+            0,
+            "{first} then {second}: no third"
+        );
+    }
+}
+
 /// HTTP/1.1 lets a client half-close once its request is sent (RFC 9112 §9.6: a server
 /// does not take a read EOF for a request to abort): during a `/delay` and during a file
 /// download, the shut-down write side still gets the whole response, then the server's end.

@@ -98,6 +98,7 @@ impl Held {
     /// How to answer input that arrives while something is held, or `None` when nothing is.
     pub fn input_verb(&self) -> Option<Verb> {
         Some(match self.hold()? {
+            Hold::Delay { .. } => Verb::AwaitCompletion,
             Hold::Stream(stream) if matches!(stream.state, Window::Reading(_)) => {
                 Verb::AwaitCompletion
             }
@@ -194,7 +195,10 @@ impl HttpConn {
             return self.refuse(HttpError::HandlerPanicked, cx);
         }
         cx.set_deadline(cx.now() + delay.min(limit));
-        Flow::Hold(Verb::Read)
+        // A wait, not a read: requests pipelined behind this one stay in the reactor's buffer
+        // and a half-close stays unread until the deadline answers and resumes input, so they
+        // are answered in order before the EOF is (a read EOF here used to drop them).
+        Flow::Hold(Verb::AwaitCompletion)
     }
 
     /// The head of a file response is written: queue what is ready (the window read last,
@@ -357,11 +361,14 @@ impl HttpConn {
     /// The connection's deadline passed while something was held.
     pub(crate) fn held_deadline(&mut self, cx: &mut Cx<'_>) -> Option<Verb> {
         match self.take_hold()? {
-            Hold::Delay { timeout: true } => {
-                Some(after(self.refuse(HttpError::HandlerTimeout, cx)))
-            }
-            Hold::Delay { timeout: false } => {
-                Some(after(self.answer_job(Ok(JobReply::text(200, "ok\n")), cx)))
+            Hold::Delay { timeout } => {
+                // Ends the wait `hold_delay` began; buffered input is handed over again.
+                cx.resume();
+                let flow = match timeout {
+                    true => self.refuse(HttpError::HandlerTimeout, cx),
+                    false => self.answer_job(Ok(JobReply::text(200, "ok\n")), cx),
+                };
+                Some(after(flow))
             }
             Hold::Stream(mut stream) => {
                 match std::mem::replace(&mut stream.state, Window::Reading(JobId(u64::MAX))) {

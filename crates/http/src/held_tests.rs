@@ -87,7 +87,8 @@ fn a_delay_is_the_connections_deadline_not_a_job() {
     let (mut harness, mut protocol) = open(&dir);
     let two =
         b"GET /delay?ms=500 HTTP/1.1\r\nHost: a\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert_eq!(harness.push(protocol.as_mut(), two), Verb::Read);
+    // A wait on the connection's own deadline: the reactor reads nothing more meanwhile.
+    assert_eq!(harness.push(protocol.as_mut(), two), Verb::AwaitCompletion);
     assert_eq!(harness.queued_jobs(), 0, "no thread is held");
     assert!(harness.take_output().is_empty());
     // Bytes arriving meanwhile wait behind the delay.
@@ -115,7 +116,10 @@ fn a_delay_past_the_offload_timeout_is_504_at_that_timeout() {
     let dir = Dir::new("delay504");
     let (mut harness, mut protocol) = open(&dir);
     let request = b"GET /delay?ms=9000 HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert_eq!(harness.push(protocol.as_mut(), request), Verb::Read);
+    assert_eq!(
+        harness.push(protocol.as_mut(), request),
+        Verb::AwaitCompletion
+    );
     harness.advance(Duration::from_secs(5));
     assert_eq!(
         harness.fire_due_deadline(protocol.as_mut()),
@@ -231,7 +235,10 @@ fn a_half_close_while_something_is_held_still_gets_the_response() {
     let dir = Dir::new("halfclose");
     let (mut harness, mut protocol) = open(&dir);
     let delay = b"GET /delay?ms=300 HTTP/1.1\r\nHost: a\r\n\r\n";
-    assert_eq!(harness.push(protocol.as_mut(), delay), Verb::Read);
+    assert_eq!(
+        harness.push(protocol.as_mut(), delay),
+        Verb::AwaitCompletion
+    );
     assert_eq!(harness.eof(protocol.as_mut()), Verb::AwaitCompletion);
     assert!(harness.take_output().is_empty());
     harness.advance(Duration::from_millis(300));
