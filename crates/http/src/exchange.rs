@@ -299,19 +299,21 @@ fn route(env: &mut Env<'_>, head: &Head<'_>) -> Result<Target, HttpError> {
     } else {
         head.path
     };
-    Ok(match env.settings.routes.lookup(path, head.method_token) {
-        Lookup::Found {
-            group,
-            entry,
-            prefix_len,
-        } => Target::Route {
-            group,
-            entry,
-            prefix_len,
+    Ok(
+        match (env.settings.routes).lookup(path, head.method, head.method_token) {
+            Lookup::Found {
+                group,
+                entry,
+                prefix_len,
+            } => Target::Route {
+                group,
+                entry,
+                prefix_len,
+            },
+            Lookup::NotAllowed { group } => Target::NotAllowed { group },
+            Lookup::NotFound => Target::NotFound,
         },
-        Lookup::NotAllowed { group } => Target::NotAllowed { group },
-        Lookup::NotFound => Target::NotFound,
-    })
+    )
 }
 
 /// Copies out of the head what `handler` needs after the head's bytes are gone.
