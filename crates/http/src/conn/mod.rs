@@ -130,6 +130,7 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     /// Empties every buffer, keeping capacity.
+    #[inline]
     pub(crate) fn clear(&mut self) {
         self.body.clear();
         self.echo_type.clear();
@@ -146,6 +147,7 @@ impl Scratch {
     }
 
     /// Bytes of capacity held.
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
         [
             &self.body,
@@ -163,6 +165,7 @@ impl Scratch {
 }
 
 /// The connection's scratch, taken from the pool if it has none.
+#[inline]
 pub(crate) fn scratch_of<'a>(
     slot: &'a mut Option<Box<Scratch>>,
     shared: &Shared,
