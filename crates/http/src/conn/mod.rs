@@ -23,7 +23,9 @@ use coreloop_reactor::{Cx, Job, JobFailure, JobId, Verb};
 
 use crate::access::{AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 use crate::error::HttpError;
-use crate::exchange::{self, Answer, BlockingWork, Encoded, Env, Exchange, Next, Target, Terms};
+use crate::exchange::{
+    self, Answer, BlockingWork, Encoded, Env, Exchange, Fixed, Next, Planned, Target, Terms,
+};
 use crate::factory::{Settings, Shared};
 use crate::handlers::JobReply;
 use crate::head::{self, Head};
@@ -320,7 +322,10 @@ impl HttpConn {
             shared: &self.shared,
             scratch: scratch_of(&mut self.scratch, &self.shared),
         };
-        let (exchange, next) = exchange::plan(&mut env, head, more)?;
+        let (exchange, next) = match exchange::plan(&mut env, head, more)? {
+            Planned::Exchange(exchange, next) => (exchange, next),
+            Planned::Fixed(fixed) => return Ok(self.answer_fixed(fixed, head, cx)),
+        };
         self.exchange = Some(exchange);
         match next {
             Next::Proxy(spec) => Ok(self.start_proxy(head, raw, spec, more, cx)),
@@ -434,6 +439,18 @@ impl HttpConn {
 
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
+        let labels = self.labels();
+        self.done_as(status, close, labels, cx)
+    }
+
+    /// [`HttpConn::done`] with the response's `route` and `method` label slots given.
+    fn done_as(
+        &mut self,
+        status: u16,
+        close: bool,
+        (route, method): (usize, usize),
+        cx: &mut Cx<'_>,
+    ) -> Flow {
         // The response is in the connection's output, which the reactor writes to the socket
         // when this step returns; read the clock now for the same reason as `begin_request`.
         let now = Instant::now();
@@ -444,7 +461,6 @@ impl HttpConn {
             .and_then(|s| s.started.take())
             .unwrap_or(now);
         let duration = now.saturating_duration_since(started);
-        let (route, method) = self.labels();
         self.shared.stats.record(route, method, status, duration);
         if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
             (log.0)(&AccessRecord {
@@ -533,6 +549,22 @@ impl HttpConn {
             Answer::Delay(delay) => self.hold_delay(delay, cx),
             Answer::Refusal(error) => self.refuse(error, cx),
         }
+    }
+
+    /// A request planned as [`Planned::Fixed`]: what `finish` does for one with an exchange
+    /// whose route answers with a pre-encoded response, without the exchange.
+    fn answer_fixed(&mut self, fixed: Fixed, head: &Head<'_>, cx: &mut Cx<'_>) -> Flow {
+        let close = !head.keep_alive || self.must_close(cx);
+        let draining = self.is_draining(cx);
+        let finish = Finish {
+            date: &self.shared.date.get(),
+            close,
+            head_only: fixed.head_only,
+            announce_keep_alive: self.http10,
+        };
+        let status = exchange::write_fixed(&self.settings, fixed, cx.out(), finish, draining);
+        let labels = (fixed.route_slot(&self.settings), fixed.method);
+        self.done_as(status, close, labels, cx)
     }
 
     /// Hands `work` to the offload pool and waits for it under the offload deadline.
