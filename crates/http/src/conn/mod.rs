@@ -58,6 +58,20 @@ enum Timer {
     Proxy,
 }
 
+/// Where the connection is in an `on_input` call, whose input may hold several pipelined
+/// requests: an answer's idling (the idle deadline, `Cx::mark_idle`, the scratch back to the
+/// pool) waits for the end of the call ([`HttpConn::settle_input`]), as the next request in
+/// the same input would undo it at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Batch {
+    /// Outside `on_input`: idling is done at the answer.
+    Off,
+    /// In `on_input`, nothing idled yet.
+    On,
+    /// In `on_input`, an answer idled: settle at the end of the call.
+    Idled,
+}
+
 /// What handling one step of a request led to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
@@ -101,6 +115,7 @@ pub struct HttpConn {
     /// this response must not be the closing one (`None`: not looked, as the drain began
     /// while a job ran; then any buffered byte counts).
     more_buffered: Option<bool>,
+    batch: Batch,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -199,6 +214,7 @@ impl HttpConn {
             draining: false,
             http10: false,
             more_buffered: None,
+            batch: Batch::Off,
         }
     }
 
@@ -491,8 +507,8 @@ impl HttpConn {
         if let Some(exchange) = self.exchange.take() {
             self.shared.give_exchange(exchange);
         }
-        self.release_scratch();
         if close {
+            self.release_scratch();
             self.phase = Phase::Closed;
             cx.clear_deadline();
             return Flow::Close;
@@ -501,12 +517,38 @@ impl HttpConn {
         if self.is_draining(cx) {
             // Another request is buffered (that is why this one did not close): it is answered
             // next, and the drain grace bounds the wait if it never completes.
+            self.release_scratch();
             self.drain_grace(cx);
-        } else {
+        } else if self.batch == Batch::Off {
+            self.release_scratch();
             self.arm(Timer::Idle, cx);
             cx.mark_idle();
+        } else {
+            // The scratch stays for a next request in this input, as the pool would hand it
+            // out: cleared.
+            if let Some(scratch) = self.scratch.as_deref_mut() {
+                scratch.clear();
+            }
+            self.timer = Some(Timer::Idle);
+            self.batch = Batch::Idled;
         }
         Flow::Answered
+    }
+
+    /// The end of an `on_input` call: the idling an answer left for it ([`Batch`]), as
+    /// `done_as` outside a call would have done it. A request begun since has its own
+    /// deadline and the scratch.
+    fn settle_input(&mut self, cx: &mut Cx<'_>) {
+        let idled = self.batch == Batch::Idled;
+        self.batch = Batch::Off;
+        if !idled {
+            return;
+        }
+        cx.mark_idle();
+        if self.phase == Phase::Idle {
+            self.release_scratch();
+            self.arm(Timer::Idle, cx);
+        }
     }
 
     /// Copies what the access log needs from the head (the head's bytes go away before the
