@@ -167,6 +167,7 @@ impl RouteTable {
 
     /// Finds the route for a decoded `path` and a method (`token` is its text, which only a
     /// method outside [`Method`] is matched by).
+    #[inline]
     pub(crate) fn lookup(&self, path: &[u8], method: Method, token: &str) -> Lookup {
         let Some(index) = self.groups.iter().position(|g| matches(g, path)) else {
             return Lookup::NotFound;

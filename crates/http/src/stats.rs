@@ -151,6 +151,7 @@ fn bump(counter: &AtomicU64, by: u64) {
 impl ShardHttpStats {
     /// Records one response: its route slot, method slot, status and the time from the first
     /// byte of its request.
+    #[inline]
     pub fn record(&self, route: usize, method: usize, status: u16, latency: Duration) {
         let series = route.min(OTHER_ROUTE) * METHOD_LABELS.len() + method.min(UNKNOWN_METHOD);
         bump(&self.requests[series * CODE_SLOTS + code_slot(status)], 1);
