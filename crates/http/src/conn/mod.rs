@@ -348,7 +348,7 @@ impl HttpConn {
         };
         let (exchange, next) = match exchange::plan(&mut env, head, more)? {
             Planned::Exchange(exchange, next) => (exchange, next),
-            Planned::Fixed(fixed) => return Ok(self.answer_fixed(fixed, head, cx)),
+            Planned::Fixed(fixed) => return Ok(self.answer_fixed(fixed, head, more, cx)),
         };
         self.exchange = Some(exchange);
         match next {
@@ -464,15 +464,18 @@ impl HttpConn {
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
         let labels = self.labels();
-        self.done_as(status, close, labels, cx)
+        self.done_as(status, close, labels, true, cx)
     }
 
-    /// [`HttpConn::done`] with the response's `route` and `method` label slots given.
+    /// [`HttpConn::done`] with the response's `route` and `method` label slots given;
+    /// `follows`: bytes may follow the request in the input, so another request may be
+    /// answered before an `on_input` call ends (when none can, idling now saves settling).
     fn done_as(
         &mut self,
         status: u16,
         close: bool,
         (route, method): (usize, usize),
+        follows: bool,
         cx: &mut Cx<'_>,
     ) -> Flow {
         // The response is in the connection's output, which the reactor writes to the socket
@@ -519,10 +522,14 @@ impl HttpConn {
             // next, and the drain grace bounds the wait if it never completes.
             self.release_scratch();
             self.drain_grace(cx);
-        } else if self.batch == Batch::Off {
+        } else if self.batch == Batch::Off || !follows {
             self.release_scratch();
             self.arm(Timer::Idle, cx);
             cx.mark_idle();
+            // Whatever an earlier answer in this call left is settled by this one.
+            if self.batch == Batch::Idled {
+                self.batch = Batch::On;
+            }
         } else {
             // The scratch stays for a next request in this input, as the pool would hand it
             // out: cleared.
@@ -603,7 +610,13 @@ impl HttpConn {
 
     /// A request planned as [`Planned::Fixed`]: what `finish` does for one with an exchange
     /// whose route answers with a pre-encoded response, without the exchange.
-    fn answer_fixed(&mut self, fixed: Fixed, head: &Head<'_>, cx: &mut Cx<'_>) -> Flow {
+    fn answer_fixed(
+        &mut self,
+        fixed: Fixed,
+        head: &Head<'_>,
+        follows: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
         let close = !head.keep_alive || self.must_close(cx);
         let draining = self.is_draining(cx);
         let finish = Finish {
@@ -614,7 +627,7 @@ impl HttpConn {
         };
         let status = exchange::write_fixed(&self.settings, fixed, cx.out(), finish, draining);
         let labels = (fixed.route_slot(&self.settings), fixed.method);
-        self.done_as(status, close, labels, cx)
+        self.done_as(status, close, labels, follows, cx)
     }
 
     /// Hands `work` to the offload pool and waits for it under the offload deadline.
