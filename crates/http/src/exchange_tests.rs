@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use crate::conn::Scratch;
 use crate::error::HttpError;
-use crate::exchange::{self, Answer, Env, Exchange, Next, Terms};
+use crate::exchange::{self, Answer, Env, Next, Planned, Terms};
 use crate::factory::{Settings, Shared};
+use crate::response::Finish;
 use crate::stats::HttpStats;
 use crate::{Handler, Route, RouteTable};
 
@@ -44,22 +45,33 @@ impl Desk {
     }
 
     /// Plans `request`'s head, given a `Host` (`more`: bytes follow it in the input).
-    fn plan(&mut self, request: &str, more: bool) -> Result<(Box<Exchange>, Next), HttpError> {
+    fn plan(&mut self, request: &str, more: bool) -> Result<Planned, HttpError> {
         let config = self.settings.config.clone();
         let request = request.replacen("\r\n", "\r\nHost: t\r\n", 1);
         let head = crate::head::parse(request.as_bytes(), &config)?.expect("a whole head");
         exchange::plan(&mut self.env(), &head, more)
     }
 
-    /// The answer to a planned exchange under `terms`, and what it wrote.
-    fn answer(
-        &mut self,
-        exchange: &mut Exchange,
-        terms: Terms,
-        draining: bool,
-    ) -> (Answer, String) {
+    /// The answer to a planned head under `terms`, and what it wrote: a fixed one written
+    /// as the connection writes it.
+    fn answer(&mut self, planned: &mut Planned, terms: Terms, draining: bool) -> (Answer, String) {
         let mut out = Vec::new();
-        let answer = exchange::answer(&mut self.env(), exchange, &mut out, terms, draining);
+        let answer = match planned {
+            Planned::Exchange(exchange, _) => {
+                exchange::answer(&mut self.env(), exchange, &mut out, terms, draining)
+            }
+            Planned::Fixed(fixed) => {
+                let finish = Finish {
+                    date: &self.shared.date.get(),
+                    close: terms.close,
+                    head_only: fixed.head_only,
+                    announce_keep_alive: terms.http10,
+                };
+                let status =
+                    exchange::write_fixed(&self.settings, *fixed, &mut out, finish, draining);
+                Answer::Written(status)
+            }
+        };
         (answer, String::from_utf8(out).unwrap())
     }
 }
@@ -69,7 +81,12 @@ const KEEP: Terms = Terms {
     http10: false,
 };
 
-fn next_kind(next: &Next) -> &'static str {
+/// What a planned head needs next; a fixed one is answered at once.
+fn next_kind(planned: &Planned) -> &'static str {
+    let next = match planned {
+        Planned::Exchange(_, next) => next,
+        Planned::Fixed(_) => return "answer (fixed)",
+    };
     match next {
         Next::Proxy(_) => "proxy",
         Next::Body { interim: true } => "body after 100",
@@ -95,13 +112,13 @@ fn a_head_plans_what_comes_next_and_the_answer_it_gets() {
         (
             "GET /plaintext HTTP/1.1\r\n\r\n",
             false,
-            "answer",
+            "answer (fixed)",
             "written 200",
         ),
         (
             "HEAD /plaintext HTTP/1.1\r\n\r\n",
             false,
-            "answer",
+            "answer (fixed)",
             "written 200",
         ),
         ("GET /json HTTP/1.1\r\n\r\n", false, "answer", "written 200"),
@@ -121,7 +138,7 @@ fn a_head_plans_what_comes_next_and_the_answer_it_gets() {
         (
             "GET /readyz HTTP/1.1\r\n\r\n",
             false,
-            "answer",
+            "answer (fixed)",
             "written 200",
         ),
         (
@@ -186,9 +203,9 @@ fn a_head_plans_what_comes_next_and_the_answer_it_gets() {
     ];
     for (request, more, want_next, want_answer) in cases {
         let mut desk = Desk::new();
-        let (mut exchange, next) = desk.plan(request, *more).unwrap();
-        assert_eq!(next_kind(&next), *want_next, "{request:?}");
-        let (answer, out) = desk.answer(&mut exchange, KEEP, false);
+        let mut planned = desk.plan(request, *more).unwrap();
+        assert_eq!(next_kind(&planned), *want_next, "{request:?}");
+        let (answer, out) = desk.answer(&mut planned, KEEP, false);
         assert_eq!(answer_kind(&answer), *want_answer, "{request:?}");
         // Only a written answer wrote anything.
         let status = match answer {
@@ -221,30 +238,32 @@ fn a_head_the_exchange_refuses_returns_the_error() {
 #[test]
 fn the_answer_follows_the_terms_the_connection_sets() {
     let mut desk = Desk::new();
-    let (mut exchange, _) = desk.plan("GET /plaintext HTTP/1.1\r\n\r\n", false).unwrap();
+    let mut planned = desk.plan("GET /plaintext HTTP/1.1\r\n\r\n", false).unwrap();
     let close = Terms {
         close: true,
         ..KEEP
     };
-    let (_, out) = desk.answer(&mut exchange, close, false);
+    let (_, out) = desk.answer(&mut planned, close, false);
     assert!(out.contains("\r\nConnection: close\r\n"), "{out}");
 
-    let (mut exchange, _) = desk.plan("GET /plaintext HTTP/1.0\r\n\r\n", false).unwrap();
+    let mut planned = desk.plan("GET /plaintext HTTP/1.0\r\n\r\n", false).unwrap();
     let http10 = Terms {
         http10: true,
         ..KEEP
     };
-    let (_, out) = desk.answer(&mut exchange, http10, false);
+    let (_, out) = desk.answer(&mut planned, http10, false);
     assert!(out.contains("\r\nConnection: keep-alive\r\n"), "{out}");
 
-    let (mut exchange, _) = desk.plan("GET /readyz HTTP/1.1\r\n\r\n", false).unwrap();
-    let (answer, _) = desk.answer(&mut exchange, KEEP, true);
+    let mut planned = desk.plan("GET /readyz HTTP/1.1\r\n\r\n", false).unwrap();
+    let (answer, _) = desk.answer(&mut planned, KEEP, true);
     assert_eq!(answer_kind(&answer), "written 503");
 
     // An `Expect` to a handler that ignores the body: answered now, and it may not keep the
     // connection (the unread body is still on it).
     let request = "GET /plaintext HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
-    let (exchange, _) = desk.plan(request, false).unwrap();
+    let Planned::Exchange(exchange, _) = desk.plan(request, false).unwrap() else {
+        panic!("a request with a body is planned with an exchange");
+    };
     assert!(!exchange.keep_alive);
 }
 

@@ -645,3 +645,57 @@ fn a_long_method_gets_the_same_answer_whole_and_split() {
         assert_eq!(output, whole, "split at {split}");
     }
 }
+
+/// A pipelined batch idles once, at its end, as a lone answer does (`conn::Batch`): the idle
+/// deadline, the idle mark and the scratch back in the pool; a batch that ends inside a
+/// request leaves that request's header deadline and its scratch.
+#[test]
+fn a_pipelined_batch_idles_at_its_end_as_one_answer_does() {
+    use crate::factory::{Settings, Shared};
+    use crate::stats::HttpStats;
+    let settings = Settings {
+        config: config(),
+        routes: crate::RouteTable::new(routes()).unwrap(),
+    };
+    let shared = std::rc::Rc::new(Shared::new(
+        settings,
+        HttpStats::default().for_shard(0),
+        None,
+    ));
+    let mut conn = crate::HttpConn::new(shared.clone());
+    let mut harness = Harness::new();
+    assert_eq!(harness.open(&mut conn), Verb::Read);
+    let one = b"GET /plaintext HTTP/1.1\r\nHost: a\r\n\r\n";
+    let idle = |harness: &Harness| harness.deadline() == Some(harness.now + config().idle_timeout);
+
+    assert_eq!(harness.push(&mut conn, &one.repeat(3)), Verb::Read);
+    assert_eq!(statuses(&text(&harness.take_output())), [200, 200, 200]);
+    assert!(idle(&harness));
+    assert_eq!(harness.idle_marks(), 1);
+    assert!(conn.scratch.is_none());
+    assert_eq!(shared.scratch_pool.borrow().len(), 1);
+
+    harness.advance(Duration::from_secs(1));
+    let mut two_and_a_half = one.repeat(2);
+    two_and_a_half.extend_from_slice(b"GET /plain");
+    assert_eq!(harness.push(&mut conn, &two_and_a_half), Verb::Read);
+    assert_eq!(statuses(&text(&harness.take_output())), [200, 200]);
+    let header = harness.now + config().header_timeout;
+    assert_eq!(harness.deadline(), Some(header));
+    assert_eq!(
+        harness.idle_marks(),
+        2,
+        "answers in the call marked it idle, as before"
+    );
+    assert!(conn.scratch.as_ref().is_some_and(|s| s.started.is_some()));
+
+    harness.advance(Duration::from_secs(1));
+    assert_eq!(
+        harness.push(&mut conn, b"text HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Verb::Read
+    );
+    assert_eq!(statuses(&text(&harness.take_output())), [200]);
+    assert!(idle(&harness));
+    assert!(conn.scratch.is_none());
+    assert_eq!(shared.scratch_pool.borrow().len(), 1);
+}

@@ -234,6 +234,7 @@ impl Prepared {
     }
 
     /// Appends the response.
+    #[inline]
     pub fn write(&self, out: &mut Vec<u8>, finish: Finish<'_>) {
         if !(finish.close || finish.head_only || finish.announce_keep_alive) {
             let start = out.len();

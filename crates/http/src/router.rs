@@ -1,6 +1,7 @@
 //! Routes: exact and prefix paths, per method. Built once from plain values, then shared.
 
 use crate::handlers::{compile, Compiled, Handler};
+use crate::head::Method;
 
 /// One route, from plain values (the server maps its config onto these).
 #[derive(Clone, Debug)]
@@ -53,9 +54,53 @@ struct Group {
 #[derive(Clone, Debug)]
 struct Entry {
     methods: Vec<String>,
+    /// `methods` as the lookup tests them, decided once here instead of by string compares
+    /// per request.
+    allows: Allows,
     handler: Compiled,
     /// The `route` label slot of its pattern (`crate::stats`), set by [`RouteTable::label`].
     slot: usize,
+}
+
+/// The methods an entry serves: every one, or the known methods by bit (`1 << method_index`;
+/// GET's bit brings HEAD's, RFC 9110 §9.3.2) and any other tokens by name.
+#[derive(Clone, Debug)]
+struct Allows {
+    any: bool,
+    known: u8,
+    others: Vec<String>,
+}
+
+impl Allows {
+    fn new(methods: &[String]) -> Self {
+        let mut allows = Allows {
+            any: methods.is_empty(),
+            known: 0,
+            others: Vec::new(),
+        };
+        for method in methods {
+            match Method::from_token(method) {
+                Method::Other => allows.others.push(method.clone()),
+                Method::Get => allows.known |= bit(Method::Get) | bit(Method::Head),
+                known => allows.known |= bit(known),
+            }
+        }
+        allows
+    }
+
+    /// Whether a request with this method (and its token, for one outside [`Method`]) is
+    /// served: a token equals a route's method exactly, as routes' methods are upper-cased.
+    fn admit(&self, method: Method, token: &str) -> bool {
+        self.any
+            || match method {
+                Method::Other => self.others.iter().any(|m| m == token),
+                known => self.known & bit(known) != 0,
+            }
+    }
+}
+
+fn bit(method: Method) -> u8 {
+    1 << crate::stats::method_index(method)
 }
 
 /// The compiled routes: exact groups first, then prefix groups longest first.
@@ -87,12 +132,13 @@ impl RouteTable {
             check_route(&route)?;
             let handler = compile(route.handler)
                 .map_err(|e| RouteError(format!("route {}: {e}", route.path)))?;
-            let methods = route
+            let methods: Vec<String> = route
                 .methods
                 .iter()
                 .map(|m| m.to_ascii_uppercase())
                 .collect();
             let entry = Entry {
+                allows: Allows::new(&methods),
                 methods,
                 handler,
                 slot: crate::stats::NO_ROUTE,
@@ -119,20 +165,19 @@ impl RouteTable {
         Ok(Self { groups })
     }
 
-    /// Finds the route for a decoded `path` and a method token.
-    pub(crate) fn lookup(&self, path: &[u8], method: &str) -> Lookup {
+    /// Finds the route for a decoded `path` and a method (`token` is its text, which only a
+    /// method outside [`Method`] is matched by).
+    #[inline]
+    pub(crate) fn lookup(&self, path: &[u8], method: Method, token: &str) -> Lookup {
         let Some(index) = self.groups.iter().position(|g| matches(g, path)) else {
             return Lookup::NotFound;
         };
         let group = &self.groups[index];
-        let allowed = |entry: &&Entry| {
-            entry.methods.is_empty()
-                || entry
-                    .methods
-                    .iter()
-                    .any(|m| m == method || (method == "HEAD" && m == "GET"))
-        };
-        match group.entries.iter().position(|e| allowed(&e)) {
+        match group
+            .entries
+            .iter()
+            .position(|e| e.allows.admit(method, token))
+        {
             Some(entry) => Lookup::Found {
                 group: index,
                 entry,
@@ -187,13 +232,40 @@ impl RouteTable {
 }
 
 fn matches(group: &Group, path: &[u8]) -> bool {
+    let route = group.path.as_slice();
     if !group.prefix {
-        return group.path == path;
+        return route.len() == path.len() && same(route, path);
     }
-    let Some(rest) = path.strip_prefix(group.path.as_slice()) else {
+    if path.len() < route.len() || !same(route, &path[..route.len()]) {
         return false;
-    };
-    rest.is_empty() || rest[0] == b'/' || group.path.ends_with(b"/")
+    }
+    let rest = &path[route.len()..];
+    rest.is_empty() || rest[0] == b'/' || route.ends_with(b"/")
+}
+
+/// `a == b` for slices of one length, a word at a time (the last word overlapping the one
+/// before): route paths are short, and a libc `memcmp` call cost more than the compare.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let word =
+        |s: &[u8], at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap_or_default());
+    let half =
+        |s: &[u8], at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().unwrap_or_default());
+    match n {
+        0..4 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => {
+            let mut at = 0;
+            while at + 8 < n {
+                if word(a, at) != word(b, at) {
+                    return false;
+                }
+                at += 8;
+            }
+            word(a, n - 8) == word(b, n - 8)
+        }
+    }
 }
 
 fn check_route(route: &Route) -> Result<(), RouteError> {
@@ -259,7 +331,7 @@ mod tests {
 
     fn check(path: &str, method: &str, expected: &str) {
         let table = table();
-        let got = match table.lookup(path.as_bytes(), method) {
+        let got = match table.lookup(path.as_bytes(), Method::from_token(method), method) {
             Lookup::Found { group, entry, .. }
                 if matches!(table.handler(group, entry), Some(Compiled::Echo)) =>
             {
@@ -286,6 +358,55 @@ mod tests {
         check("/staticx", "GET", "404");
         check("/static/deep/x", "GET", "found 12");
         check("/static/deep/x", "POST", "Allow: GET, HEAD");
+    }
+
+    #[test]
+    fn methods_outside_the_known_ones_match_by_their_exact_token() {
+        let route = |methods: &[&str]| Route {
+            path: "/m".into(),
+            prefix: false,
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            handler: Handler::text("m"),
+        };
+        let table = RouteTable::new(vec![route(&["patch", "Put"])]).unwrap();
+        let found = |token: &str| {
+            let method = Method::from_token(token);
+            matches!(table.lookup(b"/m", method, token), Lookup::Found { .. })
+        };
+        assert!(found("PATCH") && found("PUT"));
+        // Tokens are case-sensitive (RFC 9110 §9.1): only the upper-cased route methods match.
+        for token in ["patch", "Patch", "put", "GET", "HEAD", "PATCHX", "PATC"] {
+            assert!(!found(token), "{token}");
+        }
+        let table = RouteTable::new(vec![route(&["HEAD"])]).unwrap();
+        let found = |token| {
+            matches!(
+                table.lookup(b"/m", Method::from_token(token), token),
+                Lookup::Found { .. }
+            )
+        };
+        assert!(found("HEAD") && !found("GET"), "HEAD does not bring GET");
+    }
+
+    #[test]
+    fn paths_compare_equal_exactly_at_every_length() {
+        for len in 0..40 {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same(&a, &a.clone()), "{len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same(&a, &b), "{len} {at}");
+            }
+        }
+        let table = table();
+        for (path, expected) in [("/a", true), ("/b", false), ("/", false), ("/ab", false)] {
+            let got = matches!(
+                table.lookup(path.as_bytes(), Method::Get, "GET"),
+                Lookup::Found { .. }
+            );
+            assert_eq!(got, expected, "{path}");
+        }
     }
 
     #[test]

@@ -21,36 +21,10 @@ impl Protocol for HttpConn {
         if let Some(verb) = self.held_input_verb() {
             return Step::new(0, verb);
         }
-        let (mut pos, mut answered) = (0, 0);
-        loop {
-            let (used, flow) = match self.phase {
-                Phase::Closed => return Step::new(input.len(), Verb::CloseAfterFlush),
-                Phase::Awaiting | Phase::Proxying => return Step::new(pos, Verb::AwaitCompletion),
-                Phase::Body => self
-                    .step_body(&input[pos..], cx)
-                    .unwrap_or_else(|e| (0, self.refuse(e, cx))),
-                Phase::Idle | Phase::Head if pos == input.len() => break,
-                Phase::Idle | Phase::Head => self.step_head(&input[pos..], cx),
-            };
-            pos += used;
-            match flow {
-                Flow::Partial => break,
-                Flow::Continue => {}
-                Flow::Answered => {
-                    answered += 1;
-                    let config = &self.settings.config;
-                    if answered >= config.max_pipeline_depth
-                        || cx.pending_output() >= config.max_pending_output
-                    {
-                        return Step::new(pos, Verb::WaitFlush);
-                    }
-                }
-                Flow::Await => return Step::new(pos, Verb::AwaitCompletion),
-                Flow::Hold(verb) => return Step::new(pos, verb),
-                Flow::Close => return Step::new(input.len(), Verb::CloseAfterFlush),
-            }
-        }
-        Step::new(pos, Verb::Read)
+        self.batch = Batch::On;
+        let step = self.steps(input, cx);
+        self.settle_input(cx);
+        step
     }
 
     fn on_eof(&mut self, _unconsumed: &[u8], cx: &mut Cx<'_>) -> Verb {
@@ -162,5 +136,43 @@ impl Protocol for HttpConn {
     // The upstream connection of a proxied request ended; outside one, nothing to do.
     fn on_unlinked(&mut self, cx: &mut Cx<'_>) -> Verb {
         self.proxy_wake(true, cx)
+    }
+}
+
+impl HttpConn {
+    /// The requests of `input`, one step after another, until one needs more bytes or the
+    /// connection must wait.
+    fn steps(&mut self, input: &[u8], cx: &mut Cx<'_>) -> Step {
+        let (mut pos, mut answered) = (0, 0);
+
+        loop {
+            let (used, flow) = match self.phase {
+                Phase::Closed => return Step::new(input.len(), Verb::CloseAfterFlush),
+                Phase::Awaiting | Phase::Proxying => return Step::new(pos, Verb::AwaitCompletion),
+                Phase::Body => self
+                    .step_body(&input[pos..], cx)
+                    .unwrap_or_else(|e| (0, self.refuse(e, cx))),
+                Phase::Idle | Phase::Head if pos == input.len() => break,
+                Phase::Idle | Phase::Head => self.step_head(&input[pos..], cx),
+            };
+            pos += used;
+            match flow {
+                Flow::Partial => break,
+                Flow::Continue => {}
+                Flow::Answered => {
+                    answered += 1;
+                    let config = &self.settings.config;
+                    if answered >= config.max_pipeline_depth
+                        || cx.pending_output() >= config.max_pending_output
+                    {
+                        return Step::new(pos, Verb::WaitFlush);
+                    }
+                }
+                Flow::Await => return Step::new(pos, Verb::AwaitCompletion),
+                Flow::Hold(verb) => return Step::new(pos, verb),
+                Flow::Close => return Step::new(input.len(), Verb::CloseAfterFlush),
+            }
+        }
+        Step::new(pos, Verb::Read)
     }
 }

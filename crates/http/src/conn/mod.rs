@@ -23,7 +23,9 @@ use coreloop_reactor::{Cx, Job, JobFailure, JobId, Verb};
 
 use crate::access::{AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 use crate::error::HttpError;
-use crate::exchange::{self, Answer, BlockingWork, Encoded, Env, Exchange, Next, Target, Terms};
+use crate::exchange::{
+    self, Answer, BlockingWork, Encoded, Env, Exchange, Fixed, Next, Planned, Target, Terms,
+};
 use crate::factory::{Settings, Shared};
 use crate::handlers::JobReply;
 use crate::head::{self, Head};
@@ -54,6 +56,20 @@ enum Timer {
     Offload,
     /// A proxy route's `response_timeout`.
     Proxy,
+}
+
+/// Where the connection is in an `on_input` call, whose input may hold several pipelined
+/// requests: an answer's idling (the idle deadline, `Cx::mark_idle`, the scratch back to the
+/// pool) waits for the end of the call ([`HttpConn::settle_input`]), as the next request in
+/// the same input would undo it at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Batch {
+    /// Outside `on_input`: idling is done at the answer.
+    Off,
+    /// In `on_input`, nothing idled yet.
+    On,
+    /// In `on_input`, an answer idled: settle at the end of the call.
+    Idled,
 }
 
 /// What handling one step of a request led to.
@@ -99,6 +115,7 @@ pub struct HttpConn {
     /// this response must not be the closing one (`None`: not looked, as the drain began
     /// while a job ran; then any buffered byte counts).
     more_buffered: Option<bool>,
+    batch: Batch,
 }
 
 /// Per-request buffers, pooled per shard ([`Shared::take_scratch`]) so that neither an idle
@@ -130,6 +147,7 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     /// Empties every buffer, keeping capacity.
+    #[inline]
     pub(crate) fn clear(&mut self) {
         self.body.clear();
         self.echo_type.clear();
@@ -146,6 +164,7 @@ impl Scratch {
     }
 
     /// Bytes of capacity held.
+    #[inline]
     pub(crate) fn capacity(&self) -> usize {
         [
             &self.body,
@@ -163,11 +182,20 @@ impl Scratch {
 }
 
 /// The connection's scratch, taken from the pool if it has none.
+#[inline]
 pub(crate) fn scratch_of<'a>(
     slot: &'a mut Option<Box<Scratch>>,
     shared: &Shared,
 ) -> &'a mut Scratch {
-    slot.get_or_insert_with(|| shared.take_scratch())
+    slot.get_or_insert_with(|| take_scratch(shared))
+}
+
+/// Out of line, so that a look into a connection's scratch stays a test of its slot: a request
+/// takes one once and looks three more times, and with the take inlined `get_or_insert_with`
+/// became a call at every look.
+#[inline(never)]
+fn take_scratch(shared: &Shared) -> Box<Scratch> {
+    shared.take_scratch()
 }
 
 impl HttpConn {
@@ -186,6 +214,7 @@ impl HttpConn {
             draining: false,
             http10: false,
             more_buffered: None,
+            batch: Batch::Off,
         }
     }
 
@@ -317,7 +346,10 @@ impl HttpConn {
             shared: &self.shared,
             scratch: scratch_of(&mut self.scratch, &self.shared),
         };
-        let (exchange, next) = exchange::plan(&mut env, head, more)?;
+        let (exchange, next) = match exchange::plan(&mut env, head, more)? {
+            Planned::Exchange(exchange, next) => (exchange, next),
+            Planned::Fixed(fixed) => return Ok(self.answer_fixed(fixed, head, more, cx)),
+        };
         self.exchange = Some(exchange);
         match next {
             Next::Proxy(spec) => Ok(self.start_proxy(head, raw, spec, more, cx)),
@@ -431,6 +463,21 @@ impl HttpConn {
 
     /// Bookkeeping after a response: counters, then the next phase and its deadline.
     pub(crate) fn done(&mut self, status: u16, close: bool, cx: &mut Cx<'_>) -> Flow {
+        let labels = self.labels();
+        self.done_as(status, close, labels, true, cx)
+    }
+
+    /// [`HttpConn::done`] with the response's `route` and `method` label slots given;
+    /// `follows`: bytes may follow the request in the input, so another request may be
+    /// answered before an `on_input` call ends (when none can, idling now saves settling).
+    fn done_as(
+        &mut self,
+        status: u16,
+        close: bool,
+        (route, method): (usize, usize),
+        follows: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
         // The response is in the connection's output, which the reactor writes to the socket
         // when this step returns; read the clock now for the same reason as `begin_request`.
         let now = Instant::now();
@@ -441,7 +488,6 @@ impl HttpConn {
             .and_then(|s| s.started.take())
             .unwrap_or(now);
         let duration = now.saturating_duration_since(started);
-        let (route, method) = self.labels();
         self.shared.stats.record(route, method, status, duration);
         if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
             (log.0)(&AccessRecord {
@@ -464,8 +510,8 @@ impl HttpConn {
         if let Some(exchange) = self.exchange.take() {
             self.shared.give_exchange(exchange);
         }
-        self.release_scratch();
         if close {
+            self.release_scratch();
             self.phase = Phase::Closed;
             cx.clear_deadline();
             return Flow::Close;
@@ -474,12 +520,42 @@ impl HttpConn {
         if self.is_draining(cx) {
             // Another request is buffered (that is why this one did not close): it is answered
             // next, and the drain grace bounds the wait if it never completes.
+            self.release_scratch();
             self.drain_grace(cx);
-        } else {
+        } else if self.batch == Batch::Off || !follows {
+            self.release_scratch();
             self.arm(Timer::Idle, cx);
             cx.mark_idle();
+            // Whatever an earlier answer in this call left is settled by this one.
+            if self.batch == Batch::Idled {
+                self.batch = Batch::On;
+            }
+        } else {
+            // The scratch stays for a next request in this input, as the pool would hand it
+            // out: cleared.
+            if let Some(scratch) = self.scratch.as_deref_mut() {
+                scratch.clear();
+            }
+            self.timer = Some(Timer::Idle);
+            self.batch = Batch::Idled;
         }
         Flow::Answered
+    }
+
+    /// The end of an `on_input` call: the idling an answer left for it ([`Batch`]), as
+    /// `done_as` outside a call would have done it. A request begun since has its own
+    /// deadline and the scratch.
+    fn settle_input(&mut self, cx: &mut Cx<'_>) {
+        let idled = self.batch == Batch::Idled;
+        self.batch = Batch::Off;
+        if !idled {
+            return;
+        }
+        cx.mark_idle();
+        if self.phase == Phase::Idle {
+            self.release_scratch();
+            self.arm(Timer::Idle, cx);
+        }
     }
 
     /// Copies what the access log needs from the head (the head's bytes go away before the
@@ -530,6 +606,28 @@ impl HttpConn {
             Answer::Delay(delay) => self.hold_delay(delay, cx),
             Answer::Refusal(error) => self.refuse(error, cx),
         }
+    }
+
+    /// A request planned as [`Planned::Fixed`]: what `finish` does for one with an exchange
+    /// whose route answers with a pre-encoded response, without the exchange.
+    fn answer_fixed(
+        &mut self,
+        fixed: Fixed,
+        head: &Head<'_>,
+        follows: bool,
+        cx: &mut Cx<'_>,
+    ) -> Flow {
+        let close = !head.keep_alive || self.must_close(cx);
+        let draining = self.is_draining(cx);
+        let finish = Finish {
+            date: &self.shared.date.get(),
+            close,
+            head_only: fixed.head_only,
+            announce_keep_alive: self.http10,
+        };
+        let status = exchange::write_fixed(&self.settings, fixed, cx.out(), finish, draining);
+        let labels = (fixed.route_slot(&self.settings), fixed.method);
+        self.done_as(status, close, labels, follows, cx)
     }
 
     /// Hands `work` to the offload pool and waits for it under the offload deadline.
