@@ -521,16 +521,7 @@ impl Conn {
     /// earlier entry in place (it fires, finds nothing due, and re-arms), so moving an idle
     /// deadline forward on every request costs no wheel operation.
     fn sync_timer(&mut self, env: &mut Env<'_>) {
-        let epoch = env.timers.epoch();
-        let handshake = self.stream.handshake_deadline();
-        let earliest = [
-            self.deadline,
-            self.io_deadline,
-            handshake.map(|at| Moment::new(epoch, at)),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let earliest = self.earliest_deadline(env.timers.epoch());
         match (earliest, self.armed) {
             (None, Some(key)) => {
                 env.timers.cancel(key);
@@ -545,6 +536,24 @@ impl Conn {
             }
             (None, None) => {}
         }
+    }
+
+    /// The earliest of the connection's deadlines. Plain comparisons of the two moments (and
+    /// the handshake's only over TLS): an iterator over the three `Option`s cost about 40 of
+    /// `sync_timer`'s 70 instructions per event (callgrind, S1).
+    fn earliest_deadline(&self, epoch: std::time::Instant) -> Option<Moment> {
+        let own = match (self.deadline, self.io_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Transport::Tls(tls) = &self.stream else {
+            return own;
+        };
+        let Some(handshake) = tls.handshake_deadline() else {
+            return own;
+        };
+        let handshake = Moment::new(epoch, handshake);
+        Some(own.map_or(handshake, |at| at.min(handshake)))
     }
 
     /// Calls the protocol with a [`Cx`] over this connection's buffers and deadline. A panic
