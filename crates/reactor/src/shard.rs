@@ -226,14 +226,16 @@ impl Shard {
         now: Instant,
         f: impl FnOnce(&mut Conn, &mut Env<'_>) -> Drive,
     ) -> bool {
-        let Some(conn) = state.conns.get_mut(token) else {
-            return false;
-        };
-        let mut lent = if conn.is_linked() {
-            lend_peer(state, token)
-        } else {
-            None
-        };
+        // A shard with no links (every plain HTTP shard) looks its connection up once.
+        let mut lent = None;
+        if !state.links.by_conn.is_empty() {
+            let Some(conn) = state.conns.get_mut(token) else {
+                return false;
+            };
+            if conn.is_linked() {
+                lent = lend_peer(state, token);
+            }
+        }
         let (conns, parts) = split(state);
         let Some(conn) = conns.get_mut(token) else {
             return false;
@@ -248,7 +250,10 @@ impl Shard {
         if let Err(reason) = outcome {
             self.close(state, token, now, reason);
         }
-        self.make_links(state, now);
+        // Checked here, not in the call: links are asked for rarely, drives happen per event.
+        if state.connects.wants_links() {
+            self.make_links(state, now);
+        }
         true
     }
 
