@@ -63,6 +63,10 @@ impl Conn {
 
     /// Every byte is written: shut down the write side if the peer asked for it.
     pub(super) fn shut_if_asked(&mut self, env: &mut Env<'_>) -> Drive {
+        // Only a linked connection's peer can ask: the common case returns before counting.
+        if env.link.is_none() {
+            return Ok(());
+        }
         let pending = self.pending_output(env);
         let Some(link) = env.link.as_deref_mut() else {
             return Ok(());

@@ -19,7 +19,8 @@ impl Conn {
         if env.segments.has(self.token) {
             return self.flush_with_segment(env);
         }
-        let was_blocked_above_mark = self.pending_output(env) > env.io.write_high_water;
+        // No segment (just checked): the pending output is the buffered output.
+        let was_blocked_above_mark = self.buffered_output() > env.io.write_high_water;
         let mut progressed = false;
         let mut had_output = false;
         if let Some(out) = self.out.as_ref() {
