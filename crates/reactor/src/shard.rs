@@ -77,6 +77,8 @@ struct Loop {
     scratch: Vec<u8>,
     draining: Option<Instant>,
     next_clock: Instant,
+    /// The turn's `now` as a moment of the timer wheel's epoch, for every drive's `Env`.
+    moment: crate::moment::MomentCache,
     /// By listener id: its keep-alive connections idle between requests, oldest first (one
     /// list per listener, as each has its own `keepalive_grace`).
     idle: Vec<IdleList>,
@@ -120,6 +122,7 @@ impl Shard {
             scratch: vec![0; 4096],
             draining: None,
             next_clock: start,
+            moment: crate::moment::MomentCache::new(start),
             idle,
             evicting: 0,
             evict_at: None,
@@ -520,6 +523,7 @@ struct Parts<'a> {
     ready: &'a mut Vec<ConnToken>,
     scratch: &'a mut [u8],
     segments: &'a mut crate::segment::Segments,
+    moment: &'a mut crate::moment::MomentCache,
     draining: bool,
 }
 
@@ -535,6 +539,7 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
         ready: &mut state.ready,
         scratch: &mut state.scratch,
         segments: &mut state.segments,
+        moment: &mut state.moment,
         draining: state.draining.is_some(),
     };
     (&mut state.conns, parts)
@@ -544,7 +549,7 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
 fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize) -> Env<'a> {
     Env {
         now,
-        moment: crate::moment::Moment::new(parts.timers.epoch(), now),
+        moment: parts.moment.moment(parts.timers.epoch(), now),
         shard: shard.id,
         draining: parts.draining,
         registry: shard.poll.registry(),
