@@ -79,6 +79,7 @@ pub(crate) struct Segments {
 
 impl Segments {
     /// Unsent bytes of `token`'s segment (0 without one); no lookup while the table is empty.
+    #[inline]
     pub fn remaining(&self, token: ConnToken) -> u64 {
         if self.by_conn.is_empty() {
             return 0;
@@ -86,6 +87,7 @@ impl Segments {
         self.by_conn.get(&token).map_or(0, Segment::remaining)
     }
 
+    #[inline]
     pub fn has(&self, token: ConnToken) -> bool {
         !self.by_conn.is_empty() && self.by_conn.contains_key(&token)
     }
