@@ -615,6 +615,7 @@ impl Conn {
     }
 
     /// Bytes not yet written: the output buffer's and a queued file segment's.
+    #[inline]
     fn pending_output(&self, env: &Env<'_>) -> usize {
         let segment = env.segments.remaining(self.token);
         self.buffered_output()
@@ -624,6 +625,7 @@ impl Conn {
     /// Output held in memory and not yet on the socket: the output buffer's unwritten bytes,
     /// plus one for any ciphertext the transport still holds (its size is rustls's, bounded;
     /// `> 0` is what counts for closing, eviction and waits).
+    #[inline]
     fn buffered_output(&self) -> usize {
         let own = self
             .out
