@@ -145,10 +145,12 @@ impl Shard {
             }
             let now = Instant::now();
             bump(&self.stats.loop_iterations, 1);
-            bump(&self.stats.events, events.iter().count() as u64);
+            let mut count = 0;
             for event in events.iter() {
+                count += 1;
                 self.dispatch(&mut state, event, now);
             }
+            bump(&self.stats.events, count);
             // A wake that failed, or items pushed without one, are still picked up: the poll
             // timeout bounds how late (see `Inbox::wake`).
             if self.inbox.wake_pending() || self.inbox.has_items() {

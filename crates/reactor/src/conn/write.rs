@@ -79,6 +79,9 @@ impl Conn {
     /// The output buffer and a queued file segment, in their order. Only a plaintext
     /// connection gets a segment (`Cx::send_file` asks `Transport::can_sendfile`), so there is
     /// no ciphertext to write after it.
+    // Out of line (as `wait_writable`): a small response written at once is the hot path,
+    // and `flush` stays a small function for it.
+    #[inline(never)]
     fn flush_with_segment(&mut self, env: &mut Env<'_>) -> Drive {
         if self
             .out
@@ -136,6 +139,7 @@ impl Conn {
         }
     }
 
+    #[inline(never)]
     pub(super) fn wait_writable(
         &mut self,
         progressed: bool,
