@@ -34,6 +34,7 @@ impl BufPool {
     }
 
     /// An empty buffer with at least `buf_size` capacity.
+    #[inline]
     pub fn take(&mut self) -> Vec<u8> {
         self.free.pop().unwrap_or_else(|| {
             self.allocated += 1;
@@ -42,6 +43,7 @@ impl BufPool {
     }
 
     /// Returns a buffer; its contents are discarded.
+    #[inline]
     pub fn give(&mut self, mut buf: Vec<u8>) {
         if self.free.len() >= self.max_free || buf.capacity() > self.buf_size * MAX_KEPT_GROWTH {
             return;
@@ -57,8 +59,23 @@ impl BufPool {
     /// 16 KiB on every read cost more than parsing the requests it brought (callgrind,
     /// pipelined /plaintext: a quarter of the instructions per request). What the bytes held
     /// before is never seen: a reader exposes only what it read into them.
+    #[inline]
     pub fn take_filled(&mut self) -> Vec<u8> {
-        let mut buf = self.take();
+        match self.free.pop() {
+            // Given back filled, as on every keep-alive request: handed out as it is, inline.
+            Some(buf) if buf.len() >= self.buf_size && buf.len() == buf.capacity() => buf,
+            other => self.fill(other),
+        }
+    }
+
+    /// [`take_filled`](Self::take_filled)'s other cases: a fresh buffer, or one given back
+    /// with [`give`](Self::give).
+    #[cold]
+    fn fill(&mut self, buf: Option<Vec<u8>>) -> Vec<u8> {
+        let mut buf = buf.unwrap_or_else(|| {
+            self.allocated += 1;
+            Vec::with_capacity(self.buf_size)
+        });
         if buf.len() < self.buf_size {
             buf.resize(self.buf_size, 0);
         }

@@ -520,23 +520,28 @@ impl Conn {
     /// Keeps one wheel entry at or before the earliest deadline. A later deadline leaves an
     /// earlier entry in place (it fires, finds nothing due, and re-arms), so moving an idle
     /// deadline forward on every request costs no wheel operation.
+    ///
+    /// The case of nearly every event (an entry armed, fired by the earliest deadline) is
+    /// checked inline; a change of the wheel is out of line.
+    #[inline]
     fn sync_timer(&mut self, env: &mut Env<'_>) {
-        let epoch = env.timers.epoch();
-        let handshake = self.stream.handshake_deadline();
-        let earliest = [
-            self.deadline,
-            self.io_deadline,
-            handshake.map(|at| Moment::new(epoch, at)),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let earliest = self.earliest_deadline(env.timers.epoch());
+        if let (Some(at), Some(key)) = (earliest, self.armed) {
+            if env.timers.fires_by_moment(key, at) {
+                return;
+            }
+        }
+        self.rearm(env, earliest);
+    }
+
+    #[inline(never)]
+    fn rearm(&mut self, env: &mut Env<'_>, earliest: Option<Moment>) {
         match (earliest, self.armed) {
             (None, Some(key)) => {
                 env.timers.cancel(key);
                 self.armed = None;
             }
-            (Some(at), Some(key)) if env.timers.fires_by_moment(key, at) => {}
+            // (An entry that fires by `at` was kept by `sync_timer`.)
             (Some(at), armed) => {
                 if let Some(key) = armed {
                     env.timers.cancel(key);
@@ -545,6 +550,25 @@ impl Conn {
             }
             (None, None) => {}
         }
+    }
+
+    /// The earliest of the connection's deadlines. Plain comparisons of the two moments (and
+    /// the handshake's only over TLS): an iterator over the three `Option`s cost about 40 of
+    /// `sync_timer`'s 70 instructions per event (callgrind, S1).
+    #[inline]
+    fn earliest_deadline(&self, epoch: std::time::Instant) -> Option<Moment> {
+        let own = match (self.deadline, self.io_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let Transport::Tls(tls) = &self.stream else {
+            return own;
+        };
+        let Some(handshake) = tls.handshake_deadline() else {
+            return own;
+        };
+        let handshake = Moment::new(epoch, handshake);
+        Some(own.map_or(handshake, |at| at.min(handshake)))
     }
 
     /// Calls the protocol with a [`Cx`] over this connection's buffers and deadline. A panic
@@ -606,6 +630,7 @@ impl Conn {
     }
 
     /// Bytes not yet written: the output buffer's and a queued file segment's.
+    #[inline]
     fn pending_output(&self, env: &Env<'_>) -> usize {
         let segment = env.segments.remaining(self.token);
         self.buffered_output()
@@ -615,6 +640,7 @@ impl Conn {
     /// Output held in memory and not yet on the socket: the output buffer's unwritten bytes,
     /// plus one for any ciphertext the transport still holds (its size is rustls's, bounded;
     /// `> 0` is what counts for closing, eviction and waits).
+    #[inline]
     fn buffered_output(&self) -> usize {
         let own = self
             .out

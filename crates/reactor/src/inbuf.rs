@@ -21,10 +21,17 @@ impl InBuf {
 
     /// Makes room at the end: first by moving the unconsumed bytes to the front, then by
     /// growing up to `max`. `false` when the buffer is full at `max`.
+    #[inline]
     pub fn make_room(&mut self, max: usize) -> bool {
+        // Inline for the case of every read but one that filled the buffer.
         if (self.end as usize) < self.data.len() {
             return true;
         }
+        self.compact_or_grow(max)
+    }
+
+    #[cold]
+    fn compact_or_grow(&mut self, max: usize) -> bool {
         if self.start > 0 {
             self.data
                 .copy_within(self.start as usize..self.end as usize, 0);

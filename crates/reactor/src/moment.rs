@@ -43,6 +43,34 @@ impl Moment {
     }
 }
 
+/// A shard's `now` as a [`Moment`], converted once per loop turn: every drive of a turn gets
+/// the same `now`, and the conversion (an `Instant` subtraction and a u128 `as_nanos`) cost
+/// about 55 instructions per readiness event when each drive made it (callgrind, S1).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MomentCache {
+    at: Instant,
+    moment: Moment,
+}
+
+impl MomentCache {
+    /// A cache holding the epoch itself.
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            at: epoch,
+            moment: Moment::new(epoch, epoch),
+        }
+    }
+
+    /// `now` counted from `epoch`; `epoch` must be the same on every call.
+    pub fn moment(&mut self, epoch: Instant, now: Instant) -> Moment {
+        if self.at != now {
+            self.at = now;
+            self.moment = Moment::new(epoch, now);
+        }
+        self.moment
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +94,16 @@ mod tests {
             u64::MAX - 1,
             "saturates"
         );
+    }
+
+    #[test]
+    fn the_cache_converts_each_new_now_and_only_then() {
+        let epoch = Instant::now();
+        let mut cache = MomentCache::new(epoch);
+        assert_eq!(cache.moment(epoch, epoch), Moment::new(epoch, epoch));
+        for step in [5_u64, 5, 7, 3, 1_000_000_007] {
+            let now = epoch + Duration::from_nanos(step);
+            assert_eq!(cache.moment(epoch, now), Moment::new(epoch, now), "{step}");
+        }
     }
 }

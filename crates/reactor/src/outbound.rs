@@ -86,6 +86,11 @@ pub(crate) struct Connects {
 }
 
 impl Connects {
+    /// True when a drive asked for links or unlinks (`Shard::make_links` has work).
+    pub fn wants_links(&self) -> bool {
+        !self.links.is_empty() || !self.unlinks.is_empty()
+    }
+
     pub fn push(
         &mut self,
         asker: ConnToken,

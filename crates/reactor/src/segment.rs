@@ -79,15 +79,29 @@ pub(crate) struct Segments {
 
 impl Segments {
     /// Unsent bytes of `token`'s segment (0 without one); no lookup while the table is empty.
+    /// Inline, with the table's lookup out of line: the output checks of every event ask,
+    /// and a shard that queued no segment answers from the emptiness test alone.
+    #[inline]
     pub fn remaining(&self, token: ConnToken) -> u64 {
         if self.by_conn.is_empty() {
             return 0;
         }
+        self.queued(token)
+    }
+
+    #[inline(never)]
+    fn queued(&self, token: ConnToken) -> u64 {
         self.by_conn.get(&token).map_or(0, Segment::remaining)
     }
 
+    #[inline]
     pub fn has(&self, token: ConnToken) -> bool {
-        !self.by_conn.is_empty() && self.by_conn.contains_key(&token)
+        !self.by_conn.is_empty() && self.holds(token)
+    }
+
+    #[inline(never)]
+    fn holds(&self, token: ConnToken) -> bool {
+        self.by_conn.contains_key(&token)
     }
 
     pub fn insert(&mut self, token: ConnToken, segment: Segment) {

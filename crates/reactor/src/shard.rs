@@ -77,6 +77,8 @@ struct Loop {
     scratch: Vec<u8>,
     draining: Option<Instant>,
     next_clock: Instant,
+    /// The turn's `now` as a moment of the timer wheel's epoch, for every drive's `Env`.
+    moment: crate::moment::MomentCache,
     /// By listener id: its keep-alive connections idle between requests, oldest first (one
     /// list per listener, as each has its own `keepalive_grace`).
     idle: Vec<IdleList>,
@@ -120,6 +122,7 @@ impl Shard {
             scratch: vec![0; 4096],
             draining: None,
             next_clock: start,
+            moment: crate::moment::MomentCache::new(start),
             idle,
             evicting: 0,
             evict_at: None,
@@ -142,10 +145,12 @@ impl Shard {
             }
             let now = Instant::now();
             bump(&self.stats.loop_iterations, 1);
-            bump(&self.stats.events, events.iter().count() as u64);
+            let mut count = 0;
             for event in events.iter() {
+                count += 1;
                 self.dispatch(&mut state, event, now);
             }
+            bump(&self.stats.events, count);
             // A wake that failed, or items pushed without one, are still picked up: the poll
             // timeout bounds how late (see `Inbox::wake`).
             if self.inbox.wake_pending() || self.inbox.has_items() {
@@ -226,14 +231,16 @@ impl Shard {
         now: Instant,
         f: impl FnOnce(&mut Conn, &mut Env<'_>) -> Drive,
     ) -> bool {
-        let Some(conn) = state.conns.get_mut(token) else {
-            return false;
-        };
-        let mut lent = if conn.is_linked() {
-            lend_peer(state, token)
-        } else {
-            None
-        };
+        // A shard with no links (every plain HTTP shard) looks its connection up once.
+        let mut lent = None;
+        if !state.links.by_conn.is_empty() {
+            let Some(conn) = state.conns.get_mut(token) else {
+                return false;
+            };
+            if conn.is_linked() {
+                lent = lend_peer(state, token);
+            }
+        }
         let (conns, parts) = split(state);
         let Some(conn) = conns.get_mut(token) else {
             return false;
@@ -248,7 +255,10 @@ impl Shard {
         if let Err(reason) = outcome {
             self.close(state, token, now, reason);
         }
-        self.make_links(state, now);
+        // Checked here, not in the call: links are asked for rarely, drives happen per event.
+        if state.connects.wants_links() {
+            self.make_links(state, now);
+        }
         true
     }
 
@@ -515,6 +525,7 @@ struct Parts<'a> {
     ready: &'a mut Vec<ConnToken>,
     scratch: &'a mut [u8],
     segments: &'a mut crate::segment::Segments,
+    moment: &'a mut crate::moment::MomentCache,
     draining: bool,
 }
 
@@ -530,6 +541,7 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
         ready: &mut state.ready,
         scratch: &mut state.scratch,
         segments: &mut state.segments,
+        moment: &mut state.moment,
         draining: state.draining.is_some(),
     };
     (&mut state.conns, parts)
@@ -539,7 +551,7 @@ fn split(state: &mut Loop) -> (&mut ConnTable<Conn>, Parts<'_>) {
 fn env<'a>(shard: &'a mut Shard, parts: Parts<'a>, now: Instant, listener: usize) -> Env<'a> {
     Env {
         now,
-        moment: crate::moment::Moment::new(parts.timers.epoch(), now),
+        moment: parts.moment.moment(parts.timers.epoch(), now),
         shard: shard.id,
         draining: parts.draining,
         registry: shard.poll.registry(),

@@ -126,10 +126,12 @@ impl<T> TimerWheel<T> {
     }
 
     /// [`fires_by`](Self::fires_by) for a moment of this wheel's epoch.
+    #[inline]
     pub(crate) fn fires_by_moment(&self, key: TimerKey, at: Moment) -> bool {
         self.fires_by_tick(key, self.tick_of_nanos(at.nanos()))
     }
 
+    #[inline]
     fn fires_by_tick(&self, key: TimerKey, tick: u64) -> bool {
         match self.entries.get(key.index as usize) {
             Some(entry) if entry.seq == key.seq => entry.tick <= tick.max(self.next_tick),

@@ -178,3 +178,34 @@ fn normal_closes_count_no_stale_events() {
     );
     reactor.shutdown(Duration::from_secs(1));
 }
+
+/// `events` counts every readiness event the loop handled (the `coreloop_events` metric; the
+/// loop counts them while dispatching): each echo round trip on one connection waits for its
+/// answer, so each is at least one readable event of its own.
+#[test]
+fn every_readiness_event_is_counted() {
+    use coreloop_reactor::echo::EchoFactory;
+    let reactor = support::start(
+        1,
+        coreloop_reactor::Balance::LeastLoaded,
+        support::loopback(),
+        Arc::new(EchoFactory),
+        |_| {},
+    );
+    let addr = support::tcp_addr(&reactor);
+    let before = reactor.snapshot().shards[0].events;
+    let mut client = support::echoed(addr, "first\n");
+    for i in 0..30 {
+        let line = format!("round {i}\n");
+        support::write_all(&mut client, line.as_bytes());
+        assert_eq!(
+            support::read_exact(&mut client, line.len()),
+            line.as_bytes()
+        );
+    }
+    let shard = &reactor.snapshot().shards[0];
+    assert!(shard.events - before >= 31, "{shard:?}");
+    assert!(shard.loop_iterations > 0 && shard.events <= 2 * shard.loop_iterations * 1024);
+    drop(client);
+    reactor.shutdown(Duration::from_secs(1));
+}

@@ -156,9 +156,13 @@ impl Conn {
             }
             break;
         }
-        self.deliver_eof(env)?;
-        self.half_closed_both_ways(env)?;
-        self.advance_close(env)?;
+        // A connection reading with no EOF seen has no EOF to deliver, waits for no peer and
+        // is not closing: the three steps below would each only find that out.
+        if self.state != (State::Reading { eof_seen: false }) {
+            self.deliver_eof(env)?;
+            self.half_closed_both_ways(env)?;
+            self.advance_close(env)?;
+        }
         self.release_idle_buffers(env);
         self.sync_timer(env);
         Ok(())

@@ -62,7 +62,16 @@ impl Conn {
     }
 
     /// Every byte is written: shut down the write side if the peer asked for it.
+    #[inline]
     pub(super) fn shut_if_asked(&mut self, env: &mut Env<'_>) -> Drive {
+        // Only a linked connection's peer can ask: the common case returns before the call.
+        if env.link.is_none() {
+            return Ok(());
+        }
+        self.shut_when_flushed(env)
+    }
+
+    fn shut_when_flushed(&mut self, env: &mut Env<'_>) -> Drive {
         let pending = self.pending_output(env);
         let Some(link) = env.link.as_deref_mut() else {
             return Ok(());

@@ -19,7 +19,8 @@ impl Conn {
         if env.segments.has(self.token) {
             return self.flush_with_segment(env);
         }
-        let was_blocked_above_mark = self.pending_output(env) > env.io.write_high_water;
+        // No segment (just checked): the pending output is the buffered output.
+        let was_blocked_above_mark = self.buffered_output() > env.io.write_high_water;
         let mut progressed = false;
         let mut had_output = false;
         if let Some(out) = self.out.as_ref() {
@@ -78,6 +79,9 @@ impl Conn {
     /// The output buffer and a queued file segment, in their order. Only a plaintext
     /// connection gets a segment (`Cx::send_file` asks `Transport::can_sendfile`), so there is
     /// no ciphertext to write after it.
+    // Out of line (as `wait_writable`): a small response written at once is the hot path,
+    // and `flush` stays a small function for it.
+    #[inline(never)]
     fn flush_with_segment(&mut self, env: &mut Env<'_>) -> Drive {
         if self
             .out
@@ -135,6 +139,7 @@ impl Conn {
         }
     }
 
+    #[inline(never)]
     pub(super) fn wait_writable(
         &mut self,
         progressed: bool,

@@ -60,6 +60,7 @@ pub struct Cx<'a> {
 
 impl Cx<'_> {
     /// The loop's time for this batch of events.
+    #[inline]
     pub fn now(&self) -> Instant {
         self.now
     }
@@ -70,12 +71,14 @@ impl Cx<'_> {
     }
 
     /// The connection's token, as carried by its completions.
+    #[inline]
     pub fn token(&self) -> ConnToken {
         self.token
     }
 
     /// The write buffer: append output here. It is taken from the shard's pool on first use and
     /// returned once written, so an idle connection holds none.
+    #[inline]
     pub fn out(&mut self) -> &mut Vec<u8> {
         let pool = &mut *self.pool;
         self.out.get_or_insert_with(|| pool.take())
@@ -86,11 +89,13 @@ impl Cx<'_> {
     /// again after a flush or a completion). A protocol that scans for a terminator starts
     /// its scan there (less what a terminator may straddle), so it never rescans; `0` outside
     /// `on_input`.
+    #[inline]
     pub fn unseen_from(&self) -> usize {
         self.unseen_from
     }
 
     /// Bytes written by the protocol and not yet sent, a queued file segment's included.
+    #[inline]
     pub fn pending_output(&self) -> usize {
         let segment = self.segments.remaining(self.token);
         self.out
@@ -138,6 +143,7 @@ impl Cx<'_> {
 
     /// Input received and not consumed, outside [`Protocol::on_input`] (where it is the input
     /// itself): a partial message the peer is still sending.
+    #[inline]
     pub fn buffered_input(&self) -> usize {
         self.buffered_input
     }
@@ -151,11 +157,13 @@ impl Cx<'_> {
     /// [`set_deadline`](Self::set_deadline) at `after` from [`now`](Self::now): the same
     /// deadline, without an `Instant` to add and convert (what a protocol that sets a deadline
     /// on every request should call).
+    #[inline]
     pub fn set_deadline_in(&mut self, after: Duration) {
         *self.deadline = Some(self.moment.after(after));
     }
 
     /// Cancels the protocol deadline.
+    #[inline]
     pub fn clear_deadline(&mut self) {
         *self.deadline = None;
     }
@@ -387,6 +395,7 @@ impl Cx<'_> {
     }
 
     /// True once the server has started draining.
+    #[inline]
     pub fn is_draining(&self) -> bool {
         self.draining
     }
@@ -397,6 +406,7 @@ impl Cx<'_> {
     /// ([`crate::ReactorConfig::keepalive_grace`]), with a clean close (the peer reads an
     /// end of stream, never a reset). Any byte that arrives ends the idle state, so only call
     /// it again after the next answer. A protocol that never calls it is never evicted.
+    #[inline]
     pub fn mark_idle(&mut self) {
         self.marked_idle = true;
     }
