@@ -12,6 +12,7 @@ mod drain_report;
 mod eviction;
 mod files;
 mod files_cache;
+mod files_held;
 mod grammar;
 mod http_proxy;
 mod http_proxy_pool;

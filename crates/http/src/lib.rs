@@ -65,3 +65,5 @@ mod grammar_tests;
 mod held_tests;
 #[cfg(test)]
 mod protocol_tests;
+#[cfg(test)]
+mod split_tests;
