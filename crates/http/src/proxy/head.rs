@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use crate::body::BodyDecoder;
 use crate::head::{trim, Framing};
+use crate::response::push_decimal;
 
 /// Upstream response heads with more fields than this are refused (502).
 const MAX_FIELDS: usize = 128;
@@ -236,21 +237,6 @@ fn via(version: Option<u8>) -> &'static [u8] {
     } else {
         b"1.1 coreloop"
     }
-}
-
-/// `n` in decimal, formatted on the stack (no `String` per request).
-pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// `n` in lowercase hexadecimal (a chunk size), formatted on the stack.
