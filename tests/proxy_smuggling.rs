@@ -11,7 +11,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use crate::support::{repo_file, scrape, Server, WAIT};
+use crate::adversarial::corpus::corpus;
+use crate::support::{scrape, Server, WAIT};
 
 /// What the strict upstream saw.
 #[derive(Default)]
@@ -276,16 +277,7 @@ fn nothing_ambiguous_of_the_corpus_or_the_smuggling_shapes_reaches_the_upstream(
     let (upstream, seen) = strict_upstream();
     let proxy = proxy_to(upstream);
     let web = proxy.addr("web");
-    let mut cases: Vec<(String, Vec<u8>)> = std::fs::read_dir(repo_file("tests/corpus"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "http"))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    cases.sort();
+    let mut cases = corpus();
     assert!(cases.len() >= 150, "{} corpus files", cases.len());
     let shapes = SHAPES.iter().enumerate();
     cases.extend(shapes.map(|(i, s)| (format!("shape-{i}"), s.as_bytes().to_vec())));

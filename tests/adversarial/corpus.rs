@@ -12,7 +12,8 @@ use crate::support::{config, repo_file, Server, WAIT};
 
 const VALID: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
 
-fn corpus() -> Vec<(String, Vec<u8>)> {
+/// Every `.http` file of tests/corpus, by name, sorted.
+pub(crate) fn corpus() -> Vec<(String, Vec<u8>)> {
     let dir: PathBuf = repo_file("tests/corpus");
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()

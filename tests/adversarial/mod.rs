@@ -5,7 +5,7 @@
 
 mod clients;
 mod close_reason;
-mod corpus;
+pub(crate) mod corpus;
 mod drain_race;
 mod fd_limit;
 mod floods;
