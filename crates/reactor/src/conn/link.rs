@@ -111,20 +111,20 @@ impl Conn {
             (verb, cx.resume)
         })?;
         self.apply_resumable(verb, resume, env)?;
-        if let State::Waiting {
-            until: Wait::Peer,
-            eof,
-        } = self.state
-        {
-            // Half-closed, and nothing can reach it any more.
-            self.begin_close(eof);
-        }
+        self.close_if_waiting_for_peer();
         self.settle(env)
     }
 
     /// This connection ended its own link (`Cx::unlink`): a half-closed side waiting for its
     /// peer has nothing left to wait for.
     pub fn after_unlink(&mut self, env: &mut Env<'_>) -> Drive {
+        self.close_if_waiting_for_peer();
+        self.settle(env)
+    }
+
+    /// A side half-closed and waiting for its linked peer, with no link left: nothing can
+    /// reach it any more, so it closes.
+    fn close_if_waiting_for_peer(&mut self) {
         if let State::Waiting {
             until: Wait::Peer,
             eof,
@@ -132,7 +132,6 @@ impl Conn {
         {
             self.begin_close(eof);
         }
-        self.settle(env)
     }
 
     /// The link was just made: the protocol hears it, then input buffered before it goes to
