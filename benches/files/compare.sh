@@ -4,7 +4,10 @@
 # Servers pinned to CPU 1, curl to CPU 0; rounds alternate nginx, coreloop; medians, and the
 # ratio to nginx. Server CPU is every thread's time on CPU from /proc/PID/task/*/schedstat
 # (nanoseconds; clock ticks are too coarse for a few hundred MB), read before and after each
-# round's downloads.
+# round's downloads. Also loopback packets per download (both directions, from
+# /sys/class/net/lo/statistics/tx_packets: the whole machine's, so read it on an idle box),
+# a figure the box's noise does not move: short packets cost per-packet kernel work on the
+# server's core.
 #
 # Usage: [CORELOOP_BIN=path] benches/files/compare.sh [ROUNDS] [DOWNLOADS]
 #        (defaults: 5 rounds of 10 downloads; the release build of this tree)
@@ -106,41 +109,49 @@ cpu_ns() {
 
 nginx_pids() { echo "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER"); }
 
-# One round against one server: prints "MB_per_cpu_s MB_per_s".
+lo_packets() { cat /sys/class/net/lo/statistics/tx_packets; }
+
+# One round against one server: prints "MB_per_cpu_s MB_per_s packets_per_download".
 measure() {
     local port=$1
     shift
-    local before after start end
+    local before after start end packets
     before=$(cpu_ns "$@")
+    packets=$(lo_packets)
     start=$(date +%s%N)
     for _ in $(seq "$DOWNLOADS"); do
         taskset -c 0 curl -sf -o /dev/null "http://127.0.0.1:$port/big.bin"
     done
     end=$(date +%s%N)
     after=$(cpu_ns "$@")
+    packets=$(( ($(lo_packets) - packets) / DOWNLOADS ))
     awk -v mb=$((MIB * DOWNLOADS * 1048576)) -v cpu=$((after - before)) -v wall=$((end - start)) \
-        'BEGIN { printf "%.0f %.0f\n", mb / 1e6 / (cpu / 1e9), mb / 1e6 / (wall / 1e9) }'
+        -v packets="$packets" \
+        'BEGIN { printf "%.0f %.0f %d\n", mb / 1e6 / (cpu / 1e9), mb / 1e6 / (wall / 1e9), packets }'
 }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-n_cpu=() n_wall=() c_cpu=() c_wall=()
+n_cpu=() n_wall=() n_pk=() c_cpu=() c_wall=() c_pk=() ratios=()
 for round in $(seq "$ROUNDS"); do
-    read -r cpu wall < <(measure $NGINX_PORT $(nginx_pids))
-    echo "round $round nginx: $cpu MB/CPU-s, $wall MB/s" >&2
-    n_cpu+=("$cpu") n_wall+=("$wall")
-    read -r cpu wall < <(measure $CORELOOP_PORT "$CORELOOP_PID")
-    echo "round $round coreloop: $cpu MB/CPU-s, $wall MB/s" >&2
-    c_cpu+=("$cpu") c_wall+=("$wall")
+    read -r cpu wall packets < <(measure $NGINX_PORT $(nginx_pids))
+    echo "round $round nginx: $cpu MB/CPU-s, $wall MB/s, $packets packets per download" >&2
+    n_cpu+=("$cpu") n_wall+=("$wall") n_pk+=("$packets")
+    nginx_cpu=$cpu
+    read -r cpu wall packets < <(measure $CORELOOP_PORT "$CORELOOP_PID")
+    echo "round $round coreloop: $cpu MB/CPU-s, $wall MB/s, $packets packets per download" >&2
+    c_cpu+=("$cpu") c_wall+=("$wall") c_pk+=("$packets")
+    ratios+=("$(awk -v c="$cpu" -v n="$nginx_cpu" 'BEGIN { printf "%.3f", c / n }')")
 done
 
-nc=$(median "${n_cpu[@]}") nw=$(median "${n_wall[@]}")
-cc=$(median "${c_cpu[@]}") cw=$(median "${c_wall[@]}")
+nc=$(median "${n_cpu[@]}") nw=$(median "${n_wall[@]}") np=$(median "${n_pk[@]}")
+cc=$(median "${c_cpu[@]}") cw=$(median "${c_wall[@]}") cp=$(median "${c_pk[@]}")
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -r)"
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2), coreloop: $($CORELOOP --version)"
 echo "$ROUNDS rounds x $DOWNLOADS downloads of $MIB MiB, medians"
-echo "| server | MB per server CPU-s | ratio to nginx | MB/s wall | ratio to nginx |"
-echo "|---|---|---|---|---|"
-echo "| nginx (sendfile on) | $nc | 1.00 | $nw | 1.00 |"
-awk -v cc="$cc" -v nc="$nc" -v cw="$cw" -v nw="$nw" \
-    'BEGIN { printf "| coreloop | %s | %.2f | %s | %.2f |\n", cc, cc / nc, cw, cw / nw }'
+echo "| server | MB per server CPU-s | ratio to nginx | MB/s wall | ratio to nginx | loopback packets per download |"
+echo "|---|---|---|---|---|---|"
+echo "| nginx (sendfile on) | $nc | 1.00 | $nw | 1.00 | $np |"
+awk -v cc="$cc" -v nc="$nc" -v cw="$cw" -v nw="$nw" -v cp="$cp" \
+    'BEGIN { printf "| coreloop | %s | %.2f | %s | %.2f | %s |\n", cc, cc / nc, cw, cw / nw, cp }'
+echo "median of the per-round ratios (coreloop / nginx, MB per server CPU-s): $(median "${ratios[@]}")"

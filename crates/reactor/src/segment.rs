@@ -36,6 +36,8 @@ pub(crate) struct Segment {
     len: u64,
     /// Output bytes (from the start of the output buffer) queued before the segment.
     after: usize,
+    /// The socket is corked for this segment (see [`drain`]).
+    corked: bool,
 }
 
 /// Why [`crate::Cx::send_file`] did not queue a segment; the caller sends the bytes another
@@ -56,6 +58,7 @@ impl Segment {
             offset,
             len,
             after,
+            corked: false,
         }
     }
 
@@ -145,6 +148,17 @@ pub(crate) fn drain(
         from_file: 0,
         blocked: false,
     };
+    // Corked from the segment's first write (or the output bytes before it: the response
+    // head) to its last: with TCP_NODELAY, set on every accepted socket, each `send` and
+    // `sendfile` call would end in a short packet of its own, whose per-packet work both ends
+    // of a loopback connection pay for; corked, the head and the file leave in full-sized
+    // packets, as nginx's `tcp_nopush` sends them. Uncorking when the segment is done pushes
+    // its tail at once. A failed setsockopt costs only the packing.
+    if let Some(seg) = segment.as_mut() {
+        if !seg.corked {
+            seg.corked = stream.set_cork(true).is_ok();
+        }
+    }
     loop {
         let mark = segment
             .as_ref()
@@ -157,6 +171,9 @@ pub(crate) fn drain(
         };
         if !write_segment(stream, seg, &mut drained)? {
             return Ok(drained);
+        }
+        if seg.corked {
+            let _ = stream.set_cork(false);
         }
         *segment = None;
     }
@@ -311,6 +328,57 @@ mod tests {
         // Nothing read since: a second turn writes nothing and still blocks.
         let again = drain(&mut ours, None, &mut pos, &mut seg).unwrap();
         assert_eq!((again.wrote, again.blocked), (0, true));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    /// A loopback TCP pair: ours non-blocking (as the shard's), theirs a plain blocking socket.
+    fn tcp_pair() -> (Stream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let theirs = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        ours.set_nodelay(true).unwrap();
+        (Stream::Tcp(mio::net::TcpStream::from_std(ours)), theirs)
+    }
+
+    fn corked(stream: &Stream) -> bool {
+        let Stream::Tcp(tcp) = stream else {
+            unreachable!("a TCP pair")
+        };
+        rustix::net::sockopt::tcp_cork(tcp).unwrap()
+    }
+
+    /// Corked while a segment is unsent (so the head and the file leave in full packets),
+    /// and uncorked the moment it is done: a cork left on would hold the tail of the file and
+    /// the next response back for the kernel's 200 ms.
+    #[test]
+    fn a_tcp_socket_is_corked_while_its_segment_is_sent_and_uncorked_after() {
+        let data: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 253) as u8).collect();
+        let (file, path) = file_of("cork", &data);
+        let (mut ours, mut theirs) = tcp_pair();
+        assert!(!corked(&ours));
+        let out = b"HEAD|".to_vec();
+        let mut seg = Some(Segment::new(file, 0, data.len() as u64, out.len()));
+        let mut pos = 0;
+        let first = drain(&mut ours, Some(&out), &mut pos, &mut seg).unwrap();
+        assert!(first.blocked, "16 MiB fit a fresh socket at once");
+        assert!(corked(&ours), "not corked while the segment is sent");
+        theirs
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let want = out.len() + data.len();
+        let mut got = 0;
+        let mut chunk = vec![0; 256 * 1024];
+        while got < want {
+            if seg.is_some() {
+                drain(&mut ours, Some(&out), &mut pos, &mut seg).unwrap();
+            }
+            let n = theirs.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed early");
+            got += n;
+        }
+        assert!(seg.is_none());
+        assert!(!corked(&ours), "still corked after the segment was sent");
         std::fs::remove_file(path).unwrap();
     }
 

@@ -307,6 +307,16 @@ impl Stream {
         }
     }
 
+    /// Holds back partial TCP segments (`TCP_CORK`) while on: a file sent by `sendfile`
+    /// then leaves in full-sized packets instead of one short packet per call. Unix sockets
+    /// have no segments: nothing to do.
+    pub fn set_cork(&self, on: bool) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => rustix::net::sockopt::set_tcp_cork(s, on).map_err(io::Error::from),
+            Self::Unix(_) => Ok(()),
+        }
+    }
+
     /// `sendfile(2)` of up to `count` bytes of `file` from `*offset` (moved past what was
     /// sent); only called when [`Self::can_send_file`].
     pub fn send_file(
