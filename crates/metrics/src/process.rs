@@ -1,8 +1,8 @@
 //! Standard `process_*` figures, read from `/proc/self` (no libc: plain files).
 //!
-//! Reading them costs file opens and, for the fd count, a directory walk as long as the
-//! connection count; a scrape runs on a shard and must not pay that, so a server thread
-//! refreshes a [`ProcessCache`] once a second and the scrape reads its atomics.
+//! Reading them costs file opens (and, on a kernel before 6.2, a directory walk as long as the
+//! connection count for the fd count); a scrape runs on a shard and must not pay that, so a
+//! server thread refreshes a [`ProcessCache`] once a second and the scrape reads its atomics.
 
 use std::fs;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -92,13 +92,28 @@ pub fn snapshot() -> ProcessSnapshot {
     let start_time_seconds = boot_time().and_then(|boot| Some(boot + field(21)? / CLOCK_TICKS));
     ProcessSnapshot {
         resident_bytes: status_kib("VmRSS:").map(|kib| kib * 1024),
-        open_fds: fs::read_dir("/proc/self/fd")
-            .ok()
-            .map(|dir| dir.count() as u64),
+        open_fds: open_fds(),
         max_fds: max_open_files(),
         cpu_seconds,
         start_time_seconds,
     }
+}
+
+/// `process_open_fds`. Since Linux 6.2 the size `stat(2)` gives for `/proc/self/fd` is the
+/// count, taken from the fd table's bitmap: a few hundred words at 10,000 fds, where walking
+/// the directory lists every fd (0.7% of a core at 5,000 connections when it was done once a
+/// second, docs/BENCHMARKS.md). An older kernel says 0 there (no process has no fd), and the
+/// directory is walked, less the fd the walk itself holds open.
+fn open_fds() -> Option<u64> {
+    match fs::metadata("/proc/self/fd") {
+        Ok(dir) if dir.len() > 0 => Some(dir.len()),
+        _ => walked_fds(),
+    }
+}
+
+fn walked_fds() -> Option<u64> {
+    let dir = fs::read_dir("/proc/self/fd").ok()?;
+    Some((dir.count() as u64).saturating_sub(1))
 }
 
 /// The fields of `/proc/self/stat` after the command name (which may hold spaces and
@@ -150,6 +165,34 @@ mod tests {
             .as_secs_f64();
         let start = p.start_time_seconds.unwrap();
         assert!(start <= now + 1.0 && start > now - 86_400.0 * 365.0);
+    }
+
+    /// The count follows fds opened and closed, and agrees with the directory walk. Other
+    /// tests of this binary run on other threads and may hold a few fds for a moment, hence
+    /// the slack.
+    #[test]
+    fn the_fd_count_follows_opens_and_closes() {
+        const SLACK: u64 = 8;
+        let before = open_fds().unwrap();
+        let files: Vec<_> = (0..64)
+            .map(|_| fs::File::open("/dev/null").unwrap())
+            .collect();
+        let with = open_fds().unwrap();
+        assert!(
+            with + SLACK >= before + 64,
+            "{before} then {with} with 64 more"
+        );
+        let walked = walked_fds().unwrap();
+        assert!(
+            with.abs_diff(walked) <= SLACK,
+            "count {with}, walk {walked}"
+        );
+        drop(files);
+        let after = open_fds().unwrap();
+        assert!(
+            after <= with - 64 + SLACK,
+            "{with} then {after} with 64 closed"
+        );
     }
 
     #[test]
