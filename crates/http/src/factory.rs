@@ -20,6 +20,7 @@ use crate::files::OpenFiles;
 use crate::held::Held;
 use crate::response::{format_date, DateBytes};
 use crate::router::{Route, RouteError, RouteTable};
+use crate::stamp::Stamp;
 use crate::stats::{HttpStats, ShardHttpStats};
 
 /// A config and its compiled routes: what a connection consults at each request.
@@ -157,7 +158,7 @@ pub(crate) struct Shared {
 pub(crate) struct LastDone {
     token: ConnToken,
     turn: Instant,
-    at: Instant,
+    at: Stamp,
 }
 
 /// Idle per-request buffers a shard keeps, and the capacity past which one is dropped instead
@@ -202,15 +203,15 @@ impl Shared {
     /// finished its previous response in this same loop turn (a pipelined batch), nothing ran
     /// in between, so that moment is reused instead of reading the clock again: one clock
     /// read per pipelined request instead of two.
-    pub(crate) fn request_start(&self, token: ConnToken, turn: Instant) -> Instant {
+    pub(crate) fn request_start(&self, token: ConnToken, turn: Instant) -> Stamp {
         match self.last_done.get() {
             Some(last) if last.token == token && last.turn == turn => last.at,
-            _ => Instant::now(),
+            _ => Stamp::now(),
         }
     }
 
     /// Files the time `token` finished a response, for [`Shared::request_start`].
-    pub(crate) fn note_done(&self, token: ConnToken, turn: Instant, at: Instant) {
+    pub(crate) fn note_done(&self, token: ConnToken, turn: Instant, at: Stamp) {
         self.last_done.set(Some(LastDone { token, turn, at }));
     }
 

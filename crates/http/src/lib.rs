@@ -32,6 +32,7 @@ mod proxy;
 mod response;
 mod router;
 mod scan;
+mod stamp;
 mod stats;
 
 pub use access::{AccessLogHook, AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};

@@ -100,3 +100,4 @@ pub use reactor::{start, DrainReport, ReactorHandle, StartError, StatsReader, MA
 pub use segment::{page_cache_resident, SendFileRefused};
 pub use socket::ListenAddr;
 pub use stats::{CloseReason, OutboundSnapshot, PauseCause, Snapshot};
+pub use sys::monotonic_nanos;

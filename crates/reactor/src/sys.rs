@@ -1,7 +1,8 @@
 //! The only module of the workspace with `unsafe`: taking ownership of file descriptors that
 //! systemd passed to this process by socket activation (sd_listen_fds(3)), asking glibc's
 //! allocator to give free memory back (malloc_trim(3), mallinfo2(3)), and asking the kernel
-//! how much of a file is in the page cache (cachestat(2), which libc does not wrap).
+//! how much of a file is in the page cache (cachestat(2), which libc does not wrap), and
+//! reading the monotonic clock without std's wrapping around it.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
@@ -135,6 +136,27 @@ pub(crate) fn cached_pages(file: &std::fs::File, offset: u64, len: u64) -> std::
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn cached_pages(_: &std::fs::File, _: u64, _: u64) -> std::io::Result<u64> {
     Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock `Instant` reads), from an arbitrary start
+/// (boot). glibc reads it from the vDSO without a syscall. std's `Instant::now` adds range
+/// checks, and its `duration_since` a timespec subtraction with a borrow and a `Result`: about
+/// 110 instructions for the read and the subtraction every HTTP request pays for its latency
+/// (callgrind, S1), where this and a u64 subtraction take about 25. (rustix's own vDSO reader
+/// would need no `unsafe`, but its auxv probe crashes callgrind, which the instruction counts
+/// of docs/BENCHMARKS.md are measured under.)
+#[inline]
+pub fn monotonic_nanos() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one `timespec` through the pointer, which points at a live
+    // local of exactly that type, and keeps no pointer to it; CLOCK_MONOTONIC exists on every
+    // Linux, so it cannot fail (and a failure would leave the zeros: a duration of 0).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    // Never negative; u64 nanoseconds last 584 years of uptime.
+    (now.tv_sec as u64) * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// The page size, the unit of the page cache.

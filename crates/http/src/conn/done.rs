@@ -1,14 +1,13 @@
 //! The end of a request: its counters and access-log line, then the connection's next
 //! phase (idle with its keep-alive deadline, the next pipelined request, or closed).
 
-use std::time::Instant;
-
 use coreloop_reactor::Cx;
 
 use super::{Batch, Flow, HttpConn, Phase, Timer};
 use crate::access::{AccessRecord, ACCESS_FIELD_MAX, ACCESS_PATH_MAX};
 use crate::exchange::Target;
 use crate::head::Head;
+use crate::stamp::Stamp;
 use crate::stats;
 
 impl HttpConn {
@@ -44,14 +43,14 @@ impl HttpConn {
     ) -> Flow {
         // The response is in the connection's output, which the reactor writes to the socket
         // when this step returns; read the clock now for the same reason as `begin_request`.
-        let now = Instant::now();
+        let now = Stamp::now();
         self.shared.note_done(cx.token(), cx.now(), now);
         let started = self
             .scratch
             .as_mut()
             .and_then(|s| s.started.take())
             .unwrap_or(now);
-        let duration = now.saturating_duration_since(started);
+        let duration = now.since(started);
         self.shared.stats.record(route, method, status, duration);
         if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
             (log.0)(&AccessRecord {

@@ -17,7 +17,6 @@
 
 use std::any::Any;
 use std::rc::Rc;
-use std::time::Instant;
 
 use coreloop_reactor::{Cx, Job, JobFailure, JobId, Verb};
 
@@ -136,7 +135,7 @@ pub(crate) struct Scratch {
     pub log_mark: usize,
     /// When the request in progress started (its latency's start). Here rather than in
     /// `HttpConn`, so an idle connection does not carry it; `None`: nothing of a request yet.
-    pub started: Option<Instant>,
+    pub started: Option<crate::stamp::Stamp>,
     /// The job the request waits for (`Phase::Awaiting`), set when it is submitted.
     pub job: Option<JobId>,
     /// How far the look for the end of a head that arrives in pieces got. Here rather than in
