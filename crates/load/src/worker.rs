@@ -181,9 +181,16 @@ impl Worker {
                     .sum::<u64>();
             }
         }
-        // Slots not yet connected will not be: close them so `finished` can see the end.
+        // Slots not yet connected will not be: close them so `finished` can see the end. Not
+        // a slot reconnecting with requests to write again after a clean close (`reconnect`):
+        // those were sent once and can still be answered in the drain, as an open socket's
+        // can, so failing them would count as errors requests the server answers (seen: 202
+        // of 203 completed and one "read" error, against a server that closes after every
+        // response). If the connect fails, `retry_connect` fails them then.
         for c in &mut self.conns {
-            if c.phase != Phase::Open {
+            let retrying = !c.in_flight.is_empty()
+                && matches!(c.phase, Phase::Connecting(_) | Phase::Handshaking(_));
+            if c.phase != Phase::Open && !retrying {
                 exchange::fail_all(c, &mut self.env, ErrorKind::Read);
                 c.close(self.poll.registry());
                 c.phase = Phase::Done;
