@@ -221,3 +221,23 @@ fn duration_run_stops_on_time() {
     // The server also answered warm-up requests, which are not counted.
     assert!(server.received() >= r.requests.completed);
 }
+
+/// The drain keeps the requests a slot is reconnecting to write again when the run ends.
+/// Against a server that closes after every response, 32 connections are always
+/// reconnecting somewhere, so the end of the duration finds slots mid-connect with
+/// pipelined requests to write again: they are answered in the drain, not failed as read
+/// errors (which is what the run counted before the drain kept them).
+#[test]
+fn requests_a_reconnecting_slot_holds_when_the_run_ends_are_answered() {
+    let announced = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+    let closing = Server::start(Behaviour::http(announced, true));
+    let mut c = config(&closing.http_url());
+    c.connections = 32;
+    c.pipeline = 4;
+    c.duration = std::time::Duration::from_millis(300);
+    let r = run(&c);
+    assert!(r.requests.retried > 0, "no request was written again");
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(r.requests.completed, r.requests.sent);
+    assert_eq!(closing.received(), r.requests.completed);
+}
