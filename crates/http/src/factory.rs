@@ -20,7 +20,7 @@ use crate::files::OpenFiles;
 use crate::held::Held;
 use crate::response::{format_date, DateBytes};
 use crate::router::{Route, RouteError, RouteTable};
-use crate::stamp::Stamp;
+use crate::stamp::{Stamp, Untimed};
 use crate::stats::{HttpStats, ShardHttpStats};
 
 /// A config and its compiled routes: what a connection consults at each request.
@@ -142,6 +142,8 @@ pub(crate) struct Shared {
     /// The last response finished on this shard: which connection, in which loop turn, and
     /// the real time then (see [`Shared::request_start`]).
     pub last_done: Cell<Option<LastDone>>,
+    /// Responses of the batch being answered, timed when its `on_input` call ends.
+    pub untimed: RefCell<Untimed>,
     /// Whether this listener's transport takes `sendfile` (`Cx::can_send_file`), noted at
     /// each accept: every connection of a listener has the same transport.
     pub send_file: Cell<bool>,
@@ -186,6 +188,7 @@ impl Shared {
             scratch_pool: RefCell::new(Vec::new()),
             exchange_pool: RefCell::new(Vec::new()),
             last_done: Cell::new(None),
+            untimed: RefCell::new(Untimed::new()),
             send_file: Cell::new(false),
             proxies: crate::proxy::Targets::new(wants_peers),
             open_files: RefCell::new(OpenFiles::default()),
@@ -200,9 +203,9 @@ impl Shared {
     }
 
     /// The real time a request that begins now on `token` started. When the same connection
-    /// finished its previous response in this same loop turn (a pipelined batch), nothing ran
-    /// in between, so that moment is reused instead of reading the clock again: one clock
-    /// read per pipelined request instead of two.
+    /// finished its previous response in this same loop turn, this one starts at the moment
+    /// `note_done` filed, without a clock read: its batch's start when it came in the same
+    /// read as that response, else that response's end (nothing ran in between).
     pub(crate) fn request_start(&self, token: ConnToken, turn: Instant) -> Stamp {
         match self.last_done.get() {
             Some(last) if last.token == token && last.turn == turn => last.at,
@@ -210,9 +213,32 @@ impl Shared {
         }
     }
 
-    /// Files the time `token` finished a response, for [`Shared::request_start`].
+    /// Files when the next request of `token` in this turn starts, for
+    /// [`Shared::request_start`].
     pub(crate) fn note_done(&self, token: ConnToken, turn: Instant, at: Stamp) {
         self.last_done.set(Some(LastDone { token, turn, at }));
+    }
+
+    /// Holds the timing of a response of `token`'s batch begun at `since` ([`Untimed`]).
+    pub(crate) fn hold_timing(&self, token: ConnToken, since: Stamp, series: usize) {
+        (self.untimed.borrow_mut()).hold(token, since, series, &self.stats);
+    }
+
+    /// Times the held responses as ending at `now`.
+    pub(crate) fn time_held(&self, now: Stamp) {
+        let mut untimed = self.untimed.borrow_mut();
+        if !untimed.is_empty() {
+            untimed.time(now, &self.stats);
+        }
+    }
+
+    /// Times the held responses as ending now: their batch is about to be written. Reads the
+    /// clock only when something is held.
+    pub(crate) fn time_held_now(&self) {
+        let mut untimed = self.untimed.borrow_mut();
+        if !untimed.is_empty() {
+            untimed.time(Stamp::now(), &self.stats);
+        }
     }
 
     /// Files the peer `open` saw under the connection's token (access log and proxy routes'

@@ -68,3 +68,5 @@ mod held_tests;
 mod protocol_tests;
 #[cfg(test)]
 mod split_tests;
+#[cfg(test)]
+mod timing_tests;

@@ -153,8 +153,21 @@ impl ShardHttpStats {
     /// byte of its request.
     #[inline]
     pub fn record(&self, route: usize, method: usize, status: u16, latency: Duration) {
-        let series = route.min(OTHER_ROUTE) * METHOD_LABELS.len() + method.min(UNKNOWN_METHOD);
+        let series = series(route, method);
+        self.count(series, status);
+        self.time(series, latency, 1);
+    }
+
+    /// Counts one response of `series` (from [`series`]) with `status`, its time to come
+    /// ([`ShardHttpStats::time`]).
+    #[inline]
+    pub fn count(&self, series: usize, status: u16) {
         bump(&self.requests[series * CODE_SLOTS + code_slot(status)], 1);
+    }
+
+    /// Times `responses` responses of `series` that each took `latency`.
+    #[inline]
+    pub fn time(&self, series: usize, latency: Duration, responses: u64) {
         // Not `as_micros`: its u128 division is a libcall, on every response.
         let micros = (latency.as_secs().saturating_mul(1_000_000))
             .saturating_add(u64::from(latency.subsec_micros()));
@@ -162,9 +175,18 @@ impl ShardHttpStats {
             .iter()
             .position(|&b| micros <= b)
             .unwrap_or(BUCKET_MICROS.len());
-        bump(&self.buckets[series * BUCKETS + bucket], 1);
-        bump(&self.latency_micros[series], micros);
+        bump(&self.buckets[series * BUCKETS + bucket], responses);
+        bump(
+            &self.latency_micros[series],
+            micros.saturating_mul(responses),
+        );
     }
+}
+
+/// The histogram series of a route slot and a method slot.
+#[inline]
+pub fn series(route: usize, method: usize) -> usize {
+    route.min(OTHER_ROUTE) * METHOD_LABELS.len() + method.min(UNKNOWN_METHOD)
 }
 
 /// The figures of one (route, method) pair that has served at least one response.

@@ -1,6 +1,8 @@
 //! The end of a request: its counters and access-log line, then the connection's next
 //! phase (idle with its keep-alive deadline, the next pipelined request, or closed).
 
+use std::time::Duration;
+
 use coreloop_reactor::Cx;
 
 use super::{Batch, Flow, HttpConn, Phase, Timer};
@@ -41,31 +43,27 @@ impl HttpConn {
         follows: bool,
         cx: &mut Cx<'_>,
     ) -> Flow {
+        let series = stats::series(route, method);
+        self.shared.stats.count(series, status);
+        let started = self.scratch.as_mut().and_then(|s| s.started.take());
         // The response is in the connection's output, which the reactor writes to the socket
-        // when this step returns; read the clock now for the same reason as `begin_request`.
-        let now = Stamp::now();
-        self.shared.note_done(cx.token(), cx.now(), now);
-        let started = self
-            .scratch
-            .as_mut()
-            .and_then(|s| s.started.take())
-            .unwrap_or(now);
-        let duration = now.since(started);
-        self.shared.stats.record(route, method, status, duration);
-        if let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) {
-            (log.0)(&AccessRecord {
-                shard: cx.shard(),
-                listener: self.shared.listener.get(),
-                peer: self.shared.peer_of(cx.token()),
-                method: &scratch.log_method,
-                path: &scratch.log_path,
-                user_agent: &scratch.log_agent,
-                referer: &scratch.log_referer,
-                minor: scratch.log_minor,
-                status,
-                bytes: cx.pending_output().saturating_sub(scratch.log_mark) as u64,
-                duration,
-            });
+        // when this step returns. Within an `on_input` call that may answer more, that write
+        // waits for the call's end, and the response is timed then with the rest of its batch
+        // (`stamp::Untimed`); the next request of the batch began when this one did, with the
+        // same read. An access log line needs its own duration at once.
+        let batched =
+            follows && !close && self.batch != Batch::Off && self.shared.access_log.is_none();
+        if batched {
+            let since = started.unwrap_or_else(Stamp::now);
+            self.shared.note_done(cx.token(), cx.now(), since);
+            self.shared.hold_timing(cx.token(), since, series);
+        } else {
+            let now = Stamp::now();
+            self.shared.time_held(now);
+            self.shared.note_done(cx.token(), cx.now(), now);
+            let duration = now.since(started.unwrap_or(now));
+            self.shared.stats.time(series, duration, 1);
+            self.log_access(status, duration, cx);
         }
         self.served += 1;
         self.http10 = false;
@@ -105,10 +103,31 @@ impl HttpConn {
         Flow::Answered
     }
 
+    /// The access log line of the response just finished, if the listener keeps a log.
+    fn log_access(&self, status: u16, duration: Duration, cx: &Cx<'_>) {
+        let (Some(log), Some(scratch)) = (&self.shared.access_log, self.scratch.as_deref()) else {
+            return;
+        };
+        (log.0)(&AccessRecord {
+            shard: cx.shard(),
+            listener: self.shared.listener.get(),
+            peer: self.shared.peer_of(cx.token()),
+            method: &scratch.log_method,
+            path: &scratch.log_path,
+            user_agent: &scratch.log_agent,
+            referer: &scratch.log_referer,
+            minor: scratch.log_minor,
+            status,
+            bytes: cx.pending_output().saturating_sub(scratch.log_mark) as u64,
+            duration,
+        });
+    }
+
     /// The end of an `on_input` call: the idling an answer left for it ([`Batch`]), as
     /// `done_as` outside a call would have done it. A request begun since has its own
     /// deadline and the scratch.
     pub(super) fn settle_input(&mut self, cx: &mut Cx<'_>) {
+        self.shared.time_held_now();
         let idled = self.batch == Batch::Idled;
         self.batch = Batch::Off;
         if !idled {
