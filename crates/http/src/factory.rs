@@ -224,20 +224,12 @@ impl Shared {
         (self.untimed.borrow_mut()).hold(token, since, series, &self.stats);
     }
 
-    /// Times the held responses as ending at `now`.
-    pub(crate) fn time_held(&self, now: Stamp) {
+    /// Times the held responses as ending at `now` (read only when something is held: at
+    /// the end of an `on_input` call the batch is about to be written).
+    pub(crate) fn time_held(&self, now: impl FnOnce() -> Stamp) {
         let mut untimed = self.untimed.borrow_mut();
         if !untimed.is_empty() {
-            untimed.time(now, &self.stats);
-        }
-    }
-
-    /// Times the held responses as ending now: their batch is about to be written. Reads the
-    /// clock only when something is held.
-    pub(crate) fn time_held_now(&self) {
-        let mut untimed = self.untimed.borrow_mut();
-        if !untimed.is_empty() {
-            untimed.time(Stamp::now(), &self.stats);
+            untimed.time(now(), &self.stats);
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coreloop_reactor::testing::Harness;
-use coreloop_reactor::{ConnInfo, ProtocolFactory, Verb};
+use coreloop_reactor::{ConnInfo, Protocol, ProtocolFactory, Verb};
 
 use crate::protocol_tests::{config, statuses, text};
 use crate::{Handler, HttpFactory, Request, Response, Route, SeriesSnapshot, LATENCY_BUCKETS};
@@ -37,6 +37,19 @@ fn factory() -> Arc<HttpFactory> {
         },
     ));
     HttpFactory::new(config(), routes).unwrap()
+}
+
+/// One connection of shard 0, opened.
+fn open(factory: &HttpFactory) -> (Harness, Box<dyn Protocol>) {
+    let info = ConnInfo {
+        listener: 0,
+        peer: None,
+        shard: 0,
+    };
+    let mut protocol = factory.for_shard(0).open(&info);
+    let mut harness = Harness::new();
+    assert_eq!(harness.open(protocol.as_mut()), Verb::Read);
+    (harness, protocol)
 }
 
 fn get(paths: &[&str]) -> Vec<u8> {
@@ -71,15 +84,7 @@ fn within(series: &SeriesSnapshot, seconds: f64) -> u64 {
 #[test]
 fn responses_of_a_batch_are_timed_when_the_batch_is_written() {
     let factory = factory();
-    let mut shard = factory.for_shard(0);
-    let info = ConnInfo {
-        listener: 0,
-        peer: None,
-        shard: 0,
-    };
-    let mut protocol = shard.open(&info);
-    let mut harness = Harness::new();
-    assert_eq!(harness.open(protocol.as_mut()), Verb::Read);
+    let (mut harness, mut protocol) = open(&factory);
 
     // The slow answer is the third of five: the two before it leave only when it is done.
     let verb = harness.push(protocol.as_mut(), &get(&["/a", "/a", "/slow", "/b", "/c"]));
@@ -108,15 +113,7 @@ fn responses_of_a_batch_are_timed_when_the_batch_is_written() {
 #[test]
 fn every_response_of_a_mixed_batch_is_timed_once() {
     let factory = factory();
-    let mut shard = factory.for_shard(0);
-    let info = ConnInfo {
-        listener: 0,
-        peer: None,
-        shard: 0,
-    };
-    let mut protocol = shard.open(&info);
-    let mut harness = Harness::new();
-    assert_eq!(harness.open(protocol.as_mut()), Verb::Read);
+    let (mut harness, mut protocol) = open(&factory);
 
     let paths = ["/a", "/b", "/c", "/d", "/e", "/nope", "/a", "/e", "/nope"];
     let mut input = get(&paths);

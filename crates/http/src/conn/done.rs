@@ -59,7 +59,7 @@ impl HttpConn {
             self.shared.hold_timing(cx.token(), since, series);
         } else {
             let now = Stamp::now();
-            self.shared.time_held(now);
+            self.shared.time_held(|| now);
             self.shared.note_done(cx.token(), cx.now(), now);
             let duration = now.since(started.unwrap_or(now));
             self.shared.stats.time(series, duration, 1);
@@ -127,7 +127,7 @@ impl HttpConn {
     /// `done_as` outside a call would have done it. A request begun since has its own
     /// deadline and the scratch.
     pub(super) fn settle_input(&mut self, cx: &mut Cx<'_>) {
-        self.shared.time_held_now();
+        self.shared.time_held(Stamp::now);
         let idled = self.batch == Batch::Idled;
         self.batch = Batch::Off;
         if !idled {
