@@ -161,13 +161,13 @@ impl ShardHttpStats {
     /// Counts one response of `series` (from [`series`]) with `status`, its time to come
     /// ([`ShardHttpStats::time`]).
     #[inline]
-    pub fn count(&self, series: usize, status: u16) {
+    pub(crate) fn count(&self, series: usize, status: u16) {
         bump(&self.requests[series * CODE_SLOTS + code_slot(status)], 1);
     }
 
     /// Times `responses` responses of `series` that each took `latency`.
     #[inline]
-    pub fn time(&self, series: usize, latency: Duration, responses: u64) {
+    pub(crate) fn time(&self, series: usize, latency: Duration, responses: u64) {
         // Not `as_micros`: its u128 division is a libcall, on every response.
         let micros = (latency.as_secs().saturating_mul(1_000_000))
             .saturating_add(u64::from(latency.subsec_micros()));
@@ -185,7 +185,7 @@ impl ShardHttpStats {
 
 /// The histogram series of a route slot and a method slot.
 #[inline]
-pub fn series(route: usize, method: usize) -> usize {
+pub(crate) fn series(route: usize, method: usize) -> usize {
     route.min(OTHER_ROUTE) * METHOD_LABELS.len() + method.min(UNKNOWN_METHOD)
 }
 
