@@ -144,14 +144,16 @@ wait_up() {
     exit 1
 }
 
-# utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15, clock ticks).
+# utime and stime of a process, in seconds (/proc/PID/stat fields 14 and 15, clock ticks):
+# "user kernel". Kept apart because the kernel's share per request is what no change in
+# user space can move, and it is most of every server's CPU here.
 cpu_s() {
-    awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print $12 / hz, $13 / hz }' "/proc/$1/stat"
 }
 
 rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 
-# One measured client run against one server; prints "rps server_cpu_s p99_us".
+# One measured client run against one server; prints "rps server_cpu_s p99_us user_cpu_s".
 measure() {  # $1 client, $2 server pid, $3 port, $4 connections, $5 pipeline, $6 rate (or "")
     local url="http://127.0.0.1:$3/plaintext" before after rps p99
     before=$(cpu_s "$2")
@@ -180,7 +182,8 @@ print(r["requests_per_s"], r["latency"]["p99_us"], r["errors"]["connect"] + r["e
         before=$(cat "$WORK/cpu-before")
     fi
     after=$(cpu_s "$2")
-    echo "$rps $(awk -v a="$after" -v b="$before" 'BEGIN { print a - b }') ${p99:-0}"
+    awk -v r="$rps" -v a="$after" -v b="$before" -v l="${p99:-0}" 'BEGIN {
+        split(a, x, " "); split(b, y, " "); print r, x[1] + x[2] - y[1] - y[2], l, x[1] - y[1] }'
 }
 
 
@@ -200,14 +203,21 @@ round_order() {  # $1 round
 
 # Alternating rounds of one scenario with one client; prints one table row per server.
 scenario() {  # $1 label, $2 client, $3 connections, $4 pipeline, $5 rate
-    declare -A rps=() per=() p99=()
+    declare -A rps=() per=() p99=() user=() kernel=()
     for round in $(seq "$ROUNDS"); do
         for server in $(round_order "$round"); do
-            read -r r cpu l < <(measure "$2" "${PID[$server]}" "${PORT[$server]}" "$3" "$4" "$5")
-            local p
+            read -r r cpu l u < <(measure "$2" "${PID[$server]}" "${PORT[$server]}" "$3" "$4" "$5")
+            local p us ks
             p=$(awk -v r="$r" -v c="$cpu" -v s="$SECS" 'BEGIN { print (c > 0 ? r * s / c : 0) }')
-            echo "  $1 $2 round $round $server: $r req/s, server CPU ${cpu}s, $p req/CPU-s, p99 ${l}us" >&2
-            rps[$server]+="$r "; per[$server]+="$p "; p99[$server]+="$l "
+            # Server CPU per request, split: microseconds in user space and in the kernel.
+            read -r us ks < <(awk -v r="$r" -v c="$cpu" -v u="$u" -v s="$SECS" 'BEGIN {
+                n = r * s; print (n > 0 ? u * 1e6 / n : 0), (n > 0 ? (c - u) * 1e6 / n : 0) }')
+            echo "  $1 $2 round $round $server: $r req/s, server CPU ${cpu}s (user ${u}s), $p req/CPU-s, p99 ${l}us" >&2
+            rps[$server]+="$r "; per[$server]+="$p "
+            # wrk prints a latency distribution of 0.00us for some pipelined runs (it records
+            # once per batch): no latency is zero, so such a round has no p99.
+            awk -v l="$l" 'BEGIN { exit !(l > 0) }' && p99[$server]+="$l "
+            user[$server]+="$us "; kernel[$server]+="$ks "
         done
     done
     local base
@@ -216,11 +226,15 @@ scenario() {  # $1 label, $2 client, $3 connections, $4 pipeline, $5 rate
         local rm pm pmin pmax lm
         read -r rm _ _ < <(printf '%s\n' ${rps[$server]} | spread)
         read -r pm pmin pmax < <(printf '%s\n' ${per[$server]} | spread)
-        read -r lm _ _ < <(printf '%s\n' ${p99[$server]} | spread)
+        read -r lm _ _ < <(printf '%s\n' ${p99[$server]:-} | spread)
+        local um km
+        read -r um _ _ < <(printf '%s\n' ${user[$server]} | spread)
+        read -r km _ _ < <(printf '%s\n' ${kernel[$server]} | spread)
         awk -v l="$1" -v c="$2" -v s="$server" -v rm="$rm" -v pm="$pm" -v lo="$pmin" -v hi="$pmax" \
-            -v lm="$lm" -v b="$base" 'BEGIN {
-            printf "| %s | %s | %s | %.0f | %.0f (%.0f-%.0f) | %s | %.0f |\n", l, c, s, rm, pm, lo, hi,
-                (s == "coreloop" ? "1.00" : (pm > 0 ? sprintf("%.2f", b / pm) : "-")), lm }'
+            -v lm="$lm" -v b="$base" -v um="$um" -v km="$km" 'BEGIN {
+            printf "| %s | %s | %s | %.0f | %.0f (%.0f-%.0f) | %s | %s | %.2f / %.2f |\n", l, c, s, rm, pm, lo, hi,
+                (s == "coreloop" ? "1.00" : (pm > 0 ? sprintf("%.2f", b / pm) : "-")),
+                (lm > 0 ? sprintf("%.0f", lm) : "-"), um, km }'
     done
 }
 
@@ -248,8 +262,8 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2), wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}'), coreloop: $($CORELOOP --version)"
 echo "servers: $SERVERS; $ROUNDS rounds of ${SECS}s; medians (min-max); ratio = coreloop req/CPU-s / the server's"
 echo
-echo "| scenario | client | server | req/s | req/server-CPU-s | coreloop / server (per CPU) | p99 us |"
-echo "|---|---|---|---|---|---|---|"
+echo "| scenario | client | server | req/s | req/server-CPU-s | coreloop / server (per CPU) | p99 us | server us per request, user / kernel |"
+echo "|---|---|---|---|---|---|---|---|"
 for s in $SCENARIOS; do
     for client in $CLIENTS; do
         case $s in
