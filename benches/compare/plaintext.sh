@@ -145,8 +145,8 @@ wait_up() {
 }
 
 # utime and stime of a process, in seconds (/proc/PID/stat fields 14 and 15, clock ticks):
-# "user kernel". Kept apart because the kernel's share per request is what no change in
-# user space can move, and it is most of every server's CPU here.
+# "user kernel". Kept apart because the kernel's share is most of every server's CPU here,
+# and a change in user space moves it only indirectly (through the cache lines it leaves).
 cpu_s() {
     awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print $12 / hz, $13 / hz }' "/proc/$1/stat"
 }
